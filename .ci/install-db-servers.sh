@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Install PostgreSQL and MariaDB server binaries for the test suite (Debian 12, run as root).
+#
+# The tests start their own throwaway servers on loopback (see tests/dbservers.py);
+# this script only makes the binaries available. It is idempotent: when the
+# binaries are already present it does nothing (no apt-get update either), and it
+# makes sure the distro's own services are not left running.
+set -euo pipefail
+
+have_pg() {
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+        && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
+}
+
+have_mariadb() {
+    { command -v mariadbd >/dev/null 2>&1 || command -v mysqld >/dev/null 2>&1 \
+        || [ -x /usr/sbin/mariadbd ] || [ -x /usr/sbin/mysqld ]; } \
+        && { command -v mariadb-install-db >/dev/null 2>&1 \
+        || command -v mysql_install_db >/dev/null 2>&1; }
+}
+
+pkgs=()
+have_pg || pkgs+=(postgresql)
+have_mariadb || pkgs+=(mariadb-server)
+
+if [ "${#pkgs[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-db-servers: need root to install: ${pkgs[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    log=$(mktemp)
+    trap 'rm -f "$log"' EXIT
+    # Keep the packages' postinst from starting the system services
+    # (policy-rc.d exit 101 = "action forbidden"); restore afterwards.
+    policy=/usr/sbin/policy-rc.d
+    policy_backup=""
+    if [ -e "$policy" ]; then
+        policy_backup=$(mktemp)
+        cp -p "$policy" "$policy_backup"
+    fi
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    restore_policy() {
+        if [ -n "$policy_backup" ]; then
+            mv -f "$policy_backup" "$policy"
+        else
+            rm -f "$policy"
+        fi
+    }
+    if ! { apt-get update -qq >"$log" 2>&1 \
+        && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >>"$log" 2>&1; }; then
+        restore_policy
+        echo "install-db-servers: apt-get failed installing ${pkgs[*]}:" >&2
+        tail -n 40 "$log" >&2
+        exit 1
+    fi
+    restore_policy
+fi
+
+# Whatever the postinst did (or an earlier run left behind), do not leave the
+# distro's services running: they would hold ports 5432/3306 and waste memory.
+if command -v service >/dev/null 2>&1; then
+    service postgresql stop >/dev/null 2>&1 || true
+    service mariadb stop >/dev/null 2>&1 || true
+fi

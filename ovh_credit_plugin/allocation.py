@@ -1,0 +1,208 @@
+"""Pure allocation of credit to the lines of a charge.
+
+No I/O and no clock: the same inputs always give the same allocation.
+
+Rules (DESIGN.md section 2, rules 6-8):
+
+* a credit may pay a line when ``valid_from <= at < valid_until`` and the
+  line's product is in the credit's scope (an empty scope covers all);
+* consumption order: vouchers before purchased credit, then soonest
+  ``valid_until`` (no end date last), then oldest, then id;
+* no usable credit is left idle: the total applied is the maximum the
+  eligibility rules allow, and among maximal allocations the one that
+  uses credit earliest in the consumption order.
+
+Why not line-by-line greedy: a voucher scoped to ``compute`` and an
+unscoped voucher, lines ``storage 10`` then ``compute 10`` and 10 of each
+voucher: greedy pays ``storage`` with the unscoped voucher first if it comes
+first in order, then ``compute`` with the scoped one: fine; but in the other
+order (unscoped voucher expires sooner and is spent on ``compute``), the
+scoped one is left idle while ``storage`` is still due. Seen as a flow
+network (credits -> lines they may pay -> due), each credit in consumption
+order takes as much as augmenting paths allow, rerouting earlier credits
+without lowering their totals. Supply vectors of a bipartite flow form a
+polymatroid, so this greedy is both maximal and lexicographically first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+ZERO = Decimal(0)
+_FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditState:
+    """What allocation needs to know of one credit."""
+
+    id: int
+    kind: str
+    available: Decimal
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    created_at: dt.datetime
+    products: frozenset[str] = field(default_factory=frozenset)
+
+    def covers(self, product: str) -> bool:
+        return not self.products or product in self.products
+
+    def usable_at(self, at: dt.datetime) -> bool:
+        if self.available <= ZERO or at < self.valid_from:
+            return False
+        return self.valid_until is None or at < self.valid_until
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a charge; ``amount`` is already at ledger scale."""
+
+    id: str
+    product: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """``amount`` of credit ``credit_id`` pays line ``line_id``."""
+
+    line_id: str
+    credit_id: int
+    kind: str
+    amount: Decimal
+
+
+def consumption_key(credit: CreditState) -> tuple[int, dt.datetime, dt.datetime, int]:
+    return (
+        0 if credit.kind == "voucher" else 1,
+        credit.valid_until or _FAR_FUTURE,
+        credit.created_at,
+        credit.id,
+    )
+
+
+def consumption_order(credits: Iterable[CreditState]) -> list[CreditState]:
+    return sorted(credits, key=consumption_key)
+
+
+def allocate(
+    lines: Sequence[Line], credits: Iterable[CreditState], *, at: dt.datetime
+) -> list[Share]:
+    """Shares of credit paying ``lines`` at time ``at``.
+
+    Shares come in consumption order of credits, then line order; amounts are
+    positive and never exceed a line's amount or a credit's availability.
+    """
+    usable = [c for c in consumption_order(credits) if c.usable_at(at)]
+    if not usable or not lines:
+        return []
+    due = [line.amount for line in lines]
+    total_due = sum(due, ZERO)
+    # flow[c][l]: amount credit index c pays line index l (only non-zero kept).
+    flow: list[dict[int, Decimal]] = [{} for _ in usable]
+    # payers[l]: credit indexes with flow on line l, for reverse residual edges.
+    payers: list[dict[int, None]] = [{} for _ in lines]
+    reach: list[list[int]] = []
+
+    for ci, credit in enumerate(usable):
+        if total_due <= ZERO:
+            break
+        eligible = [li for li, line in enumerate(lines) if credit.covers(line.product)]
+        reach.append(eligible)
+        left = credit.available
+        # Direct payment first: cheap, and all a scope-free ledger ever needs.
+        for li in eligible:
+            if due[li] > ZERO:
+                take = min(left, due[li])
+                _push(flow, payers, ci, li, take)
+                due[li] -= take
+                total_due -= take
+                left -= take
+                if left <= ZERO:
+                    break
+        while left > ZERO and total_due > ZERO:
+            path = _augmenting_path(ci, reach, flow, payers, due)
+            if path is None:
+                break
+            left, total_due = _augment(path, left, total_due, flow, payers, due)
+
+    shares = []
+    for ci, credit in enumerate(usable):
+        for li in sorted(flow[ci]):
+            shares.append(Share(lines[li].id, credit.id, credit.kind, flow[ci][li]))
+    return shares
+
+
+def _push(
+    flow: list[dict[int, Decimal]],
+    payers: list[dict[int, None]],
+    ci: int,
+    li: int,
+    amount: Decimal,
+) -> None:
+    new = flow[ci].get(li, ZERO) + amount
+    if new > ZERO:
+        flow[ci][li] = new
+        payers[li][ci] = None
+    else:
+        flow[ci].pop(li, None)
+        payers[li].pop(ci, None)
+
+
+def _augmenting_path(
+    start: int,
+    reach: list[list[int]],
+    flow: list[dict[int, Decimal]],
+    payers: list[dict[int, None]],
+    due: list[Decimal],
+) -> list[tuple[int, int]] | None:
+    """Shortest alternating path credit -> line (-> credit -> line)* ending on a due line.
+
+    Returned as the (credit, line) hops that gain flow; between two hops the
+    next credit gives up its flow on the previous hop's line.
+    """
+    reached_by: dict[int, int] = {}  # line -> credit that reached it
+    entered_via: dict[int, int] = {}  # credit -> line whose flow it gives up
+    queue: deque[int] = deque([start])
+    while queue:
+        ci = queue.popleft()
+        for li in reach[ci]:
+            if li in reached_by:
+                continue
+            reached_by[li] = ci
+            if due[li] > ZERO:
+                hops = [(ci, li)]
+                while ci != start:
+                    li = entered_via[ci]
+                    ci = reached_by[li]
+                    hops.append((ci, li))
+                return hops[::-1]
+            for cj in payers[li]:
+                if cj != start and cj not in entered_via:
+                    entered_via[cj] = li
+                    queue.append(cj)
+    return None
+
+
+def _augment(
+    hops: list[tuple[int, int]],
+    left: Decimal,
+    total_due: Decimal,
+    flow: list[dict[int, Decimal]],
+    payers: list[dict[int, None]],
+    due: list[Decimal],
+) -> tuple[Decimal, Decimal]:
+    amount = min(left, due[hops[-1][1]])
+    # Credit hops[k+1][0] gives up its flow on line hops[k][1].
+    for k in range(len(hops) - 1):
+        amount = min(amount, flow[hops[k + 1][0]][hops[k][1]])
+    for k, (ci, li) in enumerate(hops):
+        _push(flow, payers, ci, li, amount)
+        if k + 1 < len(hops):
+            _push(flow, payers, hops[k + 1][0], li, -amount)
+    due[hops[-1][1]] -= amount
+    return left - amount, total_due - amount

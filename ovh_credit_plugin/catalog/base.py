@@ -1,0 +1,112 @@
+"""The voucher catalog driver interface."""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import hashlib
+
+from ovh_credit_plugin import exceptions, models
+
+NAMESPACE = "ovh_credit_plugin.voucher_catalogs"
+
+
+class CatalogError(exceptions.CreditError):
+    """Base of the catalog's errors; carries what the catalog said, when it said something.
+
+    ``status`` is the HTTP status (None when no answer came), ``request_id``
+    the catalog's request id for its operators, ``response`` the raw answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        response: object | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+        self.response = response
+
+
+class VoucherNotFound(CatalogError, LookupError):
+    """The catalog knows no such code."""
+
+
+class VoucherAlreadyRedeemed(CatalogError):
+    """The code was used up (single use, or max_redemptions reached)."""
+
+
+class VoucherUnavailable(CatalogError):
+    """The voucher is revoked or past its end (410, or its status says so)."""
+
+
+class CatalogThrottled(CatalogError):
+    """The catalog asked us to slow down (429) and retries ran out."""
+
+
+class CatalogUnavailable(CatalogError, ConnectionError):
+    """No usable answer in time: connection refused, timeouts, 5xx."""
+
+
+class CatalogProtocolError(CatalogError, ValueError):
+    """An answer that breaks the wire contract (bad JSON, wrong fields, wrong code)."""
+
+
+class CatalogAuthError(CatalogError, PermissionError):
+    """The catalog refused our credentials (401/403)."""
+
+
+def normalize_code(code: str) -> str:
+    """Strip and upper-case a code; refuse anything that is not one (offline)."""
+    if not isinstance(code, str):
+        raise exceptions.InvalidVoucherCode("a voucher code must be text")
+    normalized = code.strip().upper()
+    if not models.VOUCHER_CODE_RE.fullmatch(normalized):
+        raise exceptions.InvalidVoucherCode(
+            "a voucher code is 4 to 64 letters, digits or dashes"
+        )
+    return normalized
+
+
+def mask_code(code: str) -> str:
+    """What logs show of a code: enough to find it, not enough to use it."""
+    if len(code) <= 6:
+        return code[:1] + "…"
+    return f"{code[:4]}…{code[-2:]}"
+
+
+def idempotency_key(project_id: str, code: str) -> str:
+    """Deterministic per (project, code): a retry recovers the same redemption."""
+    return hashlib.sha256(f"{project_id}\x00{code}".encode()).hexdigest()
+
+
+class VoucherCatalog(abc.ABC):
+    """A source of vouchers. Drivers take the host's ConfigOpts (and the ledger engine)."""
+
+    @abc.abstractmethod
+    def get(self, code: str) -> models.Voucher:
+        """The voucher for a normalized ``code``; raises VoucherNotFound."""
+
+    @abc.abstractmethod
+    def redeem(
+        self,
+        code: str,
+        *,
+        project_id: str,
+        idempotency_key: str,
+        at: dt.datetime | None = None,
+    ) -> models.Redemption:
+        """Redeem ``code`` for ``project_id``.
+
+        Idempotent on ``idempotency_key``: the same key returns the same
+        redemption, never a second one. ``at`` is the activation time, for
+        catalogs that let the caller tell it (the local file); a remote
+        catalog keeps its own clock.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

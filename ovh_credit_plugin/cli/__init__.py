@@ -1,0 +1,1 @@
+"""The ``ovh-credit`` command line."""

@@ -1,0 +1,100 @@
+"""The ``ovh-credit`` operator command (cliff)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+from cliff.app import App
+from cliff.commandmanager import CommandManager
+from oslo_config import cfg
+
+from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.service import CreditService
+
+PROG = "ovh-credit"
+
+
+class CreditApp(App):
+    CONSOLE_MESSAGE_FORMAT = f"{PROG}: %(message)s"
+
+    def __init__(self) -> None:
+        manager = CommandManager("ovh_credit_plugin.cli")
+        from ovh_credit_plugin.cli import commands
+
+        for name, command in commands.COMMANDS.items():
+            manager.add_command(name, command)
+        try:
+            version = metadata.version("ovh-credit-plugin")
+        except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
+            version = "unknown"
+        super().__init__(
+            description="Prepaid cloud credit and vouchers: operator commands.",
+            version=version,
+            command_manager=manager,
+            deferred_help=True,
+        )
+        self._service: CreditService | None = None
+        self._conf: cfg.ConfigOpts | None = None
+
+    def build_option_parser(
+        self, description: str | None, version: str | None, argparse_kwargs: Any = None
+    ) -> Any:
+        parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser.add_argument(
+            "--config-file",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="oslo.config file with [cloud_credit] and [voucher_catalog] sections "
+            "(repeatable; later files win). Default: the usual oslo.config locations "
+            "for project 'ovh-credit-plugin', e.g. /etc/ovh-credit-plugin/ovh-credit-plugin.conf.",
+        )
+        return parser
+
+    def configure_logging(self) -> None:
+        super().configure_logging()
+        if self.options.verbose_level <= 1:
+            # The command's own error line says what matters; the library's
+            # warnings are for -v runs and host logs.
+            logging.getLogger("ovh_credit_plugin").setLevel(logging.ERROR)
+        for noisy in ("stevedore", "alembic", "cliff"):
+            if self.options.verbose_level <= 2:
+                logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    @property
+    def conf(self) -> cfg.ConfigOpts:
+        if self._conf is None:
+            conf = cfg.ConfigOpts()
+            register_opts(conf)
+            files = self.options.config_file or None
+            try:
+                conf(args=[], project="ovh-credit-plugin", default_config_files=files)
+            except cfg.Error as error:
+                raise exceptions.ConfigError(str(error).splitlines()[0]) from None
+            self._conf = conf
+        return self._conf
+
+    @property
+    def service(self) -> CreditService:
+        if self._service is None:
+            self._service = CreditService.from_conf(self.conf)
+        return self._service
+
+    def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    app = CreditApp()
+    return int(app.run(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,498 @@
+"""The ``ovh-credit`` commands: translate arguments into service calls, and results into rows.
+
+JSON output carries the contract's field names and decimal strings; table
+output shows money for humans (``1 234.50 EUR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, NoReturn
+
+import pydantic
+import sqlalchemy.exc
+from cliff import columns
+from cliff.command import Command
+from cliff.lister import Lister
+from cliff.show import ShowOne
+from stevedore import driver as stevedore_driver
+
+from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.cli import settle_input
+from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
+from ovh_credit_plugin.hosts.invoice import InvoiceProcessor
+from ovh_credit_plugin.ledger import migration
+
+ORDER_FIELDS = (
+    "id", "project_id", "amount", "currency", "status", "created_at", "expires_at",
+    "paid_at", "payment_url", "credit_id",
+)
+CREDIT_FIELDS = (
+    "id", "project_id", "kind", "description", "source", "currency", "total", "used",
+    "expired", "voided", "available", "valid_from", "valid_until", "status", "products",
+)
+SETTLEMENT_FIELDS = (
+    "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
+    "allocations", "replayed",
+)
+_MONEY = {"amount", "total", "used", "expired", "voided", "available", "credit_applied",
+          "amount_due"}
+
+
+class Money(columns.FormattableColumn[tuple[str, str]]):
+    """A decimal string in JSON, ``1 234.50 EUR`` in tables."""
+
+    def human_readable(self) -> str:
+        amount, currency = self._value
+        return money.to_human(money.parse_amount(amount, allow_zero=True), currency)
+
+    def machine_readable(self) -> str:
+        return self._value[0]
+
+
+class Listing(columns.FormattableColumn[list[Any]]):
+    """A JSON array in JSON, one item per line in tables."""
+
+    def human_readable(self) -> str:
+        return "\n".join(
+            ", ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item)
+            for item in self._value
+        )
+
+    def machine_readable(self) -> list[Any]:
+        return self._value
+
+
+def _row(data: dict[str, Any], fields: Sequence[str]) -> tuple[Any, ...]:
+    currency = data.get("currency", "")
+    row = []
+    for name in fields:
+        value = data.get(name)
+        if name in _MONEY and isinstance(value, str):
+            row.append(Money((value, currency)))
+        elif isinstance(value, list):
+            row.append(Listing(value))
+        else:
+            row.append(value)
+    return tuple(row)
+
+
+def parse_time(text: str) -> dt.datetime:
+    """``--at`` values: ISO 8601; a time without zone is UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-27T12:00:00Z"
+        ) from None
+    return models.utc(value)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Base:
+    """Shared by every command: one-line errors, the service, ``--at``."""
+
+    app: Any
+    takes_at = False
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)  # type: ignore[misc]
+        parser.__class__ = _OneLineParser
+        if self.takes_at:
+            parser.add_argument(
+                "--at",
+                type=parse_time,
+                default=None,
+                metavar="TIME",
+                help="Time of the operation (ISO 8601, UTC); default: now. For back-dated "
+                "operations and reproducible runs.",
+            )
+        return parser  # type: ignore[no-any-return]
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        try:
+            return int(super().run(parsed_args))  # type: ignore[misc]
+        except exceptions.CreditError:
+            raise
+        except pydantic.ValidationError as error:
+            raise exceptions.InvalidInput(_first_error(error)) from error
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            if self.app.options.debug:
+                raise
+            detail = str(getattr(error, "orig", None) or error).splitlines()[0]
+            raise exceptions.CreditError(f"ledger database error: {detail}") from error
+        except OSError as error:
+            if self.app.options.debug:
+                raise
+            raise exceptions.CreditError(f"{error.strerror or error}: "
+                                         f"{error.filename or ''}".rstrip(": ")) from error
+
+    @property
+    def service(self) -> Any:
+        return self.app.service
+
+
+def _first_error(error: pydantic.ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+# -- db ----------------------------------------------------------------------------
+
+
+class DbUpgrade(_Base, Command):
+    """Create or upgrade the ledger's tables (alembic)."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        engine = self.service.database.engine
+        migration.upgrade(engine)
+        self.app.stdout.write(
+            f"ledger database at revision {migration.current(engine)} "
+            f"({engine.url.render_as_string(hide_password=True)})\n"
+        )
+        return 0
+
+
+# -- orders ------------------------------------------------------------------------
+
+
+class OrderCreate(_Base, ShowOne):
+    """Create a purchase order for cloud credit (excluding tax); prints the order."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT", help="Project id.")
+        parser.add_argument("amount", metavar="AMOUNT", help="Amount excluding tax, e.g. 50.00.")
+        parser.add_argument("--currency", help="ISO 4217 code; default: the project's currency, "
+                            "else [cloud_credit] default_currency.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        order = self.service.create_order(
+            parsed_args.project, parsed_args.amount, currency=parsed_args.currency,
+            at=parsed_args.at,
+        )
+        return ORDER_FIELDS, _row(order.model_dump(mode="json"), ORDER_FIELDS)
+
+
+class OrderPay(_Base, ShowOne):
+    """Confirm payment of an order: its credit is created (once); prints the order."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("order_id", metavar="ORDER_ID")
+        parser.add_argument("--amount", help="Amount the payment system received; refused "
+                            "when it differs from the order's.")
+        parser.add_argument("--currency", help="Currency of the payment; refused when it "
+                            "differs from the order's.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        order = self.service.pay_order(
+            parsed_args.order_id, amount=parsed_args.amount, currency=parsed_args.currency,
+            at=parsed_args.at,
+        )
+        return ORDER_FIELDS, _row(order.model_dump(mode="json"), ORDER_FIELDS)
+
+
+class OrderCancel(_Base, ShowOne):
+    """Cancel a pending order; prints the order."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("order_id", metavar="ORDER_ID")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        order = self.service.cancel_order(parsed_args.order_id, at=parsed_args.at)
+        return ORDER_FIELDS, _row(order.model_dump(mode="json"), ORDER_FIELDS)
+
+
+class OrderList(_Base, Lister):
+    """List a project's purchase orders, oldest first."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        orders = self.service.list_orders(parsed_args.project, at=parsed_args.at)
+        return ORDER_FIELDS, [_row(o.model_dump(mode="json"), ORDER_FIELDS) for o in orders]
+
+
+# -- vouchers ----------------------------------------------------------------------
+
+
+class VoucherActivate(_Base, ShowOne):
+    """Validate and redeem a voucher code for a project; prints the new credit."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT")
+        parser.add_argument("code", metavar="CODE")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        credit = self.service.activate_voucher(parsed_args.project, parsed_args.code,
+                                               at=parsed_args.at)
+        return CREDIT_FIELDS, _row(credit.model_dump(mode="json"), CREDIT_FIELDS)
+
+
+class VoucherCheck(_Base, ShowOne):
+    """Show what a voucher code would grant, without redeeming it."""
+
+    takes_at = True
+    FIELDS = ("code", "amount", "currency", "status", "valid_from", "valid_until",
+              "validity_days", "products", "max_redemptions", "redemptions", "description",
+              "redeemable", "reason")
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("code", metavar="CODE")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        preview = self.service.check_voucher(parsed_args.code, at=parsed_args.at)
+        data = preview.voucher.model_dump(mode="json")
+        data["code"] = catalog_base.normalize_code(parsed_args.code)
+        data["amount"] = money.to_str(preview.voucher.amount, preview.voucher.currency)
+        data["redeemable"] = preview.redeemable
+        data["reason"] = preview.reason
+        return self.FIELDS, _row(data, self.FIELDS)
+
+
+class VoucherPending(_Base, Lister):
+    """List activations recorded but not granted (a crash between catalog and ledger).
+
+    Finish one by running ``voucher activate`` again with the same project and code.
+    """
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        rows = self.service.pending_activations()
+        fields = ("project_id", "code", "created_at")
+        return fields, [
+            (r["project_id"], catalog_base.mask_code(r["code"]),
+             models.isoformat(r["created_at"])) for r in rows
+        ]
+
+
+# -- credits -----------------------------------------------------------------------
+
+
+class CreditList(_Base, Lister):
+    """List every credit of a project (active, exhausted, expired, voided) in consumption order."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        credits = self.service.list_credits(parsed_args.project, at=parsed_args.at)
+        return CREDIT_FIELDS, [_row(c.model_dump(mode="json"), CREDIT_FIELDS) for c in credits]
+
+
+class CreditShow(_Base, ShowOne):
+    """Show one credit with its ledger entries."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("credit_id", metavar="CREDIT_ID")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        credit, entries = self.service.show_credit(parsed_args.credit_id, at=parsed_args.at)
+        data = credit.model_dump(mode="json")
+        data["ledger"] = [
+            {**e.model_dump(mode="json"), "amount": money.to_str(e.amount, credit.currency)}
+            for e in entries
+        ]
+        fields = (*CREDIT_FIELDS, "ledger")
+        return fields, _row(data, fields)
+
+
+class CreditVoid(_Base, ShowOne):
+    """Void a credit's balance (fraud, charge-back); recorded with its reason."""
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("credit_id", metavar="CREDIT_ID")
+        parser.add_argument("--reason", required=True, help="Why (kept in the ledger).")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        credit = self.service.void_credit(parsed_args.credit_id, reason=parsed_args.reason,
+                                          at=parsed_args.at)
+        return CREDIT_FIELDS, _row(credit.model_dump(mode="json"), CREDIT_FIELDS)
+
+
+# -- settlement ------------------------------------------------------------------------
+
+
+class Settle(_Base, Lister):
+    """Apply credit to invoices (an object, an array or JSON lines; '-' for stdin).
+
+    Prints an array of settlements. Input is validated whole before anything
+    is written; invoices are then settled in batches, one transaction each,
+    and a re-run settles nothing twice.
+    """
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("file", metavar="FILE", help="Invoice file, or '-' for stdin.")
+        parser.add_argument("--batch-size", type=int, default=1000,
+                            help="Invoices per transaction (default 1000).")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        if parsed_args.batch_size < 1:
+            raise exceptions.InvalidInput("--batch-size must be at least 1")
+        processor: InvoiceProcessor = stevedore_driver.DriverManager(
+            namespace=INVOICE_NAMESPACE,
+            name="cloud_credit",
+            invoke_on_load=True,
+            invoke_kwds={"conf": self.app.conf, "service": self.service},
+        ).driver
+        source = settle_input.open_source(parsed_args.file, self.app.stdin)
+        with source:
+            total = settle_input.validate(source.documents())
+            progress = settle_input.progress_bar(total, self.app.stderr)
+            settlements = processor.process_many(
+                source.documents(), batch_size=parsed_args.batch_size, at=parsed_args.at
+            )
+            if parsed_args.formatter == "json":
+                _stream_json(settlements, self.app.stdout, progress,
+                             indent=None if parsed_args.noindent else 2)
+                return (), ()
+            rows = [_row(s, SETTLEMENT_FIELDS) for s in _ticking(settlements, progress)]
+        return SETTLEMENT_FIELDS, rows
+
+    def produce_output(self, parsed_args: argparse.Namespace, column_names: Any,
+                       data: Any) -> int:
+        if not column_names:  # already streamed
+            return 0
+        return int(super().produce_output(parsed_args, column_names, data))
+
+
+def _ticking(items: Iterable[dict[str, Any]], progress: Any) -> Iterator[dict[str, Any]]:
+    try:
+        for item in items:
+            progress.update(1)
+            yield item
+    finally:
+        progress.close()
+
+
+def _stream_json(items: Iterable[dict[str, Any]], out: IO[str], progress: Any,
+                 *, indent: int | None) -> None:
+    """A JSON array written as settlements commit: memory stays flat on huge runs."""
+    out.write("[")
+    first = True
+    for item in _ticking(items, progress):
+        out.write("\n" if first else ",\n")
+        first = False
+        text = json.dumps(item, indent=indent)
+        out.write(text if indent is None else "  " + text.replace("\n", "\n  "))
+    out.write("\n]\n" if not first else "]\n")
+
+
+class Expire(_Base, ShowOne):
+    """Lapse unpaid orders and record the balance lost by credits past their end."""
+
+    takes_at = True
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        progress = settle_input.progress_bar(None, self.app.stderr, unit="credit")
+        try:
+            summary = self.service.expire(at=parsed_args.at, progress=progress.update)
+        finally:
+            progress.close()
+        amounts = {
+            currency: money.to_str(amount, currency)
+            for currency, amount in sorted(summary.amount_expired.items())
+        }
+        fields = ("at", "orders_lapsed", "credits_expired", "amount_expired")
+        return fields, (models.isoformat(summary.at), summary.orders_lapsed,
+                        summary.credits_expired, _Amounts(amounts))
+
+
+class _Amounts(columns.FormattableColumn[dict[str, str]]):
+    def human_readable(self) -> str:
+        return "\n".join(f"{money.to_human(money.parse_amount(v, allow_zero=True), c)}"
+                         for c, v in self._value.items()) or "-"
+
+    def machine_readable(self) -> dict[str, str]:
+        return self._value
+
+
+class Audit(_Base, ShowOne):
+    """Check every ledger invariant; exits 1 when one is violated."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        report = self.service.audit()
+        self._ok = report.ok
+        fields = ("ok", "checked", "violations")
+        return fields, (report.ok, _Checked(report.checked), Listing(report.violations))
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        result = super().run(parsed_args)
+        if result == 0 and not self._ok:
+            self.app.stderr.write("ovh-credit: audit found ledger violations\n")
+            return 1
+        return result
+
+
+class _Checked(columns.FormattableColumn[dict[str, int]]):
+    def human_readable(self) -> str:
+        return "\n".join(f"{k}: {v}" for k, v in self._value.items())
+
+    def machine_readable(self) -> dict[str, int]:
+        return self._value
+
+
+COMMANDS: dict[str, type[Command]] = {
+    "db upgrade": DbUpgrade,
+    "order create": OrderCreate,
+    "order pay": OrderPay,
+    "order cancel": OrderCancel,
+    "order list": OrderList,
+    "voucher activate": VoucherActivate,
+    "voucher check": VoucherCheck,
+    "voucher pending": VoucherPending,
+    "credit list": CreditList,
+    "credit show": CreditShow,
+    "credit void": CreditVoid,
+    "settle": Settle,
+    "expire": Expire,
+    "audit": Audit,
+}

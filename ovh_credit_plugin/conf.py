@@ -1,0 +1,200 @@
+"""Configuration options, registered on the host's ConfigOpts.
+
+Nothing is registered at import time: a host (CloudKitty, the CLI, a test)
+calls :func:`register_opts` on its own ``ConfigOpts`` object, and
+``oslo-config-generator --namespace ovh_credit_plugin`` reads :func:`list_opts`.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+DEFAULT_SQLITE_CONNECTION = "sqlite:///ovh-credit-ledger.sqlite"
+
+cloud_credit_group = cfg.OptGroup(
+    name="cloud_credit",
+    title="Cloud credit ledger",
+    help="Prepaid cloud credit and vouchers applied to Public Cloud charges.",
+)
+
+voucher_catalog_group = cfg.OptGroup(
+    name="voucher_catalog",
+    title="Voucher catalog",
+    help="Where voucher codes are validated and redeemed.",
+)
+
+cloud_credit_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        help="SQLAlchemy URL of the ledger database. When unset: inside CloudKitty, "
+        "CloudKitty's own [database] connection; elsewhere the SQLite file "
+        f"'{DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')}' in the working "
+        "directory. SQLite serves one host only; use PostgreSQL "
+        "(postgresql+psycopg://) or MariaDB (mysql+pymysql://) when several workers "
+        "or nodes share the ledger.",
+    ),
+    cfg.IntOpt(
+        "pool_size",
+        default=5,
+        min=1,
+        help="Connections kept open per process (PostgreSQL and MariaDB).",
+    ),
+    cfg.IntOpt(
+        "max_overflow",
+        default=10,
+        min=0,
+        help="Extra connections allowed above pool_size under load.",
+    ),
+    cfg.IntOpt(
+        "pool_recycle",
+        default=3600,
+        min=-1,
+        help="Seconds after which a pooled connection is replaced (-1: never).",
+    ),
+    cfg.IntOpt(
+        "sqlite_busy_timeout",
+        default=30,
+        min=0,
+        help="Seconds a SQLite writer waits for another writer before failing.",
+    ),
+    cfg.IntOpt(
+        "max_transaction_attempts",
+        default=8,
+        min=1,
+        help="Attempts of one ledger transaction on deadlocks, serialization "
+        "failures and busy databases, with jittered backoff between them.",
+    ),
+    cfg.StrOpt(
+        "default_currency",
+        default="EUR",
+        regex=r"^[A-Z]{3}$",
+        help="ISO 4217 currency of a project whose currency is not set yet "
+        "(fixed at its first credit or order).",
+    ),
+    cfg.IntOpt(
+        "purchased_credit_validity_months",
+        default=13,
+        min=1,
+        max=120,
+        help="Calendar months purchased credit stays valid after payment "
+        "(clamped at month end).",
+    ),
+    cfg.StrOpt(
+        "purchase_min_amount",
+        default="5",
+        help="Smallest credit purchase, excluding tax, in the project currency.",
+    ),
+    cfg.StrOpt(
+        "purchase_max_amount",
+        default="100000",
+        help="Largest credit purchase, excluding tax, in the project currency.",
+    ),
+    cfg.IntOpt(
+        "order_lapse_days",
+        default=7,
+        min=1,
+        help="Days after which an unpaid purchase order lapses (status expired).",
+    ),
+    cfg.StrOpt(
+        "payment_url_template",
+        default="https://www.ovh.com/cgi-bin/order/displayOrder.cgi?orderId={order_id}",
+        help="Payment page of a purchase order. Fields: {order_id}, {project_id}, "
+        "{amount}, {currency}.",
+    ),
+    cfg.IntOpt(
+        "voucher_max_failed_attempts",
+        default=5,
+        min=1,
+        help="Failed voucher activations a project may make within "
+        "voucher_attempt_window before further attempts are refused.",
+    ),
+    cfg.IntOpt(
+        "voucher_attempt_window",
+        default=3600,
+        min=1,
+        help="Seconds over which failed voucher activations are counted.",
+    ),
+]
+
+voucher_catalog_opts: list[cfg.Opt] = [
+    cfg.StrOpt(
+        "driver",
+        default="file",
+        help="Voucher catalog driver, from the ovh_credit_plugin.voucher_catalogs "
+        "entry points: 'file' (a local JSON file, redemptions tracked in the ledger "
+        "database) or 'http' (the remote voucher catalog).",
+    ),
+    cfg.StrOpt(
+        "file_path",
+        default="vouchers.json",
+        help="JSON file of the 'file' driver: {\"vouchers\": [Voucher, ...]}.",
+    ),
+    cfg.URIOpt(
+        "endpoint",
+        schemes=["http", "https"],
+        help="Base URL of the remote voucher catalog ('http' driver).",
+    ),
+    cfg.StrOpt(
+        "auth_token",
+        secret=True,
+        help="Sent as the X-Auth-Token header to the voucher catalog.",
+    ),
+    cfg.FloatOpt(
+        "timeout",
+        default=10.0,
+        min=0.1,
+        help="Total seconds one voucher catalog operation may take, retries included.",
+    ),
+    cfg.FloatOpt(
+        "connect_timeout",
+        default=3.05,
+        min=0.1,
+        help="Seconds to establish a connection to the voucher catalog.",
+    ),
+    cfg.IntOpt(
+        "retries",
+        default=3,
+        min=0,
+        help="Retries of a failed catalog call (429, 5xx, connection errors, timeouts).",
+    ),
+    cfg.FloatOpt(
+        "max_retry_after",
+        default=30.0,
+        min=0,
+        help="Longest Retry-After the client honours, in seconds.",
+    ),
+    cfg.BoolOpt(
+        "verify",
+        default=True,
+        help="Verify the catalog's TLS certificate.",
+    ),
+    cfg.StrOpt(
+        "ca_file",
+        help="CA bundle used to verify the catalog's TLS certificate.",
+    ),
+    cfg.StrOpt(
+        "cert_file",
+        help="Client certificate (PEM) presented to the catalog.",
+    ),
+    cfg.StrOpt(
+        "key_file",
+        help="Private key (PEM) of the client certificate.",
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the plugin's options on a host's ConfigOpts (idempotent)."""
+    conf.register_group(cloud_credit_group)
+    conf.register_opts(cloud_credit_opts, group=cloud_credit_group)
+    conf.register_group(voucher_catalog_group)
+    conf.register_opts(voucher_catalog_opts, group=voucher_catalog_group)
+
+
+def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
+    """Entry point of ``oslo-config-generator``."""
+    return [
+        (cloud_credit_group, cloud_credit_opts),
+        (voucher_catalog_group, voucher_catalog_opts),
+    ]

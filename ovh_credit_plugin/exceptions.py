@@ -1,0 +1,82 @@
+"""The plugin's errors.
+
+One base, :class:`CreditError`; each subclass also inherits the builtin that
+matches it (as oslo.config's errors do), so callers may catch either.
+``str(error)`` is one line meant for the person who caused it.
+"""
+
+from __future__ import annotations
+
+
+class CreditError(Exception):
+    """Base of every error this plugin raises on purpose."""
+
+
+class InvalidInput(CreditError, ValueError):
+    """A value given by a caller is malformed or out of bounds."""
+
+
+class InvalidAmount(InvalidInput):
+    """An amount is not a positive exact decimal the currency allows."""
+
+
+class InvalidCurrency(InvalidInput):
+    """A currency code is unknown to ISO 4217 or unusable for money."""
+
+
+class CurrencyMismatch(InvalidInput):
+    """A currency differs from the project's; credit is never converted."""
+
+
+class InvalidVoucherCode(InvalidInput):
+    """A voucher code does not have the shape of one (checked offline)."""
+
+
+class NotFound(CreditError, LookupError):
+    """An object named by its id does not exist."""
+
+
+class OrderNotFound(NotFound):
+    pass
+
+
+class CreditNotFound(NotFound):
+    pass
+
+
+class InvalidState(CreditError, RuntimeError):
+    """The operation is not allowed in the object's current state."""
+
+
+class SettlementConflict(CreditError, RuntimeError):
+    """An invoice was already settled with different content."""
+
+
+class VoucherRefused(CreditError, RuntimeError):
+    """A voucher cannot be activated for this project.
+
+    ``reason`` is precise (for operators and logs); ``str(error)`` stays the
+    same for unknown, used and expired codes so that a customer probing codes
+    learns nothing from the message.
+    """
+
+    public_message = "this voucher code cannot be activated"
+
+    def __init__(self, reason: str, *, public: bool = True) -> None:
+        self.reason = reason
+        super().__init__(self.public_message if public else reason)
+
+
+class TooManyAttempts(VoucherRefused):
+    """The project made too many failed activations recently."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, public=False)
+
+
+class DatabaseNotReady(CreditError, RuntimeError):
+    """The ledger schema is missing or older than this code."""
+
+
+class ConfigError(CreditError, ValueError):
+    """An option value is unusable."""

@@ -1,0 +1,1 @@
+"""Host adapters: translate a billing host's data into service calls, and back."""

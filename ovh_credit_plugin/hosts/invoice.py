@@ -1,0 +1,88 @@
+"""The generic invoice processor, for invoice-based billing hosts.
+
+Registered as ``cloud_credit`` in the ``ovh_credit_plugin.invoice_processors``
+entry-point namespace. A host loads it with stevedore::
+
+    from stevedore import driver
+    processor = driver.DriverManager(
+        "ovh_credit_plugin.invoice_processors", "cloud_credit",
+        invoke_on_load=True, invoke_kwds={"conf": conf},
+    ).driver
+    settlement = processor.process(invoice_dict)
+
+``ovh-credit settle`` loads it exactly so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import pydantic
+from oslo_config import cfg
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.service import CreditService
+
+NAMESPACE = "ovh_credit_plugin.invoice_processors"
+
+
+def parse_invoice(document: Any, *, where: str = "invoice") -> models.Invoice:
+    """Validate one invoice object of the contract; one clear error otherwise."""
+    if isinstance(document, models.Invoice):
+        return document
+    if not isinstance(document, Mapping):
+        raise exceptions.InvalidInput(f"{where}: expected an invoice object")
+    try:
+        return models.Invoice.model_validate(dict(document))
+    except exceptions.InvalidInput as error:
+        raise exceptions.InvalidInput(f"{where}: {error}") from None
+    except pydantic.ValidationError as error:
+        raise exceptions.InvalidInput(f"{where}: {describe(error)}") from None
+
+
+def describe(error: pydantic.ValidationError) -> str:
+    """The first problem of a validation error, in one line."""
+    first = error.errors(include_url=False)[0]
+    location = ".".join(str(part) for part in first["loc"]) or "document"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{location}: {message}"
+
+
+class InvoiceProcessor:
+    """Applies prepaid credit to invoices before any other payment method."""
+
+    def __init__(
+        self, conf: cfg.ConfigOpts, *, service: CreditService | None = None, **_: Any
+    ) -> None:
+        register_opts(conf)
+        self._conf = conf
+        self._service = service
+
+    @property
+    def service(self) -> CreditService:
+        # Built on first use: loading the plugin does no I/O.
+        if self._service is None:
+            self._service = CreditService.from_conf(self._conf)
+        return self._service
+
+    def process(
+        self, invoice: Mapping[str, Any] | models.Invoice, *, at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Settle one invoice; returns the settlement as JSON-ready data."""
+        settlement = self.service.settle_invoice(parse_invoice(invoice), at=at)
+        return settlement.model_dump(mode="json")
+
+    def process_many(
+        self,
+        invoices: Iterable[Mapping[str, Any] | models.Invoice],
+        *,
+        batch_size: int = 1000,
+        at: dt.datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Settle invoices in batches (one transaction each), in input order."""
+        parsed = (parse_invoice(doc, where=f"invoice #{n}") for n, doc in enumerate(invoices, 1))
+        for settlement in self.service.settle_invoices(parsed, batch_size=batch_size, at=at):
+            yield settlement.model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""The ledger: schema, exact column types, transactions and migrations."""

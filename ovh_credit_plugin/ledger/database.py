@@ -1,0 +1,176 @@
+"""Engines and transactions: BEGIN IMMEDIATE on SQLite, whole-transaction retries.
+
+Every write runs as a function of a connection, in one transaction, retried
+whole on the errors concurrent writers cause (deadlocks, serialization
+failures, a busy SQLite, a connection lost mid-way). Nothing half-applied
+survives: a failed attempt rolls back before the next one starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from ovh_credit_plugin import exceptions
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+READ_ONLY_OPTION = "ovh_credit_read_only"
+
+# PostgreSQL: serialization_failure, deadlock_detected.
+_PG_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+# MySQL/MariaDB: deadlock, lock wait timeout; Galera certification failure.
+_MYSQL_RETRY_CODES = frozenset({1213, 1205, 1020})
+
+
+class ConcurrentUpdate(exceptions.CreditError):
+    """A conditional write matched no row: someone wrote first. Retried."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for the errors a retry of the whole transaction can cure."""
+    if isinstance(error, ConcurrentUpdate):
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _PG_RETRY_SQLSTATES:
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRY_CODES:
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "database table is locked" in message
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_recycle: int = 3600,
+    sqlite_busy_timeout: int = 30,
+) -> Engine:
+    """An engine with the settings a shared ledger needs on each backend."""
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError:
+        raise exceptions.ConfigError(f"invalid [cloud_credit] connection URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": sqlite_busy_timeout}, pool_pre_ping=False
+        )
+        _configure_sqlite(engine, busy_timeout=sqlite_busy_timeout)
+        return engine
+    try:
+        return sa.create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_recycle=pool_recycle,
+            pool_pre_ping=True,
+            isolation_level="READ COMMITTED",
+        )
+    except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
+        raise exceptions.ConfigError(
+            f"no driver for {parsed.drivername!r}: install ovh-credit-plugin[postgresql] "
+            f"or [mysql] ({error})"
+        ) from None
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout) * 1000}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # A ledger commit survives power loss, not only a crash.
+            cursor.execute("PRAGMA synchronous=FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that
+        # read first could not upgrade without a busy error, and a read
+        # followed by a write would otherwise race another writer.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Runs functions of a connection in retried transactions."""
+
+    def __init__(self, engine: Engine, *, max_attempts: int = 8) -> None:
+        self.engine = engine
+        self.max_attempts = max_attempts
+        self._schema_checked = False
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retried whole on contention."""
+        self.ensure_schema()
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=0.01, max=2.0),
+            retry=retry_if_exception(is_retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt, self.engine.begin() as conn:
+                return work(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-only transaction."""
+        self.ensure_schema()
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+            with conn.begin():
+                return work(conn)
+
+    def ensure_schema(self) -> None:
+        if self._schema_checked:
+            return
+        from ovh_credit_plugin.ledger import migration
+
+        migration.check_current(self.engine)
+        self._schema_checked = True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _log_retry(retry_state: Any) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    LOG.warning(
+        "ledger transaction attempt %d failed (%s); retrying",
+        retry_state.attempt_number,
+        type(error).__name__ if error else "?",
+    )

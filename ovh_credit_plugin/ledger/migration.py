@@ -1,0 +1,64 @@
+"""Alembic migrations of the ledger, run by ``ovh-credit db upgrade``.
+
+The version table is the plugin's own (``cloud_credit_alembic_version``), so
+the ledger can share a host's database with the host's own migrations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from ovh_credit_plugin import exceptions
+
+VERSION_TABLE = "cloud_credit_alembic_version"
+SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.attributes["engine"] = engine
+    return config
+
+
+def head() -> str:
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def current(engine: Engine) -> str | None:
+    from ovh_credit_plugin.ledger.database import READ_ONLY_OPTION
+
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    command.downgrade(alembic_config(engine), revision)
+
+
+def check_current(engine: Engine) -> None:
+    """Refuse to work on a ledger whose schema is missing or not at head."""
+    found = current(engine)
+    if found is None:
+        raise exceptions.DatabaseNotReady(
+            "the ledger database has no tables yet: run 'ovh-credit db upgrade'"
+        )
+    if found != head():
+        raise exceptions.DatabaseNotReady(
+            f"the ledger schema is at revision {found}, this code needs {head()}: "
+            "run 'ovh-credit db upgrade'"
+        )

@@ -1,0 +1,186 @@
+"""Ledger tables.
+
+Every name starts with ``cloud_credit_`` so the ledger can live in a host's
+own database (CloudKitty's) without clashing. Ledger entries are
+append-only; the balance columns of a credit are a cache of its entries,
+updated in the same transaction (``ovh-credit audit`` proves it).
+Amounts are :class:`~ovh_credit_plugin.ledger.types.Money`, never floats.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ovh_credit_plugin.ledger.types import Money, UTCDateTime
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = 255  # identifiers from hosts: project ids, invoice ids, line ids
+
+projects = Table(
+    "cloud_credit_projects",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+credits = Table(
+    "cloud_credit_credits",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", String(ID), ForeignKey(projects.c.id), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("description", Text(), nullable=False),
+    # The order id of purchased credit, the voucher code of a voucher.
+    Column("source", String(ID), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # JSON list of product names; empty: every product.
+    Column("products", Text(), nullable=False),
+    Column("total", Money(), nullable=False),
+    Column("used", Money(), nullable=False),
+    Column("expired", Money(), nullable=False),
+    Column("voided", Money(), nullable=False),
+    Column("available", Money(), nullable=False),
+    Column("valid_from", UTCDateTime(), nullable=False),
+    Column("valid_until", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("voided_at", UTCDateTime(), nullable=True),
+    Column("void_reason", Text(), nullable=True),
+    CheckConstraint("kind IN ('voucher', 'purchased')", name="kind"),
+    UniqueConstraint("project_id", "kind", "source"),
+    # Settlement reads a project's credits that still hold a balance.
+    Index(None, "project_id", "available"),
+    # The expiry job scans credits past their end that still hold a balance.
+    Index(None, "valid_until"),
+)
+
+ledger_entries = Table(
+    "cloud_credit_ledger_entries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("credit_id", BigId, ForeignKey(credits.c.id), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("amount", Money(), nullable=False),
+    Column("settlement_key", String(600), nullable=True),
+    Column("line_id", String(ID), nullable=True),
+    Column("note", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint(
+        "type IN ('grant', 'debit', 'reversal', 'expiry', 'void')", name="type"
+    ),
+    Index(None, "credit_id"),
+    Index(None, "settlement_key"),
+)
+
+orders = Table(
+    "cloud_credit_orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(ID), ForeignKey(projects.c.id), nullable=False),
+    Column("amount", Money(), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("paid_at", UTCDateTime(), nullable=True),
+    Column("cancelled_at", UTCDateTime(), nullable=True),
+    Column("payment_url", Text(), nullable=False),
+    # One credit per paid order, whatever the code does.
+    Column("credit_id", BigId, ForeignKey(credits.c.id), nullable=True, unique=True),
+    CheckConstraint(
+        "status IN ('pending', 'paid', 'cancelled', 'expired')", name="status"
+    ),
+    Index(None, "project_id", "created_at"),
+    Index(None, "status", "expires_at"),
+)
+
+settlements = Table(
+    "cloud_credit_settlements",
+    metadata,
+    # "invoice/<project>/<invoice id>" or "cloudkitty/<scope>/<start>/<end>".
+    Column("key", String(600), primary_key=True),
+    Column("project_id", String(ID), nullable=False),
+    Column("invoice_id", String(ID), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", Money(), nullable=False),
+    Column("credit_applied", Money(), nullable=False),
+    Column("amount_due", Money(), nullable=False),
+    # SHA-256 of the settled content: a replay must match it.
+    Column("fingerprint", String(64), nullable=False),
+    # JSON [[line_id, credit_id, kind, amount], ...] of the current revision;
+    # the debit and reversal entries carrying this key are the truth.
+    Column("allocations", Text(), nullable=False),
+    Column("revision", Integer(), nullable=False),
+    Column("settled_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "project_id"),
+)
+
+voucher_activations = Table(
+    "cloud_credit_voucher_activations",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", String(ID), nullable=False),
+    Column("code", String(64), nullable=False),
+    # Deterministic per (project, code): a retry after a crash recovers the
+    # redemption the catalog recorded but the ledger did not.
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("redemption_id", String(ID), nullable=True),
+    Column("credit_id", BigId, ForeignKey(credits.c.id), nullable=True, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('pending', 'granted')", name="status"),
+    UniqueConstraint("project_id", "code"),
+)
+
+voucher_attempts = Table(
+    "cloud_credit_voucher_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("project_id", String(ID), nullable=False),
+    Column("succeeded", Boolean(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "project_id", "created_at"),
+)
+
+# Redemptions made by the 'file' voucher catalog driver: the catalog's side
+# of the ledger when the catalog is a local file.
+catalog_redemptions = Table(
+    "cloud_credit_catalog_redemptions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("code", String(64), nullable=False),
+    Column("project_id", String(ID), nullable=False),
+    Column("idempotency_key", String(64), nullable=False, unique=True),
+    Column("document", Text(), nullable=False),
+    Column("redeemed_at", UTCDateTime(), nullable=False),
+    Index(None, "code"),
+)

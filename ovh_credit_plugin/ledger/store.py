@@ -1,0 +1,303 @@
+"""Row-level reads and writes of the ledger, on a connection inside a transaction.
+
+Only :mod:`ovh_credit_plugin.service` calls these; each write keeps a
+credit's cached balances and its append-only entries in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin.ledger import schema
+
+ZERO = money.ZERO
+_C = schema.credits.c
+
+
+@dataclass(slots=True)
+class CreditRow:
+    """A credit's balances as read in this transaction, changed in memory, then written."""
+
+    id: int
+    project_id: str
+    kind: str
+    currency: str
+    products: frozenset[str]
+    total: Decimal
+    used: Decimal
+    expired: Decimal
+    voided: Decimal
+    available: Decimal
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    created_at: dt.datetime
+    voided_at: dt.datetime | None
+    dirty: bool = False
+
+    def state(self) -> allocation.CreditState:
+        return allocation.CreditState(
+            id=self.id,
+            kind=self.kind,
+            available=self.available,
+            valid_from=self.valid_from,
+            valid_until=self.valid_until,
+            created_at=self.created_at,
+            products=self.products,
+        )
+
+
+_BALANCE_COLUMNS = (
+    _C.id,
+    _C.project_id,
+    _C.kind,
+    _C.currency,
+    _C.products,
+    _C.total,
+    _C.used,
+    _C.expired,
+    _C.voided,
+    _C.available,
+    _C.valid_from,
+    _C.valid_until,
+    _C.created_at,
+    _C.voided_at,
+)
+
+
+def _credit_row(row: Any) -> CreditRow:
+    return CreditRow(
+        id=row.id,
+        project_id=row.project_id,
+        kind=row.kind,
+        currency=row.currency,
+        products=frozenset(json.loads(row.products)),
+        total=row.total,
+        used=row.used,
+        expired=row.expired,
+        voided=row.voided,
+        available=row.available,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        created_at=row.created_at,
+        voided_at=row.voided_at,
+    )
+
+
+def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str, list[CreditRow]]:
+    """Credits of these projects that still hold a balance, locked in id order.
+
+    The fixed lock order (ascending id, one statement) keeps concurrent
+    settlements from deadlocking each other on PostgreSQL and MariaDB; SQLite
+    already holds the database write lock (BEGIN IMMEDIATE).
+    """
+    ids = sorted(set(project_ids))
+    found: dict[str, list[CreditRow]] = {pid: [] for pid in ids}
+    if not ids:
+        return found
+    query = (
+        sa.select(*_BALANCE_COLUMNS)
+        .where(_C.project_id.in_(ids), _C.available > ZERO, _C.voided_at.is_(None))
+        .order_by(_C.id)
+    )
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    for row in conn.execute(query):
+        found[row.project_id].append(_credit_row(row))
+    return found
+
+
+def lock_credit(conn: Connection, credit_id: int) -> CreditRow:
+    query = sa.select(*_BALANCE_COLUMNS).where(_C.id == credit_id)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise exceptions.CreditNotFound(f"no credit {credit_id}")
+    return _credit_row(row)
+
+
+def credits_by_id(conn: Connection, credit_ids: Iterable[int]) -> dict[int, CreditRow]:
+    ids = sorted(set(credit_ids))
+    if not ids:
+        return {}
+    query = sa.select(*_BALANCE_COLUMNS).where(_C.id.in_(ids)).order_by(_C.id)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    return {row.id: _credit_row(row) for row in conn.execute(query)}
+
+
+def write_balances(conn: Connection, credits: Iterable[CreditRow]) -> None:
+    """Write the changed balances back (rows are locked by this transaction)."""
+    rows = []
+    for credit in credits:
+        if credit.dirty:
+            _check_balances(credit)
+            rows.append(
+                {
+                    "b_id": credit.id,
+                    "used": credit.used,
+                    "expired": credit.expired,
+                    "voided": credit.voided,
+                    "available": credit.available,
+                }
+            )
+    if rows:
+        conn.execute(
+            schema.credits.update()
+            .where(_C.id == sa.bindparam("b_id"))
+            .values(
+                used=sa.bindparam("used"),
+                expired=sa.bindparam("expired"),
+                voided=sa.bindparam("voided"),
+                available=sa.bindparam("available"),
+            ),
+            rows,
+        )
+
+
+def _check_balances(credit: CreditRow) -> None:
+    figures = (credit.used, credit.expired, credit.voided, credit.available)
+    if any(f < ZERO for f in figures) or sum(figures, ZERO) != credit.total:
+        # A bug, never an input problem: refuse to commit a broken ledger.
+        raise AssertionError(f"credit {credit.id} balances would break the ledger invariant")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    credit_id: int
+    type: str
+    amount: Decimal
+    note: str = ""
+    settlement_key: str | None = None
+    line_id: str | None = None
+
+
+def insert_entries(conn: Connection, entries: Sequence[Entry], *, at: dt.datetime) -> None:
+    if not entries:
+        return
+    conn.execute(
+        schema.ledger_entries.insert(),
+        [
+            {
+                "credit_id": e.credit_id,
+                "type": e.type,
+                "amount": e.amount,
+                "settlement_key": e.settlement_key,
+                "line_id": e.line_id,
+                "note": e.note,
+                "created_at": at,
+            }
+            for e in entries
+        ],
+    )
+
+
+def ensure_project(
+    conn: Connection, project_id: str, currency: str, *, at: dt.datetime
+) -> str:
+    """The project's currency, fixing it to ``currency`` on first use."""
+    found = project_currency(conn, project_id)
+    if found is None:
+        conn.execute(
+            schema.projects.insert().values(id=project_id, currency=currency, created_at=at)
+        )
+        return currency
+    if found != currency:
+        raise exceptions.CurrencyMismatch(
+            f"project {project_id} bills in {found}, not {currency}: credit is never converted"
+        )
+    return found
+
+
+def project_currency(conn: Connection, project_id: str) -> str | None:
+    return conn.execute(
+        sa.select(schema.projects.c.currency).where(schema.projects.c.id == project_id)
+    ).scalar_one_or_none()
+
+
+def project_currencies(conn: Connection, project_ids: Iterable[str]) -> dict[str, str]:
+    ids = sorted(set(project_ids))
+    if not ids:
+        return {}
+    table = schema.projects
+    return {
+        row.id: row.currency
+        for row in conn.execute(sa.select(table.c.id, table.c.currency).where(table.c.id.in_(ids)))
+    }
+
+
+def grant(
+    conn: Connection,
+    *,
+    project_id: str,
+    kind: str,
+    source: str,
+    description: str,
+    currency: str,
+    amount: Decimal,
+    products: Sequence[str],
+    valid_from: dt.datetime,
+    valid_until: dt.datetime | None,
+    at: dt.datetime,
+) -> int:
+    """Create a credit and its grant entry; returns the credit id."""
+    credit_id = conn.execute(
+        schema.credits.insert().values(
+            project_id=project_id,
+            kind=kind,
+            source=source,
+            description=description,
+            currency=currency,
+            products=json.dumps(sorted(set(products))),
+            total=amount,
+            used=ZERO,
+            expired=ZERO,
+            voided=ZERO,
+            available=amount,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            created_at=at,
+        )
+    ).inserted_primary_key[0]
+    insert_entries(conn, [Entry(int(credit_id), "grant", amount, note=f"{kind} {source}")], at=at)
+    return int(credit_id)
+
+
+def credit_model(row: Any, *, at: dt.datetime) -> models.Credit:
+    """A credits table row as the JSON contract shows it at time ``at``."""
+    return models.Credit.model_construct(
+        id=row.id,
+        project_id=row.project_id,
+        kind=row.kind,
+        description=row.description,
+        source=row.source,
+        currency=row.currency,
+        total=row.total,
+        used=row.used,
+        expired=row.expired,
+        voided=row.voided,
+        available=row.available,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        status=credit_status(row, at=at),
+        products=json.loads(row.products),
+    )
+
+
+def credit_status(row: Any, *, at: dt.datetime) -> str:
+    if row.voided_at is not None:
+        return "voided"
+    if row.valid_until is not None and at >= row.valid_until:
+        return "expired" if row.expired > ZERO or row.available > ZERO else "exhausted"
+    if row.available == ZERO:
+        return "exhausted"
+    return "active"

@@ -1,0 +1,80 @@
+"""Column types that keep money exact on every database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import types
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+from ovh_credit_plugin.money import LEDGER_PLACES, LEDGER_QUANTUM
+
+_PRECISION = 28  # 22 integer digits: money.MAX_AMOUNT (10**18) fits with room
+_SQLITE_WIDTH = _PRECISION + 1  # digits plus the decimal point
+
+
+class Money(types.TypeDecorator[Decimal]):
+    """A non-negative exact amount with LEDGER_PLACES decimals.
+
+    PostgreSQL and MariaDB get ``NUMERIC(28, 6)``, which their drivers return
+    as ``Decimal``. SQLite has no exact decimal type (SQLAlchemy's Numeric goes
+    through float there), so amounts are stored as zero-padded fixed-width
+    text: exact, and since every amount in the ledger is non-negative, text
+    order is numeric order, so ``available > 0`` and ``ORDER BY`` still work.
+    Arithmetic is done in Python, never in SQL.
+    """
+
+    impl = types.Numeric(_PRECISION, LEDGER_PLACES, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(types.String(_SQLITE_WIDTH))
+        return dialect.type_descriptor(types.Numeric(_PRECISION, LEDGER_PLACES, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"Money columns take Decimal, not {type(value).__name__}")
+        exact = value.quantize(LEDGER_QUANTUM)
+        if exact != value or exact < 0:
+            raise ValueError(f"{value} is not a non-negative ledger amount")
+        if dialect.name == "sqlite":
+            return f"{exact:0{_SQLITE_WIDTH}f}"
+        return exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, float):  # pragma: no cover - would be a driver bug
+            raise TypeError("a money column came back as float")
+        return Decimal(value).quantize(LEDGER_QUANTUM)
+
+
+class UTCDateTime(types.TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; stored naive UTC."""
+
+    impl = types.DateTime(timezone=False)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            # MySQL's DATETIME drops microseconds unless asked for them.
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(types.DateTime(timezone=False))
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc)  # type: ignore[no-any-return]

@@ -1,0 +1,242 @@
+"""The JSON contracts (DESIGN.md section 4), as pydantic models.
+
+Field names here are the contract: the CLI, the hosts and the voucher
+catalog all speak through these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from ovh_credit_plugin import money
+
+CreditKind = Literal["voucher", "purchased"]
+CreditStatus = Literal["active", "exhausted", "expired", "voided"]
+OrderStatus = Literal["pending", "paid", "cancelled", "expired"]
+VoucherStatus = Literal["active", "exhausted", "expired", "revoked"]
+
+VOUCHER_CODE_RE = re.compile(r"[A-Z0-9-]{4,64}")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,254}")
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """Aware UTC datetime; naive values are taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def isoformat(value: dt.datetime) -> str:
+    return utc(value).isoformat().replace("+00:00", "Z")
+
+
+def _check_id(value: str) -> str:
+    if not _ID_RE.fullmatch(value):
+        raise ValueError("must be 1-255 characters: letters, digits and ._:@/-")
+    return value
+
+
+Timestamp = Annotated[
+    dt.datetime, AfterValidator(utc), PlainSerializer(isoformat, return_type=str)
+]
+Identifier = Annotated[str, AfterValidator(_check_id)]
+CurrencyCode = Annotated[str, AfterValidator(money.check_currency)]
+
+
+class _Contract(BaseModel):
+    # Unknown fields in a document we read are refused rather than ignored: a
+    # typo in an invoice must not silently settle something else.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# -- Voucher catalog ---------------------------------------------------------
+
+
+class Voucher(BaseModel):
+    """A voucher as the catalog describes it (GET /v1/vouchers/{code})."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str
+    amount: money.Amount
+    currency: CurrencyCode
+    status: VoucherStatus
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
+    validity_days: Annotated[int, Field(ge=1, le=36600)] | None = None
+    products: list[str] = Field(default_factory=list)
+    max_redemptions: Annotated[int, Field(ge=1)] | None = None
+    redemptions: Annotated[int, Field(ge=0)] = 0
+    description: str = ""
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise ValueError("a voucher amount must be positive")
+        return value
+
+    @model_validator(mode="after")
+    def _currency_places(self) -> Voucher:
+        money.parse_amount(self.amount, places=money.currency_places(self.currency))
+        return self
+
+
+class Redemption(BaseModel):
+    """The catalog's record of one redemption (POST .../redemptions)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=255)
+    code: str
+    project_id: str
+    amount: money.Amount
+    currency: CurrencyCode
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
+    validity_days: Annotated[int, Field(ge=1, le=36600)] | None = None
+    products: list[str] = Field(default_factory=list)
+    description: str = ""
+    redeemed_at: Timestamp
+
+    @model_validator(mode="after")
+    def _amount(self) -> Redemption:
+        money.parse_amount(self.amount, places=money.currency_places(self.currency))
+        return self
+
+
+# -- Invoices and settlements -------------------------------------------------
+
+
+class InvoiceLine(_Contract):
+    id: Identifier
+    product: Annotated[str, Field(min_length=1, max_length=255)]
+    amount: money.Amount
+    description: str | None = None
+
+
+class Invoice(_Contract):
+    id: Identifier
+    project_id: Identifier
+    currency: CurrencyCode
+    issued_at: Timestamp
+    lines: list[InvoiceLine]
+
+    @model_validator(mode="after")
+    def _lines(self) -> Invoice:
+        seen: set[str] = set()
+        for line in self.lines:
+            if line.id in seen:
+                raise ValueError(f"line id {line.id!r} appears twice")
+            seen.add(line.id)
+        return self
+
+
+class _Priced(_Contract):
+    """A contract object whose amounts are shown with their currency's decimals.
+
+    ``12.5`` EUR is written ``"12.50"``; sub-cent ledger amounts keep their
+    digits (``"0.000123"``).
+    """
+
+    _amounts: tuple[str, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _format_amounts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        currency = getattr(self, "currency", None)
+        if currency is None:
+            return data
+        for name in self._amounts:
+            value = getattr(self, name)
+            if isinstance(value, Decimal) and name in data:
+                data[name] = money.to_str(value, currency)
+        allocations = getattr(self, "allocations", None)
+        if allocations is not None and "allocations" in data:
+            for shown, allocation in zip(data["allocations"], allocations):  # type: ignore[call-overload]
+                shown["amount"] = money.to_str(allocation.amount, currency)
+        return data
+
+
+class Allocation(_Contract):
+    line_id: str
+    credit_id: int
+    kind: CreditKind
+    amount: money.Amount
+
+
+class Settlement(_Priced):
+    _amounts = ("total", "credit_applied", "amount_due")
+
+    invoice_id: str
+    project_id: str
+    currency: str
+    total: money.Amount
+    credit_applied: money.Amount
+    amount_due: money.Amount
+    allocations: list[Allocation]
+    replayed: bool = False
+
+
+# -- Orders and credits --------------------------------------------------------
+
+
+class Order(_Priced):
+    _amounts = ("amount",)
+
+    id: str
+    project_id: str
+    amount: money.Amount
+    currency: str
+    status: OrderStatus
+    created_at: Timestamp
+    expires_at: Timestamp
+    paid_at: Timestamp | None
+    payment_url: str
+    credit_id: int | None
+
+
+class Credit(_Priced):
+    _amounts = ("total", "used", "expired", "voided", "available")
+
+    id: int
+    project_id: str
+    kind: CreditKind
+    description: str
+    source: str
+    currency: str
+    total: money.Amount
+    used: money.Amount
+    expired: money.Amount
+    voided: money.Amount
+    available: money.Amount
+    valid_from: Timestamp
+    valid_until: Timestamp | None
+    status: CreditStatus
+    products: list[str]
+
+
+class LedgerEntry(_Contract):
+    id: int
+    credit_id: int
+    type: Literal["grant", "debit", "reversal", "expiry", "void"]
+    amount: money.Amount
+    settlement_key: str | None
+    line_id: str | None
+    note: str
+    created_at: Timestamp

@@ -1,0 +1,146 @@
+"""Exact money: ``Decimal`` amounts, ISO 4217 currencies.
+
+Amounts are never floats: parsing refuses them, the ledger stores exact
+values (see :mod:`ovh_credit_plugin.ledger.types`) and JSON carries decimal
+strings. The ledger keeps :data:`LEDGER_PLACES` decimal places, enough for
+rated usage priced below the cent.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any
+
+from iso4217 import Currency
+from pydantic import BeforeValidator, PlainSerializer
+
+from ovh_credit_plugin import exceptions
+
+LEDGER_PLACES = 6
+LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_PLACES)
+# Large enough for any real balance, small enough for NUMERIC(28, 6).
+MAX_AMOUNT = Decimal(10) ** 18
+ZERO = Decimal(0)
+
+# Local context: a host that changed the global one cannot change our sums.
+_CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, traps=[
+    decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow,
+])
+
+
+@cache
+def currency_places(code: str) -> int:
+    """Minor-unit decimals of an ISO 4217 currency (EUR 2, JPY 0, KWD 3)."""
+    if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
+        raise exceptions.InvalidCurrency(f"invalid currency {code!r}: expected an ISO 4217 code")
+    try:
+        exponent = Currency(code).exponent
+    except ValueError:
+        raise exceptions.InvalidCurrency(f"unknown currency {code!r}") from None
+    if exponent is None:
+        # XAU, XDR, XXX...: ISO 4217 gives no minor unit; not a currency we bill in.
+        raise exceptions.InvalidCurrency(f"currency {code!r} has no minor unit")
+    return int(exponent)
+
+
+def check_currency(code: Any) -> str:
+    currency_places(code)
+    return str(code)
+
+
+def parse_amount(
+    value: Any,
+    *,
+    places: int = LEDGER_PLACES,
+    field: str = "amount",
+    allow_zero: bool = False,
+) -> Decimal:
+    """Parse a non-negative exact amount with at most ``places`` decimals.
+
+    Accepts ``Decimal``, ``int`` and decimal strings; refuses floats (they
+    are not exact), booleans, NaN, infinities, exponents that hide too many
+    decimals and absurdly large values.
+    """
+    if isinstance(value, bool) or isinstance(value, float):
+        raise exceptions.InvalidAmount(f"{field} must be a decimal string, not {value!r}")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            amount = Decimal(text)
+        except decimal.InvalidOperation:
+            raise exceptions.InvalidAmount(f"{field} {value!r} is not a decimal number") from None
+        if not text or text[0] not in "+-0123456789." or any(c in text for c in "eE_"):
+            raise exceptions.InvalidAmount(
+                f"{field} {value!r} must be written as plain digits, like '12.50'"
+            )
+    else:
+        raise exceptions.InvalidAmount(f"{field} must be a decimal string, not {value!r}")
+    if not amount.is_finite():
+        raise exceptions.InvalidAmount(f"{field} must be a finite number, not {value!r}")
+    if amount.is_signed() and amount != ZERO:
+        raise exceptions.InvalidAmount(f"{field} must not be negative: {value}")
+    if amount == ZERO and not allow_zero:
+        raise exceptions.InvalidAmount(f"{field} must be greater than zero")
+    if amount >= MAX_AMOUNT:
+        raise exceptions.InvalidAmount(f"{field} {value} is too large")
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
+        raise exceptions.InvalidAmount(
+            f"{field} {value} has more than {places} decimal places"
+        )
+    return amount.copy_abs() if amount == ZERO else amount
+
+
+def ledger(amount: Decimal) -> Decimal:
+    """``amount`` at the ledger's fixed scale (exact: callers pass exact values)."""
+    return amount.quantize(LEDGER_QUANTUM, context=_CONTEXT)
+
+
+def floor_to_ledger(amount: Decimal) -> Decimal:
+    """The largest ledger amount not above ``amount`` (credit never covers more than due)."""
+    return amount.quantize(LEDGER_QUANTUM, rounding=decimal.ROUND_DOWN, context=_CONTEXT)
+
+
+def add(*amounts: Decimal) -> Decimal:
+    total = ZERO
+    for amount in amounts:
+        total = _CONTEXT.add(total, amount)
+    return total
+
+
+def sub(left: Decimal, right: Decimal) -> Decimal:
+    return _CONTEXT.subtract(left, right)
+
+
+def to_str(amount: Decimal, currency: str) -> str:
+    """Decimal string with the currency's decimals, or more when sub-unit digits exist."""
+    places = currency_places(currency)
+    value = ledger(amount).normalize(_CONTEXT)
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    shown = max(places, -exponent)
+    return f"{value:.{shown}f}"
+
+
+def to_human(amount: Decimal, currency: str) -> str:
+    """Grouped for tables: ``1 234.50 EUR``."""
+    text = to_str(amount, currency)
+    whole, _, fraction = text.partition(".")
+    grouped = f"{int(whole):,}".replace(",", "\u202f")
+    return f"{grouped}.{fraction} {currency}" if fraction else f"{grouped} {currency}"
+
+
+def _validate(value: Any) -> Decimal:
+    return parse_amount(value, allow_zero=True)
+
+
+#: The one amount type of the JSON contracts: an exact non-negative decimal,
+#: read from a decimal string (never a float) and written back as a string.
+Amount = Annotated[Decimal, BeforeValidator(_validate), PlainSerializer(str, return_type=str)]

@@ -1,0 +1,1182 @@
+"""The credit service: the only writer of the ledger.
+
+Orders and payments, voucher activation, settlement of charges, expiry,
+voids and audit. Hosts (CloudKitty, invoice processors) and the CLI only
+translate their inputs into calls of :class:`CreditService`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, NoReturn
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from sqlalchemy.engine import Connection
+from stevedore import driver as stevedore_driver
+from stevedore import exception as stevedore_exception
+
+from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION
+from ovh_credit_plugin.ledger import schema, store
+from ovh_credit_plugin.ledger.database import Database, create_engine
+
+LOG = logging.getLogger(__name__)
+ZERO = money.ZERO
+
+OnChange = Literal["conflict", "replace"]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """Calendar months later, clamped at month end (Jan 31 + 1 month = Feb 28/29)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_currency: str = "EUR"
+    purchased_credit_validity_months: int = 13
+    purchase_min_amount: Decimal = Decimal(5)
+    purchase_max_amount: Decimal = Decimal(100000)
+    order_lapse_days: int = 7
+    payment_url_template: str = "https://pay.example/orders/{order_id}"
+    voucher_max_failed_attempts: int = 5
+    voucher_attempt_window: int = 3600
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:
+        group = conf.cloud_credit
+        try:
+            money.currency_places(group.default_currency)
+            minimum = money.parse_amount(group.purchase_min_amount, field="purchase_min_amount")
+            maximum = money.parse_amount(group.purchase_max_amount, field="purchase_max_amount")
+        except exceptions.InvalidInput as error:
+            raise exceptions.ConfigError(f"[cloud_credit] {error}") from None
+        if minimum > maximum:
+            raise exceptions.ConfigError(
+                "[cloud_credit] purchase_min_amount is above purchase_max_amount"
+            )
+        try:
+            group.payment_url_template.format(
+                order_id="o", project_id="p", amount="1", currency="EUR"
+            )
+        except (KeyError, IndexError, ValueError) as error:
+            raise exceptions.ConfigError(
+                f"[cloud_credit] payment_url_template has an unknown field: {error}"
+            ) from None
+        return cls(
+            default_currency=group.default_currency,
+            purchased_credit_validity_months=group.purchased_credit_validity_months,
+            purchase_min_amount=minimum,
+            purchase_max_amount=maximum,
+            order_lapse_days=group.order_lapse_days,
+            payment_url_template=group.payment_url_template,
+            voucher_max_failed_attempts=group.voucher_max_failed_attempts,
+            voucher_attempt_window=group.voucher_attempt_window,
+        )
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Something to settle: an invoice, or a rated period of a CloudKitty scope.
+
+    ``key`` is the idempotency key; ``at`` the settlement time used for
+    eligibility; ``lines`` carry ledger-scale amounts.
+    """
+
+    key: str
+    project_id: str
+    invoice_id: str
+    currency: str
+    at: dt.datetime
+    lines: Sequence[allocation.Line]
+    fingerprint: str
+
+    @classmethod
+    def from_invoice(cls, invoice: models.Invoice) -> Charge:
+        lines = [allocation.Line(l.id, l.product, money.ledger(l.amount)) for l in invoice.lines]
+        return cls(
+            key=f"invoice/{invoice.project_id}/{invoice.id}",
+            project_id=invoice.project_id,
+            invoice_id=invoice.id,
+            currency=invoice.currency,
+            at=invoice.issued_at,
+            lines=lines,
+            fingerprint=fingerprint(invoice.currency, invoice.issued_at, lines),
+        )
+
+
+def fingerprint(currency: str, at: dt.datetime, lines: Sequence[allocation.Line]) -> str:
+    """What makes two settlements of one key the same charge."""
+    canonical = json.dumps(
+        [currency, models.isoformat(at), [[l.id, l.product, str(l.amount)] for l in lines]],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class ExpirySummary:
+    at: dt.datetime
+    orders_lapsed: int = 0
+    credits_expired: int = 0
+    amount_expired: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass
+class AuditReport:
+    checked: dict[str, int] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass(frozen=True)
+class VoucherPreview:
+    """What activating a voucher would grant (``voucher check``)."""
+
+    voucher: models.Voucher
+    redeemable: bool
+    reason: str
+
+
+class CreditService:
+    """Prepaid cloud credit and vouchers over one ledger database."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        settings: Settings | None = None,
+        catalog: catalog_base.VoucherCatalog | Callable[[], catalog_base.VoucherCatalog]
+        | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings or Settings()
+        self._catalog = catalog
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts, *, connection: str | None = None) -> CreditService:
+        """Build from the host's options (``register_opts`` must have run)."""
+        group = conf.cloud_credit
+        engine = create_engine(
+            connection or group.connection or DEFAULT_SQLITE_CONNECTION,
+            pool_size=group.pool_size,
+            max_overflow=group.max_overflow,
+            pool_recycle=group.pool_recycle,
+            sqlite_busy_timeout=group.sqlite_busy_timeout,
+        )
+        database = Database(engine, max_attempts=group.max_transaction_attempts)
+        settings = Settings.from_conf(conf)
+        return cls(
+            database=database,
+            settings=settings,
+            catalog=lambda: load_catalog(conf, database=database),
+        )
+
+    @property
+    def catalog(self) -> catalog_base.VoucherCatalog:
+        if self._catalog is None:
+            raise exceptions.ConfigError("no voucher catalog is configured")
+        if not isinstance(self._catalog, catalog_base.VoucherCatalog):
+            self._catalog = self._catalog()
+        return self._catalog
+
+    def close(self) -> None:
+        if isinstance(self._catalog, catalog_base.VoucherCatalog):
+            self._catalog.close()
+        self.database.dispose()
+
+    # -- orders ------------------------------------------------------------
+
+    def create_order(
+        self,
+        project_id: str,
+        amount: Any,
+        *,
+        currency: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> models.Order:
+        """A pending purchase order; no credit exists until it is paid."""
+        at = _at(at)
+        project_id = _project_id(project_id)
+        currency = money.check_currency(currency) if currency else None
+        value = money.parse_amount(amount)
+
+        def work(conn: Connection) -> models.Order:
+            code = currency or store.project_currency(conn, project_id) or (
+                self.settings.default_currency
+            )
+            places = money.currency_places(code)
+            checked = money.parse_amount(value, places=places)
+            lowest, highest = self.settings.purchase_min_amount, self.settings.purchase_max_amount
+            if checked < lowest or checked > highest:
+                raise exceptions.InvalidAmount(
+                    f"a credit purchase is between {money.to_str(lowest, code)} and "
+                    f"{money.to_str(highest, code)} {code}"
+                )
+            store.ensure_project(conn, project_id, code, at=at)
+            order_id = str(uuid.uuid4())
+            payment_url = self.settings.payment_url_template.format(
+                order_id=order_id,
+                project_id=project_id,
+                amount=money.to_str(checked, code),
+                currency=code,
+            )
+            conn.execute(
+                schema.orders.insert().values(
+                    id=order_id,
+                    project_id=project_id,
+                    amount=checked,
+                    currency=code,
+                    status="pending",
+                    created_at=at,
+                    expires_at=at + dt.timedelta(days=self.settings.order_lapse_days),
+                    payment_url=payment_url,
+                )
+            )
+            LOG.info("order %s created for project %s: %s %s", order_id, project_id, checked, code)
+            return _order_model(_get_order(conn, order_id))
+
+        return self.database.write(work)
+
+    def pay_order(
+        self,
+        order_id: str,
+        *,
+        amount: Any = None,
+        currency: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> models.Order:
+        """Confirm payment: the credit is created exactly once, however often this is called."""
+        at = _at(at)
+        paid = money.parse_amount(amount) if amount is not None else None
+        paid_currency = money.check_currency(currency) if currency is not None else None
+
+        def work(conn: Connection) -> models.Order:
+            order = _get_order(conn, order_id, lock=True)
+            if paid is not None and paid != order.amount:
+                raise exceptions.InvalidAmount(
+                    f"payment of {paid} does not match order {order_id} "
+                    f"({money.to_str(order.amount, order.currency)} {order.currency})"
+                )
+            if paid_currency is not None and paid_currency != order.currency:
+                raise exceptions.CurrencyMismatch(
+                    f"payment in {paid_currency} does not match order {order_id} "
+                    f"({order.currency})"
+                )
+            if order.status == "paid":
+                return _order_model(order)
+            if order.status == "cancelled":
+                raise exceptions.InvalidState(f"order {order_id} is cancelled")
+            if order.status == "expired" or at >= order.expires_at:
+                raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
+            valid_until = add_months(at, self.settings.purchased_credit_validity_months)
+            credit_id = store.grant(
+                conn,
+                project_id=order.project_id,
+                kind="purchased",
+                source=order.id,
+                description=f"Cloud credit (order {order.id})",
+                currency=order.currency,
+                amount=order.amount,
+                products=(),
+                valid_from=at,
+                valid_until=valid_until,
+                at=at,
+            )
+            conn.execute(
+                schema.orders.update()
+                .where(schema.orders.c.id == order_id)
+                .values(status="paid", paid_at=at, credit_id=credit_id)
+            )
+            LOG.info("order %s paid: credit %s granted", order_id, credit_id)
+            return _order_model(_get_order(conn, order_id))
+
+        return self.database.write(work)
+
+    def cancel_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+        at = _at(at)
+
+        def work(conn: Connection) -> models.Order:
+            order = _get_order(conn, order_id, lock=True)
+            if order.status == "cancelled":
+                return _order_model(order)
+            if order.status != "pending" or at >= order.expires_at:
+                status = "expired" if order.status == "pending" else order.status
+                raise exceptions.InvalidState(
+                    f"order {order_id} is {status}; only a pending order can be cancelled"
+                )
+            conn.execute(
+                schema.orders.update()
+                .where(schema.orders.c.id == order_id)
+                .values(status="cancelled", cancelled_at=at)
+            )
+            return _order_model(_get_order(conn, order_id))
+
+        return self.database.write(work)
+
+    def list_orders(self, project_id: str, *, at: dt.datetime | None = None) -> list[models.Order]:
+        at = _at(at)
+        project_id = _project_id(project_id)
+        table = schema.orders
+
+        def work(conn: Connection) -> list[models.Order]:
+            rows = conn.execute(
+                sa.select(table)
+                .where(table.c.project_id == project_id)
+                .order_by(table.c.created_at, table.c.id)
+            )
+            return [_order_model(row, at=at) for row in rows]
+
+        return self.database.read(work)
+
+    # -- credits -----------------------------------------------------------
+
+    def list_credits(
+        self, project_id: str, *, at: dt.datetime | None = None
+    ) -> list[models.Credit]:
+        """Every credit of the project, in consumption order."""
+        at = _at(at)
+        project_id = _project_id(project_id)
+
+        def work(conn: Connection) -> list[models.Credit]:
+            rows = list(
+                conn.execute(
+                    sa.select(schema.credits).where(schema.credits.c.project_id == project_id)
+                )
+            )
+            rows.sort(key=lambda r: allocation.consumption_key(_state_of(r)))
+            return [store.credit_model(row, at=at) for row in rows]
+
+        return self.database.read(work)
+
+    def show_credit(
+        self, credit_id: Any, *, at: dt.datetime | None = None
+    ) -> tuple[models.Credit, list[models.LedgerEntry]]:
+        at = _at(at)
+        ident = _credit_id(credit_id)
+        entries_table = schema.ledger_entries
+
+        def work(conn: Connection) -> tuple[models.Credit, list[models.LedgerEntry]]:
+            row = conn.execute(
+                sa.select(schema.credits).where(schema.credits.c.id == ident)
+            ).one_or_none()
+            if row is None:
+                raise exceptions.CreditNotFound(f"no credit {credit_id}")
+            entries = [
+                models.LedgerEntry.model_construct(**entry._asdict())
+                for entry in conn.execute(
+                    sa.select(entries_table)
+                    .where(entries_table.c.credit_id == ident)
+                    .order_by(entries_table.c.id)
+                )
+            ]
+            return store.credit_model(row, at=at), entries
+
+        return self.database.read(work)
+
+    def void_credit(
+        self, credit_id: Any, *, reason: str, at: dt.datetime | None = None
+    ) -> models.Credit:
+        """Operator action (fraud, charge-back): the balance is voided, with a reason."""
+        at = _at(at)
+        ident = _credit_id(credit_id)
+        reason = (reason or "").strip()
+        if not reason:
+            raise exceptions.InvalidInput("voiding a credit needs a reason")
+
+        def work(conn: Connection) -> models.Credit:
+            credit = store.lock_credit(conn, ident)
+            if credit.voided_at is not None:
+                raise exceptions.InvalidState(f"credit {ident} is already voided")
+            amount = credit.available
+            credit.voided += amount
+            credit.available = ZERO
+            credit.dirty = True
+            store.write_balances(conn, [credit])
+            conn.execute(
+                schema.credits.update()
+                .where(schema.credits.c.id == ident)
+                .values(voided_at=at, void_reason=reason)
+            )
+            store.insert_entries(conn, [store.Entry(ident, "void", amount, note=reason)], at=at)
+            LOG.warning("credit %s voided (%s): %s lost", ident, reason, amount)
+            return _read_credit(conn, ident, at=at)
+
+        return self.database.write(work)
+
+    # -- vouchers ----------------------------------------------------------
+
+    def check_voucher(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
+        """What a code would grant, without redeeming it."""
+        at = _at(at)
+        normalized = catalog_base.normalize_code(code)
+        voucher = self.catalog.get(normalized)
+        try:
+            _check_voucher_usable(voucher, normalized, at)
+        except catalog_base.CatalogError as error:
+            return VoucherPreview(voucher, False, str(error))
+        return VoucherPreview(voucher, True, "redeemable")
+
+    def activate_voucher(
+        self, project_id: str, code: str, *, at: dt.datetime | None = None
+    ) -> models.Credit:
+        """Validate and redeem a code against the catalog, then grant its credit once.
+
+        Crash-safe: the intent is recorded (``pending``) before the catalog
+        is called, with an idempotency key fixed per (project, code); running
+        the same activation again after a crash recovers the catalog's
+        redemption and grants exactly once.
+        """
+        at = _at(at)
+        project_id = _project_id(project_id)
+        code = catalog_base.normalize_code(code)
+        masked = catalog_base.mask_code(code)
+        key = catalog_base.idempotency_key(project_id, code)
+        self._check_throttle(project_id, at)
+
+        activation = self.database.read(lambda conn: _activation(conn, project_id, code))
+        if activation is not None and activation.status == "granted":
+            self._record_attempt(project_id, f"{masked}: already activated", at=at)
+            raise exceptions.VoucherRefused(
+                f"voucher {masked} was already activated on project {project_id}", public=False
+            )
+        if activation is None:
+            try:
+                voucher = self.catalog.get(code)
+                _check_voucher_usable(voucher, code, at)
+            except (catalog_base.VoucherNotFound, catalog_base.VoucherAlreadyRedeemed,
+                    catalog_base.VoucherUnavailable) as error:
+                self._refuse(project_id, masked, error, at=at)
+            self.database.write(
+                lambda conn: _record_intent(conn, project_id, code, key, voucher.currency, at)
+            )
+            LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
+        else:
+            LOG.warning("voucher %s: resuming a pending activation for project %s",
+                        masked, project_id)
+
+        try:
+            redemption = self.catalog.redeem(code, project_id=project_id, idempotency_key=key, at=at)
+        except (catalog_base.VoucherNotFound, catalog_base.VoucherAlreadyRedeemed,
+                catalog_base.VoucherUnavailable) as error:
+            # Nothing was redeemed: the intent goes, so the code may be tried again.
+            self.database.write(lambda conn: _drop_intent(conn, key))
+            self._refuse(project_id, masked, error, at=at)
+        _check_redemption(redemption, code=code, project_id=project_id)
+
+        def grant(conn: Connection) -> models.Credit:
+            row = _activation(conn, project_id, code, lock=True)
+            if row is None:  # the intent was dropped by a concurrent failure: record anew
+                _record_intent(conn, project_id, code, key, redemption.currency, at)
+                row = _activation(conn, project_id, code, lock=True)
+                assert row is not None
+            if row.status == "granted":
+                return _read_credit(conn, row.credit_id, at=at)
+            valid_from = redemption.valid_from or at
+            ends = [d for d in (
+                redemption.valid_until,
+                at + dt.timedelta(days=redemption.validity_days)
+                if redemption.validity_days else None,
+            ) if d is not None]
+            store.ensure_project(conn, project_id, redemption.currency, at=at)
+            credit_id = store.grant(
+                conn,
+                project_id=project_id,
+                kind="voucher",
+                source=code,
+                description=redemption.description or f"Voucher {masked}",
+                currency=redemption.currency,
+                amount=redemption.amount,
+                products=redemption.products,
+                valid_from=valid_from,
+                valid_until=min(ends) if ends else None,
+                at=at,
+            )
+            conn.execute(
+                schema.voucher_activations.update()
+                .where(schema.voucher_activations.c.id == row.id)
+                .values(status="granted", credit_id=credit_id, redemption_id=redemption.id,
+                        updated_at=at)
+            )
+            LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
+                     masked, redemption.id, credit_id, project_id)
+            return _read_credit(conn, credit_id, at=at)
+
+        return self.database.write(grant)
+
+    def pending_activations(self) -> list[dict[str, Any]]:
+        """Activations recorded but not granted: a crash between catalog and ledger."""
+        table = schema.voucher_activations
+
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                sa.select(table.c.project_id, table.c.code, table.c.created_at)
+                .where(table.c.status == "pending")
+                .order_by(table.c.created_at)
+            )
+            return [dict(row._mapping) for row in rows]
+
+        return self.database.read(work)
+
+    def _check_throttle(self, project_id: str, at: dt.datetime) -> None:
+        since = at - dt.timedelta(seconds=self.settings.voucher_attempt_window)
+        table = schema.voucher_attempts
+
+        def work(conn: Connection) -> int:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.project_id == project_id,
+                        table.c.succeeded.is_(False),
+                        table.c.created_at > since,
+                        table.c.created_at <= at,
+                    )
+                ).scalar_one()
+            )
+
+        failures = self.database.read(work)
+        if failures >= self.settings.voucher_max_failed_attempts:
+            LOG.warning("voucher activation throttled for project %s (%d failures)",
+                        project_id, failures)
+            raise exceptions.TooManyAttempts(
+                "too many failed voucher activations on this project: try again later"
+            )
+
+    def _record_attempt(self, project_id: str, reason: str, *, at: dt.datetime) -> None:
+        self.database.write(
+            lambda conn: conn.execute(
+                schema.voucher_attempts.insert().values(
+                    project_id=project_id, succeeded=False, reason=reason, created_at=at
+                )
+            )
+        )
+
+    def _refuse(
+        self, project_id: str, masked: str, error: catalog_base.CatalogError, *, at: dt.datetime
+    ) -> NoReturn:
+        LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
+        self._record_attempt(project_id, f"{masked}: {error}", at=at)
+        raise exceptions.VoucherRefused(str(error)) from error
+
+    # -- settlement --------------------------------------------------------
+
+    def settle_invoice(
+        self, invoice: models.Invoice, *, at: dt.datetime | None = None
+    ) -> models.Settlement:
+        """Apply credit to an invoice; idempotent on (project, invoice id)."""
+        return self.settle([Charge.from_invoice(invoice)], on_change="conflict", at=at)[0]
+
+    def settle_invoices(
+        self,
+        invoices: Iterable[models.Invoice],
+        *,
+        batch_size: int = 1000,
+        at: dt.datetime | None = None,
+    ) -> Iterator[models.Settlement]:
+        """Month-end runs: one transaction per batch; yields settlements as batches commit."""
+        batch: list[Charge] = []
+        for invoice in invoices:
+            batch.append(Charge.from_invoice(invoice))
+            if len(batch) >= batch_size:
+                yield from self.settle(batch, on_change="conflict", at=at)
+                batch = []
+        if batch:
+            yield from self.settle(batch, on_change="conflict", at=at)
+
+    def settle(
+        self,
+        charges: Sequence[Charge],
+        *,
+        on_change: OnChange = "conflict",
+        record_unpaid: bool = True,
+        at: dt.datetime | None = None,
+    ) -> list[models.Settlement]:
+        """Settle charges in one transaction.
+
+        A key seen before with the same fingerprint is a replay (nothing is
+        debited). With new content, ``on_change="conflict"`` refuses it (an
+        invoice never changes) and ``"replace"`` reverses the earlier debits
+        and applies anew (a re-rated CloudKitty period). ``record_unpaid=False``
+        skips recording charges that no credit touched (CloudKitty projects
+        without credit).
+        """
+        at = _at(at)
+        return self.database.write(
+            lambda conn: _settle(conn, charges, on_change=on_change,
+                                 record_unpaid=record_unpaid, at=at)
+        )
+
+    def preview(self, charge: Charge) -> models.Settlement:
+        """The settlement a charge would get now, writing nothing (CloudKitty quotes)."""
+
+        def work(conn: Connection) -> models.Settlement:
+            credits = _open_credits(conn, [charge.project_id], lock=False)[charge.project_id]
+            currency = store.project_currency(conn, charge.project_id)
+            if currency is not None and currency != charge.currency:
+                credits = []
+            shares = allocation.allocate(charge.lines, [c.state() for c in credits], at=charge.at)
+            return _settlement_model(charge, shares, replayed=False)
+
+        return self.database.read(work)
+
+    def has_credit(self, project_id: str) -> bool:
+        """Cheap check: does the project hold any balance at all?"""
+        table = schema.credits
+
+        def work(conn: Connection) -> bool:
+            return conn.execute(
+                sa.select(table.c.id)
+                .where(table.c.project_id == project_id, table.c.available > ZERO)
+                .limit(1)
+            ).first() is not None
+
+        return self.database.read(work)
+
+    def settlement_exists(self, key: str) -> bool:
+        table = schema.settlements
+        return self.database.read(
+            lambda conn: conn.execute(
+                sa.select(table.c.key).where(table.c.key == key)
+            ).first() is not None
+        )
+
+    # -- expiry and audit --------------------------------------------------
+
+    def expire(
+        self,
+        *,
+        at: dt.datetime | None = None,
+        batch_size: int = 500,
+        progress: Callable[[int], None] | None = None,
+    ) -> ExpirySummary:
+        """Lapse unpaid orders and record the balance lost by credits past their end."""
+        at = _at(at)
+        summary = ExpirySummary(at=at)
+        orders = schema.orders
+        summary.orders_lapsed = self.database.write(
+            lambda conn: conn.execute(
+                orders.update()
+                .where(orders.c.status == "pending", orders.c.expires_at <= at)
+                .values(status="expired")
+            ).rowcount
+        )
+        table = schema.credits
+        while True:
+            def work(conn: Connection) -> int:
+                ids = list(
+                    conn.execute(
+                        sa.select(table.c.id)
+                        .where(
+                            table.c.valid_until <= at,
+                            table.c.available > ZERO,
+                            table.c.voided_at.is_(None),
+                        )
+                        .order_by(table.c.id)
+                        .limit(batch_size)
+                    ).scalars()
+                )
+                credits = store.credits_by_id(conn, ids)
+                entries = []
+                for credit in credits.values():
+                    amount = credit.available
+                    credit.expired += amount
+                    credit.available = ZERO
+                    credit.dirty = True
+                    entries.append(store.Entry(credit.id, "expiry", amount,
+                                               note=f"valid until {models.isoformat(credit.valid_until or at)}"))
+                    summary.amount_expired[credit.currency] = (
+                        summary.amount_expired.get(credit.currency, ZERO) + amount
+                    )
+                store.write_balances(conn, credits.values())
+                store.insert_entries(conn, entries, at=at)
+                return len(credits)
+
+            done = self.database.write(work)
+            if not done:
+                break
+            summary.credits_expired += done
+            if progress:
+                progress(done)
+        LOG.info("expiry at %s: %d credits expired, %d orders lapsed",
+                 models.isoformat(at), summary.credits_expired, summary.orders_lapsed)
+        return summary
+
+    def audit(self) -> AuditReport:
+        """Check every invariant of the ledger (see docs/operations.md)."""
+        return self.database.read(_audit)
+
+
+# -- settlement internals -------------------------------------------------------
+
+
+def _settle(
+    conn: Connection,
+    charges: Sequence[Charge],
+    *,
+    on_change: OnChange,
+    record_unpaid: bool,
+    at: dt.datetime,
+) -> list[models.Settlement]:
+    table = schema.settlements
+    keys = sorted({c.key for c in charges})
+    recorded: dict[str, Any] = {}
+    for chunk in _chunks(keys, 500):
+        for row in conn.execute(
+            sa.select(table.c.key, table.c.fingerprint, table.c.allocations, table.c.revision,
+                      table.c.project_id, table.c.currency, table.c.total,
+                      table.c.credit_applied, table.c.amount_due, table.c.invoice_id)
+            .where(table.c.key.in_(chunk))
+        ):
+            recorded[row.key] = row
+
+    project_ids = {c.project_id for c in charges}
+    currencies = store.project_currencies(conn, project_ids)
+    credits_by_project = _open_credits(conn, project_ids, lock=True)
+    # Reversals may touch credits that no longer hold a balance: load them too.
+    reversed_ids = {
+        int(a[1]) for c in charges
+        if c.key in recorded and recorded[c.key].fingerprint != c.fingerprint
+        for a in json.loads(recorded[c.key].allocations)
+    }
+    credit_index: dict[int, store.CreditRow] = {
+        credit.id: credit for rows in credits_by_project.values() for credit in rows
+    }
+    missing = reversed_ids - credit_index.keys()
+    if missing:
+        for credit in store.credits_by_id(conn, missing).values():
+            credit_index[credit.id] = credit
+            if credit.voided_at is None:
+                credits_by_project.setdefault(credit.project_id, []).append(credit)
+
+    results: list[models.Settlement] = []
+    entries: list[store.Entry] = []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    done: dict[str, tuple[str, models.Settlement]] = {}
+
+    for charge in charges:
+        previous = done.get(charge.key)
+        if previous is not None:
+            if previous[0] != charge.fingerprint:
+                raise exceptions.SettlementConflict(
+                    f"invoice {charge.invoice_id} of project {charge.project_id} appears "
+                    "twice with different content"
+                )
+            results.append(previous[1].model_copy(update={"replayed": True}))
+            continue
+        row = recorded.get(charge.key)
+        revision = 0
+        if row is not None:
+            if row.fingerprint == charge.fingerprint:
+                settlement = _recorded_settlement(row)
+                results.append(settlement)
+                done[charge.key] = (charge.fingerprint, settlement)
+                continue
+            if on_change == "conflict":
+                raise exceptions.SettlementConflict(
+                    f"invoice {charge.invoice_id} of project {charge.project_id} was already "
+                    "settled with different content"
+                )
+            revision = row.revision
+            entries.extend(_reverse(row, charge, credit_index))
+
+        currency = currencies.get(charge.project_id)
+        if currency is not None and currency != charge.currency:
+            raise exceptions.CurrencyMismatch(
+                f"invoice {charge.invoice_id} is in {charge.currency} but project "
+                f"{charge.project_id} bills in {currency}: credit is never converted"
+            )
+        credits = [c for c in credits_by_project.get(charge.project_id, ()) if c.available > ZERO]
+        shares = allocation.allocate(charge.lines, [c.state() for c in credits], at=charge.at)
+        for share in shares:
+            credit = credit_index[share.credit_id]
+            credit.available -= share.amount
+            credit.used += share.amount
+            credit.dirty = True
+            entries.append(store.Entry(share.credit_id, "debit", share.amount,
+                                       settlement_key=charge.key, line_id=share.line_id))
+        settlement = _settlement_model(charge, shares, replayed=False)
+        done[charge.key] = (charge.fingerprint, settlement)
+        results.append(settlement)
+        if row is None and not shares and not record_unpaid:
+            continue
+        values = {
+            "key": charge.key,
+            "project_id": charge.project_id,
+            "invoice_id": charge.invoice_id,
+            "currency": charge.currency,
+            "total": settlement.total,
+            "credit_applied": settlement.credit_applied,
+            "amount_due": settlement.amount_due,
+            "fingerprint": charge.fingerprint,
+            "allocations": json.dumps(
+                [[s.line_id, s.credit_id, s.kind, str(s.amount)] for s in shares]
+            ),
+            "revision": revision + 1,
+            "settled_at": charge.at,
+            "updated_at": at,
+        }
+        if row is None:
+            inserts.append({**values, "created_at": at})
+        else:
+            updates.append({**values, "b_key": charge.key})
+
+    store.write_balances(conn, credit_index.values())
+    store.insert_entries(conn, entries, at=at)
+    if inserts:
+        conn.execute(table.insert(), inserts)
+    if updates:
+        conn.execute(
+            table.update()
+            .where(table.c.key == sa.bindparam("b_key"))
+            .values({k: sa.bindparam(k) for k in updates[0] if k not in ("b_key", "key")}),
+            updates,
+        )
+    return results
+
+
+def _reverse(
+    row: Any, charge: Charge, credit_index: dict[int, store.CreditRow]
+) -> list[store.Entry]:
+    """Give back what the recorded revision of a settlement debited."""
+    entries = []
+    for line_id, credit_id, _kind, amount_text in json.loads(row.allocations):
+        amount = Decimal(amount_text)
+        credit = credit_index[int(credit_id)]
+        credit.used -= amount
+        credit.available += amount
+        credit.dirty = True
+        entries.append(store.Entry(credit.id, "reversal", amount, note="re-rated",
+                                   settlement_key=charge.key, line_id=line_id))
+        if credit.voided_at is not None:
+            # A voided credit stays empty: what comes back is voided at once.
+            credit.available -= amount
+            credit.voided += amount
+            entries.append(store.Entry(credit.id, "void", amount, note="reversal on a voided credit"))
+    return entries
+
+
+def _settlement_model(
+    charge: Charge, shares: Sequence[allocation.Share], *, replayed: bool
+) -> models.Settlement:
+    total = sum((line.amount for line in charge.lines), ZERO)
+    applied = sum((share.amount for share in shares), ZERO)
+    return models.Settlement.model_construct(
+        invoice_id=charge.invoice_id,
+        project_id=charge.project_id,
+        currency=charge.currency,
+        total=total,
+        credit_applied=applied,
+        amount_due=total - applied,
+        allocations=[
+            models.Allocation.model_construct(
+                line_id=s.line_id, credit_id=s.credit_id, kind=s.kind, amount=s.amount
+            )
+            for s in shares
+        ],
+        replayed=replayed,
+    )
+
+
+def _recorded_settlement(row: Any) -> models.Settlement:
+    return models.Settlement.model_construct(
+        invoice_id=row.invoice_id,
+        project_id=row.project_id,
+        currency=row.currency,
+        total=row.total,
+        credit_applied=row.credit_applied,
+        amount_due=row.amount_due,
+        allocations=[
+            models.Allocation.model_construct(
+                line_id=line_id, credit_id=int(credit_id), kind=kind, amount=Decimal(amount)
+            )
+            for line_id, credit_id, kind, amount in json.loads(row.allocations)
+        ],
+        replayed=True,
+    )
+
+
+def _open_credits(
+    conn: Connection, project_ids: Iterable[str], *, lock: bool
+) -> dict[str, list[store.CreditRow]]:
+    if lock:
+        return store.lock_open_credits(conn, project_ids)
+    ids = sorted(set(project_ids))
+    table = schema.credits
+    found: dict[str, list[store.CreditRow]] = {pid: [] for pid in ids}
+    rows = conn.execute(
+        sa.select(table).where(
+            table.c.project_id.in_(ids), table.c.available > ZERO, table.c.voided_at.is_(None)
+        )
+    )
+    for row in rows:
+        found[row.project_id].append(store._credit_row(row))
+    return found
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- audit ---------------------------------------------------------------------
+
+
+def _audit(conn: Connection) -> AuditReport:
+    report = AuditReport()
+    sums: dict[int, dict[str, Decimal]] = {}
+    by_key: dict[str, Decimal] = {}
+    entries = schema.ledger_entries
+    count = 0
+    for row in conn.execute(
+        sa.select(entries.c.credit_id, entries.c.type, entries.c.amount, entries.c.settlement_key)
+    ).yield_per(10000):
+        count += 1
+        per = sums.setdefault(row.credit_id, {})
+        per[row.type] = per.get(row.type, ZERO) + row.amount
+        if row.settlement_key is not None and row.type in ("debit", "reversal"):
+            sign = row.amount if row.type == "debit" else -row.amount
+            by_key[row.settlement_key] = by_key.get(row.settlement_key, ZERO) + sign
+    report.checked["ledger_entries"] = count
+
+    credits = schema.credits
+    count = 0
+    for row in conn.execute(sa.select(credits)).yield_per(10000):
+        count += 1
+        figures = {
+            "total": row.total, "used": row.used, "expired": row.expired,
+            "voided": row.voided, "available": row.available,
+        }
+        for name, value in figures.items():
+            if value < ZERO:
+                report.violations.append(f"credit {row.id}: {name} is negative ({value})")
+        if row.total != row.used + row.expired + row.voided + row.available:
+            report.violations.append(
+                f"credit {row.id}: total {row.total} != used {row.used} + expired "
+                f"{row.expired} + voided {row.voided} + available {row.available}"
+            )
+        per = sums.get(row.id, {})
+        from_entries = {
+            "total": per.get("grant", ZERO),
+            "used": per.get("debit", ZERO) - per.get("reversal", ZERO),
+            "expired": per.get("expiry", ZERO),
+            "voided": per.get("void", ZERO),
+        }
+        for name, value in from_entries.items():
+            if figures[name] != value:
+                report.violations.append(
+                    f"credit {row.id}: {name} is {figures[name]} but its ledger entries "
+                    f"sum to {value}"
+                )
+        if row.voided_at is not None and row.available != ZERO:
+            report.violations.append(f"credit {row.id}: voided but still available")
+    report.checked["credits"] = count
+
+    settlements = schema.settlements
+    count = 0
+    for row in conn.execute(sa.select(settlements)).yield_per(10000):
+        count += 1
+        applied = sum((Decimal(a[3]) for a in json.loads(row.allocations)), ZERO)
+        if row.credit_applied + row.amount_due != row.total:
+            report.violations.append(f"settlement {row.key}: applied + due != total")
+        if applied != row.credit_applied:
+            report.violations.append(
+                f"settlement {row.key}: allocations sum to {applied}, "
+                f"credit_applied is {row.credit_applied}"
+            )
+        if by_key.get(row.key, ZERO) != row.credit_applied:
+            report.violations.append(
+                f"settlement {row.key}: net debits in the ledger are "
+                f"{by_key.get(row.key, ZERO)}, credit_applied is {row.credit_applied}"
+            )
+    report.checked["settlements"] = count
+    orphan = set(by_key) - {
+        r.key for r in conn.execute(sa.select(settlements.c.key))
+    }
+    for key in sorted(orphan):
+        if by_key[key] != ZERO:
+            report.violations.append(f"debits for {key} have no settlement")
+
+    orders = schema.orders
+    count = 0
+    grants = {
+        r.id: r for r in conn.execute(
+            sa.select(credits.c.id, credits.c.total, credits.c.kind, credits.c.source)
+            .where(credits.c.kind == "purchased")
+        )
+    }
+    for row in conn.execute(sa.select(orders)).yield_per(10000):
+        count += 1
+        if row.status == "paid":
+            credit = grants.get(row.credit_id)
+            if credit is None:
+                report.violations.append(f"order {row.id}: paid but no credit")
+            elif credit.total != row.amount or credit.source != row.id:
+                report.violations.append(f"order {row.id}: credit {credit.id} does not match")
+        elif row.credit_id is not None:
+            report.violations.append(f"order {row.id}: {row.status} but has a credit")
+    report.checked["orders"] = count
+    return report
+
+
+# -- small helpers ---------------------------------------------------------------
+
+
+def _at(at: dt.datetime | None) -> dt.datetime:
+    return models.utc(at) if at is not None else now()
+
+
+def _project_id(value: Any) -> str:
+    if not isinstance(value, str) or not models._ID_RE.fullmatch(value):
+        raise exceptions.InvalidInput(
+            f"invalid project id {value!r}: 1-255 letters, digits and ._:@/-"
+        )
+    return value
+
+
+def _credit_id(value: Any) -> int:
+    try:
+        ident = int(str(value), 10)
+    except ValueError:
+        raise exceptions.InvalidInput(f"invalid credit id {value!r}: a positive integer") from None
+    if ident <= 0 or ident >= 2**63:
+        raise exceptions.InvalidInput(f"invalid credit id {value!r}: a positive integer")
+    return ident
+
+
+def _state_of(row: Any) -> allocation.CreditState:
+    return allocation.CreditState(
+        id=row.id, kind=row.kind, available=row.available, valid_from=row.valid_from,
+        valid_until=row.valid_until, created_at=row.created_at,
+    )
+
+
+def _get_order(conn: Connection, order_id: Any, *, lock: bool = False) -> Any:
+    if not isinstance(order_id, str) or not order_id or len(order_id) > 36:
+        raise exceptions.OrderNotFound(f"no order {order_id!r}")
+    query = sa.select(schema.orders).where(schema.orders.c.id == order_id)
+    if lock and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    if row is None:
+        raise exceptions.OrderNotFound(f"no order {order_id!r}")
+    return row
+
+
+def _order_model(row: Any, *, at: dt.datetime | None = None) -> models.Order:
+    status = row.status
+    if status == "pending" and at is not None and at >= row.expires_at:
+        status = "expired"  # lapsed, even before the expiry job records it
+    return models.Order.model_construct(
+        id=row.id, project_id=row.project_id, amount=row.amount, currency=row.currency,
+        status=status, created_at=row.created_at, expires_at=row.expires_at,
+        paid_at=row.paid_at, payment_url=row.payment_url, credit_id=row.credit_id,
+    )
+
+
+def _read_credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> models.Credit:
+    row = conn.execute(sa.select(schema.credits).where(schema.credits.c.id == credit_id)).one()
+    return store.credit_model(row, at=at)
+
+
+def _activation(conn: Connection, project_id: str, code: str, *, lock: bool = False) -> Any:
+    table = schema.voucher_activations
+    query = sa.select(table).where(table.c.project_id == project_id, table.c.code == code)
+    if lock and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    return conn.execute(query).one_or_none()
+
+
+def _record_intent(
+    conn: Connection, project_id: str, code: str, key: str, currency: str, at: dt.datetime
+) -> None:
+    if _activation(conn, project_id, code) is not None:
+        return
+    found = store.project_currency(conn, project_id)
+    if found is not None and found != currency:
+        raise exceptions.CurrencyMismatch(
+            f"this voucher is in {currency} but project {project_id} bills in {found}"
+        )
+    conn.execute(
+        schema.voucher_activations.insert().values(
+            project_id=project_id, code=code, idempotency_key=key, status="pending",
+            created_at=at, updated_at=at,
+        )
+    )
+
+
+def _drop_intent(conn: Connection, key: str) -> None:
+    table = schema.voucher_activations
+    conn.execute(
+        table.delete().where(table.c.idempotency_key == key, table.c.status == "pending")
+    )
+
+
+def _check_voucher_usable(voucher: models.Voucher, code: str, at: dt.datetime) -> None:
+    masked = catalog_base.mask_code(code)
+    if catalog_base.normalize_code(voucher.code) != code:
+        raise catalog_base.CatalogProtocolError(
+            f"the catalog answered for another code than {masked}"
+        )
+    if voucher.status == "revoked":
+        raise catalog_base.VoucherUnavailable(f"voucher {masked} is revoked")
+    if voucher.status == "expired" or (voucher.valid_until is not None and at >= voucher.valid_until):
+        raise catalog_base.VoucherUnavailable(f"voucher {masked} has expired")
+    if voucher.status == "exhausted" or (
+        voucher.max_redemptions is not None and voucher.redemptions >= voucher.max_redemptions
+    ):
+        raise catalog_base.VoucherAlreadyRedeemed(f"voucher {masked} is used up")
+
+
+def _check_redemption(redemption: models.Redemption, *, code: str, project_id: str) -> None:
+    masked = catalog_base.mask_code(code)
+    if catalog_base.normalize_code(redemption.code) != code:
+        raise catalog_base.CatalogProtocolError(
+            f"the catalog redeemed another code than {masked}"
+        )
+    if redemption.project_id != project_id:
+        raise catalog_base.CatalogProtocolError(
+            f"the catalog redeemed {masked} for another project"
+        )
+    if redemption.amount <= ZERO:
+        raise catalog_base.CatalogProtocolError(f"the catalog redeemed {masked} for nothing")
+
+
+def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.VoucherCatalog:
+    """The configured voucher catalog driver, loaded through stevedore."""
+    name = conf.voucher_catalog.driver
+    try:
+        manager = stevedore_driver.DriverManager(
+            namespace=catalog_base.NAMESPACE,
+            name=name,
+            invoke_on_load=True,
+            invoke_kwds={"conf": conf, "database": database},
+        )
+    except stevedore_exception.NoMatches:
+        raise exceptions.ConfigError(
+            f"[voucher_catalog] driver {name!r} is not installed"
+        ) from None
+    catalog: catalog_base.VoucherCatalog = manager.driver
+    return catalog
