@@ -92,8 +92,15 @@ class CreditApp(App):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    app = CreditApp()
-    return int(app.run(list(sys.argv[1:] if argv is None else argv)))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))
+    finally:
+        # cliff adds console handlers to the root logger on every run; an
+        # embedding process (tests, a host) gets its logging back as it was.
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover
