@@ -75,6 +75,8 @@ def parse_amount(
             amount = Decimal(text)
         except decimal.InvalidOperation:
             raise exceptions.InvalidAmount(f"{field} {value!r} is not a decimal number") from None
+        if not amount.is_finite():
+            raise exceptions.InvalidAmount(f"{field} must be a finite number, not {value!r}")
         if not text or text[0] not in "+-0123456789." or any(c in text for c in "eE_"):
             raise exceptions.InvalidAmount(
                 f"{field} {value!r} must be written as plain digits, like '12.50'"

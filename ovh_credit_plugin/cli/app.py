@@ -96,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers, level = list(root.handlers), root.level
     try:
         return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))
+    except SystemExit as exit_:  # argparse's usage errors, already printed on one line
+        return exit_.code if isinstance(exit_.code, int) else 2
     finally:
         # cliff adds console handlers to the root logger on every run; an
         # embedding process (tests, a host) gets its logging back as it was.

@@ -416,14 +416,15 @@ def _ticking(items: Iterable[dict[str, Any]], progress: Any) -> Iterator[dict[st
 def _stream_json(items: Iterable[dict[str, Any]], out: IO[str], progress: Any,
                  *, indent: int | None) -> None:
     """A JSON array written as settlements commit: memory stays flat on huge runs."""
-    out.write("[")
     first = True
     for item in _ticking(items, progress):
-        out.write("\n" if first else ",\n")
+        # The bracket waits for the first settlement: a run refused in its
+        # first batch prints nothing on stdout.
+        out.write("[\n" if first else ",\n")
         first = False
         text = json.dumps(item, indent=indent)
         out.write(text if indent is None else "  " + text.replace("\n", "\n  "))
-    out.write("\n]\n" if not first else "]\n")
+    out.write("[]\n" if first else "\n]\n")
 
 
 class Expire(_Base, ShowOne):

@@ -1,0 +1,259 @@
+"""The seed's whole flow through the ``ovh-credit`` CLI on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli, Ledger
+
+ORDER_KEYS = {
+    "id", "project_id", "amount", "currency", "status", "created_at", "expires_at",
+    "paid_at", "payment_url", "credit_id",
+}
+CREDIT_KEYS = {
+    "id", "project_id", "kind", "description", "source", "currency", "total", "used",
+    "expired", "voided", "available", "valid_from", "valid_until", "status", "products",
+}
+SETTLEMENT_KEYS = {
+    "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
+    "allocations", "replayed",
+}
+
+
+def invoice(invoice_id: str, *lines: tuple[str, str], project: str = "p1",
+            issued_at: str = "2026-03-01T00:00:00Z", currency: str = "EUR") -> dict[str, Any]:
+    return {
+        "id": invoice_id,
+        "project_id": project,
+        "currency": currency,
+        "issued_at": issued_at,
+        "lines": [
+            {"id": f"l{n}", "product": product, "amount": amount}
+            for n, (product, amount) in enumerate(lines, start=1)
+        ],
+    }
+
+
+def audit_ok(cli: Cli) -> None:
+    report = cli.ok("audit")
+    assert report["ok"] is True, report["violations"]
+
+
+def test_buy_credit_order_then_payment_creates_the_credit_once(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "100", "--at", "2026-01-31T10:00:00Z")
+    assert set(order) == ORDER_KEYS
+    assert order["status"] == "pending"
+    assert order["amount"] == "100.00"
+    assert order["currency"] == "EUR"
+    assert order["credit_id"] is None
+    assert order["payment_url"] == f"https://pay.example/orders/{order['id']}"
+    assert order["expires_at"] == "2026-02-07T10:00:00Z"
+    # No credit exists until the order is paid.
+    assert cli.ok("credit", "list", "p1") == []
+
+    paid = cli.ok("order", "pay", order["id"], "--at", "2026-01-31T12:00:00Z")
+    assert paid["status"] == "paid"
+    assert paid["paid_at"] == "2026-01-31T12:00:00Z"
+    again = cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
+    assert again == paid  # a webhook replay changes nothing
+
+    credits = cli.ok("credit", "list", "p1", "--at", "2026-02-01T00:00:00Z")
+    assert len(credits) == 1
+    credit = credits[0]
+    assert set(credit) == CREDIT_KEYS
+    assert credit["id"] == paid["credit_id"]
+    assert credit["kind"] == "purchased"
+    assert credit["source"] == order["id"]
+    assert (credit["total"], credit["available"], credit["used"]) == ("100.00", "100.00", "0.00")
+    # 13 calendar months, clamped at month end: 2026-01-31 -> 2027-02-28.
+    assert credit["valid_until"] == "2027-02-28T12:00:00Z"
+    assert credit["status"] == "active"
+    listed = cli.ok("order", "list", "p1")
+    assert [o["id"] for o in listed] == [order["id"]]
+    audit_ok(cli)
+
+
+def test_voucher_then_settlement_uses_voucher_before_purchased_credit(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "100.00", "--at", "2026-02-01T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
+    voucher = cli.ok("voucher", "activate", "p1", "  welcome-2026 ", "--at",
+                     "2026-02-02T00:00:00Z")
+    assert voucher["kind"] == "voucher"
+    assert voucher["source"] == "WELCOME-2026"
+    assert voucher["total"] == "50.00"
+    assert voucher["valid_until"] == "2026-05-03T00:00:00Z"  # validity_days 90
+
+    credits = cli.ok("credit", "list", "p1", "--at", "2026-02-03T00:00:00Z")
+    assert [c["kind"] for c in credits] == ["voucher", "purchased"]
+
+    doc = invoice("INV-1", ("compute", "30.00"), ("storage", "45.50"))
+    settlements = cli.ok("settle", "-", stdin=json.dumps(doc))
+    assert len(settlements) == 1
+    s = settlements[0]
+    assert set(s) == SETTLEMENT_KEYS
+    assert (s["total"], s["credit_applied"], s["amount_due"]) == ("75.50", "75.50", "0.00")
+    assert s["replayed"] is False
+    by_credit: dict[int, Decimal] = {}
+    for a in s["allocations"]:
+        assert set(a) == {"line_id", "credit_id", "kind", "amount"}
+        by_credit[a["credit_id"]] = by_credit.get(a["credit_id"], Decimal(0)) + Decimal(a["amount"])
+    assert by_credit == {voucher["id"]: Decimal("50.00"), order_credit(cli): Decimal("25.50")}
+
+    replay = cli.ok("settle", "-", stdin=json.dumps(doc))
+    assert replay[0]["replayed"] is True
+    assert {k: v for k, v in replay[0].items() if k != "replayed"} == {
+        k: v for k, v in s.items() if k != "replayed"
+    }
+    credits = cli.ok("credit", "list", "p1", "--at", "2026-03-02T00:00:00Z")
+    assert [(c["kind"], c["available"], c["status"]) for c in credits] == [
+        ("voucher", "0.00", "exhausted"),
+        ("purchased", "74.50", "active"),
+    ]
+    audit_ok(cli)
+
+
+def order_credit(cli: Cli) -> int:
+    return next(o["credit_id"] for o in cli.ok("order", "list", "p1") if o["credit_id"])
+
+
+def test_settlement_without_credit_leaves_everything_due(cli: Cli) -> None:
+    s = cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "12.34"))))[0]
+    assert (s["credit_applied"], s["amount_due"], s["allocations"]) == ("0.00", "12.34", [])
+
+
+def test_credit_never_covers_more_than_due(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "500", "--at", "2026-02-01T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
+    s = cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "0.000123"))))[0]
+    assert (s["credit_applied"], s["amount_due"]) == ("0.000123", "0.00")
+    credit = cli.ok("credit", "show", str(order_credit(cli)))
+    assert credit["available"] == "499.999877"
+    assert [e["type"] for e in credit["ledger"]] == ["grant", "debit"]
+
+
+def test_batch_settlement_of_json_lines_array_and_object(cli: Cli, ledger: Ledger) -> None:
+    order = cli.ok("order", "create", "p1", "10", "--at", "2026-02-01T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
+    docs = [invoice(f"I{n}", ("compute", "3.00")) for n in range(5)]
+    lines = "\n".join(json.dumps(d) for d in docs) + "\n"
+    path = ledger.path.parent / "invoices.jsonl"
+    path.write_text(lines)
+    out = cli.ok("settle", str(path), "--batch-size", "2")
+    assert [s["invoice_id"] for s in out] == [f"I{n}" for n in range(5)]
+    assert [s["credit_applied"] for s in out] == ["3.00", "3.00", "3.00", "1.00", "0.00"]
+    # An array of the same invoices is a replay of each.
+    again = cli.ok("settle", "-", stdin=json.dumps(docs, indent=2))
+    assert all(s["replayed"] for s in again)
+    assert [s["credit_applied"] for s in again] == ["3.00", "3.00", "3.00", "1.00", "0.00"]
+    # A pretty-printed single object works too.
+    single = cli.ok("settle", "-", stdin=json.dumps(docs[0], indent=2))
+    assert single[0]["replayed"] is True
+    audit_ok(cli)
+
+
+def test_expiry_at_13_months_records_the_lost_balance(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "80", "--at", "2026-01-31T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-01-31T00:00:00Z")
+    cli.ok("settle", "-", stdin=json.dumps(
+        invoice("I", ("compute", "30"), issued_at="2026-06-01T00:00:00Z")))
+    # The day before the end, nothing expires.
+    summary = cli.ok("expire", "--at", "2027-02-27T23:59:59Z")
+    assert summary["credits_expired"] == 0
+    # Past valid_until the credit is never applied, even before the job runs.
+    late = cli.ok("settle", "-", stdin=json.dumps(
+        invoice("LATE", ("compute", "5"), issued_at="2027-02-28T00:00:00Z")))[0]
+    assert late["credit_applied"] == "0.00"
+    summary = cli.ok("expire", "--at", "2027-03-01T00:00:00Z")
+    assert summary["credits_expired"] == 1
+    assert summary["amount_expired"] == {"EUR": "50.00"}
+    credit = cli.ok("credit", "list", "p1", "--at", "2027-03-01T00:00:00Z")[0]
+    assert (credit["status"], credit["expired"], credit["available"]) == ("expired", "50.00", "0.00")
+    # Running the job again expires nothing twice.
+    assert cli.ok("expire", "--at", "2027-04-01T00:00:00Z")["credits_expired"] == 0
+    audit_ok(cli)
+
+
+def test_unpaid_order_lapses_and_cannot_be_paid(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "20", "--at", "2026-01-01T00:00:00Z")
+    summary = cli.ok("expire", "--at", "2026-01-08T00:00:00Z")
+    assert summary["orders_lapsed"] == 1
+    assert cli.ok("order", "list", "p1")[0]["status"] == "expired"
+    result = cli("order", "pay", order["id"], "--at", "2026-01-09T00:00:00Z")
+    assert result.code != 0
+    assert "lapsed" in result.stderr
+
+
+def test_cancel_then_pay_is_refused(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "20", "--at", "2026-01-01T00:00:00Z")
+    cancelled = cli.ok("order", "cancel", order["id"], "--at", "2026-01-02T00:00:00Z")
+    assert cancelled["status"] == "cancelled"
+    result = cli("order", "pay", order["id"], "--at", "2026-01-03T00:00:00Z")
+    assert result.code == 1
+    assert result.stderr == f"ovh-credit: order {order['id']} is cancelled\n"
+    assert cli.ok("credit", "list", "p1") == []
+
+
+def test_void_records_the_reason_and_stops_the_credit(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "20", "--at", "2026-01-01T00:00:00Z")
+    paid = cli.ok("order", "pay", order["id"], "--at", "2026-01-01T00:00:00Z")
+    voided = cli.ok("credit", "void", str(paid["credit_id"]), "--reason", "charge-back",
+                    "--at", "2026-01-05T00:00:00Z")
+    assert (voided["status"], voided["voided"], voided["available"]) == ("voided", "20.00", "0.00")
+    shown = cli.ok("credit", "show", str(paid["credit_id"]))
+    assert [(e["type"], e["amount"], e["note"]) for e in shown["ledger"]][-1] == (
+        "void", "20.00", "charge-back")
+    s = cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))[0]
+    assert s["credit_applied"] == "0.00"
+    audit_ok(cli)
+
+
+def test_invoice_replay_with_different_content_is_a_conflict(cli: Cli, ledger: Ledger) -> None:
+    order = cli.ok("order", "create", "p1", "20", "--at", "2026-01-01T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-01-01T00:00:00Z")
+    cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))
+    before = ledger.checksum()
+    result = cli("settle", "-", stdin=json.dumps(invoice("I", ("compute", "6"))))
+    assert result.code == 1
+    assert "already settled with different content" in result.stderr
+    assert ledger.checksum() == before
+
+
+def test_jpy_project_has_no_decimals(cli: Cli) -> None:
+    credit = cli.ok("voucher", "activate", "jp", "YEN-1000")
+    assert (credit["currency"], credit["total"]) == ("JPY", "1000")
+    result = cli("order", "create", "jp", "500.5")
+    assert result.code == 1
+    assert "more than 0 decimal places" in result.stderr
+    order = cli.ok("order", "create", "jp", "500")
+    assert (order["currency"], order["amount"]) == ("JPY", "500")
+
+
+@pytest.mark.parametrize("fmt", ["table", "value", "csv"])
+def test_other_output_formats(cli: Cli, fmt: str) -> None:
+    order = cli.ok("order", "create", "p1", "1234.5")
+    result = cli("order", "list", "p1", "-f", fmt, json_output=False)
+    assert result.code == 0, result.stderr
+    if fmt == "table":
+        assert "1\u202f234.50 EUR" in result.stdout
+    else:
+        assert "1234.50" in result.stdout
+    assert order["id"] in result.stdout
+
+
+def test_audit_detects_a_tampered_balance(cli: Cli, ledger: Ledger) -> None:
+    import sqlite3
+
+    order = cli.ok("order", "create", "p1", "20")
+    cli.ok("order", "pay", order["id"])
+    with sqlite3.connect(ledger.path) as conn:
+        conn.execute("UPDATE cloud_credit_credits SET available = "
+                     "'00000000000000000000021.000000', total = '00000000000000000000021.000000'")
+    result = cli("audit")
+    assert result.code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert any("ledger entries sum to" in v for v in report["violations"])
