@@ -186,10 +186,12 @@ voucher_catalog_opts: list[cfg.Opt] = [
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the plugin's options on a host's ConfigOpts (idempotent)."""
-    conf.register_group(cloud_credit_group)
-    conf.register_opts(cloud_credit_opts, group=cloud_credit_group)
-    conf.register_group(voucher_catalog_group)
-    conf.register_opts(voucher_catalog_opts, group=voucher_catalog_group)
+    for group, opts in list_opts():
+        # A fresh OptGroup per ConfigOpts: oslo.config keeps overrides in the
+        # group object, which must not leak from one ConfigOpts to another.
+        if group.name not in conf:
+            conf.register_group(cfg.OptGroup(name=group.name, title=group.title, help=group.help))
+        conf.register_opts(opts, group=group.name)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:

@@ -1,0 +1,93 @@
+"""Options, the generated sample, and the plugin's entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from oslo_config import cfg
+from stevedore import driver
+
+from ovh_credit_plugin import conf as plugin_conf
+from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.service import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "etc/ovh-credit-plugin/ovh-credit-plugin.conf.sample"
+
+
+def test_sample_config_is_what_the_generator_renders(tmp_path: Path) -> None:
+    out = tmp_path / "sample.conf"
+    generator = Path(sys.executable).with_name("oslo-config-generator")
+    subprocess.run(
+        [str(generator), "--namespace", "ovh_credit_plugin", "--wrap-width", "79",
+         "--output-file", str(out)],
+        check=True,
+    )
+    assert out.read_text() == SAMPLE.read_text(), (
+        "etc/ovh-credit-plugin/ovh-credit-plugin.conf.sample is stale: run tox -e genconfig"
+    )
+
+
+def test_contract_option_names_are_registered() -> None:
+    conf = cfg.ConfigOpts()
+    plugin_conf.register_opts(conf)
+    plugin_conf.register_opts(conf)  # idempotent: hosts may call it twice
+    conf(args=[])
+    for name in ("connection", "default_currency", "purchased_credit_validity_months",
+                 "purchase_min_amount", "purchase_max_amount", "order_lapse_days",
+                 "payment_url_template", "voucher_max_failed_attempts",
+                 "voucher_attempt_window"):
+        assert name in conf.cloud_credit
+    for name in ("driver", "endpoint", "auth_token", "timeout", "retries", "verify",
+                 "ca_file", "cert_file", "key_file", "file_path"):
+        assert name in conf.voucher_catalog
+    assert conf.cloud_credit.purchased_credit_validity_months == 13
+    assert conf.voucher_catalog.driver == "file"
+
+
+def test_secrets_are_marked_secret() -> None:
+    opts = {o.name: o for _group, group_opts in plugin_conf.list_opts() for o in group_opts}
+    assert opts["auth_token"].secret
+    assert opts["connection"].secret  # URLs carry passwords
+
+
+def test_nothing_is_registered_at_import() -> None:
+    assert "cloud_credit" not in cfg.CONF
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("purchase_min_amount", "abc", "purchase_min_amount"),
+        ("purchase_max_amount", "-1", "purchase_max_amount"),
+        ("purchase_min_amount", "200000", "above purchase_max_amount"),
+        ("payment_url_template", "https://pay/{nope}", "unknown field"),
+    ],
+)
+def test_bad_option_values_are_config_errors(option: str, value: str, message: str) -> None:
+    conf = cfg.ConfigOpts()
+    plugin_conf.register_opts(conf)
+    conf(args=[])
+    conf.set_override(option, value, group="cloud_credit")
+    with pytest.raises(exceptions.ConfigError, match=message):
+        Settings.from_conf(conf)
+
+
+def test_invoice_processor_loads_through_stevedore_without_io() -> None:
+    conf = cfg.ConfigOpts()
+    manager = driver.DriverManager(
+        "ovh_credit_plugin.invoice_processors", "cloud_credit",
+        invoke_on_load=True, invoke_kwds={"conf": conf},
+    )
+    assert type(manager.driver).__name__ == "InvoiceProcessor"
+    assert manager.driver._service is None
+
+
+def test_file_catalog_is_an_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="ovh_credit_plugin.voucher_catalogs")}
+    assert "file" in names

@@ -1,0 +1,34 @@
+"""The alembic migrations build exactly the schema the code declares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from ovh_credit_plugin.ledger import migration, schema
+from ovh_credit_plugin.ledger.database import create_engine
+
+
+def test_migrations_match_the_declared_schema(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/m.sqlite")
+    migration.upgrade(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": migration.VERSION_TABLE}
+        )
+        diff = compare_metadata(context, schema.metadata)
+    assert diff == []
+    assert migration.current(engine) == migration.head()
+
+
+def test_downgrade_to_base_removes_every_table(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/m.sqlite")
+    migration.upgrade(engine)
+    migration.downgrade(engine, "base")
+    names = set(sa.inspect(engine).get_table_names())
+    assert names <= {migration.VERSION_TABLE}
+    migration.upgrade(engine)
+    assert set(schema.metadata.tables) <= set(sa.inspect(engine).get_table_names())
