@@ -128,7 +128,9 @@ def allocate(
             path = _augmenting_path(ci, reach, flow, payers, due)
             if path is None:
                 break
-            left, total_due = _augment(path, left, total_due, flow, payers, due)
+            left, total_due = _augment(
+                path, left=left, total_due=total_due, flow=flow, payers=payers, due=due
+            )
 
     shares = []
     for ci, credit in enumerate(usable):
@@ -176,10 +178,11 @@ def _augmenting_path(
             reached_by[li] = ci
             if due[li] > ZERO:
                 hops = [(ci, li)]
-                while ci != start:
-                    li = entered_via[ci]
-                    ci = reached_by[li]
-                    hops.append((ci, li))
+                back = ci
+                while back != start:
+                    line = entered_via[back]
+                    back = reached_by[line]
+                    hops.append((back, line))
                 return hops[::-1]
             for cj in payers[li]:
                 if cj != start and cj not in entered_via:
@@ -190,6 +193,7 @@ def _augmenting_path(
 
 def _augment(
     hops: list[tuple[int, int]],
+    *,
     left: Decimal,
     total_due: Decimal,
     flow: list[dict[int, Decimal]],

@@ -168,7 +168,7 @@ class _Priced(_Contract):
                 data[name] = money.to_str(value, currency)
         allocations = getattr(self, "allocations", None)
         if allocations is not None and "allocations" in data:
-            for shown, allocation in zip(data["allocations"], allocations):  # type: ignore[call-overload]
+            for shown, allocation in zip(data["allocations"], allocations, strict=True):  # type: ignore[call-overload]
                 shown["amount"] = money.to_str(allocation.amount, currency)
         return data
 

@@ -63,7 +63,7 @@ def parse_amount(
     are not exact), booleans, NaN, infinities, exponents that hide too many
     decimals and absurdly large values.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise exceptions.InvalidAmount(f"{field} must be a decimal string, not {value!r}")
     if isinstance(value, Decimal):
         amount = value

@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, cast
 
 import pydantic
 import sqlalchemy.exc
@@ -43,7 +43,7 @@ _MONEY = {"amount", "total", "used", "expired", "voided", "available", "credit_a
           "amount_due"}
 
 
-class Money(columns.FormattableColumn[tuple[str, str]]):
+class Money(columns.FormattableColumn[Any]):
     """A decimal string in JSON, ``1 234.50 EUR`` in tables."""
 
     def human_readable(self) -> str:
@@ -51,10 +51,10 @@ class Money(columns.FormattableColumn[tuple[str, str]]):
         return money.to_human(money.parse_amount(amount, allow_zero=True), currency)
 
     def machine_readable(self) -> str:
-        return self._value[0]
+        return str(self._value[0])
 
 
-class Listing(columns.FormattableColumn[list[Any]]):
+class Listing(columns.FormattableColumn[Any]):
     """A JSON array in JSON, one item per line in tables."""
 
     def human_readable(self) -> str:
@@ -64,12 +64,12 @@ class Listing(columns.FormattableColumn[list[Any]]):
         )
 
     def machine_readable(self) -> list[Any]:
-        return self._value
+        return list(self._value)
 
 
 def _row(data: dict[str, Any], fields: Sequence[str]) -> tuple[Any, ...]:
     currency = data.get("currency", "")
-    row = []
+    row: list[Any] = []
     for name in fields:
         value = data.get(name)
         if name in _MONEY and isinstance(value, str):
@@ -377,12 +377,12 @@ class Settle(_Base, Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.batch_size < 1:
             raise exceptions.InvalidInput("--batch-size must be at least 1")
-        processor: InvoiceProcessor = stevedore_driver.DriverManager(
+        processor = cast(InvoiceProcessor, stevedore_driver.DriverManager(
             namespace=INVOICE_NAMESPACE,
             name="cloud_credit",
             invoke_on_load=True,
             invoke_kwds={"conf": self.app.conf, "service": self.service},
-        ).driver
+        ).driver)
         source = settle_input.open_source(parsed_args.file, self.app.stdin)
         with source:
             total = settle_input.validate(source.documents())

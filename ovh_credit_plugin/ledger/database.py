@@ -151,7 +151,7 @@ class Database:
         """Run ``work`` in one read-only transaction."""
         self.ensure_schema()
         with self.engine.connect() as conn:
-            conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+            conn.execution_options(**{READ_ONLY_OPTION: True})
             with conn.begin():
                 return work(conn)
 

@@ -37,7 +37,7 @@ def current(engine: Engine) -> str | None:
     from ovh_credit_plugin.ledger.database import READ_ONLY_OPTION
 
     with engine.connect() as conn:
-        conn = conn.execution_options(**{READ_ONLY_OPTION: True})
+        conn.execution_options(**{READ_ONLY_OPTION: True})
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
 

@@ -250,7 +250,7 @@ def grant(
     at: dt.datetime,
 ) -> int:
     """Create a credit and its grant entry; returns the credit id."""
-    credit_id = conn.execute(
+    result = conn.execute(
         schema.credits.insert().values(
             project_id=project_id,
             kind=kind,
@@ -267,7 +267,9 @@ def grant(
             valid_until=valid_until,
             created_at=at,
         )
-    ).inserted_primary_key[0]
+    )
+    assert result.inserted_primary_key is not None
+    credit_id = result.inserted_primary_key[0]
     insert_entries(conn, [Entry(int(credit_id), "grant", amount, note=f"{kind} {source}")], at=at)
     return int(credit_id)
 
