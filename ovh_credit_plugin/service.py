@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, cast
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -110,7 +110,10 @@ class Charge:
 
     @classmethod
     def from_invoice(cls, invoice: models.Invoice) -> Charge:
-        lines = [allocation.Line(l.id, l.product, money.ledger(l.amount)) for l in invoice.lines]
+        lines = [
+            allocation.Line(line.id, line.product, money.ledger(line.amount))
+            for line in invoice.lines
+        ]
         return cls(
             key=f"invoice/{invoice.project_id}/{invoice.id}",
             project_id=invoice.project_id,
@@ -125,7 +128,7 @@ class Charge:
 def fingerprint(currency: str, at: dt.datetime, lines: Sequence[allocation.Line]) -> str:
     """What makes two settlements of one key the same charge."""
     canonical = json.dumps(
-        [currency, models.isoformat(at), [[l.id, l.product, str(l.amount)] for l in lines]],
+        [currency, models.isoformat(at), [[x.id, x.product, str(x.amount)] for x in lines]],
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -704,8 +707,10 @@ class CreditService:
                     credit.expired += amount
                     credit.available = ZERO
                     credit.dirty = True
-                    entries.append(store.Entry(credit.id, "expiry", amount,
-                                               note=f"valid until {models.isoformat(credit.valid_until or at)}"))
+                    until = models.isoformat(credit.valid_until or at)
+                    entries.append(
+                        store.Entry(credit.id, "expiry", amount, note=f"valid until {until}")
+                    )
                     summary.amount_expired[credit.currency] = (
                         summary.amount_expired.get(credit.currency, ZERO) + amount
                     )
@@ -743,13 +748,13 @@ def _settle(
     keys = sorted({c.key for c in charges})
     recorded: dict[str, Any] = {}
     for chunk in _chunks(keys, 500):
-        for row in conn.execute(
+        for found in conn.execute(
             sa.select(table.c.key, table.c.fingerprint, table.c.allocations, table.c.revision,
                       table.c.project_id, table.c.currency, table.c.total,
                       table.c.credit_applied, table.c.amount_due, table.c.invoice_id)
             .where(table.c.key.in_(chunk))
         ):
-            recorded[row.key] = row
+            recorded[found.key] = found
 
     project_ids = {c.project_id for c in charges}
     currencies = store.project_currencies(conn, project_ids)
@@ -874,7 +879,9 @@ def _reverse(
             # A voided credit stays empty: what comes back is voided at once.
             credit.available -= amount
             credit.voided += amount
-            entries.append(store.Entry(credit.id, "void", amount, note="reversal on a voided credit"))
+            entries.append(
+                store.Entry(credit.id, "void", amount, note="reversal on a voided credit")
+            )
     return entries
 
 
@@ -1168,7 +1175,7 @@ def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.Vo
     """The configured voucher catalog driver, loaded through stevedore."""
     name = conf.voucher_catalog.driver
     try:
-        manager = stevedore_driver.DriverManager(
+        manager: stevedore_driver.DriverManager[Any] = stevedore_driver.DriverManager(
             namespace=catalog_base.NAMESPACE,
             name=name,
             invoke_on_load=True,
@@ -1178,5 +1185,4 @@ def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.Vo
         raise exceptions.ConfigError(
             f"[voucher_catalog] driver {name!r} is not installed"
         ) from None
-    catalog: catalog_base.VoucherCatalog = manager.driver
-    return catalog
+    return cast(catalog_base.VoucherCatalog, manager.driver)
