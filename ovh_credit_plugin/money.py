@@ -9,6 +9,7 @@ rated usage priced below the cent.
 from __future__ import annotations
 
 import decimal
+import re
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -23,6 +24,8 @@ LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_PLACES)
 # Large enough for any real balance, small enough for NUMERIC(28, 6).
 MAX_AMOUNT = Decimal(10) ** 18
 ZERO = Decimal(0)
+# ASCII digits only: Decimal() also reads other scripts' digits ('1١' is 11).
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 # Local context: a host that changed the global one cannot change our sums.
 _CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, traps=[
@@ -77,7 +80,7 @@ def parse_amount(
             raise exceptions.InvalidAmount(f"{field} {value!r} is not a decimal number") from None
         if not amount.is_finite():
             raise exceptions.InvalidAmount(f"{field} must be a finite number, not {value!r}")
-        if not text or text[0] not in "+-0123456789." or any(c in text for c in "eE_"):
+        if not _PLAIN_DECIMAL.fullmatch(text):
             raise exceptions.InvalidAmount(
                 f"{field} {value!r} must be written as plain digits, like '12.50'"
             )
@@ -93,7 +96,9 @@ def parse_amount(
         raise exceptions.InvalidAmount(f"{field} {value} is too large")
     exponent = amount.as_tuple().exponent
     assert isinstance(exponent, int)
-    if -exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
+    if -exponent > places and amount != amount.quantize(
+        Decimal(1).scaleb(-places), context=_CONTEXT
+    ):
         raise exceptions.InvalidAmount(
             f"{field} {value} has more than {places} decimal places"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,8 @@ from ovh_credit_plugin.money import LEDGER_PLACES, LEDGER_QUANTUM
 
 _PRECISION = 28  # 22 integer digits: money.MAX_AMOUNT (10**18) fits with room
 _SQLITE_WIDTH = _PRECISION + 1  # digits plus the decimal point
+_LIMIT = Decimal(10) ** (_PRECISION - LEDGER_PLACES)
+_CONTEXT = decimal.Context(prec=_PRECISION + 2)
 
 
 class Money(types.TypeDecorator[Decimal]):
@@ -40,9 +43,11 @@ class Money(types.TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"Money columns take Decimal, not {type(value).__name__}")
-        exact = value.quantize(LEDGER_QUANTUM)
-        if exact != value or exact < 0:
+        exact = value.quantize(LEDGER_QUANTUM, context=_CONTEXT)
+        if exact != value or exact < 0 or exact >= _LIMIT:
             raise ValueError(f"{value} is not a non-negative ledger amount")
+        if exact.is_signed():  # -0 would sort and compare apart from 0 as text
+            exact = exact.copy_abs()
         if dialect.name == "sqlite":
             return f"{exact:0{_SQLITE_WIDTH}f}"
         return exact

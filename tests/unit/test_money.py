@@ -131,12 +131,6 @@ def test_parse_amount_names_the_field() -> None:
 
 
 @pytest.mark.parametrize("value", ["1\u0661", "1\uff12.5", "0.\u0665"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG money.parse_amount: non-ASCII digits are accepted when the first "
-    "character is an ASCII digit ('1\u0661' -> Decimal('11'), '1\uff12.5' -> 12.5); "
-    "Decimal() accepts any Unicode Nd digit and only text[0] is checked",
-)
 def test_parse_amount_refuses_non_ascii_digits(value: str) -> None:
     with pytest.raises(exceptions.InvalidAmount):
         parse_amount(value)
@@ -149,14 +143,6 @@ def test_parse_amount_refuses_leading_non_ascii_digit(value: str) -> None:
         parse_amount(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=decimal.InvalidOperation,
-    reason="BUG money.parse_amount: the quantize check uses the global decimal context, "
-    "so a host with a low precision (prec=10) gets decimal.InvalidOperation instead of "
-    "a parsed amount for '123456789012.500' (places=2); money.py's local _CONTEXT "
-    "exists for this but is not used there",
-)
 def test_parse_amount_ignores_the_global_decimal_context() -> None:
     with decimal.localcontext() as ctx:
         ctx.prec = 10

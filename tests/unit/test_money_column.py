@@ -180,13 +180,6 @@ def test_binding_float_raises_type_error(engine: Engine) -> None:
     assert isinstance(info.value.orig, TypeError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ledger.types.Money: Decimal('-0') passes the `exact < 0` check and is "
-    "stored on SQLite as '-000000000000000000000.000000', so it is not equal to a stored "
-    "zero in SQL and sorts below it ('0' > '-0' in SQL, equal in Decimal); expected either "
-    "a refusal or storage as '0000000000000000000000.000000'",
-)
 def test_negative_zero_is_refused_or_stored_as_zero(engine: Engine) -> None:
     try:
         _insert(engine, id=1, a=Decimal("-0"), b=Decimal(0))
