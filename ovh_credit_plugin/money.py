@@ -24,7 +24,7 @@ LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_PLACES)
 # Large enough for any real balance, small enough for NUMERIC(28, 6).
 MAX_AMOUNT = Decimal(10) ** 18
 ZERO = Decimal(0)
-# ASCII digits only: Decimal() also reads other scripts' digits ('1١' is 11).
+# ASCII digits only: Decimal() also reads other scripts' digits (Arabic-Indic, fullwidth).
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 # Local context: a host that changed the global one cannot change our sums.
