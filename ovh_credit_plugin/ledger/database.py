@@ -47,6 +47,12 @@ def is_retryable(error: BaseException) -> bool:
         return False
     if error.connection_invalidated:
         return True
+    if isinstance(error, exc.IntegrityError):
+        # Two writers raced to insert the same unique row (a settlement key,
+        # a project, an activation): the retry reads the winner's row and
+        # replays. A constraint broken for any other reason fails again and
+        # surfaces once the attempts run out.
+        return True
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     if sqlstate in _PG_RETRY_SQLSTATES:
