@@ -54,30 +54,62 @@ CASES: list[tuple[str, list[str], str, str]] = [
     ("below minimum", ["order", "create", "p1", "4.99"], "", "between 5.00 and 100000.00"),
     ("above maximum", ["order", "create", "p1", "100000.01"], "", "between"),
     ("absurd amount", ["order", "create", "p1", "1" + "0" * 30], "", "too large"),
-    ("unknown currency", ["order", "create", "p2", "10", "--currency", "ZZZ"], "",
-     "unknown currency"),
-    ("lowercase currency", ["order", "create", "p2", "10", "--currency", "eur"], "",
-     "invalid currency"),
-    ("currency without minor unit", ["order", "create", "p2", "10", "--currency", "XAU"], "",
-     "no minor unit"),
-    ("currency mismatch on project", ["order", "create", "p1", "10", "--currency", "USD"], "",
-     "bills in EUR"),
+    (
+        "unknown currency",
+        ["order", "create", "p2", "10", "--currency", "ZZZ"],
+        "",
+        "unknown currency",
+    ),
+    (
+        "lowercase currency",
+        ["order", "create", "p2", "10", "--currency", "eur"],
+        "",
+        "invalid currency",
+    ),
+    (
+        "currency without minor unit",
+        ["order", "create", "p2", "10", "--currency", "XAU"],
+        "",
+        "no minor unit",
+    ),
+    (
+        "currency mismatch on project",
+        ["order", "create", "p1", "10", "--currency", "USD"],
+        "",
+        "bills in EUR",
+    ),
     ("bad project id", ["order", "create", "p 1", "10"], "", "invalid project id"),
     ("unknown order pay", ["order", "pay", "no-such-order"], "", "no order"),
     ("unknown order cancel", ["order", "cancel", "no-such-order"], "", "no order"),
-    ("payment amount mismatch", ["order", "pay", "{pending}", "--amount", "31"], "",
-     "does not match"),
-    ("payment currency mismatch", ["order", "pay", "{pending}", "--currency", "USD"], "",
-     "does not match"),
+    (
+        "payment amount mismatch",
+        ["order", "pay", "{pending}", "--amount", "31"],
+        "",
+        "does not match",
+    ),
+    (
+        "payment currency mismatch",
+        ["order", "pay", "{pending}", "--currency", "USD"],
+        "",
+        "does not match",
+    ),
     ("payment of a cancelled order", ["order", "pay", "{cancelled}"], "", "is cancelled"),
     ("cancel a paid order", ["order", "cancel", "{paid}"], "", "only a pending order"),
     ("unknown credit show", ["credit", "show", "999"], "", "no credit 999"),
     ("non-numeric credit id", ["credit", "show", "abc"], "", "invalid credit id"),
     ("negative credit id", ["credit", "void", "-3", "--reason", "x"], "", "invalid credit id"),
-    ("void without reason text", ["credit", "void", "{voucher_credit}", "--reason", "  "], "",
-     "needs a reason"),
-    ("void twice", ["credit", "void", "{voided_credit}", "--reason", "again"], "",
-     "already voided"),
+    (
+        "void without reason text",
+        ["credit", "void", "{voucher_credit}", "--reason", "  "],
+        "",
+        "needs a reason",
+    ),
+    (
+        "void twice",
+        ["credit", "void", "{voided_credit}", "--reason", "again"],
+        "",
+        "already voided",
+    ),
     ("voucher code too short", ["voucher", "activate", "p1", "AB"], "", "4 to 64"),
     ("voucher code with symbols", ["voucher", "activate", "p1", "WELC;OME"], "", "4 to 64"),
     ("voucher check bad code", ["voucher", "check", "x"], "", "4 to 64"),
@@ -87,24 +119,41 @@ CASES: list[tuple[str, list[str], str, str]] = [
     ("invoice is a number", ["settle", "-"], "42", "invoice object"),
     ("invoice missing lines", ["settle", "-"], bad_invoice(lines=...), "lines"),
     ("invoice unknown field", ["settle", "-"], bad_invoice(extra="x"), "extra"),
-    ("invoice float amount", ["settle", "-"], bad_invoice(line_amount=10.5),
-     "decimal string"),
+    ("invoice float amount", ["settle", "-"], bad_invoice(line_amount=10.5), "decimal string"),
     ("invoice negative line", ["settle", "-"], bad_invoice(line_amount="-1"), "negative"),
-    ("invoice 7 decimals", ["settle", "-"], bad_invoice(line_amount="0.0000001"),
-     "more than 6 decimal places"),
+    (
+        "invoice 7 decimals",
+        ["settle", "-"],
+        bad_invoice(line_amount="0.0000001"),
+        "more than 6 decimal places",
+    ),
     ("invoice bad currency", ["settle", "-"], bad_invoice(currency="EURO"), "currency"),
     ("invoice bad date", ["settle", "-"], bad_invoice(issued_at="March 1st"), "issued_at"),
     ("invoice currency mismatch", ["settle", "-"], bad_invoice(currency="USD"), "bills in EUR"),
-    ("invoice duplicate line ids", ["settle", "-"],
-     json.dumps({**GOOD_INVOICE, "lines": GOOD_INVOICE["lines"] * 2}), "appears twice"),
-    ("bad line in JSON lines", ["settle", "-"],
-     json.dumps(GOOD_INVOICE) + "\n" + bad_invoice(id="I2", line_amount="x") + "\n",
-     "invoice #2"),
-    ("same invoice twice, different content", ["settle", "-"],
-     json.dumps(GOOD_INVOICE) + "\n" + bad_invoice(line_amount="11.00") + "\n",
-     "different content"),
-    ("batch size zero", ["settle", "-", "--batch-size", "0"], json.dumps(GOOD_INVOICE),
-     "at least 1"),
+    (
+        "invoice duplicate line ids",
+        ["settle", "-"],
+        json.dumps({**GOOD_INVOICE, "lines": GOOD_INVOICE["lines"] * 2}),
+        "appears twice",
+    ),
+    (
+        "bad line in JSON lines",
+        ["settle", "-"],
+        json.dumps(GOOD_INVOICE) + "\n" + bad_invoice(id="I2", line_amount="x") + "\n",
+        "invoice #2",
+    ),
+    (
+        "same invoice twice, different content",
+        ["settle", "-"],
+        json.dumps(GOOD_INVOICE) + "\n" + bad_invoice(line_amount="11.00") + "\n",
+        "different content",
+    ),
+    (
+        "batch size zero",
+        ["settle", "-", "--batch-size", "0"],
+        json.dumps(GOOD_INVOICE),
+        "at least 1",
+    ),
 ]
 
 
@@ -121,7 +170,12 @@ def _fill(argv: list[str], seeded: dict[str, Any], cli: Cli) -> list[str]:
 
 @pytest.mark.parametrize(("name", "argv", "stdin", "fragment"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_and_writes_nothing(
-    cli: Cli, ledger: Ledger, seeded: dict[str, Any], name: str, argv: list[str], stdin: str,
+    cli: Cli,
+    ledger: Ledger,
+    seeded: dict[str, Any],
+    name: str,
+    argv: list[str],
+    stdin: str,
     fragment: str,
 ) -> None:
     paid_credit = seeded["paid"]["credit_id"]
@@ -156,8 +210,9 @@ def test_missing_config_file_is_one_line(cli: Cli, capsys: pytest.CaptureFixture
     assert "/nonexistent.conf" in err
 
 
-def test_unmigrated_database_says_what_to_do(tmp_path: Any,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_unmigrated_database_says_what_to_do(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ovh_credit_plugin.cli.app import main
 
     conf = tmp_path / "c.conf"
@@ -165,4 +220,6 @@ def test_unmigrated_database_says_what_to_do(tmp_path: Any,
     code = main(["--config-file", str(conf), "credit", "list", "p1"])
     err = capsys.readouterr().err
     assert code == 1
-    assert err == "ovh-credit: the ledger database has no tables yet: run 'ovh-credit db upgrade'\n"
+    assert (
+        err == "ovh-credit: the ledger database has no tables yet: run 'ovh-credit db upgrade'\n"
+    )

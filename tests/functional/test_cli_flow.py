@@ -11,21 +11,53 @@ import pytest
 from tests.conftest import Cli, Ledger
 
 ORDER_KEYS = {
-    "id", "project_id", "amount", "currency", "status", "created_at", "expires_at",
-    "paid_at", "payment_url", "credit_id",
+    "id",
+    "project_id",
+    "amount",
+    "currency",
+    "status",
+    "created_at",
+    "expires_at",
+    "paid_at",
+    "payment_url",
+    "credit_id",
 }
 CREDIT_KEYS = {
-    "id", "project_id", "kind", "description", "source", "currency", "total", "used",
-    "expired", "voided", "available", "valid_from", "valid_until", "status", "products",
+    "id",
+    "project_id",
+    "kind",
+    "description",
+    "source",
+    "currency",
+    "total",
+    "used",
+    "expired",
+    "voided",
+    "available",
+    "valid_from",
+    "valid_until",
+    "status",
+    "products",
 }
 SETTLEMENT_KEYS = {
-    "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
-    "allocations", "replayed",
+    "invoice_id",
+    "project_id",
+    "currency",
+    "total",
+    "credit_applied",
+    "amount_due",
+    "allocations",
+    "replayed",
 }
 
 
-def invoice(invoice_id: str, *lines: tuple[str, str], project: str = "p1",
-            issued_at: str = "2026-03-01T00:00:00Z", currency: str = "EUR") -> dict[str, Any]:
+def invoice(
+    invoice_id: str,
+    *lines: tuple[str, str],
+    project: str = "p1",
+    issued_at: str = "2026-03-01T00:00:00Z",
+    currency: str = "EUR",
+) -> dict[str, Any]:
     return {
         "id": invoice_id,
         "project_id": project,
@@ -80,8 +112,9 @@ def test_buy_credit_order_then_payment_creates_the_credit_once(cli: Cli) -> None
 def test_voucher_then_settlement_uses_voucher_before_purchased_credit(cli: Cli) -> None:
     order = cli.ok("order", "create", "p1", "100.00", "--at", "2026-02-01T00:00:00Z")
     cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
-    voucher = cli.ok("voucher", "activate", "p1", "  welcome-2026 ", "--at",
-                     "2026-02-02T00:00:00Z")
+    voucher = cli.ok(
+        "voucher", "activate", "p1", "  welcome-2026 ", "--at", "2026-02-02T00:00:00Z"
+    )
     assert voucher["kind"] == "voucher"
     assert voucher["source"] == "WELCOME-2026"
     assert voucher["total"] == "50.00"
@@ -100,7 +133,9 @@ def test_voucher_then_settlement_uses_voucher_before_purchased_credit(cli: Cli) 
     by_credit: dict[int, Decimal] = {}
     for a in s["allocations"]:
         assert set(a) == {"line_id", "credit_id", "kind", "amount"}
-        by_credit[a["credit_id"]] = by_credit.get(a["credit_id"], Decimal(0)) + Decimal(a["amount"])
+        by_credit[a["credit_id"]] = by_credit.get(a["credit_id"], Decimal(0)) + Decimal(
+            a["amount"]
+        )
     assert by_credit == {voucher["id"]: Decimal("50.00"), order_credit(cli): Decimal("25.50")}
 
     replay = cli.ok("settle", "-", stdin=json.dumps(doc))
@@ -140,7 +175,7 @@ def test_batch_settlement_of_json_lines_array_and_object(cli: Cli, ledger: Ledge
     cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
     docs = [invoice(f"I{n}", ("compute", "3.00")) for n in range(5)]
     lines = "\n".join(json.dumps(d) for d in docs) + "\n"
-    path = ledger.path.parent / "invoices.jsonl"
+    path = ledger.config.parent / "invoices.jsonl"
     path.write_text(lines)
     out = cli.ok("settle", str(path), "--batch-size", "2")
     assert [s["invoice_id"] for s in out] == [f"I{n}" for n in range(5)]
@@ -158,20 +193,30 @@ def test_batch_settlement_of_json_lines_array_and_object(cli: Cli, ledger: Ledge
 def test_expiry_at_13_months_records_the_lost_balance(cli: Cli) -> None:
     order = cli.ok("order", "create", "p1", "80", "--at", "2026-01-31T00:00:00Z")
     cli.ok("order", "pay", order["id"], "--at", "2026-01-31T00:00:00Z")
-    cli.ok("settle", "-", stdin=json.dumps(
-        invoice("I", ("compute", "30"), issued_at="2026-06-01T00:00:00Z")))
+    cli.ok(
+        "settle",
+        "-",
+        stdin=json.dumps(invoice("I", ("compute", "30"), issued_at="2026-06-01T00:00:00Z")),
+    )
     # The day before the end, nothing expires.
     summary = cli.ok("expire", "--at", "2027-02-27T23:59:59Z")
     assert summary["credits_expired"] == 0
     # Past valid_until the credit is never applied, even before the job runs.
-    late = cli.ok("settle", "-", stdin=json.dumps(
-        invoice("LATE", ("compute", "5"), issued_at="2027-02-28T00:00:00Z")))[0]
+    late = cli.ok(
+        "settle",
+        "-",
+        stdin=json.dumps(invoice("LATE", ("compute", "5"), issued_at="2027-02-28T00:00:00Z")),
+    )[0]
     assert late["credit_applied"] == "0.00"
     summary = cli.ok("expire", "--at", "2027-03-01T00:00:00Z")
     assert summary["credits_expired"] == 1
     assert summary["amount_expired"] == {"EUR": "50.00"}
     credit = cli.ok("credit", "list", "p1", "--at", "2027-03-01T00:00:00Z")[0]
-    assert (credit["status"], credit["expired"], credit["available"]) == ("expired", "50.00", "0.00")
+    assert (credit["status"], credit["expired"], credit["available"]) == (
+        "expired",
+        "50.00",
+        "0.00",
+    )
     # Running the job again expires nothing twice.
     assert cli.ok("expire", "--at", "2027-04-01T00:00:00Z")["credits_expired"] == 0
     audit_ok(cli)
@@ -200,12 +245,22 @@ def test_cancel_then_pay_is_refused(cli: Cli) -> None:
 def test_void_records_the_reason_and_stops_the_credit(cli: Cli) -> None:
     order = cli.ok("order", "create", "p1", "20", "--at", "2026-01-01T00:00:00Z")
     paid = cli.ok("order", "pay", order["id"], "--at", "2026-01-01T00:00:00Z")
-    voided = cli.ok("credit", "void", str(paid["credit_id"]), "--reason", "charge-back",
-                    "--at", "2026-01-05T00:00:00Z")
+    voided = cli.ok(
+        "credit",
+        "void",
+        str(paid["credit_id"]),
+        "--reason",
+        "charge-back",
+        "--at",
+        "2026-01-05T00:00:00Z",
+    )
     assert (voided["status"], voided["voided"], voided["available"]) == ("voided", "20.00", "0.00")
     shown = cli.ok("credit", "show", str(paid["credit_id"]))
     assert [(e["type"], e["amount"], e["note"]) for e in shown["ledger"]][-1] == (
-        "void", "20.00", "charge-back")
+        "void",
+        "20.00",
+        "charge-back",
+    )
     s = cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))[0]
     assert s["credit_applied"] == "0.00"
     audit_ok(cli)
@@ -245,13 +300,18 @@ def test_other_output_formats(cli: Cli, fmt: str) -> None:
 
 
 def test_audit_detects_a_tampered_balance(cli: Cli, ledger: Ledger) -> None:
-    import sqlite3
+    import sqlalchemy as sa
+
+    from ovh_credit_plugin.ledger import schema
+    from ovh_credit_plugin.ledger.database import create_engine
 
     order = cli.ok("order", "create", "p1", "20")
     cli.ok("order", "pay", order["id"])
-    with sqlite3.connect(ledger.path) as conn:
-        conn.execute("UPDATE cloud_credit_credits SET available = "
-                     "'00000000000000000000021.000000', total = '00000000000000000000021.000000'")
+    engine = create_engine(ledger.url)
+    with engine.begin() as conn:
+        # Balances that still add up, but no longer match the ledger entries.
+        conn.execute(sa.update(schema.credits).values(available=Decimal(21), total=Decimal(21)))
+    engine.dispose()
     result = cli("audit")
     assert result.code == 1
     report = json.loads(result.stdout)
