@@ -732,6 +732,13 @@ class CreditService:
         """Check every invariant of the ledger (see docs/operations.md)."""
         return self.database.read(_audit)
 
+    def project_currency(self, project_id: str) -> str | None:
+        """The project's currency, fixed at its first credit or order (None: not yet).
+
+        For hosts whose charges carry no currency (CloudKitty rated data).
+        """
+        return self.database.read(lambda conn: store.project_currency(conn, project_id))
+
 
 # -- settlement internals -------------------------------------------------------
 

@@ -1,0 +1,341 @@
+"""CloudKitty rating processor: prepaid cloud credit applied to rated usage.
+
+CloudKitty (25.x) loads this class through the ``cloudkitty.rating.processors``
+entry point ``cloud_credit``. Only CloudKitty's stevedore imports this module,
+so it may import CloudKitty at the top; nothing else in the package does.
+
+What happens to one rated period (a ``DataFrame`` of one scope):
+
+* the priced points become the lines of a :class:`~ovh_credit_plugin.service.Charge`
+  (product = metric type, amount = price floored to the ledger's scale),
+  keyed ``cloudkitty/<scope>/<start>/<end>`` and settled at the period's start
+  by the same service and allocation as invoices;
+* covered points get a lower price (``DataPoint.set_price``) and say in their
+  metadata what credit paid; no metric type is ever added (CloudKitty would
+  fail the period forever with a ``KeyError`` on a type metrics.yml lacks);
+* a period rated again (CloudKitty reprocessing) with the same prices debits
+  nothing; with new prices the earlier debits are reversed and credit applied
+  anew, in one transaction;
+* any failure (ledger database down, schema not migrated) raises: CloudKitty
+  then leaves the period unrated and retries it on its next loop. Rating it
+  without credit would charge the customer what credit should have paid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from cloudkitty import dataframe, rating
+from cloudkitty.db import api as ck_db_api
+from oslo_config import cfg
+from stevedore import extension
+
+from ovh_credit_plugin import models, money
+from ovh_credit_plugin.allocation import Line
+from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.hosts import cloudkitty_db
+from ovh_credit_plugin.service import Charge, CreditService, fingerprint
+
+LOG = logging.getLogger(__name__)
+
+MODULE_NAME = "cloud_credit"
+PROCESSORS_NAMESPACE = "cloudkitty.rating.processors"
+ZERO = money.ZERO
+
+#: Metadata keys set on a covered point (strings: storage keeps them as JSON).
+CREDIT_APPLIED = "credit_applied"
+CREDIT_IDS = "credit_ids"
+PRICE_BEFORE_CREDIT = "price_before_credit"
+
+# Modules that never price anything: running before or after them is the same.
+_PASS_THROUGH_MODULES = frozenset({"noop"})
+# How often one process re-reads the module priorities to warn about the order.
+_ORDER_CHECK_INTERVAL = 300.0
+
+
+# -- one service per ledger URL and process --------------------------------------
+
+# CloudKitty builds a new Worker, hence new processor objects, for every scope
+# of every loop: the service (and its connection pool) lives at module level,
+# one per ledger URL, shared by the threads of this process.
+_services: dict[str, CreditService] = {}
+_services_lock = threading.Lock()
+
+
+def _service_for(conf: cfg.ConfigOpts) -> CreditService:
+    url = cloudkitty_db.ledger_connection(conf)
+    with _services_lock:
+        service = _services.get(url)
+        if service is None:
+            service = CreditService.from_conf(conf, connection=url)
+            _services[url] = service
+        return service
+
+
+def close_services() -> None:
+    """Dispose of the cached services' connection pools (tests, clean shutdown)."""
+    with _services_lock:
+        for service in _services.values():
+            service.close()
+        _services.clear()
+
+
+# -- run order -----------------------------------------------------------------
+
+class _Throttle:
+    """True at most once per ``interval`` seconds, across the threads of a process."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        with self._lock:
+            clock = time.monotonic()
+            if self._last is not None and clock - self._last < self.interval:
+                return False
+            self._last = clock
+            return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._last = None
+
+
+# Checked on the first period a process rates, then every few minutes (a
+# priority changed through the API applies from CloudKitty's next loop).
+_order_check = _Throttle(_ORDER_CHECK_INTERVAL)
+
+
+def reset_order_check() -> None:
+    """Make the next ``process()`` check the run order again (tests)."""
+    _order_check.reset()
+
+
+def modules_not_before(module_name: str) -> list[tuple[str, int]]:
+    """Enabled rating modules that do not run before ``module_name``.
+
+    CloudKitty runs the module with the highest priority first; a pricing
+    module with a priority lower than or equal to ours may run after us, and
+    its prices then get no credit. Reads CloudKitty's module table only (the
+    processors are not instantiated: their constructors may do I/O).
+    """
+    info = ck_db_api.get_instance().get_module_info()
+    ours = int(info.get_priority(module_name))
+    found = []
+    installed: extension.ExtensionManager[Any] = extension.ExtensionManager(PROCESSORS_NAMESPACE)
+    for ext in installed:
+        name = getattr(ext.plugin, "module_name", None) or ext.name
+        if name == module_name or name in _PASS_THROUGH_MODULES:
+            continue
+        if not info.get_state(name):
+            continue
+        priority = int(info.get_priority(name))
+        if priority <= ours:
+            found.append((name, priority))
+    return sorted(found)
+
+
+# -- frames <-> charges ------------------------------------------------------------
+
+
+def _price(value: Any) -> Decimal:
+    # A module before us may have stored a float through set_price (which does
+    # not coerce): go through str, as DataPoint itself does.
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(str(value))
+    return Decimal(value)
+
+
+def line_id(metric_type: str, index: int) -> str:
+    return f"{metric_type}/{index}"
+
+
+def frame_lines(frame: Any) -> list[Line]:
+    """The charge lines of a rated frame, in frame order.
+
+    One line per point priced above zero: id ``<metric type>/<index of the
+    point within its type>``, product = metric type, amount = price floored
+    to the ledger's scale (CloudKitty prices may carry more decimals; credit
+    never covers more than is due). Negative prices (discounts a pricing rule
+    produced) lower the amounts of the positive lines, of the same type first,
+    so that credit never covers more than the period's net due.
+    """
+    lines: list[Line] = []
+    leftover = ZERO  # discount not absorbed by its own type
+    for metric_type, points in frame.itertypes():
+        typed: list[Line] = []
+        discount = ZERO
+        for index, point in enumerate(points):
+            price = _price(point.price)
+            if price > ZERO:
+                amount = money.floor_to_ledger(price)
+                if amount > ZERO:
+                    typed.append(Line(line_id(metric_type, index), metric_type, amount))
+            elif price < ZERO:
+                discount -= price
+        typed, rest = _lower(typed, discount)
+        leftover += rest
+        lines.extend(typed)
+    lines, _ = _lower(lines, leftover)
+    return lines
+
+
+def _lower(lines: list[Line], discount: Decimal) -> tuple[list[Line], Decimal]:
+    """Take ``discount`` off ``lines``, last line first; returns what was left over."""
+    if discount <= ZERO:
+        return lines, ZERO
+    # Round the discount up to the ledger's scale: never cover more than due.
+    rest = money.floor_to_ledger(discount)
+    if rest < discount:
+        rest += money.LEDGER_QUANTUM
+    kept: list[Line] = []
+    for line in reversed(lines):
+        take = min(rest, line.amount)
+        rest -= take
+        if line.amount > take:
+            kept.append(Line(line.id, line.product, line.amount - take))
+    kept.reverse()
+    return kept, rest
+
+
+def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, str]:
+    """The settlement key and invoice id of one rated period of one scope."""
+    # UTC ISO: the Worker's frames are in local time, the ReprocessingWorker's
+    # in UTC; both must give the same key for the same period.
+    period = f"{models.isoformat(start)}/{models.isoformat(end)}"
+    return f"cloudkitty/{scope}/{period}", period
+
+
+def apply_settlement(frame: Any, shares: Iterable[Any], currency: str) -> Any:
+    """A new frame whose covered points are lowered by what credit paid."""
+    paid: dict[str, Decimal] = {}
+    paid_by: dict[str, list[str]] = {}
+    for share in shares:
+        paid[share.line_id] = paid.get(share.line_id, ZERO) + share.amount
+        ids = paid_by.setdefault(share.line_id, [])
+        if str(share.credit_id) not in ids:
+            ids.append(str(share.credit_id))
+    if not paid:
+        return frame
+    output = dataframe.DataFrame(start=frame.start, end=frame.end)
+    for metric_type, points in frame.itertypes():
+        for index, point in enumerate(points):
+            key = line_id(metric_type, index)
+            credit = paid.get(key)
+            if credit is None:
+                output.add_point(point, metric_type)
+                continue
+            before = _price(point.price)
+            # set_price does not coerce: always a Decimal. metadata is an
+            # immutable dict: the extra keys go into a rebuilt point.
+            lowered = point.set_price(before - credit)
+            lowered = lowered._replace(metadata={
+                **lowered.metadata,
+                CREDIT_APPLIED: money.to_str(credit, currency),
+                CREDIT_IDS: ",".join(paid_by[key]),
+                PRICE_BEFORE_CREDIT: str(before),
+            })
+            # Always the frame's own metric type: never one metrics.yml lacks.
+            output.add_point(lowered, metric_type)
+    return output
+
+
+# -- the processor -------------------------------------------------------------------
+
+
+class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
+    """Applies prepaid cloud credit and vouchers to rated usage, after pricing."""
+
+    module_name = MODULE_NAME
+    description = (
+        "Prepaid cloud credit and vouchers: pays rated usage before any other payment "
+        "method. Must run after every pricing module (lowest priority)."
+    )
+    hot_config = False
+    # Read by cloudkitty-dbsync on the class (never instantiated there).
+    db_api = cloudkitty_db.CloudCreditDbApi(cfg.CONF)
+
+    def __init__(self, tenant_id: str | None = None) -> None:
+        # CloudKitty instantiates every installed processor, enabled or not,
+        # for every scope and for quotes (tenant None): no I/O here. A failure
+        # here would make stevedore drop the module and CloudKitty rate
+        # without credit, so only register options (idempotent, in memory).
+        super().__init__(tenant_id)
+        register_opts(cfg.CONF)
+        self._conf = cfg.CONF
+
+    @property
+    def service(self) -> CreditService:
+        return _service_for(self._conf)
+
+    def reload_config(self, start: dt.datetime | None = None) -> None:
+        # Credit balances are read in the settlement transaction itself;
+        # nothing to preload per period.
+        return None
+
+    def quote(self, data: Any) -> Any:
+        """List price: a quote never reads nor writes the ledger."""
+        return data
+
+    def process(self, data: Any) -> Any:
+        """Settle the period's priced points with the scope's credit; lower their prices."""
+        if _order_check.due():
+            self._warn_on_run_order()
+        scope = self._tenant_id
+        if not scope:
+            # No project to charge (not a Worker call): nothing credit can pay.
+            return data
+        key, invoice_id = period_key(str(scope), data.start, data.end)
+        lines = frame_lines(data)
+        service = self.service
+        recorded = service.settlement_exists(key)
+        # Fast path, no write transaction: most projects hold no credit.
+        if not recorded and (not lines or not service.has_credit(scope)):
+            return data
+        currency = service.project_currency(scope) or service.settings.default_currency
+        at = models.utc(data.start)
+        charge = Charge(
+            key=key,
+            project_id=scope,
+            invoice_id=invoice_id,
+            currency=currency,
+            at=at,
+            lines=lines,
+            fingerprint=fingerprint(currency, at, lines),
+        )
+        # "replace": a re-rated period with new prices reverses and re-applies.
+        settlement = service.settle([charge], on_change="replace", record_unpaid=False)[0]
+        if settlement.credit_applied > ZERO:
+            LOG.info(
+                "scope %s, period %s: %s %s of credit applied (%s)",
+                scope, invoice_id, settlement.credit_applied, currency,
+                "replayed" if settlement.replayed else "settled",
+            )
+        return apply_settlement(data, settlement.allocations, currency)
+
+    def _warn_on_run_order(self) -> None:
+        try:
+            late = modules_not_before(self.module_name)
+        except Exception:  # the check only warns: never let it block rating
+            LOG.exception("could not check the run order of the rating modules")
+            return
+        if late:
+            names = ", ".join(f"{name} (priority {priority})" for name, priority in late)
+            LOG.warning(
+                "cloud_credit must run after every pricing module, but these enabled "
+                "modules have a priority lower than or equal to cloud_credit's and may "
+                "run after it, so their prices get no credit: %s. Give cloud_credit "
+                "priority 1 and every pricing module a priority of 2 or more "
+                "(cloudkitty module set priority <module> <n>).",
+                names,
+            )

@@ -1,0 +1,1 @@
+"""Tests against the real CloudKitty package (the ``cloudkitty`` extra)."""

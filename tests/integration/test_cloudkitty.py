@@ -1,0 +1,482 @@
+"""The cloud_credit rating processor inside the real CloudKitty 25.x orchestrator.
+
+Load order through ``BaseWorker``, rating with ``Worker.run()`` (hashmap
+pricing, v1 SQL storage), reprocessing with ``ReprocessingWorker``, quotes
+through ``RatingEndpoint``/``APIWorker``, ``cloudkitty-dbsync`` for real.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import BACKENDS
+from tests.integration.conftest import (
+    HAVE_CLOUDKITTY,
+    OTHER_SCOPE,
+    PERIOD,
+    REQUIRE_CLOUDKITTY,
+    SCOPE,
+    CloudKitty,
+)
+
+if not HAVE_CLOUDKITTY and not REQUIRE_CLOUDKITTY:
+    pytest.skip("cloudkitty is not installed (pip install -e '.[cloudkitty]')",
+                allow_module_level=True)
+
+from cloudkitty import dataframe, orchestrator, storage_state
+from cloudkitty.storage_state import models as state_models
+from cloudkitty.utils import tz as tzutils
+from oslo_config import cfg
+from stevedore import driver
+
+from ovh_credit_plugin import allocation
+from ovh_credit_plugin.hosts import cloudkitty as ck_host
+from ovh_credit_plugin.ledger import migration, schema
+from ovh_credit_plugin.ledger.database import create_engine
+from ovh_credit_plugin.service import CreditService
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
+D = Decimal
+HOST_LOGGER = "ovh_credit_plugin.hosts.cloudkitty"
+CREDIT_KEYS = {"credit_applied", "credit_ids", "price_before_credit"}
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def day_before(env: CloudKitty) -> dt.datetime:
+    """A grant time before every period under test (credit is valid from its grant)."""
+    return env.base - dt.timedelta(days=1)
+
+
+def buy_credit(service: CreditService, project: str, amount: str, at: dt.datetime) -> int:
+    order = service.create_order(project, amount, currency="EUR", at=at)
+    credit_id = service.pay_order(order.id, at=at).credit_id
+    assert credit_id is not None
+    return credit_id
+
+
+def _rows(ledger: Any, query: Any) -> list[Any]:
+    engine = sa.create_engine(ledger.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query))
+    finally:
+        engine.dispose()
+
+
+def settlements(ledger: Any) -> list[Any]:
+    table = schema.settlements
+    return _rows(ledger, sa.select(table).order_by(table.c.key))
+
+
+def entry_types(ledger: Any) -> list[str]:
+    table = schema.ledger_entries
+    return [r.type for r in _rows(ledger, sa.select(table.c.type).order_by(table.c.id))]
+
+
+def credit(service: CreditService, credit_id: int) -> Any:
+    return service.show_credit(credit_id)[0]
+
+
+def points_of(env: CloudKitty, start: dt.datetime, scope: str = SCOPE) -> list[tuple[str, Any]]:
+    """Stored (type, point) rows of the period starting at ``start``."""
+    return [(t, p) for s, t, p in env.stored_points(scope) if s == start]
+
+
+def schedule_reprocessing(start: dt.datetime) -> Any:
+    at = tzutils.local_to_utc(start, naive=True)
+    storage_state.ReprocessingSchedulerDb().persist(state_models.ReprocessingScheduler(
+        reason="tests", identifier=SCOPE, start_reprocess_time=at, end_reprocess_time=at,
+    ))
+    (schedule,) = storage_state.ReprocessingSchedulerDb().get_all()
+    return schedule
+
+
+def reprocess(env: CloudKitty, start: dt.datetime) -> None:
+    orchestrator.ReprocessingWorker(
+        env.collector, env.storage, schedule_reprocessing(start), worker_id=0
+    ).run()
+    assert storage_state.ReprocessingSchedulerDb().get_all() == []  # done
+
+
+def names(worker: Any) -> list[str]:
+    return [p.obj.module_name for p in worker._processors]
+
+
+# -- load order -----------------------------------------------------------------------
+
+
+def test_loaded_by_the_orchestrator_after_hashmap(
+    cloudkitty: CloudKitty, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = orchestrator.BaseWorker(tenant_id=SCOPE)
+    loaded = names(worker)
+    # Higher priority first: hashmap (100) prices, then cloud_credit (1).
+    assert loaded.index("hashmap") < loaded.index("cloud_credit")
+    assert set(loaded) == {"hashmap", "noop", "cloud_credit"}  # pyscripts is disabled
+    (ours,) = [p.obj for p in worker._processors if p.name == "cloud_credit"]
+    assert isinstance(ours, ck_host.CloudCreditProcessor)
+    assert ours.priority == 1
+
+    caplog.set_level(logging.INFO, logger=HOST_LOGGER)
+    cloudkitty.worker().run()
+    assert not [r for r in caplog.records if r.name == HOST_LOGGER and r.levelname == "WARNING"]
+
+
+def test_warns_when_a_pricing_module_may_run_after_credit(
+    cloudkitty: CloudKitty, caplog: pytest.LogCaptureFixture
+) -> None:
+    # hashmap never given a priority: CloudKitty reads 1, the same as ours.
+    cloudkitty.modules().set_priority("hashmap", 1)
+    caplog.set_level(logging.WARNING, logger=HOST_LOGGER)
+    cloudkitty.worker().run()
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == HOST_LOGGER and r.levelname == "WARNING"]
+    assert len(warnings) == 1  # once per process, not per period
+    assert "hashmap (priority 1)" in warnings[0]
+    assert "cloud_credit must run after every pricing module" in warnings[0]
+
+
+def test_a_disabled_module_is_not_applied(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    cloudkitty.modules().set_state("cloud_credit", False)
+    assert "cloud_credit" not in names(orchestrator.BaseWorker(tenant_id=SCOPE))
+    before = ledger.checksum()
+    cloudkitty.worker().run()
+    assert cloudkitty.total() == D("8")
+    assert ledger.checksum() == before
+
+
+# -- rating ---------------------------------------------------------------------------
+
+
+# The ledger on every backend here: one settlement transaction per period.
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_rated_periods_are_stored_net_of_credit(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert cloudkitty.last_processed() == cloudkitty.p2
+
+    # Gross: 2 periods x (2 instances x 1.5 + 100 MiB x 0.01) = 8.00; credit 5.00.
+    assert cloudkitty.total() == D("3")
+    # Lines go in frame order (image.size before instance): p1 takes 1 + 3,
+    # p2 the last 1.00 on image.size; instance of p2 stays at list price.
+    assert cloudkitty.totals_by_type() == {"image.size": D("0"), "instance": D("3")}
+    # Only the frame's own metric types are stored (no 'credit' type).
+    assert {t for _, t, _ in cloudkitty.stored_points()} == {"image.size", "instance"}
+
+    p1 = dict(points_of(cloudkitty, cloudkitty.p1))
+    # v1 storage returns metadata merged into groupby.
+    meta = p1["instance"].groupby
+    assert meta["credit_applied"] == "3.00"
+    assert meta["credit_ids"] == str(credit_id)
+    assert D(meta["price_before_credit"]) == D("3")
+    assert meta["flavor_name"] == "m1.small"  # collected metadata kept
+    assert p1["instance"].price == 0
+    image = p1["image.size"].groupby
+    # hashmap's price is 1.0000000000000000208...: the credit covers the
+    # floor at 6 decimals, never more than is due.
+    assert image["credit_applied"] == "1.00"
+    assert D(image["price_before_credit"]) > D("1")
+
+    p2 = dict(points_of(cloudkitty, cloudkitty.p2))
+    assert CREDIT_KEYS.isdisjoint(p2["instance"].groupby)
+    assert D(str(p2["instance"].price)) == D("3")
+    assert p2["image.size"].groupby["credit_applied"] == "1.00"
+
+    bought = credit(service, credit_id)
+    assert (bought.used, bought.available, bought.status) == (D("5"), D("0"), "exhausted")
+    rows = settlements(ledger)
+    assert [(D(r.total), D(r.credit_applied), D(r.amount_due)) for r in rows] == [
+        (D("4"), D("4"), D("0")),
+        (D("4"), D("1"), D("3")),
+    ]
+    start = cloudkitty.p1.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rows[0].key.startswith(f"cloudkitty/{SCOPE}/{start}/")
+
+
+def test_a_voucher_scoped_to_a_metric_type_pays_only_that_type(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    vouchers = json.loads(ledger.vouchers.read_text())
+    vouchers["vouchers"].append({
+        "code": "INSTANCES-ONLY", "amount": "10.00", "currency": "EUR", "status": "active",
+        "validity_days": 90, "products": ["instance"],
+    })
+    ledger.vouchers.write_text(json.dumps(vouchers))
+    voucher = service.activate_voucher(SCOPE, "INSTANCES-ONLY", at=day_before(cloudkitty))
+    cloudkitty.worker().run()
+    # The product of a point is its metric type.
+    assert cloudkitty.totals_by_type() == {"image.size": D("2"), "instance": D("0")}
+    assert credit(service, voucher.id).used == D("6")
+
+
+def test_a_project_without_credit_passes_through_untouched(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))  # someone else's credit
+    cloudkitty.start_scope(OTHER_SCOPE, {"instance": 2, "image.size": 100})
+    before = ledger.checksum()
+    cloudkitty.worker(OTHER_SCOPE).run()
+    assert cloudkitty.last_processed(OTHER_SCOPE) == cloudkitty.p2
+    assert cloudkitty.total(OTHER_SCOPE) == D("8")
+    points = cloudkitty.stored_points(OTHER_SCOPE)
+    assert len(points) == 4
+    assert all(CREDIT_KEYS.isdisjoint(p.groupby) for _, _, p in points)
+    assert ledger.checksum() == before  # nothing written, not even a settlement
+
+
+@pytest.mark.parametrize("problem", ["unreachable", "not migrated"])
+def test_a_ledger_failure_makes_cloudkitty_retry_the_period(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService, tmp_path: Path, problem: str
+) -> None:
+    buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    if problem == "unreachable":
+        url = f"sqlite:///{tmp_path}/no-such-dir/ledger.sqlite"
+    else:
+        url = f"sqlite:///{tmp_path}/empty.sqlite"
+    cloudkitty.set_override("connection", url, "cloud_credit")
+    with pytest.raises(Exception) as failure:
+        cloudkitty.worker().run()
+    assert not isinstance(failure.value, AssertionError)
+    # Nothing rated, nothing stored: CloudKitty tries the period again later.
+    assert cloudkitty.last_processed() == cloudkitty.base
+    assert cloudkitty.stored_points() == []
+
+    cloudkitty.set_override("connection", ledger.url, "cloud_credit")
+    cloudkitty.worker().run()  # CloudKitty's next loop
+    assert cloudkitty.last_processed() == cloudkitty.p2
+    assert cloudkitty.total() == D("3")
+
+
+# -- reprocessing -----------------------------------------------------------------------
+
+
+# Reverse and re-apply in one transaction, on every backend.
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_reprocessing_replays_the_same_prices_and_replaces_new_ones(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert credit(service, credit_id).used == D("5")
+
+    # Same usage, same prices: the recorded settlement, nothing debited.
+    before = ledger.checksum()
+    reprocess(cloudkitty, cloudkitty.p1)
+    assert ledger.checksum() == before
+    # v1 storage cannot delete (CloudKitty logs a warning): p1 is stored
+    # twice, and the second copy carries the same credit.
+    p1 = points_of(cloudkitty, cloudkitty.p1)
+    assert sorted(p.groupby.get("credit_applied") for t, p in p1 if t == "instance") == [
+        "3.00", "3.00",
+    ]
+
+    # Re-rated with one instance instead of two: 4.00 reversed, 2.50 applied.
+    cloudkitty.collector.usage[SCOPE]["instance"] = 1
+    reprocess(cloudkitty, cloudkitty.p1)
+    bought = credit(service, credit_id)
+    assert (bought.used, bought.available) == (D("3.5"), D("1.5"))
+    first = settlements(ledger)[0]
+    assert first.revision == 2
+    assert (D(first.total), D(first.credit_applied), D(first.amount_due)) == (
+        D("2.5"), D("2.5"), D("0"),
+    )
+    assert entry_types(ledger) == [
+        "grant", "debit", "debit", "debit", "reversal", "reversal", "debit", "debit",
+    ]
+    (new_instance,) = [p for t, p in points_of(cloudkitty, cloudkitty.p1)
+                       if t == "instance" and p.qty == 1]
+    assert new_instance.groupby["credit_applied"] == "1.50"
+    assert new_instance.price == 0
+    # Reprocessing did not move the scope's own state.
+    assert cloudkitty.last_processed() == cloudkitty.p2
+
+
+# -- quotes ----------------------------------------------------------------------------
+
+
+def test_quotes_show_list_prices_and_leave_the_ledger_unchanged(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    before = ledger.checksum()
+
+    # What the API's POST /v1/rating/quote runs in cloudkitty-processor (RPC).
+    price = orchestrator.RatingEndpoint(None).quote({}, {"usage": {"instance": [{
+        "vol": {"unit": "instance", "qty": 2},
+        "desc": {"groupby": {"id": "vm-1", "project_id": SCOPE}, "metadata": {}},
+    }]}})
+    assert D(price) == D("3")
+
+    # Even with a scope whose credit would pay the frame.
+    frame = dataframe.DataFrame(
+        start=cloudkitty.p1, end=cloudkitty.p2,
+        usage={"instance": [dataframe.DataPoint("instance", 2, 0, {"project_id": SCOPE}, {})]},
+    )
+    assert orchestrator.APIWorker(tenant_id=SCOPE).quote(frame) == D("3")
+    assert ledger.checksum() == before
+
+
+# -- the processor alone ------------------------------------------------------------------
+
+
+def test_constructing_the_processor_does_no_io(tmp_path: Path) -> None:
+    ledger_file = tmp_path / "ledger.sqlite"
+    ck_host.close_services()
+    conf = cfg.CONF
+    ck_host.register_opts(conf)
+    conf.set_override("connection", f"sqlite:///{ledger_file}", "cloud_credit")
+    try:
+        # As the API and quote paths do: every processor, no tenant.
+        processor = ck_host.CloudCreditProcessor(tenant_id=None)
+        ck_host.CloudCreditProcessor(tenant_id=SCOPE)
+        loaded = driver.DriverManager(
+            "cloudkitty.rating.processors", "cloud_credit",
+            invoke_on_load=True, invoke_kwds={"tenant_id": None},
+        ).driver
+        assert loaded.module_name == "cloud_credit"
+        frame = dataframe.DataFrame(
+            start=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+            end=dt.datetime(2026, 1, 1, 1, tzinfo=dt.timezone.utc),
+            usage={"instance": [dataframe.DataPoint("instance", 1, D("1.5"), {}, {})]},
+        )
+        assert processor.quote(frame) is frame
+        processor.reload_config(frame.start)
+        ck_host.CloudCreditProcessor.db_api.get_migration()
+        assert not ledger_file.exists()
+        assert list(tmp_path.iterdir()) == []
+        assert ck_host._services == {}
+    finally:
+        conf.clear_override("connection", "cloud_credit")
+
+
+def test_ledger_connection_falls_back_to_cloudkittys_database(tmp_path: Path) -> None:
+    from ovh_credit_plugin.hosts.cloudkitty_db import ledger_connection
+
+    conf = cfg.CONF
+    ck_host.register_opts(conf)
+    conf.set_override("connection", f"sqlite:///{tmp_path}/ck.db", "database")
+    try:
+        assert ledger_connection(conf) == f"sqlite:///{tmp_path}/ck.db"
+        conf.set_override("connection", f"sqlite:///{tmp_path}/l.db", "cloud_credit")
+        assert ledger_connection(conf) == f"sqlite:///{tmp_path}/l.db"
+    finally:
+        conf.clear_override("connection", "cloud_credit")
+        conf.clear_override("connection", "database")
+
+
+def point(price: Any, unit: str = "u") -> Any:
+    return dataframe.DataPoint(unit, 1, price, {"id": "x"}, {"k": "v"})
+
+
+def test_frame_lines_floor_prices_and_net_discounts() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "volume": [point("0.1234567"), point("0"), point("0.0000004"), point("2")],
+        "instance": [point("1.5")],
+    })
+    assert ck_host.frame_lines(frame) == [
+        allocation.Line("instance/0", "instance", D("1.500000")),
+        # Floored: credit never covers more than is due; sub-micro prices skipped.
+        allocation.Line("volume/0", "volume", D("0.123456")),
+        allocation.Line("volume/3", "volume", D("2.000000")),
+    ]
+
+    # A negative price (a discount rule) lowers its own type first, then the
+    # rest, rounded so that credit never covers more than the net due.
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "instance": [point("1.5")],
+        "volume": [point("1"), point("-2.2500001")],
+    })
+    lines = ck_host.frame_lines(frame)
+    assert lines == [allocation.Line("instance/0", "instance", D("0.249999"))]
+    assert sum(line.amount for line in lines) <= D("1.5") + 1 - D("2.2500001")
+
+
+def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "instance": [point(D("1.5")), point(D("2"))],
+    })
+    shares = [
+        allocation.Share("instance/1", 7, "voucher", D("0.5")),
+        allocation.Share("instance/1", 9, "purchased", D("1")),
+    ]
+    out = ck_host.apply_settlement(frame, shares, "EUR")
+    assert [t for t, _ in out.iterpoints()] == ["instance", "instance"]
+    first, second = (p for _, p in out.iterpoints())
+    assert first is next(iter(frame.iterpoints()))[1]  # untouched
+    assert isinstance(second.price, Decimal)
+    assert second.price == D("0.5")
+    assert dict(second.metadata) == {
+        "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "2",
+    }
+    assert ck_host.apply_settlement(frame, [], "EUR") is frame
+
+
+# -- cloudkitty-dbsync ----------------------------------------------------------------------
+
+
+def _run(tool: str, conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    executable = os.path.join(os.path.dirname(sys.executable), tool)
+    return subprocess.run(
+        [executable, "--config-file", str(conf), *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_cloudkitty_dbsync_creates_the_ledger_tables(tmp_path: Path) -> None:
+    ledger_db = tmp_path / "ledger.sqlite"
+    conf = tmp_path / "cloudkitty.conf"
+    conf.write_text(
+        "[DEFAULT]\ntransport_url = fake:/\n"
+        f"[database]\nconnection = sqlite:///{tmp_path}/cloudkitty.sqlite\n"
+        f"[cloud_credit]\nconnection = sqlite:///{ledger_db}\n"
+    )
+    result = _run("cloudkitty-dbsync", conf, "upgrade", "--module", "cloud_credit")
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(f"sqlite:///{ledger_db}")
+    try:
+        assert migration.current(engine) == migration.head()
+    finally:
+        engine.dispose()
+    result = _run("cloudkitty-dbsync", conf, "version", "--module", "cloud_credit")
+    assert result.returncode == 0, result.stderr
+    assert f"{migration.head()} (head)" in result.stdout
+    # `ovh-credit db upgrade` on the same config sees the same version table.
+    result = _run("ovh-credit", conf, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+
+
+def test_cloudkitty_dbsync_uses_cloudkittys_database_by_default(tmp_path: Path) -> None:
+    ck_db = tmp_path / "cloudkitty.sqlite"
+    conf = tmp_path / "cloudkitty.conf"
+    conf.write_text(f"[DEFAULT]\ntransport_url = fake:/\n[database]\nconnection = sqlite:///{ck_db}\n")
+    result = _run("cloudkitty-dbsync", conf, "upgrade", "--module", "cloud_credit")
+    assert result.returncode == 0, result.stderr
+    engine = create_engine(f"sqlite:///{ck_db}")
+    try:
+        assert migration.current(engine) == migration.head()
+    finally:
+        engine.dispose()
