@@ -858,7 +858,7 @@ def _settle(
     store.write_balances(conn, credit_index.values())
     store.insert_entries(conn, entries, at=at)
     if inserts:
-        conn.execute(table.insert(), inserts)
+        _insert_settlements(conn, inserts)
     if updates:
         conn.execute(
             table.update()
@@ -867,6 +867,35 @@ def _settle(
             updates,
         )
     return results
+
+
+_INSERT_SETTLEMENT = schema.settlements.insert()
+_SETTLEMENT_COLUMNS = (
+    "key", "project_id", "invoice_id", "currency", "total", "credit_applied", "amount_due",
+    "fingerprint", "allocations", "revision", "settled_at", "created_at", "updated_at",
+)
+
+
+def _insert_settlements(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany on the driver; each distinct time is converted once."""
+    table = schema.settlements
+    money_out = store.driver_value(conn, table.c.total)
+    time_out = store.driver_value(conn, table.c.settled_at)
+    times: dict[dt.datetime, Any] = {}
+
+    def moment(value: dt.datetime) -> Any:
+        found = times.get(value)
+        if found is None:
+            found = times[value] = time_out(value)
+        return found
+
+    store.executemany(conn, _INSERT_SETTLEMENT, _SETTLEMENT_COLUMNS, [
+        (r["key"], r["project_id"], r["invoice_id"], r["currency"], money_out(r["total"]),
+         money_out(r["credit_applied"]), money_out(r["amount_due"]), r["fingerprint"],
+         r["allocations"], r["revision"], moment(r["settled_at"]), moment(r["created_at"]),
+         moment(r["updated_at"]))
+        for r in rows
+    ])
 
 
 def _reverse(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -141,27 +141,92 @@ def write_balances(conn: Connection, credits: Iterable[CreditRow]) -> None:
     for credit in credits:
         if credit.dirty:
             _check_balances(credit)
-            rows.append(
-                {
-                    "b_id": credit.id,
-                    "used": credit.used,
-                    "expired": credit.expired,
-                    "voided": credit.voided,
-                    "available": credit.available,
-                }
-            )
+            rows.append((credit.id, credit.used, credit.expired, credit.voided, credit.available))
     if rows:
-        conn.execute(
-            schema.credits.update()
-            .where(_C.id == sa.bindparam("b_id"))
-            .values(
-                used=sa.bindparam("used"),
-                expired=sa.bindparam("expired"),
-                voided=sa.bindparam("voided"),
-                available=sa.bindparam("available"),
-            ),
-            rows,
+        money_out = driver_value(conn, _C.used)
+        executemany(
+            conn,
+            _UPDATE_BALANCES,
+            _BALANCE_BINDS,
+            [
+                (ident, money_out(used), money_out(expired), money_out(voided),
+                 money_out(available))
+                for ident, used, expired, voided, available in rows
+            ],
         )
+
+
+_UPDATE_BALANCES = (
+    schema.credits.update()
+    .where(_C.id == sa.bindparam("b_id"))
+    .values(
+        used=sa.bindparam("used"),
+        expired=sa.bindparam("expired"),
+        voided=sa.bindparam("voided"),
+        available=sa.bindparam("available"),
+    )
+)
+_BALANCE_BINDS = ("b_id", "used", "expired", "voided", "available")
+
+
+# -- executemany on the driver --------------------------------------------------
+#
+# SQLAlchemy's executemany builds, and runs every type processor on, one
+# parameter dict per row; on the ledger's hot writes (entries, balances,
+# settlements: tens of thousands of rows in a month-end batch) that was most
+# of the cost. These helpers compile a Core statement once per dialect and
+# hand the driver rows whose values are already in driver form, converted
+# with the columns' own bind processors, so what is stored is exactly what
+# SQLAlchemy would have stored.
+
+_COMPILED: dict[tuple[str, str, int, tuple[str, ...]], tuple[str, tuple[int, ...] | None]] = {}
+_PROCESSORS: dict[tuple[str, sa.Column[Any]], Callable[[Any], Any]] = {}
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def driver_value(conn: Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """The function that turns a Python value for ``column`` into what the driver takes."""
+    dialect = conn.dialect
+    key = (dialect.name, column)
+    found = _PROCESSORS.get(key)
+    if found is None:
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        found = _PROCESSORS[key] = processor or _identity
+    return found
+
+
+def executemany(
+    conn: Connection, statement: Any, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """``statement`` (a module-level Core statement) run once per row of driver values.
+
+    ``names`` are the statement's bind names (column names for an INSERT),
+    in the order of each row's values.
+    """
+    dialect = conn.dialect
+    key = (dialect.name, str(dialect.paramstyle), id(statement), tuple(names))
+    found = _COMPILED.get(key)
+    if found is None:
+        compiled = statement.compile(
+            dialect=dialect, column_keys=list(names), for_executemany=True
+        )
+        order = compiled.positiontup
+        found = (
+            compiled.string,
+            None if order is None else tuple(names.index(name) for name in order),
+        )
+        _COMPILED[key] = found
+    sql, order = found
+    if order is None:
+        params: list[Any] = [dict(zip(names, row, strict=True)) for row in rows]
+    elif order == tuple(range(len(names))):
+        params = list(rows)
+    else:
+        params = [tuple(row[i] for i in order) for row in rows]
+    conn.exec_driver_sql(sql, params)
 
 
 def _check_balances(credit: CreditRow) -> None:
@@ -184,21 +249,24 @@ class Entry:
 def insert_entries(conn: Connection, entries: Sequence[Entry], *, at: dt.datetime) -> None:
     if not entries:
         return
-    conn.execute(
-        schema.ledger_entries.insert(),
+    table = schema.ledger_entries
+    money_out = driver_value(conn, table.c.amount)
+    created_at = driver_value(conn, table.c.created_at)(at)
+    executemany(
+        conn,
+        _INSERT_ENTRY,
+        _ENTRY_COLUMNS,
         [
-            {
-                "credit_id": e.credit_id,
-                "type": e.type,
-                "amount": e.amount,
-                "settlement_key": e.settlement_key,
-                "line_id": e.line_id,
-                "note": e.note,
-                "created_at": at,
-            }
+            (e.credit_id, e.type, money_out(e.amount), e.settlement_key, e.line_id, e.note,
+             created_at)
             for e in entries
         ],
     )
+
+
+_INSERT_ENTRY = schema.ledger_entries.insert()
+_ENTRY_COLUMNS = ("credit_id", "type", "amount", "settlement_key", "line_id", "note",
+                  "created_at")
 
 
 def ensure_project(
