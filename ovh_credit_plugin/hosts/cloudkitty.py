@@ -156,6 +156,12 @@ def _price(value: Any) -> Decimal:
     return Decimal(value)
 
 
+def _plain(value: Decimal) -> str:
+    """Exact, without trailing zeros nor exponent: hashmap's 3.000000000000000000000000000 -> 3."""
+    text = f"{value.normalize():f}"
+    return "0" if text in ("-0", "") else text
+
+
 def line_id(metric_type: str, index: int) -> str:
     return f"{metric_type}/{index}"
 
@@ -243,7 +249,7 @@ def apply_settlement(frame: Any, shares: Iterable[Any], currency: str) -> Any:
                 **lowered.metadata,
                 CREDIT_APPLIED: money.to_str(credit, currency),
                 CREDIT_IDS: ",".join(paid_by[key]),
-                PRICE_BEFORE_CREDIT: str(before),
+                PRICE_BEFORE_CREDIT: _plain(before),
             })
             # Always the frame's own metric type: never one metrics.yml lacks.
             output.add_point(lowered, metric_type)

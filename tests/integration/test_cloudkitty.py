@@ -41,6 +41,7 @@ from oslo_config import cfg
 from stevedore import driver
 
 from ovh_credit_plugin import allocation
+from ovh_credit_plugin.cli.app import main as cli_main
 from ovh_credit_plugin.hosts import cloudkitty as ck_host
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.ledger.database import create_engine
@@ -465,16 +466,22 @@ def test_cloudkitty_dbsync_creates_the_ledger_tables(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"{migration.head()} (head)" in result.stdout
     # `ovh-credit db upgrade` on the same config sees the same version table.
-    result = _run("ovh-credit", conf, "db", "upgrade")
-    assert result.returncode == 0, result.stderr
+    assert cli_main(["--config-file", str(conf), "db", "upgrade"]) == 0
 
 
-def test_cloudkitty_dbsync_uses_cloudkittys_database_by_default(tmp_path: Path) -> None:
+def test_dbsync_migration_uses_cloudkittys_database_by_default(tmp_path: Path) -> None:
+    # What `cloudkitty-dbsync upgrade --module cloud_credit` calls, in-process,
+    # with no [cloud_credit] connection: the ledger goes into CloudKitty's database.
     ck_db = tmp_path / "cloudkitty.sqlite"
-    conf = tmp_path / "cloudkitty.conf"
-    conf.write_text(f"[DEFAULT]\ntransport_url = fake:/\n[database]\nconnection = sqlite:///{ck_db}\n")
-    result = _run("cloudkitty-dbsync", conf, "upgrade", "--module", "cloud_credit")
-    assert result.returncode == 0, result.stderr
+    conf = cfg.CONF
+    ck_host.register_opts(conf)
+    conf.set_override("connection", f"sqlite:///{ck_db}", "database")
+    try:
+        migration_api = ck_host.CloudCreditProcessor.db_api.get_migration()
+        migration_api.upgrade(None)  # dbsync passes None without --revision
+        assert migration_api.version() == migration.head()
+    finally:
+        conf.clear_override("connection", "database")
     engine = create_engine(f"sqlite:///{ck_db}")
     try:
         assert migration.current(engine) == migration.head()
