@@ -430,13 +430,19 @@ class CreditService:
     # -- vouchers ----------------------------------------------------------
 
     def check_voucher(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
-        """What a code would grant, without redeeming it."""
+        """What a code would grant, without redeeming it (the catalog's GET only).
+
+        An operator tool: it is not throttled and tells an unknown code from
+        a used one, so a host must not offer it to customers as it is.
+        """
         at = _at(at)
         normalized = catalog_base.normalize_code(code)
         voucher = self.catalog.get(normalized)
         try:
             _check_voucher_usable(voucher, normalized, at)
-        except catalog_base.CatalogError as error:
+        except (catalog_base.VoucherAlreadyRedeemed, catalog_base.VoucherUnavailable) as error:
+            # Only the voucher's own state makes a preview "not redeemable";
+            # a broken answer (another code...) is an error, raised as such.
             return VoucherPreview(voucher, False, str(error))
         return VoucherPreview(voucher, True, "redeemable")
 
@@ -446,51 +452,95 @@ class CreditService:
         """Validate and redeem a code against the catalog, then grant its credit once.
 
         Crash-safe: the intent is recorded (``pending``) before the catalog
-        is called, with an idempotency key fixed per (project, code); running
-        the same activation again after a crash recovers the catalog's
-        redemption and grants exactly once.
+        is asked to redeem, under an idempotency key fixed per (project,
+        code). If the process dies, or the catalog's answer is lost, between
+        the catalog's redemption and the grant, running the same activation
+        again (``ovh-credit voucher pending`` lists them) replays the
+        redemption with the same key, gets the same redemption back and
+        grants exactly once.
+
+        Abuse: failed activations are counted per project, in-flight ones
+        included, so concurrent tries cannot overrun the limit; unknown,
+        used and expired codes all give the customer the same message, and
+        the logs the precise reason.
         """
         at = _at(at)
         project_id = _project_id(project_id)
         code = catalog_base.normalize_code(code)
         masked = catalog_base.mask_code(code)
         key = catalog_base.idempotency_key(project_id, code)
-        self._check_throttle(project_id, at)
 
         activation = self.database.read(lambda conn: _activation(conn, project_id, code))
-        if activation is not None and activation.status == "granted":
-            self._record_attempt(project_id, f"{masked}: already activated", at=at)
-            raise exceptions.VoucherRefused(
-                f"voucher {masked} was already activated on project {project_id}", public=False
-            )
-        if activation is None:
-            try:
-                voucher = self.catalog.get(code)
-                _check_voucher_usable(voucher, code, at)
-            except (catalog_base.VoucherNotFound, catalog_base.VoucherAlreadyRedeemed,
-                    catalog_base.VoucherUnavailable) as error:
-                self._refuse(project_id, masked, error, at=at)
-            self.database.write(
-                lambda conn: _record_intent(conn, project_id, code, key, voucher.currency, at)
-            )
-            LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
-        else:
+        if activation is not None and activation.status == "pending":
+            # Finishing a half-done activation tries no new code (the catalog
+            # accepted this one before): no throttle, so that an operator can
+            # finish it even for a throttled project, and no GET.
             LOG.warning("voucher %s: resuming a pending activation for project %s",
                         masked, project_id)
+            return self._redeem_and_grant(project_id, code, key, currency=None, attempt=None,
+                                          at=at)
 
+        attempt = self._check_throttle(project_id, at)
         try:
-            redemption = self.catalog.redeem(code, project_id=project_id, idempotency_key=key, at=at)
-        except (catalog_base.VoucherNotFound, catalog_base.VoucherAlreadyRedeemed,
-                catalog_base.VoucherUnavailable) as error:
-            # Nothing was redeemed: the intent goes, so the code may be tried again.
+            if activation is not None:  # granted: a project activates a code once
+                self._refuse(project_id, masked,
+                             f"voucher {masked} was already activated on project {project_id}",
+                             attempt=attempt, at=at, public=False)
+            # The GET and the POST share one time budget: the activation as a
+            # whole, not each call, is what must not stall the caller.
+            with self.catalog.deadline():
+                try:
+                    voucher = self.catalog.get(code)
+                    _check_voucher_usable(voucher, code, at)
+                except catalog_base.REFUSALS as error:
+                    self._refuse(project_id, masked, error, attempt=attempt, at=at)
+                self.database.write(
+                    lambda conn: _record_intent(conn, project_id=project_id, code=code,
+                                                key=key, currency=voucher.currency, at=at)
+                )
+                LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
+                credit = self._redeem_and_grant(project_id, code, key,
+                                                currency=voucher.currency, attempt=attempt,
+                                                at=at)
+        except exceptions.VoucherRefused:
+            raise  # recorded as a failed attempt by _refuse
+        except Exception:
+            # Not the customer's doing (catalog down or broken, ledger error,
+            # wrong currency): no failed attempt is held against the project.
+            self._end_attempt(attempt, succeeded=None)
+            raise
+        self._end_attempt(attempt, succeeded=True, reason=f"{masked}: activated")
+        return credit
+
+    def _redeem_and_grant(
+        self,
+        project_id: str,
+        code: str,
+        key: str,
+        *,
+        currency: str | None,
+        attempt: int | None,
+        at: dt.datetime,
+    ) -> models.Credit:
+        masked = catalog_base.mask_code(code)
+        try:
+            redemption = self.catalog.redeem(code, project_id=project_id, idempotency_key=key,
+                                             at=at)
+        except catalog_base.REFUSALS as error:
+            # A refusal means nothing is redeemed under this key: the intent
+            # goes, and the code may be tried again later.
             self.database.write(lambda conn: _drop_intent(conn, key))
-            self._refuse(project_id, masked, error, at=at)
-        _check_redemption(redemption, code=code, project_id=project_id)
+            self._refuse(project_id, masked, error, attempt=attempt, at=at)
+        # Any other failure above or below leaves the intent pending: the
+        # catalog may have committed the redemption (timeout, lost or broken
+        # answer), and only a replay with the same key can tell.
+        _check_redemption(redemption, code=code, project_id=project_id, currency=currency)
 
         def grant(conn: Connection) -> models.Credit:
             row = _activation(conn, project_id, code, lock=True)
             if row is None:  # the intent was dropped by a concurrent failure: record anew
-                _record_intent(conn, project_id, code, key, redemption.currency, at)
+                _record_intent(conn, project_id=project_id, code=code, key=key,
+                               currency=redemption.currency, at=at)
                 row = _activation(conn, project_id, code, lock=True)
                 assert row is not None
             if row.status == "granted":
@@ -528,24 +578,46 @@ class CreditService:
         return self.database.write(grant)
 
     def pending_activations(self) -> list[dict[str, Any]]:
-        """Activations recorded but not granted: a crash between catalog and ledger."""
+        """Activations recorded but not granted: a crash between catalog and ledger.
+
+        Finish one by activating the same code for the same project again.
+        """
         table = schema.voucher_activations
 
         def work(conn: Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
                 sa.select(table.c.project_id, table.c.code, table.c.created_at)
                 .where(table.c.status == "pending")
-                .order_by(table.c.created_at)
+                .order_by(table.c.created_at, table.c.id)
             )
             return [dict(row._mapping) for row in rows]
 
         return self.database.read(work)
 
-    def _check_throttle(self, project_id: str, at: dt.datetime) -> None:
+    def _check_throttle(self, project_id: str, at: dt.datetime) -> int:
+        """Reserve a try for the project, or refuse it when it failed too often.
+
+        The reservation counts as a failure until the try ends. It is
+        committed before the count, in its own transaction: each try counts
+        every reservation committed before its count, its own included, so
+        however many run at once no more than the limit get through (when
+        tries collide at the limit, one too many may be refused: the safe
+        side). Crashed tries keep their reservation until the window ends.
+        """
         since = at - dt.timedelta(seconds=self.settings.voucher_attempt_window)
         table = schema.voucher_attempts
 
-        def work(conn: Connection) -> int:
+        def reserve(conn: Connection) -> int:
+            result = conn.execute(
+                table.insert().values(project_id=project_id, succeeded=False,
+                                      reason="in progress", created_at=at)
+            )
+            assert result.inserted_primary_key is not None
+            return int(result.inserted_primary_key[0])
+
+        def count(conn: Connection) -> int:
+            # No upper bound on created_at: a concurrent try may have taken a
+            # later timestamp and committed before this count.
             return int(
                 conn.execute(
                     sa.select(sa.func.count())
@@ -554,35 +626,68 @@ class CreditService:
                         table.c.project_id == project_id,
                         table.c.succeeded.is_(False),
                         table.c.created_at > since,
-                        table.c.created_at <= at,
                     )
                 ).scalar_one()
             )
 
-        failures = self.database.read(work)
-        if failures >= self.settings.voucher_max_failed_attempts:
-            LOG.warning("voucher activation throttled for project %s (%d failures)",
-                        project_id, failures)
+        attempt = self.database.write(reserve)
+        failures = self.database.read(count)
+        if failures > self.settings.voucher_max_failed_attempts:
+            self._end_attempt(attempt, succeeded=None)
+            LOG.warning("voucher activation throttled for project %s (%d failed or running "
+                        "tries in %d s)", project_id, failures - 1,
+                        self.settings.voucher_attempt_window)
             raise exceptions.TooManyAttempts(
                 "too many failed voucher activations on this project: try again later"
             )
+        return attempt
 
-    def _record_attempt(self, project_id: str, reason: str, *, at: dt.datetime) -> None:
-        self.database.write(
-            lambda conn: conn.execute(
-                schema.voucher_attempts.insert().values(
-                    project_id=project_id, succeeded=False, reason=reason, created_at=at
-                )
+    def _record_attempt(
+        self, project_id: str, reason: str, *, at: dt.datetime, attempt: int | None = None
+    ) -> None:
+        """A failed try: the reservation gets its reason, or a new row is written."""
+        table = schema.voucher_attempts
+        if attempt is None:
+            statement: Any = table.insert().values(
+                project_id=project_id, succeeded=False, reason=reason, created_at=at
             )
-        )
+        else:
+            statement = table.update().where(table.c.id == attempt).values(reason=reason)
+        self.database.write(lambda conn: conn.execute(statement))
+
+    def _end_attempt(self, attempt: int, *, succeeded: bool | None, reason: str = "") -> None:
+        """Close a reservation: a success is kept, a try that was nobody's fault goes."""
+        table = schema.voucher_attempts
+        if succeeded is None:
+            statement: Any = table.delete().where(table.c.id == attempt)
+        else:
+            statement = table.update().where(table.c.id == attempt).values(
+                succeeded=succeeded, reason=reason
+            )
+        try:
+            self.database.write(lambda conn: conn.execute(statement))
+        except Exception as error:
+            # The activation's own result matters more; a reservation left
+            # behind only counts as a failure until the window ends.
+            LOG.warning("voucher attempt %s could not be closed: %s", attempt, error)
 
     def _refuse(
-        self, project_id: str, masked: str, error: catalog_base.CatalogError, *, at: dt.datetime
+        self,
+        project_id: str,
+        masked: str,
+        error: catalog_base.CatalogError | str,
+        *,
+        attempt: int | None,
+        at: dt.datetime,
+        public: bool = True,
     ) -> NoReturn:
+        """Record a failed try and raise: the customer sees one message, the log the reason."""
         LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
-        self._record_attempt(project_id, f"{masked}: {error}", at=at)
-        raise exceptions.VoucherRefused(str(error)) from error
-
+        self._record_attempt(project_id, f"{masked}: {error}", at=at, attempt=attempt)
+        refusal = exceptions.VoucherRefused(str(error), public=public)
+        if isinstance(error, BaseException):
+            raise refusal from error
+        raise refusal
     # -- settlement --------------------------------------------------------
 
     def settle_invoice(
@@ -1153,8 +1258,9 @@ def _activation(conn: Connection, project_id: str, code: str, *, lock: bool = Fa
 
 
 def _record_intent(
-    conn: Connection, project_id: str, code: str, key: str, currency: str, at: dt.datetime
+    conn: Connection, *, project_id: str, code: str, key: str, currency: str, at: dt.datetime
 ) -> None:
+    """The activation's intent, written before the catalog is asked to redeem."""
     if _activation(conn, project_id, code) is not None:
         return
     found = store.project_currency(conn, project_id)
@@ -1177,15 +1283,23 @@ def _drop_intent(conn: Connection, key: str) -> None:
     )
 
 
+def _same_code(found: str, code: str) -> bool:
+    # The catalog's spelling may differ in case or blanks; anything that is
+    # not a code at all is simply not the same code.
+    return isinstance(found, str) and found.strip().upper() == code
+
+
 def _check_voucher_usable(voucher: models.Voucher, code: str, at: dt.datetime) -> None:
     masked = catalog_base.mask_code(code)
-    if catalog_base.normalize_code(voucher.code) != code:
+    if not _same_code(voucher.code, code):
         raise catalog_base.CatalogProtocolError(
             f"the catalog answered for another code than {masked}"
         )
     if voucher.status == "revoked":
         raise catalog_base.VoucherUnavailable(f"voucher {masked} is revoked")
-    if voucher.status == "expired" or (voucher.valid_until is not None and at >= voucher.valid_until):
+    if voucher.status == "expired" or (
+        voucher.valid_until is not None and at >= voucher.valid_until
+    ):
         raise catalog_base.VoucherUnavailable(f"voucher {masked} has expired")
     if voucher.status == "exhausted" or (
         voucher.max_redemptions is not None and voucher.redemptions >= voucher.max_redemptions
@@ -1193,9 +1307,12 @@ def _check_voucher_usable(voucher: models.Voucher, code: str, at: dt.datetime) -
         raise catalog_base.VoucherAlreadyRedeemed(f"voucher {masked} is used up")
 
 
-def _check_redemption(redemption: models.Redemption, *, code: str, project_id: str) -> None:
+def _check_redemption(
+    redemption: models.Redemption, *, code: str, project_id: str, currency: str | None = None
+) -> None:
+    """A redemption we may grant: ours, for something, in the voucher's currency."""
     masked = catalog_base.mask_code(code)
-    if catalog_base.normalize_code(redemption.code) != code:
+    if not _same_code(redemption.code, code):
         raise catalog_base.CatalogProtocolError(
             f"the catalog redeemed another code than {masked}"
         )
@@ -1205,6 +1322,11 @@ def _check_redemption(redemption: models.Redemption, *, code: str, project_id: s
         )
     if redemption.amount <= ZERO:
         raise catalog_base.CatalogProtocolError(f"the catalog redeemed {masked} for nothing")
+    if currency is not None and redemption.currency != currency:
+        raise catalog_base.CatalogProtocolError(
+            f"the catalog redeemed {masked} in {redemption.currency}, "
+            f"but the voucher is in {currency}"
+        )
 
 
 def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.VoucherCatalog:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import hashlib
 
@@ -15,7 +16,10 @@ class CatalogError(exceptions.CreditError):
     """Base of the catalog's errors; carries what the catalog said, when it said something.
 
     ``status`` is the HTTP status (None when no answer came), ``request_id``
-    the catalog's request id for its operators, ``response`` the raw answer.
+    the catalog's request id for its operators, ``response`` the decoded
+    body of the answer (never the request: it carries the auth token).
+    ``str(error)`` is one line; it names the request id so that the
+    catalog's operators can find the call in their logs.
     """
 
     def __init__(
@@ -26,6 +30,8 @@ class CatalogError(exceptions.CreditError):
         request_id: str | None = None,
         response: object | None = None,
     ) -> None:
+        if request_id:
+            message = f"{message} (catalog request {request_id})"
         super().__init__(message)
         self.status = status
         self.request_id = request_id
@@ -50,6 +56,10 @@ class CatalogThrottled(CatalogError):
 
 class CatalogUnavailable(CatalogError, ConnectionError):
     """No usable answer in time: connection refused, timeouts, 5xx."""
+
+
+class CatalogTLSError(CatalogUnavailable):
+    """The catalog's TLS certificate could not be verified (or ours was refused)."""
 
 
 class CatalogProtocolError(CatalogError, ValueError):
@@ -77,6 +87,11 @@ def mask_code(code: str) -> str:
     if len(code) <= 6:
         return code[:1] + "…"
     return f"{code[:4]}…{code[-2:]}"
+
+
+# The refusals a customer causes: they count against the project's failed
+# attempts and all show the customer the same message.
+REFUSALS = (VoucherNotFound, VoucherAlreadyRedeemed, VoucherUnavailable)
 
 
 def idempotency_key(project_id: str, code: str) -> str:
@@ -107,6 +122,16 @@ class VoucherCatalog(abc.ABC):
         catalogs that let the caller tell it (the local file); a remote
         catalog keeps its own clock.
         """
+
+    def deadline(self) -> contextlib.AbstractContextManager[None]:
+        """One time budget for the calls made inside (an activation's GET and POST).
+
+        A remote catalog bounds every call by its configured ``timeout``;
+        inside this context the calls share one such budget, so that an
+        activation as a whole cannot stall its caller longer. Drivers
+        without a network ignore it.
+        """
+        return contextlib.nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -1,0 +1,684 @@
+"""The ``http`` voucher catalog driver against mocked answers (``responses``).
+
+What the wire can say, and what the driver makes of it: status mapping,
+retry counts, the POST retried with the same key, malformed answers, codes
+checked before any call, codes and token out of logs, and the contract
+document (docs/voucher-catalog.openapi.yaml) as the models' single source.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import types
+import typing
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+import yaml
+from oslo_config import cfg
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import RequestHistory
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.catalog import base
+from ovh_credit_plugin.catalog import http as catalog_http
+from ovh_credit_plugin.catalog.http import HttpVoucherCatalog
+from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.ledger.database import Database, create_engine
+from ovh_credit_plugin.service import CreditService
+from tests.conftest import T0, Ledger
+
+ENDPOINT = "https://catalog.test/api"
+CODE = "WELCOME-2026"
+TOKEN = "s3cr3t-token-value"
+PROJECT = "p1"
+KEY = base.idempotency_key(PROJECT, CODE)
+VOUCHER_URL = f"{ENDPOINT}/v1/vouchers/{CODE}"
+REDEEM_URL = f"{VOUCHER_URL}/redemptions"
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "voucher-catalog.openapi.yaml"
+
+
+def voucher_doc(**changes: Any) -> dict[str, Any]:
+    document = {
+        "code": CODE, "amount": "50.00", "currency": "EUR", "status": "active",
+        "valid_from": None, "valid_until": None, "validity_days": 90, "products": [],
+        "max_redemptions": None, "redemptions": 0, "description": "Welcome voucher",
+    }
+    document.update(changes)
+    return document
+
+
+def redemption_doc(**changes: Any) -> dict[str, Any]:
+    document = {
+        "id": "r-1", "code": CODE, "project_id": PROJECT, "amount": "50.00",
+        "currency": "EUR", "valid_from": None, "valid_until": None, "validity_days": 90,
+        "products": [], "description": "Welcome voucher",
+        "redeemed_at": "2026-01-31T10:00:00Z",
+    }
+    document.update(changes)
+    return document
+
+
+def make_conf(**options: Any) -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf(args=[])
+    options.setdefault("endpoint", ENDPOINT)
+    options.setdefault("auth_token", TOKEN)
+    options.setdefault("retries", 3)
+    for name, value in options.items():
+        conf.set_override(name, value, group="voucher_catalog")
+    return conf
+
+
+def make_catalog(**options: Any) -> HttpVoucherCatalog:
+    return HttpVoucherCatalog(conf=make_conf(**options), backoff_factor=0.0)
+
+
+@pytest.fixture
+def backend() -> str:
+    # The driver is under test here; the service's database rules are tested
+    # on every backend in test_vouchers.py.
+    return "sqlite"
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def catalog() -> Iterator[HttpVoucherCatalog]:
+    driver = make_catalog()
+    yield driver
+    driver.close()
+
+
+def calls(mock: responses.RequestsMock, method: str | None = None) -> list[Any]:
+    return [c for c in mock.calls if method is None or c.request.method == method]
+
+
+# -- the contract document is the models' single source --------------------------------
+
+
+def _schema(name: str) -> dict[str, Any]:
+    document = yaml.safe_load(OPENAPI.read_text())
+    assert document["openapi"].startswith("3.1")
+    return typing.cast(dict[str, Any], document["components"]["schemas"][name])
+
+
+def _resolve(prop: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in prop:
+        return _schema(prop["$ref"].rsplit("/", 1)[-1])
+    return prop
+
+
+def _allows_none(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation) or (
+        isinstance(annotation, types.UnionType) and type(None) in annotation.__args__
+    )
+
+
+@pytest.mark.parametrize(("schema_name", "model"), [
+    ("Voucher", catalog_http.VoucherDocument),
+    ("Redemption", catalog_http.RedemptionDocument),
+    ("RedemptionRequest", catalog_http.RedemptionRequest),
+    ("Error", catalog_http.ErrorDocument),
+])
+def test_models_follow_the_openapi_document(schema_name: str, model: Any) -> None:
+    schema = _schema(schema_name)
+    properties = schema["properties"]
+    assert set(model.model_fields) == set(properties)
+    required = {name for name, info in model.model_fields.items() if info.is_required()}
+    assert required == set(schema.get("required", []))
+    for name, info in model.model_fields.items():
+        prop = _resolve(properties[name])
+        declared = prop.get("type")
+        nullable = isinstance(declared, list) and "null" in declared
+        assert nullable == _allows_none(info.annotation), name
+
+
+def test_patterns_and_enums_match_the_openapi_document() -> None:
+    assert _schema("Code")["pattern"] == catalog_http.CODE_PATTERN
+    assert f"^{models.VOUCHER_CODE_RE.pattern}$" == catalog_http.CODE_PATTERN
+    assert _schema("Amount")["pattern"] == catalog_http.AMOUNT_PATTERN
+    assert _schema("Currency")["pattern"] == catalog_http.CURRENCY_PATTERN
+    request = _schema("RedemptionRequest")
+    assert request["properties"]["idempotency_key"]["pattern"] == (
+        catalog_http.IDEMPOTENCY_KEY_PATTERN
+    )
+    assert re.fullmatch(catalog_http.IDEMPOTENCY_KEY_PATTERN, KEY)
+    status = _schema("Voucher")["properties"]["status"]["enum"]
+    assert set(status) == set(typing.get_args(models.VoucherStatus))
+
+
+def test_openapi_document_lists_every_status_the_driver_maps() -> None:
+    paths = yaml.safe_load(OPENAPI.read_text())["paths"]
+    get = set(paths["/v1/vouchers/{code}"]["get"]["responses"])
+    post = set(paths["/v1/vouchers/{code}/redemptions"]["post"]["responses"])
+    assert get == {"200", "401", "403", "404", "429", "5XX"}
+    assert post == {"200", "201", "401", "403", "404", "409", "410", "429", "5XX"}
+
+
+def test_example_documents_are_valid_for_the_models() -> None:
+    catalog_http.VoucherDocument.model_validate_json(json.dumps(voucher_doc()))
+    catalog_http.RedemptionDocument.model_validate_json(json.dumps(redemption_doc()))
+
+
+# -- success, codes, headers -------------------------------------------------------------
+
+
+def test_get_normalizes_the_code_and_sends_the_token(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.get(VOUCHER_URL, json=voucher_doc(), headers={"X-Request-Id": "abc"})
+    voucher = catalog.get("  welcome-2026 ")
+    assert voucher.code == CODE
+    assert voucher.amount == Decimal("50.00")
+    assert isinstance(voucher.amount, Decimal)
+    (call,) = calls(mocked)
+    assert call.request.headers["X-Auth-Token"] == TOKEN
+    assert call.request.headers["Accept"] == "application/json"
+
+
+@pytest.mark.parametrize("code", ["AB", "WELC;OME", "a b c d", "x" * 65, "WELCOME/../x", ""])
+def test_invalid_codes_never_reach_the_network(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, code: str
+) -> None:
+    with pytest.raises(exceptions.InvalidVoucherCode):
+        catalog.get(code)
+    with pytest.raises(exceptions.InvalidVoucherCode):
+        catalog.redeem(code, project_id=PROJECT, idempotency_key=KEY)
+    assert calls(mocked) == []
+
+
+def test_redeem_posts_project_and_key(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
+    redemption = catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY)
+    assert redemption.id == "r-1"
+    assert redemption.amount == Decimal("50.00")
+    (call,) = calls(mocked)
+    assert json.loads(call.request.body) == {"project_id": PROJECT, "idempotency_key": KEY}
+    assert call.request.headers["Content-Type"] == "application/json"
+
+
+def test_replayed_redemption_200_is_accepted(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.post(REDEEM_URL, json=redemption_doc(), status=200)
+    assert catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY).id == "r-1"
+
+
+def test_no_token_configured_sends_no_header(mocked: responses.RequestsMock) -> None:
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    driver = make_catalog(auth_token=None)
+    driver.get(CODE)
+    assert "X-Auth-Token" not in calls(mocked)[0].request.headers
+
+
+# -- status mapping -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "error"), [
+    (401, base.CatalogAuthError),
+    (403, base.CatalogAuthError),
+    (404, base.VoucherNotFound),
+    (409, base.VoucherAlreadyRedeemed),
+    (410, base.VoucherUnavailable),
+    (400, base.CatalogProtocolError),
+    (418, base.CatalogProtocolError),
+    (422, base.CatalogProtocolError),
+    (501, base.CatalogUnavailable),
+    (505, base.CatalogUnavailable),
+])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_status_mapping_without_retry(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, method: str, status: int,
+    error: type[Exception],
+) -> None:
+    url = VOUCHER_URL if method == "GET" else REDEEM_URL
+    mocked.add(method, url, json={"message": "nope"}, status=status,
+               headers={"X-Request-Id": "rq-7"})
+    with pytest.raises(error) as caught:
+        if method == "GET":
+            catalog.get(CODE)
+        else:
+            catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY)
+    assert isinstance(caught.value, base.CatalogError)
+    assert caught.value.status == status
+    assert caught.value.request_id == "rq-7"
+    assert "rq-7" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert CODE not in str(caught.value)
+    assert len(calls(mocked)) == 1  # not retried
+
+
+def test_auth_error_is_clear_and_does_not_show_the_token(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.get(VOUCHER_URL, json={"message": "bad token"}, status=401)
+    with pytest.raises(base.CatalogAuthError) as caught:
+        catalog.get(CODE)
+    message = str(caught.value)
+    assert "refused our credentials" in message
+    assert "HTTP 401" in message
+    assert "auth_token" in message
+    assert "https://catalog.test" in message
+    assert TOKEN not in message
+    assert TOKEN not in repr(catalog)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_retried_statuses_are_retried_then_mapped(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, method: str, status: int
+) -> None:
+    url = VOUCHER_URL if method == "GET" else REDEEM_URL
+    mocked.add(method, url, json={"message": "busy"}, status=status)
+    expected = base.CatalogThrottled if status == 429 else base.CatalogUnavailable
+    with pytest.raises(expected) as caught:
+        if method == "GET":
+            catalog.get(CODE)
+        else:
+            catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY)
+    assert len(calls(mocked)) == 4  # 1 + retries (3)
+    assert caught.value.status == status
+    assert f"HTTP {status}" in str(caught.value)
+
+
+@pytest.mark.parametrize("retries", [0, 1, 5])
+def test_retry_count_follows_the_option(mocked: responses.RequestsMock, retries: int) -> None:
+    mocked.get(VOUCHER_URL, status=503, json={})
+    driver = make_catalog(retries=retries)
+    with pytest.raises(base.CatalogUnavailable):
+        driver.get(CODE)
+    assert len(calls(mocked)) == retries + 1
+
+
+def test_transient_errors_then_success(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.get(VOUCHER_URL, status=503, json={})
+    mocked.get(VOUCHER_URL, status=502, json={})
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    # responses serves registered answers for one URL in order, the last one repeating.
+    assert catalog.get(CODE).code == CODE
+    assert len(calls(mocked)) == 3
+
+
+def test_post_is_retried_with_the_same_idempotency_key(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.post(REDEEM_URL, status=503, json={})
+    mocked.post(REDEEM_URL, status=429, json={})
+    mocked.post(REDEEM_URL, json=redemption_doc(), status=200)
+    redemption = catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY)
+    assert redemption.id == "r-1"
+    posts = calls(mocked, "POST")
+    assert len(posts) == 3
+    assert {json.loads(c.request.body)["idempotency_key"] for c in posts} == {KEY}
+
+
+def test_retry_after_beyond_the_deadline_stops_at_once(
+    mocked: responses.RequestsMock,
+) -> None:
+    # Default cap 30 s > deadline 10 s: waiting cannot help; one call, a clear error.
+    mocked.get(VOUCHER_URL, status=429, json={}, headers={"Retry-After": "21600"})
+    driver = make_catalog()
+    started = time.monotonic()
+    with pytest.raises(base.CatalogThrottled) as caught:
+        driver.get(CODE)
+    assert time.monotonic() - started < 1
+    assert len(calls(mocked)) == 1
+    assert "21600" in str(caught.value)
+
+
+def test_retry_after_within_the_cap_is_retried(mocked: responses.RequestsMock) -> None:
+    mocked.get(VOUCHER_URL, status=503, json={}, headers={"Retry-After": "21600"})
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    driver = make_catalog(max_retry_after=0.01)
+    assert driver.get(CODE).code == CODE
+    assert len(calls(mocked)) == 2
+
+
+def test_redirects_are_not_followed(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    # Following it would send X-Auth-Token wherever the Location points.
+    mocked.get(VOUCHER_URL, status=302, headers={"Location": "https://evil.test/x"})
+    with pytest.raises(base.CatalogProtocolError, match="HTTP 302"):
+        catalog.get(CODE)
+    assert [c.request.url for c in calls(mocked)] == [VOUCHER_URL]
+
+
+def test_connection_errors_become_unavailable(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.get(VOUCHER_URL, body=requests.ConnectionError("boom"))
+    with pytest.raises(base.CatalogUnavailable, match="unavailable"):
+        catalog.get(CODE)
+
+
+# -- malformed answers ---------------------------------------------------------------
+
+
+MALFORMED_VOUCHERS = {
+    "not json": b"<html>502 Bad Gateway</html>",
+    "json array": b"[]",
+    "json string": b'"ok"',
+    "truncated json": json.dumps(voucher_doc()).encode()[:40],
+    "empty": b"",
+    "negative amount": voucher_doc(amount="-5.00"),
+    "zero amount": voucher_doc(amount="0.00"),
+    "amount as number": voucher_doc(amount=50.0),
+    "amount as integer": voucher_doc(amount=50),
+    "amount with exponent": voucher_doc(amount="5E1"),
+    "amount with spaces": voucher_doc(amount=" 50.00"),
+    "amount NaN": voucher_doc(amount="NaN"),
+    "too many decimals for EUR": voucher_doc(amount="50.001"),
+    "decimals for JPY": voucher_doc(amount="100.5", currency="JPY"),
+    "unknown currency": voucher_doc(currency="EUX"),
+    "currency without minor unit": voucher_doc(currency="XAU"),
+    "lower-case currency": voucher_doc(currency="eur"),
+    "another code": voucher_doc(code="OTHER-CODE"),
+    "malformed code": voucher_doc(code="welcome 2026"),
+    "unknown status": voucher_doc(status="on-sale"),
+    "naive datetime": voucher_doc(valid_until="2027-01-01T00:00:00"),
+    "not a datetime": voucher_doc(valid_until="tomorrow"),
+    "days as string": voucher_doc(validity_days="90"),
+    "zero days": voucher_doc(validity_days=0),
+    "negative redemptions": voucher_doc(redemptions=-1),
+    "products not a list": voucher_doc(products="gpu"),
+    "null description": voucher_doc(description=None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_VOUCHERS))
+def test_malformed_voucher_is_a_protocol_error(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, name: str
+) -> None:
+    body = MALFORMED_VOUCHERS[name]
+    mocked.get(VOUCHER_URL, body=body if isinstance(body, bytes) else json.dumps(body),
+               content_type="application/json")
+    with pytest.raises(base.CatalogProtocolError) as caught:
+        catalog.get(CODE)
+    assert CODE not in str(caught.value)
+    assert len(calls(mocked)) == 1
+
+
+@pytest.mark.parametrize("field", sorted(voucher_doc()))
+def test_voucher_missing_a_field_is_a_protocol_error(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, field: str
+) -> None:
+    document = voucher_doc()
+    del document[field]
+    mocked.get(VOUCHER_URL, json=document)
+    with pytest.raises(base.CatalogProtocolError, match=field):
+        catalog.get(CODE)
+
+
+@pytest.mark.parametrize("field", sorted(redemption_doc()))
+def test_redemption_missing_a_field_is_a_protocol_error(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, field: str
+) -> None:
+    document = redemption_doc()
+    del document[field]
+    mocked.post(REDEEM_URL, json=document, status=201)
+    with pytest.raises(base.CatalogProtocolError, match=field):
+        catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY)
+
+
+@pytest.mark.parametrize(("name", "document"), [
+    ("another project", redemption_doc(project_id="p2")),
+    ("another code", redemption_doc(code="OTHER-CODE")),
+    ("zero amount", redemption_doc(amount="0")),
+    ("negative amount", redemption_doc(amount="-50.00")),
+    ("wrong currency", redemption_doc(currency="EURO")),
+    ("float amount", redemption_doc(amount=50.0)),
+    ("no redemption time", redemption_doc(redeemed_at=None)),
+    ("empty id", redemption_doc(id="")),
+])
+def test_malformed_redemption_is_a_protocol_error(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog, name: str,
+    document: dict[str, Any],
+) -> None:
+    mocked.post(REDEEM_URL, json=document, status=201)
+    with pytest.raises(base.CatalogProtocolError):
+        catalog.redeem(CODE, project_id=PROJECT, idempotency_key=KEY)
+
+
+def test_unknown_fields_are_ignored(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    mocked.get(VOUCHER_URL, json=voucher_doc(campaign="spring", extra={"a": 1}))
+    assert catalog.get(CODE).amount == Decimal("50.00")
+
+
+def test_oversized_answer_is_refused(
+    mocked: responses.RequestsMock, catalog: HttpVoucherCatalog
+) -> None:
+    huge = voucher_doc(description="x" * 900)
+    huge["padding"] = "y" * (catalog_http.MAX_BODY_BYTES + 10)
+    mocked.get(VOUCHER_URL, json=huge)
+    with pytest.raises(base.CatalogProtocolError, match="larger than"):
+        catalog.get(CODE)
+
+
+# -- through the service: nothing redeemed after a bad GET ------------------------------
+
+
+@pytest.fixture
+def http_service(ledger: Ledger) -> Iterator[CreditService]:
+    database = Database(create_engine(ledger.url))
+    service = CreditService(database=database, catalog=make_catalog())
+    yield service
+    report = service.audit()
+    service.close()
+    assert report.ok, report.violations
+
+
+def _ledger_rows(service: CreditService) -> dict[str, int]:
+    def work(conn: Any) -> dict[str, int]:
+        import sqlalchemy as sa
+
+        from ovh_credit_plugin.ledger import schema
+        counts = {}
+        for name, table in (("credits", schema.credits),
+                            ("activations", schema.voucher_activations),
+                            ("attempts", schema.voucher_attempts)):
+            counts[name] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        return counts
+
+    return service.database.read(work)
+
+
+@pytest.mark.parametrize("name", ["not json", "negative amount", "another code",
+                                  "unknown currency", "amount as number"])
+def test_no_post_after_a_malformed_get(
+    mocked: responses.RequestsMock, http_service: CreditService, name: str
+) -> None:
+    body = MALFORMED_VOUCHERS[name]
+    mocked.get(VOUCHER_URL, body=body if isinstance(body, bytes) else json.dumps(body))
+    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
+    with pytest.raises(base.CatalogProtocolError):
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert calls(mocked, "POST") == []
+    # Not the customer's fault: no failed attempt held against the project.
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 0}
+
+
+@pytest.mark.parametrize(("status", "document"), [
+    (404, {"message": "no such voucher"}),
+    (200, voucher_doc(status="exhausted")),
+    (200, voucher_doc(status="revoked")),
+    (200, voucher_doc(valid_until="2026-01-01T00:00:00Z")),
+    (200, voucher_doc(max_redemptions=1, redemptions=1)),
+])
+def test_no_post_after_a_refusing_get(
+    mocked: responses.RequestsMock, http_service: CreditService, status: int,
+    document: dict[str, Any],
+) -> None:
+    mocked.get(VOUCHER_URL, json=document, status=status)
+    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert str(caught.value) == exceptions.VoucherRefused.public_message
+    assert calls(mocked, "POST") == []
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 1}
+
+
+def test_no_post_after_an_auth_error(
+    mocked: responses.RequestsMock, http_service: CreditService
+) -> None:
+    mocked.get(VOUCHER_URL, json={"message": "bad token"}, status=403)
+    with pytest.raises(base.CatalogAuthError):
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert calls(mocked, "POST") == []
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 0}
+
+
+def test_malformed_redemption_leaves_the_intent_pending(
+    mocked: responses.RequestsMock, http_service: CreditService
+) -> None:
+    # The catalog may have committed: nothing is granted, the operator sees it.
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    mocked.post(REDEEM_URL, body=b"{oops", status=201)
+    with pytest.raises(base.CatalogProtocolError):
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 1, "attempts": 0}
+    assert [p["project_id"] for p in http_service.pending_activations()] == [PROJECT]
+    # Once the catalog answers properly, the same activation finishes: no new GET.
+    mocked.replace(responses.POST, REDEEM_URL, json=redemption_doc(), status=200)
+    credit = http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert credit.total == Decimal("50.00")
+    assert len(calls(mocked, "GET")) == 1
+    assert http_service.pending_activations() == []
+
+
+def test_redemption_in_another_currency_than_the_voucher_grants_nothing(
+    mocked: responses.RequestsMock, http_service: CreditService
+) -> None:
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    mocked.post(REDEEM_URL, json=redemption_doc(currency="USD"), status=201)
+    with pytest.raises(base.CatalogProtocolError, match="USD"):
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert _ledger_rows(http_service)["credits"] == 0
+
+
+# -- logs: codes masked, token never --------------------------------------------------------
+
+
+def test_logs_mask_codes_and_never_show_the_token(
+    mocked: responses.RequestsMock, http_service: CreditService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Per logger: the CLI (run in-process by other tests) lowers ours to ERROR.
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="ovh_credit_plugin")
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    mocked.get(VOUCHER_URL, status=503, json={})
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
+    http_service.activate_voucher(PROJECT, CODE, at=T0)
+    mocked.get(f"{ENDPOINT}/v1/vouchers/UNKNOWN-CODE-1", status=404, json={})
+    with pytest.raises(exceptions.VoucherRefused):
+        http_service.activate_voucher(PROJECT, "unknown-code-1", at=T0)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "WELC…26" in text
+    assert "UNKN…-1" in text
+    assert CODE not in text
+    assert "UNKNOWN-CODE-1" not in text
+    assert TOKEN not in text
+
+
+def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    make_catalog()  # installs the filter
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("urllib3.connectionpool").warning(
+        "Retrying (%r) after connection broken by '%r': %s", "Retry(total=2)", "err",
+        f"/v1/vouchers/{CODE}/redemptions",
+    )
+    assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WELC…26/redemptions")
+
+
+# -- the deadline's retry policy -----------------------------------------------------------
+
+
+def test_backoff_is_jittered_exponential_and_capped_by_the_deadline() -> None:
+    retry = catalog_http._CatalogRetry(total=10, backoff_factor=1.0, backoff_max=100)
+    seen = set()
+    for attempt in range(1, 6):
+        retry = retry.new(history=(*retry.history, RequestHistory("GET", "/", None, 503, None)))
+        ceiling = 2 ** (attempt - 1)
+        for _ in range(20):
+            wait = retry.get_backoff_time()
+            assert ceiling / 2 <= wait <= ceiling
+            seen.add(wait)
+    assert len(seen) > 50  # jittered, not fixed
+    operation = catalog_http._Operation(seconds=0.5)
+    token = catalog_http._OPERATION.set(operation)
+    try:
+        assert retry.get_backoff_time() <= 0.5
+    finally:
+        catalog_http._OPERATION.reset(token)
+        operation.finish()
+
+
+def test_no_retry_once_the_deadline_has_passed() -> None:
+    retry = catalog_http._CatalogRetry(total=10, connect=10)
+    operation = catalog_http._Operation(seconds=0.01)
+    token = catalog_http._OPERATION.set(operation)
+    try:
+        time.sleep(0.05)
+        with pytest.raises(MaxRetryError):
+            retry.increment("GET", "/v1/vouchers/X", error=OSError("reset"))
+    finally:
+        catalog_http._OPERATION.reset(token)
+        operation.finish()
+    assert operation.expired
+
+
+def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
+    operation = catalog_http._Operation(seconds=0.2)
+    try:
+        timeout = catalog_http._DeadlineTimeout(connect=3.0, read=5.0, operation=operation)
+        assert timeout.clone().connect_timeout <= 0.2
+        assert timeout.clone().read_timeout <= 0.2
+    finally:
+        operation.finish()
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"endpoint": None}, "endpoint is required"),
+    ({"endpoint": "https://user:pw@catalog.test"}, "must not carry credentials"),
+    ({"endpoint": "https://catalog.test/api?x=1"}, "query"),
+    ({"ca_file": "/nonexistent/ca.pem"}, "ca_file"),
+    ({"key_file": "/nonexistent/key.pem"}, "key_file needs cert_file"),
+    ({"cert_file": "/nonexistent/cert.pem"}, "cert_file"),
+])
+def test_bad_configuration_is_a_clear_error(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(exceptions.ConfigError, match=message):
+        make_catalog(**options)
+
+
+def test_the_http_driver_is_registered_for_stevedore(ledger: Ledger) -> None:
+    from ovh_credit_plugin.service import load_catalog
+
+    conf = make_conf(driver="http")
+    driver = load_catalog(conf, database=Database(create_engine(ledger.url)))
+    assert isinstance(driver, HttpVoucherCatalog)
+    driver.close()

@@ -1,0 +1,439 @@
+"""Voucher activation in the service, with the ``file`` catalog (and stubs of it).
+
+Activation, one activation per project and code, single-use codes,
+throttling of failed activations, one public message for unknown, used and
+expired codes, crash-safe activation (pending intents), ``check``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.catalog import base
+from ovh_credit_plugin.catalog.file import FileVoucherCatalog
+from ovh_credit_plugin.ledger import schema, store
+from ovh_credit_plugin.service import CreditService, Settings
+from tests.conftest import BACKENDS, T0, Cli, Ledger
+
+PUBLIC = exceptions.VoucherRefused.public_message
+# The rules that lean on the database (unique activations, the throttle's
+# reservations, locks on resume) run on every backend; the rest on SQLite.
+on_every_backend = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def count(service: CreditService, table: sa.Table, *where: Any) -> int:
+    return int(service.database.read(
+        lambda conn: conn.execute(
+            sa.select(sa.func.count()).select_from(table).where(*where)
+        ).scalar_one()
+    ))
+
+
+def failed_attempts(service: CreditService, project: str = "p1") -> int:
+    table = schema.voucher_attempts
+    return count(service, table, table.c.project_id == project, table.c.succeeded.is_(False))
+
+
+def redemptions(service: CreditService, code: str) -> int:
+    table = schema.catalog_redemptions
+    return count(service, table, table.c.code == code)
+
+
+class StubCatalog(base.VoucherCatalog):
+    """The file catalog, with ``get``/``redeem`` replaceable per test."""
+
+    def __init__(self, inner: base.VoucherCatalog) -> None:
+        self.inner = inner
+        self.on_get: Callable[[str], models.Voucher] | None = None
+        self.on_redeem: Callable[..., models.Redemption] | None = None
+        self.gets = 0
+        self.redeems = 0
+
+    def get(self, code: str) -> models.Voucher:
+        self.gets += 1
+        if self.on_get is not None:
+            return self.on_get(code)
+        return self.inner.get(code)
+
+    def redeem(self, code: str, **kwargs: Any) -> models.Redemption:
+        self.redeems += 1
+        if self.on_redeem is not None:
+            return self.on_redeem(code, **kwargs)
+        return self.inner.redeem(code, **kwargs)
+
+
+@pytest.fixture
+def stub(service: CreditService) -> Iterator[StubCatalog]:
+    stub = StubCatalog(service.catalog)
+    original = service._catalog
+    service._catalog = stub
+    yield stub
+    service._catalog = original
+
+
+def throttled_service(service: CreditService, *, limit: int = 3, window: int = 600) -> None:
+    service.settings = Settings(voucher_max_failed_attempts=limit, voucher_attempt_window=window)
+
+
+# -- activation ------------------------------------------------------------------------
+
+
+def test_activation_grants_the_voucher_once(service: CreditService) -> None:
+    credit = service.activate_voucher("p1", "  welcome-2026 ", at=T0)
+    assert credit.kind == "voucher"
+    assert credit.source == "WELCOME-2026"
+    assert credit.total == Decimal("50.00")
+    assert credit.available == Decimal("50.00")
+    assert credit.currency == "EUR"
+    assert credit.description == "Welcome voucher"
+    assert credit.valid_from == T0
+    assert credit.valid_until == T0 + dt.timedelta(days=90)
+    assert redemptions(service, "WELCOME-2026") == 1
+    assert service.pending_activations() == []
+    assert failed_attempts(service) == 0
+
+
+def test_valid_until_and_products_come_from_the_catalog(service: CreditService) -> None:
+    credit = service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert credit.valid_until == dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    assert credit.products == ["gpu"]
+
+
+@on_every_backend
+def test_a_project_activates_a_code_once(service: CreditService) -> None:
+    first = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    with pytest.raises(exceptions.VoucherRefused, match="already activated") as caught:
+        service.activate_voucher("p1", "welcome-2026", at=T0)
+    assert caught.value.reason.startswith("voucher WELC…26 was already activated")
+    # Another project may use a multi-use code.
+    other = service.activate_voucher("p2", "WELCOME-2026", at=T0)
+    assert other.id != first.id
+    assert redemptions(service, "WELCOME-2026") == 2
+    assert [c.id for c in service.list_credits("p1", at=T0)] == [first.id]
+
+
+@on_every_backend
+def test_single_use_code_gives_one_credit(service: CreditService) -> None:
+    service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        service.activate_voucher("p2", "GPU-ONLY", at=T0)
+    assert str(caught.value) == PUBLIC
+    assert "used up" in caught.value.reason
+    assert service.list_credits("p2", at=T0) == []
+    assert redemptions(service, "GPU-ONLY") == 1
+
+
+def test_currency_mismatch_is_refused_before_redeeming(service: CreditService) -> None:
+    service.create_order("p1", "10", currency="USD", at=T0)
+    with pytest.raises(exceptions.CurrencyMismatch, match="USD"):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert redemptions(service, "WELCOME-2026") == 0
+    assert service.pending_activations() == []
+    assert failed_attempts(service) == 0  # a mistake, not a probe
+
+
+def test_invalid_project_or_code_is_refused_offline(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    with pytest.raises(exceptions.InvalidVoucherCode):
+        service.activate_voucher("p1", "A;B-C", at=T0)
+    with pytest.raises(exceptions.InvalidInput):
+        service.activate_voucher("", "WELCOME-2026", at=T0)
+    assert stub.gets == stub.redeems == 0
+
+
+# -- one public message ------------------------------------------------------------------
+
+
+def test_unknown_used_and_expired_codes_look_the_same_to_the_customer(
+    service: CreditService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ovh_credit_plugin")
+    service.activate_voucher("p9", "GPU-ONLY", at=T0)  # single use: now used
+    after_end = dt.datetime(2027, 6, 1, tzinfo=dt.timezone.utc)
+    cases = {
+        "unknown": ("NO-SUCH-CODE", T0),
+        "used": ("GPU-ONLY", T0),
+        "revoked": ("REVOKED-1", T0),
+        "expired": ("GPU-ONLY", after_end),
+    }
+    errors = {}
+    for label, (code, at) in cases.items():
+        with pytest.raises(exceptions.VoucherRefused) as caught:
+            service.activate_voucher("p2", code, at=at)
+        errors[label] = caught.value
+    assert {str(e) for e in errors.values()} == {PUBLIC}
+    assert {type(e) for e in errors.values()} == {exceptions.VoucherRefused}
+    assert "unknown voucher" in errors["unknown"].reason
+    assert "used up" in errors["used"].reason
+    assert "revoked" in errors["revoked"].reason
+    assert "expired" in errors["expired"].reason
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    # Operators get the precise reason, with the code masked.
+    for words in ("unknown voucher NO-S…DE", "GPU-…LY is used up", "revoked", "expired"):
+        assert words in logged
+    assert "NO-SUCH-CODE" not in logged
+
+
+def test_expired_voucher_is_refused_with_the_public_message(service: CreditService) -> None:
+    after_end = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        service.activate_voucher("p1", "GPU-ONLY", at=after_end)
+    assert str(caught.value) == PUBLIC
+    assert "expired" in caught.value.reason
+    assert redemptions(service, "GPU-ONLY") == 0
+
+
+def test_cli_shows_one_line_for_a_refusal(cli: Cli) -> None:
+    result = cli("voucher", "activate", "p1", "NO-SUCH-CODE")
+    assert result.code != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert PUBLIC in lines[0]
+
+
+# -- throttling ---------------------------------------------------------------------------
+
+
+@on_every_backend
+def test_failed_activations_are_throttled_per_project(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, limit=3, window=600)
+    for n in range(3):
+        with pytest.raises(exceptions.VoucherRefused) as caught:
+            service.activate_voucher("p1", f"WRONG-{n}", at=T0 + dt.timedelta(seconds=n))
+        assert not isinstance(caught.value, exceptions.TooManyAttempts)
+    gets = stub.gets
+    # Even a valid code is refused now, without asking the catalog.
+    with pytest.raises(exceptions.TooManyAttempts, match="too many"):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=10))
+    assert stub.gets == gets
+    assert failed_attempts(service) == 3  # being throttled does not extend the penalty
+    # Another project is not affected.
+    service.activate_voucher("p2", "WELCOME-2026", at=T0 + dt.timedelta(seconds=10))
+    # Once the window has passed, p1 may try again.
+    later = T0 + dt.timedelta(seconds=601)
+    assert service.activate_voucher("p1", "WELCOME-2026", at=later).total == Decimal("50.00")
+
+
+def test_successes_and_catalog_outages_do_not_count_as_failures(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, limit=1)
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+
+    def down(code: str) -> models.Voucher:
+        raise base.CatalogUnavailable("voucher catalog unavailable: connection refused")
+
+    stub.on_get = down
+    for _ in range(3):
+        with pytest.raises(base.CatalogUnavailable):
+            service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    stub.on_get = None
+    assert failed_attempts(service) == 0
+    service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    table = schema.voucher_attempts
+    assert count(service, table, table.c.succeeded.is_(True)) == 2
+
+
+@on_every_backend
+def test_running_attempts_count_against_the_limit(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # A try in flight holds its reservation: concurrent tries cannot all pass
+    # the check before any failure is written.
+    throttled_service(service, limit=2)
+    inner: list[BaseException] = []
+
+    def reentrant(code: str) -> models.Voucher:
+        # While this try is running, others for the same project start.
+        stub.on_get = None
+        try:
+            service.activate_voucher("p1", "NO-SUCH-2", at=T0)
+        except exceptions.VoucherRefused as error:
+            inner.append(error)
+        try:
+            service.activate_voucher("p1", "NO-SUCH-3", at=T0)
+        except exceptions.VoucherRefused as error:
+            inner.append(error)
+        return stub.inner.get(code)
+
+    stub.on_get = reentrant
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert [type(e) for e in inner] == [exceptions.VoucherRefused, exceptions.TooManyAttempts]
+
+
+def test_resuming_a_pending_activation_is_not_throttled(
+    service: CreditService, stub: StubCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crash_between_redemption_and_grant(service, monkeypatch)
+    throttled_service(service, limit=2)
+    for n in range(2):
+        with pytest.raises(exceptions.VoucherRefused):
+            service.activate_voucher("p1", f"WRONG-{n}", at=T0)
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    # The operator finishes the half-done activation all the same.
+    credit = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert credit.total == Decimal("50.00")
+    assert service.pending_activations() == []
+
+
+# -- crash-safe activation ------------------------------------------------------------------
+
+
+def crash_between_redemption_and_grant(
+    service: CreditService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Activate WELCOME-2026 for p1, dying after the catalog redeemed it."""
+    real_grant = store.grant
+
+    def dying(*args: Any, **kwargs: Any) -> int:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(store, "grant", dying)
+    with pytest.raises(SystemExit):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    monkeypatch.setattr(store, "grant", real_grant)
+
+
+@on_every_backend
+def test_crash_after_redemption_is_recovered_once(
+    service: CreditService, monkeypatch: pytest.MonkeyPatch, stub: StubCatalog
+) -> None:
+    crash_between_redemption_and_grant(service, monkeypatch)
+    assert redemptions(service, "WELCOME-2026") == 1
+    assert service.list_credits("p1", at=T0) == []
+    pending = service.pending_activations()
+    assert [(p["project_id"], p["code"]) for p in pending] == [("p1", "WELCOME-2026")]
+
+    gets = stub.gets
+    credit = service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(minutes=5))
+    assert credit.total == Decimal("50.00")
+    assert stub.gets == gets  # resumed: the POST replays, no new GET
+    assert redemptions(service, "WELCOME-2026") == 1  # same key, same redemption
+    assert len(service.list_credits("p1", at=T0)) == 1
+    assert service.pending_activations() == []
+    with pytest.raises(exceptions.VoucherRefused, match="already activated"):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+
+
+def test_lost_answer_keeps_the_intent_and_a_rerun_grants_once(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    def commit_then_lose(code: str, **kwargs: Any) -> models.Redemption:
+        stub.inner.redeem(code, **kwargs)  # the catalog commits...
+        raise base.CatalogUnavailable("no complete answer within the 10 s deadline")
+
+    stub.on_redeem = commit_then_lose
+    with pytest.raises(base.CatalogUnavailable):
+        service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert len(service.pending_activations()) == 1
+    assert failed_attempts(service) == 0
+    stub.on_redeem = None
+    credit = service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert credit.total == Decimal("20.00")
+    assert redemptions(service, "GPU-ONLY") == 1
+
+
+@on_every_backend
+def test_refusal_on_redeem_drops_the_intent(service: CreditService, stub: StubCatalog) -> None:
+    # The code was fine when checked, then used up by someone else.
+    def exhausted(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.VoucherAlreadyRedeemed("voucher GPU-…LY is used up", status=409)
+
+    stub.on_redeem = exhausted
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert str(caught.value) == PUBLIC
+    assert service.pending_activations() == []
+    assert failed_attempts(service) == 1
+    assert service.list_credits("p1", at=T0) == []
+
+
+def test_redemption_for_another_project_grants_nothing(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    def wrong(code: str, **kwargs: Any) -> models.Redemption:
+        redemption = stub.inner.redeem(code, **kwargs)
+        return redemption.model_copy(update={"project_id": "someone-else"})
+
+    stub.on_redeem = wrong
+    with pytest.raises(base.CatalogProtocolError, match="another project"):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert service.list_credits("p1", at=T0) == []
+    assert len(service.pending_activations()) == 1
+
+
+def test_cli_lists_pending_activations_masked(
+    cli: Cli, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = ledger.service()
+    try:
+        crash_between_redemption_and_grant(service, monkeypatch)
+    finally:
+        service.close()
+    rows = cli.ok("voucher", "pending")
+    assert [(r["project_id"], r["code"]) for r in rows] == [("p1", "WELC…26")]
+    credit = cli.ok("voucher", "activate", "p1", "WELCOME-2026")
+    assert credit["total"] == "50.00"
+    assert cli.ok("voucher", "pending") == []
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def test_check_shows_the_voucher_without_redeeming(service: CreditService) -> None:
+    preview = service.check_voucher(" gpu-only ", at=T0)
+    assert preview.redeemable is True
+    assert preview.voucher.amount == Decimal("20.00")
+    assert preview.voucher.products == ["gpu"]
+    assert redemptions(service, "GPU-ONLY") == 0
+    assert count(service, schema.voucher_activations) == 0
+
+
+def test_check_of_used_revoked_and_unknown_codes(service: CreditService) -> None:
+    service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    used = service.check_voucher("GPU-ONLY", at=T0)
+    assert (used.redeemable, "used up" in used.reason) == (False, True)
+    revoked = service.check_voucher("REVOKED-1", at=T0)
+    assert (revoked.redeemable, "revoked" in revoked.reason) == (False, True)
+    with pytest.raises(base.VoucherNotFound):
+        service.check_voucher("NO-SUCH-CODE", at=T0)
+
+
+def test_check_with_a_broken_answer_is_an_error(service: CreditService, stub: StubCatalog) -> None:
+    stub.on_get = lambda code: stub.inner.get("GPU-ONLY")
+    with pytest.raises(base.CatalogProtocolError):
+        service.check_voucher("WELCOME-2026", at=T0)
+
+
+def test_cli_voucher_check(cli: Cli) -> None:
+    shown = cli.ok("voucher", "check", "welcome-2026")
+    assert shown["code"] == "WELCOME-2026"
+    assert shown["amount"] == "50.00"
+    assert shown["redeemable"] is True
+    assert cli.ok("credit", "list", "p1") == []
+    result = cli("voucher", "check", "NO-SUCH-CODE")
+    assert result.code != 0
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "unknown voucher NO-S…DE" in result.stderr
+
+
+def test_file_catalog_is_the_default_driver(service: CreditService) -> None:
+    assert isinstance(service.catalog, FileVoucherCatalog)
