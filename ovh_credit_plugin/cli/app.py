@@ -94,6 +94,8 @@ class CreditApp(App):
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    ours = logging.getLogger("ovh_credit_plugin")
+    our_level = ours.level
     try:
         return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as exit_:  # argparse's usage errors, already printed on one line
@@ -103,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # embedding process (tests, a host) gets its logging back as it was.
         root.handlers[:] = handlers
         root.setLevel(level)
+        ours.setLevel(our_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -287,14 +287,21 @@ class VoucherPending(_Base, Lister):
     """List activations recorded but not granted (a crash between catalog and ledger).
 
     Finish one by running ``voucher activate`` again with the same project and code.
+    Codes are masked unless ``--show-codes`` is given.
     """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--show-codes", action="store_true",
+                            help="Print full codes (needed to finish an activation).")
+        return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         rows = self.service.pending_activations()
+        show = (lambda code: code) if parsed_args.show_codes else catalog_base.mask_code
         fields = ("project_id", "code", "created_at")
         return fields, [
-            (r["project_id"], catalog_base.mask_code(r["code"]),
-             models.isoformat(r["created_at"])) for r in rows
+            (r["project_id"], show(r["code"]), models.isoformat(r["created_at"])) for r in rows
         ]
 
 

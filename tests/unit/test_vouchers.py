@@ -390,8 +390,12 @@ def test_cli_lists_pending_activations_masked(
         service.close()
     rows = cli.ok("voucher", "pending")
     assert [(r["project_id"], r["code"]) for r in rows] == [("p1", "WELC…26")]
-    credit = cli.ok("voucher", "activate", "p1", "WELCOME-2026")
+    rows = cli.ok("voucher", "pending", "--show-codes")
+    assert [(r["project_id"], r["code"]) for r in rows] == [("p1", "WELCOME-2026")]
+    credit = cli.ok("voucher", "activate", "p1", rows[0]["code"], "--at", "2026-02-15T00:00:00Z")
     assert credit["total"] == "50.00"
+    # validity_days (90) counts from the catalog's redemption (T0), not from the late rerun.
+    assert credit["valid_until"] == models.isoformat(T0 + dt.timedelta(days=90))
     assert cli.ok("voucher", "pending") == []
 
 
