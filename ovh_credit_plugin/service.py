@@ -545,10 +545,13 @@ class CreditService:
                 assert row is not None
             if row.status == "granted":
                 return _read_credit(conn, row.credit_id, at=at)
-            valid_from = redemption.valid_from or at
+            # Activation is when the catalog redeemed the code: a run that
+            # finishes a pending activation days later does not extend it.
+            activated = min(at, redemption.redeemed_at)
+            valid_from = redemption.valid_from or activated
             ends = [d for d in (
                 redemption.valid_until,
-                at + dt.timedelta(days=redemption.validity_days)
+                activated + dt.timedelta(days=redemption.validity_days)
                 if redemption.validity_days else None,
             ) if d is not None]
             store.ensure_project(conn, project_id, redemption.currency, at=at)
