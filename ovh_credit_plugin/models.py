@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -154,7 +154,9 @@ class _Priced(_Contract):
     digits (``"0.000123"``).
     """
 
-    _amounts: tuple[str, ...] = ()
+    # A class constant, not a pydantic private attribute: private attributes
+    # are deep-copied into every instance, settlements by the thousand.
+    _amounts: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")
     def _format_amounts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:

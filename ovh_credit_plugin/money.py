@@ -24,6 +24,7 @@ LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_PLACES)
 # Large enough for any real balance, small enough for NUMERIC(28, 6).
 MAX_AMOUNT = Decimal(10) ** 18
 ZERO = Decimal(0)
+_QUANTA = tuple(Decimal(1).scaleb(-places) for places in range(LEDGER_PLACES + 1))
 # ASCII digits only: Decimal() also reads other scripts' digits (Arabic-Indic, fullwidth).
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
@@ -72,6 +73,8 @@ def parse_amount(
         amount = value
     elif isinstance(value, int):
         amount = Decimal(value)
+    elif isinstance(value, str) and _PLAIN_DECIMAL.fullmatch(text := value.strip()):
+        amount = Decimal(text)  # plain digits: always a finite decimal
     elif isinstance(value, str):
         text = value.strip()
         try:
@@ -94,11 +97,9 @@ def parse_amount(
         raise exceptions.InvalidAmount(f"{field} must be greater than zero")
     if amount >= MAX_AMOUNT:
         raise exceptions.InvalidAmount(f"{field} {value} is too large")
-    exponent = amount.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if -exponent > places and amount != amount.quantize(
-        Decimal(1).scaleb(-places), context=_CONTEXT
-    ):
+    # Below MAX_AMOUNT, quantizing to ``places`` is exact unless digits are lost.
+    quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+    if amount != amount.quantize(quantum, context=_CONTEXT):
         raise exceptions.InvalidAmount(
             f"{field} {value} has more than {places} decimal places"
         )
@@ -129,11 +130,10 @@ def sub(left: Decimal, right: Decimal) -> Decimal:
 def to_str(amount: Decimal, currency: str) -> str:
     """Decimal string with the currency's decimals, or more when sub-unit digits exist."""
     places = currency_places(currency)
-    value = ledger(amount).normalize(_CONTEXT)
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    shown = max(places, -exponent)
-    return f"{value:.{shown}f}"
+    # At the ledger's exponent, str() is plain digits with LEDGER_PLACES decimals.
+    whole, _, fraction = str(ledger(amount)).partition(".")
+    fraction = fraction.rstrip("0").ljust(places, "0")
+    return f"{whole}.{fraction}" if fraction else whole
 
 
 def to_human(amount: Decimal, currency: str) -> str:

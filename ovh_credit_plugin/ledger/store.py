@@ -73,13 +73,16 @@ _BALANCE_COLUMNS = (
 )
 
 
+_ALL_PRODUCTS: frozenset[str] = frozenset()  # an empty scope: every product
+
+
 def _credit_row(row: Any) -> CreditRow:
     return CreditRow(
         id=row.id,
         project_id=row.project_id,
         kind=row.kind,
         currency=row.currency,
-        products=frozenset(json.loads(row.products)),
+        products=_ALL_PRODUCTS if row.products == "[]" else frozenset(json.loads(row.products)),
         total=row.total,
         used=row.used,
         expired=row.expired,

@@ -49,7 +49,9 @@ class Money(types.TypeDecorator[Decimal]):
         if exact.is_signed():  # -0 would sort and compare apart from 0 as text
             exact = exact.copy_abs()
         if dialect.name == "sqlite":
-            return f"{exact:0{_SQLITE_WIDTH}f}"
+            # At exponent -6 and below _LIMIT, str() is plain digits: the same
+            # text as format(exact, "029f"), for a third of the cost.
+            return str(exact).rjust(_SQLITE_WIDTH, "0")
         return exact
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
