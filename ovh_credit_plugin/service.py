@@ -403,7 +403,7 @@ class CreditService:
         """Operator action (fraud, charge-back): the balance is voided, with a reason."""
         at = _at(at)
         ident = _credit_id(credit_id)
-        reason = (reason or "").strip()
+        reason = reason.strip() if isinstance(reason, str) else ""
         if not reason:
             raise exceptions.InvalidInput("voiding a credit needs a reason")
 
@@ -707,6 +707,7 @@ class CreditService:
         at: dt.datetime | None = None,
     ) -> Iterator[models.Settlement]:
         """Month-end runs: one transaction per batch; yields settlements as batches commit."""
+        _check_batch_size(batch_size)
         batch: list[Charge] = []
         for invoice in invoices:
             batch.append(Charge.from_invoice(invoice))
@@ -734,6 +735,11 @@ class CreditService:
         without credit).
         """
         at = _at(at)
+        if on_change not in ("conflict", "replace"):
+            raise exceptions.InvalidInput(f"on_change must be 'conflict' or 'replace', "
+                                          f"not {on_change!r}")
+        for charge in charges:
+            _check_charge(charge)
         return self.database.write(
             lambda conn: _settle(conn, charges, on_change=on_change,
                                  record_unpaid=record_unpaid, at=at)
@@ -784,6 +790,7 @@ class CreditService:
     ) -> ExpirySummary:
         """Lapse unpaid orders and record the balance lost by credits past their end."""
         at = _at(at)
+        _check_batch_size(batch_size)
         summary = ExpirySummary(at=at)
         orders = schema.orders
         summary.orders_lapsed = self.database.write(
@@ -1196,7 +1203,11 @@ def _audit(conn: Connection) -> AuditReport:
 
 
 def _at(at: dt.datetime | None) -> dt.datetime:
-    return models.utc(at) if at is not None else now()
+    if at is None:
+        return now()
+    if not isinstance(at, dt.datetime):
+        raise exceptions.InvalidInput(f"invalid time {at!r}: expected a datetime")
+    return models.utc(at)
 
 
 def _project_id(value: Any) -> str:
@@ -1215,6 +1226,28 @@ def _credit_id(value: Any) -> int:
     if ident <= 0 or ident >= 2**63:
         raise exceptions.InvalidInput(f"invalid credit id {value!r}: a positive integer")
     return ident
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise exceptions.InvalidInput(f"batch_size must be at least 1, not {batch_size!r}")
+
+
+def _check_charge(charge: Charge) -> None:
+    """A host's charge is checked like an invoice: nothing malformed reaches the ledger."""
+    _project_id(charge.project_id)
+    money.check_currency(charge.currency)
+    if not isinstance(charge.key, str) or not 0 < len(charge.key) <= 600:
+        raise exceptions.InvalidInput(f"invalid settlement key {charge.key!r}")
+    if not isinstance(charge.invoice_id, str) or not 0 < len(charge.invoice_id) <= 255:
+        raise exceptions.InvalidInput(f"invalid invoice id {charge.invoice_id!r}")
+    if not isinstance(charge.at, dt.datetime) or charge.at.tzinfo is None:
+        raise exceptions.InvalidInput(
+            f"charge {charge.key}: settlement time must be an aware datetime, not {charge.at!r}"
+        )
+    for line in charge.lines:
+        money.parse_amount(line.amount, allow_zero=True,
+                           field=f"charge {charge.key} line {line.id} amount")
 
 
 def _state_of(row: Any) -> allocation.CreditState:
