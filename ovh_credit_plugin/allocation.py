@@ -107,11 +107,15 @@ def allocate(
     # payers[l]: credit indexes with flow on line l, for reverse residual edges.
     payers: list[dict[int, None]] = [{} for _ in lines]
     reach: list[list[int]] = []
+    every_line = list(range(len(lines)))
 
     for ci, credit in enumerate(usable):
         if total_due <= ZERO:
             break
-        eligible = [li for li, line in enumerate(lines) if credit.covers(line.product)]
+        eligible = (
+            every_line if not credit.products
+            else [li for li, line in enumerate(lines) if credit.covers(line.product)]
+        )
         reach.append(eligible)
         left = credit.available
         # Direct payment first: cheap, and all a scope-free ledger ever needs.

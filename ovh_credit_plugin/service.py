@@ -1049,7 +1049,7 @@ def _settlement_model(
         credit_applied=applied,
         amount_due=total - applied,
         allocations=[
-            models.Allocation.model_construct(
+            models.Allocation.trusted(
                 line_id=s.line_id, credit_id=s.credit_id, kind=s.kind, amount=s.amount
             )
             for s in shares
@@ -1067,7 +1067,7 @@ def _recorded_settlement(row: Any) -> models.Settlement:
         credit_applied=row.credit_applied,
         amount_due=row.amount_due,
         allocations=[
-            models.Allocation.model_construct(
+            models.Allocation.trusted(
                 line_id=line_id, credit_id=int(credit_id), kind=kind, amount=Decimal(amount)
             )
             for line_id, credit_id, kind, amount in json.loads(row.allocations)
