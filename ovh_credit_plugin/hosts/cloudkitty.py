@@ -243,14 +243,19 @@ def apply_settlement(frame: Any, shares: Iterable[Any], currency: str) -> Any:
                 continue
             before = _price(point.price)
             # set_price does not coerce: always a Decimal. metadata is an
-            # immutable dict: the extra keys go into a rebuilt point.
+            # immutable dict: the extra keys go into a point rebuilt through
+            # DataPoint's constructor, which keeps every field's usual type.
             lowered = point.set_price(before - credit)
-            lowered = lowered._replace(metadata={
-                **lowered.metadata,
-                CREDIT_APPLIED: money.to_str(credit, currency),
-                CREDIT_IDS: ",".join(paid_by[key]),
-                PRICE_BEFORE_CREDIT: _plain(before),
-            })
+            lowered = dataframe.DataPoint(
+                lowered.unit, lowered.qty, lowered.price, lowered.groupby,
+                {
+                    **lowered.metadata,
+                    CREDIT_APPLIED: money.to_str(credit, currency),
+                    CREDIT_IDS: ",".join(paid_by[key]),
+                    PRICE_BEFORE_CREDIT: _plain(before),
+                },
+                lowered.description,
+            )
             # Always the frame's own metric type: never one metrics.yml lacks.
             output.add_point(lowered, metric_type)
     return output

@@ -430,6 +430,8 @@ def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
     assert first is next(iter(frame.iterpoints()))[1]  # untouched
     assert isinstance(second.price, Decimal)
     assert second.price == D("0.5")
+    assert type(second.metadata) is type(first.metadata)  # still immutable
+    assert second.groupby == first.groupby
     assert dict(second.metadata) == {
         "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "2",
     }
