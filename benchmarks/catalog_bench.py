@@ -1,0 +1,85 @@
+"""Figure 7: voucher activation against a loopback catalog, against two raw round trips.
+
+Ours: ``CreditService.activate_voucher`` with the HTTP catalog driver, on a
+SQLite ledger (WAL, synchronous=FULL): throttle check, GET, intent, POST,
+grant. Floor: the GET and the POST of the wire contract with bare
+``requests`` on a kept-alive session. Both talk to the same catalog server
+(tests/functional/catalog_server.py), alternating, each on its own codes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import data
+from benchmarks.common import Unavailable
+
+
+def measure(workdir: Path, sizes: Any) -> dict[str, Any]:
+    try:
+        import requests
+        from oslo_config import cfg
+
+        from ovh_credit_plugin.catalog.http import HttpVoucherCatalog
+        from ovh_credit_plugin.conf import register_opts
+        from ovh_credit_plugin.ledger.database import Database, create_engine
+        from ovh_credit_plugin.service import CreditService
+        from tests.functional.catalog_server import running
+    except ImportError as error:
+        raise Unavailable(f"the HTTP catalog or its test server is missing ({error})") from None
+
+    calls = sizes.catalog_calls
+    vouchers = [
+        {"code": f"{side}-{n:06d}", "amount": "10.00", "currency": "EUR", "status": "active",
+         "validity_days": 90, "products": []}
+        for side in ("OURS", "FLOOR") for n in range(calls + 1)
+    ]
+    ledger = data.copy_ledger(workdir / "empty.sqlite", workdir / "catalog.sqlite")
+    with running(vouchers=vouchers) as server:
+        conf = cfg.ConfigOpts()
+        register_opts(conf)
+        conf(args=[], default_config_files=[])
+        conf.set_override("driver", "http", group="voucher_catalog")
+        conf.set_override("endpoint", server.url, group="voucher_catalog")
+        service = CreditService(database=Database(create_engine(data.sqlite_url(ledger))),
+                                catalog=HttpVoucherCatalog(conf=conf))
+        session = requests.Session()
+
+        def floor(n: int) -> float:
+            code = f"FLOOR-{n:06d}"
+            started = time.perf_counter()
+            got = session.get(f"{server.url}/v1/vouchers/{code}", timeout=10)
+            got.raise_for_status()
+            got.json()
+            posted = session.post(f"{server.url}/v1/vouchers/{code}/redemptions",
+                                  json={"project_id": f"floor-{n}",
+                                        "idempotency_key": f"floor-{n:060d}"}, timeout=10)
+            posted.raise_for_status()
+            posted.json()
+            return time.perf_counter() - started
+
+        def ours(n: int) -> float:
+            started = time.perf_counter()
+            service.activate_voucher(f"bench-{n}", f"OURS-{n:06d}")
+            return time.perf_counter() - started
+
+        try:
+            floor(calls)  # warm-up: connections, engine, schema check
+            ours(calls)
+            floors, own = [], []
+            for n in range(calls):
+                if n % 2:
+                    own.append(ours(n))
+                    floors.append(floor(n))
+                else:
+                    floors.append(floor(n))
+                    own.append(ours(n))
+        finally:
+            session.close()
+            service.close()
+    floor_s, ours_s = statistics.median(floors), statistics.median(own)
+    return {"floor_ms": floor_s * 1000, "ours_ms": ours_s * 1000,
+            "ratio": round(ours_s / floor_s, 3)}
