@@ -802,7 +802,7 @@ class CreditService:
         )
         table = schema.credits
         while True:
-            def work(conn: Connection) -> int:
+            def work(conn: Connection) -> tuple[int, int, dict[str, Decimal]]:
                 ids = list(
                     conn.execute(
                         sa.select(table.c.id)
@@ -817,8 +817,15 @@ class CreditService:
                 )
                 credits = store.credits_by_id(conn, ids)
                 entries = []
+                # Counted here, added to the summary once committed: a retried
+                # attempt must not count twice.
+                lost: dict[str, Decimal] = {}
                 for credit in credits.values():
                     amount = credit.available
+                    if amount <= ZERO or credit.voided_at is not None:
+                        # A concurrent expiry job (or a void) took it while we
+                        # waited for its row lock: nothing is left to expire.
+                        continue
                     credit.expired += amount
                     credit.available = ZERO
                     credit.dirty = True
@@ -826,16 +833,18 @@ class CreditService:
                     entries.append(
                         store.Entry(credit.id, "expiry", amount, note=f"valid until {until}")
                     )
-                    summary.amount_expired[credit.currency] = (
-                        summary.amount_expired.get(credit.currency, ZERO) + amount
-                    )
+                    lost[credit.currency] = lost.get(credit.currency, ZERO) + amount
                 store.write_balances(conn, credits.values())
                 store.insert_entries(conn, entries, at=at)
-                return len(credits)
+                return len(ids), len(entries), lost
 
-            done = self.database.write(work)
-            if not done:
+            selected, done, lost = self.database.write(work)
+            if not selected:
                 break
+            for currency, amount in lost.items():
+                summary.amount_expired[currency] = (
+                    summary.amount_expired.get(currency, ZERO) + amount
+                )
             summary.credits_expired += done
             if progress:
                 progress(done)
@@ -870,12 +879,19 @@ def _settle(
     keys = sorted({c.key for c in charges})
     recorded: dict[str, Any] = {}
     for chunk in _chunks(keys, 500):
-        for found in conn.execute(
+        query = (
             sa.select(table.c.key, table.c.fingerprint, table.c.allocations, table.c.revision,
                       table.c.project_id, table.c.currency, table.c.total,
                       table.c.credit_applied, table.c.amount_due, table.c.invoice_id)
             .where(table.c.key.in_(chunk))
-        ):
+            .order_by(table.c.key)
+        )
+        if conn.dialect.name != "sqlite":
+            # Locked, so that two re-ratings of one period cannot both reverse
+            # the same recorded revision: the second waits, then reads the
+            # first one's revision (SQLite already holds the write lock).
+            query = query.with_for_update()
+        for found in conn.execute(query):
             recorded[found.key] = found
 
     project_ids = {c.project_id for c in charges}
