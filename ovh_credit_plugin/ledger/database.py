@@ -9,7 +9,8 @@ survives: a failed attempt rolls back before the next one starts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -138,8 +139,17 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one write transaction, retried whole on contention."""
+    def write(
+        self, work: Callable[[Connection], T], *, isolation_level: str | None = None
+    ) -> T:
+        """Run ``work`` in one write transaction, retried whole on contention.
+
+        ``isolation_level="SERIALIZABLE"`` is for a transaction whose decision
+        rests on rows that may not exist yet (a count checked before an
+        insert): PostgreSQL and MariaDB then refuse the second of two racing
+        writers (serialization failure, deadlock), and the retry sees the
+        first. SQLite writers are serialized already.
+        """
         self.ensure_schema()
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
@@ -149,9 +159,21 @@ class Database:
             reraise=True,
         )
         for attempt in retrying:
-            with attempt, self.engine.begin() as conn:
+            with attempt, self._begin(isolation_level) as conn:
                 return work(conn)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def _begin(self, isolation_level: str | None) -> Iterator[Connection]:
+        if isolation_level is None or self.dialect == "sqlite":
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        # The pool resets the connection's isolation level when it is returned.
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level=isolation_level)
+            with conn.begin():
+                yield conn
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction."""
