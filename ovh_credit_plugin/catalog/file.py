@@ -116,7 +116,10 @@ class FileVoucherCatalog(base.VoucherCatalog):
             )
             return redemption
 
-        return self._database.write(work)
+        # Serializable: the count of redemptions checked above must still hold
+        # when the insert commits, or two projects racing for the last
+        # redemption would both get it (READ COMMITTED lets both count 2 of 3).
+        return self._database.write(work, isolation_level="SERIALIZABLE")
 
 
 def _count(conn: sa.Connection, code: str) -> int:
