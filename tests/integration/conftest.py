@@ -190,6 +190,25 @@ def _dec(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.000001"))
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _restore_global_conf() -> Iterator[None]:
+    """Take the plugin's options off CloudKitty's global ``cfg.CONF`` afterwards.
+
+    The processor registers them there, as it must inside CloudKitty; the
+    tests after this package expect an untouched ``cfg.CONF``.
+    """
+    yield
+    if not HAVE_CLOUDKITTY:
+        return
+    from ovh_credit_plugin.conf import list_opts
+
+    for group, opts in list_opts():
+        if group.name in cfg.CONF:
+            cfg.CONF.unregister_opts(opts, group=group.name)
+            # oslo.config has no public call that removes a group.
+            cfg.CONF._groups.pop(group.name, None)
+
+
 @pytest.fixture(params=["sqlite"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The ledger on SQLite here (tests/functional covers every backend).
