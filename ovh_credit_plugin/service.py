@@ -867,6 +867,18 @@ class CreditService:
 # -- settlement internals -------------------------------------------------------
 
 
+_RECORDED = (
+    sa.select(schema.settlements.c.key, schema.settlements.c.fingerprint,
+              schema.settlements.c.allocations, schema.settlements.c.revision,
+              schema.settlements.c.project_id, schema.settlements.c.currency,
+              schema.settlements.c.total, schema.settlements.c.credit_applied,
+              schema.settlements.c.amount_due, schema.settlements.c.invoice_id)
+    .where(schema.settlements.c.key.in_(sa.bindparam("keys", expanding=True)))
+    .order_by(schema.settlements.c.key)
+)
+_RECORDED_LOCKED = _RECORDED.with_for_update()
+
+
 def _settle(
     conn: Connection,
     charges: Sequence[Charge],
@@ -878,20 +890,13 @@ def _settle(
     table = schema.settlements
     keys = sorted({c.key for c in charges})
     recorded: dict[str, Any] = {}
+    # Built once (module level): only the keys change from call to call.
+    # Locked off SQLite, so that two re-ratings of one period cannot both
+    # reverse the same recorded revision: the second waits, then reads the
+    # first one's revision (SQLite already holds the write lock).
+    query = _RECORDED if conn.dialect.name == "sqlite" else _RECORDED_LOCKED
     for chunk in _chunks(keys, 500):
-        query = (
-            sa.select(table.c.key, table.c.fingerprint, table.c.allocations, table.c.revision,
-                      table.c.project_id, table.c.currency, table.c.total,
-                      table.c.credit_applied, table.c.amount_due, table.c.invoice_id)
-            .where(table.c.key.in_(chunk))
-            .order_by(table.c.key)
-        )
-        if conn.dialect.name != "sqlite":
-            # Locked, so that two re-ratings of one period cannot both reverse
-            # the same recorded revision: the second waits, then reads the
-            # first one's revision (SQLite already holds the write lock).
-            query = query.with_for_update()
-        for found in conn.execute(query):
+        for found in conn.execute(query, {"keys": list(chunk)}):
             recorded[found.key] = found
 
     project_ids = {c.project_id for c in charges}

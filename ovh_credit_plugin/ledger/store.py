@@ -106,16 +106,23 @@ def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str,
     found: dict[str, list[CreditRow]] = {pid: [] for pid in ids}
     if not ids:
         return found
-    query = (
-        sa.select(*_BALANCE_COLUMNS)
-        .where(_C.project_id.in_(ids), _C.available > ZERO, _C.voided_at.is_(None))
-        .order_by(_C.id)
-    )
-    if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    for row in conn.execute(query):
+    query = _OPEN_CREDITS if conn.dialect.name == "sqlite" else _OPEN_CREDITS_LOCKED
+    for row in conn.execute(query, {"project_ids": ids}):
         found[row.project_id].append(_credit_row(row))
     return found
+
+
+# Built once: settling one invoice online runs these on every transaction.
+_OPEN_CREDITS = (
+    sa.select(*_BALANCE_COLUMNS)
+    .where(
+        _C.project_id.in_(sa.bindparam("project_ids", expanding=True)),
+        _C.available > ZERO,
+        _C.voided_at.is_(None),
+    )
+    .order_by(_C.id)
+)
+_OPEN_CREDITS_LOCKED = _OPEN_CREDITS.with_for_update()
 
 
 def lock_credit(conn: Connection, credit_id: int) -> CreditRow:
@@ -299,11 +306,12 @@ def project_currencies(conn: Connection, project_ids: Iterable[str]) -> dict[str
     ids = sorted(set(project_ids))
     if not ids:
         return {}
-    table = schema.projects
-    return {
-        row.id: row.currency
-        for row in conn.execute(sa.select(table.c.id, table.c.currency).where(table.c.id.in_(ids)))
-    }
+    return {row.id: row.currency for row in conn.execute(_CURRENCIES, {"project_ids": ids})}
+
+
+_CURRENCIES = sa.select(schema.projects.c.id, schema.projects.c.currency).where(
+    schema.projects.c.id.in_(sa.bindparam("project_ids", expanding=True))
+)
 
 
 def grant(
