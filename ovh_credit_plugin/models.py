@@ -211,6 +211,32 @@ class Settlement(_Priced):
     allocations: list[Allocation]
     replayed: bool = False
 
+    def json_ready(self) -> dict[str, object]:
+        """``model_dump(mode="json")``, built directly: hosts dump settlements by the
+        million, and pydantic's wrap serializer cost as much as a ledger write."""
+        currency = self.currency
+        return {
+            "invoice_id": self.invoice_id,
+            "project_id": self.project_id,
+            "currency": currency,
+            "total": money.to_str(self.total, currency),
+            "credit_applied": money.to_str(self.credit_applied, currency),
+            "amount_due": money.to_str(self.amount_due, currency),
+            "allocations": [
+                {"line_id": a.line_id, "credit_id": a.credit_id, "kind": a.kind,
+                 "amount": money.to_str(a.amount, currency)}
+                for a in self.allocations
+            ],
+            "replayed": self.replayed,
+        }
+
+
+# json_ready() spells the fields out: it must follow any change to them.
+assert tuple(Settlement.model_fields) == (
+    "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
+    "allocations", "replayed",
+) and tuple(Allocation.model_fields) == ("line_id", "credit_id", "kind", "amount")
+
 
 # -- Orders and credits --------------------------------------------------------
 

@@ -73,7 +73,7 @@ class InvoiceProcessor:
     ) -> dict[str, Any]:
         """Settle one invoice; returns the settlement as JSON-ready data."""
         settlement = self.service.settle_invoice(parse_invoice(invoice), at=at)
-        return settlement.model_dump(mode="json")
+        return settlement.json_ready()
 
     def process_many(
         self,
@@ -85,4 +85,4 @@ class InvoiceProcessor:
         """Settle invoices in batches (one transaction each), in input order."""
         parsed = (parse_invoice(doc, where=f"invoice #{n}") for n, doc in enumerate(invoices, 1))
         for settlement in self.service.settle_invoices(parsed, batch_size=batch_size, at=at):
-            yield settlement.model_dump(mode="json")
+            yield settlement.json_ready()
