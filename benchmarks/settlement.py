@@ -44,6 +44,19 @@ def batch(url: str, docs: Sequence[dict[str, Any]], batch_size: int) -> float:
     return elapsed
 
 
+def service_batch(url: str, invoices: Sequence[Any], batch_size: int) -> float:
+    """Seconds for ``CreditService.settle_invoices`` on pre-built ``Invoice`` models."""
+    host = processor(url)
+    try:
+        started = time.perf_counter()
+        count = sum(1 for _ in host.service.settle_invoices(invoices, batch_size=batch_size))
+        elapsed = time.perf_counter() - started
+    finally:
+        host.service.close()
+    assert count == len(invoices)
+    return elapsed
+
+
 def online(url: str, docs: Sequence[dict[str, Any]]) -> float:
     """Seconds to settle ``docs`` one durable transaction each."""
     host = processor(url)
