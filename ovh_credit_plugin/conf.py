@@ -27,9 +27,10 @@ cloud_credit_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
         secret=True,
-        help="SQLAlchemy URL of the ledger database. When unset: inside CloudKitty, "
-        "CloudKitty's own [database] connection; elsewhere the SQLite file "
-        f"'{DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')}' in the working "
+        help="SQLAlchemy URL of the ledger database. When unset: the [database] "
+        "connection of the same configuration (CloudKitty's own database, for the "
+        "plugin and for ovh-credit run with cloudkitty.conf); without one, the SQLite "
+        f"file '{DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')}' in the working "
         "directory. SQLite serves one host only; use PostgreSQL "
         "(postgresql+psycopg://) or MariaDB (mysql+pymysql://) when several workers "
         "or nodes share the ledger.",
@@ -192,6 +193,30 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
         if group.name not in conf:
             conf.register_group(cfg.OptGroup(name=group.name, title=group.title, help=group.help))
         conf.register_opts(opts, group=group.name)
+
+
+def ledger_connection(conf: cfg.ConfigOpts) -> str | None:
+    """``[cloud_credit] connection``, else the host's ``[database] connection``, else None."""
+    url = conf.cloud_credit.connection
+    if url:
+        return str(url)
+    if "database" in conf and "connection" in conf.database:
+        return str(conf.database.connection) if conf.database.connection else None
+    return None
+
+
+def register_host_database_opt(conf: cfg.ConfigOpts) -> None:
+    """Let a stand-alone tool read a host's ``[database] connection`` (oslo.db's name).
+
+    ``ovh-credit`` run with ``cloudkitty.conf`` then finds the same ledger as
+    the plugin inside CloudKitty, instead of a SQLite file of its own.
+    """
+    if "database" in conf and "connection" in conf.database:
+        return
+    conf.register_opt(
+        cfg.StrOpt("connection", secret=True, help="The host's own database (oslo.db)."),
+        group="database",
+    )
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:

@@ -13,7 +13,7 @@ from cliff.commandmanager import CommandManager
 from oslo_config import cfg
 
 from ovh_credit_plugin import exceptions
-from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.conf import register_host_database_opt, register_opts
 from ovh_credit_plugin.service import CreditService
 
 PROG = "ovh-credit"
@@ -71,6 +71,7 @@ class CreditApp(App):
         if self._conf is None:
             conf = cfg.ConfigOpts()
             register_opts(conf)
+            register_host_database_opt(conf)
             files = self.options.config_file or None
             try:
                 conf(args=[], project="ovh-credit-plugin", default_config_files=files)

@@ -22,6 +22,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.conf import ledger_connection as conf_ledger_connection
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.ledger.database import create_engine
@@ -36,13 +37,9 @@ def ledger_connection(conf: cfg.ConfigOpts) -> str:
     different per node.
     """
     register_opts(conf)
-    url = conf.cloud_credit.connection
+    url = conf_ledger_connection(conf)
     if url:
-        return str(url)
-    database = getattr(conf, "database", None)
-    url = getattr(database, "connection", None) if database is not None else None
-    if url:
-        return str(url)
+        return url
     raise exceptions.ConfigError(
         "no ledger database: set [cloud_credit] connection (or CloudKitty's "
         "[database] connection) in cloudkitty.conf"

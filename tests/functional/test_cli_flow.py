@@ -317,3 +317,24 @@ def test_audit_detects_a_tampered_balance(cli: Cli, ledger: Ledger) -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is False
     assert any("ledger entries sum to" in v for v in report["violations"])
+
+
+def test_cli_with_a_host_config_finds_the_hosts_database(tmp_path: Any) -> None:
+    """Run with cloudkitty.conf (no [cloud_credit] connection), ovh-credit uses the
+    host's [database] connection, as the plugin inside CloudKitty does, and never a
+    SQLite file of its own in the working directory."""
+    import os
+
+    from ovh_credit_plugin.cli.app import main
+
+    url = f"sqlite:///{tmp_path}/cloudkitty.sqlite"
+    conf = tmp_path / "cloudkitty.conf"
+    conf.write_text(f"[database]\nconnection = {url}\n")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["--config-file", str(conf), "db", "upgrade"]) == 0
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "cloudkitty.sqlite").exists()
+    assert not (tmp_path / "ovh-credit-ledger.sqlite").exists()
