@@ -1,0 +1,374 @@
+"""Exact money on every database: what goes in comes back identical.
+
+Three levels, on SQLite (fixed-width text), PostgreSQL and MariaDB
+(``NUMERIC(28, 6)``):
+
+- the ``Money`` column itself: values from one micro-unit to just below
+  ``10**22`` bound with executemany, read back equal and at scale 6, stored as
+  the driver's exact type (``Decimal``; text on SQLite), compared and ordered
+  numerically by the database;
+- the service and the CLI: an order and a credit of ``10**15`` units, an
+  invoice of sub-cent lines (``0.000001``...) that uses it up to the last
+  micro-unit, read back identical through the service, a replay and the CLI's
+  JSON;
+- one million debits of ``0.000001`` on one real credit, whose sum must be
+  exactly ``1.000000`` wherever it is computed (see
+  :func:`test_a_million_micro_debits_sum_exactly`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from oslo_config import cfg
+
+from ovh_credit_plugin import allocation, models
+from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger.types import Money
+from ovh_credit_plugin.service import CreditService, fingerprint
+from tests.conftest import Cli, Ledger
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+BIG = Decimal(10) ** 15
+MICRO = Decimal("0.000001")
+
+COLUMN_VALUES = [
+    Decimal(0),
+    MICRO,
+    Decimal("0.000009"),
+    Decimal("0.1"),
+    Decimal("0.999999"),
+    Decimal(1),
+    Decimal("12.345678"),
+    Decimal("123456789.000001"),
+    BIG - MICRO,
+    BIG,
+    BIG + MICRO,
+    Decimal("99999999999999999.999999"),
+    Decimal(10) ** 18 - MICRO,  # money.MAX_AMOUNT, exclusive
+    Decimal(10) ** 22 - MICRO,  # the largest NUMERIC(28, 6)
+]
+
+
+def service_with(ledger: Ledger, **cloud_credit: Any) -> CreditService:
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf(args=[], default_config_files=[str(ledger.config)])
+    for name, value in cloud_credit.items():
+        conf.set_override(name, value, "cloud_credit")
+    return CreditService.from_conf(conf)
+
+
+def engine_of(ledger: Ledger) -> sa.Engine:
+    return sa.create_engine(ledger.url, poolclass=sa.pool.NullPool)
+
+
+def test_the_money_column_round_trips_exactly(ledger: Ledger) -> None:
+    table = sa.Table(
+        "money_roundtrip",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("amount", Money(), nullable=False),
+    )
+    engine = engine_of(ledger)
+    try:
+        table.create(engine)
+        with engine.begin() as conn:
+            # executemany, in an order that is not the numeric one
+            rows = [{"id": n, "amount": v} for n, v in enumerate(reversed(COLUMN_VALUES))]
+            conn.execute(table.insert(), rows)
+        with engine.connect() as conn:
+            back = dict(conn.execute(sa.select(table.c.id, table.c.amount)).all())
+            for n, value in enumerate(reversed(COLUMN_VALUES)):
+                assert back[n] == value, (back[n], value)
+                assert back[n].as_tuple().exponent == -6, back[n]
+                assert str(back[n]) == f"{value:.6f}"
+            # The database orders and compares them numerically (text order on SQLite).
+            ordered = conn.execute(sa.select(table.c.amount).order_by(table.c.amount)).scalars()
+            assert list(ordered) == COLUMN_VALUES
+            above = conn.execute(
+                sa.select(table.c.amount).where(table.c.amount > BIG).order_by(table.c.amount)
+            ).scalars()
+            assert list(above) == [v for v in COLUMN_VALUES if v > BIG]
+            equal = conn.execute(sa.select(table.c.id).where(table.c.amount == MICRO)).all()
+            assert len(equal) == 1
+            # What the driver hands over is exact: Decimal, or SQLite's fixed-width text.
+            raw = (
+                conn.exec_driver_sql("SELECT amount FROM money_roundtrip ORDER BY amount")
+                .scalars()
+                .all()
+            )
+            if ledger.backend == "sqlite":
+                assert raw == [f"{v:029.6f}" for v in COLUMN_VALUES]
+            else:
+                assert all(type(r) is Decimal for r in raw), {type(r) for r in raw}
+                assert raw == COLUMN_VALUES
+    finally:
+        table.drop(engine, checkfirst=True)
+        engine.dispose()
+
+
+def test_the_money_column_refuses_what_it_cannot_store_exactly(ledger: Ledger) -> None:
+    table = sa.Table(
+        "money_refusals",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("amount", Money()),
+    )
+    engine = engine_of(ledger)
+    try:
+        table.create(engine)
+        refused: list[Any] = [
+            Decimal("0.0000001"),  # a 7th decimal would be rounded away
+            Decimal(-1),
+            Decimal(10) ** 22,  # beyond NUMERIC(28, 6)
+            1.5,  # floats are not money
+            Decimal("NaN"),
+        ]
+        for value in refused:
+            with pytest.raises(sa.exc.StatementError), engine.begin() as conn:
+                conn.execute(table.insert().values(amount=value))
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+    finally:
+        table.drop(engine, checkfirst=True)
+        engine.dispose()
+
+
+def test_huge_and_sub_cent_amounts_round_trip_through_the_service_and_the_cli(
+    ledger: Ledger, cli: Cli
+) -> None:
+    service = service_with(ledger, purchase_max_amount=str(BIG))
+    try:
+        order = service.create_order("big", str(BIG), at=T0)
+        assert order.amount == BIG
+        paid = service.pay_order(order.id, amount=BIG, currency="EUR", at=T0)
+        assert paid.credit_id is not None
+        [credit] = service.list_credits("big", at=T0)
+        assert (credit.total, credit.available) == (BIG, BIG)
+
+        lines = ["0.000001", "0.000009", "12.345678", "999999999999987.654312"]
+        assert sum(map(Decimal, lines)) == BIG  # the invoice uses the credit up exactly
+        invoice = models.Invoice.model_validate(
+            {
+                "id": "INV-BIG",
+                "project_id": "big",
+                "currency": "EUR",
+                "issued_at": "2026-03-01T00:00:00Z",
+                "lines": [
+                    {"id": f"l{n}", "product": "compute", "amount": amount}
+                    for n, amount in enumerate(lines)
+                ],
+            }
+        )
+        settled = service.settle_invoice(invoice, at=T0)
+        replay = service.settle_invoice(invoice, at=T0)  # read back from the database
+        for result in (settled, replay):
+            assert (result.total, result.credit_applied, result.amount_due) == (BIG, BIG, 0)
+            assert [str(a.amount) for a in result.allocations] == [
+                f"{Decimal(x):.6f}" for x in lines
+            ]
+        assert replay.replayed is True
+        shown, entries = service.show_credit(paid.credit_id, at=T0)
+        assert (shown.total, shown.used, shown.available) == (BIG, BIG, 0)
+        assert [e.amount for e in entries] == [BIG, *map(Decimal, lines)]
+        assert service.audit().ok
+    finally:
+        service.close()
+
+    # The CLI's JSON: decimal strings, every digit kept.
+    listed = cli.ok("credit", "list", "big")
+    assert (listed[0]["total"], listed[0]["used"]) == (
+        "1000000000000000.00",
+        "1000000000000000.00",
+    )
+    shown_json = cli.ok("credit", "show", str(paid.credit_id))
+    assert [e["amount"] for e in shown_json["ledger"]] == ["1000000000000000.00", *lines]
+    replayed = cli.ok("settle", "-", stdin=invoice.model_dump_json())
+    assert [a["amount"] for a in replayed[0]["allocations"]] == lines
+    assert replayed[0]["credit_applied"] == "1000000000000000.00"
+    orders = cli.ok("order", "list", "big")
+    assert orders[0]["amount"] == "1000000000000000.00"
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "shown"),
+    [
+        ("EUR", "99999.99", "99999.99"),
+        ("JPY", "99999", "99999"),
+        ("KWD", "99999.999", "99999.999"),
+    ],
+)
+def test_every_currency_decimal_round_trips(
+    ledger: Ledger, cli: Cli, currency: str, amount: str, shown: str
+) -> None:
+    order = cli.ok("order", "create", "p1", amount, "--currency", currency)
+    assert order["amount"] == shown
+    paid = cli.ok("order", "pay", order["id"], "--amount", amount, "--currency", currency)
+    credit = cli.ok("credit", "show", str(paid["credit_id"]))
+    assert json.dumps(credit).count(f'"{shown}"') >= 2  # total and available
+
+
+# -- one million debits of 0.000001 ---------------------------------------------------------
+
+MILLION = 1_000_000
+
+
+def _insert_micro_debits(ledger: Ledger, engine: sa.Engine, credit_id: int, key: str) -> None:
+    """A million debit entries of 0.000001 on one credit, generated by the database.
+
+    The amount is bound once, through the Money type (so it is stored in the
+    column's own format); the rows come from the database's own generator:
+    ``generate_series`` (PostgreSQL), the ``seq_1_to_N`` sequence engine
+    (MariaDB), a recursive CTE (SQLite). Binding a million parameters from
+    Python would take ten times longer and prove nothing more.
+    """
+    generators = {
+        "postgresql": "SELECT n FROM generate_series(1, :count) AS g(n)",
+        "mariadb": f"SELECT seq AS n FROM seq_1_to_{MILLION}",
+        "sqlite": "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g "
+        "WHERE n < :count) SELECT n FROM g",
+    }
+    statement = sa.text(
+        "INSERT INTO cloud_credit_ledger_entries "
+        "(credit_id, type, amount, settlement_key, line_id, note, created_at) "
+        "SELECT :credit_id, 'debit', :amount, :key, 'l1', '', :at "
+        f"FROM ({generators[ledger.backend]}) AS s"
+    ).bindparams(
+        sa.bindparam("amount", type_=Money()),
+        sa.bindparam("at", type_=schema.ledger_entries.c.created_at.type),
+    )
+    params = {"credit_id": credit_id, "amount": MICRO, "key": key, "at": T0}
+    if ledger.backend != "mariadb":
+        params["count"] = MILLION
+    with engine.begin() as conn:
+        if ledger.backend == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if ledger.backend == "mariadb":
+            # The credit exists; a million foreign-key probes would only cost time.
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        inserted = conn.execute(statement, params).rowcount
+        if ledger.backend == "mariadb":
+            conn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+    assert inserted == MILLION
+
+
+def test_a_million_micro_debits_sum_exactly(ledger: Ledger, cli: Cli) -> None:
+    """One million debits of 0.000001 on a real credit sum to exactly 1.000000.
+
+    How: a purchased credit of 5.00 is bought and paid through the service.
+    Its first settlement, invoice MICRO of one 1.000000 line, is recorded as
+    the service records any settlement (settlement row, fingerprint,
+    allocations) but with its debit split into a million ledger entries of
+    0.000001, inserted in one statement (:func:`_insert_micro_debits`), and
+    the credit's cached balances moved by 1.000000. Then:
+
+    - ``ovh-credit audit`` (the service's audit: it re-adds every ledger entry
+      in Decimal and compares with the credit's cached ``used`` and the
+      settlement's ``credit_applied``) must find no violation among 1,000,001
+      entries: a single lost micro-unit, or any float on the way, would;
+    - the database's own sum agrees exactly (``SUM`` of ``NUMERIC`` on
+      PostgreSQL/MariaDB; on SQLite the fixed-width text summed as integer
+      micro-units, since SQLite's ``SUM`` of text goes through float);
+    - the service keeps working from those balances to the last micro-unit:
+      replaying MICRO returns the recorded 1.000000, and a second invoice of
+      exactly the 4.000000 left takes the credit to 0 (exhausted).
+    """
+    service = service_with(ledger)
+    engine = engine_of(ledger)
+    try:
+        order = service.create_order("micro", "5", at=T0)
+        credit_id = service.pay_order(order.id, at=T0).credit_id
+        assert credit_id is not None
+        issued = dt.datetime(2026, 3, 1, tzinfo=UTC)
+        key = "invoice/micro/MICRO"
+        line = allocation.Line("l1", "compute", Decimal("1.000000"))
+
+        started = time.monotonic()
+        _insert_micro_debits(ledger, engine, credit_id, key)
+        credits, settlements = schema.credits, schema.settlements
+        with engine.begin() as conn:
+            if ledger.backend == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.execute(
+                credits.update()
+                .where(credits.c.id == credit_id)
+                .values(used=Decimal("1.000000"), available=Decimal("4.000000"))
+            )
+            conn.execute(
+                settlements.insert().values(
+                    key=key,
+                    project_id="micro",
+                    invoice_id="MICRO",
+                    currency="EUR",
+                    total=Decimal(1),
+                    credit_applied=Decimal(1),
+                    amount_due=Decimal(0),
+                    fingerprint=fingerprint("EUR", issued, [line]),
+                    allocations=json.dumps([["l1", credit_id, "purchased", "1.000000"]]),
+                    revision=1,
+                    settled_at=issued,
+                    created_at=T0,
+                    updated_at=T0,
+                )
+            )
+        inserted = time.monotonic() - started
+
+        started = time.monotonic()
+        report = cli.ok("audit")
+        audited = time.monotonic() - started
+        assert report["ok"] is True, report["violations"][:5]
+        assert report["checked"]["ledger_entries"] == MILLION + 1
+
+        entries = schema.ledger_entries
+        with engine.connect() as conn:
+            where = (entries.c.credit_id == credit_id) & (entries.c.type == "debit")
+            if ledger.backend == "sqlite":
+                micro_units = sa.func.sum(
+                    sa.cast(
+                        sa.func.replace(sa.cast(entries.c.amount, sa.Text), ".", ""), sa.Integer
+                    )
+                )
+                total = Decimal(conn.execute(sa.select(micro_units).where(where)).scalar_one())
+                total = total.scaleb(-6)
+            else:
+                total = conn.execute(
+                    sa.select(sa.func.sum(entries.c.amount)).where(where)
+                ).scalar_one()
+            assert total == Decimal("1.000000"), total
+            counted = conn.execute(sa.select(sa.func.count()).where(where)).scalar_one()
+            assert counted == MILLION
+
+        invoice = {
+            "id": "MICRO",
+            "project_id": "micro",
+            "currency": "EUR",
+            "issued_at": "2026-03-01T00:00:00Z",
+            "lines": [{"id": "l1", "product": "compute", "amount": "1.000000"}],
+        }
+        replay = service.settle_invoice(models.Invoice.model_validate(invoice), at=T0)
+        assert (replay.replayed, replay.credit_applied) == (True, Decimal(1))
+        rest = service.settle_invoice(
+            models.Invoice.model_validate(
+                {**invoice, "id": "REST", "lines": [{**invoice["lines"][0], "amount": "4.5"}]}
+            ),
+            at=T0,
+        )
+        assert (rest.credit_applied, rest.amount_due) == (Decimal(4), Decimal("0.5"))
+        [credit] = service.list_credits("micro", at=T0)
+        assert (credit.used, credit.available, credit.status) == (Decimal(5), 0, "exhausted")
+        print(
+            f"\n{ledger.backend}: {MILLION} micro-debits inserted in {inserted:.1f} s, "
+            f"audited in {audited:.1f} s"
+        )
+    finally:
+        service.close()
+        engine.dispose()
