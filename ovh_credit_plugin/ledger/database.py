@@ -91,6 +91,16 @@ def create_engine(
             max_overflow=max_overflow,
             pool_recycle=pool_recycle,
             pool_pre_ping=True,
+            # READ COMMITTED on purpose, the same on both servers. No decision
+            # rests on a snapshot: whatever a write depends on is read with a
+            # row lock (SELECT ... FOR UPDATE on credits, orders, settlements,
+            # in id order), which sees the latest committed row at any level,
+            # or is guarded by a unique constraint (an insert race fails and
+            # is retried). MariaDB's default REPEATABLE READ would add gap
+            # locks on those range scans (blocking a concurrent payment's new
+            # credit, more deadlocks); PostgreSQL's REPEATABLE READ would turn
+            # every wait on a locked row into a 40001 retry. A transaction that
+            # must count before it inserts asks for SERIALIZABLE (write()).
             isolation_level="READ COMMITTED",
         )
     except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
