@@ -56,7 +56,7 @@ class Sizes:
     catalog_calls: int
 
 
-QUICK = Sizes(projects=10_000, batch_reps=3, online_invoices=1_000, online_reps=3,
+QUICK = Sizes(projects=10_000, batch_reps=3, online_invoices=500, online_reps=3,
               history_entries=100_000, history_invoices=200, history_reps=3,
               memory_sizes=(10_000, 100_000), pg_projects=2_000, pg_online_invoices=200,
               pg_reps=3, cloudkitty_reps=5, catalog_calls=60)
