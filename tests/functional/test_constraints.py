@@ -1,0 +1,542 @@
+"""Production settings, checked on the real databases.
+
+- Debits never rest on a stale read: the rows a write depends on are locked
+  (``SELECT ... FOR UPDATE``, credits in ascending id order, one statement) on
+  PostgreSQL and MariaDB, and SQLite writers hold the write lock from
+  ``BEGIN IMMEDIATE``; a second settlement of the same project waits for the
+  first and then sees its balance.
+- Uniqueness (settlement keys, one credit per paid order, one activation per
+  project and code, idempotency keys), foreign keys and the status/kind
+  checks are enforced by the database itself: a duplicate inserted directly,
+  around the service, gets an ``IntegrityError`` and changes nothing.
+- ``[cloud_credit]`` pool options (``pool_size``, ``max_overflow``,
+  ``pool_recycle``) reach the engine, with ``pool_pre_ping``; SQLite gets its
+  busy timeout, WAL, foreign keys and ``synchronous=FULL``.
+- The servers run READ COMMITTED (see the comment in ``create_engine``), and a
+  transaction that asked for SERIALIZABLE does not leave its level behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from oslo_config import cfg
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ovh_credit_plugin import models
+from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger.database import create_engine
+from ovh_credit_plugin.service import CreditService
+from tests.conftest import Ledger, ServerPool
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+T_SETTLE = dt.datetime(2026, 3, 1, tzinfo=UTC)
+SERVERS = ("postgresql", "mariadb")
+
+
+def service_with(ledger: Ledger, **cloud_credit: Any) -> CreditService:
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf(args=[], default_config_files=[str(ledger.config)])
+    for name, value in cloud_credit.items():
+        conf.set_override(name, value, "cloud_credit")
+    return CreditService.from_conf(conf)
+
+
+def invoice(invoice_id: str, project: str, amount: str) -> models.Invoice:
+    return models.Invoice.model_validate(
+        {
+            "id": invoice_id,
+            "project_id": project,
+            "currency": "EUR",
+            "issued_at": "2026-03-01T00:00:00Z",
+            "lines": [{"id": "l1", "product": "compute", "amount": amount}],
+        }
+    )
+
+
+def paid_credit(service: CreditService, project: str, amount: str = "10") -> int:
+    order = service.create_order(project, amount, at=T0)
+    credit_id = service.pay_order(order.id, at=T0).credit_id
+    assert credit_id is not None
+    return credit_id
+
+
+class Statements:
+    """The SQL an engine runs (and the parameters), while recording."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: list[tuple[str, Any]] = []
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        self.seen.append((" ".join(statement.split()), parameters))
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def matching(self, pattern: str) -> list[tuple[str, Any]]:
+        regex = re.compile(pattern, re.IGNORECASE)
+        return [(s, p) for s, p in self.seen if regex.search(s)]
+
+
+@pytest.fixture
+def statements(service: CreditService) -> Iterator[Statements]:
+    found = Statements(service.database.engine)
+    yield found
+    found.close()
+
+
+# -- locks ------------------------------------------------------------------------------
+
+CREDIT_READ = r"^SELECT .*FROM cloud_credit_credits WHERE"
+
+
+def test_a_settlement_locks_the_open_credits_in_id_order_in_one_statement(
+    service: CreditService, ledger: Ledger, statements: Statements
+) -> None:
+    for project in ("p2", "p1", "p2", "p1"):
+        paid_credit(service, project)
+    statements.seen.clear()
+    # One transaction for two projects, given in the "wrong" order.
+    settled = list(
+        service.settle_invoices([invoice("I-2", "p2", "15"), invoice("I-1", "p1", "12")])
+    )
+    assert [s.credit_applied for s in settled] == [Decimal(15), Decimal(12)]
+    reads = statements.matching(CREDIT_READ)
+    assert len(reads) == 1, reads  # every credit of the batch, one statement
+    sql, params = reads[0]
+    assert re.search(
+        r"ORDER BY cloud_credit_credits\.id$|ORDER BY cloud_credit_credits\.id FOR UPDATE", sql
+    ), sql
+    if ledger.backend == "sqlite":
+        assert "FOR UPDATE" not in sql
+        # The write lock is taken before the first read of the transaction.
+        begin = statements.matching(r"^BEGIN")
+        assert begin and all(s == "BEGIN IMMEDIATE" for s, _ in begin), begin
+    else:
+        assert sql.endswith("FOR UPDATE"), sql
+        values = list(params.values()) if isinstance(params, dict) else list(params)
+        projects = [v for v in values if v in ("p1", "p2")]
+        assert projects == ["p1", "p2"], params  # sorted: the same order in every transaction
+
+
+@pytest.mark.parametrize(
+    ("operation", "pattern"),
+    [
+        (
+            "pay",
+            r"^SELECT .*FROM cloud_credit_orders WHERE cloud_credit_orders\.id = .* FOR UPDATE$",
+        ),
+        (
+            "void",
+            r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id = .* FOR UPDATE$",
+        ),
+        (
+            "expire",
+            r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id IN .*"
+            r"ORDER BY cloud_credit_credits\.id FOR UPDATE$",
+        ),
+        (
+            "cancel",
+            r"^SELECT .*FROM cloud_credit_orders WHERE cloud_credit_orders\.id = .* FOR UPDATE$",
+        ),
+    ],
+)
+def test_payment_void_expiry_and_cancel_lock_the_rows_they_change(
+    service: CreditService, ledger: Ledger, statements: Statements, operation: str, pattern: str
+) -> None:
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite has no row locks: BEGIN IMMEDIATE holds the database write lock")
+    order = service.create_order("p1", "10", at=T0)
+    if operation != "cancel":
+        credit_id = service.pay_order(order.id, at=T0).credit_id
+    statements.seen.clear()
+    if operation == "pay":
+        service.pay_order(order.id, at=T0)
+    elif operation == "void":
+        service.void_credit(credit_id, reason="fraud", at=T0)
+    elif operation == "expire":
+        service.expire(at=T0 + dt.timedelta(days=500))
+    else:
+        service.create_order("p1", "10", at=T0)
+        other = service.list_orders("p1")[-1]
+        statements.seen.clear()
+        service.cancel_order(other.id, at=T0)
+    assert statements.matching(pattern), [s for s, _ in statements.seen]
+
+
+def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
+    ledger: Ledger,
+) -> None:
+    """Two settlements of one project at once: no double spend, on every backend.
+
+    The first pauses while holding its lock (right after reading the credits);
+    the second must not finish until the first commits, and then it debits
+    only what is left.
+    """
+    first, second = service_with(ledger), service_with(ledger)
+    paid_credit(first, "p1", "10")
+    first.settle_invoice(invoice("WARM", "p1", "0"), at=T_SETTLE)  # schema check, pool warm
+    second.list_credits("p1")
+    locked, release = threading.Event(), threading.Event()
+
+    def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name == "first" and re.search(
+            CREDIT_READ, " ".join(statement.split())
+        ):
+            locked.set()
+            assert release.wait(30)
+
+    event.listen(first.database.engine, "after_cursor_execute", pause)
+    results: dict[str, Any] = {}
+
+    def run(name: str, service: CreditService, invoice_id: str) -> None:
+        try:
+            results[name] = service.settle_invoice(invoice(invoice_id, "p1", "8"), at=T_SETTLE)
+        except BaseException as error:  # pragma: no cover - reported below
+            results[name] = error
+
+    threads = [
+        threading.Thread(target=run, args=("first", first, "I-A"), name="first"),
+        threading.Thread(target=run, args=("second", second, "I-B"), name="second"),
+    ]
+    try:
+        threads[0].start()
+        assert locked.wait(30), "the first settlement never read the credits"
+        threads[1].start()
+        time.sleep(0.5)
+        assert "second" not in results, "the second settlement did not wait for the lock"
+        release.set()
+        for thread in threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        release.set()
+        event.remove(first.database.engine, "after_cursor_execute", pause)
+    try:
+        assert results["first"].credit_applied == Decimal(8), results
+        assert results["second"].credit_applied == Decimal(2), results
+        assert results["second"].amount_due == Decimal(6)
+        [credit] = first.list_credits("p1")
+        assert (credit.used, credit.available) == (Decimal(10), 0)
+        assert first.audit().ok
+    finally:
+        first.close()
+        second.close()
+
+
+# -- database constraints ---------------------------------------------------------------
+
+
+def _setup(service: CreditService) -> dict[str, Any]:
+    """Rows to duplicate: a paid order and its credit, a settlement, a voucher activation."""
+    order = service.create_order("p1", "10", at=T0)
+    credit_id = service.pay_order(order.id, at=T0).credit_id
+    service.settle_invoice(invoice("INV-1", "p1", "3"), at=T_SETTLE)
+    voucher = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    return {"order": order.id, "credit": credit_id, "voucher_credit": voucher.id}
+
+
+def _credit_row(**changes: Any) -> dict[str, Any]:
+    return {
+        "project_id": "p1",
+        "kind": "purchased",
+        "source": "x",
+        "description": "",
+        "currency": "EUR",
+        "products": "[]",
+        "total": Decimal(1),
+        "used": Decimal(0),
+        "expired": Decimal(0),
+        "voided": Decimal(0),
+        "available": Decimal(1),
+        "valid_from": T0,
+        "valid_until": None,
+        "created_at": T0,
+        **changes,
+    }
+
+
+def _order_row(**changes: Any) -> dict[str, Any]:
+    return {
+        "id": "00000000-0000-0000-0000-000000000001",
+        "project_id": "p1",
+        "amount": Decimal(10),
+        "currency": "EUR",
+        "status": "pending",
+        "created_at": T0,
+        "expires_at": T0,
+        "payment_url": "https://pay.example/x",
+        **changes,
+    }
+
+
+def _activation_row(**changes: Any) -> dict[str, Any]:
+    return {
+        "project_id": "p1",
+        "code": "OTHER-CODE",
+        "idempotency_key": "k" * 64,
+        "status": "pending",
+        "created_at": T0,
+        "updated_at": T0,
+        **changes,
+    }
+
+
+def _entry_row(**changes: Any) -> dict[str, Any]:
+    return {
+        "credit_id": 1,
+        "type": "debit",
+        "amount": Decimal(1),
+        "note": "",
+        "created_at": T0,
+        **changes,
+    }
+
+
+Insert = Callable[[Connection, dict[str, Any]], Any]
+
+
+def _same_settlement_key(conn: Connection, ids: dict[str, Any]) -> Any:
+    row = conn.execute(sa.select(schema.settlements)).mappings().one()
+    return conn.execute(schema.settlements.insert().values(**{**row, "project_id": "p9"}))
+
+
+def _same_activation_key(conn: Connection, ids: dict[str, Any]) -> Any:
+    key = conn.execute(sa.select(schema.voucher_activations.c.idempotency_key)).scalar_one()
+    return conn.execute(
+        schema.voucher_activations.insert().values(**_activation_row(idempotency_key=key))
+    )
+
+
+def _same_redemption_key(conn: Connection, ids: dict[str, Any]) -> Any:
+    row = conn.execute(sa.select(schema.catalog_redemptions)).mappings().one()
+    return conn.execute(
+        schema.catalog_redemptions.insert().values(**{**row, "id": "another-redemption"})
+    )
+
+
+CONSTRAINTS: list[tuple[str, Insert]] = [
+    ("settlement key", _same_settlement_key),
+    (
+        "second credit for a paid order",
+        lambda conn, ids: conn.execute(
+            schema.credits.insert().values(**_credit_row(source=ids["order"]))
+        ),
+    ),
+    (
+        "two orders on one credit",
+        lambda conn, ids: conn.execute(
+            schema.orders.insert().values(**_order_row(status="paid", credit_id=ids["credit"]))
+        ),
+    ),
+    (
+        "second activation of a code on a project",
+        lambda conn, ids: conn.execute(
+            schema.voucher_activations.insert().values(**_activation_row(code="WELCOME-2026"))
+        ),
+    ),
+    ("activation idempotency key", _same_activation_key),
+    (
+        "two activations on one credit",
+        lambda conn, ids: conn.execute(
+            schema.voucher_activations.insert().values(
+                **_activation_row(status="granted", credit_id=ids["voucher_credit"])
+            )
+        ),
+    ),
+    ("catalog redemption idempotency key", _same_redemption_key),
+    (
+        "project id",
+        lambda conn, ids: conn.execute(
+            schema.projects.insert().values(id="p1", currency="USD", created_at=T0)
+        ),
+    ),
+    (
+        "order id",
+        lambda conn, ids: conn.execute(
+            schema.orders.insert().values(**_order_row(id=ids["order"]))
+        ),
+    ),
+    (
+        "entry of a missing credit",
+        lambda conn, ids: conn.execute(
+            schema.ledger_entries.insert().values(**_entry_row(credit_id=999999))
+        ),
+    ),
+    (
+        "credit of an unknown project",
+        lambda conn, ids: conn.execute(
+            schema.credits.insert().values(**_credit_row(project_id="nobody"))
+        ),
+    ),
+    (
+        "unknown credit kind",
+        lambda conn, ids: conn.execute(schema.credits.insert().values(**_credit_row(kind="gift"))),
+    ),
+    (
+        "unknown entry type",
+        lambda conn, ids: conn.execute(
+            schema.ledger_entries.insert().values(
+                **_entry_row(credit_id=ids["credit"], type="bonus")
+            )
+        ),
+    ),
+    (
+        "unknown order status",
+        lambda conn, ids: conn.execute(
+            schema.orders.insert().values(**_order_row(status="refunded"))
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("insert", [c[1] for c in CONSTRAINTS], ids=[c[0] for c in CONSTRAINTS])
+def test_the_database_refuses_a_duplicate_or_invalid_row_inserted_directly(
+    service: CreditService, ledger: Ledger, insert: Insert
+) -> None:
+    ids = _setup(service)
+    before = ledger.checksum()
+    engine = create_engine(ledger.url)  # the plugin's engine: SQLite foreign keys on
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as raised, engine.begin() as conn:
+            insert(conn, ids)
+    finally:
+        engine.dispose()
+    error = raised.value
+    if isinstance(error, sa.exc.OperationalError) and ledger.backend == "mariadb":
+        # A failed CHECK is MariaDB error 4025, SQLSTATE 23000 (integrity
+        # constraint violation), which pymysql files under OperationalError.
+        assert error.orig.args[0] == 4025, error
+    else:
+        assert isinstance(error, sa.exc.IntegrityError), error
+    assert ledger.checksum() == before
+
+
+def test_the_valid_rows_of_those_cases_are_accepted(
+    service: CreditService, ledger: Ledger
+) -> None:
+    """The control: the same inserts with fresh values go in (the cases fail for their value)."""
+    ids = _setup(service)
+    engine = create_engine(ledger.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(schema.credits.insert().values(**_credit_row(source="fresh-order")))
+            conn.execute(schema.orders.insert().values(**_order_row()))
+            conn.execute(schema.voucher_activations.insert().values(**_activation_row()))
+            conn.execute(
+                schema.ledger_entries.insert().values(
+                    **_entry_row(credit_id=ids["credit"], type="grant")
+                )
+            )
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+# -- pool and connection settings ---------------------------------------------------------
+
+
+def test_pool_options_reach_the_engine(ledger: Ledger, server_pool: ServerPool) -> None:
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite: see test_sqlite_connection_settings")
+    service = service_with(ledger, pool_size=2, max_overflow=3, pool_recycle=1)
+    engine = service.database.engine
+    try:
+        pool: Any = engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert (pool.size(), pool._max_overflow, pool._recycle, pool._pre_ping) == (2, 3, 1, True)
+        # pool_size + max_overflow connections at once, and no more kept open afterwards.
+        held = [engine.connect() for _ in range(5)]
+        assert (pool.checkedout(), pool.overflow()) == (5, 3)
+        for conn in held:
+            conn.close()
+        assert pool.checkedin() == 2
+
+        # pool_recycle: a connection older than 1 s is replaced at checkout.
+        with engine.connect() as conn:
+            first = id(conn.connection.dbapi_connection)
+        time.sleep(1.1)
+        with engine.connect() as conn:
+            assert id(conn.connection.dbapi_connection) != first
+
+        # pool_pre_ping: a pooled connection killed by the server is replaced unseen.
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            victim = raw.info.backend_pid if ledger.backend == "postgresql" else raw.thread_id()
+        _kill(server_pool, ledger.backend, victim)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        assert service.list_credits("p1") == []
+    finally:
+        service.close()
+
+
+def _kill(server_pool: ServerPool, backend: str, ident: int) -> None:
+    server = server_pool.get(backend)
+    if backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(
+            host=server.host,
+            port=server.port,
+            user=server.admin_user,
+            dbname="postgres",
+            autocommit=True,
+        ) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (ident,))
+        return
+    import pymysql
+
+    admin = pymysql.connect(host=server.host, port=server.port, user=server.admin_user)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"KILL CONNECTION {int(ident)}")
+    finally:
+        admin.close()
+
+
+def test_sqlite_connection_settings(ledger: Ledger) -> None:
+    if ledger.backend != "sqlite":
+        pytest.skip("SQLite only")
+    service = service_with(ledger, sqlite_busy_timeout=7)
+    try:
+        with service.database.engine.connect() as conn:
+            pragma = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+                for name in ("busy_timeout", "journal_mode", "foreign_keys", "synchronous")
+            }
+        assert pragma == {
+            "busy_timeout": 7000,
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "synchronous": 2,
+        }
+    finally:
+        service.close()
+
+
+def test_the_servers_run_read_committed(service: CreditService, ledger: Ledger) -> None:
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite transactions are serializable")
+    database = service.database
+    assert database.write(lambda conn: conn.get_isolation_level()) == "READ COMMITTED"
+    assert database.read(lambda conn: conn.get_isolation_level()) == "READ COMMITTED"
+    level = database.write(lambda conn: conn.get_isolation_level(), isolation_level="SERIALIZABLE")
+    assert level == "SERIALIZABLE"
+    # The pooled connection went back to READ COMMITTED.
+    for _ in range(3):
+        assert database.write(lambda conn: conn.get_isolation_level()) == "READ COMMITTED"
