@@ -106,6 +106,20 @@ def parse_amount(
     return amount.copy_abs() if amount == ZERO else amount
 
 
+def is_ledger_amount(value: Any) -> bool:
+    """True when ``parse_amount(value, allow_zero=True)`` would accept this Decimal as is.
+
+    The cheap check for amounts the code already holds as Decimals; anything
+    else (and any refusal) goes through :func:`parse_amount` for its message.
+    """
+    return (
+        type(value) is Decimal
+        and value.is_finite()
+        and ZERO <= value < MAX_AMOUNT
+        and value == value.quantize(LEDGER_QUANTUM, context=_CONTEXT)
+    )
+
+
 def ledger(amount: Decimal) -> Decimal:
     """``amount`` at the ledger's fixed scale (exact: callers pass exact values)."""
     return amount.quantize(LEDGER_QUANTUM, context=_CONTEXT)

@@ -1267,8 +1267,9 @@ def _check_charge(charge: Charge) -> None:
             f"charge {charge.key}: settlement time must be an aware datetime, not {charge.at!r}"
         )
     for line in charge.lines:
-        money.parse_amount(line.amount, allow_zero=True,
-                           field=f"charge {charge.key} line {line.id} amount")
+        if not money.is_ledger_amount(line.amount):
+            money.parse_amount(line.amount, allow_zero=True,
+                               field=f"charge {charge.key} line {line.id} amount")
 
 
 def _state_of(row: Any) -> allocation.CreditState:
