@@ -185,11 +185,23 @@ class Database:
             with conn.begin():
                 yield conn
 
-    def read(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one read-only transaction."""
+    def read(
+        self, work: Callable[[Connection], T], *, isolation_level: str | None = None
+    ) -> T:
+        """Run ``work`` in one read-only transaction.
+
+        Under READ COMMITTED each statement sees what was committed before it
+        started. ``isolation_level="REPEATABLE READ"`` makes all statements of
+        ``work`` read one snapshot on PostgreSQL and MariaDB (as SQLite read
+        transactions always do): for reads that must agree with each other
+        while writers commit, like the audit.
+        """
         self.ensure_schema()
         with self.engine.connect() as conn:
             conn.execution_options(**{READ_ONLY_OPTION: True})
+            if isolation_level is not None and self.dialect != "sqlite":
+                # Reset to the engine's level when the connection goes back to the pool.
+                conn.execution_options(isolation_level=isolation_level)
             with conn.begin():
                 return work(conn)
 
