@@ -853,8 +853,12 @@ class CreditService:
         return summary
 
     def audit(self) -> AuditReport:
-        """Check every invariant of the ledger (see docs/operations.md)."""
-        return self.database.read(_audit)
+        """Check every invariant of the ledger (see docs/operations.md).
+
+        One snapshot (REPEATABLE READ): writers may keep committing while it
+        runs without making it see half of their work.
+        """
+        return self.database.read(_audit, isolation_level="REPEATABLE READ")
 
     def project_currency(self, project_id: str) -> str | None:
         """The project's currency, fixed at its first credit or order (None: not yet).
