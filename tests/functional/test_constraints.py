@@ -14,6 +14,8 @@
   busy timeout, WAL, foreign keys and ``synchronous=FULL``.
 - The servers run READ COMMITTED (see the comment in ``create_engine``), and a
   transaction that asked for SERIALIZABLE does not leave its level behind.
+- The audit reads one snapshot: a settlement committed while it runs does not
+  show up as a violation.
 """
 
 from __future__ import annotations
@@ -537,6 +539,44 @@ def test_the_servers_run_read_committed(service: CreditService, ledger: Ledger) 
     assert database.read(lambda conn: conn.get_isolation_level()) == "READ COMMITTED"
     level = database.write(lambda conn: conn.get_isolation_level(), isolation_level="SERIALIZABLE")
     assert level == "SERIALIZABLE"
-    # The pooled connection went back to READ COMMITTED.
+    snapshot = database.read(
+        lambda conn: conn.get_isolation_level(), isolation_level="REPEATABLE READ"
+    )
+    assert snapshot == "REPEATABLE READ"  # the audit's one snapshot
+    # The pooled connections went back to READ COMMITTED.
     for _ in range(3):
         assert database.write(lambda conn: conn.get_isolation_level()) == "READ COMMITTED"
+        assert database.read(lambda conn: conn.get_isolation_level()) == "READ COMMITTED"
+
+
+def test_the_audit_reads_one_snapshot_while_writers_commit(ledger: Ledger) -> None:
+    """An audit of a live ledger must not see half of a settlement committed meanwhile.
+
+    The audit reads the ledger entries, then the credits, then the
+    settlements. A settlement commits between the first two reads: an audit
+    that does not read one snapshot sees the credit's new ``used`` but not
+    its new debit entry, and reports a violation that is not there.
+    """
+    auditor, writer = service_with(ledger), service_with(ledger)
+    try:
+        paid_credit(writer, "p1", "10")
+        auditor.list_credits("p1")  # schema check, pool warm
+        done: list[Any] = []
+
+        def settle_meanwhile(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if not done and re.search(
+                r"^SELECT .*FROM cloud_credit_credits\s*$", " ".join(statement.split())
+            ):
+                done.append(writer.settle_invoice(invoice("I-1", "p1", "4"), at=T_SETTLE))
+
+        event.listen(auditor.database.engine, "before_cursor_execute", settle_meanwhile)
+        try:
+            report = auditor.audit()
+        finally:
+            event.remove(auditor.database.engine, "before_cursor_execute", settle_meanwhile)
+        assert done and done[0].credit_applied == Decimal(4), "the settlement did not run"
+        assert report.ok, report.violations
+        assert writer.audit().ok
+    finally:
+        auditor.close()
+        writer.close()
