@@ -100,6 +100,8 @@ def allocate(
     usable = [c for c in consumption_order(credits) if c.usable_at(at)]
     if not usable or not lines:
         return []
+    if not any(c.products for c in usable):
+        return _allocate_unscoped(lines, usable)
     due = [line.amount for line in lines]
     total_due = sum(due, ZERO)
     # flow[c][l]: amount credit index c pays line index l (only non-zero kept).
@@ -140,6 +142,35 @@ def allocate(
     for ci, credit in enumerate(usable):
         for li in sorted(flow[ci]):
             shares.append(Share(lines[li].id, credit.id, credit.kind, flow[ci][li]))
+    return shares
+
+
+def _allocate_unscoped(lines: Sequence[Line], usable: list[CreditState]) -> list[Share]:
+    """What :func:`allocate` gives when every credit may pay every line.
+
+    Then no augmenting path is ever needed: each credit in consumption order
+    pays the lines still due, in line order, until it is empty. The same
+    shares, in the same order, without the flow network's bookkeeping.
+    """
+    shares = []
+    due = [line.amount for line in lines]
+    count = len(lines)
+    li = 0
+    for credit in usable:
+        left = credit.available
+        while li < count:
+            owed = due[li]
+            if owed <= ZERO:
+                li += 1
+                continue
+            take = owed if owed <= left else left
+            shares.append(Share(lines[li].id, credit.id, credit.kind, take))
+            due[li] = owed - take
+            left -= take
+            if left <= ZERO:
+                break
+        if li >= count:
+            break
     return shares
 
 
