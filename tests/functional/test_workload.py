@@ -1,0 +1,75 @@
+"""Bank workload: worker processes hammer one ledger, then every invariant is checked.
+
+On each backend (SQLite, PostgreSQL, MariaDB), worker *processes* settle
+overlapping invoices (the same ids in several workers, batches, replays and
+conflicting replays), confirm the same payments from several workers, cancel
+contested orders, activate vouchers from the file catalog (one voucher with
+``max_redemptions``), void credits and run the expiry job with ``at`` times
+moving forward. Then, from the parent (:func:`tests.functional.workload.verify`):
+
+* every invoice is settled exactly once: one settlement row per key, exactly
+  one "settled now" answer, every other answer (replays, the parent's final
+  pass) identical; its debit entries sum to its ``credit_applied``;
+* no credit is overspent (no negative figure) and, per currency,
+  ``granted == used + expired + voided + available`` exactly (Decimal sums over
+  credits, and again from the ledger entries); ``used`` equals what the
+  settlements applied;
+* grant entries == credits == paid orders + granted activations; every
+  confirmation of a paid order named the same credit, none of a cancelled or
+  lapsed one succeeded; the ``max_redemptions`` voucher was granted exactly
+  ``min(max, EUR projects that tried)`` times; expiry summaries add up to
+  the expiry entries; each credit voided at most once;
+* ``service.audit()`` is clean.
+
+Profiles, chosen by ``OVH_CREDIT_WORKLOAD``:
+
+* ``short`` (default, CI): 4 processes x 6 s per backend, 500 invoices;
+* ``long``: 8 processes x 60 s per backend, 6000 invoices::
+
+      OVH_CREDIT_WORKLOAD=long .venv/bin/pytest tests/functional/test_workload.py -s
+
+``OVH_CREDIT_WORKLOAD_SEED`` fixes the seed (printed with every run) to replay
+a run's plan and choices; the interleaving of processes is, of course, never
+the same. The same workload runs outside pytest on any empty database::
+
+    python -m tests.functional.workload run --url URL --profile long --seed N
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerPool, new_database_url
+from tests.functional import workload
+
+PROFILE = os.environ.get("OVH_CREDIT_WORKLOAD", "short")
+
+
+def test_bank_workload_keeps_every_invariant(
+    backend: str, server_pool: ServerPool, tmp_path: Path
+) -> None:
+    if PROFILE not in workload.PROFILES:
+        pytest.fail(f"OVH_CREDIT_WORKLOAD={PROFILE!r}: one of {sorted(workload.PROFILES)}")
+    processes, duration, invoices = workload.PROFILES[PROFILE]
+    seed = int(os.environ.get("OVH_CREDIT_WORKLOAD_SEED") or random.randrange(2**31))
+    url = new_database_url(backend, server_pool, tmp_path)
+    print(f"\nworkload on {backend}: profile {PROFILE}, seed {seed} "
+          f"(OVH_CREDIT_WORKLOAD_SEED={seed} replays the plan)")
+    report = workload.run(url, tmp_path / "workload", processes=processes, duration=duration,
+                          seed=seed, invoices=invoices)
+    summary = {k: v for k, v in report.__dict__.items() if k != "violations"}
+    print(json.dumps(summary))
+    assert not report.violations, (
+        f"seed {seed}, {len(report.violations)} violations:\n"
+        + "\n".join(report.violations[:30])
+    )
+    # The run did what it claims: many operations of every kind, on shared objects.
+    assert report.operations.get("settle_batch", 0) >= 5 * processes
+    assert report.outcomes.get("pay:ok", 0) >= processes
+    assert report.outcomes.get("activate:ok", 0) >= 3
+    assert report.operations.get("expire", 0) >= processes
