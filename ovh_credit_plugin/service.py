@@ -904,8 +904,13 @@ def _settle(
             recorded[found.key] = found
 
     project_ids = {c.project_id for c in charges}
-    currencies = store.project_currencies(conn, project_ids)
     credits_by_project = _open_credits(conn, project_ids, lock=True)
+    # A credit is in its project's currency (fixed at the project's first
+    # credit or order): the projects table is read only for projects without
+    # an open credit, which saves a statement per online settlement.
+    currencies = {pid: rows[0].currency for pid, rows in credits_by_project.items() if rows}
+    if len(currencies) < len(project_ids):
+        currencies.update(store.project_currencies(conn, project_ids - currencies.keys()))
     # Reversals may touch credits that no longer hold a balance: load them too.
     reversed_ids = {
         int(a[1]) for c in charges
