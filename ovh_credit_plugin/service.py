@@ -26,7 +26,7 @@ from stevedore import exception as stevedore_exception
 
 from ovh_credit_plugin import allocation, exceptions, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
-from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION
+from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.ledger import schema, store
 from ovh_credit_plugin.ledger.database import Database, create_engine
 
@@ -181,7 +181,7 @@ class CreditService:
         """Build from the host's options (``register_opts`` must have run)."""
         group = conf.cloud_credit
         engine = create_engine(
-            connection or group.connection or DEFAULT_SQLITE_CONNECTION,
+            connection or ledger_connection(conf) or DEFAULT_SQLITE_CONNECTION,
             pool_size=group.pool_size,
             max_overflow=group.max_overflow,
             pool_recycle=group.pool_recycle,
