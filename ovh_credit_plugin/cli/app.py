@@ -17,6 +17,7 @@ from ovh_credit_plugin.conf import register_host_database_opt, register_opts
 from ovh_credit_plugin.service import CreditService
 
 PROG = "ovh-credit"
+_NOISY = ("stevedore", "alembic", "cliff")
 
 
 class CreditApp(App):
@@ -62,8 +63,12 @@ class CreditApp(App):
             # The command's own error line says what matters; the library's
             # warnings are for -v runs and host logs.
             logging.getLogger("ovh_credit_plugin").setLevel(logging.ERROR)
-        for noisy in ("stevedore", "alembic", "cliff"):
-            if self.options.verbose_level <= 2:
+        for noisy in _NOISY:
+            if self.options.verbose_level <= 1:
+                # stevedore logs "Could not load <driver>" before the error we
+                # raise for it: one line on stderr is ours.
+                logging.getLogger(noisy).setLevel(logging.CRITICAL)
+            elif self.options.verbose_level == 2:
                 logging.getLogger(noisy).setLevel(logging.WARNING)
 
     @property
@@ -95,8 +100,8 @@ class CreditApp(App):
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    ours = logging.getLogger("ovh_credit_plugin")
-    our_level = ours.level
+    tuned = [logging.getLogger(name) for name in ("ovh_credit_plugin", *_NOISY)]
+    levels = [logger.level for logger in tuned]
     try:
         return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as exit_:  # argparse's usage errors, already printed on one line
@@ -106,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # embedding process (tests, a host) gets its logging back as it was.
         root.handlers[:] = handlers
         root.setLevel(level)
-        ours.setLevel(our_level)
+        for logger, saved in zip(tuned, levels, strict=True):
+            logger.setLevel(saved)
 
 
 if __name__ == "__main__":  # pragma: no cover

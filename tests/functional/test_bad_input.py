@@ -370,16 +370,8 @@ CONFIG_CASES: list[tuple[str, dict[str, str], dict[str, str], list[str], tuple[s
      VOUCHER_ACTIVATE, ("ca_file", "not a readable file")),
     ("voucher file missing", {}, {"file_path": "/nonexistent/vouchers.json"}, VOUCHER_ACTIVATE,
      ("does not exist",)),
-    pytest.param(
-        "catalog driver unknown", {}, {"driver": "nope"}, VOUCHER_ACTIVATE,
-        ("[voucher_catalog] driver 'nope' is not installed",),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="known CLI bug (not ours to fix here): stevedore's 'Could not load nope' "
-            "warning is printed as a second stderr line; cli/app.py lets stevedore log at "
-            "WARNING",
-        ),
-    ),
+    ("catalog driver unknown", {}, {"driver": "nope"}, VOUCHER_ACTIVATE,
+     ("[voucher_catalog] driver 'nope' is not installed",)),
 ]
 
 
