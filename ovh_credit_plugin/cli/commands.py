@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn, cast
 
@@ -18,6 +19,7 @@ from cliff import columns
 from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
+from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 
 from ovh_credit_plugin import exceptions, models, money
@@ -131,6 +133,8 @@ class _Base:
                 raise
             detail = str(getattr(error, "orig", None) or error).splitlines()[0]
             raise exceptions.CreditError(f"ledger database error: {detail}") from error
+        except cfg.Error as error:
+            raise exceptions.ConfigError(_config_message(error)) from error
         except OSError as error:
             if self.app.options.debug:
                 raise
@@ -140,6 +144,12 @@ class _Base:
     @property
     def service(self) -> Any:
         return self.app.service
+
+
+def _config_message(error: Exception) -> str:
+    """oslo.config's message, with the file name instead of its LocationInfo repr."""
+    text = str(error).splitlines()[0]
+    return re.sub(r"LocationInfo\(location=<[^>]*>, detail='([^']*)'\)", r"\1", text)
 
 
 def _first_error(error: pydantic.ValidationError) -> str:
