@@ -414,6 +414,7 @@ def test_bad_config_value_is_one_line_and_writes_nothing(
         assert_one_line_error(Result(code, out, err), fragments[0])
         for fragment in fragments[1:]:
             assert fragment in err, err
+        assert "LocationInfo" not in err  # the file is named, not oslo.config's repr
 
 
 def test_the_config_file_of_the_cases_is_good_when_unchanged(
