@@ -166,7 +166,9 @@ def _run(connection: Any, d: _Dialect, docs: Sequence[dict[str, Any]], batch_siz
         for doc in docs[start:start + batch_size]:
             _settle_one(cursor, d, doc, now, select, zero, balances, entries, settlements)
         # Only the credits that were debited are written back.
-        _flush(cursor, d, {k: v for k, v in balances.items() if v[0]}, entries, settlements)
+        debited = {e[0] for e in entries}
+        _flush(cursor, d, {k: v for k, v in balances.items() if k in debited}, entries,
+               settlements)
         connection.commit() if not begin else cursor.execute("COMMIT")
     return time.perf_counter() - started
 
@@ -196,3 +198,16 @@ def postgresql_floor(dsn: str, docs: Sequence[dict[str, Any]], batch_size: int) 
     with psycopg.connect(dsn) as connection:
         connection.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
         return _run(connection, _PostgreSQL(), docs, batch_size, None)
+
+
+class SqliteFloor:
+    """The SQLite floor on one open connection, settling chunk after chunk."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite_connect(path)
+
+    def settle(self, docs: Sequence[dict[str, Any]], batch_size: int) -> float:
+        return _run(self.connection, _Dialect(), docs, batch_size, "BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self.connection.close()

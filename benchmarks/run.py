@@ -95,6 +95,38 @@ def figure(count: int, floors: list[float], ours: list[float]) -> dict[str, floa
     }
 
 
+def interleaved(workdir: Path, template: Path, docs: list[dict[str, Any]], *,
+                batch_size: int, chunk: int, reps: int) -> tuple[list[float], list[float]]:
+    """Floor and ours on two copies of the ledger, taking turns chunk by chunk.
+
+    Each chunk (a batch, or a few online invoices) is settled by the floor
+    and by ours back to back, the order alternating, so that a change in the
+    machine's load or the disk's fsync latency hits both alike. Returns the
+    total seconds of each side, per repetition.
+    """
+    floors, ours = [], []
+    for rep in range(reps):
+        floor_side = floor.SqliteFloor(str(data.copy_ledger(template, workdir / "floor.sqlite")))
+        our_side = settlement.Ours(data.sqlite_url(
+            data.copy_ledger(template, workdir / "ours.sqlite")))
+        spent = [0.0, 0.0]
+        try:
+            for number, start in enumerate(range(0, len(docs), chunk)):
+                part = docs[start:start + chunk]
+                if (number + rep) % 2 == 0:
+                    spent[0] += floor_side.settle(part, batch_size)
+                    spent[1] += our_side.settle(part, batch_size)
+                else:
+                    spent[1] += our_side.settle(part, batch_size)
+                    spent[0] += floor_side.settle(part, batch_size)
+        finally:
+            floor_side.close()
+            our_side.close()
+        floors.append(spent[0])
+        ours.append(spent[1])
+    return floors, ours
+
+
 def sqlite_settlement(workdir: Path, template: Path, sizes: Sizes) -> dict[str, Any]:
     docs = list(data.invoices(sizes.projects, sizes.projects))
     lines = sum(len(d["lines"]) for d in docs)
@@ -105,22 +137,13 @@ def sqlite_settlement(workdir: Path, template: Path, sizes: Sizes) -> dict[str, 
             return floor.sqlite_floor(str(path), docs[:size], 1 if online else 1000)
         return run
 
-    def run_ours(size: int, online: bool) -> Callable[[int], float]:
-        def run(_rep: int) -> float:
-            path = data.copy_ledger(template, workdir / "ours.sqlite")
-            url = data.sqlite_url(path)
-            if online:
-                return settlement.online(url, docs[:size])
-            return settlement.batch(url, docs[:size], 1000)
-        return run
-
     log(f"SQLite batch: {len(docs)} invoices ({lines} lines), batches of 1000")
-    floors, ours = paired(sizes.batch_reps, run_floor(len(docs), False),
-                          run_ours(len(docs), False))
+    floors, ours = interleaved(workdir, template, docs, batch_size=1000, chunk=1000,
+                               reps=sizes.batch_reps)
     batch = figure(len(docs), floors, ours)
     log(f"SQLite online: {sizes.online_invoices} invoices, one transaction each")
-    floors, ours = paired(sizes.online_reps, run_floor(sizes.online_invoices, True),
-                          run_ours(sizes.online_invoices, True))
+    floors, ours = interleaved(workdir, template, docs[:sizes.online_invoices], batch_size=1,
+                               chunk=10, reps=sizes.online_reps)
     online = figure(sizes.online_invoices, floors, ours)
 
     # Context, not a target: the service layer alone (invoices already parsed

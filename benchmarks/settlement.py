@@ -68,3 +68,23 @@ def online(url: str, docs: Sequence[dict[str, Any]]) -> float:
     finally:
         host.service.close()
     return elapsed
+
+
+class Ours:
+    """Our path on one long-lived processor, settling chunk after chunk."""
+
+    def __init__(self, url: str) -> None:
+        self.host = processor(url)
+
+    def settle(self, docs: Sequence[dict[str, Any]], batch_size: int) -> float:
+        started = time.perf_counter()
+        if batch_size == 1:
+            for doc in docs:
+                self.host.process(doc)
+        else:
+            for _ in self.host.process_many(docs, batch_size=batch_size):
+                pass
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self.host.service.close()
