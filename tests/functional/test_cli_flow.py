@@ -299,6 +299,7 @@ def test_other_output_formats(cli: Cli, fmt: str) -> None:
     assert order["id"] in result.stdout
 
 
+@pytest.mark.tampers_ledger
 def test_audit_detects_a_tampered_balance(cli: Cli, ledger: Ledger) -> None:
     import sqlalchemy as sa
 
