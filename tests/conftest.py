@@ -337,7 +337,8 @@ class Ledger:
         assert self.backend == "sqlite", "only a SQLite ledger is a file"
         return Path(self.url.removeprefix("sqlite:///"))
 
-    def service(self) -> CreditService:
+    def service(self, **cloud_credit: Any) -> CreditService:
+        """A service on this ledger's config file, ``[cloud_credit]`` options overridden."""
         from oslo_config import cfg
 
         from ovh_credit_plugin.conf import register_opts
@@ -345,6 +346,8 @@ class Ledger:
         conf = cfg.ConfigOpts()
         register_opts(conf)
         conf(args=[], default_config_files=[str(self.config)])
+        for name, value in cloud_credit.items():
+            conf.set_override(name, value, "cloud_credit")
         return CreditService.from_conf(conf)
 
     def checksum(self) -> str:

@@ -30,12 +30,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from oslo_config import cfg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ovh_credit_plugin import models
-from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
@@ -45,15 +43,6 @@ UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
 T_SETTLE = dt.datetime(2026, 3, 1, tzinfo=UTC)
 SERVERS = ("postgresql", "mariadb")
-
-
-def service_with(ledger: Ledger, **cloud_credit: Any) -> CreditService:
-    conf = cfg.ConfigOpts()
-    register_opts(conf)
-    conf(args=[], default_config_files=[str(ledger.config)])
-    for name, value in cloud_credit.items():
-        conf.set_override(name, value, "cloud_credit")
-    return CreditService.from_conf(conf)
 
 
 def invoice(invoice_id: str, project: str, amount: str) -> models.Invoice:
@@ -189,7 +178,7 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     the second must not finish until the first commits, and then it debits
     only what is left.
     """
-    first, second = service_with(ledger), service_with(ledger)
+    first, second = ledger.service(), ledger.service()
     paid_credit(first, "p1", "10")
     first.settle_invoice(invoice("WARM", "p1", "0"), at=T_SETTLE)  # schema check, pool warm
     second.list_credits("p1")
@@ -455,7 +444,7 @@ def test_the_valid_rows_of_those_cases_are_accepted(
 def test_pool_options_reach_the_engine(ledger: Ledger, server_pool: ServerPool) -> None:
     if ledger.backend == "sqlite":
         pytest.skip("SQLite: see test_sqlite_connection_settings")
-    service = service_with(ledger, pool_size=2, max_overflow=3, pool_recycle=1)
+    service = ledger.service(pool_size=2, max_overflow=3, pool_recycle=1)
     engine = service.database.engine
     try:
         pool: Any = engine.pool
@@ -514,7 +503,7 @@ def _kill(server_pool: ServerPool, backend: str, ident: int) -> None:
 def test_sqlite_connection_settings(ledger: Ledger) -> None:
     if ledger.backend != "sqlite":
         pytest.skip("SQLite only")
-    service = service_with(ledger, sqlite_busy_timeout=7)
+    service = ledger.service(sqlite_busy_timeout=7)
     try:
         with service.database.engine.connect() as conn:
             pragma = {
@@ -557,7 +546,7 @@ def test_the_audit_reads_one_snapshot_while_writers_commit(ledger: Ledger) -> No
     that does not read one snapshot sees the credit's new ``used`` but not
     its new debit entry, and reports a violation that is not there.
     """
-    auditor, writer = service_with(ledger), service_with(ledger)
+    auditor, writer = ledger.service(), ledger.service()
     try:
         paid_credit(writer, "p1", "10")
         auditor.list_credits("p1")  # schema check, pool warm

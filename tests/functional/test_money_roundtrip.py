@@ -26,13 +26,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from oslo_config import cfg
 
 from ovh_credit_plugin import allocation, models
-from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.types import Money
-from ovh_credit_plugin.service import CreditService, fingerprint
+from ovh_credit_plugin.service import fingerprint
 from tests.conftest import Cli, Ledger, ServerPool
 
 UTC = dt.timezone.utc
@@ -56,15 +54,6 @@ COLUMN_VALUES = [
     Decimal(10) ** 18 - MICRO,  # money.MAX_AMOUNT, exclusive
     Decimal(10) ** 22 - MICRO,  # the largest NUMERIC(28, 6)
 ]
-
-
-def service_with(ledger: Ledger, **cloud_credit: Any) -> CreditService:
-    conf = cfg.ConfigOpts()
-    register_opts(conf)
-    conf(args=[], default_config_files=[str(ledger.config)])
-    for name, value in cloud_credit.items():
-        conf.set_override(name, value, "cloud_credit")
-    return CreditService.from_conf(conf)
 
 
 def engine_of(ledger: Ledger) -> sa.Engine:
@@ -146,7 +135,7 @@ def test_the_money_column_refuses_what_it_cannot_store_exactly(ledger: Ledger) -
 def test_huge_and_sub_cent_amounts_round_trip_through_the_service_and_the_cli(
     ledger: Ledger, cli: Cli
 ) -> None:
-    service = service_with(ledger, purchase_max_amount=str(BIG))
+    service = ledger.service(purchase_max_amount=str(BIG))
     try:
         order = service.create_order("big", str(BIG), at=T0)
         assert order.amount == BIG
@@ -300,7 +289,7 @@ def test_a_million_micro_debits_sum_exactly(
       replaying MICRO returns the recorded 1.000000, and a second invoice of
       exactly the 4.000000 left takes the credit to 0 (exhausted).
     """
-    service = service_with(ledger)
+    service = ledger.service()
     engine = engine_of(ledger)
     try:
         order = service.create_order("micro", "5", at=T0)

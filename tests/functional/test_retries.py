@@ -32,12 +32,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from oslo_config import cfg
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import models
-from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.service import CreditService
 from tests.conftest import Ledger, ServerPool
@@ -180,15 +178,6 @@ def recorder(service: CreditService) -> Iterator[Recorder]:
     found = Recorder(service.database.engine)
     yield found
     found.close()
-
-
-def service_with(ledger: Ledger, **cloud_credit: Any) -> CreditService:
-    conf = cfg.ConfigOpts()
-    register_opts(conf)
-    conf(args=[], default_config_files=[str(ledger.config)])
-    for name, value in cloud_credit.items():
-        conf.set_override(name, value, "cloud_credit")
-    return CreditService.from_conf(conf)
 
 
 def count_entries(ledger: Ledger) -> dict[tuple[int, str], int]:
@@ -376,7 +365,7 @@ def test_attempts_are_bounded_by_max_transaction_attempts(
     ledger: Ledger, attempts: int
 ) -> None:
     make_error = next(iter(retryable_errors(ledger.backend).values()))
-    service = service_with(ledger, max_transaction_attempts=attempts)
+    service = ledger.service(max_transaction_attempts=attempts)
     recorder = Recorder(service.database.engine)
     try:
         credit_id = _paid_credit(service, "p1")
@@ -462,7 +451,7 @@ def test_a_connection_lost_mid_transaction_is_retried_on_a_new_one(
 def test_a_connection_lost_mid_transaction_without_retries_fails_cleanly(
     ledger: Ledger, server_pool: ServerPool
 ) -> None:
-    service = service_with(ledger, max_transaction_attempts=1)
+    service = ledger.service(max_transaction_attempts=1)
     recorder = Recorder(service.database.engine)
     try:
         credit_id = _paid_credit(service, "p1")
