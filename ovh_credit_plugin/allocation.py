@@ -29,15 +29,18 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 ZERO = Decimal(0)
 _FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
 
 
-@dataclass(frozen=True, slots=True)
-class CreditState:
+# Named tuples rather than frozen dataclasses: as immutable, and built in half
+# the time (a month-end batch builds several per invoice line).
+
+
+class CreditState(NamedTuple):
     """What allocation needs to know of one credit."""
 
     id: int
@@ -46,7 +49,7 @@ class CreditState:
     valid_from: dt.datetime
     valid_until: dt.datetime | None
     created_at: dt.datetime
-    products: frozenset[str] = field(default_factory=frozenset)
+    products: frozenset[str] = frozenset()
 
     def covers(self, product: str) -> bool:
         return not self.products or product in self.products
@@ -57,8 +60,7 @@ class CreditState:
         return self.valid_until is None or at < self.valid_until
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One line of a charge; ``amount`` is already at ledger scale."""
 
     id: str
@@ -66,8 +68,7 @@ class Line:
     amount: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Share:
+class Share(NamedTuple):
     """``amount`` of credit ``credit_id`` pays line ``line_id``."""
 
     line_id: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import uuid
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Connection
 from stevedore import driver as stevedore_driver
 from stevedore import exception as stevedore_exception
 
-from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin import allocation, collector, exceptions, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.ledger import schema, store
@@ -125,11 +126,15 @@ class Charge:
         )
 
 
+# json.dumps(..., separators=(",", ":")) without building an encoder per call:
+# the same text, so fingerprints recorded by earlier versions still match.
+_CANONICAL = json.JSONEncoder(separators=(",", ":"))
+
+
 def fingerprint(currency: str, at: dt.datetime, lines: Sequence[allocation.Line]) -> str:
     """What makes two settlements of one key the same charge."""
-    canonical = json.dumps(
-        [currency, models.isoformat(at), [[x.id, x.product, str(x.amount)] for x in lines]],
-        separators=(",", ":"),
+    canonical = _CANONICAL.encode(
+        [currency, models.isoformat(at), [[x.id, x.product, str(x.amount)] for x in lines]]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -708,14 +713,18 @@ class CreditService:
     ) -> Iterator[models.Settlement]:
         """Month-end runs: one transaction per batch; yields settlements as batches commit."""
         _check_batch_size(batch_size)
-        batch: list[Charge] = []
-        for invoice in invoices:
-            batch.append(Charge.from_invoice(invoice))
-            if len(batch) >= batch_size:
-                yield from self.settle(batch, on_change="conflict", at=at)
-                batch = []
-        if batch:
-            yield from self.settle(batch, on_change="conflict", at=at)
+        pending = iter(invoices)
+        while True:
+            # Building the batch's charges (which pulls and validates the
+            # caller's invoices) and settling them allocate the most: the
+            # collector is paused for both, never while the caller runs.
+            with collector.paused():
+                batch = [Charge.from_invoice(invoice)
+                         for invoice in itertools.islice(pending, batch_size)]
+                if not batch:
+                    return
+                settlements = self.settle(batch, on_change="conflict", at=at)
+            yield from settlements
 
     def settle(
         self,
@@ -738,12 +747,13 @@ class CreditService:
         if on_change not in ("conflict", "replace"):
             raise exceptions.InvalidInput(f"on_change must be 'conflict' or 'replace', "
                                           f"not {on_change!r}")
-        for charge in charges:
-            _check_charge(charge)
-        return self.database.write(
-            lambda conn: _settle(conn, charges, on_change=on_change,
-                                 record_unpaid=record_unpaid, at=at)
-        )
+        with collector.paused():
+            for charge in charges:
+                _check_charge(charge)
+            return self.database.write(
+                lambda conn: _settle(conn, charges, on_change=on_change,
+                                     record_unpaid=record_unpaid, at=at)
+            )
 
     def preview(self, charge: Charge) -> models.Settlement:
         """The settlement a charge would get now, writing nothing (CloudKitty quotes)."""

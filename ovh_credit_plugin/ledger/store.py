@@ -11,13 +11,13 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import allocation, exceptions, models, money
-from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger import schema, types
 
 ZERO = money.ZERO
 _C = schema.credits.c
@@ -45,13 +45,8 @@ class CreditRow:
 
     def state(self) -> allocation.CreditState:
         return allocation.CreditState(
-            id=self.id,
-            kind=self.kind,
-            available=self.available,
-            valid_from=self.valid_from,
-            valid_until=self.valid_until,
-            created_at=self.created_at,
-            products=self.products,
+            self.id, self.kind, self.available, self.valid_from, self.valid_until,
+            self.created_at, self.products,
         )
 
 
@@ -107,14 +102,19 @@ def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str,
     if not ids:
         return found
     query = _OPEN_CREDITS if conn.dialect.name == "sqlite" else _OPEN_CREDITS_LOCKED
+    convert = _credit_converter(conn)
     for row in conn.execute(query, {"project_ids": ids}):
-        found[row.project_id].append(_credit_row(row))
+        credit = convert(row)
+        found[credit.project_id].append(credit)
     return found
 
 
 # Built once: settling one invoice online runs these on every transaction.
+# The columns come back as the driver gives them (no per-value processor
+# chain: a month-end batch reads tens of thousands of credits) and are
+# converted by _credit_converter, to the same values the column types give.
 _OPEN_CREDITS = (
-    sa.select(*_BALANCE_COLUMNS)
+    sa.select(*(sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in _BALANCE_COLUMNS))
     .where(
         _C.project_id.in_(sa.bindparam("project_ids", expanding=True)),
         _C.available > ZERO,
@@ -123,6 +123,33 @@ _OPEN_CREDITS = (
     .order_by(_C.id)
 )
 _OPEN_CREDITS_LOCKED = _OPEN_CREDITS.with_for_update()
+_CONVERTERS: dict[str, Callable[[Any], CreditRow]] = {}
+
+
+def _credit_converter(conn: Connection) -> Callable[[Any], CreditRow]:
+    """Raw driver row of _BALANCE_COLUMNS -> CreditRow, for this dialect."""
+    dialect = conn.dialect
+    found = _CONVERTERS.get(dialect.name)
+    if found is not None:
+        return found
+    amount = types.Money.result_function(dialect)
+    moment = types.UTCDateTime.result_function(dialect)
+    all_products = _ALL_PRODUCTS
+    loads = json.loads
+
+    def convert(row: Any) -> CreditRow:
+        (ident, project_id, kind, currency, products, total, used, expired, voided, available,
+         valid_from, valid_until, created_at, voided_at) = row
+        return CreditRow(
+            int(ident), project_id, kind, currency,
+            all_products if products == "[]" else frozenset(loads(products)),
+            amount(total), amount(used), amount(expired), amount(voided), amount(available),
+            moment(valid_from), None if valid_until is None else moment(valid_until),
+            moment(created_at), None if voided_at is None else moment(voided_at),
+        )
+
+    _CONVERTERS[dialect.name] = convert
+    return convert
 
 
 def lock_credit(conn: Connection, credit_id: int) -> CreditRow:
@@ -246,8 +273,7 @@ def _check_balances(credit: CreditRow) -> None:
         raise AssertionError(f"credit {credit.id} balances would break the ledger invariant")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     credit_id: int
     type: str
     amount: Decimal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +42,16 @@ class Money(types.TypeDecorator[Decimal]):
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
             return None
+        if type(value) is Decimal and dialect.name == "sqlite":
+            # The usual case, an amount the ledger computed: already at the
+            # ledger's exponent, non-negative and below the limit. Its text
+            # tells all three (str() of exponent -6 is plain digits with six
+            # decimals; a sign, an exponent or too many digits show), so the
+            # quantize below is for the rest.
+            text = str(value)
+            if (7 < len(text) <= _SQLITE_WIDTH and text[-7] == "." and text[0] != "-"
+                    and text[-6:].isdigit()):
+                return text.rjust(_SQLITE_WIDTH, "0")
         if not isinstance(value, Decimal):
             raise TypeError(f"Money columns take Decimal, not {type(value).__name__}")
         exact = value.quantize(LEDGER_QUANTUM, context=_CONTEXT)
@@ -60,6 +71,20 @@ class Money(types.TypeDecorator[Decimal]):
         if isinstance(value, float):  # pragma: no cover - would be a driver bug
             raise TypeError("a money column came back as float")
         return Decimal(value).quantize(LEDGER_QUANTUM)
+
+    @classmethod
+    def result_function(cls, dialect: Dialect) -> Callable[[Any], Decimal]:
+        """What process_result_value does to a non-null raw value, as one call.
+
+        For the ledger's hot reads, which fetch raw rows. On SQLite the stored
+        text always has LEDGER_PLACES decimals (every write goes through
+        process_bind_param), so ``Decimal`` alone gives the same value and
+        exponent; the servers' NUMERIC(28, 6) comes back as such a Decimal.
+        """
+        if dialect.name == "sqlite":
+            return Decimal
+        instance = cls()
+        return lambda value: instance.process_result_value(value, dialect)  # type: ignore[return-value]
 
 
 class UTCDateTime(types.TypeDecorator[dt.datetime]):
@@ -85,3 +110,14 @@ class UTCDateTime(types.TypeDecorator[dt.datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=dt.timezone.utc)  # type: ignore[no-any-return]
+
+    @classmethod
+    def result_function(cls, dialect: Dialect) -> Callable[[Any], dt.datetime]:
+        """What the column's result processing does to a non-null raw value, as one call."""
+        utc = dt.timezone.utc
+        if dialect.name == "sqlite":
+            # SQLAlchemy's SQLite DATETIME stores ISO text and reads it back
+            # with fromisoformat.
+            parse = dt.datetime.fromisoformat
+            return lambda value: parse(value).replace(tzinfo=utc)
+        return lambda value: value.replace(tzinfo=utc)  # type: ignore[no-any-return]

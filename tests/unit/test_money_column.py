@@ -8,6 +8,7 @@ exactly, and SQL comparisons/ordering of that text agree with ``Decimal``.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin.ledger.database import create_engine
@@ -225,3 +227,56 @@ def test_datetime_comparison_uses_utc_instant(engine: Engine) -> None:
         assert conn.execute(
             sa.select(sa.func.count()).select_from(amounts).where(amounts.c.at < earlier)
         ).scalar_one() == 1
+
+
+# --------------------------------------------------------------------------- the bind fast path
+
+
+def _bind_reference(value: Decimal) -> str | None:
+    """What Money stored before its fast path: quantize, check, format; None when refused."""
+    context = decimal.Context(prec=60)
+    exact = value.quantize(Decimal("0.000001"), context=context)
+    if exact != value or exact < 0 or exact >= Decimal(10) ** 22:
+        return None
+    return format(exact.copy_abs(), "029f")
+
+
+def _sqlite_bind() -> Any:
+    dialect = sqlite_dialect()
+    processor = Money().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    return processor
+
+
+any_exponent_amounts = st.builds(
+    lambda sign, digits, exponent: Decimal(f"{sign}{digits}E{exponent}"),
+    st.sampled_from(["", "", "", "-"]),
+    st.integers(0, 10**30),
+    st.integers(-9, 3),
+)
+
+
+def _check_bind(value: Decimal) -> None:
+    # The SQLite bind reads an amount already at the ledger's exponent from
+    # its text and quantizes the rest: both must store the same text and
+    # refuse the same values.
+    processor = _sqlite_bind()
+    expected = _bind_reference(value)
+    if expected is None:
+        with pytest.raises((ValueError, decimal.InvalidOperation)):
+            processor(value)
+    else:
+        assert processor(value) == expected
+
+
+@settings(max_examples=3000, deadline=None)
+@given(value=st.one_of(micro_amounts, any_exponent_amounts))
+def test_bind_text_is_the_quantized_fixed_width_text(value: Decimal) -> None:
+    _check_bind(value)
+
+
+@pytest.mark.parametrize("text", ["0.000000", "-0.000000", "1E+3", "1.5", "0.0000001", "-1.000000",
+                                  "9999999999999999999999.999999", "1E-6", "10E-7",
+                                  "10000000000000000000000.000000"])
+def test_bind_text_edge_cases(text: str) -> None:
+    _check_bind(Decimal(text))
