@@ -27,6 +27,10 @@ ZERO = Decimal(0)
 _QUANTA = tuple(Decimal(1).scaleb(-places) for places in range(LEDGER_PLACES + 1))
 # ASCII digits only: Decimal() also reads other scripts' digits (Arabic-Indic, fullwidth).
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+# What invoices and rated usage almost always hold: below MAX_AMOUNT, unsigned,
+# at most LEDGER_PLACES decimals. Such text passes every check of parse_amount
+# but the zero one (and the places one when fewer places are allowed).
+_SIMPLE_AMOUNT = re.compile(rf"[0-9]{{1,18}}(?:\.([0-9]{{0,{LEDGER_PLACES}}}))?", re.ASCII)
 
 # Local context: a host that changed the global one cannot change our sums.
 _CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, traps=[
@@ -67,6 +71,12 @@ def parse_amount(
     are not exact), booleans, NaN, infinities, exponents that hide too many
     decimals and absurdly large values.
     """
+    if type(value) is str and (simple := _SIMPLE_AMOUNT.fullmatch(value)):
+        fraction = simple.group(1)
+        if fraction is None or len(fraction) <= places:
+            amount = Decimal(value)
+            if amount or allow_zero:
+                return amount
     if isinstance(value, (bool, float)):
         raise exceptions.InvalidAmount(f"{field} must be a decimal string, not {value!r}")
     if isinstance(value, Decimal):
@@ -144,8 +154,13 @@ def sub(left: Decimal, right: Decimal) -> Decimal:
 def to_str(amount: Decimal, currency: str) -> str:
     """Decimal string with the currency's decimals, or more when sub-unit digits exist."""
     places = currency_places(currency)
-    # At the ledger's exponent, str() is plain digits with LEDGER_PLACES decimals.
-    whole, _, fraction = str(ledger(amount)).partition(".")
+    # At the ledger's exponent, str() is plain digits with LEDGER_PLACES
+    # decimals; ledger amounts (all the settlement's) are there already.
+    text = str(amount)
+    if not (len(text) > LEDGER_PLACES + 1 and text[-LEDGER_PLACES - 1] == "."
+            and text[-LEDGER_PLACES:].isdigit()):
+        text = str(ledger(amount))
+    whole, _, fraction = text.partition(".")
     fraction = fraction.rstrip("0").ljust(places, "0")
     return f"{whole}.{fraction}" if fraction else whole
 

@@ -249,3 +249,43 @@ def test_pydantic_amount_reads_and_writes_strings() -> None:
     assert _Model(amount=Decimal("0.000001")).amount == Decimal("0.000001")
     with pytest.raises(pydantic.ValidationError):
         _Model(amount="0.0000001")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    text=st.one_of(
+        st.from_regex(r"\A[0-9]{1,20}(\.[0-9]{0,8})?\Z"),
+        st.from_regex(r"\A[+-]?[0-9]{0,3}\.?[0-9]{0,8}\Z"),
+    ),
+    places=st.integers(0, 6),
+    allow_zero=st.booleans(),
+)
+def test_parse_amount_fast_path_agrees_with_the_full_checks(
+    text: str, places: int, allow_zero: bool
+) -> None:
+    # A leading space skips the fast path (the full path strips it): both
+    # must accept the same texts, with the same value and exponent.
+    def outcome(value: str) -> tuple[str, str]:
+        try:
+            amount = parse_amount(value, places=places, allow_zero=allow_zero)
+        except exceptions.InvalidAmount:
+            return ("refused", "")
+        return ("accepted", str(amount))
+
+    assert outcome(text) == outcome(f" {text}")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    amount=st.builds(
+        lambda digits, exponent: Decimal(f"{digits}E{exponent}"),
+        st.integers(0, 10**24), st.integers(-6, 4),
+    ).filter(lambda d: d < MAX_AMOUNT),
+    currency=st.sampled_from(["EUR", "JPY", "KWD"]),
+)
+def test_to_str_is_the_same_at_any_exponent(amount: Decimal, currency: str) -> None:
+    # Ledger amounts (exponent -6) take a shortcut; any other exponent of the
+    # same value must print the same text.
+    at_ledger_scale = amount.quantize(Decimal("0.000001"))
+    assert to_str(amount, currency) == to_str(at_ledger_scale, currency)
+    assert Decimal(to_str(amount, currency)) == amount
