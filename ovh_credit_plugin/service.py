@@ -1081,7 +1081,7 @@ def _settlement_model(
 ) -> models.Settlement:
     total = sum((line.amount for line in charge.lines), ZERO)
     applied = sum((share.amount for share in shares), ZERO)
-    return models.Settlement.model_construct(
+    return models.Settlement.trusted(
         invoice_id=charge.invoice_id,
         project_id=charge.project_id,
         currency=charge.currency,
@@ -1099,7 +1099,7 @@ def _settlement_model(
 
 
 def _recorded_settlement(row: Any) -> models.Settlement:
-    return models.Settlement.model_construct(
+    return models.Settlement.trusted(
         invoice_id=row.invoice_id,
         project_id=row.project_id,
         currency=row.currency,
