@@ -1,0 +1,1 @@
+"""Prepaid cloud credit and vouchers for OpenStack billing hosts (CloudKitty, invoice hosts)."""
