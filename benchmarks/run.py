@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["catalog_activation_ms"] = round(found["ours_ms"], 3)
                 results["catalog_floor_ms"] = round(found["floor_ms"], 3)
                 results["catalog_ledger_ms"] = round(found["ledger_ms"], 3)
+                results["catalog_commit_ms"] = round(found["commit_ms"], 3)
             rows.append(("Voucher activation vs GET+POST (ms)", fmt(found.get("ours_ms"), 3),
                          fmt(found.get("floor_ms"), 3), fmt(found.get("ratio"), 3), "<= 1.3"))
     finally:

@@ -468,6 +468,14 @@ class CreditService:
         included, so concurrent tries cannot overrun the limit; unknown,
         used and expired codes all give the customer the same message, and
         the logs the precise reason.
+
+        A success costs three durable transactions, each one needed: the
+        throttle reservation (committed before the catalog is asked, so that
+        concurrent tries see it), the intent (committed before the catalog
+        redeems, for crash safety) and the grant, which also closes the
+        reservation. The intent cannot join the reservation: it would exist
+        before the code was checked, and a concurrent try that finds a
+        pending intent replays the redemption (see ``docs/voucher-catalog.md``).
         """
         at = _at(at)
         project_id = _project_id(project_id)
@@ -475,8 +483,8 @@ class CreditService:
         masked = catalog_base.mask_code(code)
         key = catalog_base.idempotency_key(project_id, code)
 
-        activation = self.database.read(lambda conn: _activation(conn, project_id, code))
-        if activation is not None and activation.status == "pending":
+        status, attempt = self._begin_activation(project_id, code, at)
+        if status == "pending":
             # Finishing a half-done activation tries no new code (the catalog
             # accepted this one before): no throttle, so that an operator can
             # finish it even for a throttled project, and no GET.
@@ -484,10 +492,9 @@ class CreditService:
                         masked, project_id)
             return self._redeem_and_grant(project_id, code, key, currency=None, attempt=None,
                                           at=at)
-
-        attempt = self._check_throttle(project_id, at)
+        assert attempt is not None
         try:
-            if activation is not None:  # granted: a project activates a code once
+            if status is not None:  # granted: a project activates a code once
                 self._refuse(project_id, masked,
                              f"voucher {masked} was already activated on project {project_id}",
                              attempt=attempt, at=at, public=False)
@@ -504,18 +511,16 @@ class CreditService:
                                                 key=key, currency=voucher.currency, at=at)
                 )
                 LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
-                credit = self._redeem_and_grant(project_id, code, key,
-                                                currency=voucher.currency, attempt=attempt,
-                                                at=at)
+                return self._redeem_and_grant(project_id, code, key,
+                                              currency=voucher.currency, attempt=attempt,
+                                              at=at)
         except exceptions.VoucherRefused:
             raise  # recorded as a failed attempt by _refuse
         except Exception:
             # Not the customer's doing (catalog down or broken, ledger error,
             # wrong currency): no failed attempt is held against the project.
-            self._end_attempt(attempt, succeeded=None)
+            self._end_attempt(attempt)
             raise
-        self._end_attempt(attempt, succeeded=True, reason=f"{masked}: activated")
-        return credit
 
     def _redeem_and_grant(
         self,
@@ -527,15 +532,16 @@ class CreditService:
         attempt: int | None,
         at: dt.datetime,
     ) -> models.Credit:
+        """The catalog's POST, then one transaction: the grant and the closed reservation."""
         masked = catalog_base.mask_code(code)
         try:
             redemption = self.catalog.redeem(code, project_id=project_id, idempotency_key=key,
                                              at=at)
         except catalog_base.REFUSALS as error:
             # A refusal means nothing is redeemed under this key: the intent
-            # goes, and the code may be tried again later.
-            self.database.write(lambda conn: _drop_intent(conn, key))
-            self._refuse(project_id, masked, error, attempt=attempt, at=at)
+            # goes (with the failed attempt, in one transaction), and the
+            # code may be tried again later.
+            self._refuse(project_id, masked, error, attempt=attempt, at=at, drop_intent=key)
         # Any other failure above or below leaves the intent pending: the
         # catalog may have committed the redemption (timeout, lost or broken
         # answer), and only a replay with the same key can tell.
@@ -548,8 +554,15 @@ class CreditService:
                                currency=redemption.currency, at=at)
                 row = _activation(conn, project_id, code, lock=True)
                 assert row is not None
+            # The reservation closes with the grant: one durable commit less
+            # than a transaction of its own, and a success is never left
+            # counting as a running try. A grant that fails rolls it back
+            # with everything else; the caller then drops it.
+            if attempt is not None:
+                conn.execute(_CLOSE_ATTEMPT, {"attempt": attempt, "succeeded": True,
+                                              "reason": f"{masked}: activated"})
             if row.status == "granted":
-                return _read_credit(conn, row.credit_id, at=at)
+                return _voucher_credit(conn, row.credit_id, at=at)
             # Activation is when the catalog redeemed the code: a run that
             # finishes a pending activation days later does not extend it.
             activated = min(at, redemption.redeemed_at)
@@ -573,15 +586,11 @@ class CreditService:
                 valid_until=min(ends) if ends else None,
                 at=at,
             )
-            conn.execute(
-                schema.voucher_activations.update()
-                .where(schema.voucher_activations.c.id == row.id)
-                .values(status="granted", credit_id=credit_id, redemption_id=redemption.id,
-                        updated_at=at)
-            )
+            conn.execute(_GRANT_ACTIVATION, {"activation": row.id, "credit_id": credit_id,
+                                             "redemption_id": redemption.id, "at": at})
             LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
                      masked, redemption.id, credit_id, project_id)
-            return _read_credit(conn, credit_id, at=at)
+            return _voucher_credit(conn, credit_id, at=at)
 
         return self.database.write(grant)
 
@@ -602,78 +611,75 @@ class CreditService:
 
         return self.database.read(work)
 
-    def _check_throttle(self, project_id: str, at: dt.datetime) -> int:
-        """Reserve a try for the project, or refuse it when it failed too often.
+    def _begin_activation(
+        self, project_id: str, code: str, at: dt.datetime
+    ) -> tuple[str | None, int | None]:
+        """The activation's status so far and, unless resuming, a reserved try.
 
-        The reservation counts as a failure until the try ends. It is
-        committed before the count, in its own transaction: each try counts
-        every reservation committed before its count, its own included, so
-        however many run at once no more than the limit get through (when
-        tries collide at the limit, one too many may be refused: the safe
-        side). Crashed tries keep their reservation until the window ends.
+        Returns ``("pending", None)`` for a half-done activation (resumed
+        without a reservation), else the status (``None`` or ``"granted"``)
+        and the id of the reservation; raises TooManyAttempts when the
+        project failed too often.
+
+        The reservation counts as a failure until the try ends. Each try
+        counts every reservation committed before its count, its own
+        included, so however many run at once no more than the limit get
+        through (when tries collide at the limit, one too many may be
+        refused: the safe side). Crashed tries keep their reservation until
+        the window ends.
+
+        On PostgreSQL and MariaDB (READ COMMITTED) the reservation is
+        committed in its own transaction before the count: two concurrent
+        transactions that each inserted and then counted could both miss the
+        other's uncommitted row. On SQLite, writers run one at a time
+        (``BEGIN IMMEDIATE``): counting inside the reserving transaction sees
+        every reservation committed before it and is seen by every count
+        after it, the same guarantee for one durable commit and no read
+        transaction; a throttled try then writes nothing at all.
         """
-        since = at - dt.timedelta(seconds=self.settings.voucher_attempt_window)
-        table = schema.voucher_attempts
+        limit = self.settings.voucher_max_failed_attempts
+        window = self.settings.voucher_attempt_window
+        since = at - dt.timedelta(seconds=window)
+        serialized = self.database.dialect == "sqlite"
 
-        def reserve(conn: Connection) -> int:
-            result = conn.execute(
-                table.insert().values(project_id=project_id, succeeded=False,
-                                      reason="in progress", created_at=at)
-            )
+        def begin(conn: Connection) -> tuple[str | None, int | None, int]:
+            status = conn.execute(
+                _ACTIVATION_STATUS, {"project_id": project_id, "code": code}
+            ).scalar_one_or_none()
+            if status == "pending":
+                return status, None, 0
+            failures = 0
+            if serialized:
+                failures = _failures(conn, project_id, since) + 1  # this try included
+                if failures > limit:
+                    return status, None, failures  # throttled: nothing written
+            result = conn.execute(_RESERVE_ATTEMPT, {"project_id": project_id, "at": at})
             assert result.inserted_primary_key is not None
-            return int(result.inserted_primary_key[0])
+            return status, int(result.inserted_primary_key[0]), failures
 
-        def count(conn: Connection) -> int:
-            # No upper bound on created_at: a concurrent try may have taken a
-            # later timestamp and committed before this count.
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(table)
-                    .where(
-                        table.c.project_id == project_id,
-                        table.c.succeeded.is_(False),
-                        table.c.created_at > since,
-                    )
-                ).scalar_one()
-            )
-
-        attempt = self.database.write(reserve)
-        failures = self.database.read(count)
-        if failures > self.settings.voucher_max_failed_attempts:
-            self._end_attempt(attempt, succeeded=None)
+        status, attempt, failures = self.database.write(begin)
+        if status == "pending":
+            return status, None
+        if not serialized:
+            # No upper bound on created_at in the count: a concurrent try may
+            # have taken a later timestamp and committed before this count.
+            failures = self.database.read(lambda conn: _failures(conn, project_id, since))
+            if failures > limit:
+                assert attempt is not None
+                self._end_attempt(attempt)
+                attempt = None
+        if attempt is None:
             LOG.warning("voucher activation throttled for project %s (%d failed or running "
-                        "tries in %d s)", project_id, failures - 1,
-                        self.settings.voucher_attempt_window)
+                        "tries in %d s)", project_id, failures - 1, window)
             raise exceptions.TooManyAttempts(
                 "too many failed voucher activations on this project: try again later"
             )
-        return attempt
+        return status, attempt
 
-    def _record_attempt(
-        self, project_id: str, reason: str, *, at: dt.datetime, attempt: int | None = None
-    ) -> None:
-        """A failed try: the reservation gets its reason, or a new row is written."""
-        table = schema.voucher_attempts
-        if attempt is None:
-            statement: Any = table.insert().values(
-                project_id=project_id, succeeded=False, reason=reason, created_at=at
-            )
-        else:
-            statement = table.update().where(table.c.id == attempt).values(reason=reason)
-        self.database.write(lambda conn: conn.execute(statement))
-
-    def _end_attempt(self, attempt: int, *, succeeded: bool | None, reason: str = "") -> None:
-        """Close a reservation: a success is kept, a try that was nobody's fault goes."""
-        table = schema.voucher_attempts
-        if succeeded is None:
-            statement: Any = table.delete().where(table.c.id == attempt)
-        else:
-            statement = table.update().where(table.c.id == attempt).values(
-                succeeded=succeeded, reason=reason
-            )
+    def _end_attempt(self, attempt: int) -> None:
+        """Drop a reservation: a try that was nobody's fault is not held against anyone."""
         try:
-            self.database.write(lambda conn: conn.execute(statement))
+            self.database.write(lambda conn: conn.execute(_DROP_ATTEMPT, {"attempt": attempt}))
         except Exception as error:
             # The activation's own result matters more; a reservation left
             # behind only counts as a failure until the window ends.
@@ -688,14 +694,33 @@ class CreditService:
         attempt: int | None,
         at: dt.datetime,
         public: bool = True,
+        drop_intent: str | None = None,
     ) -> NoReturn:
-        """Record a failed try and raise: the customer sees one message, the log the reason."""
+        """Record a failed try and raise: the customer sees one message, the log the reason.
+
+        The failure is recorded (the reservation gets its reason, or a new
+        row is written when resuming) in one transaction with dropping the
+        intent under ``drop_intent``, when the catalog refused the POST.
+        """
         LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
-        self._record_attempt(project_id, f"{masked}: {error}", at=at, attempt=attempt)
+        reason = f"{masked}: {error}"
+
+        def record(conn: Connection) -> None:
+            if drop_intent is not None:
+                conn.execute(_DROP_INTENT, {"key": drop_intent})
+            if attempt is None:
+                conn.execute(_FAILED_ATTEMPT, {"project_id": project_id, "reason": reason,
+                                               "at": at})
+            else:
+                conn.execute(_CLOSE_ATTEMPT, {"attempt": attempt, "succeeded": False,
+                                              "reason": reason})
+
+        self.database.write(record)
         refusal = exceptions.VoucherRefused(str(error), public=public)
         if isinstance(error, BaseException):
             raise refusal from error
         raise refusal
+
     # -- settlement --------------------------------------------------------
 
     def settle_invoice(
@@ -1326,12 +1351,69 @@ def _read_credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> models
     return store.credit_model(row, at=at)
 
 
+# The voucher path's statements, built once: building a Core statement (and
+# its cache key) per call cost more than running it on SQLite.
+_ACTIVATIONS = schema.voucher_activations
+_ATTEMPTS = schema.voucher_attempts
+_ACTIVATION = sa.select(_ACTIVATIONS).where(
+    _ACTIVATIONS.c.project_id == sa.bindparam("project_id"),
+    _ACTIVATIONS.c.code == sa.bindparam("code"),
+)
+_ACTIVATION_LOCKED = _ACTIVATION.with_for_update()
+_ACTIVATION_STATUS = sa.select(_ACTIVATIONS.c.status).where(
+    _ACTIVATIONS.c.project_id == sa.bindparam("project_id"),
+    _ACTIVATIONS.c.code == sa.bindparam("code"),
+)
+_RECORD_INTENT = _ACTIVATIONS.insert().values(
+    project_id=sa.bindparam("project_id"), code=sa.bindparam("code"),
+    idempotency_key=sa.bindparam("key"), status="pending",
+    created_at=sa.bindparam("at"), updated_at=sa.bindparam("at"),
+)
+_DROP_INTENT = _ACTIVATIONS.delete().where(
+    _ACTIVATIONS.c.idempotency_key == sa.bindparam("key"), _ACTIVATIONS.c.status == "pending"
+)
+_GRANT_ACTIVATION = _ACTIVATIONS.update().where(
+    _ACTIVATIONS.c.id == sa.bindparam("activation")
+).values(status="granted", credit_id=sa.bindparam("credit_id"),
+         redemption_id=sa.bindparam("redemption_id"), updated_at=sa.bindparam("at"))
+_PROJECT_CURRENCY = sa.select(schema.projects.c.currency).where(
+    schema.projects.c.id == sa.bindparam("project_id")
+)
+_VOUCHER_CREDIT = sa.select(schema.credits).where(schema.credits.c.id == sa.bindparam("credit_id"))
+_RESERVE_ATTEMPT = _ATTEMPTS.insert().values(
+    project_id=sa.bindparam("project_id"), succeeded=False, reason="in progress",
+    created_at=sa.bindparam("at"),
+)
+_FAILED_ATTEMPT = _ATTEMPTS.insert().values(
+    project_id=sa.bindparam("project_id"), succeeded=False, reason=sa.bindparam("reason"),
+    created_at=sa.bindparam("at"),
+)
+_CLOSE_ATTEMPT = _ATTEMPTS.update().where(_ATTEMPTS.c.id == sa.bindparam("attempt")).values(
+    succeeded=sa.bindparam("succeeded"), reason=sa.bindparam("reason")
+)
+_DROP_ATTEMPT = _ATTEMPTS.delete().where(_ATTEMPTS.c.id == sa.bindparam("attempt"))
+# Failed and running tries of a project since a moment. No upper bound on
+# created_at: a concurrent try may have taken a later timestamp and committed
+# before this count.
+_FAILURES = sa.select(sa.func.count()).select_from(_ATTEMPTS).where(
+    _ATTEMPTS.c.project_id == sa.bindparam("project_id"),
+    _ATTEMPTS.c.succeeded.is_(False),
+    _ATTEMPTS.c.created_at > sa.bindparam("since"),
+)
+
+
 def _activation(conn: Connection, project_id: str, code: str, *, lock: bool = False) -> Any:
-    table = schema.voucher_activations
-    query = sa.select(table).where(table.c.project_id == project_id, table.c.code == code)
-    if lock and conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    return conn.execute(query).one_or_none()
+    query = _ACTIVATION_LOCKED if lock and conn.dialect.name != "sqlite" else _ACTIVATION
+    return conn.execute(query, {"project_id": project_id, "code": code}).one_or_none()
+
+
+def _failures(conn: Connection, project_id: str, since: dt.datetime) -> int:
+    return int(conn.execute(_FAILURES, {"project_id": project_id, "since": since}).scalar_one())
+
+
+def _voucher_credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> models.Credit:
+    row = conn.execute(_VOUCHER_CREDIT, {"credit_id": credit_id}).one()
+    return store.credit_model(row, at=at)
 
 
 def _record_intent(
@@ -1340,24 +1422,12 @@ def _record_intent(
     """The activation's intent, written before the catalog is asked to redeem."""
     if _activation(conn, project_id, code) is not None:
         return
-    found = store.project_currency(conn, project_id)
+    found = conn.execute(_PROJECT_CURRENCY, {"project_id": project_id}).scalar_one_or_none()
     if found is not None and found != currency:
         raise exceptions.CurrencyMismatch(
             f"this voucher is in {currency} but project {project_id} bills in {found}"
         )
-    conn.execute(
-        schema.voucher_activations.insert().values(
-            project_id=project_id, code=code, idempotency_key=key, status="pending",
-            created_at=at, updated_at=at,
-        )
-    )
-
-
-def _drop_intent(conn: Connection, key: str) -> None:
-    table = schema.voucher_activations
-    conn.execute(
-        table.delete().where(table.c.idempotency_key == key, table.c.status == "pending")
-    )
+    conn.execute(_RECORD_INTENT, {"project_id": project_id, "code": code, "key": key, "at": at})
 
 
 def _same_code(found: str, code: str) -> bool:

@@ -662,6 +662,41 @@ def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
 # -- configuration ---------------------------------------------------------------------
 
 
+def test_proxy_and_ca_bundle_variables_are_read_once_when_built(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Not on every request (requests' trust_env costs ~0.1 ms a call), but
+    # still honoured: the proxy for the endpoint, NO_PROXY, the CA bundle.
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+                 "all_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    driver = make_catalog()
+    try:
+        assert driver._proxies == {"https": "http://proxy.test:3128"}
+        assert driver._verify == str(bundle)
+        assert driver._session.trust_env is False
+    finally:
+        driver.close()
+    monkeypatch.setenv("NO_PROXY", "catalog.test")
+    driver = make_catalog(ca_file=str(bundle))
+    try:
+        assert driver._proxies == {}
+        assert driver._verify == str(bundle)
+    finally:
+        driver.close()
+    monkeypatch.delenv("NO_PROXY")
+    driver = make_catalog(verify=False)  # an explicit choice wins over the variable
+    try:
+        assert driver._verify is False
+    finally:
+        driver.close()
+
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"endpoint": None}, "endpoint is required"),
     ({"endpoint": "https://user:pw@catalog.test"}, "must not carry credentials"),

@@ -155,6 +155,54 @@ def test_invalid_project_or_code_is_refused_offline(
     assert stub.gets == stub.redeems == 0
 
 
+
+@on_every_backend
+def test_a_success_is_three_write_transactions(
+    service: CreditService, stub: StubCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reservation, intent, grant (which closes the reservation): each commit
+    # is an fsync, so a fourth one is a regression. SQLite counts the tries
+    # inside the reserving transaction; the servers read after it. The file
+    # catalog keeps its redemptions in the ledger database: its answers are
+    # fetched before counting.
+    voucher = stub.inner.get("WELCOME-2026")
+    redemption = stub.inner.redeem("WELCOME-2026", project_id="p1", at=T0,
+                                   idempotency_key=base.idempotency_key("p1", "WELCOME-2026"))
+    stub.on_get = lambda code: voucher
+    stub.on_redeem = lambda code, **kwargs: redemption
+    calls: list[str] = []
+    write, read = service.database.write, service.database.read
+
+    def counted(kind: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            calls.append(kind)
+            return call(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(service.database, "write", counted("write", write))
+    monkeypatch.setattr(service.database, "read", counted("read", read))
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    expected_reads = 0 if service.database.dialect == "sqlite" else 1
+    assert calls.count("write") == 3
+    assert calls.count("read") == expected_reads
+    table = schema.voucher_attempts
+    assert count(service, table, table.c.project_id == "p1", table.c.succeeded.is_(True)) == 1
+    assert failed_attempts(service) == 0
+
+
+def test_a_throttled_try_writes_nothing_on_sqlite(service: CreditService, ledger: Ledger) -> None:
+    # Counted inside the transaction that would reserve: nothing to undo.
+    throttled_service(service, limit=1)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    wal = ledger.path.with_name(ledger.path.name + "-wal")
+    size = wal.stat().st_size
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert wal.stat().st_size == size  # no commit reached the log
+    table = schema.voucher_attempts
+    assert count(service, table) == 1
+
 # -- one public message ------------------------------------------------------------------
 
 
