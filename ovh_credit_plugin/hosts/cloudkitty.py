@@ -284,10 +284,16 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         super().__init__(tenant_id)
         register_opts(cfg.CONF)
         self._conf = cfg.CONF
+        self._service: CreditService | None = None
 
     @property
     def service(self) -> CreditService:
-        return _service_for(self._conf)
+        # Looked up on first use, then kept: a Worker rates every period of its
+        # scope with the same processor, and builds new ones on its next loop
+        # (which is when a changed option applies).
+        if self._service is None:
+            self._service = _service_for(self._conf)
+        return self._service
 
     def reload_config(self, start: dt.datetime | None = None) -> None:
         # Credit balances are read in the settlement transaction itself;
@@ -307,13 +313,17 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
             # No project to charge (not a Worker call): nothing credit can pay.
             return data
         key, invoice_id = period_key(str(scope), data.start, data.end)
-        lines = frame_lines(data)
         service = self.service
-        recorded = service.settlement_exists(key)
+        # One read; a period recorded before is settled again even without
+        # credit left (reprocessing reverses what it debited).
+        recorded, funded, currency = service.charge_state(key, scope)
         # Fast path, no write transaction: most projects hold no credit.
-        if not recorded and (not lines or not service.has_credit(scope)):
+        if not recorded and not funded:
             return data
-        currency = service.project_currency(scope) or service.settings.default_currency
+        lines = frame_lines(data)
+        if not recorded and not lines:
+            return data
+        currency = currency or service.settings.default_currency
         at = models.utc(data.start)
         charge = Charge(
             key=key,

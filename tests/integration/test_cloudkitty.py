@@ -45,7 +45,7 @@ from ovh_credit_plugin.cli.app import main as cli_main
 from ovh_credit_plugin.hosts import cloudkitty as ck_host
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.ledger.database import create_engine
-from ovh_credit_plugin.service import CreditService
+from ovh_credit_plugin.service import Charge, CreditService, fingerprint
 
 pytestmark = [
     pytest.mark.integration,
@@ -436,6 +436,33 @@ def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
         "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "2",
     }
     assert ck_host.apply_settlement(frame, [], "EUR") is frame
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_charge_state_is_one_read_of_key_balance_and_currency(
+    ledger: Any, service: CreditService
+) -> None:
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    key = f"cloudkitty/{SCOPE}/period"
+    assert service.charge_state(key, SCOPE) == (False, False, None)
+    order = service.create_order(SCOPE, "5.00", currency="EUR", at=at)
+    assert service.charge_state(key, SCOPE) == (False, False, "EUR")  # fixed, not paid
+    service.pay_order(order.id, at=at)
+    assert service.charge_state(key, SCOPE) == (False, True, "EUR")
+    lines = [allocation.Line("instance/0", "instance", D("7.000000"))]
+    service.settle([Charge(key=key, project_id=SCOPE, invoice_id="period", currency="EUR",
+                           at=at, lines=lines, fingerprint=fingerprint("EUR", at, lines))],
+                   on_change="replace", record_unpaid=False)
+    # Recorded, and nothing left: a re-rated period must still be settled.
+    assert service.charge_state(key, SCOPE) == (True, False, "EUR")
+    assert service.charge_state(key, OTHER_SCOPE) == (True, False, None)
+    assert service.charge_state("cloudkitty/other", SCOPE) == (False, False, "EUR")
+    # The same answers as the three reads it replaces.
+    for k, project in ((key, SCOPE), (key, OTHER_SCOPE), ("x", SCOPE)):
+        assert service.charge_state(k, project) == (
+            service.settlement_exists(k), service.has_credit(project),
+            service.project_currency(project),
+        )
 
 
 # -- cloudkitty-dbsync ----------------------------------------------------------------------
