@@ -59,11 +59,11 @@ class Sizes:
 QUICK = Sizes(projects=10_000, batch_reps=3, online_invoices=500, online_reps=3,
               history_entries=100_000, history_invoices=200, history_reps=3,
               memory_sizes=(10_000, 100_000), pg_projects=2_000, pg_online_invoices=200,
-              pg_reps=3, cloudkitty_reps=5, catalog_calls=60)
+              pg_reps=3, cloudkitty_reps=25, catalog_calls=60)
 FULL = Sizes(projects=10_000, batch_reps=5, online_invoices=3_000, online_reps=5,
              history_entries=100_000, history_invoices=1_000, history_reps=5,
              memory_sizes=(100_000, 1_000_000), pg_projects=10_000, pg_online_invoices=1_000,
-             pg_reps=3, cloudkitty_reps=9, catalog_calls=300)
+             pg_reps=3, cloudkitty_reps=45, catalog_calls=300)
 
 
 _STARTED = time.perf_counter()

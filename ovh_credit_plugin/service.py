@@ -814,6 +814,27 @@ class CreditService:
             ).first() is not None
         )
 
+    _CHARGE_STATE = sa.select(
+        sa.exists().where(schema.settlements.c.key == sa.bindparam("key")),
+        sa.exists().where(schema.credits.c.project_id == sa.bindparam("project_id"),
+                          schema.credits.c.available > ZERO),
+        sa.select(schema.projects.c.currency)
+        .where(schema.projects.c.id == sa.bindparam("project_id"))
+        .scalar_subquery(),
+    )
+
+    def charge_state(self, key: str, project_id: str) -> tuple[bool, bool, str | None]:
+        """What a host needs before settling, in one statement of one read transaction.
+
+        ``(settlement_exists(key), has_credit(project_id), project_currency(project_id))``:
+        CloudKitty asks it for every period of every scope.
+        """
+        values = {"key": key, "project_id": project_id}
+        recorded, funded, currency = self.database.read(
+            lambda conn: conn.execute(self._CHARGE_STATE, values).one()
+        )
+        return bool(recorded), bool(funded), currency
+
     # -- expiry and audit --------------------------------------------------
 
     def expire(

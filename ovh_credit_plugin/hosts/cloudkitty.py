@@ -53,6 +53,10 @@ CREDIT_APPLIED = "credit_applied"
 CREDIT_IDS = "credit_ids"
 PRICE_BEFORE_CREDIT = "price_before_credit"
 
+# The immutable mapping type DataPoint's constructor stores groupby and metadata in.
+_Immutable = type(dataframe.DataPoint("unit", 0, 0, {}, {}).metadata)
+_make_point = dataframe.DataPoint._make
+
 # Modules that never price anything: running before or after them is the same.
 _PASS_THROUGH_MODULES = frozenset({"noop"})
 # How often one process re-reads the module priorities to warn about the order.
@@ -163,6 +167,7 @@ def _plain(value: Decimal) -> str:
 
 
 def line_id(metric_type: str, index: int) -> str:
+    """``<metric type>/<index of the point in its type>`` (spelled out in the loops below)."""
     return f"{metric_type}/{index}"
 
 
@@ -178,15 +183,24 @@ def frame_lines(frame: Any) -> list[Line]:
     """
     lines: list[Line] = []
     leftover = ZERO  # discount not absorbed by its own type
+    # Points of one frame often share a price (one flavor, one rate): each
+    # distinct price is floored once, found by its exact text (a Decimal's
+    # own hash costs more than the quantize it would save).
+    floors: dict[str, Decimal] = {}
     for metric_type, points in frame.itertypes():
         typed: list[Line] = []
         discount = ZERO
         for index, point in enumerate(points):
-            price = _price(point.price)
+            price = point.price
+            if type(price) is not Decimal:
+                price = _price(price)
             if price > ZERO:
-                amount = money.floor_to_ledger(price)
+                text = str(price)
+                amount = floors.get(text)
+                if amount is None:
+                    amount = floors[text] = money.floor_to_ledger(price)
                 if amount > ZERO:
-                    typed.append(Line(line_id(metric_type, index), metric_type, amount))
+                    typed.append(Line(f"{metric_type}/{index}", metric_type, amount))
             elif price < ZERO:
                 discount -= price
         typed, rest = _lower(typed, discount)
@@ -225,39 +239,61 @@ def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, s
 def apply_settlement(frame: Any, shares: Iterable[Any], currency: str) -> Any:
     """A new frame whose covered points are lowered by what credit paid."""
     paid: dict[str, Decimal] = {}
-    paid_by: dict[str, list[str]] = {}
+    paid_by: dict[str, str] = {}  # line id -> "<credit id>,<credit id>"
     for share in shares:
-        paid[share.line_id] = paid.get(share.line_id, ZERO) + share.amount
-        ids = paid_by.setdefault(share.line_id, [])
-        if str(share.credit_id) not in ids:
-            ids.append(str(share.credit_id))
+        key = share.line_id
+        found = paid.get(key)
+        if found is None:
+            paid[key] = share.amount
+            paid_by[key] = str(share.credit_id)
+            continue
+        paid[key] = found + share.amount
+        credit_id = str(share.credit_id)
+        if credit_id not in paid_by[key].split(","):
+            paid_by[key] += f",{credit_id}"
     if not paid:
         return frame
+    # Each distinct amount is formatted once per frame, found by its exact text.
+    applied_text: dict[str, str] = {}
+    before_text: dict[str, str] = {}
     output = dataframe.DataFrame(start=frame.start, end=frame.end)
     for metric_type, points in frame.itertypes():
+        lowered = list(points)  # uncovered points: the same objects
         for index, point in enumerate(points):
-            key = line_id(metric_type, index)
+            key = f"{metric_type}/{index}"
             credit = paid.get(key)
             if credit is None:
-                output.add_point(point, metric_type)
                 continue
-            before = _price(point.price)
-            # set_price does not coerce: always a Decimal. metadata is an
-            # immutable dict: the extra keys go into a point rebuilt through
-            # DataPoint's constructor, which keeps every field's usual type.
-            lowered = point.set_price(before - credit)
-            lowered = dataframe.DataPoint(
-                lowered.unit, lowered.qty, lowered.price, lowered.groupby,
-                {
-                    **lowered.metadata,
-                    CREDIT_APPLIED: money.to_str(credit, currency),
-                    CREDIT_IDS: ",".join(paid_by[key]),
-                    PRICE_BEFORE_CREDIT: _plain(before),
-                },
-                lowered.description,
-            )
-            # Always the frame's own metric type: never one metrics.yml lacks.
-            output.add_point(lowered, metric_type)
+            unit, qty, before, groupby, metadata, description = point
+            if type(before) is not Decimal:
+                before = _price(before)
+            text = str(credit)
+            applied = applied_text.get(text)
+            if applied is None:
+                applied = applied_text[text] = money.to_str(credit, currency)
+            text = str(before)
+            plain = before_text.get(text)
+            if plain is None:
+                plain = before_text[text] = _plain(before)
+            metadata = {
+                **metadata,
+                CREDIT_APPLIED: applied,
+                CREDIT_IDS: paid_by[key],
+                PRICE_BEFORE_CREDIT: plain,
+            }
+            if unit and type(qty) is Decimal and type(groupby) is _Immutable:
+                # The usual point, as DataPoint's constructor made it: the same
+                # fields without converting them again (set_price does not
+                # coerce: the new price is a Decimal).
+                lowered[index] = _make_point((
+                    unit, qty, before - credit, groupby, _Immutable(metadata), description,
+                ))
+            else:
+                lowered[index] = dataframe.DataPoint(
+                    unit, qty, before - credit, groupby, metadata, description
+                )
+        # Always the frame's own metric type: never one metrics.yml lacks.
+        output.add_points(lowered, metric_type)
     return output
 
 
@@ -284,10 +320,16 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         super().__init__(tenant_id)
         register_opts(cfg.CONF)
         self._conf = cfg.CONF
+        self._service: CreditService | None = None
 
     @property
     def service(self) -> CreditService:
-        return _service_for(self._conf)
+        # Looked up on first use, then kept: a Worker rates every period of its
+        # scope with the same processor, and builds new ones on its next loop
+        # (which is when a changed option applies).
+        if self._service is None:
+            self._service = _service_for(self._conf)
+        return self._service
 
     def reload_config(self, start: dt.datetime | None = None) -> None:
         # Credit balances are read in the settlement transaction itself;
@@ -307,13 +349,17 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
             # No project to charge (not a Worker call): nothing credit can pay.
             return data
         key, invoice_id = period_key(str(scope), data.start, data.end)
-        lines = frame_lines(data)
         service = self.service
-        recorded = service.settlement_exists(key)
+        # One read; a period recorded before is settled again even without
+        # credit left (reprocessing reverses what it debited).
+        recorded, funded, currency = service.charge_state(key, scope)
         # Fast path, no write transaction: most projects hold no credit.
-        if not recorded and (not lines or not service.has_credit(scope)):
+        if not recorded and not funded:
             return data
-        currency = service.project_currency(scope) or service.settings.default_currency
+        lines = frame_lines(data)
+        if not recorded and not lines:
+            return data
+        currency = currency or service.settings.default_currency
         at = models.utc(data.start)
         charge = Charge(
             key=key,

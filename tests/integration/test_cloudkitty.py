@@ -45,7 +45,7 @@ from ovh_credit_plugin.cli.app import main as cli_main
 from ovh_credit_plugin.hosts import cloudkitty as ck_host
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.ledger.database import create_engine
-from ovh_credit_plugin.service import CreditService
+from ovh_credit_plugin.service import Charge, CreditService, fingerprint
 
 pytestmark = [
     pytest.mark.integration,
@@ -436,6 +436,98 @@ def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
         "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "2",
     }
     assert ck_host.apply_settlement(frame, [], "EUR") is frame
+
+
+def test_apply_settlement_builds_points_as_datapoint_does() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    # A module before us may leave a float (set_price does not coerce); prices
+    # repeat within a frame (one flavor, one rate), equal values may differ in
+    # exponent; a type may hold no point at all; a point may not be in the form
+    # DataPoint's constructor gives (a mutable groupby).
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
+    for price in (D("2"), D("2"), D("2.00"), D("0.123456789")):
+        frame.add_point(point(price), "instance")
+    frame.add_point(point(D("1")).set_price(0.25), "volume")
+    frame.add_point(point(D("3")), "volume")
+    frame.add_point(point(D("4"))._replace(groupby={"id": "y"}), "volume")
+    frame.add_points([], "image")
+    lines = ck_host.frame_lines(frame)
+    assert [(line.id, line.amount) for line in lines] == [
+        ("instance/0", D("2")), ("instance/1", D("2")), ("instance/2", D("2")),
+        ("instance/3", D("0.123456")), ("volume/0", D("0.25")), ("volume/1", D("3")),
+        ("volume/2", D("4")),
+    ]
+    shares = [
+        allocation.Share("instance/0", 7, "voucher", D("2")),
+        allocation.Share("instance/1", 7, "voucher", D("0.5")),
+        allocation.Share("instance/2", 7, "voucher", D("2")),
+        allocation.Share("instance/3", 7, "voucher", D("0.123456")),
+        allocation.Share("volume/0", 7, "voucher", D("0.1")),
+        allocation.Share("volume/0", 9, "purchased", D("0.15")),
+        allocation.Share("instance/1", 9, "purchased", D("1.5")),
+        allocation.Share("volume/2", 9, "purchased", D("1")),
+    ]
+    out = ck_host.apply_settlement(frame, shares, "EUR")
+    # The frame's own types, in its order, each with its points in order.
+    assert [t for t, _ in out.itertypes()] == ["instance", "volume", "image"]
+    got = dict(out.itertypes())
+    assert [p.price for p in got["instance"]] == [D("0"), D("0"), D("0"), D("0.000000789")]
+    assert [p.price for p in got["volume"]] == [D("0"), D("3"), D("3")]
+    assert got["image"] == []
+    untouched = dict(frame.itertypes())["volume"][1]
+    assert got["volume"][1] is untouched
+
+    expected = {
+        ("instance", 0): ("2.00", "7", "2"),
+        ("instance", 1): ("2.00", "7,9", "2"),
+        ("instance", 2): ("2.00", "7", "2"),  # 2.00: same value, same texts
+        ("instance", 3): ("0.123456", "7", "0.123456789"),
+        ("volume", 0): ("0.25", "7,9", "0.25"),
+        ("volume", 2): ("1.00", "9", "4"),
+    }
+    for (metric_type, index), (applied, ids, before) in expected.items():
+        source = dict(frame.itertypes())[metric_type][index]
+        lowered = got[metric_type][index]
+        # Exactly what DataPoint's constructor builds from the same fields.
+        rebuilt = dataframe.DataPoint(
+            source.unit, source.qty, lowered.price, source.groupby,
+            {**source.metadata, "credit_applied": applied, "credit_ids": ids,
+             "price_before_credit": before},
+            source.description,
+        )
+        assert lowered == rebuilt
+        assert type(lowered) is dataframe.DataPoint
+        for field in lowered._fields:
+            assert type(getattr(lowered, field)) is type(getattr(rebuilt, field)), field
+        assert isinstance(lowered.price, Decimal)
+        assert dict(source.metadata) == {"k": "v"}  # the input frame is untouched
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_charge_state_is_one_read_of_key_balance_and_currency(
+    ledger: Any, service: CreditService
+) -> None:
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    key = f"cloudkitty/{SCOPE}/period"
+    assert service.charge_state(key, SCOPE) == (False, False, None)
+    order = service.create_order(SCOPE, "5.00", currency="EUR", at=at)
+    assert service.charge_state(key, SCOPE) == (False, False, "EUR")  # fixed, not paid
+    service.pay_order(order.id, at=at)
+    assert service.charge_state(key, SCOPE) == (False, True, "EUR")
+    lines = [allocation.Line("instance/0", "instance", D("7.000000"))]
+    service.settle([Charge(key=key, project_id=SCOPE, invoice_id="period", currency="EUR",
+                           at=at, lines=lines, fingerprint=fingerprint("EUR", at, lines))],
+                   on_change="replace", record_unpaid=False)
+    # Recorded, and nothing left: a re-rated period must still be settled.
+    assert service.charge_state(key, SCOPE) == (True, False, "EUR")
+    assert service.charge_state(key, OTHER_SCOPE) == (True, False, None)
+    assert service.charge_state("cloudkitty/other", SCOPE) == (False, False, "EUR")
+    # The same answers as the three reads it replaces.
+    for k, project in ((key, SCOPE), (key, OTHER_SCOPE), ("x", SCOPE)):
+        assert service.charge_state(k, project) == (
+            service.settlement_exists(k), service.has_credit(project),
+            service.project_currency(project),
+        )
 
 
 # -- cloudkitty-dbsync ----------------------------------------------------------------------
