@@ -36,7 +36,7 @@ from cloudkitty.db import api as ck_db_api
 from oslo_config import cfg
 from stevedore import extension
 
-from ovh_credit_plugin import models, money
+from ovh_credit_plugin import collector, models, money
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.hosts import cloudkitty_db
@@ -356,6 +356,15 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         # Fast path, no write transaction: most projects hold no credit.
         if not recorded and not funded:
             return data
+        # Lines, settlement and the lowered frame: thousands of objects per
+        # period and no cycles among them; see collector.py.
+        with collector.paused():
+            return self._settle(data, service, key, invoice_id, recorded=recorded,
+                                currency=currency)
+
+    def _settle(self, data: Any, service: CreditService, key: str, invoice_id: str, *,
+                recorded: bool, currency: str | None) -> Any:
+        scope = str(self._tenant_id)
         lines = frame_lines(data)
         if not recorded and not lines:
             return data
