@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -214,21 +215,58 @@ class Settlement(_Priced):
     def json_ready(self) -> dict[str, object]:
         """``model_dump(mode="json")``, built directly: hosts dump settlements by the
         million, and pydantic's wrap serializer cost as much as a ledger write."""
-        currency = self.currency
-        return {
-            "invoice_id": self.invoice_id,
-            "project_id": self.project_id,
-            "currency": currency,
-            "total": money.to_str(self.total, currency),
-            "credit_applied": money.to_str(self.credit_applied, currency),
-            "amount_due": money.to_str(self.amount_due, currency),
-            "allocations": [
-                {"line_id": a.line_id, "credit_id": a.credit_id, "kind": a.kind,
-                 "amount": money.to_str(a.amount, currency)}
-                for a in self.allocations
-            ],
-            "replayed": self.replayed,
-        }
+        return settlement_json(self)
+
+
+class _AllocationFields(Protocol):
+    @property
+    def line_id(self) -> str: ...
+    @property
+    def credit_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+
+
+class _SettlementFields(Protocol):
+    @property
+    def invoice_id(self) -> str: ...
+    @property
+    def project_id(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def credit_applied(self) -> Decimal: ...
+    @property
+    def amount_due(self) -> Decimal: ...
+    @property
+    def allocations(self) -> Sequence[_AllocationFields]: ...
+    @property
+    def replayed(self) -> bool: ...
+
+
+def settlement_json(settlement: _SettlementFields) -> dict[str, object]:
+    """The settlement contract's JSON (``Settlement.model_dump(mode="json")``) of
+    anything holding its fields: a :class:`Settlement`, or the service's own
+    result before any model is built."""
+    amount = money.formatter(settlement.currency)
+    return {
+        "invoice_id": settlement.invoice_id,
+        "project_id": settlement.project_id,
+        "currency": settlement.currency,
+        "total": amount(settlement.total),
+        "credit_applied": amount(settlement.credit_applied),
+        "amount_due": amount(settlement.amount_due),
+        "allocations": [
+            {"line_id": a.line_id, "credit_id": a.credit_id, "kind": a.kind,
+             "amount": amount(a.amount)}
+            for a in settlement.allocations
+        ],
+        "replayed": settlement.replayed,
+    }
 
 
 # json_ready() spells the fields out: it must follow any change to them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -153,15 +154,25 @@ def sub(left: Decimal, right: Decimal) -> Decimal:
 
 def to_str(amount: Decimal, currency: str) -> str:
     """Decimal string with the currency's decimals, or more when sub-unit digits exist."""
+    return _to_str(amount, currency_places(currency))
+
+
+def formatter(currency: str) -> Callable[[Decimal], str]:
+    """:func:`to_str` for one currency, its places looked up once (settlements by the thousand)."""
     places = currency_places(currency)
+    return lambda amount: _to_str(amount, places)
+
+
+def _to_str(amount: Decimal, places: int) -> str:
     # At the ledger's exponent, str() is plain digits with LEDGER_PLACES
     # decimals; ledger amounts (all the settlement's) are there already.
     text = str(amount)
     if not (len(text) > LEDGER_PLACES + 1 and text[-LEDGER_PLACES - 1] == "."
             and text[-LEDGER_PLACES:].isdigit()):
         text = str(ledger(amount))
-    whole, _, fraction = text.partition(".")
-    fraction = fraction.rstrip("0").ljust(places, "0")
+    whole, fraction = text[: -LEDGER_PLACES - 1], text[-LEDGER_PLACES:].rstrip("0")
+    if len(fraction) < places:
+        fraction = fraction.ljust(places, "0")
     return f"{whole}.{fraction}" if fraction else whole
 
 

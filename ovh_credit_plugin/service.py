@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, NamedTuple, NoReturn, cast
 
 import sqlalchemy as sa
 from oslo_config import cfg
@@ -137,6 +137,46 @@ def fingerprint(currency: str, at: dt.datetime, lines: Sequence[allocation.Line]
         [currency, models.isoformat(at), [[x.id, x.product, str(x.amount)] for x in lines]]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Outcome(NamedTuple):
+    """One settlement as the ledger work produced it, before any result object.
+
+    :meth:`CreditService.settle` hands hosts :class:`models.Settlement`
+    (:meth:`model`); month-end runs that only pass the settlement on as JSON
+    (:meth:`CreditService.settle_invoices_json`) skip the models, a pydantic
+    object per allocation, and format straight from this (:meth:`json_ready`).
+    """
+
+    invoice_id: str
+    project_id: str
+    currency: str
+    total: Decimal
+    credit_applied: Decimal
+    amount_due: Decimal
+    allocations: Sequence[allocation.Share]
+    replayed: bool
+
+    def model(self) -> models.Settlement:
+        return models.Settlement.trusted(
+            invoice_id=self.invoice_id,
+            project_id=self.project_id,
+            currency=self.currency,
+            total=self.total,
+            credit_applied=self.credit_applied,
+            amount_due=self.amount_due,
+            allocations=[
+                models.Allocation.trusted(
+                    line_id=s.line_id, credit_id=s.credit_id, kind=s.kind, amount=s.amount
+                )
+                for s in self.allocations
+            ],
+            replayed=self.replayed,
+        )
+
+    def json_ready(self) -> dict[str, object]:
+        """Equal to ``self.model().json_ready()``."""
+        return models.settlement_json(self)
 
 
 @dataclass
@@ -727,7 +767,8 @@ class CreditService:
         self, invoice: models.Invoice, *, at: dt.datetime | None = None
     ) -> models.Settlement:
         """Apply credit to an invoice; idempotent on (project, invoice id)."""
-        return self.settle([Charge.from_invoice(invoice)], on_change="conflict", at=at)[0]
+        return self._settle_checked([Charge.from_invoice(invoice)], on_change="conflict",
+                                    record_unpaid=True, at=at)[0].model()
 
     def settle_invoices(
         self,
@@ -737,6 +778,25 @@ class CreditService:
         at: dt.datetime | None = None,
     ) -> Iterator[models.Settlement]:
         """Month-end runs: one transaction per batch; yields settlements as batches commit."""
+        for outcomes in self._settle_batches(invoices, batch_size=batch_size, at=at):
+            for outcome in outcomes:
+                yield outcome.model()
+
+    def settle_invoices_json(
+        self,
+        invoices: Iterable[models.Invoice],
+        *,
+        batch_size: int = 1000,
+        at: dt.datetime | None = None,
+    ) -> Iterator[dict[str, object]]:
+        """:meth:`settle_invoices`, each settlement as its JSON-ready dict (what hosts send on)."""
+        for outcomes in self._settle_batches(invoices, batch_size=batch_size, at=at):
+            for outcome in outcomes:
+                yield outcome.json_ready()
+
+    def _settle_batches(
+        self, invoices: Iterable[models.Invoice], *, batch_size: int, at: dt.datetime | None
+    ) -> Iterator[list[Outcome]]:
         _check_batch_size(batch_size)
         pending = iter(invoices)
         while True:
@@ -748,8 +808,9 @@ class CreditService:
                          for invoice in itertools.islice(pending, batch_size)]
                 if not batch:
                     return
-                settlements = self.settle(batch, on_change="conflict", at=at)
-            yield from settlements
+                outcomes = self._settle_checked(batch, on_change="conflict",
+                                                record_unpaid=True, at=at)
+            yield outcomes
 
     def settle(
         self,
@@ -768,13 +829,28 @@ class CreditService:
         skips recording charges that no credit touched (CloudKitty projects
         without credit).
         """
-        at = _at(at)
         if on_change not in ("conflict", "replace"):
             raise exceptions.InvalidInput(f"on_change must be 'conflict' or 'replace', "
                                           f"not {on_change!r}")
         with collector.paused():
             for charge in charges:
                 _check_charge(charge)
+            outcomes = self._settle_checked(charges, on_change=on_change,
+                                            record_unpaid=record_unpaid, at=at)
+            return [outcome.model() for outcome in outcomes]
+
+    def _settle_checked(
+        self,
+        charges: Sequence[Charge],
+        *,
+        on_change: OnChange,
+        record_unpaid: bool,
+        at: dt.datetime | None,
+    ) -> list[Outcome]:
+        """settle() for charges already known good: built by Charge.from_invoice from a
+        validated Invoice (ledger-scale amounts of a pydantic-checked document)."""
+        at = _at(at)
+        with collector.paused():
             return self.database.write(
                 lambda conn: _settle(conn, charges, on_change=on_change,
                                      record_unpaid=record_unpaid, at=at)
@@ -789,7 +865,7 @@ class CreditService:
             if currency is not None and currency != charge.currency:
                 credits = []
             shares = allocation.allocate(charge.lines, [c.state() for c in credits], at=charge.at)
-            return _settlement_model(charge, shares, replayed=False)
+            return _outcome(charge, shares, replayed=False).model()
 
         return self.database.read(work)
 
@@ -946,7 +1022,7 @@ def _settle(
     on_change: OnChange,
     record_unpaid: bool,
     at: dt.datetime,
-) -> list[models.Settlement]:
+) -> list[Outcome]:
     table = schema.settlements
     keys = sorted({c.key for c in charges})
     recorded: dict[str, Any] = {}
@@ -983,11 +1059,11 @@ def _settle(
             if credit.voided_at is None:
                 credits_by_project.setdefault(credit.project_id, []).append(credit)
 
-    results: list[models.Settlement] = []
+    results: list[Outcome] = []
     entries: list[store.Entry] = []
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    done: dict[str, tuple[str, models.Settlement]] = {}
+    done: dict[str, tuple[str, Outcome]] = {}
 
     for charge in charges:
         previous = done.get(charge.key)
@@ -997,13 +1073,13 @@ def _settle(
                     f"invoice {charge.invoice_id} of project {charge.project_id} appears "
                     "twice with different content"
                 )
-            results.append(previous[1].model_copy(update={"replayed": True}))
+            results.append(previous[1]._replace(replayed=True))
             continue
         row = recorded.get(charge.key)
         revision = 0
         if row is not None:
             if row.fingerprint == charge.fingerprint:
-                settlement = _recorded_settlement(row)
+                settlement = _recorded_outcome(row)
                 results.append(settlement)
                 done[charge.key] = (charge.fingerprint, settlement)
                 continue
@@ -1030,7 +1106,7 @@ def _settle(
             credit.dirty = True
             entries.append(store.Entry(share.credit_id, "debit", share.amount,
                                        settlement_key=charge.key, line_id=share.line_id))
-        settlement = _settlement_model(charge, shares, replayed=False)
+        settlement = _outcome(charge, shares, replayed=False)
         done[charge.key] = (charge.fingerprint, settlement)
         results.append(settlement)
         if row is None and not shares and not record_unpaid:
@@ -1122,43 +1198,22 @@ def _reverse(
     return entries
 
 
-def _settlement_model(
-    charge: Charge, shares: Sequence[allocation.Share], *, replayed: bool
-) -> models.Settlement:
+def _outcome(charge: Charge, shares: Sequence[allocation.Share], *, replayed: bool) -> Outcome:
     total = sum((line.amount for line in charge.lines), ZERO)
     applied = sum((share.amount for share in shares), ZERO)
-    return models.Settlement.trusted(
-        invoice_id=charge.invoice_id,
-        project_id=charge.project_id,
-        currency=charge.currency,
-        total=total,
-        credit_applied=applied,
-        amount_due=total - applied,
-        allocations=[
-            models.Allocation.trusted(
-                line_id=s.line_id, credit_id=s.credit_id, kind=s.kind, amount=s.amount
-            )
-            for s in shares
-        ],
-        replayed=replayed,
-    )
+    return Outcome(charge.invoice_id, charge.project_id, charge.currency, total, applied,
+                   total - applied, shares, replayed)
 
 
-def _recorded_settlement(row: Any) -> models.Settlement:
-    return models.Settlement.trusted(
-        invoice_id=row.invoice_id,
-        project_id=row.project_id,
-        currency=row.currency,
-        total=row.total,
-        credit_applied=row.credit_applied,
-        amount_due=row.amount_due,
-        allocations=[
-            models.Allocation.trusted(
-                line_id=line_id, credit_id=int(credit_id), kind=kind, amount=Decimal(amount)
-            )
+def _recorded_outcome(row: Any) -> Outcome:
+    return Outcome(
+        row.invoice_id, row.project_id, row.currency, row.total, row.credit_applied,
+        row.amount_due,
+        [
+            allocation.Share(line_id, int(credit_id), kind, Decimal(amount))
             for line_id, credit_id, kind, amount in json.loads(row.allocations)
         ],
-        replayed=True,
+        True,
     )
 
 

@@ -72,8 +72,8 @@ class InvoiceProcessor:
         self, invoice: Mapping[str, Any] | models.Invoice, *, at: dt.datetime | None = None
     ) -> dict[str, Any]:
         """Settle one invoice; returns the settlement as JSON-ready data."""
-        settlement = self.service.settle_invoice(parse_invoice(invoice), at=at)
-        return settlement.json_ready()
+        [settlement] = self.service.settle_invoices_json([parse_invoice(invoice)], at=at)
+        return settlement
 
     def process_many(
         self,
@@ -84,5 +84,4 @@ class InvoiceProcessor:
     ) -> Iterator[dict[str, Any]]:
         """Settle invoices in batches (one transaction each), in input order."""
         parsed = (parse_invoice(doc, where=f"invoice #{n}") for n, doc in enumerate(invoices, 1))
-        for settlement in self.service.settle_invoices(parsed, batch_size=batch_size, at=at):
-            yield settlement.json_ready()
+        yield from self.service.settle_invoices_json(parsed, batch_size=batch_size, at=at)

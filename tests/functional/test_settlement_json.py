@@ -1,0 +1,64 @@
+"""The JSON hosts get equals the settlement contract's own serialization.
+
+``InvoiceProcessor.process_many`` (and so ``ovh-credit settle``) formats
+settlements straight from the service's results
+(``CreditService.settle_invoices_json``) instead of building a pydantic
+``Settlement`` per invoice; ``Settlement.json_ready()`` does the same for a
+model. Both must equal ``Settlement.model_dump(mode="json")``, for fresh
+settlements, replays read back from the ledger, an invoice sent twice in a
+batch, scoped vouchers, sub-cent and zero-decimal currencies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ovh_credit_plugin import models
+from ovh_credit_plugin.service import CreditService
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+
+
+def invoice(invoice_id: str, project: str, lines: list[tuple[str, str]],
+            currency: str = "EUR") -> models.Invoice:
+    return models.Invoice.model_validate({
+        "id": invoice_id,
+        "project_id": project,
+        "currency": currency,
+        "issued_at": "2026-02-01T00:00:00Z",
+        "lines": [{"id": f"l{n}", "product": product, "amount": amount}
+                  for n, (product, amount) in enumerate(lines)],
+    })
+
+
+def test_settlement_json_equals_the_models_dump(service: CreditService) -> None:
+    for project in ("p-credit", "p-scoped"):
+        order = service.create_order(project, "25.5", at=T0)
+        service.pay_order(order.id, at=T0)
+    service.activate_voucher("p-scoped", "GPU-ONLY", at=T0)
+    yen = service.create_order("p-yen", "1000", currency="JPY", at=T0)
+    service.pay_order(yen.id, at=T0)
+    invoices = [
+        invoice("I-1", "p-credit", [("compute", "10.5"), ("storage", "0.000123")]),
+        invoice("I-2", "p-scoped", [("gpu", "30"), ("compute", "4.25"), ("gpu", "1")]),
+        invoice("I-3", "p-none", [("compute", "7")]),
+        invoice("I-1", "p-credit", [("compute", "10.5"), ("storage", "0.000123")]),
+        invoice("I-4", "p-yen", [("compute", "1500")], currency="JPY"),
+    ]
+
+    fresh = list(service.settle_invoices_json(invoices, batch_size=2))
+    replayed = list(service.settle_invoices(invoices, batch_size=2))
+
+    dumps: list[dict[str, Any]] = [s.model_dump(mode="json") for s in replayed]
+    assert [s.json_ready() for s in replayed] == dumps
+    assert all(d["replayed"] for d in dumps)
+    # The first run settled all but the repeated invoice, which replays the
+    # settlement made earlier in the same run.
+    assert [d["replayed"] for d in fresh] == [False, False, False, True, False]
+    assert [{**d, "replayed": True} for d in fresh] == dumps
+    # Sanity: the run applied credit, split across credits, in both currencies.
+    assert dumps[1]["credit_applied"] != "0.00" and len(dumps[1]["allocations"]) >= 3
+    assert dumps[4]["currency"] == "JPY" and dumps[4]["credit_applied"] == "1000"
+    assert dumps[0]["allocations"][1]["amount"] == "0.000123"
