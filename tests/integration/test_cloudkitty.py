@@ -397,21 +397,31 @@ def test_frame_lines_floor_prices_and_net_discounts() -> None:
         "volume": [point("0.1234567"), point("0"), point("0.0000004"), point("2")],
         "instance": [point("1.5")],
     })
+    # One line per metric type (id and product: the type), in frame order.
     assert ck_host.frame_lines(frame) == [
-        allocation.Line("instance/0", "instance", D("1.500000")),
-        # Floored: credit never covers more than is due; sub-micro prices skipped.
-        allocation.Line("volume/0", "volume", D("0.123456")),
-        allocation.Line("volume/3", "volume", D("2.000000")),
+        allocation.Line("instance", "instance", D("1.500000")),
+        # Each point floored, then summed: credit never covers more than is
+        # due (0.123456 + 0 + 2, not the floor of 2.1234571).
+        allocation.Line("volume", "volume", D("2.123456")),
     ]
 
-    # A negative price (a discount rule) lowers its own type first, then the
-    # rest, rounded so that credit never covers more than the net due.
+    # A negative price (a discount rule) lowers its own type first...
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "instance": [point("1.5")],
+        "volume": [point("1"), point("2"), point("-0.5000001")],
+    })
+    assert ck_host.frame_lines(frame) == [
+        allocation.Line("instance", "instance", D("1.5")),
+        allocation.Line("volume", "volume", D("2.499999")),
+    ]
+    # ...then the other types, last first, rounded so that credit never covers
+    # more than the net due; a type that comes to zero has no line.
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
         "instance": [point("1.5")],
         "volume": [point("1"), point("-2.2500001")],
     })
     lines = ck_host.frame_lines(frame)
-    assert lines == [allocation.Line("instance/0", "instance", D("0.249999"))]
+    assert lines == [allocation.Line("instance", "instance", D("0.249999"))]
     assert sum(line.amount for line in lines) <= D("1.5") + 1 - D("2.2500001")
 
 
@@ -420,20 +430,21 @@ def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
         "instance": [point(D("1.5")), point(D("2"))],
     })
+    # The type's shares, in consumption order: the first point is paid by both.
     shares = [
-        allocation.Share("instance/1", 7, "voucher", D("0.5")),
-        allocation.Share("instance/1", 9, "purchased", D("1")),
+        allocation.Share("instance", 7, "voucher", D("0.5")),
+        allocation.Share("instance", 9, "purchased", D("1")),
     ]
     out = ck_host.apply_settlement(frame, shares, "EUR")
     assert [t for t, _ in out.iterpoints()] == ["instance", "instance"]
     first, second = (p for _, p in out.iterpoints())
-    assert first is next(iter(frame.iterpoints()))[1]  # untouched
-    assert isinstance(second.price, Decimal)
-    assert second.price == D("0.5")
-    assert type(second.metadata) is type(first.metadata)  # still immutable
-    assert second.groupby == first.groupby
-    assert dict(second.metadata) == {
-        "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "2",
+    assert second is list(frame.iterpoints())[1][1]  # untouched
+    assert isinstance(first.price, Decimal)
+    assert first.price == D("0")
+    assert type(first.metadata) is type(second.metadata)  # still immutable
+    assert first.groupby == second.groupby
+    assert dict(first.metadata) == {
+        "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "1.5",
     }
     assert ck_host.apply_settlement(frame, [], "EUR") is frame
 
@@ -442,48 +453,46 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     # A module before us may leave a float (set_price does not coerce); prices
     # repeat within a frame (one flavor, one rate), equal values may differ in
-    # exponent; a type may hold no point at all; a point may not be in the form
-    # DataPoint's constructor gives (a mutable groupby).
+    # exponent; a price may floor to zero; a type may hold no point at all; a
+    # point may not be in the form DataPoint's constructor gives (a mutable groupby).
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
     for price in (D("2"), D("2"), D("2.00"), D("0.123456789")):
         frame.add_point(point(price), "instance")
     frame.add_point(point(D("1")).set_price(0.25), "volume")
+    frame.add_point(point(D("0.0000004")), "volume")
     frame.add_point(point(D("3")), "volume")
     frame.add_point(point(D("4"))._replace(groupby={"id": "y"}), "volume")
     frame.add_points([], "image")
     lines = ck_host.frame_lines(frame)
     assert [(line.id, line.amount) for line in lines] == [
-        ("instance/0", D("2")), ("instance/1", D("2")), ("instance/2", D("2")),
-        ("instance/3", D("0.123456")), ("volume/0", D("0.25")), ("volume/1", D("3")),
-        ("volume/2", D("4")),
+        ("instance", D("6.123456")), ("volume", D("7.25")),
     ]
+    # As the allocation gives them: consumption order of credits, then line order.
     shares = [
-        allocation.Share("instance/0", 7, "voucher", D("2")),
-        allocation.Share("instance/1", 7, "voucher", D("0.5")),
-        allocation.Share("instance/2", 7, "voucher", D("2")),
-        allocation.Share("instance/3", 7, "voucher", D("0.123456")),
-        allocation.Share("volume/0", 7, "voucher", D("0.1")),
-        allocation.Share("volume/0", 9, "purchased", D("0.15")),
-        allocation.Share("instance/1", 9, "purchased", D("1.5")),
-        allocation.Share("volume/2", 9, "purchased", D("1")),
+        allocation.Share("instance", 7, "voucher", D("2.5")),
+        allocation.Share("volume", 7, "voucher", D("0.1")),
+        allocation.Share("instance", 9, "purchased", D("3.623456")),
+        allocation.Share("volume", 9, "purchased", D("4.15")),
     ]
     out = ck_host.apply_settlement(frame, shares, "EUR")
     # The frame's own types, in its order, each with its points in order.
     assert [t for t, _ in out.itertypes()] == ["instance", "volume", "image"]
     got = dict(out.itertypes())
     assert [p.price for p in got["instance"]] == [D("0"), D("0"), D("0"), D("0.000000789")]
-    assert [p.price for p in got["volume"]] == [D("0"), D("3"), D("3")]
+    assert [p.price for p in got["volume"]] == [D("0"), D("0.0000004"), D("0"), D("3")]
     assert got["image"] == []
-    untouched = dict(frame.itertypes())["volume"][1]
+    untouched = dict(frame.itertypes())["volume"][1]  # floors to zero: nothing to cover
     assert got["volume"][1] is untouched
+    assert CREDIT_KEYS.isdisjoint(untouched.metadata)
 
     expected = {
         ("instance", 0): ("2.00", "7", "2"),
-        ("instance", 1): ("2.00", "7,9", "2"),
-        ("instance", 2): ("2.00", "7", "2"),  # 2.00: same value, same texts
-        ("instance", 3): ("0.123456", "7", "0.123456789"),
+        ("instance", 1): ("2.00", "7,9", "2"),  # the voucher's last 0.50, then 1.50
+        ("instance", 2): ("2.00", "9", "2"),  # 2.00: same value, same texts
+        ("instance", 3): ("0.123456", "9", "0.123456789"),
         ("volume", 0): ("0.25", "7,9", "0.25"),
-        ("volume", 2): ("1.00", "9", "4"),
+        ("volume", 2): ("3.00", "9", "3"),
+        ("volume", 3): ("1.00", "9", "4"),  # what is left of the type's shares
     }
     for (metric_type, index), (applied, ids, before) in expected.items():
         source = dict(frame.itertypes())[metric_type][index]
@@ -501,6 +510,9 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
             assert type(getattr(lowered, field)) is type(getattr(rebuilt, field)), field
         assert isinstance(lowered.price, Decimal)
         assert dict(source.metadata) == {"k": "v"}  # the input frame is untouched
+    # Not even its lists: the output's are its own.
+    for (_, ours), (_, theirs) in zip(out.itertypes(), frame.itertypes(), strict=True):
+        assert ours is not theirs
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -514,7 +526,7 @@ def test_charge_state_is_one_read_of_key_balance_and_currency(
     assert service.charge_state(key, SCOPE) == (False, False, "EUR")  # fixed, not paid
     service.pay_order(order.id, at=at)
     assert service.charge_state(key, SCOPE) == (False, True, "EUR")
-    lines = [allocation.Line("instance/0", "instance", D("7.000000"))]
+    lines = [allocation.Line("instance", "instance", D("7.000000"))]
     service.settle([Charge(key=key, project_id=SCOPE, invoice_id="period", currency="EUR",
                            at=at, lines=lines, fingerprint=fingerprint("EUR", at, lines))],
                    on_change="replace", record_unpaid=False)
