@@ -18,7 +18,8 @@ What happens to one rated period (a ``DataFrame`` of one scope):
   fail the period forever with a ``KeyError`` on a type metrics.yml lacks);
 * a period rated again (CloudKitty reprocessing) with the same prices debits
   nothing; with new prices the earlier debits are reversed and credit applied
-  anew, in one transaction;
+  anew, in one transaction (so is a period an earlier version settled with one
+  line per point, ``<type>/<index>``: its lines differ);
 * any failure (ledger database down, schema not migrated) raises: CloudKitty
   then leaves the period unrated and retries it on its next loop. Rating it
   without credit would charge the customer what credit should have paid.
