@@ -768,24 +768,39 @@ def test_each_types_credit_is_spread_over_its_points(
 
     out = ck_host.apply_settlement(frame, shares, "EUR")
 
+    # Each type's shares laid end to end, in the order given: [start, end) per credit.
+    spans: dict[str, list[tuple[str, Decimal, Decimal]]] = {}
+    for share in shares:
+        typed = spans.setdefault(share.line_id, [])
+        start = typed[-1][2] if typed else D(0)
+        typed.append((str(share.credit_id), start, start + share.amount))
     per_type: dict[str, Decimal] = {}
+    spent: set[str] = set()  # types whose credit ran out before a point's floor
     for (metric_type, old), (out_type, new) in zip(
         frame.iterpoints(), out.iterpoints(), strict=True
     ):
         assert out_type == metric_type
         before, after = ck_host._price(old.price), ck_host._price(new.price)
+        floor = money.floor_to_ledger(before) if before > 0 else D(0)
         covered = before - after
         if not covered:
             assert new is old
+        else:
+            # In frame order: no point is covered after one not paid in full.
+            assert metric_type not in spent
+        if covered < floor:
+            spent.add(metric_type)
+        if not covered:
             continue
-        assert D(0) < covered <= money.floor_to_ledger(before)
+        assert D(0) < covered <= floor
         assert after >= 0
-        per_type[metric_type] = per_type.get(metric_type, D(0)) + covered
+        lo = per_type.get(metric_type, D(0))
+        hi = per_type[metric_type] = lo + covered
         assert new.metadata["credit_applied"] == money.to_str(covered, "EUR")
         assert D(new.metadata["price_before_credit"]) == before
-        payers = [str(s.credit_id) for s in shares if s.line_id == metric_type]
-        ids = new.metadata["credit_ids"].split(",")
-        assert ids == sorted(set(ids), key=payers.index)  # in consumption order
+        # Paid by exactly the credits whose span overlaps the point's, in that order.
+        payers = [c for c, start, end in spans[metric_type] if start < hi and end > lo]
+        assert new.metadata["credit_ids"] == ",".join(dict.fromkeys(payers))
     assert per_type == {
         t: sum((s.amount for s in shares if s.line_id == t), D(0))
         for t in {s.line_id for s in shares}
