@@ -6,16 +6,20 @@ so it may import CloudKitty at the top; nothing else in the package does.
 
 What happens to one rated period (a ``DataFrame`` of one scope):
 
-* the priced points become the lines of a :class:`~ovh_credit_plugin.service.Charge`
-  (product = metric type, amount = price floored to the ledger's scale),
-  keyed ``cloudkitty/<scope>/<start>/<end>`` and settled at the period's start
-  by the same service and allocation as invoices;
-* covered points get a lower price (``DataPoint.set_price``) and say in their
-  metadata what credit paid; no metric type is ever added (CloudKitty would
+* each metric type of the frame becomes one line of a
+  :class:`~ovh_credit_plugin.service.Charge` (id and product = metric type,
+  amount = its points' prices floored to the ledger's scale, summed, less its
+  discounts), keyed ``cloudkitty/<scope>/<start>/<end>`` and settled at the
+  period's start by the same service and allocation as invoices: one ledger
+  entry per credit and metric type, not per point;
+* what credit paid a type is spread over its points in frame order; covered
+  points get a lower price (as ``DataPoint.set_price`` would) and say in
+  their metadata what credit paid; no metric type is ever added (CloudKitty would
   fail the period forever with a ``KeyError`` on a type metrics.yml lacks);
 * a period rated again (CloudKitty reprocessing) with the same prices debits
   nothing; with new prices the earlier debits are reversed and credit applied
-  anew, in one transaction;
+  anew, in one transaction (so is a period an earlier version settled with one
+  line per point, ``<type>/<index>``: its lines differ);
 * any failure (ledger database down, schema not migrated) raises: CloudKitty
   then leaves the period unrated and retries it on its next loop. Rating it
   without credit would charge the customer what credit should have paid.
@@ -166,43 +170,48 @@ def _plain(value: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def line_id(metric_type: str, index: int) -> str:
-    """``<metric type>/<index of the point in its type>`` (spelled out in the loops below)."""
-    return f"{metric_type}/{index}"
+def _floors(points: Iterable[Any], floors: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
+    """(sum of the positive prices floored one by one, sum of the negative ones negated)."""
+    total = ZERO
+    discount = ZERO
+    for point in points:
+        price = point.price
+        if type(price) is not Decimal:
+            price = _price(price)
+        if price > ZERO:
+            text = str(price)
+            amount = floors.get(text)
+            if amount is None:
+                amount = floors[text] = money.floor_to_ledger(price)
+            total += amount
+        elif price < ZERO:
+            discount -= price
+    return total, discount
 
 
-def frame_lines(frame: Any) -> list[Line]:
-    """The charge lines of a rated frame, in frame order.
+def frame_lines(frame: Any, floors: dict[str, Decimal] | None = None) -> list[Line]:
+    """The charge lines of a rated frame: one per metric type, in frame order.
 
-    One line per point priced above zero: id ``<metric type>/<index of the
-    point within its type>``, product = metric type, amount = price floored
-    to the ledger's scale (CloudKitty prices may carry more decimals; credit
-    never covers more than is due). Negative prices (discounts a pricing rule
-    produced) lower the amounts of the positive lines, of the same type first,
-    so that credit never covers more than the period's net due.
+    Line id and product = the metric type; amount = the sum of the type's
+    prices, each floored to the ledger's scale (CloudKitty prices may carry
+    more decimals; credit never covers more than is due), less the type's
+    negative prices (discounts a pricing rule produced). A discount larger
+    than its own type lowers the other types' lines, last first, so that
+    credit never covers more than the period's net due. A type that comes to
+    zero has no line. :func:`apply_settlement` spreads each type's shares over
+    its points.
+
+    ``floors`` caches each distinct price's floor by its exact text (points of
+    one frame often share a price; a ``Decimal``'s own hash costs more than the
+    quantize it would save): pass the same dict to :func:`apply_settlement`.
     """
+    if floors is None:
+        floors = {}
     lines: list[Line] = []
     leftover = ZERO  # discount not absorbed by its own type
-    # Points of one frame often share a price (one flavor, one rate): each
-    # distinct price is floored once, found by its exact text (a Decimal's
-    # own hash costs more than the quantize it would save).
-    floors: dict[str, Decimal] = {}
     for metric_type, points in frame.itertypes():
-        typed: list[Line] = []
-        discount = ZERO
-        for index, point in enumerate(points):
-            price = point.price
-            if type(price) is not Decimal:
-                price = _price(price)
-            if price > ZERO:
-                text = str(price)
-                amount = floors.get(text)
-                if amount is None:
-                    amount = floors[text] = money.floor_to_ledger(price)
-                if amount > ZERO:
-                    typed.append(Line(f"{metric_type}/{index}", metric_type, amount))
-            elif price < ZERO:
-                discount -= price
+        amount, discount = _floors(points, floors)
+        typed = [Line(metric_type, metric_type, amount)] if amount > ZERO else []
         typed, rest = _lower(typed, discount)
         leftover += rest
         lines.extend(typed)
@@ -236,49 +245,79 @@ def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, s
     return f"cloudkitty/{scope}/{period}", period
 
 
-def apply_settlement(frame: Any, shares: Iterable[Any], currency: str) -> Any:
-    """A new frame whose covered points are lowered by what credit paid."""
-    paid: dict[str, Decimal] = {}
-    paid_by: dict[str, str] = {}  # line id -> "<credit id>,<credit id>"
+def apply_settlement(
+    frame: Any, shares: Iterable[Any], currency: str,
+    floors: dict[str, Decimal] | None = None,
+) -> Any:
+    """A new frame whose covered points are lowered by what credit paid.
+
+    ``shares`` pay the lines of :func:`frame_lines` (one per metric type).
+    Each type's shares, in the order given (the allocation's: consumption
+    order), are spread over the type's points in frame order: each point with
+    a positive floored price is covered by as much as is left, up to that
+    floor, possibly by two credits. Uncovered points are the same objects.
+    """
+    paid: dict[str, list[tuple[str, Decimal]]] = {}  # metric type -> [(credit id, amount)]
     for share in shares:
-        key = share.line_id
-        found = paid.get(key)
-        if found is None:
-            paid[key] = share.amount
-            paid_by[key] = str(share.credit_id)
-            continue
-        paid[key] = found + share.amount
-        credit_id = str(share.credit_id)
-        if credit_id not in paid_by[key].split(","):
-            paid_by[key] += f",{credit_id}"
+        if share.amount > ZERO:
+            paid.setdefault(share.line_id, []).append((str(share.credit_id), share.amount))
     if not paid:
         return frame
+    if floors is None:
+        floors = {}
     # Each distinct amount is formatted once per frame, found by its exact text.
     applied_text: dict[str, str] = {}
     before_text: dict[str, str] = {}
     output = dataframe.DataFrame(start=frame.start, end=frame.end)
     for metric_type, points in frame.itertypes():
+        typed = paid.get(metric_type)
+        if typed is None:
+            # A copy: add_points keeps the list itself, the input frame's.
+            output.add_points(list(points), metric_type)
+            continue
         lowered = list(points)  # uncovered points: the same objects
+        payers = iter(typed)
+        credit_id, left = next(payers)
         for index, point in enumerate(points):
-            key = f"{metric_type}/{index}"
-            credit = paid.get(key)
-            if credit is None:
-                continue
             unit, qty, before, groupby, metadata, description = point
             if type(before) is not Decimal:
                 before = _price(before)
-            text = str(credit)
-            applied = applied_text.get(text)
-            if applied is None:
-                applied = applied_text[text] = money.to_str(credit, currency)
+            if before <= ZERO:
+                continue
             text = str(before)
+            floor = floors.get(text)
+            if floor is None:
+                floor = floors[text] = money.floor_to_ledger(before)
+            if floor <= ZERO:
+                continue
+            if left >= floor:  # the usual case: one credit pays the whole point
+                credit = floor
+                ids = credit_id
+                left -= floor
+            else:  # this credit's share ends here: the next ones pay the rest
+                credit = left
+                ids = credit_id
+                left = ZERO
+                # credit_id and left go on to the next point.
+                for credit_id, share in payers:
+                    take = min(share, floor - credit)
+                    credit += take
+                    left = share - take
+                    if credit_id not in ids.split(","):
+                        ids += f",{credit_id}"
+                    if credit == floor:
+                        break
             plain = before_text.get(text)
             if plain is None:
                 plain = before_text[text] = _plain(before)
+            amount_text = str(credit)
+            applied = applied_text.get(amount_text)
+            if applied is None:
+                applied = applied_text[amount_text] = money.to_str(credit, currency)
             metadata = {
                 **metadata,
                 CREDIT_APPLIED: applied,
-                CREDIT_IDS: paid_by[key],
+                CREDIT_IDS: ids,
                 PRICE_BEFORE_CREDIT: plain,
             }
             if unit and type(qty) is Decimal and type(groupby) is _Immutable:
@@ -292,6 +331,11 @@ def apply_settlement(frame: Any, shares: Iterable[Any], currency: str) -> Any:
                 lowered[index] = dataframe.DataPoint(
                     unit, qty, before - credit, groupby, metadata, description
                 )
+            if left <= ZERO:
+                found = next(payers, None)
+                if found is None:
+                    break  # the type's shares are spent: the other points stay as they are
+                credit_id, left = found
         # Always the frame's own metric type: never one metrics.yml lacks.
         output.add_points(lowered, metric_type)
     return output
@@ -365,7 +409,8 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
     def _settle(self, data: Any, service: CreditService, key: str, invoice_id: str, *,
                 recorded: bool, currency: str | None) -> Any:
         scope = str(self._tenant_id)
-        lines = frame_lines(data)
+        floors: dict[str, Decimal] = {}  # each distinct price floored once per frame
+        lines = frame_lines(data, floors)
         if not recorded and not lines:
             return data
         currency = currency or service.settings.default_currency
@@ -387,7 +432,7 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
                 scope, invoice_id, settlement.credit_applied, currency,
                 "replayed" if settlement.replayed else "settled",
             )
-        return apply_settlement(data, settlement.allocations, currency)
+        return apply_settlement(data, settlement.allocations, currency, floors)
 
     def _warn_on_run_order(self) -> None:
         try:

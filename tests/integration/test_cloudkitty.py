@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import BACKENDS
 from tests.integration.conftest import (
@@ -40,7 +42,7 @@ from cloudkitty.utils import tz as tzutils
 from oslo_config import cfg
 from stevedore import driver
 
-from ovh_credit_plugin import allocation
+from ovh_credit_plugin import allocation, models, money
 from ovh_credit_plugin.cli.app import main as cli_main
 from ovh_credit_plugin.hosts import cloudkitty as ck_host
 from ovh_credit_plugin.ledger import migration, schema
@@ -314,6 +316,120 @@ def test_reprocessing_replays_the_same_prices_and_replaces_new_ones(
     assert cloudkitty.last_processed() == cloudkitty.p2
 
 
+def old_frame_lines(frame: Any) -> list[allocation.Line]:
+    """The previous version's charge lines: one per priced point, ``<type>/<index>``."""
+    lines: list[allocation.Line] = []
+    leftover = D(0)
+    for metric_type, points in frame.itertypes():
+        typed, discount = [], D(0)
+        for index, p in enumerate(points):
+            price = ck_host._price(p.price)
+            if price > 0:
+                amount = money.floor_to_ledger(price)
+                if amount > 0:
+                    typed.append(allocation.Line(f"{metric_type}/{index}", metric_type, amount))
+            elif price < 0:
+                discount -= price
+        typed, rest = ck_host._lower(typed, discount)
+        leftover += rest
+        lines.extend(typed)
+    lines, _ = ck_host._lower(lines, leftover)
+    return lines
+
+
+def busy_frame(start: dt.datetime) -> Any:
+    """Several points per type, repeated and sub-micro prices, a discount."""
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
+    for n in range(5):
+        frame.add_point(dataframe.DataPoint(
+            "instance", 1, D("1.5"), {"id": f"vm-{n}", "project_id": SCOPE}, {}), "instance")
+    for n in range(4):
+        frame.add_point(dataframe.DataPoint(
+            "MiB", 100, D("1.0000000000000000208"), {"id": f"img-{n}", "project_id": SCOPE}, {}),
+            "image.size")
+    frame.add_point(dataframe.DataPoint("GiB", 1, D("2"), {"id": "vol-1"}, {}), "volume")
+    frame.add_point(dataframe.DataPoint("GiB", 1, D("-0.5"), {"id": "vol-2"}, {}), "volume")
+    return frame
+
+
+def frame_sum(frame: Any) -> Decimal:
+    return sum((ck_host._price(p.price) for _, p in frame.iterpoints()), D(0))
+
+
+# The "replace" path of an upgrade, on every backend.
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_period_settled_per_point_by_the_previous_version_is_replaced_per_type(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    vouchers = json.loads(ledger.vouchers.read_text())
+    vouchers["vouchers"].append({
+        "code": "INSTANCES-ONLY", "amount": "4.00", "currency": "EUR", "status": "active",
+        "validity_days": 90, "products": ["instance"],
+    })
+    ledger.vouchers.write_text(json.dumps(vouchers))
+    voucher = service.activate_voucher(SCOPE, "INSTANCES-ONLY", at=day_before(cloudkitty))
+    bought = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    frame = busy_frame(cloudkitty.p1)
+
+    # Settled by the previous version: one line per point, exactly as its
+    # processor built and settled the charge.
+    key, invoice_id = ck_host.period_key(SCOPE, frame.start, frame.end)
+    at = models.utc(frame.start)
+    old_lines = old_frame_lines(frame)
+    assert len(old_lines) == 10  # 5 instances, 4 images, 1 volume (2 - 0.5)
+    (old,) = service.settle([Charge(
+        key=key, project_id=SCOPE, invoice_id=invoice_id, currency="EUR", at=at,
+        lines=old_lines, fingerprint=fingerprint("EUR", at, old_lines),
+    )], on_change="replace", record_unpaid=False)
+    # Gross 7.50 + 4.00 + 1.50 = 13.00; the voucher pays instances only.
+    assert old.credit_applied == D("9")
+    balances = {c: (credit(service, c).used, credit(service, c).available)
+                for c in (voucher.id, bought)}
+    assert balances == {voucher.id: (D("4"), D("0")), bought: (D("5"), D("0"))}
+    old_debits = entry_types(ledger).count("debit")
+    # Per point and credit: the voucher 1.50 + 1.50 + 1.00 on three instances,
+    # the purchased credit 0.50 + 1.50 + 1.50 on instances, 1.00 + 0.50 on images.
+    assert old_debits == 8
+
+    # Processed again by this version (CloudKitty reprocessing the period):
+    # other lines, another fingerprint, so the "replace" path.
+    out = ck_host.CloudCreditProcessor(SCOPE).process(frame)
+    assert frame_sum(out) == frame_sum(frame) - D("9")
+    # Each type's credit spread over its points in frame order.
+    got = dict(out.itertypes())
+    v, b = str(voucher.id), str(bought)
+    assert [(p.metadata.get("credit_applied"), p.metadata.get("credit_ids"))
+            for p in got["instance"]] == [
+        ("1.50", v), ("1.50", v), ("1.50", f"{v},{b}"), ("1.50", b), ("1.50", b),
+    ]
+    assert [p.metadata.get("credit_applied") for p in got["image.size"]] == [
+        "1.00", "0.50", None, None,
+    ]
+    assert got["volume"] == dict(frame.itertypes())["volume"]  # no credit left for it
+    (row,) = settlements(ledger)
+    assert (row.revision, D(row.credit_applied), D(row.total)) == (2, D("9"), D("13"))
+    assert {c: (credit(service, c).used, credit(service, c).available)
+            for c in (voucher.id, bought)} == balances
+    report = service.audit()
+    assert report.ok, report.violations
+    # Every per-point debit reversed; the new debits: one per credit and type.
+    types = entry_types(ledger)
+    assert types.count("reversal") == old_debits
+    new_debits = [(e.credit_id, e.line_id) for c in (voucher.id, bought)
+                  for e in service.show_credit(c)[1]
+                  if e.type == "debit" and e.line_id and "/" not in e.line_id]
+    assert sorted(new_debits) == sorted([
+        (voucher.id, "instance"), (bought, "instance"), (bought, "image.size"),
+    ])
+    assert json.loads(row.allocations)[0][:2] == ["instance", voucher.id]
+
+    # And again: the recorded settlement, nothing more debited.
+    before = ledger.checksum()
+    again = ck_host.CloudCreditProcessor(SCOPE).process(frame)
+    assert ledger.checksum() == before
+    assert [p for _, p in again.iterpoints()] == [p for _, p in out.iterpoints()]
+
+
 # -- quotes ----------------------------------------------------------------------------
 
 
@@ -397,21 +513,31 @@ def test_frame_lines_floor_prices_and_net_discounts() -> None:
         "volume": [point("0.1234567"), point("0"), point("0.0000004"), point("2")],
         "instance": [point("1.5")],
     })
+    # One line per metric type (id and product: the type), in frame order.
     assert ck_host.frame_lines(frame) == [
-        allocation.Line("instance/0", "instance", D("1.500000")),
-        # Floored: credit never covers more than is due; sub-micro prices skipped.
-        allocation.Line("volume/0", "volume", D("0.123456")),
-        allocation.Line("volume/3", "volume", D("2.000000")),
+        allocation.Line("instance", "instance", D("1.500000")),
+        # Each point floored, then summed: credit never covers more than is
+        # due (0.123456 + 0 + 2, not the floor of 2.1234571).
+        allocation.Line("volume", "volume", D("2.123456")),
     ]
 
-    # A negative price (a discount rule) lowers its own type first, then the
-    # rest, rounded so that credit never covers more than the net due.
+    # A negative price (a discount rule) lowers its own type first...
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "instance": [point("1.5")],
+        "volume": [point("1"), point("2"), point("-0.5000001")],
+    })
+    assert ck_host.frame_lines(frame) == [
+        allocation.Line("instance", "instance", D("1.5")),
+        allocation.Line("volume", "volume", D("2.499999")),
+    ]
+    # ...then the other types, last first, rounded so that credit never covers
+    # more than the net due; a type that comes to zero has no line.
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
         "instance": [point("1.5")],
         "volume": [point("1"), point("-2.2500001")],
     })
     lines = ck_host.frame_lines(frame)
-    assert lines == [allocation.Line("instance/0", "instance", D("0.249999"))]
+    assert lines == [allocation.Line("instance", "instance", D("0.249999"))]
     assert sum(line.amount for line in lines) <= D("1.5") + 1 - D("2.2500001")
 
 
@@ -420,20 +546,21 @@ def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
         "instance": [point(D("1.5")), point(D("2"))],
     })
+    # The type's shares, in consumption order: the first point is paid by both.
     shares = [
-        allocation.Share("instance/1", 7, "voucher", D("0.5")),
-        allocation.Share("instance/1", 9, "purchased", D("1")),
+        allocation.Share("instance", 7, "voucher", D("0.5")),
+        allocation.Share("instance", 9, "purchased", D("1")),
     ]
     out = ck_host.apply_settlement(frame, shares, "EUR")
     assert [t for t, _ in out.iterpoints()] == ["instance", "instance"]
     first, second = (p for _, p in out.iterpoints())
-    assert first is next(iter(frame.iterpoints()))[1]  # untouched
-    assert isinstance(second.price, Decimal)
-    assert second.price == D("0.5")
-    assert type(second.metadata) is type(first.metadata)  # still immutable
-    assert second.groupby == first.groupby
-    assert dict(second.metadata) == {
-        "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "2",
+    assert second is list(frame.iterpoints())[1][1]  # untouched
+    assert isinstance(first.price, Decimal)
+    assert first.price == D("0")
+    assert type(first.metadata) is type(second.metadata)  # still immutable
+    assert first.groupby == second.groupby
+    assert dict(first.metadata) == {
+        "k": "v", "credit_applied": "1.50", "credit_ids": "7,9", "price_before_credit": "1.5",
     }
     assert ck_host.apply_settlement(frame, [], "EUR") is frame
 
@@ -442,48 +569,46 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     # A module before us may leave a float (set_price does not coerce); prices
     # repeat within a frame (one flavor, one rate), equal values may differ in
-    # exponent; a type may hold no point at all; a point may not be in the form
-    # DataPoint's constructor gives (a mutable groupby).
+    # exponent; a price may floor to zero; a type may hold no point at all; a
+    # point may not be in the form DataPoint's constructor gives (a mutable groupby).
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
     for price in (D("2"), D("2"), D("2.00"), D("0.123456789")):
         frame.add_point(point(price), "instance")
     frame.add_point(point(D("1")).set_price(0.25), "volume")
+    frame.add_point(point(D("0.0000004")), "volume")
     frame.add_point(point(D("3")), "volume")
     frame.add_point(point(D("4"))._replace(groupby={"id": "y"}), "volume")
     frame.add_points([], "image")
     lines = ck_host.frame_lines(frame)
     assert [(line.id, line.amount) for line in lines] == [
-        ("instance/0", D("2")), ("instance/1", D("2")), ("instance/2", D("2")),
-        ("instance/3", D("0.123456")), ("volume/0", D("0.25")), ("volume/1", D("3")),
-        ("volume/2", D("4")),
+        ("instance", D("6.123456")), ("volume", D("7.25")),
     ]
+    # As the allocation gives them: consumption order of credits, then line order.
     shares = [
-        allocation.Share("instance/0", 7, "voucher", D("2")),
-        allocation.Share("instance/1", 7, "voucher", D("0.5")),
-        allocation.Share("instance/2", 7, "voucher", D("2")),
-        allocation.Share("instance/3", 7, "voucher", D("0.123456")),
-        allocation.Share("volume/0", 7, "voucher", D("0.1")),
-        allocation.Share("volume/0", 9, "purchased", D("0.15")),
-        allocation.Share("instance/1", 9, "purchased", D("1.5")),
-        allocation.Share("volume/2", 9, "purchased", D("1")),
+        allocation.Share("instance", 7, "voucher", D("2.5")),
+        allocation.Share("volume", 7, "voucher", D("0.1")),
+        allocation.Share("instance", 9, "purchased", D("3.623456")),
+        allocation.Share("volume", 9, "purchased", D("4.15")),
     ]
     out = ck_host.apply_settlement(frame, shares, "EUR")
     # The frame's own types, in its order, each with its points in order.
     assert [t for t, _ in out.itertypes()] == ["instance", "volume", "image"]
     got = dict(out.itertypes())
     assert [p.price for p in got["instance"]] == [D("0"), D("0"), D("0"), D("0.000000789")]
-    assert [p.price for p in got["volume"]] == [D("0"), D("3"), D("3")]
+    assert [p.price for p in got["volume"]] == [D("0"), D("0.0000004"), D("0"), D("3")]
     assert got["image"] == []
-    untouched = dict(frame.itertypes())["volume"][1]
+    untouched = dict(frame.itertypes())["volume"][1]  # floors to zero: nothing to cover
     assert got["volume"][1] is untouched
+    assert CREDIT_KEYS.isdisjoint(untouched.metadata)
 
     expected = {
         ("instance", 0): ("2.00", "7", "2"),
-        ("instance", 1): ("2.00", "7,9", "2"),
-        ("instance", 2): ("2.00", "7", "2"),  # 2.00: same value, same texts
-        ("instance", 3): ("0.123456", "7", "0.123456789"),
+        ("instance", 1): ("2.00", "7,9", "2"),  # the voucher's last 0.50, then 1.50
+        ("instance", 2): ("2.00", "9", "2"),  # 2.00: same value, same texts
+        ("instance", 3): ("0.123456", "9", "0.123456789"),
         ("volume", 0): ("0.25", "7,9", "0.25"),
-        ("volume", 2): ("1.00", "9", "4"),
+        ("volume", 2): ("3.00", "9", "3"),
+        ("volume", 3): ("1.00", "9", "4"),  # what is left of the type's shares
     }
     for (metric_type, index), (applied, ids, before) in expected.items():
         source = dict(frame.itertypes())[metric_type][index]
@@ -501,6 +626,9 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
             assert type(getattr(lowered, field)) is type(getattr(rebuilt, field)), field
         assert isinstance(lowered.price, Decimal)
         assert dict(source.metadata) == {"k": "v"}  # the input frame is untouched
+    # Not even its lists: the output's are its own.
+    for (_, ours), (_, theirs) in zip(out.itertypes(), frame.itertypes(), strict=True):
+        assert ours is not theirs
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -514,7 +642,7 @@ def test_charge_state_is_one_read_of_key_balance_and_currency(
     assert service.charge_state(key, SCOPE) == (False, False, "EUR")  # fixed, not paid
     service.pay_order(order.id, at=at)
     assert service.charge_state(key, SCOPE) == (False, True, "EUR")
-    lines = [allocation.Line("instance/0", "instance", D("7.000000"))]
+    lines = [allocation.Line("instance", "instance", D("7.000000"))]
     service.settle([Charge(key=key, project_id=SCOPE, invoice_id="period", currency="EUR",
                            at=at, lines=lines, fingerprint=fingerprint("EUR", at, lines))],
                    on_change="replace", record_unpaid=False)
@@ -581,3 +709,101 @@ def test_dbsync_migration_uses_cloudkittys_database_by_default(tmp_path: Path) -
         assert migration.current(engine) == migration.head()
     finally:
         engine.dispose()
+
+
+# -- the spread of each type's credit over its points, for any frame ----------------------
+
+TYPES = ("cpu", "image.size", "volume", "network.bw.out")
+AT = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _decimal_price(places: int) -> Any:
+    scale = 10 ** places
+    return st.integers(-5 * scale, 20 * scale).map(lambda n: Decimal(n).scaleb(-places))
+
+
+prices = st.one_of(
+    st.just(D(0)),
+    st.integers(0, 10).flatmap(_decimal_price),
+    # As a module before us may leave it (set_price does not coerce).
+    st.floats(-5, 20, allow_nan=False).map(lambda x: round(x, 4)),
+)
+frames = st.dictionaries(
+    st.sampled_from(TYPES), st.lists(prices, max_size=8), max_size=len(TYPES)
+)
+credit_states = st.lists(st.tuples(
+    st.sampled_from(["voucher", "purchased"]),
+    st.integers(1, 30 * 10**6).map(lambda n: Decimal(n).scaleb(-6)),
+    st.frozensets(st.sampled_from(TYPES), max_size=2),
+    st.integers(0, 3),
+), max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frames, credit_states)
+def test_each_types_credit_is_spread_over_its_points(
+    usage: dict[str, list[Any]], states: list[Any]
+) -> None:
+    frame = dataframe.DataFrame(start=AT, end=AT + dt.timedelta(seconds=PERIOD))
+    for metric_type, values in usage.items():
+        frame.add_points([
+            point(D(0)).set_price(v) if isinstance(v, float) else point(v) for v in values
+        ], metric_type)
+    credits = [
+        allocation.CreditState(
+            id=n + 1, kind=kind, available=available,
+            valid_from=AT - dt.timedelta(days=1),
+            valid_until=AT + dt.timedelta(days=days) if days else None,
+            created_at=AT - dt.timedelta(days=n), products=products,
+        )
+        for n, (kind, available, products, days) in enumerate(states)
+    ]
+    lines = ck_host.frame_lines(frame)
+    assert [line.id for line in lines] == [t for t, _ in frame.itertypes() if t in
+                                           {line.id for line in lines}]
+    assert all(line.id == line.product and line.amount > 0 for line in lines)
+    assert sum((line.amount for line in lines), D(0)) <= max(frame_sum(frame), D(0))
+    shares = allocation.allocate(lines, credits, at=AT)
+    credit_applied = sum((s.amount for s in shares), D(0))
+
+    out = ck_host.apply_settlement(frame, shares, "EUR")
+
+    # Each type's shares laid end to end, in the order given: [start, end) per credit.
+    spans: dict[str, list[tuple[str, Decimal, Decimal]]] = {}
+    for share in shares:
+        typed = spans.setdefault(share.line_id, [])
+        start = typed[-1][2] if typed else D(0)
+        typed.append((str(share.credit_id), start, start + share.amount))
+    per_type: dict[str, Decimal] = {}
+    spent: set[str] = set()  # types whose credit ran out before a point's floor
+    for (metric_type, old), (out_type, new) in zip(
+        frame.iterpoints(), out.iterpoints(), strict=True
+    ):
+        assert out_type == metric_type
+        before, after = ck_host._price(old.price), ck_host._price(new.price)
+        floor = money.floor_to_ledger(before) if before > 0 else D(0)
+        covered = before - after
+        if not covered:
+            assert new is old
+        else:
+            # In frame order: no point is covered after one not paid in full.
+            assert metric_type not in spent
+        if covered < floor:
+            spent.add(metric_type)
+        if not covered:
+            continue
+        assert D(0) < covered <= floor
+        assert after >= 0
+        lo = per_type.get(metric_type, D(0))
+        hi = per_type[metric_type] = lo + covered
+        assert new.metadata["credit_applied"] == money.to_str(covered, "EUR")
+        assert D(new.metadata["price_before_credit"]) == before
+        # Paid by exactly the credits whose span overlaps the point's, in that order.
+        payers = [c for c, start, end in spans[metric_type] if start < hi and end > lo]
+        assert new.metadata["credit_ids"] == ",".join(dict.fromkeys(payers))
+    assert per_type == {
+        t: sum((s.amount for s in shares if s.line_id == t), D(0))
+        for t in {s.line_id for s in shares}
+    }
+    assert sum(per_type.values(), D(0)) == credit_applied
+    assert frame_sum(out) == frame_sum(frame) - credit_applied
