@@ -1,9 +1,11 @@
-"""Profile the month-end batch path with pyinstrument (the ``bench`` extra).
+"""Profile the settlement path with pyinstrument (the ``bench`` extra).
 
-    python benchmarks/profile.py [INVOICES]     # default 5000
+    python benchmarks/profile.py [INVOICES]            # batch, default 5000
+    python benchmarks/profile.py --online [INVOICES]   # one transaction each
 
 Seeds a SQLite ledger like benchmarks/run.py, settles INVOICES invoices
-through ``InvoiceProcessor.process_many`` under the profiler and prints the
+through ``InvoiceProcessor.process_many`` in batches of 1,000 (or
+``InvoiceProcessor.process`` one by one) under the profiler and prints the
 call tree (library frames folded).
 """
 
@@ -23,7 +25,10 @@ from benchmarks import data, settlement
 def main() -> int:
     from pyinstrument import Profiler
 
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+    args = sys.argv[1:]
+    online = "--online" in args
+    args = [a for a in args if a != "--online"]
+    count = int(args[0]) if args else 5000
     workdir = Path(tempfile.mkdtemp(prefix="ovh-credit-profile-"))
     try:
         ledger = workdir / "ledger.sqlite"
@@ -32,8 +37,12 @@ def main() -> int:
         host = settlement.processor(data.sqlite_url(ledger))
         profiler = Profiler(interval=0.0005)
         profiler.start()
-        for _ in host.process_many(docs, batch_size=1000):
-            pass
+        if online:
+            for doc in docs:
+                host.process(doc)
+        else:
+            for _ in host.process_many(docs, batch_size=1000):
+                pass
         profiler.stop()
         host.service.close()
         print(profiler.output_text(unicode=False, color=False))
