@@ -269,7 +269,7 @@ def settlement_json(settlement: _SettlementFields) -> dict[str, object]:
     }
 
 
-# json_ready() spells the fields out: it must follow any change to them.
+# settlement_json() spells the fields out: it must follow any change to them.
 assert tuple(Settlement.model_fields) == (
     "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
     "allocations", "replayed",

@@ -79,7 +79,7 @@ class Money(types.TypeDecorator[Decimal]):
         For the ledger's hot reads, which fetch raw rows. On SQLite the stored
         text always has LEDGER_PLACES decimals (every write goes through
         process_bind_param), so ``Decimal`` alone gives the same value and
-        exponent; the servers' NUMERIC(28, 6) comes back as such a Decimal.
+        exponent; elsewhere it is process_result_value itself.
         """
         if dialect.name == "sqlite":
             return Decimal
