@@ -110,19 +110,32 @@ class Charge:
     fingerprint: str
 
     @classmethod
+    def of(
+        cls,
+        *,
+        key: str,
+        project_id: str,
+        invoice_id: str,
+        currency: str,
+        at: dt.datetime,
+        lines: Sequence[allocation.Line],
+    ) -> Charge:
+        """A charge with the fingerprint of its content (what every host builds)."""
+        return cls(key=key, project_id=project_id, invoice_id=invoice_id, currency=currency,
+                   at=at, lines=lines, fingerprint=fingerprint(currency, at, lines))
+
+    @classmethod
     def from_invoice(cls, invoice: models.Invoice) -> Charge:
-        lines = [
-            allocation.Line(line.id, line.product, money.ledger(line.amount))
-            for line in invoice.lines
-        ]
-        return cls(
+        return cls.of(
             key=f"invoice/{invoice.project_id}/{invoice.id}",
             project_id=invoice.project_id,
             invoice_id=invoice.id,
             currency=invoice.currency,
             at=invoice.issued_at,
-            lines=lines,
-            fingerprint=fingerprint(invoice.currency, invoice.issued_at, lines),
+            lines=[
+                allocation.Line(line.id, line.product, money.ledger(line.amount))
+                for line in invoice.lines
+            ],
         )
 
 

@@ -44,7 +44,7 @@ from ovh_credit_plugin import collector, models, money
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.hosts import cloudkitty_db
-from ovh_credit_plugin.service import Charge, CreditService, fingerprint
+from ovh_credit_plugin.service import Charge, CreditService
 
 LOG = logging.getLogger(__name__)
 
@@ -414,16 +414,8 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         if not recorded and not lines:
             return data
         currency = currency or service.settings.default_currency
-        at = models.utc(data.start)
-        charge = Charge(
-            key=key,
-            project_id=scope,
-            invoice_id=invoice_id,
-            currency=currency,
-            at=at,
-            lines=lines,
-            fingerprint=fingerprint(currency, at, lines),
-        )
+        charge = Charge.of(key=key, project_id=scope, invoice_id=invoice_id, currency=currency,
+                           at=models.utc(data.start), lines=lines)
         # "replace": a re-rated period with new prices reverses and re-applies.
         settlement = service.settle([charge], on_change="replace", record_unpaid=False)[0]
         if settlement.credit_applied > ZERO:
