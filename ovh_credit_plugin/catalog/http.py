@@ -371,7 +371,9 @@ class _CatalogRetry(Retry):
 # -- connections the watchdog can reach ------------------------------------------------
 
 
-class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):
+class _Watched(urllib3_connection.HTTPConnection):
+    """Registers the connection with the watchdog before it connects or sends."""
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -381,14 +383,12 @@ class _WatchedHTTPConnection(urllib3_connection.HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(urllib3_connection.HTTPSConnection):
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
+class _WatchedHTTPConnection(_Watched):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, urllib3_connection.HTTPSConnection):
+    pass
 
 
 def _watch(connection: urllib3_connection.HTTPConnection) -> None:
