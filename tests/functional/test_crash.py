@@ -244,7 +244,10 @@ def test_kill_9_during_batch_settlement_is_exactly_once(
             alive = (process.poll() if use_real else process.exitcode) is None
             if alive:
                 # By its pid, only while it runs (an exited child's pid may be reused).
-                os.kill(process.pid, signal.SIGKILL)
+                try:
+                    os.kill(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    alive = False  # it finished between the poll and the kill
             wait_dead(process)
             if not alive:
                 stats.completed_before_kill += 1
