@@ -84,12 +84,14 @@ cloud_credit_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "purchase_min_amount",
         default="5",
-        help="Smallest credit purchase, excluding tax, in the project currency.",
+        help="Smallest credit purchase, excluding tax, in the project currency; "
+        "at most as many decimals as default_currency has.",
     ),
     cfg.StrOpt(
         "purchase_max_amount",
         default="100000",
-        help="Largest credit purchase, excluding tax, in the project currency.",
+        help="Largest credit purchase, excluding tax, in the project currency; "
+        "at most as many decimals as default_currency has.",
     ),
     cfg.IntOpt(
         "order_lapse_days",

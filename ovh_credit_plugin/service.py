@@ -64,9 +64,13 @@ class Settings:
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:
         group = conf.cloud_credit
         try:
-            money.currency_places(group.default_currency)
-            minimum = money.parse_amount(group.purchase_min_amount, field="purchase_min_amount")
-            maximum = money.parse_amount(group.purchase_max_amount, field="purchase_max_amount")
+            # The bounds are written for the default currency: a bound it
+            # cannot express (5.001 EUR) is a typo, not a limit.
+            places = money.currency_places(group.default_currency)
+            minimum = money.parse_amount(group.purchase_min_amount, places=places,
+                                         field="purchase_min_amount")
+            maximum = money.parse_amount(group.purchase_max_amount, places=places,
+                                         field="purchase_max_amount")
         except exceptions.InvalidInput as error:
             raise exceptions.ConfigError(f"[cloud_credit] {error}") from None
         if minimum > maximum:
