@@ -33,13 +33,22 @@ VoucherStatus = Literal["active", "exhausted", "expired", "revoked"]
 
 VOUCHER_CODE_RE = re.compile(r"[A-Z0-9-]{4,64}")
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,254}")
+# No "/" in a project id: it separates the project from the invoice id in a
+# settlement key (invoice/<project>/<invoice>), where invoice ids may hold
+# one ("2026/11/0042"); project "a/b" with invoice "c" and project "a" with
+# invoice "b/c" would share a key. OpenStack project ids are hex.
+PROJECT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}")
+PROJECT_ID_RULE = "1-255 characters: letters, digits and ._:@- (no '/')"
 
 
 def utc(value: dt.datetime) -> dt.datetime:
     """Aware UTC datetime; naive values are taken as UTC."""
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:  # 9999-12-31T23:30-01:00; pydantic only reports ValueErrors
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
 
 
 def isoformat(value: dt.datetime) -> str:
@@ -55,7 +64,14 @@ def _check_id(value: str) -> str:
 Timestamp = Annotated[
     dt.datetime, AfterValidator(utc), PlainSerializer(isoformat, return_type=str)
 ]
+def _check_project_id(value: str) -> str:
+    if not PROJECT_ID_RE.fullmatch(value):
+        raise ValueError(f"must be {PROJECT_ID_RULE}")
+    return value
+
+
 Identifier = Annotated[str, AfterValidator(_check_id)]
+ProjectId = Annotated[str, AfterValidator(_check_project_id)]
 CurrencyCode = Annotated[str, AfterValidator(money.check_currency)]
 
 
@@ -112,6 +128,7 @@ class Voucher(BaseModel):
     @model_validator(mode="after")
     def _currency_places(self) -> Voucher:
         money.parse_amount(self.amount, places=money.currency_places(self.currency))
+        _check_period(self.valid_from, self.valid_until)
         return self
 
 
@@ -135,7 +152,15 @@ class Redemption(BaseModel):
     @model_validator(mode="after")
     def _amount(self) -> Redemption:
         money.parse_amount(self.amount, places=money.currency_places(self.currency))
+        _check_period(self.valid_from, self.valid_until)
         return self
+
+
+def _check_period(valid_from: dt.datetime | None, valid_until: dt.datetime | None) -> None:
+    # A credit that ends before it starts can pay nothing: granting it would
+    # burn the code for no credit.
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise ValueError("valid_until must be later than valid_from")
 
 
 # -- Invoices and settlements -------------------------------------------------
@@ -150,7 +175,7 @@ class InvoiceLine(_Contract):
 
 class Invoice(_Contract):
     id: Identifier
-    project_id: Identifier
+    project_id: ProjectId
     currency: CurrencyCode
     issued_at: Timestamp
     lines: list[InvoiceLine]
@@ -162,6 +187,10 @@ class Invoice(_Contract):
             if line.id in seen:
                 raise ValueError(f"line id {line.id!r} appears twice")
             seen.add(line.id)
+        # Each line is below the largest amount; so must their sum, which the
+        # settlement records.
+        if money.add(*(line.amount for line in self.lines)) >= money.MAX_AMOUNT:
+            raise ValueError("the lines add up to more than the largest amount")
         return self
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
@@ -55,8 +56,10 @@ def currency_places(code: str) -> int:
 
 
 def check_currency(code: Any) -> str:
+    if not isinstance(code, str):  # before the cache, which would need it hashable
+        raise exceptions.InvalidCurrency(f"invalid currency {code!r}: expected an ISO 4217 code")
     currency_places(code)
-    return str(code)
+    return code
 
 
 def parse_amount(
@@ -136,9 +139,36 @@ def ledger(amount: Decimal) -> Decimal:
     return amount.quantize(LEDGER_QUANTUM, context=_CONTEXT)
 
 
+def ledger_if_exact(value: Any) -> Any:
+    """``value`` at the ledger's scale when that is exact, else ``value`` unchanged.
+
+    For amounts a host hands in, to be checked later: ``10.00`` and ``10``
+    become one text, and what is not an exact ledger amount is never rounded
+    into one (the check refuses it with its reason).
+    """
+    if type(value) is Decimal and value.is_finite():
+        try:
+            exact = value.quantize(LEDGER_QUANTUM, context=_CONTEXT)
+        except decimal.InvalidOperation:  # too many digits: left for the check
+            return value
+        if exact == value:
+            return exact
+    return value
+
+
 def floor_to_ledger(amount: Decimal) -> Decimal:
     """The largest ledger amount not above ``amount`` (credit never covers more than due)."""
     return amount.quantize(LEDGER_QUANTUM, rounding=decimal.ROUND_DOWN, context=_CONTEXT)
+
+
+def exact() -> AbstractContextManager[decimal.Context]:
+    """Our decimal context for a block of arithmetic, whatever the thread's own.
+
+    ``+``, ``-`` and ``sum()`` use the thread's context, which a host may
+    have lowered (``prec = 6`` would round a 1,234.567891 total to 1,234.57).
+    The ledger's transactions and the CloudKitty processor run under this.
+    """
+    return decimal.localcontext(_CONTEXT)
 
 
 def add(*amounts: Decimal) -> Decimal:

@@ -124,7 +124,17 @@ class Charge:
         at: dt.datetime,
         lines: Sequence[allocation.Line],
     ) -> Charge:
-        """A charge with the fingerprint of its content (what every host builds)."""
+        """A charge with the fingerprint of its content (what every host builds).
+
+        Amounts are taken to the ledger's scale first, so that ``10.00`` and
+        ``10`` make the same fingerprint (a replay, not a conflict or a
+        re-rating); what is not an exact ledger amount is left for the
+        settlement's check to refuse, never rounded here.
+        """
+        lines = [
+            allocation.Line(line.id, line.product, money.ledger_if_exact(line.amount))
+            for line in lines
+        ]
         return cls(key=key, project_id=project_id, invoice_id=invoice_id, currency=currency,
                    at=at, lines=lines, fingerprint=fingerprint(currency, at, lines))
 
@@ -136,10 +146,7 @@ class Charge:
             invoice_id=invoice.id,
             currency=invoice.currency,
             at=invoice.issued_at,
-            lines=[
-                allocation.Line(line.id, line.product, money.ledger(line.amount))
-                for line in invoice.lines
-            ],
+            lines=[allocation.Line(line.id, line.product, line.amount) for line in invoice.lines],
         )
 
 
@@ -352,6 +359,7 @@ class CreditService:
                 return _order_model(order)
             if order.status == "cancelled":
                 raise exceptions.InvalidState(f"order {order_id} is cancelled")
+            _not_before(at, order.created_at, f"order {order_id} was created")
             if order.status == "expired" or at >= order.expires_at:
                 raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
             valid_until = add_months(at, self.settings.purchased_credit_validity_months)
@@ -390,6 +398,7 @@ class CreditService:
                 raise exceptions.InvalidState(
                     f"order {order_id} is {status}; only a pending order can be cancelled"
                 )
+            _not_before(at, order.created_at, f"order {order_id} was created")
             conn.execute(
                 schema.orders.update()
                 .where(schema.orders.c.id == order_id)
@@ -473,6 +482,7 @@ class CreditService:
             credit = store.lock_credit(conn, ident)
             if credit.voided_at is not None:
                 raise exceptions.InvalidState(f"credit {ident} is already voided")
+            _not_before(at, credit.created_at, f"credit {ident} was granted")
             amount = credit.available
             credit.voided += amount
             credit.available = ZERO
@@ -624,9 +634,11 @@ class CreditService:
             # finishes a pending activation days later does not extend it.
             activated = min(at, redemption.redeemed_at)
             valid_from = redemption.valid_from or activated
+            # Days count from activation, or from the start the catalog set
+            # when that is later: the credit never ends before it begins.
             ends = [d for d in (
                 redemption.valid_until,
-                activated + dt.timedelta(days=redemption.validity_days)
+                max(activated, valid_from) + dt.timedelta(days=redemption.validity_days)
                 if redemption.validity_days else None,
             ) if d is not None]
             store.ensure_project(conn, project_id, redemption.currency, at=at)
@@ -1360,18 +1372,30 @@ def _audit(conn: Connection) -> AuditReport:
 # -- small helpers ---------------------------------------------------------------
 
 
+# Validity (up to 120 months), order lapses and voucher days (up to 100
+# years) are added to the operation's time: far enough from year 9999.
+_LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def _at(at: dt.datetime | None) -> dt.datetime:
     if at is None:
         return now()
     if not isinstance(at, dt.datetime):
         raise exceptions.InvalidInput(f"invalid time {at!r}: expected a datetime")
-    return models.utc(at)
+    try:
+        moment = models.utc(at)
+    except ValueError as error:
+        raise exceptions.InvalidInput(f"invalid time: {error}") from None
+    if moment >= _LATEST:
+        raise exceptions.InvalidInput(f"invalid time {models.isoformat(moment)}: "
+                                      f"after {models.isoformat(_LATEST)}")
+    return moment
 
 
 def _project_id(value: Any) -> str:
-    if not isinstance(value, str) or not models._ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not models.PROJECT_ID_RE.fullmatch(value):
         raise exceptions.InvalidInput(
-            f"invalid project id {value!r}: 1-255 letters, digits and ._:@/-"
+            f"invalid project id {value!r}: {models.PROJECT_ID_RULE}"
         )
     return value
 
@@ -1384,6 +1408,15 @@ def _credit_id(value: Any) -> int:
     if ident <= 0 or ident >= 2**63:
         raise exceptions.InvalidInput(f"invalid credit id {value!r}: a positive integer")
     return ident
+
+
+def _not_before(at: dt.datetime, moment: dt.datetime, what: str) -> None:
+    # A back-dated --at before the thing existed would make a credit valid
+    # before its payment, and pay invoices issued before it was bought.
+    if at < moment:
+        raise exceptions.InvalidInput(
+            f"{what} at {models.isoformat(moment)}: --at {models.isoformat(at)} is earlier"
+        )
 
 
 def _check_batch_size(batch_size: Any) -> None:
@@ -1405,8 +1438,15 @@ def _check_charge(charge: Charge) -> None:
         )
     for line in charge.lines:
         if not money.is_ledger_amount(line.amount):
-            money.parse_amount(line.amount, allow_zero=True,
-                               field=f"charge {charge.key} line {line.id} amount")
+            field = f"charge {charge.key} line {line.id} amount"
+            if type(line.amount) is not Decimal:
+                # parse_amount would take "10" or 10, and the allocation then fail untyped.
+                raise exceptions.InvalidAmount(
+                    f"{field} must be a Decimal, not {type(line.amount).__name__}"
+                )
+            money.parse_amount(line.amount, allow_zero=True, field=field)
+    if money.add(*(line.amount for line in charge.lines)) >= money.MAX_AMOUNT:
+        raise exceptions.InvalidAmount(f"charge {charge.key}: the total is too large")
 
 
 def _state_of(row: Any) -> allocation.CreditState:
@@ -1512,11 +1552,18 @@ def _voucher_credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> mod
 def _record_intent(
     conn: Connection, *, project_id: str, code: str, key: str, currency: str, at: dt.datetime
 ) -> None:
-    """The activation's intent, written before the catalog is asked to redeem."""
+    """The activation's intent, written before the catalog is asked to redeem.
+
+    It fixes the project's currency, as an order does: were it fixed only by
+    the grant, an order in another currency made meanwhile would leave the
+    grant impossible after the catalog had redeemed the code.
+    """
     if _activation(conn, project_id, code) is not None:
         return
     found = conn.execute(_PROJECT_CURRENCY, {"project_id": project_id}).scalar_one_or_none()
-    if found is not None and found != currency:
+    if found is None:
+        store.ensure_project(conn, project_id, currency, at=at)
+    elif found != currency:
         raise exceptions.CurrencyMismatch(
             f"this voucher is in {currency} but project {project_id} bills in {found}"
         )
@@ -1537,6 +1584,10 @@ def _check_voucher_usable(voucher: models.Voucher, code: str, at: dt.datetime) -
         )
     if voucher.status == "revoked":
         raise catalog_base.VoucherUnavailable(f"voucher {masked} is revoked")
+    if voucher.valid_from is not None and at < voucher.valid_from:
+        raise catalog_base.VoucherUnavailable(
+            f"voucher {masked} is not valid before {models.isoformat(voucher.valid_from)}"
+        )
     if voucher.status == "expired" or (
         voucher.valid_until is not None and at >= voucher.valid_until
     ):

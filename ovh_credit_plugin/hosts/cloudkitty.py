@@ -402,7 +402,7 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
             return data
         # Lines, settlement and the lowered frame: thousands of objects per
         # period and no cycles among them; see collector.py.
-        with collector.paused():
+        with collector.paused(), money.exact():
             return self._settle(data, service, key, invoice_id, recorded=recorded,
                                 currency=currency)
 

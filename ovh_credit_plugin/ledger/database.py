@@ -23,7 +23,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, money
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,7 +169,7 @@ class Database:
             reraise=True,
         )
         for attempt in retrying:
-            with attempt, self._begin(isolation_level) as conn:
+            with attempt, money.exact(), self._begin(isolation_level) as conn:
                 return work(conn)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -202,7 +202,7 @@ class Database:
             if isolation_level is not None and self.dialect != "sqlite":
                 # Reset to the engine's level when the connection goes back to the pool.
                 conn.execution_options(isolation_level=isolation_level)
-            with conn.begin():
+            with money.exact(), conn.begin():
                 return work(conn)
 
     def ensure_schema(self) -> None:

@@ -516,7 +516,8 @@ class Worker:
         try:
             credit = self.service.void_credit(credit_id, reason=f"workload {self.index}",
                                               at=self.sim_now())
-        except exceptions.InvalidState as error:
+        # Already voided; or this worker's clock is behind the credit's grant.
+        except (exceptions.InvalidState, exceptions.InvalidInput) as error:
             self.log(op="void", credit=credit_id, ok=False, error=type(error).__name__,
                      message=str(error))
             return

@@ -145,6 +145,33 @@ def test_currency_mismatch_is_refused_before_redeeming(service: CreditService) -
     assert failed_attempts(service) == 0  # a mistake, not a probe
 
 
+def test_the_intent_fixes_the_currency_so_a_redeemed_code_is_always_granted(
+    service: CreditService, stub: StubCatalog, ledger: Ledger
+) -> None:
+    # Another worker's first order for the project lands between the intent
+    # and the grant: it is the order that is refused, never the grant of a
+    # code the catalog has already redeemed.
+    refused: list[Exception] = []
+
+    def redeem(code: str, **kwargs: Any) -> models.Redemption:
+        redemption = stub.inner.redeem(code, **kwargs)
+        other = ledger.service()
+        try:
+            other.create_order("p1", "10", currency="USD", at=T0)
+        except exceptions.CurrencyMismatch as error:
+            refused.append(error)
+        finally:
+            other.close()
+        return redemption
+
+    stub.on_redeem = redeem
+    credit = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert credit.currency == "EUR" and credit.total == Decimal("50.00")
+    assert len(refused) == 1
+    assert service.pending_activations() == []
+    assert service.list_orders("p1") == []
+
+
 def test_invalid_project_or_code_is_refused_offline(
     service: CreditService, stub: StubCatalog
 ) -> None:
@@ -234,6 +261,44 @@ def test_unknown_used_and_expired_codes_look_the_same_to_the_customer(
     for words in ("unknown voucher NO-S…DE", "GPU-…LY is used up", "revoked", "expired"):
         assert words in logged
     assert "NO-SUCH-CODE" not in logged
+
+
+def test_a_voucher_is_not_activated_before_it_is_valid(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    starts = T0 + dt.timedelta(days=60)
+    voucher = stub.inner.get("WELCOME-2026").model_copy(update={"valid_from": starts})
+    stub.on_get = lambda code: voucher
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert str(caught.value) == PUBLIC
+    assert "not valid before 2026-04-01" in caught.value.reason
+    assert stub.redeems == 0 and redemptions(service, "WELCOME-2026") == 0
+    assert service.activate_voucher("p1", "WELCOME-2026", at=starts).valid_from == starts
+
+
+def test_validity_days_count_from_a_later_start_the_catalog_sets(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # 90 days from activation would end before the credit starts: a burnt code.
+    starts = T0 + dt.timedelta(days=120)
+
+    def later(code: str, **kwargs: Any) -> models.Redemption:
+        return stub.inner.redeem(code, **kwargs).model_copy(update={"valid_from": starts})
+
+    stub.on_redeem = later
+    credit = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert credit.valid_from == starts
+    assert credit.valid_until == starts + dt.timedelta(days=90)
+
+
+@pytest.mark.parametrize("model", [models.Voucher, models.Redemption])
+def test_a_catalog_period_that_ends_before_it_starts_is_refused(model: type[Any]) -> None:
+    document = {"id": "r1", "code": "WELCOME-2026", "project_id": "p1", "amount": "5",
+                "currency": "EUR", "status": "active", "redeemed_at": T0.isoformat(),
+                "valid_from": T0.isoformat(), "valid_until": T0.isoformat()}
+    with pytest.raises(ValueError, match="valid_until must be later than valid_from"):
+        model.model_validate(document)
 
 
 def test_expired_voucher_is_refused_with_the_public_message(service: CreditService) -> None:

@@ -1,0 +1,83 @@
+"""Settlement where a host's environment or spelling could change the money.
+
+- a host that lowered the thread's decimal precision does not round our sums;
+- a host's charge spelled ``10.00`` or ``10`` is one charge (a replay, never a
+  conflict nor a re-rating);
+- invoice ids may hold "/", project ids may not: settlement keys stay one per
+  (project, invoice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from decimal import Decimal
+
+import pytest
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.allocation import Line
+from ovh_credit_plugin.service import Charge, CreditService
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+AT = T0 + dt.timedelta(days=1)
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def buy(service: CreditService, project: str, amount: str) -> None:
+    order = service.create_order(project, amount, at=T0)
+    service.pay_order(order.id, at=T0)
+
+
+def invoice(project: str, invoice_id: str, *amounts: str) -> models.Invoice:
+    return models.Invoice.model_validate({
+        "id": invoice_id, "project_id": project, "currency": "EUR",
+        "issued_at": AT.isoformat(),
+        "lines": [{"id": str(n), "product": "compute", "amount": amount}
+                  for n, amount in enumerate(amounts)],
+    })
+
+
+def test_a_hosts_decimal_precision_does_not_round_the_settlement(
+    service: CreditService,
+) -> None:
+    buy(service, "p1", "100000")
+    with decimal.localcontext() as context:
+        context.prec = 6  # what a host (or a library it loads) may set for its thread
+        settlement = service.settle_invoice(invoice("p1", "I1", "1234.567891", "0.000001"),
+                                            at=AT)
+        credit = service.list_credits("p1", at=AT)[0]
+    assert settlement.total == Decimal("1234.567892")
+    assert settlement.credit_applied == Decimal("1234.567892")
+    assert credit.available == Decimal("100000") - Decimal("1234.567892")
+
+
+def test_one_amount_spelled_two_ways_is_one_charge(service: CreditService) -> None:
+    buy(service, "p1", "100")
+
+    def charge(amount: Decimal) -> Charge:
+        return Charge.of(key="host/p1/period-1", project_id="p1", invoice_id="period-1",
+                         currency="EUR", at=AT, lines=[Line("compute", "compute", amount)])
+
+    first = service.settle([charge(Decimal("10.00"))], on_change="conflict")[0]
+    again = service.settle([charge(Decimal("10"))], on_change="conflict")[0]
+    assert not first.replayed and again.replayed
+    assert again.credit_applied == Decimal("10")
+    assert service.list_credits("p1", at=AT)[0].available == Decimal("90")
+
+
+def test_invoice_ids_with_a_slash_settle_once_per_project(service: CreditService) -> None:
+    buy(service, "p1", "100")
+    buy(service, "p1.x", "100")
+    a = service.settle_invoice(invoice("p1", "x/2026-11", "10"), at=AT)
+    b = service.settle_invoice(invoice("p1.x", "2026-11", "10"), at=AT)
+    assert not a.replayed and not b.replayed
+    again = service.settle_invoice(invoice("p1", "x/2026-11", "10"), at=AT)
+    assert again.replayed and again.project_id == "p1"
+    with pytest.raises(exceptions.InvalidInput, match="no '/'"):
+        service.list_credits("p1/x")
