@@ -149,9 +149,11 @@ class ErrorDocument(BaseModel):
 class _Operation:
     """One catalog operation (retries included) and its deadline.
 
-    The watchdog shuts down the sockets the operation uses once the deadline
+    The watchdog shuts down the sockets the operation holds once the deadline
     passes: a read timeout bounds each ``recv``, not an answer that keeps
-    sending one byte just before every timeout.
+    sending one byte just before every timeout. Only the sockets it *holds*:
+    a connection it gave back to the pool may be another thread's by then,
+    in the middle of a call well within that call's own budget.
     """
 
     def __init__(self, *, seconds: float) -> None:
@@ -160,7 +162,7 @@ class _Operation:
         self.expired = False
         self._finished = False
         self._lock = threading.Lock()
-        self._connections: list[urllib3_connection.HTTPConnection] = []
+        self._connections: list[_Watched] = []
         _WATCHDOG.watch(self)
 
     def remaining(self) -> float:
@@ -169,12 +171,23 @@ class _Operation:
     def out_of_time(self) -> bool:
         return self.expired or self.remaining() <= 0
 
-    def watch(self, connection: urllib3_connection.HTTPConnection) -> None:
+    def watch(self, connection: _Watched) -> None:
         with self._lock:
             if self.expired:
                 _shutdown(connection)
             elif connection not in self._connections:
                 self._connections.append(connection)
+                connection.operation = self
+
+    def release(self, connection: _Watched) -> None:
+        """``connection`` goes back to the pool: no longer this operation's to shut down."""
+        # Under the lock, so that _expire either shuts it down before it is
+        # back in the pool or never sees it.
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+            if connection.operation is self:
+                connection.operation = None
 
     def _expire(self) -> None:
         with self._lock:
@@ -187,6 +200,9 @@ class _Operation:
     def finish(self) -> None:
         with self._lock:
             self._finished = True
+            for connection in self._connections:
+                if connection.operation is self:
+                    connection.operation = None
             self._connections.clear()
 
 
@@ -374,6 +390,9 @@ class _CatalogRetry(Retry):
 class _Watched(urllib3_connection.HTTPConnection):
     """Registers the connection with the watchdog before it connects or sends."""
 
+    # The operation holding the connection, until the pool gets it back.
+    operation: _Operation | None = None
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -391,17 +410,30 @@ class _WatchedHTTPSConnection(_Watched, urllib3_connection.HTTPSConnection):
     pass
 
 
-def _watch(connection: urllib3_connection.HTTPConnection) -> None:
+def _watch(connection: _Watched) -> None:
     operation = _OPERATION.get()
     if operation is not None:
         operation.watch(connection)
 
 
-class _HTTPPool(connectionpool.HTTPConnectionPool):
+class _ReleasingPool(connectionpool.HTTPConnectionPool):
+    """Tells the holding operation when a connection comes back to the pool."""
+
+    def _put_conn(self, conn: Any) -> None:
+        # Every way back goes through here (an answer read to its end, one
+        # drained before a retry, an error that dropped it). The connection
+        # names its holder: no reliance on which thread or context runs this.
+        operation = getattr(conn, "operation", None)
+        if operation is not None:
+            operation.release(conn)
+        super()._put_conn(conn)
+
+
+class _HTTPPool(_ReleasingPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _HTTPSPool(connectionpool.HTTPSConnectionPool):
+class _HTTPSPool(_ReleasingPool, connectionpool.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 

@@ -8,9 +8,11 @@ document (docs/voucher-catalog.openapi.yaml) as the models' single source.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import time
 import types
 import typing
@@ -657,6 +659,29 @@ def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
         assert timeout.clone().read_timeout <= 0.2
     finally:
         operation.finish()
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> None:
+    mine, peer = socket.socketpair()
+    mine.settimeout(1)
+    pool = catalog_http._HTTPPool("catalog.test")
+    connection = pool._get_conn()
+    assert isinstance(connection, catalog_http._WatchedHTTPConnection)
+    connection.sock = mine
+    operation = catalog_http._Operation(seconds=60)
+    try:
+        operation.watch(connection)
+        if released:  # back in the pool, maybe another thread's by now
+            pool._put_conn(connection)
+        operation._expire()
+        with contextlib.suppress(OSError):  # a shut down socket refuses the write
+            peer.sendall(b"x")
+        assert mine.recv(1) == (b"x" if released else b"")
+    finally:
+        operation.finish()
+        mine.close()
+        peer.close()
 
 
 # -- configuration ---------------------------------------------------------------------
