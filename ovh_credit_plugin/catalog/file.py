@@ -19,7 +19,7 @@ import pydantic
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from ovh_credit_plugin import models
+from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import Database
@@ -53,12 +53,21 @@ class FileVoucherCatalog(base.VoucherCatalog):
             for index, raw in enumerate(document["vouchers"]):
                 try:
                     voucher = models.Voucher.model_validate(raw)
+                    code = base.normalize_code(voucher.code)
                 except pydantic.ValidationError as error:
                     raise base.CatalogProtocolError(
                         f"voucher #{index} of {str(self._path)!r} is invalid: "
                         f"{error.errors()[0]['msg']} at {error.errors()[0]['loc']}"
                     ) from None
-                vouchers[base.normalize_code(voucher.code)] = voucher
+                except exceptions.InvalidVoucherCode:
+                    # The operator's file is broken, not the customer's code:
+                    # the customer-facing message would blame every activation
+                    # on them. The code stays out of the message (a secret).
+                    raise base.CatalogProtocolError(
+                        f"voucher #{index} of {str(self._path)!r} has an invalid code: "
+                        f"codes are 4 to 64 letters, digits or dashes"
+                    ) from None
+                vouchers[code] = voucher
             self._vouchers = vouchers
         return self._vouchers
 

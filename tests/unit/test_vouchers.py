@@ -8,6 +8,7 @@ expired codes, crash-safe activation (pending intents), ``check``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -21,7 +22,7 @@ from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.file import FileVoucherCatalog
 from ovh_credit_plugin.ledger import schema, store
 from ovh_credit_plugin.service import CreditService, Settings
-from tests.conftest import BACKENDS, T0, Cli, Ledger
+from tests.conftest import BACKENDS, T0, VOUCHERS, Cli, Ledger
 
 PUBLIC = exceptions.VoucherRefused.public_message
 # The rules that lean on the database (unique activations, the throttle's
@@ -489,3 +490,32 @@ def test_cli_voucher_check(cli: Cli) -> None:
 
 def test_file_catalog_is_the_default_driver(service: CreditService) -> None:
     assert isinstance(service.catalog, FileVoucherCatalog)
+
+
+# -- the file catalog ----------------------------------------------------------------------
+
+
+def write_vouchers(ledger: Ledger, *extra: dict[str, Any]) -> None:
+    document = json.loads(json.dumps(VOUCHERS))
+    document["vouchers"].extend(extra)
+    ledger.vouchers.write_text(json.dumps(document))
+
+
+def test_a_malformed_code_in_the_voucher_file_is_the_files_fault(ledger: Ledger) -> None:
+    # An operator's typo (a blank inside a code) must not tell every
+    # customer that *their* code is malformed.
+    write_vouchers(ledger, {"code": "SPRING SALE", "amount": "5.00", "currency": "EUR",
+                            "status": "active", "products": []})
+    service = ledger.service()
+    try:
+        with pytest.raises(base.CatalogProtocolError) as caught:
+            service.activate_voucher("p1", "WELCOME-2026", at=T0)
+        assert not isinstance(caught.value, exceptions.InvalidInput)
+        index = len(VOUCHERS["vouchers"])
+        assert str(caught.value) == (
+            f"voucher #{index} of {str(ledger.vouchers)!r} has an invalid code: "
+            "codes are 4 to 64 letters, digits or dashes"
+        )
+        assert failed_attempts(service) == 0  # not the customer's doing
+    finally:
+        service.close()
