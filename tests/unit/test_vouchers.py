@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
+from ovh_credit_plugin.catalog import file as file_catalog
 from ovh_credit_plugin.catalog.file import FileVoucherCatalog
 from ovh_credit_plugin.ledger import schema, store
 from ovh_credit_plugin.service import CreditService, Settings
@@ -519,3 +522,69 @@ def test_a_malformed_code_in_the_voucher_file_is_the_files_fault(ledger: Ledger)
         assert failed_attempts(service) == 0  # not the customer's doing
     finally:
         service.close()
+
+
+def edit_vouchers(ledger: Ledger, code: str, *, replace: bool = False, **changes: Any) -> None:
+    """Change one voucher of the file: in place, or by renaming a new file over it."""
+    document = json.loads(ledger.vouchers.read_text())
+    for voucher in document["vouchers"]:
+        if voucher["code"] == code:
+            voucher.update(changes)
+    if replace:
+        new = ledger.vouchers.with_suffix(".new")
+        new.write_text(json.dumps(document))
+        os.replace(new, ledger.vouchers)
+    else:
+        ledger.vouchers.write_text(json.dumps(document))
+
+
+def test_revoking_a_voucher_in_the_file_takes_effect_in_a_running_host(
+    service: CreditService, ledger: Ledger
+) -> None:
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    # The code leaked: the operator revokes it, the host keeps running.
+    edit_vouchers(ledger, "WELCOME-2026", status="revoked")
+    preview = service.check_voucher("WELCOME-2026", at=T0)
+    assert (preview.redeemable, "revoked" in preview.reason) == (False, True)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p2", "WELCOME-2026", at=T0)
+
+
+def test_a_voucher_file_replaced_by_one_of_the_same_size_is_read_again(
+    service: CreditService, ledger: Ledger
+) -> None:
+    assert service.check_voucher("GPU-ONLY", at=T0).voucher.amount == Decimal("20.00")
+    edit_vouchers(ledger, "GPU-ONLY", replace=True, amount="25.00")
+    assert service.check_voucher("GPU-ONLY", at=T0).voucher.amount == Decimal("25.00")
+
+
+def test_an_unchanged_voucher_file_is_parsed_once(
+    service: CreditService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    real = file_catalog._read
+
+    def read(path: Path) -> dict[str, models.Voucher]:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(file_catalog, "_read", read)
+    for _ in range(3):
+        service.check_voucher("GPU-ONLY", at=T0)
+    assert len(reads) == 1
+
+
+def test_a_voucher_file_broken_while_running_is_an_error_not_stale_vouchers(
+    service: CreditService, ledger: Ledger
+) -> None:
+    assert service.check_voucher("WELCOME-2026", at=T0).redeemable
+    good = ledger.vouchers.read_text()
+    ledger.vouchers.write_text(good[: len(good) // 2])  # an edit saved half-way
+    for _ in range(2):  # on every call until fixed, not once
+        with pytest.raises(base.CatalogProtocolError, match="is not readable JSON"):
+            service.check_voucher("WELCOME-2026", at=T0)
+    ledger.vouchers.unlink()
+    with pytest.raises(base.CatalogUnavailable, match="does not exist"):
+        service.check_voucher("WELCOME-2026", at=T0)
+    ledger.vouchers.write_text(good)
+    assert service.check_voucher("WELCOME-2026", at=T0).redeemable
