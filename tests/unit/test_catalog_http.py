@@ -604,6 +604,39 @@ def test_logs_mask_codes_and_never_show_the_token(
     assert TOKEN not in text
 
 
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (401, {"json": {"message": f"unknown X-Auth-Token {TOKEN}"}}, base.CatalogAuthError),
+    (403, {"body": f"<h1>Forbidden</h1> token={TOKEN}", "content_type": "text/html"},
+     base.CatalogAuthError),
+    (503, {"json": {"message": f"backend rejected {TOKEN}", "echo": [{TOKEN: TOKEN}]}},
+     base.CatalogUnavailable),
+    (418, {"json": {"message": f"no tea for {TOKEN}"}}, base.CatalogProtocolError),
+])
+def test_a_token_echoed_by_the_catalog_is_hidden_from_the_error(
+    mocked: responses.RequestsMock, status: int, body: dict[str, Any],
+    error: type[base.CatalogError],
+) -> None:
+    # docs/voucher-catalog.md: auth_token is never in an error message, even
+    # when a catalog (or a proxy in front of it) quotes it back.
+    mocked.get(VOUCHER_URL, status=status, headers={"X-Request-Id": f"req {TOKEN}"}, **body)
+    with pytest.raises(error) as caught:
+        make_catalog(retries=0).get(CODE)
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value.response)
+    assert caught.value.request_id == "req ***"
+    assert "***" in str(caught.value.response)
+
+
+def test_a_token_echoed_in_a_broken_answer_is_hidden_from_the_error(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(VOUCHER_URL, json=voucher_doc(amount=TOKEN, description=f"for {TOKEN}"))
+    with pytest.raises(base.CatalogProtocolError) as caught:
+        make_catalog().get(CODE)
+    assert TOKEN not in str(caught.value)
+    assert caught.value.response["description"] == "for ***"  # type: ignore[index]
+
+
 def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     make_catalog()  # installs the filter
     caplog.set_level(logging.DEBUG)
