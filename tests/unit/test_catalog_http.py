@@ -597,8 +597,8 @@ def test_logs_mask_codes_and_never_show_the_token(
     with pytest.raises(exceptions.VoucherRefused):
         http_service.activate_voucher(PROJECT, "unknown-code-1", at=T0)
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "WELC…26" in text
-    assert "UNKN…-1" in text
+    assert "WEL…6" in text
+    assert "UNK…1" in text
     assert CODE not in text
     assert "UNKNOWN-CODE-1" not in text
     assert TOKEN not in text
@@ -644,7 +644,7 @@ def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> 
         "Retrying (%r) after connection broken by '%r': %s", "Retry(total=2)", "err",
         f"/v1/vouchers/{CODE}/redemptions",
     )
-    assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WELC…26/redemptions")
+    assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WEL…6/redemptions")
 
 
 # -- the deadline's retry policy -----------------------------------------------------------
