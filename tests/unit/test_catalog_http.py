@@ -550,6 +550,24 @@ def test_no_post_after_an_auth_error(
     assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 0}
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_an_auth_error_on_the_post_leaves_the_activation_pending(
+    mocked: responses.RequestsMock, http_service: CreditService, status: int
+) -> None:
+    # docs/voucher-catalog.md, "Faults": a refused POST may follow a retried
+    # one that timed out after the catalog redeemed; pending is the safe side.
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    mocked.post(REDEEM_URL, json={"message": "read-only token"}, status=status)
+    with pytest.raises(base.CatalogAuthError):
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 1, "attempts": 0}
+    assert [p["code"] for p in http_service.pending_activations()] == [CODE]
+    # The token fixed, running the activation again finishes it.
+    mocked.replace(responses.POST, REDEEM_URL, json=redemption_doc(), status=201)
+    assert http_service.activate_voucher(PROJECT, CODE, at=T0).total == Decimal("50.00")
+    assert http_service.pending_activations() == []
+
+
 def test_malformed_redemption_leaves_the_intent_pending(
     mocked: responses.RequestsMock, http_service: CreditService
 ) -> None:
