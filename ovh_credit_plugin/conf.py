@@ -131,7 +131,9 @@ voucher_catalog_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "file_path",
         default="vouchers.json",
-        help="JSON file of the 'file' driver: {\"vouchers\": [Voucher, ...]}.",
+        help="JSON file of the 'file' driver: {\"vouchers\": [Voucher, ...]}. "
+        "Read again when it changes (checked on every call, no restart "
+        "needed); replace it by renaming a complete new file over it.",
     ),
     cfg.URIOpt(
         "endpoint",

@@ -83,10 +83,18 @@ def normalize_code(code: str) -> str:
 
 
 def mask_code(code: str) -> str:
-    """What logs show of a code: enough to find it, not enough to use it."""
-    if len(code) <= 6:
-        return code[:1] + "…"
-    return f"{code[:4]}…{code[-2:]}"
+    """What logs show of a code: enough to find it, not enough to use it.
+
+    A third of the code at most (rounded down), never more than 6
+    characters: two thirds of them from its start, the rest from its end.
+    ``WELCOME-2026`` (12) shows 4: ``WEL…6``; 18 characters or more show
+    ``ABCD…YZ``; ``GPU-ONLY`` (8) shows ``GP…``; codes of 4 or 5 characters
+    show their first one. Codes of fewer than 3 (never valid ones) show
+    nothing.
+    """
+    shown = min(6, len(code) // 3)
+    suffix = shown // 3
+    return code[: shown - suffix] + "…" + (code[-suffix:] if suffix else "")
 
 
 # The refusals a customer causes: they count against the project's failed

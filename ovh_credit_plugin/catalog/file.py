@@ -19,7 +19,7 @@ import pydantic
 import sqlalchemy as sa
 from oslo_config import cfg
 
-from ovh_credit_plugin import models
+from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import Database
@@ -27,40 +27,51 @@ from ovh_credit_plugin.ledger.database import Database
 LOG = logging.getLogger(__name__)
 
 
+# What tells one version of the voucher file from another without reading
+# it: a rename (the safe way to replace it) changes the inode, an edit in
+# place the size or the times. ctime too: tools that copy a file's mtime
+# (cp -p, rsync -t) can give an edited file its old one.
+_Signature = tuple[int, int, int, int, int]
+
+
 class FileVoucherCatalog(base.VoucherCatalog):
+    """Vouchers from ``[voucher_catalog] file_path``, re-read when the file changes.
+
+    A running host must see an operator's edit (a leaked code revoked) on
+    its next call: each call costs one ``stat``; the file is parsed again
+    only when that says it changed. A file that became unusable is an error
+    on every call until it is fixed, never the previous version served
+    silently.
+    """
+
     def __init__(self, *, conf: cfg.ConfigOpts, database: Database, **_: Any) -> None:
         self._path = Path(conf.voucher_catalog.file_path)
         self._database = database
-        self._vouchers: dict[str, models.Voucher] | None = None
+        # One attribute, replaced whole: threads sharing the driver read
+        # either the old pair or the new one, never a mix.
+        self._cache: tuple[_Signature, dict[str, models.Voucher]] | None = None
 
     def _load(self) -> dict[str, models.Voucher]:
-        if self._vouchers is None:
-            try:
-                document = json.loads(self._path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise base.CatalogUnavailable(
-                    f"voucher file {str(self._path)!r} does not exist"
-                ) from None
-            except (OSError, ValueError) as error:
-                raise base.CatalogProtocolError(
-                    f"voucher file {str(self._path)!r} is not readable JSON: {error}"
-                ) from None
-            if not isinstance(document, dict) or not isinstance(document.get("vouchers"), list):
-                raise base.CatalogProtocolError(
-                    f'voucher file {str(self._path)!r} must hold {{"vouchers": [...]}}'
-                )
-            vouchers = {}
-            for index, raw in enumerate(document["vouchers"]):
-                try:
-                    voucher = models.Voucher.model_validate(raw)
-                except pydantic.ValidationError as error:
-                    raise base.CatalogProtocolError(
-                        f"voucher #{index} of {str(self._path)!r} is invalid: "
-                        f"{error.errors()[0]['msg']} at {error.errors()[0]['loc']}"
-                    ) from None
-                vouchers[base.normalize_code(voucher.code)] = voucher
-            self._vouchers = vouchers
-        return self._vouchers
+        signature = self._signature()
+        cache = self._cache
+        if cache is not None and cache[0] == signature:
+            return cache[1]
+        # Stat before reading: a change made while reading leaves a newer
+        # signature on disk, so the next call reads the file again.
+        vouchers = _read(self._path)
+        self._cache = (signature, vouchers)
+        return vouchers
+
+    def _signature(self) -> _Signature:
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            raise _missing(self._path) from None
+        except OSError as error:
+            raise base.CatalogProtocolError(
+                f"voucher file {str(self._path)!r} is not readable: {error}"
+            ) from None
+        return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
     def get(self, code: str) -> models.Voucher:
         voucher = self._load().get(code)
@@ -120,6 +131,46 @@ class FileVoucherCatalog(base.VoucherCatalog):
         # when the insert commits, or two projects racing for the last
         # redemption would both get it (READ COMMITTED lets both count 2 of 3).
         return self._database.write(work, isolation_level="SERIALIZABLE")
+
+
+def _missing(path: Path) -> base.CatalogUnavailable:
+    return base.CatalogUnavailable(f"voucher file {str(path)!r} does not exist")
+
+
+def _read(path: Path) -> dict[str, models.Voucher]:
+    """The vouchers of the file by normalized code; CatalogProtocolError naming what is wrong."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # removed since the stat
+        raise _missing(path) from None
+    except (OSError, ValueError) as error:
+        raise base.CatalogProtocolError(
+            f"voucher file {str(path)!r} is not readable JSON: {error}"
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("vouchers"), list):
+        raise base.CatalogProtocolError(
+            f'voucher file {str(path)!r} must hold {{"vouchers": [...]}}'
+        )
+    vouchers = {}
+    for index, raw in enumerate(document["vouchers"]):
+        try:
+            voucher = models.Voucher.model_validate(raw)
+            code = base.normalize_code(voucher.code)
+        except pydantic.ValidationError as error:
+            raise base.CatalogProtocolError(
+                f"voucher #{index} of {str(path)!r} is invalid: "
+                f"{error.errors()[0]['msg']} at {error.errors()[0]['loc']}"
+            ) from None
+        except exceptions.InvalidVoucherCode:
+            # The operator's file is broken, not the customer's code: the
+            # customer-facing message would blame every activation on them.
+            # The code stays out of the message (a secret).
+            raise base.CatalogProtocolError(
+                f"voucher #{index} of {str(path)!r} has an invalid code: "
+                f"codes are 4 to 64 letters, digits or dashes"
+            ) from None
+        vouchers[code] = voucher
+    return vouchers
 
 
 def _count(conn: sa.Connection, code: str) -> int:

@@ -17,7 +17,8 @@ below follow it and a test keeps them in step. What this client guarantees:
   field, a bad amount or currency, an answer about another code or
   project: :class:`~base.CatalogProtocolError`;
 * codes are checked offline before any call and masked in every log line
-  (ours and urllib3's); the auth token is never logged nor kept in errors.
+  (ours and urllib3's); the auth token is never logged nor kept in errors,
+  not even when the catalog echoes it back (it is replaced by ``***``).
 """
 
 from __future__ import annotations
@@ -149,9 +150,11 @@ class ErrorDocument(BaseModel):
 class _Operation:
     """One catalog operation (retries included) and its deadline.
 
-    The watchdog shuts down the sockets the operation uses once the deadline
+    The watchdog shuts down the sockets the operation holds once the deadline
     passes: a read timeout bounds each ``recv``, not an answer that keeps
-    sending one byte just before every timeout.
+    sending one byte just before every timeout. Only the sockets it *holds*:
+    a connection it gave back to the pool may be another thread's by then,
+    in the middle of a call well within that call's own budget.
     """
 
     def __init__(self, *, seconds: float) -> None:
@@ -160,7 +163,7 @@ class _Operation:
         self.expired = False
         self._finished = False
         self._lock = threading.Lock()
-        self._connections: list[urllib3_connection.HTTPConnection] = []
+        self._connections: list[_Watched] = []
         _WATCHDOG.watch(self)
 
     def remaining(self) -> float:
@@ -169,12 +172,23 @@ class _Operation:
     def out_of_time(self) -> bool:
         return self.expired or self.remaining() <= 0
 
-    def watch(self, connection: urllib3_connection.HTTPConnection) -> None:
+    def watch(self, connection: _Watched) -> None:
         with self._lock:
             if self.expired:
                 _shutdown(connection)
             elif connection not in self._connections:
                 self._connections.append(connection)
+                connection.operation = self
+
+    def release(self, connection: _Watched) -> None:
+        """``connection`` goes back to the pool: no longer this operation's to shut down."""
+        # Under the lock, so that _expire either shuts it down before it is
+        # back in the pool or never sees it.
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+            if connection.operation is self:
+                connection.operation = None
 
     def _expire(self) -> None:
         with self._lock:
@@ -187,6 +201,9 @@ class _Operation:
     def finish(self) -> None:
         with self._lock:
             self._finished = True
+            for connection in self._connections:
+                if connection.operation is self:
+                    connection.operation = None
             self._connections.clear()
 
 
@@ -374,6 +391,9 @@ class _CatalogRetry(Retry):
 class _Watched(urllib3_connection.HTTPConnection):
     """Registers the connection with the watchdog before it connects or sends."""
 
+    # The operation holding the connection, until the pool gets it back.
+    operation: _Operation | None = None
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -391,17 +411,30 @@ class _WatchedHTTPSConnection(_Watched, urllib3_connection.HTTPSConnection):
     pass
 
 
-def _watch(connection: urllib3_connection.HTTPConnection) -> None:
+def _watch(connection: _Watched) -> None:
     operation = _OPERATION.get()
     if operation is not None:
         operation.watch(connection)
 
 
-class _HTTPPool(connectionpool.HTTPConnectionPool):
+class _ReleasingPool(connectionpool.HTTPConnectionPool):
+    """Tells the holding operation when a connection comes back to the pool."""
+
+    def _put_conn(self, conn: Any) -> None:
+        # Every way back goes through here (an answer read to its end, one
+        # drained before a retry, an error that dropped it). The connection
+        # names its holder: no reliance on which thread or context runs this.
+        operation = getattr(conn, "operation", None)
+        if operation is not None:
+            operation.release(conn)
+        super()._put_conn(conn)
+
+
+class _HTTPPool(_ReleasingPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _HTTPSPool(connectionpool.HTTPSConnectionPool):
+class _HTTPSPool(_ReleasingPool, connectionpool.HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
@@ -428,9 +461,45 @@ class _CatalogAdapter(HTTPAdapter):
         return manager
 
 
-# -- codes out of logs --------------------------------------------------------------------
+# -- codes and tokens out of logs and errors -----------------------------------------------
 
 _CODE_IN_PATH = re.compile(r"(/v1/vouchers/)([A-Za-z0-9%._~-]+)")
+
+HIDDEN = "***"
+
+
+class _Secrets:
+    """The auth tokens of the drivers built in this process, to hide.
+
+    A catalog may echo the token it refused ("unknown X-Auth-Token ..."):
+    whatever we take from an answer into a message, a log line or an
+    error's ``response`` has them replaced by ``***``. Process-wide like the
+    log filter, which hides them too; kept after a driver closes (still a
+    secret).
+    """
+
+    # Shorter ones would replace bits of ordinary words, and are no secret.
+    MIN_LENGTH = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Replaced whole, never mutated: read without the lock. Longest
+        # first, so that a token containing another is hidden whole.
+        self._known: tuple[str, ...] = ()
+
+    def add(self, secret: str) -> None:
+        if len(secret) >= self.MIN_LENGTH:
+            with self._lock:
+                if secret not in self._known:
+                    self._known = tuple(sorted((*self._known, secret), key=len, reverse=True))
+
+    def hide(self, text: str) -> str:
+        for secret in self._known:
+            text = text.replace(secret, HIDDEN)
+        return text
+
+
+_SECRETS = _Secrets()
 
 
 def _mask_paths(text: str) -> str:
@@ -445,7 +514,7 @@ class _MaskVoucherCodes(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken record is not ours to fix
             return True
-        masked = _mask_paths(message)
+        masked = _mask_paths(_SECRETS.hide(message))
         if masked != message:
             record.msg, record.args = masked, ()
         return True
@@ -529,6 +598,7 @@ class HttpVoucherCatalog(base.VoucherCatalog):
         })
         if group.auth_token:
             session.headers[AUTH_HEADER] = group.auth_token
+            _SECRETS.add(group.auth_token)
         # requests reads the proxy variables (HTTPS_PROXY, NO_PROXY...) and
         # the CA bundle variables again on every request, and ~/.netrc for
         # credentials: ~0.1 ms a call, a tenth of a loopback round trip. They
@@ -866,16 +936,30 @@ def _header(response: requests.Response, name: str) -> str | None:
     value = response.headers.get(name)
     if value is None:
         return None
-    # One short printable line: it ends up in error messages.
-    value = "".join(c for c in value if c.isprintable())[:128].strip()
+    # One short printable line: it ends up in error messages. Hidden before
+    # it is cut, or the cut could leave a token's first characters.
+    value = _SECRETS.hide("".join(c for c in value if c.isprintable()))[:128].strip()
     return value or None
 
 
 def _decoded(body: bytes) -> object:
+    """The answer's body as kept in an error's ``response``, tokens hidden."""
     try:
-        return json.loads(body, parse_float=Decimal)
+        return _hidden_in(json.loads(body, parse_float=Decimal))
     except ValueError:
-        return body[:1024].decode("utf-8", "replace")
+        return _SECRETS.hide(body.decode("utf-8", "replace"))[:1024]
+
+
+def _hidden_in(document: object) -> object:
+    # In the decoded strings, not the raw body: JSON may spell a token with
+    # escapes (\/, \u00e9) that a search of the bytes would miss.
+    if isinstance(document, str):
+        return _SECRETS.hide(document)
+    if isinstance(document, list):
+        return [_hidden_in(item) for item in document]
+    if isinstance(document, dict):
+        return {_SECRETS.hide(key): _hidden_in(value) for key, value in document.items()}
+    return document
 
 
 def _error_detail(body: bytes, code: str) -> str:
@@ -894,7 +978,8 @@ def _error_detail(body: bytes, code: str) -> str:
 
 
 def _scrub(text: str, code: str) -> str:
-    return _mask_paths(text.replace(code, base.mask_code(code)))
+    # Tokens first: masking the code inside one would leave the rest of it.
+    return _mask_paths(_SECRETS.hide(text).replace(code, base.mask_code(code)))
 
 
 def _describe(error: BaseException, code: str) -> str:

@@ -8,6 +8,7 @@ or left as a pending activation that the next run finishes).
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -224,6 +225,44 @@ def test_one_deadline_covers_the_whole_activation(
     # The catalog committed before dripping: the next run finishes the job.
     assert service.activate_voucher("p1", CODE).total == Decimal("50.00")
     assert len(server.redemptions_of(CODE)) == 1
+
+
+def test_an_expired_deadline_spares_a_connection_back_in_the_pool(
+    server: CatalogServer,
+) -> None:
+    # One driver is shared by a host's worker threads. Activation A's GET
+    # gives its connection back to the pool; B then takes it for a call
+    # answered within B's own budget. A's deadline passing meanwhile must not
+    # shut down what is now B's connection.
+    catalog = driver_for(server.url, timeout=2.0, retries=0)
+    outcome: dict[str, object] = {}
+    a_got = threading.Event()
+
+    def activation_a() -> None:
+        with catalog.deadline():
+            catalog.get(CODE)
+            a_got.set()
+            time.sleep(2.5)  # still running (a slow ledger...) when its 2 s pass
+
+    def call_b() -> None:
+        a_got.wait(5)
+        time.sleep(1.5)
+        # 0.8 s to answer, under B's 1 s per attempt; A's deadline falls inside.
+        server.inject(Fault("stall", method="GET", seconds=0.8))
+        try:
+            outcome["b"] = catalog.get(CODE).code
+        except base.CatalogError as error:
+            outcome["b"] = error
+
+    threads = [threading.Thread(target=activation_a), threading.Thread(target=call_b)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        catalog.close()
+    assert outcome["b"] == CODE
 
 
 # -- broken answers ------------------------------------------------------------------------

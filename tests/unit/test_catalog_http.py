@@ -8,9 +8,11 @@ document (docs/voucher-catalog.openapi.yaml) as the models' single source.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import time
 import types
 import typing
@@ -548,6 +550,24 @@ def test_no_post_after_an_auth_error(
     assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 0}
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_an_auth_error_on_the_post_leaves_the_activation_pending(
+    mocked: responses.RequestsMock, http_service: CreditService, status: int
+) -> None:
+    # docs/voucher-catalog.md, "Faults": a refused POST may follow a retried
+    # one that timed out after the catalog redeemed; pending is the safe side.
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+    mocked.post(REDEEM_URL, json={"message": "read-only token"}, status=status)
+    with pytest.raises(base.CatalogAuthError):
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 1, "attempts": 0}
+    assert [p["code"] for p in http_service.pending_activations()] == [CODE]
+    # The token fixed, running the activation again finishes it.
+    mocked.replace(responses.POST, REDEEM_URL, json=redemption_doc(), status=201)
+    assert http_service.activate_voucher(PROJECT, CODE, at=T0).total == Decimal("50.00")
+    assert http_service.pending_activations() == []
+
+
 def test_malformed_redemption_leaves_the_intent_pending(
     mocked: responses.RequestsMock, http_service: CreditService
 ) -> None:
@@ -595,11 +615,44 @@ def test_logs_mask_codes_and_never_show_the_token(
     with pytest.raises(exceptions.VoucherRefused):
         http_service.activate_voucher(PROJECT, "unknown-code-1", at=T0)
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "WELC…26" in text
-    assert "UNKN…-1" in text
+    assert "WEL…6" in text
+    assert "UNK…1" in text
     assert CODE not in text
     assert "UNKNOWN-CODE-1" not in text
     assert TOKEN not in text
+
+
+@pytest.mark.parametrize(("status", "body", "error"), [
+    (401, {"json": {"message": f"unknown X-Auth-Token {TOKEN}"}}, base.CatalogAuthError),
+    (403, {"body": f"<h1>Forbidden</h1> token={TOKEN}", "content_type": "text/html"},
+     base.CatalogAuthError),
+    (503, {"json": {"message": f"backend rejected {TOKEN}", "echo": [{TOKEN: TOKEN}]}},
+     base.CatalogUnavailable),
+    (418, {"json": {"message": f"no tea for {TOKEN}"}}, base.CatalogProtocolError),
+])
+def test_a_token_echoed_by_the_catalog_is_hidden_from_the_error(
+    mocked: responses.RequestsMock, status: int, body: dict[str, Any],
+    error: type[base.CatalogError],
+) -> None:
+    # docs/voucher-catalog.md: auth_token is never in an error message, even
+    # when a catalog (or a proxy in front of it) quotes it back.
+    mocked.get(VOUCHER_URL, status=status, headers={"X-Request-Id": f"req {TOKEN}"}, **body)
+    with pytest.raises(error) as caught:
+        make_catalog(retries=0).get(CODE)
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value.response)
+    assert caught.value.request_id == "req ***"
+    assert "***" in str(caught.value.response)
+
+
+def test_a_token_echoed_in_a_broken_answer_is_hidden_from_the_error(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(VOUCHER_URL, json=voucher_doc(amount=TOKEN, description=f"for {TOKEN}"))
+    with pytest.raises(base.CatalogProtocolError) as caught:
+        make_catalog().get(CODE)
+    assert TOKEN not in str(caught.value)
+    assert caught.value.response["description"] == "for ***"  # type: ignore[index]
 
 
 def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> None:
@@ -609,7 +662,7 @@ def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> 
         "Retrying (%r) after connection broken by '%r': %s", "Retry(total=2)", "err",
         f"/v1/vouchers/{CODE}/redemptions",
     )
-    assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WELC…26/redemptions")
+    assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WEL…6/redemptions")
 
 
 # -- the deadline's retry policy -----------------------------------------------------------
@@ -657,6 +710,29 @@ def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
         assert timeout.clone().read_timeout <= 0.2
     finally:
         operation.finish()
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> None:
+    mine, peer = socket.socketpair()
+    mine.settimeout(1)
+    pool = catalog_http._HTTPPool("catalog.test")
+    connection = pool._get_conn()
+    assert isinstance(connection, catalog_http._WatchedHTTPConnection)
+    connection.sock = mine
+    operation = catalog_http._Operation(seconds=60)
+    try:
+        operation.watch(connection)
+        if released:  # back in the pool, maybe another thread's by now
+            pool._put_conn(connection)
+        operation._expire()
+        with contextlib.suppress(OSError):  # a shut down socket refuses the write
+            peer.sendall(b"x")
+        assert mine.recv(1) == (b"x" if released else b"")
+    finally:
+        operation.finish()
+        mine.close()
+        peer.close()
 
 
 # -- configuration ---------------------------------------------------------------------

@@ -8,9 +8,12 @@ expired codes, crash-safe activation (pending intents), ``check``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +21,11 @@ import sqlalchemy as sa
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
+from ovh_credit_plugin.catalog import file as file_catalog
 from ovh_credit_plugin.catalog.file import FileVoucherCatalog
 from ovh_credit_plugin.ledger import schema, store
 from ovh_credit_plugin.service import CreditService, Settings
-from tests.conftest import BACKENDS, T0, Cli, Ledger
+from tests.conftest import BACKENDS, T0, VOUCHERS, Cli, Ledger
 
 PUBLIC = exceptions.VoucherRefused.public_message
 # The rules that lean on the database (unique activations, the throttle's
@@ -117,7 +121,7 @@ def test_a_project_activates_a_code_once(service: CreditService) -> None:
     first = service.activate_voucher("p1", "WELCOME-2026", at=T0)
     with pytest.raises(exceptions.VoucherRefused, match="already activated") as caught:
         service.activate_voucher("p1", "welcome-2026", at=T0)
-    assert caught.value.reason.startswith("voucher WELC…26 was already activated")
+    assert caught.value.reason.startswith("voucher WEL…6 was already activated")
     # Another project may use a multi-use code.
     other = service.activate_voucher("p2", "WELCOME-2026", at=T0)
     assert other.id != first.id
@@ -258,7 +262,7 @@ def test_unknown_used_and_expired_codes_look_the_same_to_the_customer(
     assert "expired" in errors["expired"].reason
     logged = "\n".join(r.getMessage() for r in caplog.records)
     # Operators get the precise reason, with the code masked.
-    for words in ("unknown voucher NO-S…DE", "GPU-…LY is used up", "revoked", "expired"):
+    for words in ("unknown voucher NO-…E", "GP… is used up", "revoked", "expired"):
         assert words in logged
     assert "NO-SUCH-CODE" not in logged
 
@@ -468,7 +472,7 @@ def test_lost_answer_keeps_the_intent_and_a_rerun_grants_once(
 def test_refusal_on_redeem_drops_the_intent(service: CreditService, stub: StubCatalog) -> None:
     # The code was fine when checked, then used up by someone else.
     def exhausted(code: str, **kwargs: Any) -> models.Redemption:
-        raise base.VoucherAlreadyRedeemed("voucher GPU-…LY is used up", status=409)
+        raise base.VoucherAlreadyRedeemed("voucher GP… is used up", status=409)
 
     stub.on_redeem = exhausted
     with pytest.raises(exceptions.VoucherRefused) as caught:
@@ -493,6 +497,20 @@ def test_redemption_for_another_project_grants_nothing(
     assert len(service.pending_activations()) == 1
 
 
+@pytest.mark.parametrize(("code", "masked"), [
+    ("ABCD", "A…"),
+    ("ABCDEFG", "AB…"),
+    ("REVOKED-1", "RE…1"),
+    ("WELCOME-2026", "WEL…6"),
+    ("ABCDEFGHIJKLMNOPQ", "ABCD…Q"),
+    ("ABCDEFGHIJKLMNOPQR", "ABCD…QR"),
+    ("A" * 30 + "B" * 34, "AAAA…BB"),
+])
+def test_a_masked_code_shows_a_third_of_it_at_most(code: str, masked: str) -> None:
+    assert base.mask_code(code) == masked
+    assert len(masked) - 1 <= len(code) // 3
+
+
 def test_cli_lists_pending_activations_masked(
     cli: Cli, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -502,7 +520,7 @@ def test_cli_lists_pending_activations_masked(
     finally:
         service.close()
     rows = cli.ok("voucher", "pending")
-    assert [(r["project_id"], r["code"]) for r in rows] == [("p1", "WELC…26")]
+    assert [(r["project_id"], r["code"]) for r in rows] == [("p1", "WEL…6")]
     rows = cli.ok("voucher", "pending", "--show-codes")
     assert [(r["project_id"], r["code"]) for r in rows] == [("p1", "WELCOME-2026")]
     credit = cli.ok("voucher", "activate", "p1", rows[0]["code"], "--at", "2026-02-15T00:00:00Z")
@@ -549,8 +567,103 @@ def test_cli_voucher_check(cli: Cli) -> None:
     result = cli("voucher", "check", "NO-SUCH-CODE")
     assert result.code != 0
     assert len(result.stderr.strip().splitlines()) == 1
-    assert "unknown voucher NO-S…DE" in result.stderr
+    assert "unknown voucher NO-…E" in result.stderr
 
 
 def test_file_catalog_is_the_default_driver(service: CreditService) -> None:
     assert isinstance(service.catalog, FileVoucherCatalog)
+
+
+# -- the file catalog ----------------------------------------------------------------------
+
+
+def write_vouchers(ledger: Ledger, *extra: dict[str, Any]) -> None:
+    document = json.loads(json.dumps(VOUCHERS))
+    document["vouchers"].extend(extra)
+    ledger.vouchers.write_text(json.dumps(document))
+
+
+def test_a_malformed_code_in_the_voucher_file_is_the_files_fault(ledger: Ledger) -> None:
+    # An operator's typo (a blank inside a code) must not tell every
+    # customer that *their* code is malformed.
+    write_vouchers(ledger, {"code": "SPRING SALE", "amount": "5.00", "currency": "EUR",
+                            "status": "active", "products": []})
+    service = ledger.service()
+    try:
+        with pytest.raises(base.CatalogProtocolError) as caught:
+            service.activate_voucher("p1", "WELCOME-2026", at=T0)
+        assert not isinstance(caught.value, exceptions.InvalidInput)
+        index = len(VOUCHERS["vouchers"])
+        assert str(caught.value) == (
+            f"voucher #{index} of {str(ledger.vouchers)!r} has an invalid code: "
+            "codes are 4 to 64 letters, digits or dashes"
+        )
+        assert failed_attempts(service) == 0  # not the customer's doing
+    finally:
+        service.close()
+
+
+def edit_vouchers(ledger: Ledger, code: str, *, replace: bool = False, **changes: Any) -> None:
+    """Change one voucher of the file: in place, or by renaming a new file over it."""
+    document = json.loads(ledger.vouchers.read_text())
+    for voucher in document["vouchers"]:
+        if voucher["code"] == code:
+            voucher.update(changes)
+    if replace:
+        new = ledger.vouchers.with_suffix(".new")
+        new.write_text(json.dumps(document))
+        os.replace(new, ledger.vouchers)
+    else:
+        ledger.vouchers.write_text(json.dumps(document))
+
+
+def test_revoking_a_voucher_in_the_file_takes_effect_in_a_running_host(
+    service: CreditService, ledger: Ledger
+) -> None:
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    # The code leaked: the operator revokes it, the host keeps running.
+    edit_vouchers(ledger, "WELCOME-2026", status="revoked")
+    preview = service.check_voucher("WELCOME-2026", at=T0)
+    assert (preview.redeemable, "revoked" in preview.reason) == (False, True)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p2", "WELCOME-2026", at=T0)
+
+
+def test_a_voucher_file_replaced_by_one_of_the_same_size_is_read_again(
+    service: CreditService, ledger: Ledger
+) -> None:
+    assert service.check_voucher("GPU-ONLY", at=T0).voucher.amount == Decimal("20.00")
+    edit_vouchers(ledger, "GPU-ONLY", replace=True, amount="25.00")
+    assert service.check_voucher("GPU-ONLY", at=T0).voucher.amount == Decimal("25.00")
+
+
+def test_an_unchanged_voucher_file_is_parsed_once(
+    service: CreditService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    real = file_catalog._read
+
+    def read(path: Path) -> dict[str, models.Voucher]:
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(file_catalog, "_read", read)
+    for _ in range(3):
+        service.check_voucher("GPU-ONLY", at=T0)
+    assert len(reads) == 1
+
+
+def test_a_voucher_file_broken_while_running_is_an_error_not_stale_vouchers(
+    service: CreditService, ledger: Ledger
+) -> None:
+    assert service.check_voucher("WELCOME-2026", at=T0).redeemable
+    good = ledger.vouchers.read_text()
+    ledger.vouchers.write_text(good[: len(good) // 2])  # an edit saved half-way
+    for _ in range(2):  # on every call until fixed, not once
+        with pytest.raises(base.CatalogProtocolError, match="is not readable JSON"):
+            service.check_voucher("WELCOME-2026", at=T0)
+    ledger.vouchers.unlink()
+    with pytest.raises(base.CatalogUnavailable, match="does not exist"):
+        service.check_voucher("WELCOME-2026", at=T0)
+    ledger.vouchers.write_text(good)
+    assert service.check_voucher("WELCOME-2026", at=T0).redeemable
