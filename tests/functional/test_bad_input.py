@@ -261,6 +261,22 @@ CASES: list[tuple[str, list[str], str, str]] = [
         json.dumps(GOOD_INVOICE),
         "at least 1",
     ),
+    # -c is checked before the command runs: cliff would only refuse it once
+    # the order, the activation, the payment or the settlement was committed.
+    ("unknown column, order create", ["order", "create", "p1", "10", "-c", "idd"], "",
+     "unknown column 'idd'"),
+    ("unknown column, order pay",
+     ["order", "pay", "{pending}", "--at", "2026-02-03T00:00:00Z", "-c", "id", "-c", "paid"], "",
+     "unknown column 'paid'"),
+    ("unknown column, voucher activate", ["voucher", "activate", "p5", "GPU-ONLY", "-c", "x"],
+     "", "unknown column 'x'"),
+    ("unknown column, credit void",
+     ["credit", "void", "{voucher_credit}", "--reason", "r", "-c", "bogus"], "",
+     "unknown column 'bogus'"),
+    ("unknown column, settle", ["settle", "-", "-c", "due"], json.dumps(GOOD_INVOICE),
+     "unknown column 'due'"),
+    ("unknown column, settle as table", ["settle", "-", "-f", "table", "-c", "due"],
+     json.dumps(GOOD_INVOICE), "unknown column 'due'"),
 ]
 
 
