@@ -444,7 +444,9 @@ class Settle(_Base, Lister):
                 source.documents(), batch_size=parsed_args.batch_size, at=parsed_args.at
             )
             if parsed_args.formatter == "json":
-                _stream_json(settlements, self.app.stdout, progress,
+                wanted = _selected_columns(parsed_args.columns, self.FIELDS)
+                _stream_json(({name: s.get(name) for name in wanted} for s in settlements),
+                             self.app.stdout, progress,
                              indent=None if parsed_args.noindent else 2)
                 return (), ()
             rows = [_row(s, self.FIELDS) for s in _ticking(settlements, progress)]
@@ -466,17 +468,32 @@ def _ticking(items: Iterable[dict[str, Any]], progress: Any) -> Iterator[dict[st
         progress.close()
 
 
+def _selected_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> list[str]:
+    """The columns ``-c`` keeps, in the command's order (as cliff selects them)."""
+    if not requested:
+        return list(fields)
+    wanted = {_normalize_column(c) for c in requested}
+    return [name for name in fields if name in wanted]
+
+
 def _stream_json(items: Iterable[dict[str, Any]], out: IO[str], progress: Any,
                  *, indent: int | None) -> None:
     """A JSON array written as settlements commit: memory stays flat on huge runs."""
     first = True
-    for item in _ticking(items, progress):
-        # The bracket waits for the first settlement: a run refused in its
-        # first batch prints nothing on stdout.
-        out.write("[\n" if first else ",\n")
-        first = False
-        text = json.dumps(item, indent=indent)
-        out.write(text if indent is None else "  " + text.replace("\n", "\n  "))
+    try:
+        for item in _ticking(items, progress):
+            # The bracket waits for the first settlement: a run refused in its
+            # first batch prints nothing on stdout.
+            out.write("[\n" if first else ",\n")
+            first = False
+            text = json.dumps(item, indent=indent)
+            out.write(text if indent is None else "  " + text.replace("\n", "\n  "))
+    except BaseException:
+        # A batch refused mid-run: the batches printed so far are committed,
+        # so stdout stays a valid array of them; the error goes to stderr.
+        if not first:
+            out.write("\n]\n")
+        raise
     out.write("[]\n" if first else "\n]\n")
 
 

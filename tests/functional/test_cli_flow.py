@@ -277,6 +277,31 @@ def test_invoice_replay_with_different_content_is_a_conflict(cli: Cli, ledger: L
     assert ledger.checksum() == before
 
 
+def test_settle_json_keeps_only_the_columns_asked_for(cli: Cli) -> None:
+    doc = invoice("I", ("compute", "5"))
+    out = cli.ok("settle", "-", "-c", "amount_due", "-c", "invoice_id", stdin=json.dumps(doc))
+    # In the command's column order, as cliff selects them for every other command.
+    assert out == [{"invoice_id": "I", "amount_due": "5.00"}]
+    assert list(out[0]) == ["invoice_id", "amount_due"]
+
+
+def test_settle_json_refused_mid_run_prints_the_committed_batches(
+    cli: Cli, ledger: Ledger
+) -> None:
+    cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))
+    # Batch 1 (J) commits; batch 2 replays I with other content and is refused.
+    docs = [invoice("J", ("compute", "1")), invoice("I", ("compute", "6"))]
+    stdin = "\n".join(json.dumps(d) for d in docs) + "\n"
+    result = cli("settle", "-", "--batch-size", "1", stdin=stdin)
+    assert result.code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "already settled with different content" in result.stderr
+    assert [s["invoice_id"] for s in result.json()] == ["J"]
+    # J is committed: the corrected run replays it.
+    again = cli.ok("settle", "-", "--batch-size", "1", stdin=json.dumps(docs[0]))
+    assert again[0]["replayed"] is True
+
+
 def test_jpy_project_has_no_decimals(cli: Cli) -> None:
     credit = cli.ok("voucher", "activate", "jp", "YEN-1000")
     assert (credit["currency"], credit["total"]) == ("JPY", "1000")
