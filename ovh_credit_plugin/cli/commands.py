@@ -146,9 +146,39 @@ class _Base:
             raise exceptions.CreditError(f"{error.strerror or error}: "
                                          f"{error.filename or ''}".rstrip(": ")) from error
 
+    def produce_output(self, parsed_args: argparse.Namespace, column_names: Any,
+                       data: Any) -> int:
+        if parsed_args.formatter in _TEXT_FORMATTERS:
+            # A Lister's data is rows (streamed), a ShowOne's is one row.
+            many = isinstance(self, Lister)
+            data = (_as_text(row) for row in data) if many else _as_text(data)
+        return int(super().produce_output(parsed_args, column_names, data))  # type: ignore[misc]
+
     @property
     def service(self) -> Any:
         return self.app.service
+
+
+# Formatters that print a column's value with str(): a list or a dict would come
+# out as a Python repr, which no other program reads.
+_TEXT_FORMATTERS = frozenset({"csv", "value", "shell"})
+
+
+class _JsonText(columns.FormattableColumn[Any]):
+    def human_readable(self) -> str:
+        return json.dumps(self._value)
+
+    def machine_readable(self) -> str:
+        return json.dumps(self._value)
+
+
+def _as_text(row: Sequence[Any]) -> tuple[Any, ...]:
+    """The row with its lists and dicts as JSON text (JSON and YAML keep the objects)."""
+    out: list[Any] = []
+    for cell in row:
+        value = cell.machine_readable() if isinstance(cell, columns.FormattableColumn) else cell
+        out.append(_JsonText(value) if isinstance(value, list | tuple | dict) else cell)
+    return tuple(out)
 
 
 def _normalize_column(name: str) -> str:

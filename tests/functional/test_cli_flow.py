@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import shlex
 from decimal import Decimal
 from typing import Any
 
@@ -322,6 +325,26 @@ def test_other_output_formats(cli: Cli, fmt: str) -> None:
     else:
         assert "1234.50" in result.stdout
     assert order["id"] in result.stdout
+
+
+def test_lists_and_dicts_are_json_text_in_csv_value_and_shell(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "50", "--at", "2026-01-31T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-01-31T00:00:00Z")
+    doc = json.dumps(invoice("I", ("compute", "10")))
+    result = cli("settle", "-", "-f", "csv", stdin=doc, json_output=False)
+    assert result.code == 0, result.stderr
+    row = next(csv.DictReader(io.StringIO(result.stdout)))
+    assert json.loads(row["allocations"]) == [
+        {"line_id": "l1", "credit_id": 1, "kind": "purchased", "amount": "10.00"}
+    ]
+    result = cli("audit", "-f", "value", "-c", "checked", json_output=False)
+    assert json.loads(result.stdout)["settlements"] == 1
+    result = cli("credit", "show", "1", "-f", "shell", "-c", "ledger", json_output=False)
+    name, _, value = shlex.split(result.stdout)[0].partition("=")
+    assert name == "ledger"
+    assert [e["type"] for e in json.loads(value)] == ["grant", "debit"]
+    # JSON keeps the objects themselves.
+    assert cli.ok("audit")["checked"]["settlements"] == 1
 
 
 @pytest.mark.tampers_ledger
