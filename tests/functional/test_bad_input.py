@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -756,3 +757,30 @@ def test_unmigrated_database_says_what_to_do(
     assert (
         err == "ovh-credit: the ledger database has no tables yet: run 'ovh-credit db upgrade'\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["credit", "lst", "p1"], "unknown command 'credit lst' (did you mean 'credit list'"),
+        (["bogus"], "unknown command 'bogus'; see"),
+        (["--bogus", "credit", "list", "p1"], "unknown option '--bogus'"),
+        ([], "a command is required"),
+        (["-v"], "a command is required"),
+    ],
+    ids=["unknown command", "unknown word", "unknown global option", "no command", "only -v"],
+)
+def test_usage_errors_before_the_command_are_one_line(
+    argv: list[str],
+    fragment: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No command must not start cliff's interactive shell on a closed stdin.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2  # as argparse's usage errors
+    assert_one_line_error(Result(code, out, err), fragment)
+    assert err.startswith("ovh-credit: error: ")
