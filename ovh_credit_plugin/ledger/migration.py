@@ -42,7 +42,25 @@ def current(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
+def known(revision: str) -> bool:
+    """Whether this code has a migration of that id (a newer release may have more)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return any(found.revision == revision for found in script.walk_revisions())
+
+
+def _newer_than_this_code(found: str) -> exceptions.DatabaseNotReady:
+    return exceptions.DatabaseNotReady(
+        f"the ledger schema is at revision {found}, newer than this code knows (its newest "
+        f"is {head()}): upgrade ovh-credit-plugin"
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    found = current(engine)
+    if found is not None and not known(found):
+        # alembic would only say "Can't locate revision": the ledger was
+        # migrated by a newer release, and only upgrading the code helps.
+        raise _newer_than_this_code(found)
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -57,6 +75,8 @@ def check_current(engine: Engine) -> None:
         raise exceptions.DatabaseNotReady(
             "the ledger database has no tables yet: run 'ovh-credit db upgrade'"
         )
+    if not known(found):
+        raise _newer_than_this_code(found)
     if found != head():
         raise exceptions.DatabaseNotReady(
             f"the ledger schema is at revision {found}, this code needs {head()}: "
