@@ -257,6 +257,12 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "different content",
     ),
     (
+        "invoice not UTF-8",
+        ["settle", "-"],
+        json.dumps(GOOD_INVOICE) + '\n{"id": "INV-\udce9"}\n',  # byte 0xe9, escaped
+        "the input is not UTF-8 (line 2)",
+    ),
+    (
         "batch size zero",
         ["settle", "-", "--batch-size", "0"],
         json.dumps(GOOD_INVOICE),
