@@ -68,9 +68,21 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
+def _missing_sqlite_file(engine: Engine) -> bool:
+    """True for a SQLite ledger whose file does not exist (yet)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    if str(url.query.get("uri", "")).lower() in ("true", "1"):
+        return False  # a "file:" URI: SQLite's own options decide
+    return not Path(url.database).exists()
+
+
 def check_current(engine: Engine) -> None:
     """Refuse to work on a ledger whose schema is missing or not at head."""
-    found = current(engine)
+    # Connecting would create an empty SQLite file: a read-only command on a
+    # mistyped path would leave one behind. Only 'db upgrade' creates it.
+    found = None if _missing_sqlite_file(engine) else current(engine)
     if found is None:
         raise exceptions.DatabaseNotReady(
             "the ledger database has no tables yet: run 'ovh-credit db upgrade'"

@@ -766,6 +766,36 @@ def test_unmigrated_database_says_what_to_do(
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["credit", "list", "p1"],
+        ["credit", "show", "1"],
+        ["order", "list", "p1"],
+        ["voucher", "pending"],
+        ["audit"],
+        ["order", "create", "p1", "10"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_missing_sqlite_file_is_not_created_but_by_db_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    ledger = tmp_path / "mistyped.sqlite"
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[cloud_credit]\nconnection = sqlite:///{ledger}\n")
+    capsys.readouterr()
+    code = main(["--config-file", str(conf), *argv])
+    out, err = capsys.readouterr()
+    assert_one_line_error(Result(code, out, err), "no tables yet: run 'ovh-credit db upgrade'")
+    assert not ledger.exists()
+    assert main(["--config-file", str(conf), "db", "upgrade"]) == 0
+    assert ledger.exists()
+    capsys.readouterr()
+    main(["--config-file", str(conf), *argv])
+    assert "no tables" not in capsys.readouterr().err  # ('credit show 1': no such credit)
+
+
+@pytest.mark.parametrize(
     ("argv", "fragment"),
     [
         (["credit", "lst", "p1"], "unknown command 'credit lst' (did you mean 'credit list'"),
