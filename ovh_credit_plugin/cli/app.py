@@ -22,6 +22,8 @@ _NOISY = ("stevedore", "alembic", "cliff")
 
 class CreditApp(App):
     CONSOLE_MESSAGE_FORMAT = f"{PROG}: %(message)s"
+    # cliff names the program after sys.argv[0] ("app" under python -m).
+    NAME = PROG
 
     def __init__(self) -> None:
         manager = CommandManager("ovh_credit_plugin.cli")
@@ -90,6 +92,36 @@ class CreditApp(App):
         if self._service is None:
             self._service = CreditService.from_conf(self.conf)
         return self._service
+
+    def run_subcommand(self, argv: list[str]) -> int:
+        # cliff answers an unknown command (or an unknown option before it,
+        # left in argv) with several lines on stdout: a script reading stdout
+        # would take them for output.
+        try:
+            self.command_manager.find_command(argv)
+        except ValueError:
+            if argv[0].startswith("-"):
+                problem = f"unknown option {argv[0]!r}"
+            else:
+                words = [a for a in argv[:2] if not a.startswith("-")]
+                problem = f"unknown command {' '.join(words)!r}"
+                # cliff's fuzzy matches suggest 'audit' for 'bogus': only the
+                # commands of the same group, or of a near-enough name, help.
+                matches = [m for m in map(str, self.get_fuzzy_matches(argv[0]))
+                           if m.split()[0][:3] == argv[0][:3]][:3]
+                if matches:
+                    problem += f" (did you mean {' or '.join(repr(m) for m in matches)}?)"
+            return self._usage_error(problem)
+        return int(super().run_subcommand(argv))
+
+    def interact(self) -> None:
+        # No command: cliff would start an interactive shell, which reads
+        # commands from stdin (EOF in scripts and pipes).
+        raise SystemExit(self._usage_error("a command is required"))
+
+    def _usage_error(self, problem: str) -> int:
+        self.stderr.write(f"{PROG}: error: {problem}; see '{PROG} --help'\n")
+        return 2
 
     def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
         if self._service is not None:

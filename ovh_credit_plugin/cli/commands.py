@@ -106,6 +106,8 @@ class _Base:
 
     app: Any
     takes_at = False
+    # The columns the command prints, for checking ``-c`` before anything is written.
+    FIELDS: tuple[str, ...] = ()
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)  # type: ignore[misc]
@@ -122,6 +124,9 @@ class _Base:
         return parser  # type: ignore[no-any-return]
 
     def run(self, parsed_args: argparse.Namespace) -> int:
+        # cliff selects the columns after take_action: a typo in -c would fail
+        # once the order, the activation or the settlement is committed.
+        _check_columns(getattr(parsed_args, "columns", None), self.FIELDS)
         try:
             return int(super().run(parsed_args))  # type: ignore[misc]
         except exceptions.CreditError:
@@ -141,9 +146,52 @@ class _Base:
             raise exceptions.CreditError(f"{error.strerror or error}: "
                                          f"{error.filename or ''}".rstrip(": ")) from error
 
+    def produce_output(self, parsed_args: argparse.Namespace, column_names: Any,
+                       data: Any) -> int:
+        if parsed_args.formatter in _TEXT_FORMATTERS:
+            # A Lister's data is rows (streamed), a ShowOne's is one row.
+            many = isinstance(self, Lister)
+            data = (_as_text(row) for row in data) if many else _as_text(data)
+        return int(super().produce_output(parsed_args, column_names, data))  # type: ignore[misc]
+
     @property
     def service(self) -> Any:
         return self.app.service
+
+
+# Formatters that print a column's value with str(): a list or a dict would come
+# out as a Python repr, which no other program reads.
+_TEXT_FORMATTERS = frozenset({"csv", "value", "shell"})
+
+
+class _JsonText(columns.FormattableColumn[Any]):
+    def human_readable(self) -> str:
+        return json.dumps(self._value)
+
+    def machine_readable(self) -> str:
+        return json.dumps(self._value)
+
+
+def _as_text(row: Sequence[Any]) -> tuple[Any, ...]:
+    """The row with its lists and dicts as JSON text (JSON and YAML keep the objects)."""
+    out: list[Any] = []
+    for cell in row:
+        value = cell.machine_readable() if isinstance(cell, columns.FormattableColumn) else cell
+        out.append(_JsonText(value) if isinstance(value, list | tuple | dict) else cell)
+    return tuple(out)
+
+
+def _normalize_column(name: str) -> str:
+    # cliff's own normalization of -c names (display._normalize_column_name).
+    return name.lower().strip().replace(" ", "_")
+
+
+def _check_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> None:
+    unknown = [c for c in requested or () if _normalize_column(c) not in fields]
+    if unknown:
+        raise exceptions.InvalidInput(
+            f"unknown column {unknown[0]!r} for -c: choose from {', '.join(fields)}"
+        )
 
 
 def _config_message(error: Exception) -> str:
@@ -180,6 +228,8 @@ class DbUpgrade(_Base, Command):
 class OrderCreate(_Base, ShowOne):
     """Create a purchase order for cloud credit (excluding tax); prints the order."""
 
+    FIELDS = ORDER_FIELDS
+
     takes_at = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -195,11 +245,13 @@ class OrderCreate(_Base, ShowOne):
             parsed_args.project, parsed_args.amount, currency=parsed_args.currency,
             at=parsed_args.at,
         )
-        return ORDER_FIELDS, _row(order.model_dump(mode="json"), ORDER_FIELDS)
+        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
 
 
 class OrderPay(_Base, ShowOne):
     """Confirm payment of an order: its credit is created (once); prints the order."""
+
+    FIELDS = ORDER_FIELDS
 
     takes_at = True
 
@@ -217,11 +269,13 @@ class OrderPay(_Base, ShowOne):
             parsed_args.order_id, amount=parsed_args.amount, currency=parsed_args.currency,
             at=parsed_args.at,
         )
-        return ORDER_FIELDS, _row(order.model_dump(mode="json"), ORDER_FIELDS)
+        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
 
 
 class OrderCancel(_Base, ShowOne):
     """Cancel a pending order; prints the order."""
+
+    FIELDS = ORDER_FIELDS
 
     takes_at = True
 
@@ -232,11 +286,13 @@ class OrderCancel(_Base, ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         order = self.service.cancel_order(parsed_args.order_id, at=parsed_args.at)
-        return ORDER_FIELDS, _row(order.model_dump(mode="json"), ORDER_FIELDS)
+        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
 
 
 class OrderList(_Base, Lister):
     """List a project's purchase orders, oldest first."""
+
+    FIELDS = ORDER_FIELDS
 
     takes_at = True
 
@@ -247,7 +303,7 @@ class OrderList(_Base, Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         orders = self.service.list_orders(parsed_args.project, at=parsed_args.at)
-        return ORDER_FIELDS, [_row(o.model_dump(mode="json"), ORDER_FIELDS) for o in orders]
+        return self.FIELDS, [_row(o.model_dump(mode="json"), self.FIELDS) for o in orders]
 
 
 # -- vouchers ----------------------------------------------------------------------
@@ -255,6 +311,8 @@ class OrderList(_Base, Lister):
 
 class VoucherActivate(_Base, ShowOne):
     """Validate and redeem a voucher code for a project; prints the new credit."""
+
+    FIELDS = CREDIT_FIELDS
 
     takes_at = True
 
@@ -267,7 +325,7 @@ class VoucherActivate(_Base, ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credit = self.service.activate_voucher(parsed_args.project, parsed_args.code,
                                                at=parsed_args.at)
-        return CREDIT_FIELDS, _row(credit.model_dump(mode="json"), CREDIT_FIELDS)
+        return self.FIELDS, _row(credit.model_dump(mode="json"), self.FIELDS)
 
 
 class VoucherCheck(_Base, ShowOne):
@@ -300,6 +358,8 @@ class VoucherPending(_Base, Lister):
     Codes are masked unless ``--show-codes`` is given.
     """
 
+    FIELDS = ("project_id", "code", "created_at")
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--show-codes", action="store_true",
@@ -309,8 +369,7 @@ class VoucherPending(_Base, Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         rows = self.service.pending_activations()
         show = (lambda code: code) if parsed_args.show_codes else catalog_base.mask_code
-        fields = ("project_id", "code", "created_at")
-        return fields, [
+        return self.FIELDS, [
             (r["project_id"], show(r["code"]), models.isoformat(r["created_at"])) for r in rows
         ]
 
@@ -321,6 +380,8 @@ class VoucherPending(_Base, Lister):
 class CreditList(_Base, Lister):
     """List every credit of a project (active, exhausted, expired, voided) in consumption order."""
 
+    FIELDS = CREDIT_FIELDS
+
     takes_at = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -330,11 +391,13 @@ class CreditList(_Base, Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credits = self.service.list_credits(parsed_args.project, at=parsed_args.at)
-        return CREDIT_FIELDS, [_row(c.model_dump(mode="json"), CREDIT_FIELDS) for c in credits]
+        return self.FIELDS, [_row(c.model_dump(mode="json"), self.FIELDS) for c in credits]
 
 
 class CreditShow(_Base, ShowOne):
     """Show one credit with its ledger entries."""
+
+    FIELDS = (*CREDIT_FIELDS, "ledger")
 
     takes_at = True
 
@@ -350,12 +413,13 @@ class CreditShow(_Base, ShowOne):
             {**e.model_dump(mode="json"), "amount": money.to_str(e.amount, credit.currency)}
             for e in entries
         ]
-        fields = (*CREDIT_FIELDS, "ledger")
-        return fields, _row(data, fields)
+        return self.FIELDS, _row(data, self.FIELDS)
 
 
 class CreditVoid(_Base, ShowOne):
     """Void a credit's balance (fraud, charge-back); recorded with its reason."""
+
+    FIELDS = CREDIT_FIELDS
 
     takes_at = True
 
@@ -368,7 +432,7 @@ class CreditVoid(_Base, ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credit = self.service.void_credit(parsed_args.credit_id, reason=parsed_args.reason,
                                           at=parsed_args.at)
-        return CREDIT_FIELDS, _row(credit.model_dump(mode="json"), CREDIT_FIELDS)
+        return self.FIELDS, _row(credit.model_dump(mode="json"), self.FIELDS)
 
 
 # -- settlement ------------------------------------------------------------------------
@@ -381,6 +445,8 @@ class Settle(_Base, Lister):
     is written; invoices are then settled in batches, one transaction each,
     and a re-run settles nothing twice.
     """
+
+    FIELDS = SETTLEMENT_FIELDS
 
     takes_at = True
 
@@ -408,11 +474,13 @@ class Settle(_Base, Lister):
                 source.documents(), batch_size=parsed_args.batch_size, at=parsed_args.at
             )
             if parsed_args.formatter == "json":
-                _stream_json(settlements, self.app.stdout, progress,
+                wanted = _selected_columns(parsed_args.columns, self.FIELDS)
+                _stream_json(({name: s.get(name) for name in wanted} for s in settlements),
+                             self.app.stdout, progress,
                              indent=None if parsed_args.noindent else 2)
                 return (), ()
-            rows = [_row(s, SETTLEMENT_FIELDS) for s in _ticking(settlements, progress)]
-        return SETTLEMENT_FIELDS, rows
+            rows = [_row(s, self.FIELDS) for s in _ticking(settlements, progress)]
+        return self.FIELDS, rows
 
     def produce_output(self, parsed_args: argparse.Namespace, column_names: Any,
                        data: Any) -> int:
@@ -430,22 +498,39 @@ def _ticking(items: Iterable[dict[str, Any]], progress: Any) -> Iterator[dict[st
         progress.close()
 
 
+def _selected_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> list[str]:
+    """The columns ``-c`` keeps, in the command's order (as cliff selects them)."""
+    if not requested:
+        return list(fields)
+    wanted = {_normalize_column(c) for c in requested}
+    return [name for name in fields if name in wanted]
+
+
 def _stream_json(items: Iterable[dict[str, Any]], out: IO[str], progress: Any,
                  *, indent: int | None) -> None:
     """A JSON array written as settlements commit: memory stays flat on huge runs."""
     first = True
-    for item in _ticking(items, progress):
-        # The bracket waits for the first settlement: a run refused in its
-        # first batch prints nothing on stdout.
-        out.write("[\n" if first else ",\n")
-        first = False
-        text = json.dumps(item, indent=indent)
-        out.write(text if indent is None else "  " + text.replace("\n", "\n  "))
+    try:
+        for item in _ticking(items, progress):
+            # The bracket waits for the first settlement: a run refused in its
+            # first batch prints nothing on stdout.
+            out.write("[\n" if first else ",\n")
+            first = False
+            text = json.dumps(item, indent=indent)
+            out.write(text if indent is None else "  " + text.replace("\n", "\n  "))
+    except BaseException:
+        # A batch refused mid-run: the batches printed so far are committed,
+        # so stdout stays a valid array of them; the error goes to stderr.
+        if not first:
+            out.write("\n]\n")
+        raise
     out.write("[]\n" if first else "\n]\n")
 
 
 class Expire(_Base, ShowOne):
     """Lapse unpaid orders and record the balance lost by credits past their end."""
+
+    FIELDS = ("at", "orders_lapsed", "credits_expired", "amount_expired")
 
     takes_at = True
 
@@ -459,9 +544,8 @@ class Expire(_Base, ShowOne):
             currency: money.to_str(amount, currency)
             for currency, amount in sorted(summary.amount_expired.items())
         }
-        fields = ("at", "orders_lapsed", "credits_expired", "amount_expired")
-        return fields, (models.isoformat(summary.at), summary.orders_lapsed,
-                        summary.credits_expired, _Amounts(amounts))
+        return self.FIELDS, (models.isoformat(summary.at), summary.orders_lapsed,
+                             summary.credits_expired, _Amounts(amounts))
 
 
 class _Amounts(columns.FormattableColumn[dict[str, str]]):
@@ -476,11 +560,12 @@ class _Amounts(columns.FormattableColumn[dict[str, str]]):
 class Audit(_Base, ShowOne):
     """Check every ledger invariant; exits 1 when one is violated."""
 
+    FIELDS = ("ok", "checked", "violations")
+
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         report = self.service.audit()
         self._ok = report.ok
-        fields = ("ok", "checked", "violations")
-        return fields, (report.ok, _Checked(report.checked), Listing(report.violations))
+        return self.FIELDS, (report.ok, _Checked(report.checked), Listing(report.violations))
 
     def run(self, parsed_args: argparse.Namespace) -> int:
         result = super().run(parsed_args)

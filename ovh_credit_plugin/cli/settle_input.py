@@ -40,6 +40,14 @@ class Source:
 
     def documents(self) -> Iterator[Any]:
         """Each invoice document of the input, in order."""
+        try:
+            yield from self._documents()
+        except UnicodeDecodeError:
+            raise exceptions.InvalidInput(
+                f"the input is not UTF-8 (line {_first_undecodable_line(self.path)})"
+            ) from None
+
+    def _documents(self) -> Iterator[Any]:
         with self.path.open(encoding="utf-8") as stream:
             first = _first_char(stream)
             if first == "":
@@ -67,6 +75,19 @@ class Source:
                     yield _load(line, f"line {number}")
 
 
+def _first_undecodable_line(path: Path) -> int:
+    # The decoder's error has an offset in its read buffer, not a line: the
+    # file is read again, line by line, on this error path only.
+    with path.open("rb") as stream:
+        number = 0
+        for number, line in enumerate(stream, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return number  # pragma: no cover - the whole file decodes after all
+
+
 def _first_char(stream: IO[str]) -> str:
     while True:
         position = stream.tell()
@@ -86,15 +107,34 @@ def _load(text: str, where: str) -> Any:
 def open_source(name: str, stdin: IO[str]) -> Source:
     if name == "-":
         spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - removed by Source.__exit__
-            "w", encoding="utf-8", suffix=".jsonl", delete=False
+            "wb", suffix=".jsonl", delete=False
         )
-        with spool:
-            shutil.copyfileobj(stdin, spool)
+        try:
+            with spool:
+                _copy_bytes(stdin, spool)
+        except BaseException as error:
+            # Source.__exit__ never runs for a spool that failed to fill.
+            Path(spool.name).unlink(missing_ok=True)
+            if isinstance(error, UnicodeEncodeError):
+                raise exceptions.InvalidInput("the input is not UTF-8") from None
+            raise
         return Source(Path(spool.name), temporary=True)
     path = Path(name)
     if not path.is_file():
         raise exceptions.InvalidInput(f"no such invoice file: {name}")
     return Source(path)
+
+
+def _copy_bytes(stdin: IO[str], spool: IO[bytes]) -> None:
+    """Stdin's bytes as they came: the spool is decoded (and checked) as UTF-8 when read."""
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        shutil.copyfileobj(buffer, spool)
+        return
+    while chunk := stdin.read(1 << 16):
+        # A text stream without bytes underneath (tests, an embedding
+        # program); surrogateescape gives back bytes a decoder escaped.
+        spool.write(chunk.encode("utf-8", "surrogateescape"))
 
 
 def validate(documents: Iterator[Any]) -> int:

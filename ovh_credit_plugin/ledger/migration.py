@@ -42,7 +42,25 @@ def current(engine: Engine) -> str | None:
         return context.get_current_revision()
 
 
+def known(revision: str) -> bool:
+    """Whether this code has a migration of that id (a newer release may have more)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return any(found.revision == revision for found in script.walk_revisions())
+
+
+def _newer_than_this_code(found: str) -> exceptions.DatabaseNotReady:
+    return exceptions.DatabaseNotReady(
+        f"the ledger schema is at revision {found}, newer than this code knows (its newest "
+        f"is {head()}): upgrade ovh-credit-plugin"
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    found = current(engine)
+    if found is not None and not known(found):
+        # alembic would only say "Can't locate revision": the ledger was
+        # migrated by a newer release, and only upgrading the code helps.
+        raise _newer_than_this_code(found)
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -50,13 +68,27 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
+def _missing_sqlite_file(engine: Engine) -> bool:
+    """True for a SQLite ledger whose file does not exist (yet)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    if str(url.query.get("uri", "")).lower() in ("true", "1"):
+        return False  # a "file:" URI: SQLite's own options decide
+    return not Path(url.database).exists()
+
+
 def check_current(engine: Engine) -> None:
     """Refuse to work on a ledger whose schema is missing or not at head."""
-    found = current(engine)
+    # Connecting would create an empty SQLite file: a read-only command on a
+    # mistyped path would leave one behind. Only 'db upgrade' creates it.
+    found = None if _missing_sqlite_file(engine) else current(engine)
     if found is None:
         raise exceptions.DatabaseNotReady(
             "the ledger database has no tables yet: run 'ovh-credit db upgrade'"
         )
+    if not known(found):
+        raise _newer_than_this_code(found)
     if found != head():
         raise exceptions.DatabaseNotReady(
             f"the ledger schema is at revision {found}, this code needs {head()}: "

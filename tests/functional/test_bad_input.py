@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -256,11 +257,33 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "different content",
     ),
     (
+        "invoice not UTF-8",
+        ["settle", "-"],
+        json.dumps(GOOD_INVOICE) + '\n{"id": "INV-\udce9"}\n',  # byte 0xe9, escaped
+        "the input is not UTF-8 (line 2)",
+    ),
+    (
         "batch size zero",
         ["settle", "-", "--batch-size", "0"],
         json.dumps(GOOD_INVOICE),
         "at least 1",
     ),
+    # -c is checked before the command runs: cliff would only refuse it once
+    # the order, the activation, the payment or the settlement was committed.
+    ("unknown column, order create", ["order", "create", "p1", "10", "-c", "idd"], "",
+     "unknown column 'idd'"),
+    ("unknown column, order pay",
+     ["order", "pay", "{pending}", "--at", "2026-02-03T00:00:00Z", "-c", "id", "-c", "paid"], "",
+     "unknown column 'paid'"),
+    ("unknown column, voucher activate", ["voucher", "activate", "p5", "GPU-ONLY", "-c", "x"],
+     "", "unknown column 'x'"),
+    ("unknown column, credit void",
+     ["credit", "void", "{voucher_credit}", "--reason", "r", "-c", "bogus"], "",
+     "unknown column 'bogus'"),
+    ("unknown column, settle", ["settle", "-", "-c", "due"], json.dumps(GOOD_INVOICE),
+     "unknown column 'due'"),
+    ("unknown column, settle as table", ["settle", "-", "-f", "table", "-c", "due"],
+     json.dumps(GOOD_INVOICE), "unknown column 'due'"),
 ]
 
 
@@ -778,3 +801,60 @@ def test_unmigrated_database_says_what_to_do(
     assert (
         err == "ovh-credit: the ledger database has no tables yet: run 'ovh-credit db upgrade'\n"
     )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["credit", "list", "p1"],
+        ["credit", "show", "1"],
+        ["order", "list", "p1"],
+        ["voucher", "pending"],
+        ["audit"],
+        ["order", "create", "p1", "10"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_a_missing_sqlite_file_is_not_created_but_by_db_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    ledger = tmp_path / "mistyped.sqlite"
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[cloud_credit]\nconnection = sqlite:///{ledger}\n")
+    capsys.readouterr()
+    code = main(["--config-file", str(conf), *argv])
+    out, err = capsys.readouterr()
+    assert_one_line_error(Result(code, out, err), "no tables yet: run 'ovh-credit db upgrade'")
+    assert not ledger.exists()
+    assert main(["--config-file", str(conf), "db", "upgrade"]) == 0
+    assert ledger.exists()
+    capsys.readouterr()
+    main(["--config-file", str(conf), *argv])
+    assert "no tables" not in capsys.readouterr().err  # ('credit show 1': no such credit)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["credit", "lst", "p1"], "unknown command 'credit lst' (did you mean 'credit list'"),
+        (["bogus"], "unknown command 'bogus'; see"),
+        (["--bogus", "credit", "list", "p1"], "unknown option '--bogus'"),
+        ([], "a command is required"),
+        (["-v"], "a command is required"),
+    ],
+    ids=["unknown command", "unknown word", "unknown global option", "no command", "only -v"],
+)
+def test_usage_errors_before_the_command_are_one_line(
+    argv: list[str],
+    fragment: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No command must not start cliff's interactive shell on a closed stdin.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2  # as argparse's usage errors
+    assert_one_line_error(Result(code, out, err), fragment)
+    assert err.startswith("ovh-credit: error: ")

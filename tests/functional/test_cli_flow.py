@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import shlex
 from decimal import Decimal
 from typing import Any
 
@@ -277,6 +280,31 @@ def test_invoice_replay_with_different_content_is_a_conflict(cli: Cli, ledger: L
     assert ledger.checksum() == before
 
 
+def test_settle_json_keeps_only_the_columns_asked_for(cli: Cli) -> None:
+    doc = invoice("I", ("compute", "5"))
+    out = cli.ok("settle", "-", "-c", "amount_due", "-c", "invoice_id", stdin=json.dumps(doc))
+    # In the command's column order, as cliff selects them for every other command.
+    assert out == [{"invoice_id": "I", "amount_due": "5.00"}]
+    assert list(out[0]) == ["invoice_id", "amount_due"]
+
+
+def test_settle_json_refused_mid_run_prints_the_committed_batches(
+    cli: Cli, ledger: Ledger
+) -> None:
+    cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))
+    # Batch 1 (J) commits; batch 2 replays I with other content and is refused.
+    docs = [invoice("J", ("compute", "1")), invoice("I", ("compute", "6"))]
+    stdin = "\n".join(json.dumps(d) for d in docs) + "\n"
+    result = cli("settle", "-", "--batch-size", "1", stdin=stdin)
+    assert result.code == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert "already settled with different content" in result.stderr
+    assert [s["invoice_id"] for s in result.json()] == ["J"]
+    # J is committed: the corrected run replays it.
+    again = cli.ok("settle", "-", "--batch-size", "1", stdin=json.dumps(docs[0]))
+    assert again[0]["replayed"] is True
+
+
 def test_jpy_project_has_no_decimals(cli: Cli) -> None:
     credit = cli.ok("voucher", "activate", "jp", "YEN-1000")
     assert (credit["currency"], credit["total"]) == ("JPY", "1000")
@@ -297,6 +325,26 @@ def test_other_output_formats(cli: Cli, fmt: str) -> None:
     else:
         assert "1234.50" in result.stdout
     assert order["id"] in result.stdout
+
+
+def test_lists_and_dicts_are_json_text_in_csv_value_and_shell(cli: Cli) -> None:
+    order = cli.ok("order", "create", "p1", "50", "--at", "2026-01-31T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-01-31T00:00:00Z")
+    doc = json.dumps(invoice("I", ("compute", "10")))
+    result = cli("settle", "-", "-f", "csv", stdin=doc, json_output=False)
+    assert result.code == 0, result.stderr
+    row = next(csv.DictReader(io.StringIO(result.stdout)))
+    assert json.loads(row["allocations"]) == [
+        {"line_id": "l1", "credit_id": 1, "kind": "purchased", "amount": "10.00"}
+    ]
+    result = cli("audit", "-f", "value", "-c", "checked", json_output=False)
+    assert json.loads(result.stdout)["settlements"] == 1
+    result = cli("credit", "show", "1", "-f", "shell", "-c", "ledger", json_output=False)
+    name, _, value = shlex.split(result.stdout)[0].partition("=")
+    assert name == "ledger"
+    assert [e["type"] for e in json.loads(value)] == ["grant", "debit"]
+    # JSON keeps the objects themselves.
+    assert cli.ok("audit")["checked"]["settlements"] == 1
 
 
 @pytest.mark.tampers_ledger

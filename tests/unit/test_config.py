@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,41 @@ def test_file_catalog_is_an_entry_point() -> None:
 
     names = {ep.name for ep in entry_points(group="ovh_credit_plugin.voucher_catalogs")}
     assert "file" in names
+
+
+def _ini_blocks() -> list[tuple[str, str]]:
+    """Every ```ini block of README.md and docs/*.md, with where it is."""
+    blocks = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, block in enumerate(re.findall(r"^```ini\n(.*?)^```", path.read_text(),
+                                                  flags=re.M | re.S), start=1):
+            blocks.append((f"{path.relative_to(ROOT)} block {number}", block))
+    return blocks
+
+
+INI_BLOCKS = _ini_blocks()
+
+
+def test_the_docs_have_config_samples() -> None:
+    assert len(INI_BLOCKS) >= 3
+
+
+@pytest.mark.parametrize(("where", "text"), INI_BLOCKS, ids=[w for w, _ in INI_BLOCKS])
+def test_config_samples_of_the_docs_load(tmp_path: Path, where: str, text: str) -> None:
+    """A sample pasted as is must work: oslo.config has no end-of-line comments, so
+    ``driver = file  # or http`` is the driver 'file  # or http'."""
+    path = tmp_path / "sample.conf"
+    path.write_text(text)
+    conf = cfg.ConfigOpts()
+    plugin_conf.register_opts(conf)
+    conf(args=[], default_config_files=[str(path)])
+    section = None
+    for line in text.splitlines():
+        if match := re.fullmatch(r"\[(\w+)\]", line.strip()):
+            section = match[1]
+        elif (match := re.fullmatch(r"(\w+)\s*=.*", line)) is not None:
+            assert section is not None, line
+            name = match[1]
+            assert name in conf[section], f"{where}: unknown option [{section}] {name}"
+            value = conf[section][name]  # oslo.config checks the type here
+            assert not re.search(r"\s[#;]", str(value)), f"{where}: [{section}] {name} = {value!r}"

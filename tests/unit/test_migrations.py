@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.ledger.database import create_engine
 
@@ -32,3 +34,17 @@ def test_downgrade_to_base_removes_every_table(tmp_path: Path) -> None:
     assert names <= {migration.VERSION_TABLE}
     migration.upgrade(engine)
     assert set(schema.metadata.tables) <= set(sa.inspect(engine).get_table_names())
+
+
+def test_a_ledger_migrated_by_newer_code_says_to_upgrade_the_code(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/m.sqlite")
+    migration.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {migration.VERSION_TABLE} SET version_num = '9999'"))
+    expected = "revision 9999, newer than this code knows .*: upgrade ovh-credit-plugin$"
+    with pytest.raises(exceptions.DatabaseNotReady, match=expected):
+        migration.check_current(engine)
+    # 'db upgrade' cannot help either: the same message, not alembic's.
+    with pytest.raises(exceptions.DatabaseNotReady, match=expected):
+        migration.upgrade(engine)
+    assert migration.current(engine) == "9999"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -68,6 +71,50 @@ def test_stdin_is_spooled_and_removed_afterwards() -> None:
         spooled = source.path
         assert spooled.exists()
     assert not spooled.exists()
+
+
+NOT_UTF8 = json.dumps(DOC).encode() + b'\n{"id": "INV-\xe9"}\n'
+
+
+def test_a_file_not_in_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(NOT_UTF8)
+    with settle_input.open_source(str(path), io.StringIO()) as source, pytest.raises(
+        exceptions.InvalidInput, match=r"^the input is not UTF-8 \(line 2\)$"
+    ):
+        list(source.documents())
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        # Standard input as Python opens it: bytes underneath.
+        lambda: io.TextIOWrapper(io.BytesIO(NOT_UTF8), encoding="utf-8",
+                                 errors="surrogateescape"),
+        # A text stream of its own, holding the bytes a decoder escaped.
+        lambda: io.StringIO(NOT_UTF8.decode("utf-8", "surrogateescape")),
+    ],
+    ids=["bytes underneath", "text only"],
+)
+def test_stdin_not_in_utf8_is_refused_and_leaves_no_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stdin: Callable[[], IO[str]]
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with (
+        pytest.raises(exceptions.InvalidInput, match=r"^the input is not UTF-8 \(line 2\)$"),
+        settle_input.open_source("-", stdin()) as source,
+    ):
+        list(source.documents())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stdin_that_no_bytes_encode_is_refused_and_leaves_no_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(exceptions.InvalidInput, match=r"^the input is not UTF-8$"):
+        settle_input.open_source("-", io.StringIO('{"id": "\ud800"}'))
+    assert list(tmp_path.iterdir()) == []
 
 
 class _Tty(io.StringIO):
