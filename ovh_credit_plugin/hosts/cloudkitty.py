@@ -368,9 +368,10 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
 
     @property
     def service(self) -> CreditService:
-        # Looked up on first use, then kept: a Worker rates every period of its
-        # scope with the same processor, and builds new ones on its next loop
-        # (which is when a changed option applies).
+        # Looked up on first use, then kept. The service (engine, pool,
+        # settings) is shared per ledger URL for the life of the process, and
+        # CloudKitty reads its config files at start: a changed [cloud_credit]
+        # or [voucher_catalog] option applies when cloudkitty-processor restarts.
         if self._service is None:
             self._service = _service_for(self._conf)
         return self._service
