@@ -380,7 +380,17 @@ def grant(
 
 
 def credit_model(row: Any, *, at: dt.datetime) -> models.Credit:
-    """A credits table row as the JSON contract shows it at time ``at``."""
+    """A credits table row as the JSON contract shows it at time ``at``.
+
+    Figures are as of ``at``: a credit past its end shows what was left on
+    it as expired, even before the expiry job records that (the job may run
+    lagged, docs/operations.md); a customer must never read money as
+    available on a credit that can pay nothing.
+    """
+    status = credit_status(row, at=at)
+    expired, available = row.expired, row.available
+    if status == "expired" and available > ZERO:
+        expired, available = money.add(expired, available), ZERO
     return models.Credit.model_construct(
         id=row.id,
         project_id=row.project_id,
@@ -390,12 +400,12 @@ def credit_model(row: Any, *, at: dt.datetime) -> models.Credit:
         currency=row.currency,
         total=row.total,
         used=row.used,
-        expired=row.expired,
+        expired=expired,
         voided=row.voided,
-        available=row.available,
+        available=available,
         valid_from=row.valid_from,
         valid_until=row.valid_until,
-        status=credit_status(row, at=at),
+        status=status,
         products=json.loads(row.products),
     )
 

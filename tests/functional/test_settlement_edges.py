@@ -4,7 +4,9 @@
 - a host's charge spelled ``10.00`` or ``10`` is one charge (a replay, never a
   conflict nor a re-rating);
 - invoice ids may hold "/", project ids may not: settlement keys stay one per
-  (project, invoice).
+  (project, invoice);
+- what a customer reads of an expired credit does not depend on whether the
+  expiry job ran.
 """
 
 from __future__ import annotations
@@ -81,3 +83,16 @@ def test_invoice_ids_with_a_slash_settle_once_per_project(service: CreditService
     assert again.replayed and again.project_id == "p1"
     with pytest.raises(exceptions.InvalidInput, match="no '/'"):
         service.list_credits("p1/x")
+
+
+def test_an_expired_credit_shows_nothing_available_before_the_job_runs(
+    service: CreditService,
+) -> None:
+    buy(service, "p1", "100")
+    service.settle_invoice(invoice("p1", "I1", "30"), at=AT)
+    after = service.list_credits("p1", at=AT)[0].valid_until + dt.timedelta(seconds=1)
+    before_job = service.list_credits("p1", at=after)[0]
+    assert (before_job.status, before_job.available, before_job.expired) == (
+        "expired", Decimal(0), Decimal(70))
+    service.expire(at=after)
+    assert service.list_credits("p1", at=after)[0] == before_job
