@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import logging
+import string
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -77,14 +78,7 @@ class Settings:
             raise exceptions.ConfigError(
                 "[cloud_credit] purchase_min_amount is above purchase_max_amount"
             )
-        try:
-            group.payment_url_template.format(
-                order_id="o", project_id="p", amount="1", currency="EUR"
-            )
-        except (KeyError, IndexError, ValueError) as error:
-            raise exceptions.ConfigError(
-                f"[cloud_credit] payment_url_template has an unknown field: {error}"
-            ) from None
+        _check_payment_url_template(group.payment_url_template)
         return cls(
             default_currency=group.default_currency,
             purchased_credit_validity_months=group.purchased_credit_validity_months,
@@ -95,6 +89,35 @@ class Settings:
             voucher_max_failed_attempts=group.voucher_max_failed_attempts,
             voucher_attempt_window=group.voucher_attempt_window,
         )
+
+
+_PAYMENT_URL_FIELDS = frozenset({"order_id", "project_id", "amount", "currency"})
+
+
+def _check_payment_url_template(template: str) -> None:
+    # Plain field names only: str.format also follows attributes and indexes
+    # ("{order_id.__class__}"), which would put Python internals in a URL.
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as error:  # unbalanced braces
+        raise _bad_template(error) from None
+    for name in fields:
+        if name not in _PAYMENT_URL_FIELDS:
+            raise exceptions.ConfigError(
+                f"[cloud_credit] payment_url_template has an unknown field {{{name}}}: "
+                f"use {', '.join('{' + f + '}' for f in sorted(_PAYMENT_URL_FIELDS))}"
+            )
+    try:
+        template.format(order_id="o", project_id="p", amount="1", currency="EUR")
+    except ValueError as error:  # a bad format spec
+        raise _bad_template(error) from None
+
+
+def _bad_template(error: ValueError) -> exceptions.ConfigError:
+    return exceptions.ConfigError(
+        f"[cloud_credit] payment_url_template is not a valid template: {error}"
+    )
 
 
 @dataclass(frozen=True)
@@ -633,12 +656,15 @@ class CreditService:
             # Activation is when the catalog redeemed the code: a run that
             # finishes a pending activation days later does not extend it.
             activated = min(at, redemption.redeemed_at)
-            valid_from = redemption.valid_from or activated
-            # Days count from activation, or from the start the catalog set
-            # when that is later: the credit never ends before it begins.
+            # The credit starts at activation, or at a later start the catalog
+            # sets; never earlier, like purchased credit (from its payment): a
+            # voucher does not pay for usage from before it was activated
+            # (an invoice or a re-rated period settled later). Days count
+            # from that start: the credit never ends before it begins.
+            valid_from = max(activated, redemption.valid_from or activated)
             ends = [d for d in (
                 redemption.valid_until,
-                max(activated, valid_from) + dt.timedelta(days=redemption.validity_days)
+                valid_from + dt.timedelta(days=redemption.validity_days)
                 if redemption.validity_days else None,
             ) if d is not None]
             store.ensure_project(conn, project_id, redemption.currency, at=at)
@@ -1437,6 +1463,11 @@ def _check_charge(charge: Charge) -> None:
             f"charge {charge.key}: settlement time must be an aware datetime, not {charge.at!r}"
         )
     for line in charge.lines:
+        # The ledger's columns are 255 characters: longer text would be a
+        # driver error on PostgreSQL and MariaDB (SQLite would store it).
+        for what, text in (("line id", line.id), ("product", line.product)):
+            if not isinstance(text, str) or not 0 < len(text) <= 255:
+                raise exceptions.InvalidInput(f"charge {charge.key}: invalid {what} {text!r}")
         if not money.is_ledger_amount(line.amount):
             field = f"charge {charge.key} line {line.id} amount"
             if type(line.amount) is not Decimal:

@@ -169,6 +169,12 @@ def _read(path: Path) -> dict[str, models.Voucher]:
                 f"voucher #{index} of {str(path)!r} has an invalid code: "
                 f"codes are 4 to 64 letters, digits or dashes"
             ) from None
+        if code in vouchers:
+            # One of the two is a mistake, and which one the operator meant
+            # (amount, validity) is not ours to guess.
+            raise base.CatalogProtocolError(
+                f"voucher #{index} of {str(path)!r} repeats the code of an earlier voucher"
+            )
         vouchers[code] = voucher
     return vouchers
 

@@ -296,6 +296,21 @@ def test_validity_days_count_from_a_later_start_the_catalog_sets(
     assert credit.valid_until == starts + dt.timedelta(days=90)
 
 
+def test_a_voucher_credit_starts_at_activation_not_at_an_earlier_catalog_start(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # The catalog's voucher was valid for months; the credit pays only for
+    # what comes after the customer activated it.
+    def earlier(code: str, **kwargs: Any) -> models.Redemption:
+        return stub.inner.redeem(code, **kwargs).model_copy(
+            update={"valid_from": T0 - dt.timedelta(days=100)})
+
+    stub.on_redeem = earlier
+    credit = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert credit.valid_from == T0
+    assert credit.valid_until == T0 + dt.timedelta(days=90)
+
+
 @pytest.mark.parametrize("model", [models.Voucher, models.Redemption])
 def test_a_catalog_period_that_ends_before_it_starts_is_refused(model: type[Any]) -> None:
     document = {"id": "r1", "code": "WELCOME-2026", "project_id": "p1", "amount": "5",
@@ -599,6 +614,20 @@ def test_a_malformed_code_in_the_voucher_file_is_the_files_fault(ledger: Ledger)
             "codes are 4 to 64 letters, digits or dashes"
         )
         assert failed_attempts(service) == 0  # not the customer's doing
+    finally:
+        service.close()
+
+
+def test_a_code_twice_in_the_voucher_file_is_the_files_fault(ledger: Ledger) -> None:
+    # Which of the two the operator meant (amount, validity) is a guess.
+    write_vouchers(ledger, {"code": "welcome-2026", "amount": "500.00", "currency": "EUR",
+                            "status": "active", "products": []})
+    service = ledger.service()
+    try:
+        with pytest.raises(base.CatalogProtocolError, match="repeats the code"):
+            service.activate_voucher("p1", "WELCOME-2026", at=T0)
+        assert service.list_credits("p1", at=T0) == []
+        assert failed_attempts(service) == 0
     finally:
         service.close()
 
