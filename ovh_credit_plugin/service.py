@@ -494,7 +494,12 @@ class CreditService:
     def void_credit(
         self, credit_id: Any, *, reason: str, at: dt.datetime | None = None
     ) -> models.Credit:
-        """Operator action (fraud, charge-back): the balance is voided, with a reason."""
+        """Operator action (fraud, charge-back): the balance is voided, with a reason.
+
+        Idempotent on the reason: voiding a voided credit again with the same
+        reason returns it unchanged (a retry after a connection lost during
+        COMMIT, an operator re-running the command); another reason is refused.
+        """
         at = _at(at)
         ident = _credit_id(credit_id)
         reason = reason.strip() if isinstance(reason, str) else ""
@@ -504,7 +509,12 @@ class CreditService:
         def work(conn: Connection) -> models.Credit:
             credit = store.lock_credit(conn, ident)
             if credit.voided_at is not None:
-                raise exceptions.InvalidState(f"credit {ident} is already voided")
+                done = _read_credit_row(conn, ident)
+                if done.void_reason == reason:
+                    return store.credit_model(done, at=at)
+                raise exceptions.InvalidState(
+                    f"credit {ident} is already voided ({done.void_reason})"
+                )
             _not_before(at, credit.created_at, f"credit {ident} was granted")
             amount = credit.available
             credit.voided += amount
@@ -1510,9 +1520,12 @@ def _order_model(row: Any, *, at: dt.datetime | None = None) -> models.Order:
     )
 
 
+def _read_credit_row(conn: Connection, credit_id: int) -> Any:
+    return conn.execute(sa.select(schema.credits).where(schema.credits.c.id == credit_id)).one()
+
+
 def _read_credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> models.Credit:
-    row = conn.execute(sa.select(schema.credits).where(schema.credits.c.id == credit_id)).one()
-    return store.credit_model(row, at=at)
+    return store.credit_model(_read_credit_row(conn, credit_id), at=at)
 
 
 # The voucher path's statements, built once: building a Core statement (and

@@ -96,3 +96,18 @@ def test_an_expired_credit_shows_nothing_available_before_the_job_runs(
         "expired", Decimal(0), Decimal(70))
     service.expire(at=after)
     assert service.list_credits("p1", at=after)[0] == before_job
+
+
+def test_voiding_again_with_the_same_reason_is_a_replay(service: CreditService) -> None:
+    # A retry after a connection lost during COMMIT, or an operator re-running
+    # the command after an ambiguous error, must not fail nor void twice.
+    buy(service, "p1", "100")
+    credit_id = service.list_credits("p1", at=AT)[0].id
+    first = service.void_credit(credit_id, reason="charge-back", at=AT)
+    again = service.void_credit(credit_id, reason="charge-back",
+                                at=AT + dt.timedelta(hours=1))
+    assert again == first and first.voided == Decimal(100)
+    with pytest.raises(exceptions.InvalidState, match=r"already voided \(charge-back\)"):
+        service.void_credit(credit_id, reason="fraud", at=AT)
+    _, entries = service.show_credit(credit_id, at=AT)
+    assert [e.type for e in entries] == ["grant", "void"]
