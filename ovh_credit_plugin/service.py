@@ -16,7 +16,7 @@ import logging
 import string
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple, NoReturn, cast
 
@@ -164,13 +164,24 @@ class Charge:
     @classmethod
     def from_invoice(cls, invoice: models.Invoice) -> Charge:
         return cls.of(
-            key=f"invoice/{invoice.project_id}/{invoice.id}",
+            key=invoice_key(invoice.project_id, invoice.id),
             project_id=invoice.project_id,
             invoice_id=invoice.id,
             currency=invoice.currency,
             at=invoice.issued_at,
             lines=[allocation.Line(line.id, line.product, line.amount) for line in invoice.lines],
         )
+
+
+def invoice_key(project_id: str, invoice_id: str) -> str:
+    """An invoice's settlement key: ``invoice/<project>/<invoice>``, one per pair.
+
+    Both ids may hold "/" ("2026/11/0042"), so the project's is written
+    ``%2F``: "%" is no id character, so the first "/" after the project ends
+    it. (Earlier versions wrote it as is: project "a/b" with invoice "c" and
+    project "a" with invoice "b/c" shared a key; see ``_legacy_keys``.)
+    """
+    return f"invoice/{project_id.replace('/', '%2F')}/{invoice_id}"
 
 
 # json.dumps(..., separators=(",", ":")) without building an encoder per call:
@@ -1080,6 +1091,32 @@ _RECORDED = (
 _RECORDED_LOCKED = _RECORDED.with_for_update()
 
 
+_LEGACY = sa.select(
+    schema.settlements.c.key, schema.settlements.c.project_id, schema.settlements.c.invoice_id
+).where(schema.settlements.c.key.in_(sa.bindparam("keys", expanding=True)))
+
+
+def _legacy_keys(conn: Connection, charges: Sequence[Charge]) -> Sequence[Charge]:
+    """Invoices of projects whose id holds "/", under the key an earlier version gave them.
+
+    Before :func:`invoice_key` escaped it, such an invoice was keyed with the
+    project's "/" as is; one settled then is found under that key (when the
+    row is that project's and invoice's), so that replaying it debits nothing.
+    """
+    old = {
+        f"invoice/{c.project_id}/{c.invoice_id}": c for c in charges
+        if "/" in c.project_id and c.key == invoice_key(c.project_id, c.invoice_id)
+    }
+    if not old:
+        return charges
+    moved: dict[str, str] = {}
+    for row in conn.execute(_LEGACY, {"keys": sorted(old)}):
+        charge = old[row.key]
+        if (row.project_id, row.invoice_id) == (charge.project_id, charge.invoice_id):
+            moved[charge.key] = row.key
+    return [replace(c, key=moved[c.key]) if c.key in moved else c for c in charges]
+
+
 def _settle(
     conn: Connection,
     charges: Sequence[Charge],
@@ -1089,6 +1126,7 @@ def _settle(
     at: dt.datetime,
 ) -> list[Outcome]:
     table = schema.settlements
+    charges = _legacy_keys(conn, charges)
     keys = sorted({c.key for c in charges})
     recorded: dict[str, Any] = {}
     # Built once (module level): only the keys change from call to call.
@@ -1143,6 +1181,14 @@ def _settle(
         row = recorded.get(charge.key)
         revision = 0
         if row is not None:
+            if row.project_id != charge.project_id or row.invoice_id != charge.invoice_id:
+                # Only a key written by an earlier version can be another
+                # pair's (see invoice_key): never a replay of someone else's.
+                raise exceptions.SettlementConflict(
+                    f"invoice {charge.invoice_id} of project {charge.project_id}: its "
+                    f"settlement key is recorded for invoice {row.invoice_id} of project "
+                    f"{row.project_id}"
+                )
             if row.fingerprint == charge.fingerprint:
                 settlement = _recorded_outcome(row)
                 results.append(settlement)
@@ -1429,9 +1475,9 @@ def _at(at: dt.datetime | None) -> dt.datetime:
 
 
 def _project_id(value: Any) -> str:
-    if not isinstance(value, str) or not models.PROJECT_ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not models._ID_RE.fullmatch(value):
         raise exceptions.InvalidInput(
-            f"invalid project id {value!r}: {models.PROJECT_ID_RULE}"
+            f"invalid project id {value!r}: 1-255 letters, digits and ._:@/-"
         )
     return value
 

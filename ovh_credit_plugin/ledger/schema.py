@@ -122,7 +122,8 @@ orders = Table(
 settlements = Table(
     "cloud_credit_settlements",
     metadata,
-    # "invoice/<project>/<invoice id>" or "cloudkitty/<scope>/<start>/<end>".
+    # "invoice/<project>/<invoice id>" (service.invoice_key) or
+    # "cloudkitty/<scope>/<start>/<end>".
     Column("key", String(600), primary_key=True),
     Column("project_id", String(ID), nullable=False),
     Column("invoice_id", String(ID), nullable=False),

@@ -3,8 +3,8 @@
 - a host that lowered the thread's decimal precision does not round our sums;
 - a host's charge spelled ``10.00`` or ``10`` is one charge (a replay, never a
   conflict nor a re-rating);
-- invoice ids may hold "/", project ids may not: settlement keys stay one per
-  (project, invoice);
+- ids may hold "/": settlement keys stay one per (project, invoice), and a
+  key an earlier version wrote is still found;
 - what a customer reads of an expired credit does not depend on whether the
   expiry job ran.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -73,16 +74,36 @@ def test_one_amount_spelled_two_ways_is_one_charge(service: CreditService) -> No
     assert service.list_credits("p1", at=AT)[0].available == Decimal("90")
 
 
-def test_invoice_ids_with_a_slash_settle_once_per_project(service: CreditService) -> None:
+def test_ids_with_a_slash_give_one_key_per_project_and_invoice(service: CreditService) -> None:
+    # Project "p1/x" with invoice "y" and project "p1" with invoice "x/y" once
+    # shared the key invoice/p1/x/y: the second was "replayed" from the first's
+    # settlement (amount_due 0, nothing debited).
+    buy(service, "p1/x", "100")
     buy(service, "p1", "100")
-    buy(service, "p1.x", "100")
-    a = service.settle_invoice(invoice("p1", "x/2026-11", "10"), at=AT)
-    b = service.settle_invoice(invoice("p1.x", "2026-11", "10"), at=AT)
+    a = service.settle_invoice(invoice("p1/x", "y", "10"), at=AT)
+    b = service.settle_invoice(invoice("p1", "x/y", "10"), at=AT)
     assert not a.replayed and not b.replayed
-    again = service.settle_invoice(invoice("p1", "x/2026-11", "10"), at=AT)
-    assert again.replayed and again.project_id == "p1"
-    with pytest.raises(exceptions.InvalidInput, match="no '/'"):
-        service.list_credits("p1/x")
+    assert (a.project_id, b.project_id) == ("p1/x", "p1")
+    assert b.credit_applied == Decimal(10)
+    again = service.settle_invoice(invoice("p1/x", "y", "10"), at=AT)
+    assert again.replayed and again.project_id == "p1/x"
+
+
+def test_a_settlement_keyed_by_an_earlier_version_is_still_replayed(
+    service: CreditService,
+) -> None:
+    buy(service, "p1/x", "100")
+    old = Charge.from_invoice(invoice("p1/x", "y", "10"))
+    # What an earlier version recorded: the project's "/" as is in the key.
+    service.settle([replace(old, key="invoice/p1/x/y")])
+    again = service.settle_invoice(invoice("p1/x", "y", "10"), at=AT)
+    assert again.replayed and again.credit_applied == Decimal(10)
+    assert service.list_credits("p1/x", at=AT)[0].available == Decimal(90)
+    # That old key is also what project "p1" with invoice "x/y" gets: refused,
+    # never a replay of another project's settlement.
+    buy(service, "p1", "100")
+    with pytest.raises(exceptions.SettlementConflict, match="recorded for invoice y"):
+        service.settle_invoice(invoice("p1", "x/y", "10"), at=AT)
 
 
 def test_an_expired_credit_shows_nothing_available_before_the_job_runs(
