@@ -832,10 +832,28 @@ class CreditService:
                                               "reason": reason})
 
         self.database.write(record)
+        if drop_intent is not None:
+            self._forget_empty_project(project_id)
         refusal = exceptions.VoucherRefused(str(error), public=public)
         if isinstance(error, BaseException):
             raise refusal from error
         raise refusal
+
+    def _forget_empty_project(self, project_id: str) -> None:
+        """Undo the currency a refused redemption's intent fixed, if nothing else holds it.
+
+        The intent fixes the project's currency (see _record_intent); when the
+        catalog then refuses, a project that has nothing else (no credit,
+        order nor activation) should not keep the voucher's currency for its
+        next order. Best effort, in a transaction of its own: a concurrent
+        first order may reference the row meanwhile, and then it stays.
+        """
+        try:
+            self.database.write(
+                lambda conn: conn.execute(_FORGET_EMPTY_PROJECT, {"project_id": project_id})
+            )
+        except Exception as error:
+            LOG.warning("project %s: its currency could not be released: %s", project_id, error)
 
     # -- settlement --------------------------------------------------------
 
@@ -1594,6 +1612,12 @@ _RECORD_INTENT = _ACTIVATIONS.insert().values(
 )
 _DROP_INTENT = _ACTIVATIONS.delete().where(
     _ACTIVATIONS.c.idempotency_key == sa.bindparam("key"), _ACTIVATIONS.c.status == "pending"
+)
+_FORGET_EMPTY_PROJECT = schema.projects.delete().where(
+    schema.projects.c.id == sa.bindparam("project_id"),
+    ~sa.exists().where(schema.credits.c.project_id == schema.projects.c.id),
+    ~sa.exists().where(schema.orders.c.project_id == schema.projects.c.id),
+    ~sa.exists().where(_ACTIVATIONS.c.project_id == schema.projects.c.id),
 )
 _GRANT_ACTIVATION = _ACTIVATIONS.update().where(
     _ACTIVATIONS.c.id == sa.bindparam("activation")

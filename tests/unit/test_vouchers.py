@@ -176,6 +176,32 @@ def test_the_intent_fixes_the_currency_so_a_redeemed_code_is_always_granted(
     assert service.list_orders("p1") == []
 
 
+@on_every_backend
+def test_a_refused_redemption_leaves_no_currency_behind(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # The GET said yes to a JPY voucher (the intent fixed the new project's
+    # currency), then the catalog refused the POST: nothing was granted, so
+    # the project's first order still gets the default currency.
+    voucher = stub.inner.get("WELCOME-2026").model_copy(
+        update={"currency": "JPY", "amount": Decimal(5000)})
+
+    def used_up(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.VoucherAlreadyRedeemed("voucher WEL…6 is used up", status=409)
+
+    stub.on_get = lambda code: voucher
+    stub.on_redeem = used_up
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert service.project_currency("p1") is None
+    assert service.create_order("p1", "10", at=T0).currency == "EUR"
+    # A project that holds something keeps its currency through a refusal.
+    service.create_order("p3", "10", currency="JPY", at=T0)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p3", "WELCOME-2026", at=T0)
+    assert service.project_currency("p3") == "JPY"
+
+
 def test_invalid_project_or_code_is_refused_offline(
     service: CreditService, stub: StubCatalog
 ) -> None:
