@@ -137,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as exit_:  # argparse's usage errors, already printed on one line
+        if exit_.code is None:  # --help (cliff's HelpExit): success, as Python has it
+            return 0
         return exit_.code if isinstance(exit_.code, int) else 2
     finally:
         # cliff adds console handlers to the root logger on every run; an

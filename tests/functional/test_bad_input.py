@@ -864,3 +864,11 @@ def test_usage_errors_before_the_command_are_one_line(
     assert code == 2  # as argparse's usage errors
     assert_one_line_error(Result(code, out, err), fragment)
     assert err.startswith("ovh-credit: error: ")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["credit", "list", "--help"]])
+def test_help_is_a_success(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "usage:" in out and err == ""
