@@ -157,9 +157,12 @@ def _read(path: Path) -> dict[str, models.Voucher]:
             voucher = models.Voucher.model_validate(raw)
             code = base.normalize_code(voucher.code)
         except pydantic.ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            # A rule across fields (valid_until after valid_from) has no location.
+            where = f" at {'.'.join(map(str, first['loc']))}" if first["loc"] else ""
             raise base.CatalogProtocolError(
                 f"voucher #{index} of {str(path)!r} is invalid: "
-                f"{error.errors()[0]['msg']} at {error.errors()[0]['loc']}"
+                f"{first['msg'].removeprefix('Value error, ')}{where}"
             ) from None
         except exceptions.InvalidVoucherCode:
             # The operator's file is broken, not the customer's code: the

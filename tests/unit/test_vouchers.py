@@ -644,6 +644,25 @@ def test_a_malformed_code_in_the_voucher_file_is_the_files_fault(ledger: Ledger)
         service.close()
 
 
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"amount": "five"}, "is invalid: amount 'five' is not a decimal number at amount"),
+    ({"valid_from": "2026-03-01T00:00:00Z", "valid_until": "2026-02-01T00:00:00Z"},
+     "is invalid: valid_until must be later than valid_from"),
+])
+def test_an_invalid_voucher_in_the_file_is_named_with_what_is_wrong(
+    ledger: Ledger, entry: dict[str, Any], message: str
+) -> None:
+    write_vouchers(ledger, {"code": "SPRING-SALE", "amount": "5.00", "currency": "EUR",
+                            "status": "active", "products": [], **entry})
+    service = ledger.service()
+    try:
+        with pytest.raises(base.CatalogProtocolError) as caught:
+            service.check_voucher("WELCOME-2026")
+        assert str(caught.value).endswith(message), str(caught.value)
+    finally:
+        service.close()
+
+
 def test_a_code_twice_in_the_voucher_file_is_the_files_fault(ledger: Ledger) -> None:
     # Which of the two the operator meant (amount, validity) is a guess.
     write_vouchers(ledger, {"code": "welcome-2026", "amount": "500.00", "currency": "EUR",
