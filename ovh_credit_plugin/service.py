@@ -393,10 +393,10 @@ class CreditService:
                 return _order_model(order)
             if order.status == "cancelled":
                 raise exceptions.InvalidState(f"order {order_id} is cancelled")
-            _not_before(at, order.created_at, f"order {order_id} was created")
-            if order.status == "expired" or at >= order.expires_at:
+            paid_at = _not_before(at, order.created_at, f"order {order_id} was created")
+            if order.status == "expired" or paid_at >= order.expires_at:
                 raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
-            valid_until = add_months(at, self.settings.purchased_credit_validity_months)
+            valid_until = add_months(paid_at, self.settings.purchased_credit_validity_months)
             credit_id = store.grant(
                 conn,
                 project_id=order.project_id,
@@ -406,14 +406,14 @@ class CreditService:
                 currency=order.currency,
                 amount=order.amount,
                 products=(),
-                valid_from=at,
+                valid_from=paid_at,
                 valid_until=valid_until,
-                at=at,
+                at=paid_at,
             )
             conn.execute(
                 schema.orders.update()
                 .where(schema.orders.c.id == order_id)
-                .values(status="paid", paid_at=at, credit_id=credit_id)
+                .values(status="paid", paid_at=paid_at, credit_id=credit_id)
             )
             LOG.info("order %s paid: credit %s granted", order_id, credit_id)
             return _order_model(_get_order(conn, order_id))
@@ -432,11 +432,11 @@ class CreditService:
                 raise exceptions.InvalidState(
                     f"order {order_id} is {status}; only a pending order can be cancelled"
                 )
-            _not_before(at, order.created_at, f"order {order_id} was created")
+            cancelled_at = _not_before(at, order.created_at, f"order {order_id} was created")
             conn.execute(
                 schema.orders.update()
                 .where(schema.orders.c.id == order_id)
-                .values(status="cancelled", cancelled_at=at)
+                .values(status="cancelled", cancelled_at=cancelled_at)
             )
             return _order_model(_get_order(conn, order_id))
 
@@ -526,7 +526,7 @@ class CreditService:
                 raise exceptions.InvalidState(
                     f"credit {ident} is already voided ({done.void_reason})"
                 )
-            _not_before(at, credit.created_at, f"credit {ident} was granted")
+            voided_at = _not_before(at, credit.created_at, f"credit {ident} was granted")
             amount = credit.available
             credit.voided += amount
             credit.available = ZERO
@@ -535,11 +535,12 @@ class CreditService:
             conn.execute(
                 schema.credits.update()
                 .where(schema.credits.c.id == ident)
-                .values(voided_at=at, void_reason=reason)
+                .values(voided_at=voided_at, void_reason=reason)
             )
-            store.insert_entries(conn, [store.Entry(ident, "void", amount, note=reason)], at=at)
+            store.insert_entries(conn, [store.Entry(ident, "void", amount, note=reason)],
+                                 at=voided_at)
             LOG.warning("credit %s voided (%s): %s lost", ident, reason, amount)
-            return _read_credit(conn, ident, at=at)
+            return _read_credit(conn, ident, at=voided_at)
 
         return self.database.write(work)
 
@@ -1510,13 +1511,26 @@ def _credit_id(value: Any) -> int:
     return ident
 
 
-def _not_before(at: dt.datetime, moment: dt.datetime, what: str) -> None:
-    # A back-dated --at before the thing existed would make a credit valid
-    # before its payment, and pay invoices issued before it was bought.
-    if at < moment:
-        raise exceptions.InvalidInput(
-            f"{what} at {models.isoformat(moment)}: --at {models.isoformat(at)} is earlier"
-        )
+# How far behind the ledger's own times another node's clock may be (a
+# payment provider's webhook, a host on another machine).
+_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _not_before(at: dt.datetime, moment: dt.datetime, what: str) -> dt.datetime:
+    """``at``, or ``moment`` when ``at`` is earlier by no more than clock skew.
+
+    A back-dated time before the thing existed would make a credit valid
+    before its payment, and pay invoices issued before it was bought: refused.
+    A few minutes earlier is another node's clock, not a mistake; refusing it
+    would fail a payment webhook on every retry.
+    """
+    if at >= moment:
+        return at
+    if moment - at <= _CLOCK_SKEW:
+        return moment
+    raise exceptions.InvalidInput(
+        f"{what} at {models.isoformat(moment)}: --at {models.isoformat(at)} is earlier"
+    )
 
 
 def _check_batch_size(batch_size: Any) -> None:

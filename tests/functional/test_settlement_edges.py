@@ -132,3 +132,17 @@ def test_voiding_again_with_the_same_reason_is_a_replay(service: CreditService) 
         service.void_credit(credit_id, reason="fraud", at=AT)
     _, entries = service.show_credit(credit_id, at=AT)
     assert [e.type for e in entries] == ["grant", "void"]
+
+
+def test_a_payment_a_few_minutes_before_the_order_is_another_clock(
+    service: CreditService,
+) -> None:
+    # A payment provider's timestamp, from a clock a little behind the ledger's:
+    # taken as paid at the order's creation, not refused on every webhook retry.
+    order = service.create_order("p1", "10", at=T0)
+    paid = service.pay_order(order.id, at=T0 - dt.timedelta(minutes=3))
+    assert paid.status == "paid" and paid.paid_at == T0
+    assert service.list_credits("p1", at=T0)[0].valid_from == T0
+    late = service.create_order("p1", "10", at=T0)
+    with pytest.raises(exceptions.InvalidInput, match="is earlier"):
+        service.pay_order(late.id, at=T0 - dt.timedelta(hours=1))
