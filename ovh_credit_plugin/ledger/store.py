@@ -382,9 +382,10 @@ def grant(
 def credit_model(row: Any, *, at: dt.datetime) -> models.Credit:
     """A credits table row as the JSON contract shows it at time ``at``.
 
-    Figures are as of ``at``: a credit past its end shows what was left on
-    it as expired, even before the expiry job records that (the job may run
-    lagged, docs/operations.md); a customer must never read money as
+    The balances are the ledger's current ones, not a replay of the moment
+    ``at``; but a credit past its end at ``at`` shows what was left on it as
+    expired, even before the expiry job records that (the job may run
+    lagged, docs/operations.md): a customer must never read money as
     available on a credit that can pay nothing.
     """
     status = credit_status(row, at=at)
