@@ -197,6 +197,15 @@ def fingerprint(currency: str, at: dt.datetime, lines: Sequence[allocation.Line]
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class ChargeState(NamedTuple):
+    """What :meth:`CreditService.charge_state` found before settling a charge."""
+
+    recorded: bool
+    funded: bool
+    currency: str | None
+    others: tuple[str, ...] = ()
+
+
 class Outcome(NamedTuple):
     """One settlement as the ledger work produced it, before any result object.
 
@@ -994,17 +1003,39 @@ class CreditService:
         .scalar_subquery(),
     )
 
-    def charge_state(self, key: str, project_id: str) -> tuple[bool, bool, str | None]:
-        """What a host needs before settling, in one statement of one read transaction.
+    _KEYS_BETWEEN = (
+        sa.select(schema.settlements.c.key)
+        .where(schema.settlements.c.key > sa.bindparam("low"),
+               schema.settlements.c.key < sa.bindparam("high"),
+               schema.settlements.c.key != sa.bindparam("key"))
+        .order_by(schema.settlements.c.key)
+        .limit(100)
+    )
 
-        ``(settlement_exists(key), has_credit(project_id), project_currency(project_id))``:
-        CloudKitty asks it for every period of every scope.
+    def charge_state(
+        self, key: str, project_id: str, *, others_between: tuple[str, str] | None = None
+    ) -> ChargeState:
+        """What a host needs before settling, in one read transaction.
+
+        ``settlement_exists(key)``, ``has_credit(project_id)``,
+        ``project_currency(project_id)`` in one statement (CloudKitty asks for
+        every period of every scope) and, given ``(low, high)``, the keys
+        recorded strictly between them other than ``key`` (at most 100): the
+        periods of the scope a new period might overlap.
         """
         values = {"key": key, "project_id": project_id}
-        recorded, funded, currency = self.database.read(
-            lambda conn: conn.execute(self._CHARGE_STATE, values).one()
-        )
-        return bool(recorded), bool(funded), currency
+
+        def work(conn: Connection) -> ChargeState:
+            recorded, funded, currency = conn.execute(self._CHARGE_STATE, values).one()
+            others: tuple[str, ...] = ()
+            if others_between is not None and not recorded:
+                low, high = others_between
+                others = tuple(conn.execute(
+                    self._KEYS_BETWEEN, {"low": low, "high": high, "key": key}
+                ).scalars())
+            return ChargeState(bool(recorded), bool(funded), currency, others)
+
+        return self.database.read(work)
 
     # -- expiry and audit --------------------------------------------------
 

@@ -20,6 +20,9 @@ What happens to one rated period (a ``DataFrame`` of one scope):
   nothing; with new prices the earlier debits are reversed and credit applied
   anew, in one transaction (so is a period an earlier version settled with one
   line per point, ``<type>/<index>``: its lines differ);
+* points CloudKitty will not store (its ``skip_datapoints_expression``, which it
+  applies only after every rating module) get no credit: credit pays only for
+  what is billed;
 * any failure (ledger database down, schema not migrated) raises: CloudKitty
   then leaves the period unrated and retries it on its next loop. Rating it
   without credit would charge the customer what credit should have paid.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -36,11 +40,12 @@ from decimal import Decimal
 from typing import Any
 
 from cloudkitty import dataframe, rating
+from cloudkitty import utils as ck_utils
 from cloudkitty.db import api as ck_db_api
 from oslo_config import cfg
 from stevedore import extension
 
-from ovh_credit_plugin import collector, models, money
+from ovh_credit_plugin import collector, exceptions, models, money
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.hosts import cloudkitty_db
@@ -245,6 +250,45 @@ def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, s
     return f"cloudkitty/{scope}/{period}", period
 
 
+def _neighbourhood(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, str]:
+    """Key bounds of the periods that may overlap this one, as (low, high), exclusive.
+
+    Keys sort by period start (UTC ISO text). Below ``high``: periods starting
+    before this one ends. Above ``low``: periods starting after this one's
+    length before its start ("0" sorts after the "/" that ends a start, so
+    the period just before, which ends where this one starts, is left out).
+    """
+    prefix = f"cloudkitty/{scope}/"
+    return (f"{prefix}{models.isoformat(start - (end - start))}0",
+            f"{prefix}{models.isoformat(end)}")
+
+
+def _refuse_overlaps(
+    key: str, others: Iterable[str], start: dt.datetime, end: dt.datetime
+) -> None:
+    """Refuse a period that overlaps one settled before under another key.
+
+    CloudKitty's reprocessing takes windows aligned on UTC, while a scope's
+    periods follow its own (local) boundaries; a window that cuts across the
+    rated periods would be settled under new keys while the old settlements
+    keep their debits: credit would pay the same usage twice. Raising leaves
+    the period unrated (CloudKitty retries it) and says why.
+    """
+    start, end = models.utc(start), models.utc(end)
+    for other in others:
+        try:
+            begun, ended = (dt.datetime.fromisoformat(part.replace("Z", "+00:00"))
+                            for part in other.split("/")[-2:])
+        except ValueError:  # not a period key
+            continue
+        if begun < end and ended > start:
+            raise exceptions.SettlementConflict(
+                f"{key} overlaps {other}, settled before: not settled, so that credit "
+                "does not pay the same usage twice (a reprocessing window not aligned "
+                "with the rated periods?)"
+            )
+
+
 def apply_settlement(
     frame: Any, shares: Iterable[Any], currency: str,
     floors: dict[str, Decimal] | None = None,
@@ -341,6 +385,85 @@ def apply_settlement(
     return output
 
 
+# -- points CloudKitty will not store ------------------------------------------------
+
+# CloudKitty's default skip_datapoints_expression: nothing is skipped.
+_KEEP_ALL = "False"
+_skip_cache: dict[tuple[str, int, str], dict[str, str]] = {}
+
+
+def skip_expressions(conf: cfg.ConfigOpts) -> dict[str, str]:
+    """CloudKitty's ``skip_datapoints_expression`` of each metric type that has one.
+
+    CloudKitty evaluates it on every rated point after all rating modules, and
+    stores (bills) only the points where it is false: credit spent on the
+    others would pay for usage nobody is billed for. As the Worker does: the
+    metric's own expression in metrics.yml (by alt name), else
+    ``[orchestrator] skip_datapoints_expression``. Read again when the file
+    changes; empty (nothing to evaluate) in the default set-up.
+    """
+    try:
+        default = str(conf.orchestrator.skip_datapoints_expression)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):  # an older CloudKitty
+        default = _KEEP_ALL
+    try:
+        path = str(conf.collect.metrics_conf)
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):  # not inside a CloudKitty service
+        return {"": default} if default.strip() != _KEEP_ALL else {}
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        stamp = -1
+    found = _skip_cache.get((path, stamp, default))
+    if found is None:
+        definitions: dict[str, Any] = {}
+        for name, metric in (ck_utils.load_conf(path) or {}).get("metrics", {}).items():
+            for item in metric if isinstance(metric, list) else [metric]:
+                definitions[item.get("alt_name", name)] = item
+        found = {
+            name: expression
+            for name, expression in (
+                (name, str(item.get("skip_datapoints_expression", default)))
+                for name, item in definitions.items()
+            )
+            if expression.strip() != _KEEP_ALL
+        }
+        if default.strip() != _KEEP_ALL:
+            found[""] = default  # a type metrics.yml lacks: the global expression
+        _skip_cache.clear()  # an older version of the file
+        _skip_cache[(path, stamp, default)] = found
+    return found
+
+
+def split_skipped(frame: Any, expressions: dict[str, str]) -> tuple[Any, list[tuple[str, Any]]]:
+    """(the frame CloudKitty will store, the (type, point) pairs it will skip).
+
+    Each expression is evaluated as CloudKitty does (``eval`` of the operator's
+    own configuration, with ``datapoint`` the point as a mutable dict and
+    ``usage_data_metric_name`` its type), on the price before credit.
+    """
+    if not expressions:
+        return frame, []
+    kept = dataframe.DataFrame(start=frame.start, end=frame.end)
+    skipped: list[tuple[str, Any]] = []
+    for metric_type, points in frame.itertypes():
+        expression = expressions.get(metric_type, expressions.get(""))
+        if expression is None:
+            kept.add_points(list(points), metric_type)
+            continue
+        stored = []
+        for point in points:
+            scope = {"datapoint": point.as_dict(mutable=True),
+                     "usage_data_metric_name": metric_type}
+            if eval(expression, {}, scope):  # noqa: S307 - CloudKitty's own, as it runs it
+                skipped.append((metric_type, point))
+            else:
+                stored.append(point)
+        if stored:
+            kept.add_points(stored, metric_type)
+    return kept, skipped
+
+
 # -- the processor -------------------------------------------------------------------
 
 
@@ -397,15 +520,30 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         service = self.service
         # One read; a period recorded before is settled again even without
         # credit left (reprocessing reverses what it debited).
-        recorded, funded, currency = service.charge_state(key, scope)
+        state = service.charge_state(
+            key, scope, others_between=_neighbourhood(str(scope), data.start, data.end)
+        )
+        recorded, funded, currency = state.recorded, state.funded, state.currency
         # Fast path, no write transaction: most projects hold no credit.
         if not recorded and not funded:
             return data
+        if not recorded:
+            _refuse_overlaps(key, state.others, data.start, data.end)
         # Lines, settlement and the lowered frame: thousands of objects per
         # period and no cycles among them; see collector.py.
         with collector.paused(), money.exact():
-            return self._settle(data, service, key, invoice_id, recorded=recorded,
-                                currency=currency)
+            stored, skipped = split_skipped(data, skip_expressions(self._conf))
+            lowered = self._settle(stored, service, key, invoice_id, recorded=recorded,
+                                   currency=currency)
+            if not skipped:
+                return lowered
+            # Unchanged: CloudKitty drops them after the last module.
+            output = dataframe.DataFrame(start=data.start, end=data.end)
+            for metric_type, points in lowered.itertypes():
+                output.add_points(list(points), metric_type)
+            for metric_type, point in skipped:
+                output.add_point(point, metric_type)
+            return output
 
     def _settle(self, data: Any, service: CreditService, key: str, invoice_id: str, *,
                 recorded: bool, currency: str | None) -> Any:

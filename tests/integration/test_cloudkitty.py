@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,7 +43,7 @@ from cloudkitty.utils import tz as tzutils
 from oslo_config import cfg
 from stevedore import driver
 
-from ovh_credit_plugin import allocation, models, money
+from ovh_credit_plugin import allocation, exceptions, models, money
 from ovh_credit_plugin.cli.app import main as cli_main
 from ovh_credit_plugin.hosts import cloudkitty as ck_host
 from ovh_credit_plugin.ledger import migration, schema
@@ -218,6 +219,29 @@ def test_rated_periods_are_stored_net_of_credit(
     assert rows[0].key.startswith(f"cloudkitty/{SCOPE}/{start}/")
 
 
+@pytest.mark.parametrize("where", ["orchestrator", "metrics.yml"])
+def test_points_cloudkitty_will_not_store_get_no_credit(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService, where: str
+) -> None:
+    # CloudKitty applies skip_datapoints_expression after every rating module:
+    # credit spent on a skipped point would pay for usage nobody is billed for.
+    if where == "orchestrator":
+        cloudkitty.set_override("skip_datapoints_expression",
+                                "usage_data_metric_name == 'image.size'", "orchestrator")
+    else:  # the metric's own rule, by its alt name (cpu is stored as "instance")
+        definitions = yaml.safe_load(cloudkitty.metrics_path.read_text())
+        definitions["metrics"]["image.size"]["skip_datapoints_expression"] = (
+            "datapoint['vol']['qty'] > 0")
+        cloudkitty.metrics_path.write_text(yaml.safe_dump(definitions))
+    credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert {t for _, t, _ in cloudkitty.stored_points()} == {"instance"}
+    # Billed: 2 periods x 3.00 of instances, paid 5.00 by credit, 1.00 due.
+    assert cloudkitty.total() == D("1")
+    assert credit(service, credit_id).used == D("5")
+    assert [D(r.total) for r in settlements(ledger)] == [D("3"), D("3")]
+
+
 def test_a_voucher_scoped_to_a_metric_type_pays_only_that_type(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -314,6 +338,51 @@ def test_reprocessing_replays_the_same_prices_and_replaces_new_ones(
     assert new_instance.price == 0
     # Reprocessing did not move the scope's own state.
     assert cloudkitty.last_processed() == cloudkitty.p2
+
+
+def test_a_reprocessing_window_across_rated_periods_is_refused(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    # CloudKitty's reprocessing windows are aligned on UTC; a scope's periods
+    # on its own boundaries (local days, a +05:30 zone, a changed period).
+    # Settled under a new key, the window's hour would be paid by credit a
+    # second time: p1 and p2 were paid already.
+    credit_id = buy_credit(service, SCOPE, "100.00", day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert credit(service, credit_id).used == D("8")
+    before = [(r.key, r.revision) for r in settlements(ledger)]
+    worker = orchestrator.ReprocessingWorker(
+        cloudkitty.collector, cloudkitty.storage,
+        schedule_reprocessing(cloudkitty.p1 + dt.timedelta(seconds=PERIOD // 2)), worker_id=0,
+    )
+    with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
+        worker.run()
+    assert credit(service, credit_id).used == D("8")
+    assert [(r.key, r.revision) for r in settlements(ledger)] == before
+
+
+def test_only_periods_that_overlap_are_refused() -> None:
+    hour = dt.timedelta(hours=1)
+    start = dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)
+
+    def key(begin: dt.datetime, length: dt.timedelta) -> str:
+        return ck_host.period_key(SCOPE, begin, begin + length)[0]
+
+    def refused(begin: dt.datetime, length: dt.timedelta, others: list[str]) -> bool:
+        low, high = ck_host._neighbourhood(SCOPE, begin, begin + length)
+        inside = [k for k in others if low < k < high and k != key(begin, length)]
+        try:
+            ck_host._refuse_overlaps(key(begin, length), inside, begin, begin + length)
+        except exceptions.SettlementConflict:
+            return True
+        return False
+
+    hourly = [key(start - n * hour, hour) for n in range(1, 30)]
+    assert not refused(start, hour, hourly)  # the next hour
+    assert not refused(start, hour, [key(start, hour)])  # itself, re-rated
+    assert not refused(start, 24 * hour, hourly)  # [collect] period changed to a day
+    assert refused(start - hour / 2, hour, hourly)  # a window across two hours
+    assert refused(start - 5 * hour, 24 * hour, hourly)  # a day over settled hours
 
 
 def old_frame_lines(frame: Any) -> list[allocation.Line]:
@@ -637,22 +706,22 @@ def test_charge_state_is_one_read_of_key_balance_and_currency(
 ) -> None:
     at = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     key = f"cloudkitty/{SCOPE}/period"
-    assert service.charge_state(key, SCOPE) == (False, False, None)
+    assert service.charge_state(key, SCOPE)[:3] == (False, False, None)
     order = service.create_order(SCOPE, "5.00", currency="EUR", at=at)
-    assert service.charge_state(key, SCOPE) == (False, False, "EUR")  # fixed, not paid
+    assert service.charge_state(key, SCOPE)[:3] == (False, False, "EUR")  # fixed, not paid
     service.pay_order(order.id, at=at)
-    assert service.charge_state(key, SCOPE) == (False, True, "EUR")
+    assert service.charge_state(key, SCOPE)[:3] == (False, True, "EUR")
     lines = [allocation.Line("instance", "instance", D("7.000000"))]
     service.settle([Charge(key=key, project_id=SCOPE, invoice_id="period", currency="EUR",
                            at=at, lines=lines, fingerprint=fingerprint("EUR", at, lines))],
                    on_change="replace", record_unpaid=False)
     # Recorded, and nothing left: a re-rated period must still be settled.
-    assert service.charge_state(key, SCOPE) == (True, False, "EUR")
-    assert service.charge_state(key, OTHER_SCOPE) == (True, False, None)
-    assert service.charge_state("cloudkitty/other", SCOPE) == (False, False, "EUR")
+    assert service.charge_state(key, SCOPE)[:3] == (True, False, "EUR")
+    assert service.charge_state(key, OTHER_SCOPE)[:3] == (True, False, None)
+    assert service.charge_state("cloudkitty/other", SCOPE)[:3] == (False, False, "EUR")
     # The same answers as the three reads it replaces.
     for k, project in ((key, SCOPE), (key, OTHER_SCOPE), ("x", SCOPE)):
-        assert service.charge_state(k, project) == (
+        assert service.charge_state(k, project)[:3] == (
             service.settlement_exists(k), service.has_credit(project),
             service.project_currency(project),
         )
