@@ -101,6 +101,16 @@ def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str,
     found: dict[str, list[CreditRow]] = {pid: [] for pid in ids}
     if not ids:
         return found
+    if conn.dialect.name in ("mysql", "mariadb"):
+        # InnoDB reads the open credits through the (project_id, available)
+        # index, which a debit changes. A settlement waiting on a credit that
+        # another one is debiting resumes on the old index entry, now gone
+        # under READ COMMITTED, and never sees the new one: it would bill an
+        # invoice the remaining credit should pay. Settlements of a project
+        # queue on its row first (its primary key never changes); the credit
+        # read below then starts after the other one committed and sees it.
+        # (PostgreSQL re-checks a row it waited for.)
+        conn.execute(_LOCK_PROJECTS, {"project_ids": ids}).all()
     query = _OPEN_CREDITS if conn.dialect.name == "sqlite" else _OPEN_CREDITS_LOCKED
     convert = _credit_converter(conn)
     for row in conn.execute(query, {"project_ids": ids}):
@@ -123,6 +133,12 @@ _OPEN_CREDITS = (
     .order_by(_C.id)
 )
 _OPEN_CREDITS_LOCKED = _OPEN_CREDITS.with_for_update()
+_LOCK_PROJECTS = (
+    sa.select(schema.projects.c.id)
+    .where(schema.projects.c.id.in_(sa.bindparam("project_ids", expanding=True)))
+    .order_by(schema.projects.c.id)
+    .with_for_update()
+)
 _CONVERTERS: dict[str, Callable[[Any], CreditRow]] = {}
 
 

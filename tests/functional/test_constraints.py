@@ -229,6 +229,93 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
         second.close()
 
 
+def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger) -> None:
+    """No usable credit left idle when two settlements of a project collide.
+
+    A ledger as it looks in production (many projects; a project with many
+    used-up credits and one holding 100) makes MariaDB read the open credits
+    through the (project_id, available) index. The first settlement debits
+    10 while the second waits on that credit: the debit moves the credit's
+    index entry, and a second settlement resuming on the old one found no
+    credit at all (billed 10 with 90 available), in about half the runs. The
+    long REPEATABLE READ reader (an audit, a consistent dump) keeps the old
+    row versions around, as in production.
+    """
+    setup = ledger.service()
+
+    def seed(conn: Connection) -> int:
+        from ovh_credit_plugin.ledger import store
+
+        def grant(project: str, amount: str, n: int) -> int:
+            store.ensure_project(conn, project, "EUR", at=T0)
+            return store.grant(conn, project_id=project, kind="purchased", source=f"seed-{n}",
+                               description="seed", currency="EUR", amount=Decimal(amount),
+                               products=(), valid_from=T0, valid_until=None, at=T0)
+
+        for n in range(150):
+            grant(f"other-{n:03d}", "50", n)
+            grant("p1", "5", n)
+        return 0
+
+    setup.database.write(seed)
+    setup.settle_invoice(invoice("I-0", "p1", "750"), at=T_SETTLE)  # the 150 used up
+    credit_id = paid_credit(setup, "p1", "100")
+    if ledger.backend != "sqlite":
+        with setup.database.engine.begin() as conn:
+            table = "TABLE " if ledger.backend == "mariadb" else ""
+            conn.exec_driver_sql(f"ANALYZE {table}cloud_credit_credits")
+    setup.close()
+
+    first, second = ledger.service(), ledger.service()
+    reader = None
+    try:
+        for service in (first, second):
+            service.list_credits("p1")  # schema check, a pooled connection
+        debiting = threading.Event()
+
+        def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if (threading.current_thread().name == "first"
+                    and statement.lstrip().startswith("UPDATE cloud_credit_credits")
+                    and not debiting.is_set()):
+                debiting.set()
+                time.sleep(1.5)  # holding the credit's lock; the second waits on it
+
+        event.listen(first.database.engine, "before_cursor_execute", pause)
+        if ledger.backend != "sqlite":
+            reader = create_engine(ledger.url).connect()
+            reader.execution_options(isolation_level="REPEATABLE READ")
+            reader.begin()
+            reader.exec_driver_sql("SELECT COUNT(*) FROM cloud_credit_credits").all()
+        results: dict[str, Any] = {}
+
+        def run(name: str, service: CreditService, invoice_id: str) -> None:
+            if name == "second":
+                assert debiting.wait(30)
+                time.sleep(0.3)
+            try:
+                results[name] = service.settle_invoice(invoice(invoice_id, "p1", "10"),
+                                                       at=T_SETTLE)
+            except BaseException as error:  # pragma: no cover - reported below
+                results[name] = error
+
+        threads = [threading.Thread(target=run, args=(name, service, f"I-{name}"), name=name)
+                   for name, service in (("first", first), ("second", second))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert results["first"].credit_applied == Decimal(10), results
+        assert results["second"].credit_applied == Decimal(10), results
+        [credit] = [c for c in first.list_credits("p1") if c.id == credit_id]
+        assert credit.available == Decimal(80)
+    finally:
+        if reader is not None:
+            reader.rollback()
+            reader.close()
+        first.close()
+        second.close()
+
+
 # -- database constraints ---------------------------------------------------------------
 
 
