@@ -514,8 +514,10 @@ class Worker:
             return
         credit_id = self.rng.choice(self.credits)
         try:
-            credit = self.service.void_credit(credit_id, reason=f"workload {self.index}",
-                                              at=self.sim_now())
+            # A reason of its own: voiding again with the same reason is a replay
+            # (it returns the voided credit), which this would count as a second void.
+            reason = f"workload {self.index}, void {self.rng.randrange(10**9)}"
+            credit = self.service.void_credit(credit_id, reason=reason, at=self.sim_now())
         # Already voided; or this worker's clock is behind the credit's grant.
         except (exceptions.InvalidState, exceptions.InvalidInput) as error:
             self.log(op="void", credit=credit_id, ok=False, error=type(error).__name__,
