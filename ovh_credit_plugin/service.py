@@ -335,8 +335,17 @@ class CreditService:
         project_id = _project_id(project_id)
         currency = money.check_currency(currency) if currency else None
         value = money.parse_amount(amount)
+        # Drawn once, outside the retried transaction: a retry after a
+        # connection lost during COMMIT finds the order it made, rather than
+        # making a second one with another payment URL.
+        order_id = str(uuid.uuid4())
 
         def work(conn: Connection) -> models.Order:
+            made = conn.execute(
+                sa.select(schema.orders).where(schema.orders.c.id == order_id)
+            ).one_or_none()
+            if made is not None:
+                return _order_model(made)
             code = currency or store.project_currency(conn, project_id) or (
                 self.settings.default_currency
             )
@@ -349,7 +358,6 @@ class CreditService:
                     f"{money.to_str(highest, code)} {code}"
                 )
             store.ensure_project(conn, project_id, code, at=at)
-            order_id = str(uuid.uuid4())
             payment_url = self.settings.payment_url_template.format(
                 order_id=order_id,
                 project_id=project_id,

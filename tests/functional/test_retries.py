@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -467,4 +468,52 @@ def test_a_connection_lost_mid_transaction_without_retries_fails_cleanly(
         assert service.audit().ok
     finally:
         recorder.close()
+        service.close()
+
+
+# -- a COMMIT whose answer is lost -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+@pytest.mark.parametrize("operation", ["order", "void"])
+def test_a_commit_whose_answer_is_lost_is_retried_without_doing_it_twice(
+    ledger: Ledger, server_pool: ServerPool, operation: str
+) -> None:
+    """The server commits, then the connection dies before the client reads the answer.
+
+    The retry runs the transaction again: it must find what the first attempt
+    did (docs/operations.md, "Retries and backoff"), not do it a second time:
+    one order (one payment URL) for one request, one void entry.
+    """
+    service = ledger.service()
+    engine = service.database.engine
+    kill = connection_killer(ledger.backend, server_pool)
+    real = engine.dialect.do_commit
+    lost = {"left": 0}
+
+    def do_commit(dbapi_connection: Any) -> None:
+        real(dbapi_connection)
+        if lost["left"] > 0:
+            lost["left"] -= 1
+            # SQLAlchemy may hand its pool's wrapper of the driver's connection.
+            raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+            kill(SimpleNamespace(connection=SimpleNamespace(dbapi_connection=raw)))
+            dbapi_connection.cursor().execute("SELECT 1")  # the client sees the broken link
+
+    try:
+        credit_id = _paid_credit(service, "p1")
+        engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
+        lost["left"] = 1
+        if operation == "order":
+            order = service.create_order("p1", "25", at=T0)
+            pending = [o.id for o in service.list_orders("p1", at=T0) if o.status == "pending"]
+            assert pending == [order.id]
+        else:
+            credit = service.void_credit(credit_id, reason="charge-back", at=T0)
+            assert credit.status == "voided"
+            _, entries = service.show_credit(credit_id)
+            assert [e.type for e in entries] == ["grant", "void"]
+        assert lost["left"] == 0, "no commit answer was lost"
+    finally:
+        engine.dialect.do_commit = real  # type: ignore[method-assign]
         service.close()
