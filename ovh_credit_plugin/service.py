@@ -866,10 +866,19 @@ class CreditService:
         next order. Best effort, in a transaction of its own: a concurrent
         first order may reference the row meanwhile, and then it stays.
         """
+        values = {"project_id": project_id}
+
+        def work(conn: Connection) -> None:
+            # Off SQLite, the row first: an intent or order being written holds
+            # it (or a key lock), and the check below, a statement of its own
+            # under READ COMMITTED, then sees what they committed.
+            if (conn.dialect.name != "sqlite"
+                    and conn.execute(_PROJECT_CURRENCY_LOCKED, values).first() is None):
+                return
+            conn.execute(_FORGET_EMPTY_PROJECT, values)
+
         try:
-            self.database.write(
-                lambda conn: conn.execute(_FORGET_EMPTY_PROJECT, {"project_id": project_id})
-            )
+            self.database.write(work)
         except Exception as error:
             LOG.warning("project %s: its currency could not be released: %s", project_id, error)
 
@@ -1011,35 +1020,35 @@ class CreditService:
         .scalar_subquery(),
     )
 
-    _KEYS_BETWEEN = (
+    _LATEST_BELOW = (
         sa.select(schema.settlements.c.key)
         .where(schema.settlements.c.key > sa.bindparam("low"),
                schema.settlements.c.key < sa.bindparam("high"),
                schema.settlements.c.key != sa.bindparam("key"))
-        .order_by(schema.settlements.c.key)
-        .limit(100)
+        .order_by(schema.settlements.c.key.desc())
+        .limit(1)
     )
 
     def charge_state(
-        self, key: str, project_id: str, *, others_between: tuple[str, str] | None = None
+        self, key: str, project_id: str, *, latest_between: tuple[str, str] | None = None
     ) -> ChargeState:
         """What a host needs before settling, in one read transaction.
 
         ``settlement_exists(key)``, ``has_credit(project_id)``,
         ``project_currency(project_id)`` in one statement (CloudKitty asks for
-        every period of every scope) and, given ``(low, high)``, the keys
-        recorded strictly between them other than ``key`` (at most 100): the
-        periods of the scope a new period might overlap.
+        every period of every scope) and, for a key not recorded and given
+        ``(low, high)``, the greatest other key strictly between them (an
+        index lookup): the last period a new one might overlap.
         """
         values = {"key": key, "project_id": project_id}
 
         def work(conn: Connection) -> ChargeState:
             recorded, funded, currency = conn.execute(self._CHARGE_STATE, values).one()
             others: tuple[str, ...] = ()
-            if others_between is not None and not recorded:
-                low, high = others_between
+            if latest_between is not None and not recorded:
+                low, high = latest_between
                 others = tuple(conn.execute(
-                    self._KEYS_BETWEEN, {"low": low, "high": high, "key": key}
+                    self._LATEST_BELOW, {"low": low, "high": high, "key": key}
                 ).scalars())
             return ChargeState(bool(recorded), bool(funded), currency, others)
 
@@ -1679,6 +1688,7 @@ _GRANT_ACTIVATION = _ACTIVATIONS.update().where(
 _PROJECT_CURRENCY = sa.select(schema.projects.c.currency).where(
     schema.projects.c.id == sa.bindparam("project_id")
 )
+_PROJECT_CURRENCY_LOCKED = _PROJECT_CURRENCY.with_for_update()
 _VOUCHER_CREDIT = sa.select(schema.credits).where(schema.credits.c.id == sa.bindparam("credit_id"))
 _RESERVE_ATTEMPT = _ATTEMPTS.insert().values(
     project_id=sa.bindparam("project_id"), succeeded=False, reason="in progress",
@@ -1727,7 +1737,10 @@ def _record_intent(
     """
     if _activation(conn, project_id, code) is not None:
         return
-    found = conn.execute(_PROJECT_CURRENCY, {"project_id": project_id}).scalar_one_or_none()
+    # Locked off SQLite until the intent commits: a refused activation's
+    # _forget_empty_project must see this intent, not delete the row under it.
+    query = _PROJECT_CURRENCY if conn.dialect.name == "sqlite" else _PROJECT_CURRENCY_LOCKED
+    found = conn.execute(query, {"project_id": project_id}).scalar_one_or_none()
     if found is None:
         store.ensure_project(conn, project_id, currency, at=at)
     elif found != currency:

@@ -250,17 +250,17 @@ def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, s
     return f"cloudkitty/{scope}/{period}", period
 
 
-def _neighbourhood(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, str]:
-    """Key bounds of the periods that may overlap this one, as (low, high), exclusive.
+def _neighbourhood(scope: str, end: dt.datetime) -> tuple[str, str]:
+    """Key bounds, (low, high) exclusive, of the scope's periods starting before ``end``.
 
-    Keys sort by period start (UTC ISO text). Below ``high``: periods starting
-    before this one ends. Above ``low``: periods starting after this one's
-    length before its start ("0" sorts after the "/" that ends a start, so
-    the period just before, which ends where this one starts, is left out).
+    Keys sort by period start (UTC ISO text), and settled periods do not
+    overlap one another, so they also sort by end: of those starting before
+    this one ends, the last one is the only one that can reach past its
+    start, whatever its length (a day settled before the period became an
+    hour, or an hour inside a day being reprocessed).
     """
     prefix = f"cloudkitty/{scope}/"
-    return (f"{prefix}{models.isoformat(start - (end - start))}0",
-            f"{prefix}{models.isoformat(end)}")
+    return prefix, f"{prefix}{models.isoformat(end)}"
 
 
 def _refuse_overlaps(
@@ -275,7 +275,10 @@ def _refuse_overlaps(
     the period unrated (CloudKitty retries it) and says why.
     """
     start, end = models.utc(start), models.utc(end)
+    prefix = key.rsplit("/", 2)[0] + "/"
     for other in others:
+        if not other.startswith(prefix):  # a collation that sorts another scope in
+            continue
         try:
             begun, ended = (dt.datetime.fromisoformat(part.replace("Z", "+00:00"))
                             for part in other.split("/")[-2:])
@@ -439,11 +442,17 @@ def split_skipped(frame: Any, expressions: dict[str, str]) -> tuple[Any, list[tu
     """(the frame CloudKitty will store, the (type, point) pairs it will skip).
 
     Each expression is evaluated as CloudKitty does (``eval`` of the operator's
-    own configuration, with ``datapoint`` the point as a mutable dict and
-    ``usage_data_metric_name`` its type), on the price before credit.
+    own configuration, in its orchestrator module's globals, with
+    ``datapoint`` the point as a mutable dict and ``usage_data_metric_name``
+    its type), on the price before credit. One that fails here (it reads the
+    Worker, ``self``, which a rating module has not) keeps the point: a
+    warning, rather than every period of the scope left unrated.
     """
     if not expressions:
         return frame, []
+    from cloudkitty import orchestrator  # loaded already inside CloudKitty
+
+    namespace = dict(vars(orchestrator))  # a copy: an expression cannot change the module
     kept = dataframe.DataFrame(start=frame.start, end=frame.end)
     skipped: list[tuple[str, Any]] = []
     for metric_type, points in frame.itertypes():
@@ -455,13 +464,29 @@ def split_skipped(frame: Any, expressions: dict[str, str]) -> tuple[Any, list[tu
         for point in points:
             scope = {"datapoint": point.as_dict(mutable=True),
                      "usage_data_metric_name": metric_type}
-            if eval(expression, {}, scope):  # noqa: S307 - CloudKitty's own, as it runs it
+            try:
+                skip = eval(expression, namespace, scope)  # noqa: S307 - as CloudKitty runs it
+            except Exception as error:
+                _warn_once(expression, error)
+                skip = False
+            if skip:
                 skipped.append((metric_type, point))
             else:
                 stored.append(point)
         if stored:
             kept.add_points(stored, metric_type)
     return kept, skipped
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(expression: str, error: Exception) -> None:
+    if expression not in _warned:
+        _warned.add(expression)
+        LOG.warning("skip_datapoints_expression %r cannot be evaluated before credit (%s: "
+                    "%s): such points get credit, and CloudKitty may still skip them",
+                    expression, type(error).__name__, error)
 
 
 # -- the processor -------------------------------------------------------------------
@@ -521,7 +546,7 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         # One read; a period recorded before is settled again even without
         # credit left (reprocessing reverses what it debited).
         state = service.charge_state(
-            key, scope, others_between=_neighbourhood(str(scope), data.start, data.end)
+            key, scope, latest_between=_neighbourhood(str(scope), data.end)
         )
         recorded, funded, currency = state.recorded, state.funded, state.currency
         # Fast path, no write transaction: most projects hold no credit.

@@ -362,27 +362,35 @@ def test_a_reprocessing_window_across_rated_periods_is_refused(
 
 
 def test_only_periods_that_overlap_are_refused() -> None:
-    hour = dt.timedelta(hours=1)
+    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
     start = dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)
 
     def key(begin: dt.datetime, length: dt.timedelta) -> str:
         return ck_host.period_key(SCOPE, begin, begin + length)[0]
 
-    def refused(begin: dt.datetime, length: dt.timedelta, others: list[str]) -> bool:
-        low, high = ck_host._neighbourhood(SCOPE, begin, begin + length)
-        inside = [k for k in others if low < k < high and k != key(begin, length)]
+    def refused(begin: dt.datetime, length: dt.timedelta, settled: list[str]) -> bool:
+        # What charge_state's lookup returns: the greatest other key in (low, high).
+        low, high = ck_host._neighbourhood(SCOPE, begin + length)
+        below = sorted(k for k in settled if low < k < high and k != key(begin, length))
         try:
-            ck_host._refuse_overlaps(key(begin, length), inside, begin, begin + length)
+            ck_host._refuse_overlaps(key(begin, length), below[-1:], begin, begin + length)
         except exceptions.SettlementConflict:
             return True
         return False
 
     hourly = [key(start - n * hour, hour) for n in range(1, 30)]
     assert not refused(start, hour, hourly)  # the next hour
-    assert not refused(start, hour, [key(start, hour)])  # itself, re-rated
-    assert not refused(start, 24 * hour, hourly)  # [collect] period changed to a day
+    assert not refused(start, hour, [*hourly, key(start, hour)])  # itself, re-rated
+    assert not refused(start, day, hourly)  # [collect] period changed to a day
     assert refused(start - hour / 2, hour, hourly)  # a window across two hours
-    assert refused(start - 5 * hour, 24 * hour, hourly)  # a day over settled hours
+    assert refused(start - 5 * hour, day, hourly)  # a day over settled hours
+    # A day settled before the period became an hour: an hour inside it.
+    daily = [key(start - 10 * hour, day)]
+    assert refused(start - 5 * hour, hour, daily)
+    assert not refused(start + 14 * hour, hour, daily)  # the first hour after that day
+    # Another scope's key (a collation that sorted it in) is not this scope's period.
+    other = ck_host.period_key(OTHER_SCOPE, start - hour / 2, start + hour / 2)[0]
+    ck_host._refuse_overlaps(key(start, hour), [other], start, start + hour)
 
 
 def old_frame_lines(frame: Any) -> list[allocation.Line]:
@@ -574,6 +582,26 @@ def test_ledger_connection_falls_back_to_cloudkittys_database(tmp_path: Path) ->
 
 def point(price: Any, unit: str = "u") -> Any:
     return dataframe.DataPoint(unit, 1, price, {"id": "x"}, {"k": "v"})
+
+
+def test_skip_expressions_see_what_they_see_in_cloudkitty(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    frame = dataframe.DataFrame(start=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+                                end=dt.datetime(2026, 3, 1, 1, tzinfo=dt.timezone.utc))
+    frame.add_points([point("0"), point("2")], "instance")
+    frame.add_points([point("1")], "image.size")
+    # CloudKitty's orchestrator module is the expression's globals (decimal, CONF...).
+    kept, skipped = ck_host.split_skipped(
+        frame, {"instance": "datapoint['rating']['price'] == decimal.Decimal(0)"})
+    assert [(t, p.price) for t, p in skipped] == [("instance", 0)]
+    assert [(t, p.price) for t, p in kept.iterpoints()] == [("instance", 2), ("image.size", 1)]
+    # One that needs the Worker (self) cannot be evaluated here: points kept, one warning.
+    expression = "self._tenant_id == 'x'"
+    for _ in range(2):
+        kept, skipped = ck_host.split_skipped(frame, {"": expression})
+        assert skipped == [] and len(list(kept.iterpoints())) == 3
+    assert len([r for r in caplog.records if expression in r.getMessage()]) == 1
 
 
 def test_frame_lines_floor_prices_and_net_discounts() -> None:

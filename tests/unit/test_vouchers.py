@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -200,6 +202,37 @@ def test_a_refused_redemption_leaves_no_currency_behind(
     with pytest.raises(exceptions.VoucherRefused):
         service.activate_voucher("p3", "WELCOME-2026", at=T0)
     assert service.project_currency("p3") == "JPY"
+
+
+@on_every_backend
+def test_releasing_a_currency_waits_for_an_intent_being_written(
+    service: CreditService,
+) -> None:
+    # Activation A was refused at the POST and releases the project's currency
+    # while activation B of another code, for the same project, is writing its
+    # intent (it found the row, so it inserts none): the release waits for B
+    # and then keeps the row, or B's grant would meet an order in another
+    # currency made meanwhile, after the catalog redeemed B's code.
+    from ovh_credit_plugin import service as service_module
+
+    key_b = base.idempotency_key("p1", "WELCOME-2026")
+    service.database.write(lambda conn: store.ensure_project(conn, "p1", "EUR", at=T0))
+    conn_b = service.database.engine.connect()
+    writing = conn_b.begin()
+    if service.database.dialect == "sqlite":
+        conn_b.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: B holds the write lock
+    service_module._record_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
+                                  currency="EUR", at=T0)
+    releasing = threading.Thread(target=service._forget_empty_project, args=("p1",))
+    releasing.start()
+    time.sleep(0.5)
+    writing.commit()
+    conn_b.close()
+    releasing.join(30)
+    assert not releasing.is_alive()
+    assert service.project_currency("p1") == "EUR"
+    with pytest.raises(exceptions.CurrencyMismatch):
+        service.create_order("p1", "10", currency="USD", at=T0)
 
 
 def test_invalid_project_or_code_is_refused_offline(
