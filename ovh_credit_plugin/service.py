@@ -1036,16 +1036,17 @@ class CreditService:
 
         ``settlement_exists(key)``, ``has_credit(project_id)``,
         ``project_currency(project_id)`` in one statement (CloudKitty asks for
-        every period of every scope) and, for a key not recorded and given
-        ``(low, high)``, the greatest other key strictly between them (an
-        index lookup): the last period a new one might overlap.
+        every period of every scope) and, for a key not recorded of a project
+        with credit and given ``(low, high)``, the greatest other key strictly
+        between them (an index lookup): the last period a new one might
+        overlap. A project without credit settles nothing: no second statement.
         """
         values = {"key": key, "project_id": project_id}
 
         def work(conn: Connection) -> ChargeState:
             recorded, funded, currency = conn.execute(self._CHARGE_STATE, values).one()
             others: tuple[str, ...] = ()
-            if latest_between is not None and not recorded:
+            if latest_between is not None and funded and not recorded:
                 low, high = latest_between
                 others = tuple(conn.execute(
                     self._LATEST_BELOW, {"low": low, "high": high, "key": key}
