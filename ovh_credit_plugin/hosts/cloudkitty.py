@@ -423,16 +423,14 @@ def skip_expressions(conf: cfg.ConfigOpts) -> dict[str, str]:
         for name, metric in (ck_utils.load_conf(path) or {}).get("metrics", {}).items():
             for item in metric if isinstance(metric, list) else [metric]:
                 definitions[item.get("alt_name", name)] = item
-        found = {
-            name: expression
-            for name, expression in (
-                (name, str(item.get("skip_datapoints_expression", default)))
-                for name, item in definitions.items()
-            )
-            if expression.strip() != _KEEP_ALL
-        }
-        if default.strip() != _KEEP_ALL:
-            found[""] = default  # a type metrics.yml lacks: the global expression
+        # Every type's own (a metric may say "False" under a global rule), and
+        # the global one under "" for a type metrics.yml lacks; nothing at all
+        # when nothing would be skipped.
+        found = {name: str(item.get("skip_datapoints_expression", default))
+                 for name, item in definitions.items()}
+        found[""] = default
+        if all(expression.strip() == _KEEP_ALL for expression in found.values()):
+            found = {}
         _skip_cache.clear()  # an older version of the file
         _skip_cache[(path, stamp, default)] = found
     return found
@@ -457,7 +455,7 @@ def split_skipped(frame: Any, expressions: dict[str, str]) -> tuple[Any, list[tu
     skipped: list[tuple[str, Any]] = []
     for metric_type, points in frame.itertypes():
         expression = expressions.get(metric_type, expressions.get(""))
-        if expression is None:
+        if expression is None or expression.strip() == _KEEP_ALL:
             kept.add_points(list(points), metric_type)
             continue
         stored = []

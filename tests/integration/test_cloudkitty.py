@@ -584,6 +584,35 @@ def point(price: Any, unit: str = "u") -> Any:
     return dataframe.DataPoint(unit, 1, price, {"id": "x"}, {"k": "v"})
 
 
+def test_a_metrics_own_false_overrides_the_global_skip_expression(tmp_path: Path) -> None:
+    from oslo_config import cfg
+
+    metrics = tmp_path / "metrics.yml"
+    metrics.write_text(yaml.safe_dump({"metrics": {
+        "cpu": {"alt_name": "instance", "unit": "instance",
+                "skip_datapoints_expression": "False"},
+        "image.size": {"unit": "MiB"},
+    }}))
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("metrics_conf")], group="collect")
+    conf.register_opts([cfg.StrOpt("skip_datapoints_expression")], group="orchestrator")
+    conf([])
+    conf.set_override("metrics_conf", str(metrics), "collect")
+    conf.set_override("skip_datapoints_expression", "True", "orchestrator")
+    rules = ck_host.skip_expressions(conf)
+    frame = dataframe.DataFrame(start=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+                                end=dt.datetime(2026, 3, 1, 1, tzinfo=dt.timezone.utc))
+    frame.add_points([point("2")], "instance")
+    frame.add_points([point("1")], "image.size")
+    frame.add_points([point("3")], "network.out")  # a type metrics.yml lacks
+    kept, skipped = ck_host.split_skipped(frame, rules)
+    assert [t for t, _ in kept.iterpoints()] == ["instance"]
+    assert sorted(t for t, _ in skipped) == ["image.size", "network.out"]
+    conf.set_override("skip_datapoints_expression", "False", "orchestrator")
+    metrics.write_text(yaml.safe_dump({"metrics": {"image.size": {"unit": "MiB"}}}))
+    assert ck_host.skip_expressions(conf) == {}  # nothing to evaluate
+
+
 def test_skip_expressions_see_what_they_see_in_cloudkitty(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
