@@ -247,7 +247,12 @@ def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, s
     # UTC ISO: the Worker's frames are in local time, the ReprocessingWorker's
     # in UTC; both must give the same key for the same period.
     period = f"{models.isoformat(start)}/{models.isoformat(end)}"
-    return f"cloudkitty/{scope}/{period}", period
+    return f"{_key_prefix(scope)}{period}", period
+
+
+def _key_prefix(scope: str) -> str:
+    """What every period key of ``scope`` starts with."""
+    return f"cloudkitty/{scope}/"
 
 
 def _neighbourhood(scope: str, end: dt.datetime) -> tuple[str, str]:
@@ -259,12 +264,12 @@ def _neighbourhood(scope: str, end: dt.datetime) -> tuple[str, str]:
     start, whatever its length (a day settled before the period became an
     hour, or an hour inside a day being reprocessed).
     """
-    prefix = f"cloudkitty/{scope}/"
+    prefix = _key_prefix(scope)
     return prefix, f"{prefix}{models.isoformat(end)}"
 
 
 def _refuse_overlaps(
-    key: str, others: Iterable[str], start: dt.datetime, end: dt.datetime
+    scope: str, key: str, others: Iterable[str], start: dt.datetime, end: dt.datetime
 ) -> None:
     """Refuse a period that overlaps one settled before under another key.
 
@@ -275,7 +280,7 @@ def _refuse_overlaps(
     the period unrated (CloudKitty retries it) and says why.
     """
     start, end = models.utc(start), models.utc(end)
-    prefix = key.rsplit("/", 2)[0] + "/"
+    prefix = _key_prefix(scope)
     for other in others:
         if not other.startswith(prefix):  # a collation that sorts another scope in
             continue
@@ -551,7 +556,7 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         if not recorded and not funded:
             return data
         if not recorded:
-            _refuse_overlaps(key, state.others, data.start, data.end)
+            _refuse_overlaps(str(scope), key, state.others, data.start, data.end)
         # Lines, settlement and the lowered frame: thousands of objects per
         # period and no cycles among them; see collector.py.
         with collector.paused(), money.exact():

@@ -373,7 +373,8 @@ def test_only_periods_that_overlap_are_refused() -> None:
         low, high = ck_host._neighbourhood(SCOPE, begin + length)
         below = sorted(k for k in settled if low < k < high and k != key(begin, length))
         try:
-            ck_host._refuse_overlaps(key(begin, length), below[-1:], begin, begin + length)
+            ck_host._refuse_overlaps(SCOPE, key(begin, length), below[-1:], begin,
+                                     begin + length)
         except exceptions.SettlementConflict:
             return True
         return False
@@ -390,7 +391,7 @@ def test_only_periods_that_overlap_are_refused() -> None:
     assert not refused(start + 14 * hour, hour, daily)  # the first hour after that day
     # Another scope's key (a collation that sorted it in) is not this scope's period.
     other = ck_host.period_key(OTHER_SCOPE, start - hour / 2, start + hour / 2)[0]
-    ck_host._refuse_overlaps(key(start, hour), [other], start, start + hour)
+    ck_host._refuse_overlaps(SCOPE, key(start, hour), [other], start, start + hour)
 
 
 def old_frame_lines(frame: Any) -> list[allocation.Line]:
