@@ -48,6 +48,10 @@ class InvalidState(CreditError, RuntimeError):
     """The operation is not allowed in the object's current state."""
 
 
+class IdempotencyConflict(CreditError, RuntimeError):
+    """An idempotency key was used before for a different request."""
+
+
 class SettlementConflict(CreditError, RuntimeError):
     """An invoice was already settled with different content."""
 

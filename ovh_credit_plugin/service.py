@@ -331,21 +331,52 @@ class CreditService:
         at: dt.datetime | None = None,
     ) -> models.Order:
         """A pending purchase order; no credit exists until it is paid."""
+        return self.create_order_once(project_id, amount, currency=currency, at=at)[0]
+
+    def create_order_once(
+        self,
+        project_id: str,
+        amount: Any,
+        *,
+        currency: str | None = None,
+        idempotency_key: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> tuple[models.Order, bool]:
+        """:meth:`create_order`, once per ``idempotency_key``; returns (order, created).
+
+        The same key with the same request (amount, currency as given)
+        returns the order the key made first (``created`` False); with
+        another request it is refused (IdempotencyConflict). Keys are per
+        project. Concurrent requests with one key make one order: the key's
+        row is unique, and the loser's transaction, retried, finds it.
+        """
         at = _at(at)
         project_id = _project_id(project_id)
         currency = money.check_currency(currency) if currency else None
         value = money.parse_amount(amount)
+        key = _idempotency_key(idempotency_key)
+        fingerprint = hashlib.sha256(
+            json.dumps([str(value.normalize()), currency]).encode()
+        ).hexdigest()
         # Drawn once, outside the retried transaction: a retry after a
         # connection lost during COMMIT finds the order it made, rather than
         # making a second one with another payment URL.
         order_id = str(uuid.uuid4())
 
-        def work(conn: Connection) -> models.Order:
+        def work(conn: Connection) -> tuple[models.Order, bool]:
+            if key is not None:
+                keyed = conn.execute(_ORDER_KEY, {"project_id": project_id, "key": key}).first()
+                if keyed is not None:
+                    if keyed.fingerprint != fingerprint:
+                        raise exceptions.IdempotencyConflict(
+                            f"idempotency key {key!r} was used for another order request"
+                        )
+                    return _order_model(_get_order(conn, keyed.order_id), at=at), False
             made = conn.execute(
                 sa.select(schema.orders).where(schema.orders.c.id == order_id)
             ).one_or_none()
             if made is not None:
-                return _order_model(made)
+                return _order_model(made), True
             code = currency or store.project_currency(conn, project_id) or (
                 self.settings.default_currency
             )
@@ -376,8 +407,13 @@ class CreditService:
                     payment_url=payment_url,
                 )
             )
+            if key is not None:
+                conn.execute(schema.order_keys.insert().values(
+                    project_id=project_id, idempotency_key=key, fingerprint=fingerprint,
+                    order_id=order_id, created_at=at,
+                ))
             LOG.info("order %s created for project %s: %s %s", order_id, project_id, checked, code)
-            return _order_model(_get_order(conn, order_id))
+            return _order_model(_get_order(conn, order_id)), True
 
         return self.database.write(work)
 
@@ -583,7 +619,17 @@ class CreditService:
     def activate_voucher(
         self, project_id: str, code: str, *, at: dt.datetime | None = None
     ) -> models.Credit:
+        """:meth:`activate_voucher_outcome`'s credit."""
+        return self.activate_voucher_outcome(project_id, code, at=at)[0]
+
+    def activate_voucher_outcome(
+        self, project_id: str, code: str, *, at: dt.datetime | None = None
+    ) -> tuple[models.Credit, bool]:
         """Validate and redeem a code against the catalog, then grant its credit once.
+
+        Returns (credit, created). A code the project already activated
+        returns that credit (``created`` False): it tries no new code, so it
+        is neither throttled nor counted as a failed attempt.
 
         Crash-safe: the intent is recorded (``pending``) before the catalog
         is asked to redeem, under an idempotency key fixed per (project,
@@ -613,6 +659,10 @@ class CreditService:
         key = catalog_base.idempotency_key(project_id, code)
 
         status, attempt = self._begin_activation(project_id, code, at)
+        if status == "granted":
+            return self.database.read(
+                lambda conn: _granted_credit(conn, project_id, code, at=at)
+            ), False
         if status == "pending":
             # Finishing a half-done activation tries no new code (the catalog
             # accepted this one before): no throttle, so that an operator can
@@ -623,10 +673,6 @@ class CreditService:
                                           at=at)
         assert attempt is not None
         try:
-            if status is not None:  # granted: a project activates a code once
-                self._refuse(project_id, masked,
-                             f"voucher {masked} was already activated on project {project_id}",
-                             attempt=attempt, at=at, public=False)
             # The GET and the POST share one time budget: the activation as a
             # whole, not each call, is what must not stall the caller.
             with self.catalog.deadline():
@@ -660,8 +706,12 @@ class CreditService:
         currency: str | None,
         attempt: int | None,
         at: dt.datetime,
-    ) -> models.Credit:
-        """The catalog's POST, then one transaction: the grant and the closed reservation."""
+    ) -> tuple[models.Credit, bool]:
+        """The catalog's POST, then one transaction: the grant and the closed reservation.
+
+        Returns (credit, created): a concurrent activation of the same code
+        for the same project may have granted it first.
+        """
         masked = catalog_base.mask_code(code)
         try:
             redemption = self.catalog.redeem(code, project_id=project_id, idempotency_key=key,
@@ -676,7 +726,7 @@ class CreditService:
         # answer), and only a replay with the same key can tell.
         _check_redemption(redemption, code=code, project_id=project_id, currency=currency)
 
-        def grant(conn: Connection) -> models.Credit:
+        def grant(conn: Connection) -> tuple[models.Credit, bool]:
             row = _activation(conn, project_id, code, lock=True)
             if row is None:  # the intent was dropped by a concurrent failure: record anew
                 _record_intent(conn, project_id=project_id, code=code, key=key,
@@ -691,7 +741,7 @@ class CreditService:
                 conn.execute(_CLOSE_ATTEMPT, {"attempt": attempt, "succeeded": True,
                                               "reason": f"{masked}: activated"})
             if row.status == "granted":
-                return _voucher_credit(conn, row.credit_id, at=at)
+                return _voucher_credit(conn, row.credit_id, at=at), False
             # Activation is when the catalog redeemed the code: a run that
             # finishes a pending activation days later does not extend it.
             activated = min(at, redemption.redeemed_at)
@@ -724,7 +774,7 @@ class CreditService:
                                              "redemption_id": redemption.id, "at": at})
             LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
                      masked, redemption.id, credit_id, project_id)
-            return _voucher_credit(conn, credit_id, at=at)
+            return _voucher_credit(conn, credit_id, at=at), True
 
         return self.database.write(grant)
 
@@ -751,8 +801,9 @@ class CreditService:
         """The activation's status so far and, unless resuming, a reserved try.
 
         Returns ``("pending", None)`` for a half-done activation (resumed
-        without a reservation), else the status (``None`` or ``"granted"``)
-        and the id of the reservation; raises TooManyAttempts when the
+        without a reservation), ``("granted", None)`` for a done one (read
+        back: it tries no code, so it is neither throttled nor counted),
+        else ``(None, reservation id)``; raises TooManyAttempts when the
         project failed too often.
 
         The reservation counts as a failure until the try ends. Each try
@@ -780,7 +831,7 @@ class CreditService:
             status = conn.execute(
                 _ACTIVATION_STATUS, {"project_id": project_id, "code": code}
             ).scalar_one_or_none()
-            if status == "pending":
+            if status is not None:  # pending: resumed below; granted: read back
                 return status, None, 0
             failures = 0
             if serialized:
@@ -792,7 +843,7 @@ class CreditService:
             return status, int(result.inserted_primary_key[0]), failures
 
         status, attempt, failures = self.database.write(begin)
-        if status == "pending":
+        if status is not None:
             return status, None
         if not serialized:
             # No upper bound on created_at in the count: a concurrent try may
@@ -1142,6 +1193,122 @@ class CreditService:
         For hosts whose charges carry no currency (CloudKitty rated data).
         """
         return self.database.read(lambda conn: store.project_currency(conn, project_id))
+
+    # -- REST API reads (issue 12) --------------------------------------------
+    # Added for ovh_credit_plugin/api; to move to the orders and credits
+    # capability modules (SQL to ledger/) when the service is split.
+
+    def show_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+        """One order (its status as of ``at``: a lapsed pending order shows ``expired``)."""
+        at = _at(at)
+        return self.database.read(lambda conn: _order_model(_get_order(conn, order_id), at=at))
+
+    def list_orders_page(
+        self,
+        project_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        marker: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> tuple[list[models.Order], bool]:
+        """Up to ``limit`` orders after ``marker`` (an order id), oldest first; more remain?"""
+        at = _at(at)
+        project_id = _project_id(project_id)
+        _check_page(limit, status, _ORDER_STATUSES)
+        table = schema.orders
+
+        def work(conn: Connection) -> tuple[list[models.Order], bool]:
+            query = sa.select(table).where(table.c.project_id == project_id)
+            if marker is not None:
+                mark = None
+                if isinstance(marker, str) and len(marker) <= 36:
+                    mark = conn.execute(
+                        sa.select(table.c.created_at, table.c.id)
+                        .where(table.c.project_id == project_id, table.c.id == marker)
+                    ).first()
+                if mark is None:
+                    raise exceptions.InvalidInput(f"unknown marker {marker!r}")
+                query = query.where(sa.or_(
+                    table.c.created_at > mark.created_at,
+                    sa.and_(table.c.created_at == mark.created_at, table.c.id > mark.id),
+                ))
+            if status == "pending":
+                query = query.where(table.c.status == "pending", table.c.expires_at > at)
+            elif status == "expired":
+                query = query.where(sa.or_(
+                    table.c.status == "expired",
+                    sa.and_(table.c.status == "pending", table.c.expires_at <= at),
+                ))
+            elif status is not None:
+                query = query.where(table.c.status == status)
+            rows = conn.execute(
+                query.order_by(table.c.created_at, table.c.id).limit(limit + 1)
+            ).all()
+            return [_order_model(row, at=at) for row in rows[:limit]], len(rows) > limit
+
+        return self.database.read(work)
+
+    def list_credits_page(
+        self,
+        project_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        marker: str | int | None = None,
+        at: dt.datetime | None = None,
+    ) -> tuple[list[models.Credit], bool]:
+        """Up to ``limit`` credits after ``marker`` (a credit id), in consumption order.
+
+        The consumption order is a credit's fixed fields (kind, end, creation,
+        id), so a marker keeps its place between pages whatever the balances
+        do meanwhile; the status filter applies after it.
+        """
+        _check_page(limit, status, _CREDIT_STATUSES)
+        credits = self.list_credits(project_id, at=at)
+        if marker is not None:
+            place = next((index for index, credit in enumerate(credits)
+                          if str(credit.id) == str(marker)), None)
+            if place is None:
+                raise exceptions.InvalidInput(f"unknown marker {marker!r}")
+            credits = credits[place + 1:]
+        if status is not None:
+            credits = [credit for credit in credits if credit.status == status]
+        return credits[:limit], len(credits) > limit
+
+
+# -- REST API internals (issue 12) ------------------------------------------------
+
+_ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
+_CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
+_ORDER_KEY = sa.select(schema.order_keys.c.fingerprint, schema.order_keys.c.order_id).where(
+    schema.order_keys.c.project_id == sa.bindparam("project_id"),
+    schema.order_keys.c.idempotency_key == sa.bindparam("key"),
+)
+_KEY_CHARACTERS = frozenset(string.printable) - frozenset(string.whitespace) | {" "}
+
+
+def _check_page(limit: Any, status: str | None, statuses: tuple[str, ...]) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise exceptions.InvalidInput(f"limit must be from 1 to 1000, not {limit!r}")
+    if status is not None and status not in statuses:
+        raise exceptions.InvalidInput(f"status must be one of {', '.join(statuses)}")
+
+
+def _idempotency_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not 0 < len(value) <= schema.ID
+            or not set(value) <= _KEY_CHARACTERS):
+        raise exceptions.InvalidInput("an idempotency key is 1 to 255 printable ASCII characters")
+    return value
+
+
+def _granted_credit(
+    conn: Connection, project_id: str, code: str, *, at: dt.datetime
+) -> models.Credit:
+    row = _activation(conn, project_id, code)
+    return _voucher_credit(conn, row.credit_id, at=at)
 
 
 # -- settlement internals -------------------------------------------------------

@@ -119,6 +119,20 @@ orders = Table(
     Index(None, "status", "expires_at"),
 )
 
+# Order creation under a client's Idempotency-Key (the REST API): the same
+# key and request return the order made the first time.
+order_keys = Table(
+    "cloud_credit_order_keys",
+    metadata,
+    Column("project_id", String(ID), primary_key=True),
+    Column("idempotency_key", String(ID), primary_key=True),
+    # SHA-256 of the request (amount, currency): the same key with another
+    # request is a conflict, never a second order.
+    Column("fingerprint", String(64), nullable=False),
+    Column("order_id", String(36), ForeignKey(orders.c.id), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 settlements = Table(
     "cloud_credit_settlements",
     metadata,

@@ -387,3 +387,12 @@ def test_cli_with_a_host_config_finds_the_hosts_database(tmp_path: Any) -> None:
         os.chdir(cwd)
     assert (tmp_path / "cloudkitty.sqlite").exists()
     assert not (tmp_path / "ovh-credit-ledger.sqlite").exists()
+
+
+def test_voucher_activate_again_prints_the_credit_and_never_locks_out(cli: Cli) -> None:
+    """Five re-activations of one code used to lock the project out of vouchers for an hour."""
+    first = cli.ok("voucher", "activate", "p1", "WELCOME-2026")
+    for _ in range(6):
+        assert cli.ok("voucher", "activate", "p1", "welcome-2026") == first
+    other = cli.ok("voucher", "activate", "p1", "GPU-ONLY")
+    assert other["id"] != first["id"]

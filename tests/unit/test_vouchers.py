@@ -121,14 +121,44 @@ def test_valid_until_and_products_come_from_the_catalog(service: CreditService) 
 @on_every_backend
 def test_a_project_activates_a_code_once(service: CreditService) -> None:
     first = service.activate_voucher("p1", "WELCOME-2026", at=T0)
-    with pytest.raises(exceptions.VoucherRefused, match="already activated") as caught:
-        service.activate_voucher("p1", "welcome-2026", at=T0)
-    assert caught.value.reason.startswith("voucher WEL…6 was already activated")
+    # Again: the same credit back, not a second one, and no failed attempt.
+    again, created = service.activate_voucher_outcome("p1", "welcome-2026", at=T0)
+    assert (again, created) == (first, False)
+    assert failed_attempts(service) == 0
     # Another project may use a multi-use code.
     other = service.activate_voucher("p2", "WELCOME-2026", at=T0)
     assert other.id != first.id
     assert redemptions(service, "WELCOME-2026") == 2
     assert [c.id for c in service.list_credits("p1", at=T0)] == [first.id]
+
+
+def test_activating_an_activated_code_again_never_locks_the_project_out(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    """It used to count as a failed try: five of them locked vouchers out for an hour."""
+    throttled_service(service, limit=3)
+    first = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    gets = stub.gets
+    for _ in range(10):
+        assert service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0) == (first, False)
+    assert stub.gets == gets  # read back from the ledger: the catalog is not asked
+    assert failed_attempts(service) == 0
+    other, created = service.activate_voucher_outcome("p1", "GPU-ONLY", at=T0)
+    assert created and other.id != first.id
+
+
+def test_a_throttled_project_still_reads_back_a_code_it_activated(
+    service: CreditService,
+) -> None:
+    throttled_service(service, limit=2)
+    first = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    for code in ("NOPE-0001", "NOPE-0002"):
+        with pytest.raises(exceptions.VoucherRefused):
+            service.activate_voucher("p1", code, at=T0)
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert service.activate_voucher("p1", "WELCOME-2026", at=T0) == first
+    assert failed_attempts(service) == 2
 
 
 @on_every_backend
@@ -520,8 +550,7 @@ def test_crash_after_redemption_is_recovered_once(
     assert redemptions(service, "WELCOME-2026") == 1  # same key, same redemption
     assert len(service.list_credits("p1", at=T0)) == 1
     assert service.pending_activations() == []
-    with pytest.raises(exceptions.VoucherRefused, match="already activated"):
-        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert service.activate_voucher("p1", "WELCOME-2026", at=T0) == credit
 
 
 def test_lost_answer_keeps_the_intent_and_a_rerun_grants_once(
