@@ -120,6 +120,43 @@ cloud_credit_opts: list[cfg.Opt] = [
     ),
 ]
 
+api_group = cfg.OptGroup(
+    name="api",
+    title="REST API (ovh-credit-api)",
+    help="The standalone REST API server. Inside CloudKitty the API is served by "
+    "CloudKitty's own API (its [api] and auth_strategy options); these options are "
+    "read by ovh-credit-api only.",
+)
+
+api_opts: list[cfg.Opt] = [
+    cfg.HostAddressOpt(
+        "bind_host",
+        default="127.0.0.1",
+        help="Address ovh-credit-api listens on.",
+    ),
+    cfg.PortOpt(
+        "bind_port",
+        default=8890,
+        help="TCP port ovh-credit-api listens on (0: any free port).",
+    ),
+    cfg.StrOpt(
+        "auth_strategy",
+        default="keystone",
+        choices=[
+            ("keystone", "Validate X-Auth-Token with keystonemiddleware ([keystone_authtoken])."),
+            ("noauth", "Trust the X-Project-Id, X-User-Id and X-Roles headers: development "
+             "only, anyone reaching the port acts as any project."),
+        ],
+        help="How ovh-credit-api authenticates callers.",
+    ),
+    cfg.IntOpt(
+        "max_request_body_size",
+        default=65536,
+        min=1,
+        help="Largest request body accepted, in bytes; a larger one is refused with 413.",
+    ),
+]
+
 voucher_catalog_opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "driver",
@@ -190,13 +227,28 @@ voucher_catalog_opts: list[cfg.Opt] = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the plugin's options on a host's ConfigOpts (idempotent)."""
+    """Register the plugin's options on a host's ConfigOpts (idempotent).
+
+    Not the ``[api]`` options: they belong to ``ovh-credit-api`` alone
+    (:func:`register_api_opts`), and a host such as CloudKitty has an
+    ``[api]`` section of its own.
+    """
     for group, opts in list_opts():
+        if group.name == api_group.name:
+            continue
         # A fresh OptGroup per ConfigOpts: oslo.config keeps overrides in the
         # group object, which must not leak from one ConfigOpts to another.
         if group.name not in conf:
             conf.register_group(cfg.OptGroup(name=group.name, title=group.title, help=group.help))
         conf.register_opts(opts, group=group.name)
+
+
+def register_api_opts(conf: cfg.ConfigOpts) -> None:
+    """Register ``[api]`` (the standalone server's options) on ``conf`` (idempotent)."""
+    if api_group.name not in conf:
+        conf.register_group(cfg.OptGroup(name=api_group.name, title=api_group.title,
+                                          help=api_group.help))
+    conf.register_opts(api_opts, group=api_group.name)
 
 
 def ledger_connection(conf: cfg.ConfigOpts) -> str | None:
@@ -228,4 +280,5 @@ def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
     return [
         (cloud_credit_group, cloud_credit_opts),
         (voucher_catalog_group, voucher_catalog_opts),
+        (api_group, api_opts),
     ]

@@ -1,0 +1,211 @@
+"""The standalone REST API: ``make_app(conf)`` (a WSGI application) and ``ovh-credit-api``.
+
+The same controllers as inside CloudKitty, at ``/v1``, with a version
+document at ``/``. Around them, outermost first: oslo.middleware's RequestId
+(``X-Openstack-Request-Id`` on every answer), API-SIG error bodies for the
+errors the layers below write in their own format, oslo.middleware's body
+size limit, then keystonemiddleware's auth_token (``[api] auth_strategy =
+keystone``, options in ``[keystone_authtoken]``) or nothing (``noauth``: the
+caller is whoever the ``X-Project-Id`` and ``X-Roles`` headers say).
+
+``ovh-credit-api`` serves it with the standard library's threaded WSGI
+server: for development and small installations. In production run
+``make_app`` under uWSGI, gunicorn or mod_wsgi (see docs/api.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socketserver
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from types import FrameType
+from typing import Any
+from wsgiref import simple_server
+
+import pecan
+import webob
+from oslo_config import cfg
+from oslo_middleware import request_id as request_id_middleware
+from oslo_middleware import sizelimit
+
+from ovh_credit_plugin.api import errors
+from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
+from ovh_credit_plugin.conf import register_api_opts, register_opts
+
+LOG = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+VERSION = "v1.0"
+
+
+class _Root:
+    """``/``: the version document; ``/v1``: the resources."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.v1 = CreditRootController(runtime)
+
+    @pecan.expose()
+    def index(self) -> webob.Response:
+        return version_document(pecan.request)
+
+
+def version_document(request: webob.Request) -> webob.Response:
+    document = {"versions": [{
+        "id": VERSION,
+        "status": "CURRENT",
+        "links": [{"rel": "self", "href": f"{request.host_url}{request.script_name}/v1/"}],
+    }]}
+    return webob.Response(status=200, content_type="application/json", charset="UTF-8",
+                          body=json.dumps(document).encode())
+
+
+class ApiSigErrors:
+    """Every error answer as an API-SIG document, whoever wrote it.
+
+    The controllers write their own; pecan's routing, the body size limit
+    and keystonemiddleware (401) write theirs in other formats, rewritten
+    here. An exception that escapes is a 500, logged with the request id.
+    """
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        request = webob.Request(environ)
+        try:
+            response = request.get_response(self.app)
+        except Exception:
+            LOG.exception("%s %s failed", request.method, request.path)
+            response = errors.error_response(
+                errors.ApiError("internal_error", "internal error; the request id finds it "
+                                "in the logs"), environ.get(errors.REQUEST_ID_ENV))
+        if response.status_code >= 400 and not _is_api_sig(response):
+            code = errors.code_for_status(response.status_code)
+            status = errors.CODES[code][0]
+            detail = {401: "a valid X-Auth-Token is required",
+                      413: "the request body is too large",
+                      404: f"no such resource: {request.path}",
+                      405: f"{request.method} is not allowed on {request.path}"}.get(
+                          response.status_code, response.status)
+            rewritten = errors.error_response(errors.ApiError(code, detail),
+                                              environ.get(errors.REQUEST_ID_ENV))
+            rewritten.status = response.status if status != response.status_code else status
+            for name in ("WWW-Authenticate", "Retry-After", "Allow"):
+                if name in response.headers:
+                    rewritten.headers[name] = response.headers[name]
+            response = rewritten
+        return response(environ, start_response)  # type: ignore[no-any-return]
+
+
+def _is_api_sig(response: webob.Response) -> bool:
+    if response.content_type != "application/json":
+        return False
+    try:
+        document = json.loads(response.body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and isinstance(document.get("errors"), list)
+
+
+class _Dispatch:
+    """``/`` needs no token (clients discover versions first); the rest goes through auth."""
+
+    def __init__(self, public: WSGIApp, protected: WSGIApp) -> None:
+        self.public = public
+        self.protected = protected
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") in ("", "/"):
+            return self.public(environ, start_response)
+        return self.protected(environ, start_response)
+
+
+def make_app(conf: cfg.ConfigOpts, *, runtime: Runtime | None = None) -> WSGIApp:
+    """The WSGI application of ``ovh-credit-api``; ``conf`` is parsed, options are registered here.
+
+    Builds no service and opens no database: the ledger is opened by the
+    first request that needs it.
+    """
+    register_opts(conf)
+    register_api_opts(conf)
+    if runtime is None:
+        from ovh_credit_plugin.service import CreditService
+
+        runtime = Runtime(conf, lambda: CreditService.from_conf(conf),
+                          max_body=conf.api.max_request_body_size)
+    pecan_app = pecan.Pecan(_Root(runtime), hooks=[], force_canonical=False,
+                            guess_content_type_from_ext=False)
+    protected: WSGIApp = pecan_app
+    if conf.api.auth_strategy == "keystone":
+        from keystonemiddleware import auth_token
+
+        protected = auth_token.AuthProtocol(protected, {"oslo_config_config": conf})
+    else:
+        LOG.warning("[api] auth_strategy = noauth: callers are whoever the X-Project-Id and "
+                    "X-Roles headers say; for development only, never expose this server")
+    app: WSGIApp = _Dispatch(pecan_app, protected)
+    limiter = sizelimit.RequestBodySizeLimiter(app, conf)
+    conf.set_override("max_request_body_size", conf.api.max_request_body_size,
+                      "oslo_middleware")
+    app = ApiSigErrors(limiter)
+    return request_id_middleware.RequestId(app)  # type: ignore[no-any-return]
+
+
+# -- the server ----------------------------------------------------------------------
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    daemon_threads = True
+    # Bursts of clients (50 at once in the tests) must not be refused at connect.
+    request_queue_size = 128
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        LOG.debug("%s - %s", self.address_string(), format % args)
+
+
+def make_server(app: WSGIApp, host: str = "127.0.0.1", port: int = 0
+                ) -> simple_server.WSGIServer:
+    """A threaded WSGI server for ``app`` (port 0: any free port, see ``server_port``)."""
+    return simple_server.make_server(host, port, app, server_class=_ThreadingServer,
+                                     handler_class=_QuietHandler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ovh-credit-api [--config-file PATH]``: serve the API until SIGINT or SIGTERM."""
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    register_api_opts(conf)
+    conf(list(sys.argv[1:] if argv is None else argv), project="ovh-credit-plugin",
+         prog="ovh-credit-api")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    app = make_app(conf)
+    server = make_server(app, conf.api.bind_host, conf.api.bind_port)
+    host, port = server.server_address[:2]
+    LOG.info("ovh-credit-api listening on http://%s:%s/ (auth_strategy %s)", host, port,
+             conf.api.auth_strategy)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever, which runs in this very thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,517 @@
+"""The REST resources (DESIGN.md section 4), as plain pecan RestControllers.
+
+``CreditRootController`` is mounted at ``/v1`` by the standalone app and at
+``/v1/rating/module_config/cloud_credit`` by CloudKitty (the processor's
+``config_controller``). Each handler: parse and check the request, ask
+oslo.policy, call the service, answer JSON; errors are API-SIG documents.
+
+Authorization only through oslo.policy. A caller acts on its token's project;
+``?project_id=`` names another one, which the rule's target check then allows
+only to admins. Item routes ask policy twice: first about the caller's own
+project (a role that may never do this is a 403 whatever the id), then about
+the object's project (refused: 404, the same answer as for no such object,
+so that ids of other projects' objects cannot be probed).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import pecan
+import webob
+from oslo_config import cfg
+from oslo_policy import policy as oslo_policy
+from pecan import rest
+from pecan.routing import PecanNotFound
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from webob import exc as webob_exc
+
+from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin.api import errors, policy
+from ovh_credit_plugin.api.context import Caller, caller_of
+from ovh_credit_plugin.catalog import base as catalog_base
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ovh_credit_plugin.service import CreditService
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+DEFAULT_MAX_BODY = 65536
+_BASE_URL_ENV = "ovh_credit.base_url"
+_ROUTING_ERROR_ENV = "ovh_credit.routing_error"
+
+CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
+ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
+
+
+class Runtime:
+    """What every controller shares: the host's options, the policy, the service.
+
+    The service is built on the first request that needs it: CloudKitty
+    builds the controller of every installed processor at start, enabled
+    or not, and loading one must not open the ledger.
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        service: Callable[[], CreditService],
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.conf = conf
+        self.max_body = max_body
+        self._make_service = service
+        self._service: CreditService | None = None
+        self._enforcer: oslo_policy.Enforcer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def service(self) -> CreditService:
+        if self._service is None:
+            with self._lock:
+                if self._service is None:
+                    self._service = self._make_service()
+        return self._service
+
+    @property
+    def enforcer(self) -> oslo_policy.Enforcer:
+        if self._enforcer is None:
+            with self._lock:
+                if self._enforcer is None:
+                    self._enforcer = policy.make_enforcer(self.conf)
+        return self._enforcer
+
+    @property
+    def throttle_window(self) -> int:
+        return int(self.conf.cloud_credit.voucher_attempt_window)
+
+    def allowed(self, caller: Caller, rule: str, project_id: str | None) -> bool:
+        return policy.allowed(self.enforcer, rule, {"project_id": project_id}, caller.context)
+
+
+# -- request bodies -----------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    # Strict: "10" for an int, 10 for a string, and unknown fields are refused.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class OrderBody(_Body):
+    amount: str = Field(max_length=64)
+    currency: str | None = Field(default=None, max_length=3)
+
+
+class PaymentBody(_Body):
+    amount: str = Field(max_length=64)
+    currency: str = Field(max_length=3)
+
+
+class VoucherBody(_Body):
+    code: str = Field(max_length=256)
+
+
+class VoidBody(_Body):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+_B = TypeVar("_B", bound=_Body)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise errors.ApiError("invalid_request", f"field {key!r} is given twice")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise errors.ApiError("invalid_request", f"{name} is not a JSON value here")
+
+
+def read_body(request: webob.Request, model: type[_B], max_body: int) -> _B:
+    """The request's JSON object, checked against ``model``; nothing else gets through."""
+    length = request.content_length
+    if length is not None and length > max_body:
+        raise errors.ApiError("too_large", f"the request body is larger than {max_body} bytes")
+    raw = request.body_file.read(max_body + 1) if length is None else request.body
+    if len(raw) > max_body:
+        raise errors.ApiError("too_large", f"the request body is larger than {max_body} bytes")
+    if not raw:
+        raise errors.ApiError("invalid_request", "a JSON object is expected in the body")
+    if request.content_type != "application/json":
+        raise errors.ApiError("invalid_request", "the body must be application/json")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.ApiError("invalid_request", "the body is not UTF-8") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise errors.ApiError("invalid_request", f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise errors.ApiError("invalid_request", "malformed JSON: nested too deep") from None
+    if not isinstance(data, dict):
+        raise errors.ApiError("invalid_request", "a JSON object is expected in the body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        code = "invalid_amount" if first["loc"][:1] == ("amount",) else "invalid_request"
+        raise errors.ApiError(code, f"{where}: {first['msg']}") from None
+
+
+# -- query parameters ----------------------------------------------------------------
+
+
+def _query(*allowed: str) -> dict[str, str]:
+    """The query string's parameters; unknown or repeated ones are refused.
+
+    Read from the query string only: pecan also hands a handler the JSON
+    body's fields as keyword arguments, which the handlers ignore.
+    """
+    checked: dict[str, str] = {}
+    params = pecan.request.GET
+    for name in params:
+        if name not in allowed:
+            raise errors.ApiError("invalid_request", f"unknown query parameter {name!r}")
+        values = params.getall(name)
+        if len(values) != 1:
+            raise errors.ApiError("invalid_request", f"query parameter {name!r} is given twice")
+        value = values[0]
+        if len(value) > 255:
+            raise errors.ApiError("invalid_request", f"query parameter {name!r} is too long")
+        checked[name] = value
+    return checked
+
+
+def _limit(params: Mapping[str, str]) -> int:
+    text = params.get("limit")
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise errors.ApiError("invalid_request", f"limit is an integer from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
+def _status(params: Mapping[str, str], statuses: tuple[str, ...]) -> str | None:
+    status = params.get("status")
+    if status is not None and status not in statuses:
+        raise errors.ApiError("invalid_request", f"status is one of {', '.join(statuses)}")
+    return status
+
+
+# -- answers -------------------------------------------------------------------------
+
+
+def _json(document: Any, status: int = 200, *, location: str | None = None
+          ) -> webob.Response:
+    response = webob.Response(status=status, content_type="application/json", charset="UTF-8",
+                              body=json.dumps(document).encode())
+    if location is not None:
+        response.headers["Location"] = location
+    return response
+
+
+def _request_id(request: webob.Request) -> str | None:
+    found = request.environ.get(errors.REQUEST_ID_ENV)
+    return str(found) if found else None
+
+
+def _base_url(request: webob.Request) -> str:
+    return str(request.environ.get(_BASE_URL_ENV) or request.host_url)
+
+
+def _next_link(request: webob.Request, resource: str, params: Mapping[str, str],
+               marker: str, limit: int) -> list[dict[str, str]]:
+    query = {name: value for name, value in params.items() if name not in ("marker", "limit")}
+    query.update(limit=str(limit), marker=marker)
+    href = f"{_base_url(request)}/{resource}?{urlencode(sorted(query.items()))}"
+    return [{"rel": "next", "href": href}]
+
+
+_F = TypeVar("_F", bound=Callable[..., webob.Response])
+
+
+def handler(func: _F) -> _F:
+    """Expose a handler to pecan; turn every error into an API-SIG answer.
+
+    The path arguments are checked against the handler's own: pecan gives a
+    RestController method whatever segments remain.
+    """
+    signature = inspect.signature(func)
+    positional = [p for p in signature.parameters.values()
+                  if p.kind is p.POSITIONAL_OR_KEYWORD][1:]
+
+    @functools.wraps(func)
+    def wrapper(self: _Resource, *args: Any, **kwargs: Any) -> webob.Response:
+        request = pecan.request
+        try:
+            if len(args) != len(positional):
+                raise errors.ApiError("not_found", f"no such resource: {request.path}")
+            return func(self, *args)
+        except Exception as error:
+            api_error = errors.from_exception(error, throttle_window=self.runtime.throttle_window)
+            if api_error.status >= 500 and not isinstance(error, catalog_base.CatalogError):
+                LOG.exception("%s %s failed", request.method, request.path)
+            elif api_error.status >= 500:
+                LOG.warning("%s %s: %s", request.method, request.path, error)
+            return errors.error_response(api_error, _request_id(request))
+
+    # Seen by pecan as (self, *args, **kwargs): no path arguments checked by pecan.
+    del wrapper.__wrapped__
+    return pecan.expose()(wrapper)  # type: ignore[no-any-return]
+
+
+class _Resource(rest.RestController):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def service(self) -> CreditService:
+        return self.runtime.service
+
+    # -- who may do what ----------------------------------------------------------
+
+    def caller(self) -> Caller:
+        caller = caller_of(pecan.request)
+        if caller.project_id is None and caller.user_id is None and not caller.roles:
+            raise errors.ApiError("unauthorized", "no credentials came with the request")
+        return caller
+
+    def project_for(self, caller: Caller, rule: str, params: Mapping[str, str]) -> str:
+        """The project a collection request acts on: the token's, or ``?project_id=``."""
+        project = params.get("project_id") or caller.project_id
+        if project is None or not self.runtime.allowed(caller, rule, project):
+            raise errors.ApiError("forbidden", f"policy does not allow {rule}"
+                                  + (f" on project {project}" if project else ""))
+        return project
+
+    def may(self, caller: Caller, rule: str) -> None:
+        """Whether the caller's role may ever do this (on its own project): 403 if not."""
+        if not self.runtime.allowed(caller, rule, caller.project_id):
+            raise errors.ApiError("forbidden", f"policy does not allow {rule}")
+
+    def owned(self, caller: Caller, rule: str, project_id: str, what: str) -> None:
+        """An object of another project is not found, never forbidden."""
+        if not self.runtime.allowed(caller, rule, project_id):
+            raise errors.ApiError("not_found", f"no {what}")
+
+
+# -- credits -------------------------------------------------------------------------
+
+
+def _credit_id(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 2**63:
+        raise errors.ApiError("not_found", f"no credit {text!r}")
+    return int(text)
+
+
+class CreditsController(_Resource):
+    _custom_actions = {"void": ["POST"]}
+
+    @handler
+    def get_all(self) -> webob.Response:
+        caller = self.caller()
+        query = _query("project_id", "status", "limit", "marker")
+        project = self.project_for(caller, "cloud_credit:credit:list", query)
+        limit = _limit(query)
+        status = _status(query, CREDIT_STATUSES)
+        marker = query.get("marker")
+        page, more = self.service.list_credits_page(project, status=status, limit=limit,
+                                                    marker=marker)
+        links = (_next_link(pecan.request, "credits", query, str(page[-1].id), limit)
+                 if more else [])
+        return _json({"credits": [c.model_dump(mode="json") for c in page], "links": links})
+
+    @handler
+    def get_one(self, credit_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        self.may(caller, "cloud_credit:credit:get")
+        ident = _credit_id(credit_id)
+        try:
+            credit, entries = self.service.show_credit(ident)
+        except exceptions.CreditNotFound:
+            raise errors.ApiError("not_found", f"no credit {ident}") from None
+        self.owned(caller, "cloud_credit:credit:get", credit.project_id, f"credit {ident}")
+        document = credit.model_dump(mode="json")
+        document["entries"] = [entry.model_dump(mode="json") for entry in entries]
+        return _json(document)
+
+    @handler
+    def void(self, credit_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        self.may(caller, "cloud_credit:credit:void")
+        ident = _credit_id(credit_id)
+        body = read_body(pecan.request, VoidBody, self.runtime.max_body)
+        try:
+            credit, _entries = self.service.show_credit(ident)
+        except exceptions.CreditNotFound:
+            raise errors.ApiError("not_found", f"no credit {ident}") from None
+        self.owned(caller, "cloud_credit:credit:void", credit.project_id, f"credit {ident}")
+        voided = self.service.void_credit(ident, reason=body.reason)
+        return _json(voided.model_dump(mode="json"))
+
+
+# -- vouchers ------------------------------------------------------------------------
+
+
+class VouchersController(_Resource):
+    @handler
+    def post(self) -> webob.Response:
+        caller = self.caller()
+        query = _query("project_id")
+        project = self.project_for(caller, "cloud_credit:voucher:activate", query)
+        body = read_body(pecan.request, VoucherBody, self.runtime.max_body)
+        credit, created = self.service.activate_voucher_outcome(project, body.code)
+        document = credit.model_dump(mode="json")
+        location = f"{_base_url(pecan.request)}/credits/{credit.id}"
+        return _json(document, 201 if created else 200, location=location)
+
+    @handler
+    def get_one(self, code: str) -> webob.Response:
+        caller = self.caller()
+        query = _query("project_id")
+        self.project_for(caller, "cloud_credit:voucher:check", query)
+        normalized = catalog_base.normalize_code(code)
+        preview = self.service.check_voucher(normalized)
+        voucher = preview.voucher
+        return _json({
+            "code": catalog_base.mask_code(normalized),
+            "amount": money.to_str(voucher.amount, voucher.currency),
+            "currency": voucher.currency,
+            "valid_from": models.isoformat(voucher.valid_from) if voucher.valid_from else None,
+            "valid_until": models.isoformat(voucher.valid_until) if voucher.valid_until else None,
+            "validity_days": voucher.validity_days,
+            "products": list(voucher.products),
+            "description": voucher.description,
+            "redeemable": preview.redeemable,
+        })
+
+
+# -- orders --------------------------------------------------------------------------
+
+
+class OrdersController(_Resource):
+    _custom_actions = {"cancel": ["POST"], "payment": ["POST"]}
+
+    @handler
+    def get_all(self) -> webob.Response:
+        caller = self.caller()
+        query = _query("project_id", "status", "limit", "marker")
+        project = self.project_for(caller, "cloud_credit:order:list", query)
+        limit = _limit(query)
+        status = _status(query, ORDER_STATUSES)
+        page, more = self.service.list_orders_page(project, status=status, limit=limit,
+                                                   marker=query.get("marker"))
+        links = _next_link(pecan.request, "orders", query, page[-1].id, limit) if more else []
+        return _json({"orders": [o.model_dump(mode="json") for o in page], "links": links})
+
+    @handler
+    def get_one(self, order_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        order = self._order(caller, "cloud_credit:order:get", order_id)
+        return _json(order.model_dump(mode="json"))
+
+    @handler
+    def post(self) -> webob.Response:
+        caller = self.caller()
+        query = _query("project_id")
+        project = self.project_for(caller, "cloud_credit:order:create", query)
+        body = read_body(pecan.request, OrderBody, self.runtime.max_body)
+        key = pecan.request.headers.get("Idempotency-Key")
+        order, created = self.service.create_order_once(
+            project, body.amount, currency=body.currency, idempotency_key=key
+        )
+        location = f"{_base_url(pecan.request)}/orders/{order.id}"
+        return _json(order.model_dump(mode="json"), 201 if created else 200, location=location)
+
+    @handler
+    def cancel(self, order_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        self._order(caller, "cloud_credit:order:cancel", order_id)
+        try:
+            order = self.service.cancel_order(order_id)
+        except exceptions.InvalidState as error:
+            raise errors.ApiError("order_not_pending", str(error)) from None
+        return _json(order.model_dump(mode="json"))
+
+    @handler
+    def payment(self, order_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        self.may(caller, "cloud_credit:order:pay")
+        body = read_body(pecan.request, PaymentBody, self.runtime.max_body)
+        self._order(caller, "cloud_credit:order:pay", order_id)
+        try:
+            order = self.service.pay_order(order_id, amount=body.amount, currency=body.currency)
+        except exceptions.InvalidState as error:
+            raise errors.ApiError("order_not_pending", str(error)) from None
+        return _json(order.model_dump(mode="json"))
+
+    def _order(self, caller: Caller, rule: str, order_id: str) -> models.Order:
+        self.may(caller, rule)
+        try:
+            order = self.service.show_order(order_id)
+        except exceptions.OrderNotFound:
+            raise errors.ApiError("not_found", f"no order {order_id!r}") from None
+        self.owned(caller, rule, order.project_id, f"order {order_id!r}")
+        return order
+
+
+# -- the root ------------------------------------------------------------------------
+
+
+class CreditRootController(rest.RestController):
+    """``{base}``: credits, vouchers and orders (DESIGN.md section 4)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.credits = CreditsController(runtime)
+        self.vouchers = VouchersController(runtime)
+        self.orders = OrdersController(runtime)
+
+    @pecan.expose()
+    def _route(self, args: list[str], request: Any = None) -> Any:
+        if request is None:
+            request = pecan.request
+        # {base} as the client sees it, for Location and next links.
+        rest_of_path = "/".join(args)
+        url = request.path_url
+        if rest_of_path and url.endswith(rest_of_path):
+            url = url[: -len(rest_of_path)]
+        request.environ[_BASE_URL_ENV] = url.rstrip("/")
+        try:
+            return super()._route(args, request)
+        except webob_exc.HTTPException as error:
+            request.environ[_ROUTING_ERROR_ENV] = error.code
+        except PecanNotFound:
+            request.environ[_ROUTING_ERROR_ENV] = 404
+        return self._routing_error, []
+
+    @pecan.expose()
+    def _routing_error(self, *args: Any, **kwargs: Any) -> webob.Response:
+        request = pecan.request
+        status = int(request.environ.get(_ROUTING_ERROR_ENV) or 404)
+        code = errors.code_for_status(status)
+        detail = (f"{request.method} is not allowed on {request.path}" if status == 405
+                  else f"no such resource: {request.path}")
+        return errors.error_response(errors.ApiError(code, detail), _request_id(request))

@@ -1,0 +1,127 @@
+"""API errors in the OpenStack API-SIG format, and the plugin's errors mapped to them.
+
+Body: ``{"errors": [{"status", "code": "cloud_credit.<name>", "title", "detail",
+"request_id"}]}``; see DESIGN.md section 4 for the codes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import webob
+
+from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.catalog import base as catalog_base
+
+#: The request id oslo.middleware's RequestId puts in the WSGI environ.
+REQUEST_ID_ENV = "openstack.request_id"
+REQUEST_ID_HEADER = "X-Openstack-Request-Id"
+JSON = "application/json"
+
+# code -> (HTTP status, title)
+CODES: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "Invalid request"),
+    "invalid_amount": (400, "Invalid amount"),
+    "unauthorized": (401, "Authentication required"),
+    "forbidden": (403, "Forbidden"),
+    "not_found": (404, "Not found"),
+    "voucher_unknown": (404, "Unknown voucher"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "voucher_redeemed": (409, "Voucher already redeemed"),
+    "currency_mismatch": (409, "Currency mismatch"),
+    "order_not_pending": (409, "Order not pending"),
+    "invalid_state": (409, "Invalid state"),
+    "idempotency_conflict": (409, "Idempotency key reused"),
+    "voucher_expired": (410, "Voucher expired"),
+    "too_large": (413, "Request body too large"),
+    "voucher_throttled": (429, "Too many voucher attempts"),
+    "internal_error": (500, "Internal error"),
+    "catalog_unavailable": (503, "Voucher catalog unavailable"),
+    "service_unavailable": (503, "Service unavailable"),
+}
+
+# Seconds a client should wait after a catalog outage before trying again.
+CATALOG_RETRY_AFTER = 30
+
+# Plain HTTP errors (pecan's routing, webob, middlewares) by status.
+_CODE_OF_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
+                   404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                   503: "service_unavailable"}
+
+
+class ApiError(Exception):
+    """An error answer: its code fixes the status and title; ``detail`` is for the caller."""
+
+    def __init__(self, code: str, detail: str, *, headers: Mapping[str, str] | None = None
+                 ) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown API error code {code!r}")
+        super().__init__(detail)
+        self.code = code
+        self.status = CODES[code][0]
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+def code_for_status(status: int) -> str:
+    return _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
+
+
+def error_document(code: str, detail: str, request_id: str | None) -> dict[str, Any]:
+    status, title = CODES[code]
+    return {"errors": [{"status": status, "code": f"cloud_credit.{code}", "title": title,
+                        "detail": detail, "request_id": request_id}]}
+
+
+def error_response(error: ApiError, request_id: str | None) -> webob.Response:
+    response = webob.Response(
+        status=error.status, content_type=JSON, charset="UTF-8",
+        body=json.dumps(error_document(error.code, error.detail, request_id)).encode(),
+    )
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
+    """The API error for one of the plugin's errors; anything else is a 500 (logged by the caller).
+
+    Checked subclasses first: CurrencyMismatch and InvalidAmount are
+    InvalidInput, TooManyAttempts is a VoucherRefused.
+    """
+    message = str(error)
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, exceptions.TooManyAttempts):
+        return ApiError("voucher_throttled", "too many failed voucher activations on this "
+                        "project: try again later",
+                        headers={"Retry-After": str(throttle_window)})
+    if isinstance(error, exceptions.VoucherRefused):
+        cause = error.__cause__
+        if isinstance(cause, catalog_base.VoucherNotFound):
+            return ApiError("voucher_unknown", message)
+        if isinstance(cause, catalog_base.VoucherUnavailable):
+            return ApiError("voucher_expired", message)
+        return ApiError("voucher_redeemed", message)
+    if isinstance(error, exceptions.CurrencyMismatch):
+        return ApiError("currency_mismatch", message)
+    if isinstance(error, exceptions.InvalidAmount):
+        return ApiError("invalid_amount", message)
+    if isinstance(error, exceptions.InvalidInput):
+        return ApiError("invalid_request", message)
+    if isinstance(error, exceptions.NotFound):
+        return ApiError("not_found", message)
+    if isinstance(error, exceptions.InvalidState):
+        return ApiError("invalid_state", message)
+    if isinstance(error, catalog_base.REFUSALS):
+        # A preview (GET vouchers/{code}) of an unknown code.
+        return ApiError("voucher_unknown", "no such voucher code")
+    if isinstance(error, catalog_base.CatalogError):
+        # Down, slow, broken or refusing our credentials: not the caller's doing.
+        return ApiError("catalog_unavailable", "the voucher catalog cannot be reached; "
+                        "try again later", headers={"Retry-After": str(CATALOG_RETRY_AFTER)})
+    if isinstance(error, exceptions.DatabaseNotReady):
+        return ApiError("service_unavailable", "the credit ledger is not ready")
+    return ApiError("internal_error", "internal error; the request id finds it in the logs")

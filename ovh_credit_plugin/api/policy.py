@@ -1,0 +1,89 @@
+"""oslo.policy rules of the REST API, and the enforcer built on the host's ConfigOpts.
+
+Defaults follow the secure-RBAC personas: a project reader reads, a project
+member acts, an admin does anything, the ``service`` role confirms payments.
+``oslopolicy-sample-generator --namespace cloud_credit`` prints them (entry
+point ``oslo.policy.policies``); a policy file (``[oslo_policy] policy_file``
+of the host's configuration: CloudKitty's, or ovh-credit-api's) overrides
+them. Authorization is only ever decided here, never by looking at roles.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+from oslo_policy import policy
+
+ADMIN = "role:admin"
+PROJECT_READER = "role:reader and project_id:%(project_id)s"
+PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
+SERVICE = "role:service"
+
+PROJECT_READER_OR_ADMIN = f"({PROJECT_READER}) or {ADMIN}"
+PROJECT_MEMBER_OR_ADMIN = f"({PROJECT_MEMBER}) or {ADMIN}"
+SERVICE_OR_ADMIN = f"{SERVICE} or {ADMIN}"
+
+_SCOPE = ["project"]
+
+
+def _rule(name: str, check: str, description: str, method: str, path: str
+          ) -> policy.DocumentedRuleDefault:
+    return policy.DocumentedRuleDefault(
+        name=f"cloud_credit:{name}", check_str=check, description=description,
+        operations=[{"method": method, "path": path}], scope_types=_SCOPE,
+    )
+
+
+_BASE = "{base}"
+
+RULES: list[policy.DocumentedRuleDefault] = [
+    _rule("credit:list", PROJECT_READER_OR_ADMIN,
+          "List a project's credits, in consumption order.", "GET", f"{_BASE}/credits"),
+    _rule("credit:get", PROJECT_READER_OR_ADMIN,
+          "Show a credit with its ledger entries.", "GET", f"{_BASE}/credits/{{credit_id}}"),
+    _rule("credit:void", ADMIN,
+          "Void a credit's balance (fraud, charge-back), with a reason.",
+          "POST", f"{_BASE}/credits/{{credit_id}}/void"),
+    _rule("voucher:activate", PROJECT_MEMBER_OR_ADMIN,
+          "Activate a voucher code on a project.", "POST", f"{_BASE}/vouchers"),
+    _rule("voucher:check", PROJECT_MEMBER_OR_ADMIN,
+          "Preview what a voucher code would grant, without redeeming it.",
+          "GET", f"{_BASE}/vouchers/{{code}}"),
+    _rule("order:create", PROJECT_MEMBER_OR_ADMIN,
+          "Create a purchase order (buy credit).", "POST", f"{_BASE}/orders"),
+    _rule("order:list", PROJECT_READER_OR_ADMIN,
+          "List a project's purchase orders.", "GET", f"{_BASE}/orders"),
+    _rule("order:get", PROJECT_READER_OR_ADMIN,
+          "Show a purchase order.", "GET", f"{_BASE}/orders/{{order_id}}"),
+    _rule("order:cancel", PROJECT_MEMBER_OR_ADMIN,
+          "Cancel a pending purchase order.", "POST", f"{_BASE}/orders/{{order_id}}/cancel"),
+    _rule("order:pay", SERVICE_OR_ADMIN,
+          "Confirm an order's payment (the payment system): creates its credit once.",
+          "POST", f"{_BASE}/orders/{{order_id}}/payment"),
+]
+
+
+def list_rules() -> list[policy.DocumentedRuleDefault]:
+    """Entry point ``oslo.policy.policies`` = ``cloud_credit``."""
+    return list(RULES)
+
+
+def make_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
+    """An enforcer on the host's options: ``[oslo_policy]`` there names the policy file.
+
+    oslo.policy reloads the file when it changes.
+    """
+    enforcer = policy.Enforcer(conf)
+    enforcer.register_defaults(RULES)
+    return enforcer
+
+
+def allowed(enforcer: policy.Enforcer, rule: str, target: dict[str, Any], credentials: Any
+            ) -> bool:
+    """Whether ``credentials`` (an oslo.context) may apply ``rule`` to ``target``."""
+    try:
+        return bool(enforcer.authorize(rule, target, credentials, do_raise=False))
+    except policy.InvalidScope:
+        # A system- or domain-scoped token: these rules are for projects.
+        return False
