@@ -274,6 +274,7 @@ def handler(func: _F) -> _F:
 
     # Seen by pecan as (self, *args, **kwargs): no path arguments checked by pecan.
     del wrapper.__wrapped__
+    wrapper.path_arguments = [p.name for p in positional]  # type: ignore[attr-defined]
     return pecan.expose()(wrapper)  # type: ignore[no-any-return]
 
 
@@ -480,6 +481,10 @@ class OrdersController(_Resource):
 # -- the root ------------------------------------------------------------------------
 
 
+#: The collections under {base}, each a child controller of the root.
+RESOURCES = ("credits", "vouchers", "orders")
+
+
 class CreditRootController(rest.RestController):
     """``{base}``: credits, vouchers and orders (DESIGN.md section 4)."""
 
@@ -499,6 +504,9 @@ class CreditRootController(rest.RestController):
         if rest_of_path and url.endswith(rest_of_path):
             url = url[: -len(rest_of_path)]
         request.environ[_BASE_URL_ENV] = url.rstrip("/")
+        if not args or args[0] not in RESOURCES:
+            request.environ[_ROUTING_ERROR_ENV] = 404
+            return self._routing_error, []
         try:
             return super()._route(args, request)
         except webob_exc.HTTPException as error:
@@ -515,3 +523,25 @@ class CreditRootController(rest.RestController):
         detail = (f"{request.method} is not allowed on {request.path}" if status == 405
                   else f"no such resource: {request.path}")
         return errors.error_response(errors.ApiError(code, detail), _request_id(request))
+
+
+_CONTROLLERS: dict[str, type[_Resource]] = {
+    "credits": CreditsController, "vouchers": VouchersController, "orders": OrdersController,
+}
+
+
+def served_routes() -> set[tuple[str, str]]:
+    """(method, path under {base}) of every handler, as docs/api.openapi.yaml writes them."""
+    found: set[tuple[str, str]] = set()
+    for resource, controller in _CONTROLLERS.items():
+        for name, method in (("get_all", "GET"), ("get_one", "GET"), ("post", "POST")):
+            function = getattr(controller, name, None)
+            if function is not None:
+                found.add((method, "/".join([resource, *(
+                    f"{{{arg}}}" for arg in function.path_arguments)])))
+        for action, methods in controller._custom_actions.items():
+            arguments = getattr(controller, action).path_arguments
+            for method in methods:
+                found.add((method, "/".join([resource, *(f"{{{arg}}}" for arg in arguments),
+                                              action])))
+    return found

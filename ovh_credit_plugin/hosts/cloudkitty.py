@@ -492,6 +492,26 @@ def _warn_once(expression: str, error: Exception) -> None:
                     expression, type(error).__name__, error)
 
 
+# -- the REST API ----------------------------------------------------------------------
+
+
+def api_controller() -> Any:
+    """The REST API's root controller, which CloudKitty's API serves at
+    ``/v1/rating/module_config/cloud_credit``.
+
+    CloudKitty's API process builds the controller of every installed
+    processor when it starts, enabled or not: this imports and builds, and
+    opens nothing; the ledger is opened by the first request that needs it.
+    Requests reach it through CloudKitty's own middleware (keystonemiddleware
+    or noauth, request id) and request context; policy is ours, on
+    CloudKitty's configuration (its ``[oslo_policy] policy_file``).
+    """
+    from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
+
+    register_opts(cfg.CONF)
+    return CreditRootController(Runtime(cfg.CONF, lambda: _service_for(cfg.CONF)))
+
+
 # -- the processor -------------------------------------------------------------------
 
 
@@ -504,6 +524,8 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         "method. Must run after every pricing module (lowest priority)."
     )
     hot_config = False
+    # CloudKitty calls it (on an instance) to build the module's API controller.
+    config_controller = staticmethod(api_controller)
     # Read by cloudkitty-dbsync on the class (never instantiated there).
     db_api = cloudkitty_db.CloudCreditDbApi(cfg.CONF)
 
