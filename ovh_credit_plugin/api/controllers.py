@@ -49,6 +49,7 @@ MAX_LIMIT = 1000
 DEFAULT_MAX_BODY = 65536
 _BASE_URL_ENV = "ovh_credit.base_url"
 _ROUTING_ERROR_ENV = "ovh_credit.routing_error"
+_BODY_ENV = "ovh_credit.body"
 
 CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
 ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
@@ -142,8 +143,25 @@ def _no_constant(name: str) -> Any:
     raise errors.ApiError("invalid_request", f"{name} is not a JSON value here")
 
 
-def read_body(request: webob.Request, model: type[_B], max_body: int) -> _B:
-    """The request's JSON object, checked against ``model``; nothing else gets through."""
+def capture_body(request: webob.Request, max_body: int) -> None:
+    """Read and parse the body once, before pecan does; keep the outcome for the handler.
+
+    pecan parses a JSON body itself to pass its fields as keyword arguments,
+    and an exception there (a nesting too deep) escapes as a 500: the body
+    it sees is replaced by ``{}``. A failure is kept, not raised: a handler
+    checks the caller first, so that a refused caller learns nothing about
+    what its body would have done.
+    """
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    try:
+        request.environ[_BODY_ENV] = _parse_body(request, max_body)
+    except errors.ApiError as error:
+        request.environ[_BODY_ENV] = error
+    request.body = b"{}"
+
+
+def _parse_body(request: webob.Request, max_body: int) -> Any:
     length = request.content_length
     if length is not None and length > max_body:
         raise errors.ApiError("too_large", f"the request body is larger than {max_body} bytes")
@@ -159,11 +177,18 @@ def read_body(request: webob.Request, model: type[_B], max_body: int) -> _B:
     except UnicodeDecodeError:
         raise errors.ApiError("invalid_request", "the body is not UTF-8") from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
         raise errors.ApiError("invalid_request", f"malformed JSON: {error}") from None
     except RecursionError:
         raise errors.ApiError("invalid_request", "malformed JSON: nested too deep") from None
+
+
+def read_body(request: webob.Request, model: type[_B]) -> _B:
+    """The request's JSON object (see :func:`capture_body`), checked against ``model``."""
+    data = request.environ.get(_BODY_ENV)
+    if isinstance(data, errors.ApiError):
+        raise data
     if not isinstance(data, dict):
         raise errors.ApiError("invalid_request", "a JSON object is expected in the body")
     try:
@@ -171,7 +196,8 @@ def read_body(request: webob.Request, model: type[_B], max_body: int) -> _B:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        code = "invalid_amount" if first["loc"][:1] == ("amount",) else "invalid_request"
+        amount = first["loc"][:1] == ("amount",) and first["type"] != "extra_forbidden"
+        code = "invalid_amount" if amount else "invalid_request"
         raise errors.ApiError(code, f"{where}: {first['msg']}") from None
 
 
@@ -360,7 +386,7 @@ class CreditsController(_Resource):
         _query()
         self.may(caller, "cloud_credit:credit:void")
         ident = _credit_id(credit_id)
-        body = read_body(pecan.request, VoidBody, self.runtime.max_body)
+        body = read_body(pecan.request, VoidBody)
         try:
             credit, _entries = self.service.show_credit(ident)
         except exceptions.CreditNotFound:
@@ -379,7 +405,7 @@ class VouchersController(_Resource):
         caller = self.caller()
         query = _query("project_id")
         project = self.project_for(caller, "cloud_credit:voucher:activate", query)
-        body = read_body(pecan.request, VoucherBody, self.runtime.max_body)
+        body = read_body(pecan.request, VoucherBody)
         credit, created = self.service.activate_voucher_outcome(project, body.code)
         document = credit.model_dump(mode="json")
         location = f"{_base_url(pecan.request)}/credits/{credit.id}"
@@ -436,7 +462,7 @@ class OrdersController(_Resource):
         caller = self.caller()
         query = _query("project_id")
         project = self.project_for(caller, "cloud_credit:order:create", query)
-        body = read_body(pecan.request, OrderBody, self.runtime.max_body)
+        body = read_body(pecan.request, OrderBody)
         key = pecan.request.headers.get("Idempotency-Key")
         order, created = self.service.create_order_once(
             project, body.amount, currency=body.currency, idempotency_key=key
@@ -460,7 +486,7 @@ class OrdersController(_Resource):
         caller = self.caller()
         _query()
         self.may(caller, "cloud_credit:order:pay")
-        body = read_body(pecan.request, PaymentBody, self.runtime.max_body)
+        body = read_body(pecan.request, PaymentBody)
         self._order(caller, "cloud_credit:order:pay", order_id)
         try:
             order = self.service.pay_order(order_id, amount=body.amount, currency=body.currency)
@@ -504,6 +530,7 @@ class CreditRootController(rest.RestController):
         if rest_of_path and url.endswith(rest_of_path):
             url = url[: -len(rest_of_path)]
         request.environ[_BASE_URL_ENV] = url.rstrip("/")
+        capture_body(request, self.runtime.max_body)
         if not args or args[0] not in RESOURCES:
             request.environ[_ROUTING_ERROR_ENV] = 404
             return self._routing_error, []
