@@ -113,6 +113,8 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
         return ApiError("invalid_request", message)
     if isinstance(error, exceptions.NotFound):
         return ApiError("not_found", message)
+    if isinstance(error, exceptions.IdempotencyConflict):
+        return ApiError("idempotency_conflict", message)
     if isinstance(error, exceptions.InvalidState):
         return ApiError("invalid_state", message)
     if isinstance(error, catalog_base.REFUSALS):
