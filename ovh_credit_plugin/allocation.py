@@ -30,7 +30,7 @@ import datetime as dt
 from collections import deque
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 ZERO = Decimal(0)
 _FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
@@ -77,7 +77,20 @@ class Share(NamedTuple):
     amount: Decimal
 
 
-def consumption_key(credit: CreditState) -> tuple[int, dt.datetime, dt.datetime, int]:
+class Ordered(Protocol):
+    """What the consumption order reads of a credit (a CreditState, a ledger row)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def valid_until(self) -> dt.datetime | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+def consumption_key(credit: Ordered) -> tuple[int, dt.datetime, dt.datetime, int]:
     return (
         0 if credit.kind == "voucher" else 1,
         credit.valid_until or _FAR_FUTURE,

@@ -7,9 +7,78 @@ calls :func:`register_opts` on its own ``ConfigOpts`` object, and
 
 from __future__ import annotations
 
-from oslo_config import cfg
+import re
+import string
+from decimal import Decimal
+from typing import Any
+
+from oslo_config import cfg, types
+
+from ovh_credit_plugin import exceptions, money
 
 DEFAULT_SQLITE_CONNECTION = "sqlite:///ovh-credit-ledger.sqlite"
+
+class Amount(types.String):
+    """A positive exact decimal amount (``"5"``, ``"100000"``), read as a ``Decimal``."""
+
+    def __init__(self, option: str) -> None:
+        super().__init__()
+        self.option = option  # named in its errors, as the operator wrote it
+
+    def __call__(self, value: Any) -> Decimal:  # type: ignore[override]
+        if isinstance(value, Decimal):
+            return value
+        return money.parse_amount(super().__call__(value), field=self.option)
+
+
+#: The fields a payment URL template may use.
+PAYMENT_URL_FIELDS = frozenset({"order_id", "project_id", "amount", "currency"})
+
+
+class PaymentUrlTemplate(types.String):
+    """A ``str.format`` template of plain :data:`PAYMENT_URL_FIELDS` names."""
+
+    def __call__(self, value: Any) -> str:  # type: ignore[override]
+        template: str = super().__call__(value)
+        # Plain field names only: str.format also follows attributes and indexes
+        # ("{order_id.__class__}"), which would put Python internals in a URL.
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template)
+                      if name is not None]
+        except ValueError as error:  # unbalanced braces
+            raise ValueError(f"not a valid template: {error}") from None
+        for name in fields:
+            if name not in PAYMENT_URL_FIELDS:
+                known = ", ".join("{" + f + "}" for f in sorted(PAYMENT_URL_FIELDS))
+                raise ValueError(f"unknown field {{{name}}}: use {known}")
+        try:
+            template.format(order_id="o", project_id="p", amount="1", currency="EUR")
+        except ValueError as error:  # a bad format spec
+            raise ValueError(f"not a valid template: {error}") from None
+        return template
+
+
+def error_message(error: Exception) -> str:
+    """oslo.config's message on one line, naming the file instead of its LocationInfo repr."""
+    text = str(error).splitlines()[0]
+    return re.sub(r"LocationInfo\(location=<[^>]*>, detail='([^']*)'\)", r"\1", text)
+
+
+def check_purchase_bounds(minimum: Decimal, maximum: Decimal, currency: str) -> None:
+    """The rules across purchase options (each one alone is checked by its type)."""
+    # The bounds are written for the default currency: a bound it cannot
+    # express (5.001 EUR) is a typo, not a limit.
+    try:
+        places = money.currency_places(currency)
+        for name, value in (("purchase_min_amount", minimum), ("purchase_max_amount", maximum)):
+            money.parse_amount(value, places=places, field=name)
+    except exceptions.InvalidInput as error:
+        raise exceptions.ConfigError(f"[cloud_credit] {error}") from None
+    if minimum > maximum:
+        raise exceptions.ConfigError(
+            "[cloud_credit] purchase_min_amount is above purchase_max_amount"
+        )
+
 
 cloud_credit_group = cfg.OptGroup(
     name="cloud_credit",
@@ -81,14 +150,16 @@ cloud_credit_opts: list[cfg.Opt] = [
         help="Calendar months purchased credit stays valid after payment "
         "(clamped at month end).",
     ),
-    cfg.StrOpt(
+    cfg.Opt(
         "purchase_min_amount",
+        type=Amount("purchase_min_amount"),
         default="5",
         help="Smallest credit purchase, excluding tax, in the project currency; "
         "at most as many decimals as default_currency has.",
     ),
-    cfg.StrOpt(
+    cfg.Opt(
         "purchase_max_amount",
+        type=Amount("purchase_max_amount"),
         default="100000",
         help="Largest credit purchase, excluding tax, in the project currency; "
         "at most as many decimals as default_currency has.",
@@ -99,8 +170,9 @@ cloud_credit_opts: list[cfg.Opt] = [
         min=1,
         help="Days after which an unpaid purchase order lapses (status expired).",
     ),
-    cfg.StrOpt(
+    cfg.Opt(
         "payment_url_template",
+        type=PaymentUrlTemplate(),
         default="https://www.ovh.com/cgi-bin/order/displayOrder.cgi?orderId={order_id}",
         help="Payment page of a purchase order. Fields: {order_id}, {project_id}, "
         "{amount}, {currency}.",

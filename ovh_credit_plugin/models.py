@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal, Protocol, TypeVar
+from typing import Annotated, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -32,7 +32,9 @@ OrderStatus = Literal["pending", "paid", "cancelled", "expired"]
 VoucherStatus = Literal["active", "exhausted", "expired", "revoked"]
 
 VOUCHER_CODE_RE = re.compile(r"[A-Z0-9-]{4,64}")
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,254}")
+#: Project, invoice and line ids: what OpenStack and invoice hosts use, and
+#: what the ledger's 255-character columns hold.
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,254}")
 
 
 def utc(value: dt.datetime) -> dt.datetime:
@@ -49,16 +51,24 @@ def isoformat(value: dt.datetime) -> str:
     return utc(value).isoformat().replace("+00:00", "Z")
 
 
-def _check_id(value: str) -> str:
-    if not _ID_RE.fullmatch(value):
+def check_id(value: str) -> str:
+    """``value`` if it is an id (a project's, an invoice's, a line's); ValueError otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"an id is a string, not {type(value).__name__}")
+    if not ID_RE.fullmatch(value):
         raise ValueError("must be 1-255 characters: letters, digits and ._:@/-")
     return value
+
+
+check_project_id = check_id
 
 
 Timestamp = Annotated[
     dt.datetime, AfterValidator(utc), PlainSerializer(isoformat, return_type=str)
 ]
-Identifier = Annotated[str, AfterValidator(_check_id)]
+Identifier = Annotated[str, AfterValidator(check_id)]
+#: A project id (an OpenStack project id, or a host's own), as every contract spells it.
+ProjectId = Identifier
 CurrencyCode = Annotated[str, AfterValidator(money.check_currency)]
 
 
@@ -162,7 +172,7 @@ class InvoiceLine(_Contract):
 
 class Invoice(_Contract):
     id: Identifier
-    project_id: Identifier
+    project_id: ProjectId
     currency: CurrencyCode
     issued_at: Timestamp
     lines: list[InvoiceLine]
@@ -229,12 +239,42 @@ class Settlement(_Priced):
     replayed: bool = False
 
     def json_ready(self) -> dict[str, object]:
-        """``model_dump(mode="json")``, built directly: hosts dump settlements by the
-        million, and pydantic's wrap serializer cost as much as a ledger write."""
+        """``model_dump(mode="json")``, built directly (see :func:`settlement_json`)."""
         return settlement_json(self)
 
 
-class _AllocationFields(Protocol):
+class SettlementResult(NamedTuple):
+    """A settlement as the ledger work produced it: the contract's fields, declared once.
+
+    :class:`Settlement` is the same contract as a pydantic model, for hosts
+    that want one (:meth:`model`); month-end runs that only pass settlements
+    on as JSON skip the models (a pydantic object per allocation) and format
+    straight from this (:meth:`json_ready`). tests/unit/test_contracts.py
+    checks that both have the same fields.
+    """
+
+    invoice_id: str
+    project_id: str
+    currency: str
+    total: Decimal
+    credit_applied: Decimal
+    amount_due: Decimal
+    allocations: Sequence[AllocationResult]
+    replayed: bool
+
+    def model(self) -> Settlement:
+        values = self._asdict()
+        values["allocations"] = [Allocation.trusted(**a._asdict()) for a in self.allocations]
+        return Settlement.trusted(**values)
+
+    def json_ready(self) -> dict[str, object]:
+        """Equal to ``self.model().json_ready()``."""
+        return settlement_json(self)
+
+
+class AllocationResult(Protocol):
+    """One allocation of a :class:`SettlementResult` (``allocation.Share`` is one)."""
+
     @property
     def line_id(self) -> str: ...
     @property
@@ -244,30 +284,13 @@ class _AllocationFields(Protocol):
     @property
     def amount(self) -> Decimal: ...
 
-
-class _SettlementFields(Protocol):
-    @property
-    def invoice_id(self) -> str: ...
-    @property
-    def project_id(self) -> str: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def total(self) -> Decimal: ...
-    @property
-    def credit_applied(self) -> Decimal: ...
-    @property
-    def amount_due(self) -> Decimal: ...
-    @property
-    def allocations(self) -> Sequence[_AllocationFields]: ...
-    @property
-    def replayed(self) -> bool: ...
+    def _asdict(self) -> dict[str, object]: ...
 
 
-def settlement_json(settlement: _SettlementFields) -> dict[str, object]:
-    """The settlement contract's JSON (``Settlement.model_dump(mode="json")``) of
-    anything holding its fields: a :class:`Settlement`, or the service's own
-    result before any model is built."""
+def settlement_json(settlement: Settlement | SettlementResult) -> dict[str, object]:
+    """The settlement contract's JSON (``Settlement.model_dump(mode="json")``), built
+    directly: hosts dump settlements by the million, and pydantic's wrap serializer
+    cost as much as a ledger write."""
     amount = money.formatter(settlement.currency)
     return {
         "invoice_id": settlement.invoice_id,
@@ -283,13 +306,6 @@ def settlement_json(settlement: _SettlementFields) -> dict[str, object]:
         ],
         "replayed": settlement.replayed,
     }
-
-
-# settlement_json() spells the fields out: it must follow any change to them.
-assert tuple(Settlement.model_fields) == (
-    "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
-    "allocations", "replayed",
-) and tuple(Allocation.model_fields) == ("line_id", "credit_id", "kind", "amount")
 
 
 # -- Orders and credits --------------------------------------------------------

@@ -178,10 +178,6 @@ def add(*amounts: Decimal) -> Decimal:
     return total
 
 
-def sub(left: Decimal, right: Decimal) -> Decimal:
-    return _CONTEXT.subtract(left, right)
-
-
 def to_str(amount: Decimal, currency: str) -> str:
     """Decimal string with the currency's decimals, or more when sub-unit digits exist."""
     return _to_str(amount, currency_places(currency))

@@ -107,6 +107,59 @@ def idempotency_key(project_id: str, code: str) -> str:
     return hashlib.sha256(f"{project_id}\x00{code}".encode()).hexdigest()
 
 
+def same_code(found: object, code: str) -> bool:
+    """Whether the catalog's ``found`` spells normalized ``code`` (case and blanks aside)."""
+    return isinstance(found, str) and found.strip().upper() == code
+
+
+def check_usable(
+    voucher: models.Voucher, code: str, at: dt.datetime, *, redemptions: int | None = None
+) -> None:
+    """The one rule of a usable voucher, for the service and every driver.
+
+    ``redemptions`` is the count to hold against ``max_redemptions`` (the
+    voucher's own by default); refusals carry the status a catalog answers
+    them with.
+    """
+    masked = mask_code(code)
+    if not same_code(voucher.code, code):
+        raise CatalogProtocolError(f"the catalog answered for another code than {masked}")
+    if voucher.status == "revoked":
+        raise VoucherUnavailable(f"voucher {masked} is revoked", status=410)
+    if voucher.valid_from is not None and at < voucher.valid_from:
+        raise VoucherUnavailable(
+            f"voucher {masked} is not valid before {models.isoformat(voucher.valid_from)}",
+            status=410,
+        )
+    if voucher.status == "expired" or (
+        voucher.valid_until is not None and at >= voucher.valid_until
+    ):
+        raise VoucherUnavailable(f"voucher {masked} has expired", status=410)
+    used = voucher.redemptions if redemptions is None else redemptions
+    if voucher.status == "exhausted" or (
+        voucher.max_redemptions is not None and used >= voucher.max_redemptions
+    ):
+        raise VoucherAlreadyRedeemed(f"voucher {masked} is used up", status=409)
+
+
+def check_redemption(
+    redemption: models.Redemption, *, code: str, project_id: str, currency: str | None = None
+) -> None:
+    """A redemption the ledger may grant: ours, for something, in the voucher's currency."""
+    masked = mask_code(code)
+    if not same_code(redemption.code, code):
+        raise CatalogProtocolError(f"the catalog redeemed another code than {masked}")
+    if redemption.project_id != project_id:
+        raise CatalogProtocolError(f"the catalog redeemed {masked} for another project")
+    if redemption.amount <= 0:
+        raise CatalogProtocolError(f"the catalog redeemed {masked} for nothing")
+    if currency is not None and redemption.currency != currency:
+        raise CatalogProtocolError(
+            f"the catalog redeemed {masked} in {redemption.currency}, "
+            f"but the voucher is in {currency}"
+        )
+
+
 class VoucherCatalog(abc.ABC):
     """A source of vouchers. Drivers take the host's ConfigOpts (and the ledger engine)."""
 

@@ -656,7 +656,7 @@ class HttpVoucherCatalog(base.VoucherCatalog):
         at: Any = None,
     ) -> models.Redemption:
         code = base.normalize_code(code)
-        if not isinstance(project_id, str) or not models._ID_RE.fullmatch(project_id):
+        if not isinstance(project_id, str) or not models.ID_RE.fullmatch(project_id):
             raise exceptions.InvalidInput(f"invalid project id {project_id!r}")
         if not _IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
             raise exceptions.InvalidInput("invalid idempotency key")

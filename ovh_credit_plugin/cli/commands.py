@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn, cast
 
@@ -22,12 +21,12 @@ from cliff.show import ShowOne
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 
-from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin import conf, exceptions, ledger, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.cli import settle_input
 from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
 from ovh_credit_plugin.hosts.invoice import InvoiceProcessor
-from ovh_credit_plugin.ledger import migration
+from ovh_credit_plugin.service import ledger_database
 
 ORDER_FIELDS = (
     "id", "project_id", "amount", "currency", "status", "created_at", "expires_at",
@@ -139,7 +138,7 @@ class _Base:
             detail = str(getattr(error, "orig", None) or error).splitlines()[0]
             raise exceptions.CreditError(f"ledger database error: {detail}") from error
         except cfg.Error as error:
-            raise exceptions.ConfigError(_config_message(error)) from error
+            raise exceptions.ConfigError(conf.error_message(error)) from error
         except OSError as error:
             if self.app.options.debug:
                 raise
@@ -194,12 +193,6 @@ def _check_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> No
         )
 
 
-def _config_message(error: Exception) -> str:
-    """oslo.config's message, with the file name instead of its LocationInfo repr."""
-    text = str(error).splitlines()[0]
-    return re.sub(r"LocationInfo\(location=<[^>]*>, detail='([^']*)'\)", r"\1", text)
-
-
 def _first_error(error: pydantic.ValidationError) -> str:
     first = error.errors(include_url=False)[0]
     where = ".".join(str(p) for p in first["loc"])
@@ -213,12 +206,17 @@ class DbUpgrade(_Base, Command):
     """Create or upgrade the ledger's tables (alembic)."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        engine = self.service.database.engine
-        migration.upgrade(engine)
-        self.app.stdout.write(
-            f"ledger database at revision {migration.current(engine)} "
-            f"({engine.url.render_as_string(hide_password=True)})\n"
-        )
+        # Only the ledger: a schema upgrade must not wait on the other
+        # options being right (a bad payment_url_template, a catalog).
+        database = ledger_database(self.app.conf)
+        try:
+            ledger.upgrade(database.engine)
+            self.app.stdout.write(
+                f"ledger database at revision {ledger.current(database.engine)} "
+                f"({database.engine.url.render_as_string(hide_password=True)})\n"
+            )
+        finally:
+            database.dispose()
         return 0
 
 

@@ -21,10 +21,9 @@ from alembic import command
 from oslo_config import cfg
 from sqlalchemy.engine import Engine
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, ledger
 from ovh_credit_plugin.conf import ledger_connection as conf_ledger_connection
 from ovh_credit_plugin.conf import register_opts
-from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.ledger.database import create_engine
 
 
@@ -62,7 +61,7 @@ class LedgerMigration:
         # cloudkitty-dbsync passes None when --revision is not given.
         engine = self._engine()
         try:
-            migration.upgrade(engine, revision or "head")
+            ledger.upgrade(engine, revision or "head")
         finally:
             engine.dispose()
 
@@ -70,20 +69,20 @@ class LedgerMigration:
         """Print and return the ledger's revision, the way ``alembic current`` shows it."""
         engine = self._engine()
         try:
-            found = migration.current(engine)
+            found = ledger.current(engine)
         finally:
             engine.dispose()
         if found is None:
-            sys.stdout.write(f"no ledger tables yet (head: {migration.head()})\n")
+            sys.stdout.write(f"no ledger tables yet (head: {ledger.head()})\n")
         else:
-            suffix = " (head)" if found == migration.head() else ""
+            suffix = " (head)" if found == ledger.head() else ""
             sys.stdout.write(f"{found}{suffix}\n")
         return found
 
     def stamp(self, revision: str | None = None) -> None:
         engine = self._engine()
         try:
-            command.stamp(migration.alembic_config(engine), revision or "head")
+            command.stamp(ledger.alembic_config(engine), revision or "head")
         finally:
             engine.dispose()
 
@@ -92,7 +91,7 @@ class LedgerMigration:
         engine = self._engine()
         try:
             command.revision(
-                migration.alembic_config(engine), message=message, autogenerate=autogenerate
+                ledger.alembic_config(engine), message=message, autogenerate=autogenerate
             )
         finally:
             engine.dispose()

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION
 
 VERSION_TABLE = "cloud_credit_alembic_version"
 SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
@@ -34,8 +35,6 @@ def head() -> str:
 
 
 def current(engine: Engine) -> str | None:
-    from ovh_credit_plugin.ledger.database import READ_ONLY_OPTION
-
     with engine.connect() as conn:
         conn.execution_options(**{READ_ONLY_OPTION: True})
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})

@@ -244,11 +244,11 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
     setup = ledger.service()
 
     def seed(conn: Connection) -> int:
-        from ovh_credit_plugin.ledger import store
+        from ovh_credit_plugin.ledger import credits, projects
 
         def grant(project: str, amount: str, n: int) -> int:
-            store.ensure_project(conn, project, "EUR", at=T0)
-            return store.grant(conn, project_id=project, kind="purchased", source=f"seed-{n}",
+            projects.ensure(conn, project, "EUR", at=T0)
+            return credits.grant(conn, project_id=project, kind="purchased", source=f"seed-{n}",
                                description="seed", currency="EUR", amount=Decimal(amount),
                                products=(), valid_from=T0, valid_until=None, at=T0)
 

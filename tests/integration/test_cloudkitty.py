@@ -777,11 +777,23 @@ def test_charge_state_is_one_read_of_key_balance_and_currency(
     assert service.charge_state(key, SCOPE)[:3] == (True, False, "EUR")
     assert service.charge_state(key, OTHER_SCOPE)[:3] == (True, False, None)
     assert service.charge_state("cloudkitty/other", SCOPE)[:3] == (False, False, "EUR")
-    # The same answers as the three reads it replaces.
-    for k, project in ((key, SCOPE), (key, OTHER_SCOPE), ("x", SCOPE)):
-        assert service.charge_state(k, project)[:3] == (
-            service.settlement_exists(k), service.has_credit(project),
+    # The same answers as the three plain reads it stands for.
+    from ovh_credit_plugin.ledger import schema
+
+    def plain(conn: Any, k: str, project: str) -> tuple[bool, bool, str | None]:
+        settlements, credits = schema.settlements, schema.credits
+        return (
+            conn.execute(sa.select(settlements.c.key).where(settlements.c.key == k))
+            .first() is not None,
+            conn.execute(sa.select(credits.c.id).where(credits.c.project_id == project,
+                                                       credits.c.available > D(0)))
+            .first() is not None,
             service.project_currency(project),
+        )
+
+    for k, project in ((key, SCOPE), (key, OTHER_SCOPE), ("x", SCOPE)):
+        assert service.charge_state(k, project)[:3] == service.database.read(
+            lambda conn, k=k, project=project: plain(conn, k, project)
         )
 
 

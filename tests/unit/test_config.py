@@ -66,13 +66,21 @@ def test_nothing_is_registered_at_import() -> None:
         ("purchase_max_amount", "-1", "purchase_max_amount"),
         ("purchase_min_amount", "200000", "above purchase_max_amount"),
         ("payment_url_template", "https://pay/{nope}", "unknown field"),
+        ("payment_url_template", "https://pay/{order_id", "not a valid template"),
+        ("payment_url_template", "https://pay/{order_id.__class__}", "unknown field"),
+        ("purchase_min_amount", "5.001", "more than 2 decimal places"),
     ],
 )
-def test_bad_option_values_are_config_errors(option: str, value: str, message: str) -> None:
+def test_bad_option_values_are_config_errors(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    # Written in a file, as an operator does: oslo.config checks an override's
+    # type when it is set, a file's when the option is read.
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[cloud_credit]\n{option} = {value}\n")
     conf = cfg.ConfigOpts()
     plugin_conf.register_opts(conf)
-    conf(args=[])
-    conf.set_override(option, value, group="cloud_credit")
+    conf(args=[], default_config_files=[str(path)])
     with pytest.raises(exceptions.ConfigError, match=message):
         Settings.from_conf(conf)
 

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog import file as file_catalog
 from ovh_credit_plugin.catalog.file import FileVoucherCatalog
-from ovh_credit_plugin.ledger import schema, store
-from ovh_credit_plugin.service import CreditService, Settings
+from ovh_credit_plugin.ledger import credits, projects, schema
+from ovh_credit_plugin.service import CreditService
 from tests.conftest import BACKENDS, T0, VOUCHERS, Cli, Ledger
 
 PUBLIC = exceptions.VoucherRefused.public_message
@@ -84,14 +85,15 @@ class StubCatalog(base.VoucherCatalog):
 @pytest.fixture
 def stub(service: CreditService) -> Iterator[StubCatalog]:
     stub = StubCatalog(service.catalog)
-    original = service._catalog
-    service._catalog = stub
+    original = service.catalog
+    service.catalog = stub
     yield stub
-    service._catalog = original
+    service.catalog = original
 
 
 def throttled_service(service: CreditService, *, limit: int = 3, window: int = 600) -> None:
-    service.settings = Settings(voucher_max_failed_attempts=limit, voucher_attempt_window=window)
+    service.settings = replace(service.settings, voucher_max_failed_attempts=limit,
+                               voucher_attempt_window=window)
 
 
 # -- activation ------------------------------------------------------------------------
@@ -243,17 +245,17 @@ def test_releasing_a_currency_waits_for_an_intent_being_written(
     # intent (it found the row, so it inserts none): the release waits for B
     # and then keeps the row, or B's grant would meet an order in another
     # currency made meanwhile, after the catalog redeemed B's code.
-    from ovh_credit_plugin import service as service_module
+    from ovh_credit_plugin.service import vouchers
 
     key_b = base.idempotency_key("p1", "WELCOME-2026")
-    service.database.write(lambda conn: store.ensure_project(conn, "p1", "EUR", at=T0))
+    service.database.write(lambda conn: projects.ensure(conn, "p1", "EUR", at=T0))
     conn_b = service.database.engine.connect()
     writing = conn_b.begin()
     if service.database.dialect == "sqlite":
         conn_b.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: B holds the write lock
-    service_module._record_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
-                                  currency="EUR", at=T0)
-    releasing = threading.Thread(target=service._forget_empty_project, args=("p1",))
+    vouchers.record_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
+                           currency="EUR", at=T0)
+    releasing = threading.Thread(target=service.vouchers.release_currency, args=("p1",))
     releasing.start()
     time.sleep(0.5)
     writing.commit()
@@ -522,15 +524,15 @@ def crash_between_redemption_and_grant(
     service: CreditService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Activate WELCOME-2026 for p1, dying after the catalog redeemed it."""
-    real_grant = store.grant
+    real_grant = credits.grant
 
     def dying(*args: Any, **kwargs: Any) -> int:
         raise SystemExit("killed")
 
-    monkeypatch.setattr(store, "grant", dying)
+    monkeypatch.setattr(credits, "grant", dying)
     with pytest.raises(SystemExit):
         service.activate_voucher("p1", "WELCOME-2026", at=T0)
-    monkeypatch.setattr(store, "grant", real_grant)
+    monkeypatch.setattr(credits, "grant", real_grant)
 
 
 @on_every_backend

@@ -1,0 +1,89 @@
+"""Engines with the settings a shared ledger needs on each backend.
+
+A leaf of the ledger: :mod:`migration` and :mod:`database` both build on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from ovh_credit_plugin import exceptions
+
+#: Execution option of a read-only transaction (SQLite then starts a plain BEGIN).
+READ_ONLY_OPTION = "ovh_credit_read_only"
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+    pool_recycle: int = 3600,
+    sqlite_busy_timeout: int = 30,
+) -> Engine:
+    """An engine with the settings a shared ledger needs on each backend."""
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError:
+        raise exceptions.ConfigError(f"invalid [cloud_credit] connection URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            parsed, connect_args={"timeout": sqlite_busy_timeout}, pool_pre_ping=False
+        )
+        _configure_sqlite(engine, busy_timeout=sqlite_busy_timeout)
+        return engine
+    try:
+        return sa.create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_recycle=pool_recycle,
+            pool_pre_ping=True,
+            # READ COMMITTED on purpose, the same on both servers. No decision
+            # rests on a snapshot: whatever a write depends on is read with a
+            # row lock (SELECT ... FOR UPDATE on credits, orders, settlements,
+            # in id order), which sees the latest committed row at any level,
+            # or is guarded by a unique constraint (an insert race fails and
+            # is retried). MariaDB's default REPEATABLE READ would add gap
+            # locks on those range scans (blocking a concurrent payment's new
+            # credit, more deadlocks); PostgreSQL's REPEATABLE READ would turn
+            # every wait on a locked row into a 40001 retry. A transaction that
+            # must count before it inserts asks for SERIALIZABLE (write()).
+            isolation_level="READ COMMITTED",
+        )
+    except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
+        raise exceptions.ConfigError(
+            f"no driver for {parsed.drivername!r}: install ovh-credit-plugin[postgresql] "
+            f"or [mysql] ({error})"
+        ) from None
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout) * 1000}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # A ledger commit survives power loss, not only a crash.
+            cursor.execute("PRAGMA synchronous=FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that
+        # read first could not upgrade without a busy error, and a read
+        # followed by a write would otherwise race another writer.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

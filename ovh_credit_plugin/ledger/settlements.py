@@ -1,0 +1,143 @@
+"""Settlements: the recorded result of each settled charge, keyed for idempotency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import models, money
+from ovh_credit_plugin.ledger import bulk, schema
+
+ZERO = money.ZERO
+_S = schema.settlements.c
+
+#: One allocation as the ``allocations`` column stores it, in this order.
+Stored = tuple[str, int, str, Decimal]  # line_id, credit_id, kind, amount
+
+
+def encode_allocations(shares: Iterable[models.AllocationResult]) -> str:
+    """The ``allocations`` column's JSON text: ``[[line_id, credit_id, kind, amount], ...]``."""
+    return json.dumps([[s.line_id, s.credit_id, s.kind, str(s.amount)] for s in shares])
+
+
+def decode_allocations(text: str) -> list[Stored]:
+    return [(line_id, int(credit_id), kind, Decimal(amount))
+            for line_id, credit_id, kind, amount in json.loads(text)]
+
+
+# Built once (module level): only the keys change from call to call. Locked
+# off SQLite (whose compiler renders no FOR UPDATE), so that two re-ratings of
+# one period cannot both reverse the same recorded revision: the second waits,
+# then reads the first one's revision.
+_RECORDED = (
+    sa.select(_S.key, _S.fingerprint, _S.allocations, _S.revision, _S.project_id, _S.currency,
+              _S.total, _S.credit_applied, _S.amount_due, _S.invoice_id)
+    .where(_S.key.in_(sa.bindparam("keys", expanding=True)))
+    .order_by(_S.key)
+    .with_for_update()
+)
+_LEGACY = sa.select(_S.key, _S.project_id, _S.invoice_id).where(
+    _S.key.in_(sa.bindparam("keys", expanding=True))
+)
+
+
+def lock_recorded(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
+    """The recorded settlements of these keys, locked, by key."""
+    recorded: dict[str, Any] = {}
+    ordered = sorted(set(keys))
+    for start in range(0, len(ordered), 500):
+        for found in conn.execute(_RECORDED, {"keys": ordered[start : start + 500]}):
+            recorded[found.key] = found
+    return recorded
+
+
+def owners(conn: Connection, keys: Sequence[str]) -> Iterator[Any]:
+    """(key, project_id, invoice_id) of the settlements recorded under these keys."""
+    return iter(conn.execute(_LEGACY, {"keys": list(keys)}))
+
+
+_INSERT = schema.settlements.insert()
+#: The table's columns, in the order of the row tuples :func:`insert` builds.
+COLUMNS = tuple(column.name for column in schema.settlements.columns)
+
+
+def insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany on the driver; each distinct time is converted once."""
+    table = schema.settlements
+    money_out = bulk.driver_value(conn, table.c.total)
+    time_out = bulk.driver_value(conn, table.c.settled_at)
+    times: dict[dt.datetime, Any] = {}
+
+    def moment(value: dt.datetime) -> Any:
+        found = times.get(value)
+        if found is None:
+            found = times[value] = time_out(value)
+        return found
+
+    # Spelled out rather than looped over COLUMNS: a month-end batch inserts
+    # tens of thousands of rows (tests/unit/test_ledger_layout.py checks the order).
+    bulk.executemany(conn, _INSERT, COLUMNS, [
+        (r["key"], r["project_id"], r["invoice_id"], r["currency"], money_out(r["total"]),
+         money_out(r["credit_applied"]), money_out(r["amount_due"]), r["fingerprint"],
+         r["allocations"], r["revision"], moment(r["settled_at"]), moment(r["created_at"]),
+         moment(r["updated_at"]))
+        for r in rows
+    ])
+
+
+def update(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """New revisions of recorded settlements (re-rated periods), by key."""
+    if not rows:
+        return
+    conn.execute(
+        schema.settlements.update()
+        .where(_S.key == sa.bindparam("b_key"))
+        .values({k: sa.bindparam(k) for k in rows[0] if k != "key"}),
+        [{**{k: v for k, v in r.items() if k != "key"}, "b_key": r["key"]} for r in rows],
+    )
+
+
+_CHARGE_STATE = sa.select(
+    sa.exists().where(_S.key == sa.bindparam("key")),
+    sa.exists().where(schema.credits.c.project_id == sa.bindparam("project_id"),
+                      schema.credits.c.available > ZERO),
+    sa.select(schema.projects.c.currency)
+    .where(schema.projects.c.id == sa.bindparam("project_id"))
+    .scalar_subquery(),
+)
+_LATEST_BELOW = (
+    sa.select(_S.key)
+    .where(_S.key > sa.bindparam("low"), _S.key < sa.bindparam("high"),
+           _S.key != sa.bindparam("key"))
+    .order_by(_S.key.desc())
+    .limit(1)
+)
+
+
+def charge_state(conn: Connection, key: str, project_id: str) -> tuple[bool, bool, str | None]:
+    """(is ``key`` recorded, does the project hold a balance, its currency): one statement."""
+    recorded, funded, currency = conn.execute(
+        _CHARGE_STATE, {"key": key, "project_id": project_id}
+    ).one()
+    return bool(recorded), bool(funded), currency
+
+
+def latest_between(conn: Connection, low: str, high: str, *, other_than: str) -> tuple[str, ...]:
+    """The greatest key strictly between ``low`` and ``high`` other than ``other_than``."""
+    return tuple(conn.execute(
+        _LATEST_BELOW, {"low": low, "high": high, "key": other_than}
+    ).scalars())
+
+
+def every_row(conn: Connection) -> Iterator[Any]:
+    return iter(conn.execute(sa.select(schema.settlements)).yield_per(10000))
+
+
+def keys(conn: Connection) -> set[str]:
+    return {r.key for r in conn.execute(sa.select(_S.key))}

@@ -1,0 +1,116 @@
+"""What a project holds: its credits in consumption order, one credit's ledger, voids."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import allocation, exceptions, models
+from ovh_credit_plugin.ledger import credits
+from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.service import inputs
+
+LOG = logging.getLogger(__name__)
+
+
+def list_of(
+    database: Database, project_id: str, *, at: dt.datetime | None = None
+) -> list[models.Credit]:
+    """Every credit of the project, in consumption order."""
+    at = inputs.moment(at)
+    project_id = inputs.project_id(project_id)
+
+    def work(conn: Connection) -> list[models.Credit]:
+        rows = credits.project_rows(conn, project_id)
+        rows.sort(key=allocation.consumption_key)
+        return [credits.model(row, at=at) for row in rows]
+
+    return database.read(work)
+
+
+STATUSES = ("active", "exhausted", "expired", "voided")
+
+
+def page(
+    database: Database,
+    project_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    marker: str | int | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[list[models.Credit], bool]:
+    """Up to ``limit`` credits after ``marker`` (a credit id), in consumption order; and
+    whether more remain.
+
+    The consumption order is a credit's fixed fields (kind, end, creation,
+    id), so a marker keeps its place between pages whatever the balances do
+    meanwhile; the status filter applies after it. A project holds few
+    credits: they are read whole and sorted here, as :func:`list_of` does.
+    """
+    inputs.page(limit, status, STATUSES)
+    every = list_of(database, project_id, at=at)
+    if marker is not None:
+        place = next((index for index, credit in enumerate(every)
+                      if str(credit.id) == str(marker)), None)
+        if place is None:
+            raise exceptions.InvalidInput(f"unknown marker {marker!r}")
+        every = every[place + 1:]
+    if status is not None:
+        every = [credit for credit in every if credit.status == status]
+    return every[:limit], len(every) > limit
+
+
+def show(
+    database: Database, credit_id: Any, *, at: dt.datetime | None = None
+) -> tuple[models.Credit, list[models.LedgerEntry]]:
+    """One credit and its ledger entries, oldest first."""
+    at = inputs.moment(at)
+    ident = inputs.credit_id(credit_id)
+
+    def work(conn: Connection) -> tuple[models.Credit, list[models.LedgerEntry]]:
+        row = credits.row(conn, ident)
+        if row is None:
+            raise exceptions.CreditNotFound(f"no credit {credit_id}")
+        return credits.model(row, at=at), credits.entries_of(conn, ident)
+
+    return database.read(work)
+
+
+def void(
+    database: Database, credit_id: Any, *, reason: str, at: dt.datetime | None = None
+) -> models.Credit:
+    """Operator action (fraud, charge-back): the balance is voided, with a reason.
+
+    Idempotent on the reason: voiding a voided credit again with the same
+    reason returns it unchanged (a retry after a connection lost during
+    COMMIT, an operator re-running the command); another reason is refused.
+    """
+    at = inputs.moment(at)
+    ident = inputs.credit_id(credit_id)
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason:
+        raise exceptions.InvalidInput("voiding a credit needs a reason")
+
+    def work(conn: Connection) -> models.Credit:
+        credit = credits.lock_credit(conn, ident)
+        if credit.voided_at is not None:
+            done = credits.row(conn, ident)
+            assert done is not None
+            if done.void_reason == reason:
+                return credits.model(done, at=at)
+            raise exceptions.InvalidState(f"credit {ident} is already voided ({done.void_reason})")
+        voided_at = inputs.not_before(at, credit.created_at, f"credit {ident} was granted")
+        entry = credit.void_rest(reason=reason)
+        credits.write_balances(conn, [credit])
+        credits.mark_voided(conn, ident, at=voided_at, reason=reason)
+        credits.insert_entries(conn, [entry], at=voided_at)
+        LOG.warning("credit %s voided (%s): %s lost", ident, reason, entry.amount)
+        row = credits.row(conn, ident)
+        assert row is not None
+        return credits.model(row, at=voided_at)
+
+    return database.write(work)

@@ -1,0 +1,79 @@
+"""The expiry job: unpaid orders lapse, and credit past its end records what it lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import models, money
+from ovh_credit_plugin.ledger import credits, orders
+from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.service import inputs
+
+LOG = logging.getLogger(__name__)
+ZERO = money.ZERO
+
+
+@dataclass
+class ExpirySummary:
+    at: dt.datetime
+    orders_lapsed: int = 0
+    credits_expired: int = 0
+    amount_expired: dict[str, Decimal] = field(default_factory=dict)
+
+
+def expire(
+    database: Database,
+    *,
+    at: dt.datetime | None = None,
+    batch_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> ExpirySummary:
+    """Lapse unpaid orders and record the balance lost by credits past their end.
+
+    Credits are expired in batches of one transaction each, so that a large
+    run holds few locks at a time; a run interrupted between batches is
+    finished by the next one.
+    """
+    at = inputs.moment(at)
+    inputs.batch_size(batch_size)
+    summary = ExpirySummary(at=at)
+    summary.orders_lapsed = database.write(lambda conn: orders.lapse(conn, at=at))
+
+    def work(conn: Connection) -> tuple[int, int, dict[str, Decimal]]:
+        ids = credits.expiring_ids(conn, at=at, limit=batch_size)
+        locked = credits.credits_by_id(conn, ids)
+        entries = []
+        # Counted here, added to the summary once committed: a retried
+        # attempt must not count twice.
+        lost: dict[str, Decimal] = {}
+        for credit in locked.values():
+            if credit.available <= ZERO or credit.voided_at is not None:
+                # A concurrent expiry job (or a void) took it while we
+                # waited for its row lock: nothing is left to expire.
+                continue
+            until = models.isoformat(credit.valid_until or at)
+            entry = credit.expire_rest(note=f"valid until {until}")
+            entries.append(entry)
+            lost[credit.currency] = lost.get(credit.currency, ZERO) + entry.amount
+        credits.write_balances(conn, locked.values())
+        credits.insert_entries(conn, entries, at=at)
+        return len(ids), len(entries), lost
+
+    while True:
+        selected, done, lost = database.write(work)
+        if not selected:
+            break
+        for currency, amount in lost.items():
+            summary.amount_expired[currency] = summary.amount_expired.get(currency, ZERO) + amount
+        summary.credits_expired += done
+        if progress:
+            progress(done)
+    LOG.info("expiry at %s: %d credits expired, %d orders lapsed",
+             models.isoformat(at), summary.credits_expired, summary.orders_lapsed)
+    return summary

@@ -1,0 +1,233 @@
+"""CreditService: the table of contents of what the service does.
+
+Each method delegates in one line to the capability module that holds the
+operation; hosts, the CLI and the API call these and nothing below them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
+
+from oslo_config import cfg
+from stevedore import driver as stevedore_driver
+from stevedore import exception as stevedore_exception
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
+from ovh_credit_plugin.ledger import projects
+from ovh_credit_plugin.ledger.database import Database, create_engine
+from ovh_credit_plugin.service import audit, credits, expiry, orders, settlement
+from ovh_credit_plugin.service.charges import Charge
+from ovh_credit_plugin.service.settings import Settings
+from ovh_credit_plugin.service.settlement_txn import OnChange
+from ovh_credit_plugin.service.voucher_throttle import Throttle
+from ovh_credit_plugin.service.vouchers import VoucherPreview, Vouchers
+
+CatalogSource = catalog_base.VoucherCatalog | Callable[[], catalog_base.VoucherCatalog] | None
+
+
+class CreditService:
+    """Prepaid cloud credit and vouchers over one ledger database: the only writer."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        settings: Settings | None = None,
+        catalog: CatalogSource = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings or Settings.defaults()
+        self._catalog = catalog
+        self.vouchers = Vouchers(
+            database, catalog=lambda: self.catalog,
+            throttle=Throttle(database, settings=lambda: self.settings),
+        )
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts, *, connection: str | None = None) -> CreditService:
+        """Build from the host's options (``register_opts`` must have run)."""
+        settings = Settings.from_conf(conf)
+        database = ledger_database(conf, connection=connection)
+        return cls(database=database, settings=settings,
+                   catalog=lambda: load_catalog(conf, database=database))
+
+    @property
+    def catalog(self) -> catalog_base.VoucherCatalog:
+        """The voucher catalog, loaded on first use (a host may never activate a voucher)."""
+        if self._catalog is None:
+            raise exceptions.ConfigError("no voucher catalog is configured")
+        if not isinstance(self._catalog, catalog_base.VoucherCatalog):
+            self._catalog = self._catalog()
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: CatalogSource) -> None:
+        self._catalog = catalog
+
+    def close(self) -> None:
+        if isinstance(self._catalog, catalog_base.VoucherCatalog):
+            self._catalog.close()
+        self.database.dispose()
+
+    # -- orders (service/orders.py) ----------------------------------------------
+
+    def create_order(self, project_id: str, amount: Any, *, currency: str | None = None,
+                     at: dt.datetime | None = None) -> models.Order:
+        return orders.create(self.database, self.settings, project_id, amount,
+                             currency=currency, at=at)
+
+    def pay_order(self, order_id: str, *, amount: Any = None, currency: str | None = None,
+                  at: dt.datetime | None = None) -> models.Order:
+        return orders.pay(self.database, self.settings, order_id, amount=amount,
+                          currency=currency, at=at)
+
+    def cancel_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+        return orders.cancel(self.database, order_id, at=at)
+
+    def create_order_once(self, project_id: str, amount: Any, *, currency: str | None = None,
+                          idempotency_key: str | None = None, at: dt.datetime | None = None
+                          ) -> tuple[models.Order, bool]:
+        return orders.create_once(self.database, self.settings, project_id, amount,
+                                  currency=currency, idempotency_key=idempotency_key, at=at)
+
+    def list_orders(self, project_id: str, *, at: dt.datetime | None = None) -> list[models.Order]:
+        return orders.list_of(self.database, project_id, at=at)
+
+    def list_orders_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
+                         marker: str | None = None, at: dt.datetime | None = None
+                         ) -> tuple[list[models.Order], bool]:
+        return orders.page(self.database, project_id, status=status, limit=limit, marker=marker,
+                           at=at)
+
+    def show_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+        return orders.show(self.database, order_id, at=at)
+
+    # -- credits (service/credits.py) --------------------------------------------
+
+    def list_credits(self, project_id: str, *,
+                     at: dt.datetime | None = None) -> list[models.Credit]:
+        return credits.list_of(self.database, project_id, at=at)
+
+    def list_credits_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
+                          marker: str | int | None = None, at: dt.datetime | None = None
+                          ) -> tuple[list[models.Credit], bool]:
+        return credits.page(self.database, project_id, status=status, limit=limit,
+                            marker=marker, at=at)
+
+    def show_credit(self, credit_id: Any, *, at: dt.datetime | None = None
+                    ) -> tuple[models.Credit, list[models.LedgerEntry]]:
+        return credits.show(self.database, credit_id, at=at)
+
+    def void_credit(self, credit_id: Any, *, reason: str,
+                    at: dt.datetime | None = None) -> models.Credit:
+        return credits.void(self.database, credit_id, reason=reason, at=at)
+
+    # -- vouchers (service/vouchers.py) ------------------------------------------
+
+    def check_voucher(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
+        return self.vouchers.check(code, at=at)
+
+    def activate_voucher(self, project_id: str, code: str, *,
+                         at: dt.datetime | None = None) -> models.Credit:
+        return self.vouchers.activate(project_id, code, at=at)[0]
+
+    def activate_voucher_outcome(self, project_id: str, code: str, *,
+                                 at: dt.datetime | None = None) -> tuple[models.Credit, bool]:
+        """(credit, created): False for a code the project had already activated."""
+        return self.vouchers.activate(project_id, code, at=at)
+
+    def pending_activations(self) -> list[dict[str, Any]]:
+        return self.vouchers.pending()
+
+    # -- settlement (service/settlement.py) --------------------------------------
+
+    def settle_invoice(self, invoice: models.Invoice, *,
+                       at: dt.datetime | None = None) -> models.Settlement:
+        """Apply credit to an invoice; idempotent on (project, invoice id)."""
+        return settlement.settle_checked(self.database, [Charge.from_invoice(invoice)],
+                                         on_change="conflict", record_unpaid=True,
+                                         at=at)[0].model()
+
+    def settle_invoices(self, invoices: Iterable[models.Invoice], *, batch_size: int = 1000,
+                        at: dt.datetime | None = None) -> Iterator[models.Settlement]:
+        """Month-end runs: one transaction per batch; yields settlements as batches commit."""
+        for results in settlement.settle_batches(self.database, invoices,
+                                                 batch_size=batch_size, at=at):
+            yield from (result.model() for result in results)
+
+    def settle_invoices_json(self, invoices: Iterable[models.Invoice], *, batch_size: int = 1000,
+                             at: dt.datetime | None = None) -> Iterator[dict[str, object]]:
+        """:meth:`settle_invoices`, each settlement as its JSON-ready dict (what hosts send on)."""
+        for results in settlement.settle_batches(self.database, invoices,
+                                                 batch_size=batch_size, at=at):
+            yield from (result.json_ready() for result in results)
+
+    def settle(self, charges: Sequence[Charge], *, on_change: OnChange = "conflict",
+               record_unpaid: bool = True,
+               at: dt.datetime | None = None) -> list[models.Settlement]:
+        """Settle a host's charges in one transaction.
+
+        A key seen before with the same fingerprint is a replay (nothing is
+        debited). With new content, ``on_change="conflict"`` refuses it (an
+        invoice never changes) and ``"replace"`` reverses the earlier debits
+        and applies anew (a re-rated CloudKitty period). ``record_unpaid=False``
+        skips recording charges that no credit touched (CloudKitty projects
+        without credit).
+        """
+        return settlement.settle(self.database, charges, on_change=on_change,
+                                 record_unpaid=record_unpaid, at=at)
+
+    def charge_state(self, key: str, project_id: str, *,
+                     latest_between: tuple[str, str] | None = None) -> settlement.ChargeState:
+        return settlement.charge_state(self.database, key, project_id,
+                                       latest_between=latest_between)
+
+    def project_currency(self, project_id: str) -> str | None:
+        """The project's currency, fixed at its first credit or order (None: not yet).
+
+        For hosts whose charges carry no currency (CloudKitty rated data).
+        """
+        return self.database.read(lambda conn: projects.currency(conn, project_id))
+
+    # -- expiry and audit (service/expiry.py, service/audit.py) -------------------
+
+    def expire(self, *, at: dt.datetime | None = None, batch_size: int = 500,
+               progress: Callable[[int], None] | None = None) -> expiry.ExpirySummary:
+        return expiry.expire(self.database, at=at, batch_size=batch_size, progress=progress)
+
+    def audit(self) -> audit.AuditReport:
+        return audit.audit(self.database)
+
+
+def ledger_database(conf: cfg.ConfigOpts, *, connection: str | None = None) -> Database:
+    """The ledger named by the host's options (``register_opts`` must have run)."""
+    group = conf.cloud_credit
+    engine = create_engine(
+        connection or ledger_connection(conf) or DEFAULT_SQLITE_CONNECTION,
+        pool_size=group.pool_size,
+        max_overflow=group.max_overflow,
+        pool_recycle=group.pool_recycle,
+        sqlite_busy_timeout=group.sqlite_busy_timeout,
+    )
+    return Database(engine, max_attempts=group.max_transaction_attempts)
+
+
+def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.VoucherCatalog:
+    """The configured voucher catalog driver, loaded through stevedore."""
+    name = conf.voucher_catalog.driver
+    try:
+        manager: stevedore_driver.DriverManager[Any] = stevedore_driver.DriverManager(
+            namespace=catalog_base.NAMESPACE,
+            name=name,
+            invoke_on_load=True,
+            invoke_kwds={"conf": conf, "database": database},
+        )
+    except stevedore_exception.NoMatches:
+        raise exceptions.ConfigError(
+            f"[voucher_catalog] driver {name!r} is not installed"
+        ) from None
+    return cast(catalog_base.VoucherCatalog, manager.driver)

@@ -1,0 +1,234 @@
+"""Purchase orders and their payment: credit exists only once an order is paid."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin.ledger import credits, orders, projects
+from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.service import inputs
+from ovh_credit_plugin.service.settings import Settings
+
+LOG = logging.getLogger(__name__)
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """Calendar months later, clamped at month end (Jan 31 + 1 month = Feb 28/29)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def create(
+    database: Database,
+    settings: Settings,
+    project_id: str,
+    amount: Any,
+    *,
+    currency: str | None = None,
+    at: dt.datetime | None = None,
+) -> models.Order:
+    """A pending purchase order; no credit exists until it is paid."""
+    return create_once(database, settings, project_id, amount, currency=currency, at=at)[0]
+
+
+def create_once(
+    database: Database,
+    settings: Settings,
+    project_id: str,
+    amount: Any,
+    *,
+    currency: str | None = None,
+    idempotency_key: str | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[models.Order, bool]:
+    """:func:`create`, once per ``idempotency_key``; returns (order, created).
+
+    The same key with the same request (amount, currency as given) returns
+    the order the key made first (``created`` False); with another request
+    it is refused (IdempotencyConflict). Keys are per project. Concurrent
+    requests with one key make one order: the key's row is unique, and the
+    loser's transaction, retried, finds it.
+    """
+    at = inputs.moment(at)
+    project_id = inputs.project_id(project_id)
+    currency = money.check_currency(currency) if currency else None
+    value = money.parse_amount(amount)
+    key = inputs.idempotency_key(idempotency_key)
+    # "20" and "20.00" are one request.
+    fingerprint = hashlib.sha256(
+        json.dumps([str(value.normalize()), currency]).encode()
+    ).hexdigest()
+    # Drawn once, outside the retried transaction: a retry after a
+    # connection lost during COMMIT finds the order it made, rather than
+    # making a second one with another payment URL.
+    order_id = str(uuid.uuid4())
+
+    def work(conn: Connection) -> tuple[models.Order, bool]:
+        if key is not None:
+            found = orders.keyed(conn, project_id, key)
+            if found is not None:
+                if found.fingerprint != fingerprint:
+                    raise exceptions.IdempotencyConflict(
+                        f"idempotency key {key!r} was used for another order request"
+                    )
+                return orders.model(orders.get(conn, found.order_id), at=at), False
+        made = orders.find(conn, order_id)
+        if made is not None:
+            return orders.model(made), True
+        code = currency or projects.currency(conn, project_id) or settings.default_currency
+        checked = money.parse_amount(value, places=money.currency_places(code))
+        lowest, highest = settings.purchase_min_amount, settings.purchase_max_amount
+        if checked < lowest or checked > highest:
+            raise exceptions.InvalidAmount(
+                f"a credit purchase is between {money.to_str(lowest, code)} and "
+                f"{money.to_str(highest, code)} {code}"
+            )
+        projects.ensure(conn, project_id, code, at=at)
+        orders.insert(
+            conn,
+            order_id=order_id,
+            project_id=project_id,
+            amount=checked,
+            currency=code,
+            created_at=at,
+            expires_at=at + dt.timedelta(days=settings.order_lapse_days),
+            payment_url=settings.payment_url_template.format(
+                order_id=order_id, project_id=project_id,
+                amount=money.to_str(checked, code), currency=code,
+            ),
+        )
+        if key is not None:
+            orders.insert_key(conn, project_id=project_id, key=key, fingerprint=fingerprint,
+                              order_id=order_id, at=at)
+        LOG.info("order %s created for project %s: %s %s", order_id, project_id, checked, code)
+        return orders.model(orders.get(conn, order_id)), True
+
+    return database.write(work)
+
+
+def pay(
+    database: Database,
+    settings: Settings,
+    order_id: str,
+    *,
+    amount: Any = None,
+    currency: str | None = None,
+    at: dt.datetime | None = None,
+) -> models.Order:
+    """Confirm payment: the credit is created exactly once, however often this is called."""
+    at = inputs.moment(at)
+    paid = money.parse_amount(amount) if amount is not None else None
+    paid_currency = money.check_currency(currency) if currency is not None else None
+
+    def work(conn: Connection) -> models.Order:
+        order = orders.get(conn, order_id, lock=True)
+        if paid is not None and paid != order.amount:
+            raise exceptions.InvalidAmount(
+                f"payment of {paid} does not match order {order_id} "
+                f"({money.to_str(order.amount, order.currency)} {order.currency})"
+            )
+        if paid_currency is not None and paid_currency != order.currency:
+            raise exceptions.CurrencyMismatch(
+                f"payment in {paid_currency} does not match order {order_id} ({order.currency})"
+            )
+        if order.status == "paid":
+            return orders.model(order)
+        if order.status == "cancelled":
+            raise exceptions.InvalidState(f"order {order_id} is cancelled")
+        paid_at = inputs.not_before(at, order.created_at, f"order {order_id} was created")
+        if order.status == "expired" or paid_at >= order.expires_at:
+            raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
+        credit_id = credits.grant(
+            conn,
+            project_id=order.project_id,
+            kind="purchased",
+            source=order.id,
+            description=f"Cloud credit (order {order.id})",
+            currency=order.currency,
+            amount=order.amount,
+            products=(),
+            valid_from=paid_at,
+            valid_until=add_months(paid_at, settings.purchased_credit_validity_months),
+            at=paid_at,
+        )
+        orders.mark_paid(conn, order_id, at=paid_at, credit_id=credit_id)
+        LOG.info("order %s paid: credit %s granted", order_id, credit_id)
+        return orders.model(orders.get(conn, order_id))
+
+    return database.write(work)
+
+
+def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+    at = inputs.moment(at)
+
+    def work(conn: Connection) -> models.Order:
+        order = orders.get(conn, order_id, lock=True)
+        if order.status == "cancelled":
+            return orders.model(order)
+        if order.status != "pending" or at >= order.expires_at:
+            status = "expired" if order.status == "pending" else order.status
+            raise exceptions.InvalidState(
+                f"order {order_id} is {status}; only a pending order can be cancelled"
+            )
+        cancelled_at = inputs.not_before(at, order.created_at, f"order {order_id} was created")
+        orders.mark_cancelled(conn, order_id, at=cancelled_at)
+        return orders.model(orders.get(conn, order_id))
+
+    return database.write(work)
+
+
+def list_of(
+    database: Database, project_id: str, *, at: dt.datetime | None = None
+) -> list[models.Order]:
+    """The project's orders, oldest first."""
+    at = inputs.moment(at)
+    project_id = inputs.project_id(project_id)
+    return database.read(
+        lambda conn: [orders.model(row, at=at) for row in orders.of_project(conn, project_id)]
+    )
+
+
+STATUSES = ("pending", "paid", "cancelled", "expired")
+
+
+def show(database: Database, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+    """One order, its status as of ``at`` (a lapsed pending order shows ``expired``)."""
+    at = inputs.moment(at)
+    return database.read(lambda conn: orders.model(orders.get(conn, order_id), at=at))
+
+
+def page(
+    database: Database,
+    project_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    marker: str | None = None,
+    at: dt.datetime | None = None,
+) -> tuple[list[models.Order], bool]:
+    """Up to ``limit`` orders after ``marker`` (an order id), oldest first; and whether
+    more remain. A marker that is not one of the project's orders is refused."""
+    at = inputs.moment(at)
+    project_id = inputs.project_id(project_id)
+    inputs.page(limit, status, STATUSES)
+
+    def work(conn: Connection) -> tuple[list[models.Order], bool]:
+        try:
+            rows = orders.page(conn, project_id, status=status, after=marker, limit=limit + 1,
+                               at=at)
+        except exceptions.OrderNotFound:
+            raise exceptions.InvalidInput(f"unknown marker {marker!r}") from None
+        return [orders.model(row, at=at) for row in rows[:limit]], len(rows) > limit
+
+    return database.read(work)

@@ -1,0 +1,114 @@
+"""Settling charges: invoices one by one or by the million, a host's own charges, replays."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import collector, exceptions, models
+from ovh_credit_plugin.ledger import settlements
+from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.service import charges as charges_module
+from ovh_credit_plugin.service import inputs, settlement_txn
+from ovh_credit_plugin.service.charges import Charge
+from ovh_credit_plugin.service.settlement_txn import OnChange
+
+
+class ChargeState(NamedTuple):
+    """What :meth:`CreditService.charge_state` found before settling a charge."""
+
+    recorded: bool
+    funded: bool
+    currency: str | None
+    others: tuple[str, ...] = ()
+
+
+def settle_checked(
+    database: Database,
+    charges: Sequence[Charge],
+    *,
+    on_change: OnChange,
+    record_unpaid: bool,
+    at: dt.datetime | None,
+) -> list[models.SettlementResult]:
+    """Settle charges already known good in one transaction: built by
+    Charge.from_invoice from a validated Invoice, or checked by :func:`settle`."""
+    at = inputs.moment(at)
+    with collector.paused():
+        return database.write(
+            lambda conn: settlement_txn.settle(conn, charges, on_change=on_change,
+                                               record_unpaid=record_unpaid, at=at)
+        )
+
+
+def settle(
+    database: Database,
+    charges: Sequence[Charge],
+    *,
+    on_change: OnChange = "conflict",
+    record_unpaid: bool = True,
+    at: dt.datetime | None = None,
+) -> list[models.Settlement]:
+    """A host's own charges, checked like invoices, settled in one transaction."""
+    if on_change not in ("conflict", "replace"):
+        raise exceptions.InvalidInput(f"on_change must be 'conflict' or 'replace', "
+                                      f"not {on_change!r}")
+    with collector.paused():
+        for charge in charges:
+            charges_module.check(charge)
+        results = settle_checked(database, charges, on_change=on_change,
+                                 record_unpaid=record_unpaid, at=at)
+        return [result.model() for result in results]
+
+
+def settle_batches(
+    database: Database,
+    invoices: Iterable[models.Invoice],
+    *,
+    batch_size: int,
+    at: dt.datetime | None,
+) -> Iterator[list[models.SettlementResult]]:
+    """Month-end runs: one transaction per batch; yields each batch's settlements once
+    committed."""
+    inputs.batch_size(batch_size)
+    pending = iter(invoices)
+    while True:
+        # Building the batch's charges (which pulls and validates the
+        # caller's invoices) and settling them allocate the most: the
+        # collector is paused for both, never while the caller runs.
+        with collector.paused():
+            batch = [Charge.from_invoice(invoice)
+                     for invoice in itertools.islice(pending, batch_size)]
+            if not batch:
+                return
+            results = settle_checked(database, batch, on_change="conflict",
+                                     record_unpaid=True, at=at)
+        yield results
+
+
+def charge_state(
+    database: Database, key: str, project_id: str, *,
+    latest_between: tuple[str, str] | None = None,
+) -> ChargeState:
+    """What a host needs before settling, in one read transaction.
+
+    Whether ``key`` is recorded, whether the project holds any balance, its
+    currency, in one statement (CloudKitty asks for every period of every
+    scope) and, for a key not recorded of a project with credit and given
+    ``(low, high)``, the greatest other key strictly between them (an index
+    lookup): the last period a new one might overlap. A project without
+    credit settles nothing: no second statement.
+    """
+    def work(conn: Connection) -> ChargeState:
+        recorded, funded, currency = settlements.charge_state(conn, key, project_id)
+        others: tuple[str, ...] = ()
+        if latest_between is not None and funded and not recorded:
+            low, high = latest_between
+            others = settlements.latest_between(conn, low, high, other_than=key)
+        return ChargeState(recorded, funded, currency, others)
+
+    return database.read(work)

@@ -1,0 +1,318 @@
+"""Voucher codes: check one, activate one (intent, redemption, grant), list pending ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import Connection
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.ledger import activations, credits, projects
+from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.service import inputs
+from ovh_credit_plugin.service.voucher_throttle import Throttle
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VoucherPreview:
+    """What activating a voucher would grant (``voucher check``)."""
+
+    voucher: models.Voucher
+    redeemable: bool
+    reason: str
+
+
+class Vouchers:
+    """Activation of voucher codes against a catalog, granted once per (project, code)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        catalog: Callable[[], catalog_base.VoucherCatalog],
+        throttle: Throttle,
+    ) -> None:
+        self.database = database
+        self._catalog = catalog
+        self.throttle = throttle
+
+    @property
+    def catalog(self) -> catalog_base.VoucherCatalog:
+        return self._catalog()
+
+    def check(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
+        """What a code would grant, without redeeming it (the catalog's GET only).
+
+        An operator tool: it is not throttled and tells an unknown code from
+        a used one, so a host must not offer it to customers as it is.
+        """
+        at = inputs.moment(at)
+        normalized = catalog_base.normalize_code(code)
+        voucher = self.catalog.get(normalized)
+        try:
+            catalog_base.check_usable(voucher, normalized, at)
+        except (catalog_base.VoucherAlreadyRedeemed, catalog_base.VoucherUnavailable) as error:
+            # Only the voucher's own state makes a preview "not redeemable";
+            # a broken answer (another code...) is an error, raised as such.
+            return VoucherPreview(voucher, False, str(error))
+        return VoucherPreview(voucher, True, "redeemable")
+
+    def activate(
+        self, project_id: str, code: str, *, at: dt.datetime | None = None
+    ) -> tuple[models.Credit, bool]:
+        """Validate and redeem a code against the catalog, then grant its credit once.
+
+        Returns (credit, created). A code the project already activated
+        returns that credit (``created`` False): it tries no new code, so it
+        is neither throttled nor counted as a failed attempt (it used to be,
+        and a client retrying after a lost answer locked its project out).
+
+        Crash-safe: the intent is recorded (``pending``) before the catalog
+        is asked to redeem, under an idempotency key fixed per (project,
+        code). If the process dies, or the catalog's answer is lost, between
+        the catalog's redemption and the grant, running the same activation
+        again (``ovh-credit voucher pending`` lists them) replays the
+        redemption with the same key, gets the same redemption back and
+        grants exactly once.
+
+        Abuse: failed activations are counted per project, in-flight ones
+        included, so concurrent tries cannot overrun the limit; unknown,
+        used and expired codes all give the customer the same message, and
+        the logs the precise reason.
+
+        A success costs three durable transactions, each one needed: the
+        throttle reservation (committed before the catalog is asked, so that
+        concurrent tries see it), the intent (committed before the catalog
+        redeems, for crash safety) and the grant, which also closes the
+        reservation. The intent cannot join the reservation: it would exist
+        before the code was checked, and a concurrent try that finds a
+        pending intent replays the redemption (see ``docs/voucher-catalog.md``).
+        """
+        at = inputs.moment(at)
+        project_id = inputs.project_id(project_id)
+        code = catalog_base.normalize_code(code)
+        masked = catalog_base.mask_code(code)
+        key = catalog_base.idempotency_key(project_id, code)
+
+        status, attempt = self.throttle.reserve(
+            project_id, at,
+            first=lambda conn: activations.status(conn, project_id, code),
+            # pending: resumed below; granted: read back. Neither tries a code.
+            skip=lambda found: found is not None,
+        )
+        if status == "granted":
+            return self.database.read(
+                lambda conn: _granted_credit(conn, project_id, code, at=at)
+            ), False
+        if status == "pending":
+            # Finishing a half-done activation tries no new code (the catalog
+            # accepted this one before): no throttle, so that an operator can
+            # finish it even for a throttled project, and no GET.
+            LOG.warning("voucher %s: resuming a pending activation for project %s",
+                        masked, project_id)
+            return self._redeem_and_grant(project_id, code, key, currency=None, attempt=None,
+                                          at=at)
+        assert attempt is not None
+        try:
+            # The GET and the POST share one time budget: the activation as a
+            # whole, not each call, is what must not stall the caller.
+            with self.catalog.deadline():
+                try:
+                    voucher = self.catalog.get(code)
+                    catalog_base.check_usable(voucher, code, at)
+                except catalog_base.REFUSALS as error:
+                    self._refuse(project_id, masked, error, attempt=attempt, at=at)
+                self.database.write(
+                    lambda conn: record_intent(conn, project_id=project_id, code=code,
+                                               key=key, currency=voucher.currency, at=at)
+                )
+                LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
+                return self._redeem_and_grant(project_id, code, key,
+                                              currency=voucher.currency, attempt=attempt,
+                                              at=at)
+        except exceptions.VoucherRefused:
+            raise  # recorded as a failed attempt by _refuse
+        except Exception:
+            # Not the customer's doing (catalog down or broken, ledger error,
+            # wrong currency): no failed attempt is held against the project.
+            self.throttle.drop(attempt)
+            raise
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Activations recorded but not granted: a crash between catalog and ledger.
+
+        Finish one by activating the same code for the same project again.
+        """
+        return self.database.read(activations.pending)
+
+    def _redeem_and_grant(
+        self,
+        project_id: str,
+        code: str,
+        key: str,
+        *,
+        currency: str | None,
+        attempt: int | None,
+        at: dt.datetime,
+    ) -> tuple[models.Credit, bool]:
+        """The catalog's POST, then one transaction: the grant and the closed reservation.
+
+        Returns (credit, created): a concurrent activation of the same code
+        for the same project may have granted it first.
+        """
+        masked = catalog_base.mask_code(code)
+        try:
+            redemption = self.catalog.redeem(code, project_id=project_id, idempotency_key=key,
+                                             at=at)
+        except catalog_base.REFUSALS as error:
+            # A refusal means nothing is redeemed under this key: the intent
+            # goes (with the failed attempt, in one transaction), and the
+            # code may be tried again later.
+            self._refuse(project_id, masked, error, attempt=attempt, at=at, drop_intent=key)
+        # Any other failure above or below leaves the intent pending: the
+        # catalog may have committed the redemption (timeout, lost or broken
+        # answer), and only a replay with the same key can tell.
+        catalog_base.check_redemption(redemption, code=code, project_id=project_id,
+                                      currency=currency)
+
+        def grant(conn: Connection) -> tuple[models.Credit, bool]:
+            row = activations.find(conn, project_id, code, lock=True)
+            if row is None:  # the intent was dropped by a concurrent failure: record anew
+                record_intent(conn, project_id=project_id, code=code, key=key,
+                              currency=redemption.currency, at=at)
+                row = activations.find(conn, project_id, code, lock=True)
+                assert row is not None
+            # The reservation closes with the grant: one durable commit less
+            # than a transaction of its own, and a success is never left
+            # counting as a running try. A grant that fails rolls it back
+            # with everything else; the caller then drops it.
+            if attempt is not None:
+                Throttle.succeeded(conn, attempt, reason=f"{masked}: activated")
+            if row.status == "granted":
+                return _credit(conn, row.credit_id, at=at), False
+            # Activation is when the catalog redeemed the code: a run that
+            # finishes a pending activation days later does not extend it.
+            activated = min(at, redemption.redeemed_at)
+            # The credit starts at activation, or at a later start the catalog
+            # sets; never earlier, like purchased credit (from its payment): a
+            # voucher does not pay for usage from before it was activated
+            # (an invoice or a re-rated period settled later). Days count
+            # from that start: the credit never ends before it begins.
+            valid_from = max(activated, redemption.valid_from or activated)
+            ends = [d for d in (
+                redemption.valid_until,
+                valid_from + dt.timedelta(days=redemption.validity_days)
+                if redemption.validity_days else None,
+            ) if d is not None]
+            projects.ensure(conn, project_id, redemption.currency, at=at)
+            credit_id = credits.grant(
+                conn,
+                project_id=project_id,
+                kind="voucher",
+                source=code,
+                description=redemption.description or f"Voucher {masked}",
+                currency=redemption.currency,
+                amount=redemption.amount,
+                products=redemption.products,
+                valid_from=valid_from,
+                valid_until=min(ends) if ends else None,
+                at=at,
+            )
+            activations.mark_granted(conn, row.id, credit_id=credit_id,
+                                     redemption_id=redemption.id, at=at)
+            LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
+                     masked, redemption.id, credit_id, project_id)
+            return _credit(conn, credit_id, at=at), True
+
+        return self.database.write(grant)
+
+    def _refuse(
+        self,
+        project_id: str,
+        masked: str,
+        error: catalog_base.CatalogError | str,
+        *,
+        attempt: int | None,
+        at: dt.datetime,
+        public: bool = True,
+        drop_intent: str | None = None,
+    ) -> NoReturn:
+        """Record a failed try and raise: the customer sees one message, the log the reason.
+
+        The failure is recorded in one transaction with dropping the intent
+        under ``drop_intent``, when the catalog refused the POST.
+        """
+        LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
+        reason = f"{masked}: {error}"
+
+        def record(conn: Connection) -> None:
+            if drop_intent is not None:
+                activations.drop_intent(conn, drop_intent)
+            Throttle.failed(conn, project_id, attempt, reason=reason, at=at)
+
+        self.database.write(record)
+        if drop_intent is not None:
+            self.release_currency(project_id)
+        refusal = exceptions.VoucherRefused(str(error), public=public)
+        if isinstance(error, BaseException):
+            raise refusal from error
+        raise refusal
+
+    def release_currency(self, project_id: str) -> None:
+        """Undo the currency a refused redemption's intent fixed, if nothing else holds it.
+
+        The intent fixes the project's currency (see :func:`record_intent`);
+        when the catalog then refuses, a project that has nothing else (no
+        credit, order nor activation) should not keep the voucher's currency
+        for its next order. Best effort, in a transaction of its own: a
+        concurrent first order may reference the row meanwhile, and then it
+        stays.
+        """
+        try:
+            self.database.write(lambda conn: projects.forget_if_empty(conn, project_id))
+        except Exception as error:
+            LOG.warning("project %s: its currency could not be released: %s", project_id, error)
+
+
+def record_intent(
+    conn: Connection, *, project_id: str, code: str, key: str, currency: str, at: dt.datetime
+) -> None:
+    """The activation's intent, written before the catalog is asked to redeem.
+
+    It fixes the project's currency, as an order does: were it fixed only by
+    the grant, an order in another currency made meanwhile would leave the
+    grant impossible after the catalog had redeemed the code.
+    """
+    if activations.find(conn, project_id, code) is not None:
+        return
+    # Locked off SQLite until the intent commits: a refused activation's
+    # release_currency must see this intent, not delete the row under it.
+    found = projects.currency(conn, project_id, lock=True)
+    if found is None:
+        projects.ensure(conn, project_id, currency, at=at)
+    elif found != currency:
+        raise exceptions.CurrencyMismatch(
+            f"this voucher is in {currency} but project {project_id} bills in {found}"
+        )
+    activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
+
+
+def _granted_credit(
+    conn: Connection, project_id: str, code: str, *, at: dt.datetime
+) -> models.Credit:
+    row = activations.find(conn, project_id, code)
+    assert row is not None and row.credit_id is not None
+    return _credit(conn, row.credit_id, at=at)
+
+
+def _credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> models.Credit:
+    row = credits.row(conn, credit_id)
+    assert row is not None
+    return credits.model(row, at=at)
