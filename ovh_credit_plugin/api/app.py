@@ -127,7 +127,22 @@ class _Dispatch:
         return self.protected(environ, start_response)
 
 
-def make_app(conf: cfg.ConfigOpts, *, runtime: Runtime | None = None) -> WSGIApp:
+class CreditApi:
+    """The WSGI application, with the runtime its controllers share (``close()`` at exit)."""
+
+    def __init__(self, app: WSGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
+    def close(self) -> None:
+        self.runtime.close()
+
+
+def make_app(conf: cfg.ConfigOpts, *, runtime: Runtime | None = None) -> CreditApi:
     """The WSGI application of ``ovh-credit-api``; ``conf`` is parsed, options are registered here.
 
     Builds no service and opens no database: the ledger is opened by the
@@ -155,7 +170,7 @@ def make_app(conf: cfg.ConfigOpts, *, runtime: Runtime | None = None) -> WSGIApp
     conf.set_override("max_request_body_size", conf.api.max_request_body_size,
                       "oslo_middleware")
     app = ApiSigErrors(limiter)
-    return request_id_middleware.RequestId(app)  # type: ignore[no-any-return]
+    return CreditApi(request_id_middleware.RequestId(app), runtime)
 
 
 # -- the server ----------------------------------------------------------------------
@@ -204,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        app.close()
     return 0
 
 

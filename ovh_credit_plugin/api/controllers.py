@@ -60,7 +60,9 @@ class Runtime:
 
     The service is built on the first request that needs it: CloudKitty
     builds the controller of every installed processor at start, enabled
-    or not, and loading one must not open the ledger.
+    or not, and loading one must not open the ledger. ``cache=False`` asks
+    ``service`` on every request, for a host that keeps its services itself
+    (CloudKitty's processor, one per ledger URL, closed by its tests).
     """
 
     def __init__(
@@ -69,21 +71,32 @@ class Runtime:
         service: Callable[[], CreditService],
         *,
         max_body: int = DEFAULT_MAX_BODY,
+        cache: bool = True,
     ) -> None:
         self.conf = conf
         self.max_body = max_body
         self._make_service = service
+        self._cache = cache
         self._service: CreditService | None = None
         self._enforcer: oslo_policy.Enforcer | None = None
         self._lock = threading.Lock()
 
     @property
     def service(self) -> CreditService:
+        if not self._cache:
+            return self._make_service()
         if self._service is None:
             with self._lock:
                 if self._service is None:
                     self._service = self._make_service()
         return self._service
+
+    def close(self) -> None:
+        """Close the service this runtime built, if it built one."""
+        with self._lock:
+            service, self._service = self._service, None
+        if service is not None:
+            service.close()
 
     @property
     def enforcer(self) -> oslo_policy.Enforcer:

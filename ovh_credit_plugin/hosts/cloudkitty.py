@@ -502,6 +502,9 @@ def api_controller() -> Any:
     CloudKitty's API process builds the controller of every installed
     processor when it starts, enabled or not: this imports and builds, and
     opens nothing; the ledger is opened by the first request that needs it.
+    CloudKitty builds it once per process (its controllers are class
+    attributes): the service is looked up per request, in the processors'
+    cache of services per ledger URL.
     Requests reach it through CloudKitty's own middleware (keystonemiddleware
     or noauth, request id) and request context; policy is ours, on
     CloudKitty's configuration (its ``[oslo_policy] policy_file``).
@@ -509,7 +512,7 @@ def api_controller() -> Any:
     from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
 
     register_opts(cfg.CONF)
-    return CreditRootController(Runtime(cfg.CONF, lambda: _service_for(cfg.CONF)))
+    return CreditRootController(Runtime(cfg.CONF, lambda: _service_for(cfg.CONF), cache=False))
 
 
 # -- the processor -------------------------------------------------------------------

@@ -90,22 +90,7 @@ def standalone(ledger: Ledger, *, auth: str = "noauth", max_body: int | None = N
         with serving(app) as url:
             yield url
     finally:
-        service = getattr(app_runtime(app), "_service", None)
-        if service is not None:
-            service.close()
-
-
-def app_runtime(app: Any) -> Any:
-    """The controllers' Runtime inside make_app's middleware stack (to close its service)."""
-    while not hasattr(app, "runtime"):
-        for name in ("application", "app", "_app", "protected", "root"):
-            inner = getattr(app, name, None)
-            if inner is not None:
-                app = inner
-                break
-        else:
-            return None
-    return app.runtime
+        app.close()
 
 
 def noauth_headers(persona: Persona) -> dict[str, str]:
