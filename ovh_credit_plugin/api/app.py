@@ -194,13 +194,25 @@ def make_server(app: WSGIApp, host: str = "127.0.0.1", port: int = 0
                                      handler_class=_QuietHandler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``ovh-credit-api [--config-file PATH]``: serve the API until SIGINT or SIGTERM."""
+def load_conf(argv: Sequence[str] | None = None) -> cfg.ConfigOpts:
+    """The options of ``ovh-credit-api``: ``--config-file`` (repeatable), else the usual
+    oslo.config locations for project ``ovh-credit-plugin``."""
     conf = cfg.ConfigOpts()
     register_opts(conf)
     register_api_opts(conf)
     conf(list(sys.argv[1:] if argv is None else argv), project="ovh-credit-plugin",
          prog="ovh-credit-api")
+    return conf
+
+
+def load_app(argv: Sequence[str] | None = None) -> CreditApi:
+    """For WSGI servers (uWSGI, gunicorn, mod_wsgi): ``application = load_app([...])``."""
+    return make_app(load_conf(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ovh-credit-api [--config-file PATH]``: serve the API until SIGINT or SIGTERM."""
+    conf = load_conf(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     app = make_app(conf)
