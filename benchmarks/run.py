@@ -54,16 +54,19 @@ class Sizes:
     pg_reps: int
     cloudkitty_reps: int
     catalog_calls: int
+    api_requests: int
+    api_reps: int
 
 
 QUICK = Sizes(projects=10_000, batch_reps=3, online_invoices=500, online_reps=3,
               history_entries=100_000, history_invoices=200, history_reps=3,
               memory_sizes=(10_000, 100_000), pg_projects=2_000, pg_online_invoices=200,
-              pg_reps=3, cloudkitty_reps=25, catalog_calls=60)
+              pg_reps=3, cloudkitty_reps=25, catalog_calls=60, api_requests=200, api_reps=3)
 FULL = Sizes(projects=10_000, batch_reps=5, online_invoices=3_000, online_reps=5,
              history_entries=100_000, history_invoices=1_000, history_reps=5,
              memory_sizes=(100_000, 1_000_000), pg_projects=10_000, pg_online_invoices=1_000,
-             pg_reps=3, cloudkitty_reps=45, catalog_calls=300)
+             pg_reps=3, cloudkitty_reps=45, catalog_calls=300, api_requests=1000,
+             api_reps=3)
 
 
 _STARTED = time.perf_counter()
@@ -254,13 +257,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="where ledgers and files go (default: a new temporary directory)")
     parser.add_argument("--only", action="append", default=[],
                         choices=["sqlite", "history", "memory", "postgresql", "cloudkitty",
-                                 "catalog"],
+                                 "catalog", "api"],
                         help="run only these figures (repeatable)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     wanted = set(args.only) or {"sqlite", "history", "memory", "postgresql", "cloudkitty",
-                                "catalog"}
+                                "catalog", "api"}
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ovh-credit-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -362,6 +365,22 @@ def main(argv: list[str] | None = None) -> int:
                 results["catalog_commit_ms"] = round(found["commit_ms"], 3)
             rows.append(("Voucher activation vs GET+POST (ms)", fmt(found.get("ours_ms"), 3),
                          fmt(found.get("floor_ms"), 3), fmt(found.get("ratio"), 3), "<= 1.3"))
+        if "api" in wanted:
+            log(f"REST API: {sizes.api_requests} requests per figure, against a WSGI "
+                "hello-world")
+            found = optional("REST API", "api_bench", workdir, sizes)
+            if "unavailable" in found:
+                results["api_note"] = found["unavailable"]
+            for key, label in (("get_credits", "GET credits"),
+                               ("post_vouchers", "POST vouchers (file catalog)")):
+                fig = found.get(key) or {}
+                results[f"api_{key}_requests_per_s"] = (
+                    round(fig["requests_per_s"], 1) if fig else None)
+                results[f"api_{key}_floor_requests_per_s"] = (
+                    round(fig["floor_requests_per_s"], 1) if fig else None)
+                rows.append((f"REST API {label} (requests/s)", fmt(fig.get("requests_per_s"), 0),
+                             fmt(fig.get("floor_requests_per_s"), 0),
+                             fmt(fig.get("ratio"), 3), "(none yet)"))
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -377,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                         for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     print("throughput in invoices/s unless stated; ratio: ours/floor throughput "
-          "(time ratio for history, CloudKitty and catalog)")
+          "(time ratio for history, CloudKitty, catalog and REST API)")
     print(json.dumps(results, sort_keys=True))
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import socketserver
 import sys
 import threading
@@ -180,6 +181,13 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     daemon_threads = True
     # Bursts of clients (50 at once in the tests) must not be refused at connect.
     request_queue_size = 128
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        # wsgiref sends the headers and the body in two writes: with Nagle's
+        # algorithm the body would wait for the client's delayed ACK (40 ms).
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
