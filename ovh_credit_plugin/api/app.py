@@ -87,16 +87,14 @@ class ApiSigErrors:
                 errors.ApiError("internal_error", "internal error; the request id finds it "
                                 "in the logs"), environ.get(errors.REQUEST_ID_ENV))
         if response.status_code >= 400 and not _is_api_sig(response):
-            code = errors.code_for_status(response.status_code)
-            status = errors.CODES[code][0]
+            status = response.status_code
             detail = {401: "a valid X-Auth-Token is required",
                       413: "the request body is too large",
                       404: f"no such resource: {request.path}",
                       405: f"{request.method} is not allowed on {request.path}"}.get(
-                          response.status_code, response.status)
-            rewritten = errors.error_response(errors.ApiError(code, detail),
-                                              environ.get(errors.REQUEST_ID_ENV))
-            rewritten.status = response.status if status != response.status_code else status
+                          status, response.status)
+            error = errors.ApiError(errors.code_for_status(status), detail, status=status)
+            rewritten = errors.error_response(error, environ.get(errors.REQUEST_ID_ENV))
             for name in ("WWW-Authenticate", "Retry-After", "Allow"):
                 if name in response.headers:
                     rewritten.headers[name] = response.headers[name]

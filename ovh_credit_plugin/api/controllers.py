@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import pecan
@@ -38,7 +38,6 @@ from ovh_credit_plugin.api import errors, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ovh_credit_plugin.service import CreditService
 

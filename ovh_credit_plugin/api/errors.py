@@ -54,13 +54,15 @@ _CODE_OF_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden"
 class ApiError(Exception):
     """An error answer: its code fixes the status and title; ``detail`` is for the caller."""
 
-    def __init__(self, code: str, detail: str, *, headers: Mapping[str, str] | None = None
-                 ) -> None:
+    def __init__(self, code: str, detail: str, *, headers: Mapping[str, str] | None = None,
+                 status: int | None = None) -> None:
         if code not in CODES:
             raise ValueError(f"unknown API error code {code!r}")
         super().__init__(detail)
         self.code = code
-        self.status = CODES[code][0]
+        # Another status than the code's: an HTTP error of a layer below
+        # (a 502 of a proxy, a 415) that has no code of its own.
+        self.status = status or CODES[code][0]
         self.detail = detail
         self.headers = dict(headers or {})
 
@@ -69,16 +71,16 @@ def code_for_status(status: int) -> str:
     return _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
 
 
-def error_document(code: str, detail: str, request_id: str | None) -> dict[str, Any]:
-    status, title = CODES[code]
-    return {"errors": [{"status": status, "code": f"cloud_credit.{code}", "title": title,
-                        "detail": detail, "request_id": request_id}]}
+def error_document(error: ApiError, request_id: str | None) -> dict[str, Any]:
+    return {"errors": [{"status": error.status, "code": f"cloud_credit.{error.code}",
+                        "title": CODES[error.code][1], "detail": error.detail,
+                        "request_id": request_id}]}
 
 
 def error_response(error: ApiError, request_id: str | None) -> webob.Response:
     response = webob.Response(
         status=error.status, content_type=JSON, charset="UTF-8",
-        body=json.dumps(error_document(error.code, error.detail, request_id)).encode(),
+        body=json.dumps(error_document(error, request_id)).encode(),
     )
     for name, value in error.headers.items():
         response.headers[name] = value
