@@ -19,6 +19,7 @@ import functools
 import inspect
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +38,8 @@ from ovh_credit_plugin import exceptions, models, money
 from ovh_credit_plugin.api import errors, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.service.credits import STATUSES as CREDIT_STATUSES
+from ovh_credit_plugin.service.orders import STATUSES as ORDER_STATUSES
 
 if TYPE_CHECKING:
     from ovh_credit_plugin.service import CreditService
@@ -50,8 +53,6 @@ _BASE_URL_ENV = "ovh_credit.base_url"
 _ROUTING_ERROR_ENV = "ovh_credit.routing_error"
 _BODY_ENV = "ovh_credit.body"
 
-CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
-ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
 
 
 class Runtime:
@@ -237,11 +238,15 @@ def _query(*allowed: str) -> dict[str, str]:
     return checked
 
 
+# ASCII digits only: str.isdigit() takes "²" and "٣", which int() refuses or reads.
+_NUMBER = re.compile(r"[0-9]{1,19}")
+
+
 def _limit(params: Mapping[str, str]) -> int:
     text = params.get("limit")
     if text is None:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not _NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise errors.ApiError("invalid_request", f"limit is an integer from 1 to {MAX_LIMIT}")
     return int(text)
 
@@ -355,7 +360,7 @@ class _Resource(rest.RestController):
 
 
 def _credit_id(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 2**63:
+    if not _NUMBER.fullmatch(text) or not 0 < int(text) < 2**63:
         raise errors.ApiError("not_found", f"no credit {text!r}")
     return int(text)
 

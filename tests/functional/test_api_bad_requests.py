@@ -144,6 +144,8 @@ CASES = [
         "not_found"),
     Bad("no such credit", "GET", "credits/987654", 404, "not_found"),
     Bad("credit id not a number", "GET", "credits/abc", 404, "not_found"),
+    Bad("credit id in superscript digits", "GET", "credits/%C2%B2", 404, "not_found"),
+    Bad("limit in Arabic-Indic digits", "GET", "credits?limit=%D9%A3", 400, "invalid_request"),
     Bad("no such order", "POST", "orders/00000000-0000-0000-0000-000000000000/cancel", 404,
         "not_found"),
     Bad("other project as a member", "POST", f"orders?project_id={OTHER}", 403, "forbidden",
