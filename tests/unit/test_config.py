@@ -115,6 +115,20 @@ def _ini_blocks() -> list[tuple[str, str]]:
 INI_BLOCKS = _ini_blocks()
 
 
+def _register_api_libraries(conf: cfg.ConfigOpts, *, auth_plugin: bool) -> None:
+    """What ovh-credit-api's libraries register: keystonemiddleware (and the password
+    auth plugin its samples use, loaded by keystoneauth at run time) and oslo.policy."""
+    from keystoneauth1 import loading
+    from keystonemiddleware import auth_token
+    from oslo_policy import opts as policy_opts
+
+    for group, opts in [*auth_token.list_opts(), *policy_opts.list_opts()]:
+        conf.register_opts(opts, group=group)
+    if auth_plugin:  # it has required options
+        conf.register_opts(loading.get_auth_plugin_conf_options("password"),
+                           group="keystone_authtoken")
+
+
 def test_the_docs_have_config_samples() -> None:
     assert len(INI_BLOCKS) >= 3
 
@@ -127,6 +141,8 @@ def test_config_samples_of_the_docs_load(tmp_path: Path, where: str, text: str) 
     path.write_text(text)
     conf = cfg.ConfigOpts()
     plugin_conf.register_opts(conf)
+    plugin_conf.register_api_opts(conf)
+    _register_api_libraries(conf, auth_plugin="[keystone_authtoken]" in text)
     conf(args=[], default_config_files=[str(path)])
     section = None
     for line in text.splitlines():
