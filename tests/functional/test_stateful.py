@@ -190,6 +190,7 @@ class MCredit:
     voided: Decimal = ZERO
     available: Decimal = ZERO
     voided_at: dt.datetime | None = None
+    void_reason: str | None = None
 
     def usable_at(self, at: dt.datetime) -> bool:
         return (self.voided_at is None and self.available > ZERO and self.valid_from <= at
@@ -216,7 +217,8 @@ class Model:
     currencies: dict[str, str] = field(default_factory=dict)
     orders: dict[str, MOrder] = field(default_factory=dict)
     credits: dict[int, MCredit] = field(default_factory=dict)
-    activations: set[tuple[str, str]] = field(default_factory=set)
+    # (project, code) -> the credit its activation granted
+    activations: dict[tuple[str, str], int] = field(default_factory=dict)
     redemptions: dict[str, int] = field(default_factory=dict)
     settlements: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> answer
     invoices: dict[str, models.Invoice] = field(default_factory=dict)  # key -> invoice
@@ -496,7 +498,12 @@ class LedgerMachine(RuleBasedStateMachine):
         voucher = VOUCHERS.get(code)
         expected: type[Exception] | None = None
         until = None
-        if voucher is None or (project, code) in self.model.activations:
+        if (project, code) in self.model.activations:
+            # Activated before: that credit again, nothing new, no failed attempt.
+            again = self.service.activate_voucher(project, code, at=now)
+            assert again.id == self.model.activations[(project, code)], again
+            return multiple()
+        if voucher is None:
             expected = exceptions.VoucherRefused
         else:
             until = (workload.parse_time(voucher["valid_until"])
@@ -521,7 +528,7 @@ class LedgerMachine(RuleBasedStateMachine):
             "voucher", code, amount, amount)
         assert credit.valid_from == now and credit.valid_until == (min(ends) if ends else None)
         note("voucher activated")
-        self.model.activations.add((project, code))
+        self.model.activations[(project, code)] = credit.id
         self.model.redemptions[code] = self.model.redemptions.get(code, 0) + 1
         self.model.currencies[project] = voucher["currency"]
         self.model.credits[credit.id] = MCredit(
@@ -652,9 +659,14 @@ class LedgerMachine(RuleBasedStateMachine):
             assert not reason.strip()
             return
         except exceptions.InvalidState:
-            assert credit.voided_at is not None
+            assert credit.voided_at is not None and reason.strip() != credit.void_reason
             return
-        assert reason.strip() and credit.voided_at is None
+        assert reason.strip()
+        if credit.voided_at is not None:  # the same reason again: a replay, nothing changes
+            assert reason.strip() == credit.void_reason
+            assert (voided.status, voided.available) == ("voided", ZERO)
+            return
+        credit.void_reason = reason.strip()
         credit.voided += credit.available
         credit.available = ZERO
         credit.voided_at = self.model.now
