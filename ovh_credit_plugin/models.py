@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
+    ValidationError,
     field_validator,
     model_serializer,
     model_validator,
@@ -61,6 +62,29 @@ def check_id(value: str) -> str:
 
 
 check_project_id = check_id
+
+
+class FirstError(NamedTuple):
+    """The first problem pydantic found, in the parts every caller words its way."""
+
+    where: str  # dotted location ("lines.0.amount"); "" for a rule across fields
+    message: str  # pydantic's own message
+    type: str  # pydantic's error type ("json_invalid", "missing"...)
+
+    @property
+    def text(self) -> str:
+        """The message without pydantic's "Value error, " prefix (our validators' text)."""
+        return self.message.removeprefix("Value error, ")
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+def first_error(error: ValidationError) -> FirstError:
+    """The first problem of a validation error: one line is what a person reads."""
+    first = error.errors(include_url=False)[0]
+    return FirstError(".".join(str(part) for part in first["loc"]), str(first["msg"]),
+                      str(first["type"]))
 
 
 Timestamp = Annotated[

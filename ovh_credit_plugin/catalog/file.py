@@ -157,12 +157,11 @@ def _read(path: Path) -> dict[str, models.Voucher]:
             voucher = models.Voucher.model_validate(raw)
             code = base.normalize_code(voucher.code)
         except pydantic.ValidationError as error:
-            first = error.errors(include_url=False)[0]
+            first = models.first_error(error)
             # A rule across fields (valid_until after valid_from) has no location.
-            where = f" at {'.'.join(map(str, first['loc']))}" if first["loc"] else ""
+            where = f" at {first.where}" if first.where else ""
             raise base.CatalogProtocolError(
-                f"voucher #{index} of {str(path)!r} is invalid: "
-                f"{first['msg'].removeprefix('Value error, ')}{where}"
+                f"voucher #{index} of {str(path)!r} is invalid: {first.text}{where}"
             ) from None
         except exceptions.InvalidVoucherCode:
             # The operator's file is broken, not the customer's code: the

@@ -131,7 +131,7 @@ class _Base:
         except exceptions.CreditError:
             raise
         except pydantic.ValidationError as error:
-            raise exceptions.InvalidInput(_first_error(error)) from error
+            raise exceptions.InvalidInput(str(models.first_error(error))) from error
         except sqlalchemy.exc.SQLAlchemyError as error:
             if self.app.options.debug:
                 raise
@@ -191,12 +191,6 @@ def _check_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> No
         raise exceptions.InvalidInput(
             f"unknown column {unknown[0]!r} for -c: choose from {', '.join(fields)}"
         )
-
-
-def _first_error(error: pydantic.ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
 # -- db ----------------------------------------------------------------------------

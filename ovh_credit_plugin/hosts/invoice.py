@@ -45,10 +45,8 @@ def parse_invoice(document: Any, *, where: str = "invoice") -> models.Invoice:
 
 def describe(error: pydantic.ValidationError) -> str:
     """The first problem of a validation error, in one line."""
-    first = error.errors(include_url=False)[0]
-    location = ".".join(str(part) for part in first["loc"]) or "document"
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{location}: {message}"
+    first = models.first_error(error)
+    return f"{first.where or 'document'}: {first.text}"
 
 
 class InvoiceProcessor:

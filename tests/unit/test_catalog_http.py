@@ -32,7 +32,7 @@ from urllib3.util.retry import RequestHistory
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog import http as catalog_http
-from ovh_credit_plugin.catalog.http import HttpVoucherCatalog
+from ovh_credit_plugin.catalog.http import HttpVoucherCatalog, deadline, transport
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import CreditService
@@ -669,7 +669,7 @@ def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_backoff_is_jittered_exponential_and_capped_by_the_deadline() -> None:
-    retry = catalog_http._CatalogRetry(total=10, backoff_factor=1.0, backoff_max=100)
+    retry = transport.CatalogRetry(total=10, backoff_factor=1.0, backoff_max=100)
     seen = set()
     for attempt in range(1, 6):
         retry = retry.new(history=(*retry.history, RequestHistory("GET", "/", None, 503, None)))
@@ -679,33 +679,23 @@ def test_backoff_is_jittered_exponential_and_capped_by_the_deadline() -> None:
             assert ceiling / 2 <= wait <= ceiling
             seen.add(wait)
     assert len(seen) > 50  # jittered, not fixed
-    operation = catalog_http._Operation(seconds=0.5)
-    token = catalog_http._OPERATION.set(operation)
-    try:
+    with deadline.running(seconds=0.5):
         assert retry.get_backoff_time() <= 0.5
-    finally:
-        catalog_http._OPERATION.reset(token)
-        operation.finish()
 
 
 def test_no_retry_once_the_deadline_has_passed() -> None:
-    retry = catalog_http._CatalogRetry(total=10, connect=10)
-    operation = catalog_http._Operation(seconds=0.01)
-    token = catalog_http._OPERATION.set(operation)
-    try:
+    retry = transport.CatalogRetry(total=10, connect=10)
+    with deadline.running(seconds=0.01) as operation:
         time.sleep(0.05)
         with pytest.raises(MaxRetryError):
             retry.increment("GET", "/v1/vouchers/X", error=OSError("reset"))
-    finally:
-        catalog_http._OPERATION.reset(token)
-        operation.finish()
     assert operation.expired
 
 
 def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
-    operation = catalog_http._Operation(seconds=0.2)
+    operation = deadline.Operation(seconds=0.2)
     try:
-        timeout = catalog_http._DeadlineTimeout(connect=3.0, read=5.0, operation=operation)
+        timeout = deadline.DeadlineTimeout(connect=3.0, read=5.0, operation=operation)
         assert timeout.clone().connect_timeout <= 0.2
         assert timeout.clone().read_timeout <= 0.2
     finally:
@@ -716,16 +706,16 @@ def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
 def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> None:
     mine, peer = socket.socketpair()
     mine.settimeout(1)
-    pool = catalog_http._HTTPPool("catalog.test")
+    pool = transport.WatchedHTTPConnectionPool("catalog.test")
     connection = pool._get_conn()
-    assert isinstance(connection, catalog_http._WatchedHTTPConnection)
+    assert isinstance(connection, transport.WatchedHTTPConnection)
     connection.sock = mine
-    operation = catalog_http._Operation(seconds=60)
+    operation = deadline.Operation(seconds=60)
     try:
         operation.watch(connection)
         if released:  # back in the pool, maybe another thread's by now
             pool._put_conn(connection)
-        operation._expire()
+        operation.expire()
         with contextlib.suppress(OSError):  # a shut down socket refuses the write
             peer.sendall(b"x")
         assert mine.recv(1) == (b"x" if released else b"")
@@ -739,38 +729,42 @@ def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> No
 
 
 def test_proxy_and_ca_bundle_variables_are_read_once_when_built(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mocked: responses.RequestsMock
 ) -> None:
     # Not on every request (requests' trust_env costs ~0.1 ms a call), but
     # still honoured: the proxy for the endpoint, NO_PROXY, the CA bundle.
+    # Seen in what each call hands requests' adapter (responses records it).
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+
+    def sent_by(driver: HttpVoucherCatalog) -> dict[str, Any]:
+        try:
+            driver.get(CODE)
+        finally:
+            driver.close()
+        return typing.cast(dict[str, Any], calls(mocked)[-1].request.req_kwargs)
+
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
-    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
-                 "all_proxy", "CURL_CA_BUNDLE"):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
+                 "no_proxy", "ALL_PROXY", "all_proxy", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     driver = make_catalog()
-    try:
-        assert driver._proxies == {"https": "http://proxy.test:3128"}
-        assert driver._verify == str(bundle)
-        assert driver._session.trust_env is False
-    finally:
-        driver.close()
+    # Set once the driver is built: a session that read the environment on
+    # every request (requests' trust_env) would add this proxy to the call.
+    monkeypatch.setenv("HTTP_PROXY", "http://late.test:3128")
+    sent = sent_by(driver)
+    assert sent["proxies"] == {"https": "http://proxy.test:3128"}
+    assert sent["verify"] == str(bundle)
+    monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.setenv("NO_PROXY", "catalog.test")
-    driver = make_catalog(ca_file=str(bundle))
-    try:
-        assert driver._proxies == {}
-        assert driver._verify == str(bundle)
-    finally:
-        driver.close()
+    sent = sent_by(make_catalog(ca_file=str(bundle)))
+    assert sent["proxies"] == {}
+    assert sent["verify"] == str(bundle)
     monkeypatch.delenv("NO_PROXY")
-    driver = make_catalog(verify=False)  # an explicit choice wins over the variable
-    try:
-        assert driver._verify is False
-    finally:
-        driver.close()
-
+    # An explicit choice wins over the variable.
+    assert sent_by(make_catalog(verify=False))["verify"] is False
 
 
 @pytest.mark.parametrize(("options", "message"), [
