@@ -297,7 +297,7 @@ def _refuse_overlaps(
             )
 
 
-def apply_settlement(
+def apply_settlement(  # noqa: PLR0912, PLR0915 - CloudKitty's frame walked once, in order
     frame: Any, shares: Iterable[Any], currency: str,
     floors: dict[str, Decimal] | None = None,
 ) -> Any:
