@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install PostgreSQL and MariaDB server binaries for the test suite (Debian 12, run as root).
 #
-# The tests start their own throwaway servers on loopback (see tests/dbservers.py);
+# The tests start their own throwaway servers on loopback (see tests/support/dbservers.py);
 # this script only makes the binaries available. It is idempotent: when the
 # binaries are already present it does nothing (no apt-get update either), and it
 # makes sure the distro's own services are not left running.

@@ -30,7 +30,8 @@ from ovh_credit_plugin.cli.app import main
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.hosts.invoice import InvoiceProcessor
 from ovh_credit_plugin.service import Charge, CreditService
-from tests.conftest import Cli, Ledger, Result, ServerPool, drop_ledger, new_ledger
+from tests.support.cli import Cli, Result
+from tests.support.ledgers import Ledger, ServerPool, drop_ledger, new_ledger
 
 GOOD_INVOICE: dict[str, Any] = {
     "id": "INV-1",

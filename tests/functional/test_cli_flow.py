@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, Ledger
+from tests.support.cli import Cli
+from tests.support.ledgers import Ledger
 
 ORDER_KEYS = {
     "id",

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.conftest import Ledger
-from tests.functional import workload
+from tests.support import workload
+from tests.support.ledgers import Ledger
 
 CONFIRMATIONS = 50
 CREATED = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)

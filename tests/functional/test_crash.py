@@ -45,8 +45,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
-from tests.conftest import ServerPool, new_database_url
-from tests.functional import workload
+from tests.support import workload
+from tests.support.ledgers import ServerPool, new_database_url
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 2, 1, tzinfo=UTC)

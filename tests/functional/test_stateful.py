@@ -67,8 +67,8 @@ from hypothesis.stateful import (
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.service import add_months
-from tests.conftest import ServerPool, new_database_url
-from tests.functional import workload
+from tests.support import workload
+from tests.support.ledgers import ServerPool, new_database_url
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 15, 8, 0, tzinfo=UTC)

@@ -33,8 +33,8 @@ import pytest
 import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
-from tests.conftest import Ledger
-from tests.functional.catalog_server import CatalogServer, running
+from tests.support.catalog_server import CatalogServer, running
+from tests.support.ledgers import Ledger
 
 WORKERS = 50
 THROTTLE_LIMIT = 5

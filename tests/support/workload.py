@@ -12,12 +12,12 @@ workers were told (see :func:`verify`).
 
 Run it on its own (the pytest module ``test_workload.py`` calls the same code)::
 
-    python -m tests.functional.workload run --url sqlite:////tmp/wl.sqlite \\
+    python -m tests.support.workload run --url sqlite:////tmp/wl.sqlite \\
         --processes 8 --duration 60 --seed 1234
 
 ``run`` migrates the (empty) database at ``--url``, writes the plan, config
 and vouchers under ``--workdir`` (a temporary directory by default), starts
-``--processes`` workers, each ``python -m tests.functional.workload worker
+``--processes`` workers, each ``python -m tests.support.workload worker
 --plan PLAN --index I``, releases them together, waits, then verifies and
 prints a JSON report. Exit status 0: every check passed.
 
@@ -160,7 +160,7 @@ def fork_context() -> Any:
         ["__main__", "ovh_credit_plugin.service", "ovh_credit_plugin.cli.app",
          "ovh_credit_plugin.ledger.migration", "ovh_credit_plugin.catalog.file",
          "sqlalchemy.dialects.postgresql.psycopg", "sqlalchemy.dialects.mysql.pymysql",
-         "psycopg", "pymysql", "tests.functional.workload"]
+         "psycopg", "pymysql", "tests.support.workload"]
     )
     return context
 
@@ -579,14 +579,14 @@ class Report:
 
 
 def start_workers(plan: Plan) -> list[subprocess.Popen[bytes]]:
-    """``python -m tests.functional.workload worker ...`` processes; stderr to worker-I.log."""
+    """``python -m tests.support.workload worker ...`` processes; stderr to worker-I.log."""
     workdir = Path(plan.workdir)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     workers = []
     for index in range(plan.processes):
         with (workdir / f"worker-{index}.log").open("wb") as log:
             workers.append(subprocess.Popen(
-                [sys.executable, "-m", "tests.functional.workload", "worker",
+                [sys.executable, "-m", "tests.support.workload", "worker",
                  "--plan", str(workdir / "plan.json"), "--index", str(index),
                  "--out", str(workdir / f"events-{index}.jsonl")],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
@@ -929,7 +929,7 @@ def _check_expiry_and_voids(events: list[dict[str, Any]], rows: dict[str, list[A
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.functional.workload")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.workload")
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="plan, run the workers, verify")
     run_parser.add_argument("--url", required=True, help="an empty database (SQLAlchemy URL)")
