@@ -190,6 +190,7 @@ class MCredit:
     voided: Decimal = ZERO
     available: Decimal = ZERO
     voided_at: dt.datetime | None = None
+    void_reason: str | None = None
 
     def usable_at(self, at: dt.datetime) -> bool:
         return (self.voided_at is None and self.available > ZERO and self.valid_from <= at
@@ -652,14 +653,21 @@ class LedgerMachine(RuleBasedStateMachine):
             assert not reason.strip()
             return
         except exceptions.InvalidState:
-            assert credit.voided_at is not None
+            # Voided before, for another reason (the same reason is a replay).
+            assert credit.voided_at is not None and credit.void_reason != reason.strip()
             return
-        assert reason.strip() and credit.voided_at is None
+        assert reason.strip()
+        assert voided.status == "voided" and voided.available == ZERO
+        if credit.voided_at is not None:
+            # A retry, or an operator re-running the command: nothing changes.
+            assert credit.void_reason == reason.strip()
+            note("void replayed")
+            return
         credit.voided += credit.available
         credit.available = ZERO
         credit.voided_at = self.model.now
+        credit.void_reason = reason.strip()
         note("credit voided")
-        assert voided.status == "voided" and voided.available == ZERO
 
     @rule(step=st.sampled_from([dt.timedelta(hours=1), dt.timedelta(days=1),
                                 dt.timedelta(days=8), dt.timedelta(days=35),
