@@ -1,0 +1,1 @@
+"""Test harness code (throwaway clusters) shared by the test tiers."""
