@@ -29,7 +29,7 @@ from stevedore import exception as stevedore_exception
 from ovh_credit_plugin import allocation, collector, exceptions, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
-from ovh_credit_plugin.ledger import schema, store
+from ovh_credit_plugin.ledger import catalog_redemptions, schema, store
 from ovh_credit_plugin.ledger.database import Database, create_engine
 
 LOG = logging.getLogger(__name__)
@@ -1809,7 +1809,8 @@ def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.Vo
             namespace=catalog_base.NAMESPACE,
             name=name,
             invoke_on_load=True,
-            invoke_kwds={"conf": conf, "database": database},
+            invoke_kwds={"conf": conf, "database": database,
+                         "redemptions": catalog_redemptions.CatalogRedemptions(database)},
         )
     except stevedore_exception.NoMatches:
         raise exceptions.ConfigError(
