@@ -6,6 +6,8 @@ import abc
 import contextlib
 import datetime as dt
 import hashlib
+from collections.abc import Callable
+from typing import Protocol
 
 from ovh_credit_plugin import exceptions, models
 
@@ -170,6 +172,34 @@ def check_redemption(
         raise refuse(f"{masked} for nothing")
     if currency is not None and redemption.currency != currency:
         raise refuse(f"{masked} in {redemption.currency}, but the voucher is in {currency}")
+
+
+class RedemptionLedger(Protocol):
+    """Where a catalog without a server of its own (``file``) records its redemptions.
+
+    Built by the caller (``service.load_catalog``) on the ledger database, so
+    that the catalog drivers hold no SQL.
+    """
+
+    def count(self, code: str) -> int:
+        """Redemptions recorded for ``code``."""
+
+    def redeem(
+        self,
+        redemption: models.Redemption,
+        *,
+        idempotency_key: str,
+        limit: int | None,
+        check: Callable[[], None],
+    ) -> models.Redemption | None:
+        """Record ``redemption`` in one transaction, deciding the limit with every node.
+
+        The redemption already recorded under ``idempotency_key``, if any, is
+        returned as it is. Otherwise ``check`` runs (it raises to refuse,
+        nothing written), then the redemption is recorded unless ``limit``
+        redemptions of its code exist already (``None``: no limit), in which
+        case nothing is written and None is returned.
+        """
 
 
 class VoucherCatalog(abc.ABC):

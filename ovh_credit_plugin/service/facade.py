@@ -17,7 +17,7 @@ from stevedore import exception as stevedore_exception
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
-from ovh_credit_plugin.ledger import projects
+from ovh_credit_plugin.ledger import catalog_redemptions, projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import audit, credits, expiry, orders, settlement
 from ovh_credit_plugin.service.charges import Charge
@@ -198,7 +198,8 @@ def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.Vo
             namespace=catalog_base.NAMESPACE,
             name=name,
             invoke_on_load=True,
-            invoke_kwds={"conf": conf, "database": database},
+            invoke_kwds={"conf": conf, "database": database,
+                         "redemptions": catalog_redemptions.CatalogRedemptions(database)},
         )
     except stevedore_exception.NoMatches:
         raise exceptions.ConfigError(

@@ -62,6 +62,10 @@ def test_bank_workload_keeps_every_invariant(
           f"(OVH_CREDIT_WORKLOAD_SEED={seed} replays the plan)")
     report = workload.run(url, tmp_path / "workload", processes=processes, duration=duration,
                           seed=seed, invoices=invoices)
+    check_report(report, seed, processes)
+
+
+def check_report(report: workload.Report, seed: int, processes: int) -> None:
     summary = {k: v for k, v in report.__dict__.items() if k != "violations"}
     print(json.dumps(summary))
     assert not report.violations, (
