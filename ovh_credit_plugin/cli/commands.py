@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
 import pydantic
@@ -26,6 +27,8 @@ from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.cli import settle_input
 from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
 from ovh_credit_plugin.hosts.invoice import InvoiceProcessor, is_refusal
+from ovh_credit_plugin.ledger import engine as ledger_engine
+from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.service import ledger_database
 
 ORDER_FIELDS = (
@@ -128,6 +131,12 @@ class _Base:
         _check_columns(getattr(parsed_args, "columns", None), self.FIELDS)
         try:
             return int(super().run(parsed_args))  # type: ignore[misc]
+        except exceptions.DatabaseNotReady as error:
+            if not self.app.uses_fallback_ledger:
+                raise
+            raise exceptions.DatabaseNotReady(
+                f"{error} (the default ledger: no configuration file names a "
+                "[cloud_credit] connection)") from error
         except exceptions.CreditError:
             raise
         except pydantic.ValidationError as error:
@@ -135,8 +144,8 @@ class _Base:
         except sqlalchemy.exc.SQLAlchemyError as error:
             if self.app.options.debug:
                 raise
-            detail = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise exceptions.CreditError(f"ledger database error: {detail}") from error
+            raise exceptions.CreditError(
+                ledger_engine.describe_error(self.app.ledger_url, error)) from error
         except cfg.Error as error:
             raise exceptions.ConfigError(conf.error_message(error)) from error
         except OSError as error:
@@ -202,15 +211,23 @@ class DbUpgrade(_Base, Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         # Only the ledger: a schema upgrade must not wait on the other
         # options being right (a bad payment_url_template, a catalog).
-        database = ledger_database(self.app.conf)
+        fallback = self.app.uses_fallback_ledger
+        database = ledger_database(self.app.conf, connection=self.app.ledger_url)
+        url = database.engine.url
+        created = migration.missing_sqlite_file(database.engine)
         try:
             ledger.upgrade(database.engine)
-            self.app.stdout.write(
-                f"ledger database at revision {ledger.current(database.engine)} "
-                f"({database.engine.url.render_as_string(hide_password=True)})\n"
-            )
+            revision = ledger.current(database.engine)
         finally:
             database.dispose()
+        where = ledger_engine.shown(url)
+        if created:
+            where = f"{Path(str(url.database)).absolute()}, created"
+        if fallback:
+            # Said each time: a typo'd config is caught, but a missing one is not.
+            where += ("; the default ledger: no configuration file names a [cloud_credit] "
+                      "connection")
+        self.app.stdout.write(f"ledger database at revision {revision} ({where})\n")
         return 0
 
 

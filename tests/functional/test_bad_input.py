@@ -815,9 +815,8 @@ def test_unmigrated_database_says_what_to_do(
     code = main(["--config-file", str(conf), "credit", "list", "p1"])
     err = capsys.readouterr().err
     assert code == 1
-    assert (
-        err == "ovh-credit: the ledger database has no tables yet: run 'ovh-credit db upgrade'\n"
-    )
+    assert err == (f"ovh-credit: the ledger database sqlite:///{tmp_path}/empty.sqlite has no "
+                   "tables yet: run 'ovh-credit db upgrade'\n")
 
 
 @pytest.mark.parametrize(
