@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install PostgreSQL and MariaDB server binaries for the test suite (Debian 12, run as root).
+# Install PostgreSQL and MariaDB server binaries, and the Galera provider with rsync
+# (its state transfer) for the clustered-ledger tier, for the test suite (Debian 12, run as root).
 #
-# The tests start their own throwaway servers on loopback (see tests/dbservers.py);
+# The tests start their own throwaway servers on loopback (see tests/support/dbservers.py);
 # this script only makes the binaries available. It is idempotent: when the
 # binaries are already present it does nothing (no apt-get update either), and it
 # makes sure the distro's own services are not left running.
@@ -19,9 +20,21 @@ have_mariadb() {
         || command -v mysql_install_db >/dev/null 2>&1; }
 }
 
+# The wsrep provider library (tests/support/galera.py looks in the same places).
+have_galera() {
+    compgen -G '/usr/lib/galera/libgalera_smm.so' >/dev/null \
+        || compgen -G '/usr/lib/*/galera/libgalera_smm.so' >/dev/null \
+        || compgen -G '/usr/lib/libgalera_smm.so' >/dev/null
+}
+
 pkgs=()
 have_pg || pkgs+=(postgresql)
 have_mariadb || pkgs+=(mariadb-server)
+have_galera || pkgs+=(galera-4)
+# Galera's state snapshot transfer (a node rejoining too far behind) uses rsync.
+command -v rsync >/dev/null 2>&1 || pkgs+=(rsync)
+# ... and one of ss/lsof to see its rsync daemon listen (wsrep_sst_common).
+{ command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || pkgs+=(iproute2)
 
 if [ "${#pkgs[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

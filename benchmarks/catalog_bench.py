@@ -5,7 +5,7 @@ SQLite ledger (WAL, synchronous=FULL): throttle check, GET, intent, POST,
 grant. Floor: the GET and the POST of the wire contract with bare
 ``requests`` on a kept-alive session. The server's sockets get TCP_NODELAY
 (see ``_no_delay``). Both talk to the same catalog server
-(tests/functional/catalog_server.py), alternating, each on its own codes.
+(tests/support/catalog_server.py), alternating, each on its own codes.
 
 Also measured, to tell what the ratio is made of: one durable SQLite commit
 on the same disk (bare ``sqlite3``, same pragmas, a one-row insert), taken
@@ -53,7 +53,7 @@ def measure(workdir: Path, sizes: Any) -> dict[str, Any]:
         from ovh_credit_plugin.conf import register_opts
         from ovh_credit_plugin.ledger.database import Database, create_engine
         from ovh_credit_plugin.service import CreditService
-        from tests.functional.catalog_server import running
+        from tests.support.catalog_server import running
     except ImportError as error:
         raise Unavailable(f"the HTTP catalog or its test server is missing ({error})") from None
 

@@ -1,6 +1,6 @@
 """Figure 5: batch and online settlement on PostgreSQL, against a psycopg floor.
 
-A throwaway server (tests/dbservers.py) on loopback, switched to durable
+A throwaway server (tests/support/dbservers.py) on loopback, switched to durable
 settings (``fsync``, ``synchronous_commit``, ``full_page_writes`` on: the
 test suite runs it without them). Every repetition settles into a freshly
 created and seeded database, for ours and for the floor alike.
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests import dbservers
+from tests.support import dbservers
 
 
 def available() -> bool:

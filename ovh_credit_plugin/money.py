@@ -62,7 +62,7 @@ def check_currency(code: Any) -> str:
     return code
 
 
-def parse_amount(
+def parse_amount(  # noqa: PLR0912 - one branch per input shape reads best
     value: Any,
     *,
     places: int = LEDGER_PLACES,

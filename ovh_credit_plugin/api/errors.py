@@ -87,13 +87,29 @@ def error_response(error: ApiError, request_id: str | None) -> webob.Response:
     return response
 
 
+# The plugin's errors by type, checked in order: subclasses before their bases
+# (CurrencyMismatch and InvalidAmount are InvalidInput).
+_BY_TYPE: tuple[tuple[type[BaseException], str], ...] = (
+    (exceptions.CurrencyMismatch, "currency_mismatch"),
+    (exceptions.InvalidAmount, "invalid_amount"),
+    (exceptions.InvalidInput, "invalid_request"),
+    (exceptions.NotFound, "not_found"),
+    (exceptions.IdempotencyConflict, "idempotency_conflict"),
+    (exceptions.InvalidState, "invalid_state"),
+)
+
+# A refused activation by the catalog's reason (its cause); any other: used up.
+_REFUSAL_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (catalog_base.VoucherNotFound, "voucher_unknown"),
+    (catalog_base.VoucherUnavailable, "voucher_expired"),
+)
+
+
 def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     """The API error for one of the plugin's errors; anything else is a 500 (logged by the caller).
 
-    Checked subclasses first: CurrencyMismatch and InvalidAmount are
-    InvalidInput, TooManyAttempts is a VoucherRefused.
+    TooManyAttempts is a VoucherRefused: checked first.
     """
-    message = str(error)
     if isinstance(error, ApiError):
         return error
     if isinstance(error, exceptions.TooManyAttempts):
@@ -101,24 +117,12 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
                         "project: try again later",
                         headers={"Retry-After": str(throttle_window)})
     if isinstance(error, exceptions.VoucherRefused):
-        cause = error.__cause__
-        if isinstance(cause, catalog_base.VoucherNotFound):
-            return ApiError("voucher_unknown", message)
-        if isinstance(cause, catalog_base.VoucherUnavailable):
-            return ApiError("voucher_expired", message)
-        return ApiError("voucher_redeemed", message)
-    if isinstance(error, exceptions.CurrencyMismatch):
-        return ApiError("currency_mismatch", message)
-    if isinstance(error, exceptions.InvalidAmount):
-        return ApiError("invalid_amount", message)
-    if isinstance(error, exceptions.InvalidInput):
-        return ApiError("invalid_request", message)
-    if isinstance(error, exceptions.NotFound):
-        return ApiError("not_found", message)
-    if isinstance(error, exceptions.IdempotencyConflict):
-        return ApiError("idempotency_conflict", message)
-    if isinstance(error, exceptions.InvalidState):
-        return ApiError("invalid_state", message)
+        code = next((code for cause, code in _REFUSAL_CAUSES
+                     if isinstance(error.__cause__, cause)), "voucher_redeemed")
+        return ApiError(code, str(error))
+    found = next((code for kind, code in _BY_TYPE if isinstance(error, kind)), None)
+    if found is not None:
+        return ApiError(found, str(error))
     if isinstance(error, catalog_base.REFUSALS):
         # A preview (GET vouchers/{code}) of an unknown code.
         return ApiError("voucher_unknown", "no such voucher code")

@@ -6,6 +6,8 @@ import abc
 import contextlib
 import datetime as dt
 import hashlib
+from collections.abc import Callable
+from typing import Protocol
 
 from ovh_credit_plugin import exceptions, models
 
@@ -143,21 +145,61 @@ def check_usable(
 
 
 def check_redemption(
-    redemption: models.Redemption, *, code: str, project_id: str, currency: str | None = None
+    redemption: models.Redemption,
+    *,
+    code: str,
+    project_id: str,
+    currency: str | None = None,
+    status: int | None = None,
+    request_id: str | None = None,
 ) -> None:
-    """A redemption the ledger may grant: ours, for something, in the voucher's currency."""
+    """A redemption the ledger may grant: ours, for something, in the voucher's currency.
+
+    Drivers check it on the answer (``status`` and ``request_id`` name it in
+    the error); the service again with the voucher's currency.
+    """
     masked = mask_code(code)
+
+    def refuse(problem: str) -> CatalogProtocolError:
+        return CatalogProtocolError(f"the catalog redeemed {problem}", status=status,
+                                    request_id=request_id)
+
     if not same_code(redemption.code, code):
-        raise CatalogProtocolError(f"the catalog redeemed another code than {masked}")
+        raise refuse(f"another code than {masked}")
     if redemption.project_id != project_id:
-        raise CatalogProtocolError(f"the catalog redeemed {masked} for another project")
+        raise refuse(f"{masked} for another project than {project_id}")
     if redemption.amount <= 0:
-        raise CatalogProtocolError(f"the catalog redeemed {masked} for nothing")
+        raise refuse(f"{masked} for nothing")
     if currency is not None and redemption.currency != currency:
-        raise CatalogProtocolError(
-            f"the catalog redeemed {masked} in {redemption.currency}, "
-            f"but the voucher is in {currency}"
-        )
+        raise refuse(f"{masked} in {redemption.currency}, but the voucher is in {currency}")
+
+
+class RedemptionLedger(Protocol):
+    """Where a catalog without a server of its own (``file``) records its redemptions.
+
+    Built by the caller (``service.load_catalog``) on the ledger database, so
+    that the catalog drivers hold no SQL.
+    """
+
+    def count(self, code: str) -> int:
+        """Redemptions recorded for ``code``."""
+
+    def redeem(
+        self,
+        redemption: models.Redemption,
+        *,
+        idempotency_key: str,
+        limit: int | None,
+        check: Callable[[], None],
+    ) -> models.Redemption | None:
+        """Record ``redemption`` in one transaction, deciding the limit with every node.
+
+        The redemption already recorded under ``idempotency_key``, if any, is
+        returned as it is. Otherwise ``check`` runs (it raises to refuse,
+        nothing written), then the redemption is recorded unless ``limit``
+        redemptions of its code exist already (``None``: no limit), in which
+        case nothing is written and None is returned.
+        """
 
 
 class VoucherCatalog(abc.ABC):

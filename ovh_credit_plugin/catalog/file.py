@@ -3,7 +3,9 @@
 The embedded default: ``{"vouchers": [Voucher, ...]}`` with the same Voucher
 objects as the HTTP wire contract. Redemptions are the catalog's side of the
 story, so they are recorded in their own table of the ledger database,
-counted against ``max_redemptions`` and looked up by idempotency key.
+counted against ``max_redemptions`` and looked up by idempotency key, through
+the ``redemptions`` ledger the caller gives (``base.RedemptionLedger``): the
+SQL lives in ``ovh_credit_plugin.ledger.catalog_redemptions``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import sqlalchemy as sa
 from oslo_config import cfg
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
-from ovh_credit_plugin.ledger import schema
-from ovh_credit_plugin.ledger.database import Database
 
 LOG = logging.getLogger(__name__)
 
@@ -44,9 +43,17 @@ class FileVoucherCatalog(base.VoucherCatalog):
     silently.
     """
 
-    def __init__(self, *, conf: cfg.ConfigOpts, database: Database, **_: Any) -> None:
+    def __init__(
+        self,
+        *,
+        conf: cfg.ConfigOpts,
+        redemptions: base.RedemptionLedger | None = None,
+        **_: Any,  # database=..., which older callers pass: the redemptions are built on it
+    ) -> None:
+        if redemptions is None:
+            raise TypeError("the file voucher catalog needs its redemptions= ledger")
         self._path = Path(conf.voucher_catalog.file_path)
-        self._database = database
+        self._redemptions = redemptions
         # One attribute, replaced whole: threads sharing the driver read
         # either the old pair or the new one, never a mix.
         self._cache: tuple[_Signature, dict[str, models.Voucher]] | None = None
@@ -77,7 +84,7 @@ class FileVoucherCatalog(base.VoucherCatalog):
         voucher = self._load().get(code)
         if voucher is None:
             raise base.VoucherNotFound(f"unknown voucher {base.mask_code(code)}", status=404)
-        used = self._database.read(lambda conn: _count(conn, code))
+        used = self._redemptions.count(code)
         return voucher.model_copy(update={"redemptions": voucher.redemptions + used})
 
     def redeem(
@@ -93,44 +100,39 @@ class FileVoucherCatalog(base.VoucherCatalog):
         if voucher is None:
             raise base.VoucherNotFound(f"unknown voucher {base.mask_code(code)}", status=404)
 
-        def work(conn: sa.Connection) -> models.Redemption:
-            previous = conn.execute(
-                sa.select(schema.catalog_redemptions.c.document).where(
-                    schema.catalog_redemptions.c.idempotency_key == idempotency_key
-                )
-            ).scalar_one_or_none()
-            if previous is not None:
-                return models.Redemption.model_validate_json(previous)
-            _check_redeemable(voucher, code, now, voucher.redemptions + _count(conn, code))
-            redemption = models.Redemption(
-                id=str(uuid.uuid4()),
-                code=code,
-                project_id=project_id,
-                amount=voucher.amount,
-                currency=voucher.currency,
-                valid_from=voucher.valid_from,
-                valid_until=voucher.valid_until,
-                validity_days=voucher.validity_days,
-                products=voucher.products,
-                description=voucher.description,
-                redeemed_at=now,
+        redemption = models.Redemption(
+            id=str(uuid.uuid4()),
+            code=code,
+            project_id=project_id,
+            amount=voucher.amount,
+            currency=voucher.currency,
+            valid_from=voucher.valid_from,
+            valid_until=voucher.valid_until,
+            validity_days=voucher.validity_days,
+            products=voucher.products,
+            description=voucher.description,
+            redeemed_at=now,
+        )
+        # What the file's own count leaves to redeem here; the ledger decides
+        # it with a conditional update of the code's counter, which every
+        # Galera node certifies (a count of rows before an insert is not).
+        limit = (
+            None if voucher.max_redemptions is None
+            else voucher.max_redemptions - voucher.redemptions
+        )
+        recorded = self._redemptions.redeem(
+            redemption,
+            idempotency_key=idempotency_key,
+            limit=limit,
+            # Checked once the key is known to be new: a redemption recorded
+            # before the voucher was revoked is still returned on a retry.
+            check=lambda: base.check_usable(voucher, code, now),
+        )
+        if recorded is None:
+            raise base.VoucherAlreadyRedeemed(
+                f"voucher {base.mask_code(code)} is used up", status=409
             )
-            conn.execute(
-                schema.catalog_redemptions.insert().values(
-                    id=redemption.id,
-                    code=code,
-                    project_id=project_id,
-                    idempotency_key=idempotency_key,
-                    document=redemption.model_dump_json(),
-                    redeemed_at=now,
-                )
-            )
-            return redemption
-
-        # Serializable: the count of redemptions checked above must still hold
-        # when the insert commits, or two projects racing for the last
-        # redemption would both get it (READ COMMITTED lets both count 2 of 3).
-        return self._database.write(work, isolation_level="SERIALIZABLE")
+        return recorded
 
 
 def _missing(path: Path) -> base.CatalogUnavailable:
@@ -157,12 +159,11 @@ def _read(path: Path) -> dict[str, models.Voucher]:
             voucher = models.Voucher.model_validate(raw)
             code = base.normalize_code(voucher.code)
         except pydantic.ValidationError as error:
-            first = error.errors(include_url=False)[0]
+            first = models.first_error(error)
             # A rule across fields (valid_until after valid_from) has no location.
-            where = f" at {'.'.join(map(str, first['loc']))}" if first["loc"] else ""
+            where = f" at {first.where}" if first.where else ""
             raise base.CatalogProtocolError(
-                f"voucher #{index} of {str(path)!r} is invalid: "
-                f"{first['msg'].removeprefix('Value error, ')}{where}"
+                f"voucher #{index} of {str(path)!r} is invalid: {first.text}{where}"
             ) from None
         except exceptions.InvalidVoucherCode:
             # The operator's file is broken, not the customer's code: the
@@ -180,29 +181,3 @@ def _read(path: Path) -> dict[str, models.Voucher]:
             )
         vouchers[code] = voucher
     return vouchers
-
-
-def _count(conn: sa.Connection, code: str) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count())
-            .select_from(schema.catalog_redemptions)
-            .where(schema.catalog_redemptions.c.code == code)
-        ).scalar_one()
-    )
-
-
-def _check_redeemable(
-    voucher: models.Voucher, code: str, now: dt.datetime, redemptions: int
-) -> None:
-    masked = base.mask_code(code)
-    if voucher.status == "revoked":
-        raise base.VoucherUnavailable(f"voucher {masked} is revoked", status=410)
-    if voucher.status == "expired" or (
-        voucher.valid_until is not None and now >= voucher.valid_until
-    ):
-        raise base.VoucherUnavailable(f"voucher {masked} has expired", status=410)
-    if voucher.status == "exhausted" or (
-        voucher.max_redemptions is not None and redemptions >= voucher.max_redemptions
-    ):
-        raise base.VoucherAlreadyRedeemed(f"voucher {masked} is used up", status=409)

@@ -186,11 +186,15 @@ def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str,
     return found
 
 
+_BY_ID = _RAW_BALANCES.where(_C.id == sa.bindparam("credit_id")).with_for_update()
+
+
 def lock_credit(conn: Connection, credit_id: int) -> CreditRow:
-    found = credits_by_id(conn, [credit_id])
-    if not found:
+    """One credit, locked until commit; CreditNotFound otherwise."""
+    row = conn.execute(_BY_ID, {"credit_id": credit_id}).one_or_none()
+    if row is None:
         raise exceptions.CreditNotFound(f"no credit {credit_id}")
-    return found[credit_id]
+    return _converter(conn)(row)
 
 
 def credits_by_id(conn: Connection, credit_ids: Iterable[int]) -> dict[int, CreditRow]:

@@ -33,8 +33,22 @@ T = TypeVar("T")
 
 # PostgreSQL: serialization_failure, deadlock_detected.
 _PG_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
-# MySQL/MariaDB: deadlock, lock wait timeout; Galera certification failure.
-_MYSQL_RETRY_CODES = frozenset({1213, 1205, 1020})
+# MySQL/MariaDB, and what a Galera node answers when a transaction loses a
+# certification conflict or the node cannot serve it right now: 1213 deadlock
+# (Galera: "WSREP detected deadlock/conflict"), 1205 lock wait timeout, 1020
+# record changed since last read, 1180 error during COMMIT (Galera: the node
+# left the primary component while committing), 1047 WSREP has not yet
+# prepared node for application use (the node is joining or not in the
+# primary component). Each reports the transaction as not committed.
+_MYSQL_RETRY_CODES = frozenset({1213, 1205, 1020, 1180, 1047})
+# The client lost its connection (server gone away, lost during query): the
+# server or Galera node died, a proxy failed over. SQLAlchemy flags these as
+# invalidated connections already; named here so that they are retried
+# however they are wrapped. Lost during a COMMIT, the transaction may have
+# committed: the retry is safe only because every write is idempotent on its
+# key (docs/operations.md, "Retries and backoff"), which is the rule for
+# every function given to Database.write.
+_MYSQL_CONNECTION_LOST = frozenset({2006, 2013})
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -54,7 +68,9 @@ def is_retryable(error: BaseException) -> bool:
     if sqlstate in _PG_RETRY_SQLSTATES:
         return True
     args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRY_CODES:
+    if args and isinstance(args[0], int) and args[0] in (
+        _MYSQL_RETRY_CODES | _MYSQL_CONNECTION_LOST
+    ):
         return True
     message = str(orig).lower()
     return "database is locked" in message or "database table is locked" in message

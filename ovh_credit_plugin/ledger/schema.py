@@ -154,6 +154,8 @@ settlements = Table(
     Column("settled_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Why credit could not pay the charge ("currency_mismatch"); NULL otherwise.
+    Column("note", String(32), nullable=True),
     Index(None, "project_id"),
 )
 
@@ -198,4 +200,17 @@ catalog_redemptions = Table(
     Column("document", Text(), nullable=False),
     Column("redeemed_at", UTCDateTime(), nullable=False),
     Index(None, "code"),
+)
+
+# The file catalog's redemptions per code: the row its max_redemptions
+# decision updates (conditionally), in the redemption's transaction. A count
+# of catalog_redemptions rows before an insert would need SERIALIZABLE, which
+# Galera does not certify across nodes (two nodes insert two different rows,
+# both commit); two updates of this one row conflict on every backend.
+catalog_voucher_counts = Table(
+    "cloud_credit_catalog_voucher_counts",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("redemptions", Integer(), nullable=False),
+    CheckConstraint("redemptions >= 0", name="non_negative"),
 )

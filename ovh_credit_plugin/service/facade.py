@@ -17,7 +17,7 @@ from stevedore import exception as stevedore_exception
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
-from ovh_credit_plugin.ledger import projects
+from ovh_credit_plugin.ledger import catalog_redemptions, projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import audit, credits, expiry, orders, settlement
 from ovh_credit_plugin.service.charges import Charge
@@ -152,16 +152,30 @@ class CreditService:
                                          on_change="conflict", record_unpaid=True,
                                          at=at)[0].model()
 
-    def settle_invoices(self, invoices: Iterable[models.Invoice], *, batch_size: int = 1000,
-                        at: dt.datetime | None = None) -> Iterator[models.Settlement]:
-        """Month-end runs: one transaction per batch; yields settlements as batches commit."""
+    def settle_invoices(
+        self, invoices: Iterable[models.Invoice | models.InvoiceRefusal], *,
+        batch_size: int = 1000, at: dt.datetime | None = None,
+    ) -> Iterator[models.Settlement | models.InvoiceRefusal]:
+        """Month-end runs: one transaction per batch; yields settlements as batches commit.
+
+        One result per invoice, in input order. An invoice that is refused
+        (its id settled before with other content) is a
+        :class:`models.InvoiceRefusal` in its place, and the run goes on: the
+        rest of its batch and the batches after it are settled. A refusal
+        given in ``invoices`` (an invoice the caller could not read) is
+        passed through in its place, so that a host's output follows its input.
+        """
         for results in settlement.settle_batches(self.database, invoices,
                                                  batch_size=batch_size, at=at):
-            yield from (result.model() for result in results)
+            yield from (result if isinstance(result, models.InvoiceRefusal) else result.model()
+                        for result in results)
 
-    def settle_invoices_json(self, invoices: Iterable[models.Invoice], *, batch_size: int = 1000,
-                             at: dt.datetime | None = None) -> Iterator[dict[str, object]]:
-        """:meth:`settle_invoices`, each settlement as its JSON-ready dict (what hosts send on)."""
+    def settle_invoices_json(
+        self, invoices: Iterable[models.Invoice | models.InvoiceRefusal], *,
+        batch_size: int = 1000, at: dt.datetime | None = None,
+    ) -> Iterator[dict[str, object]]:
+        """:meth:`settle_invoices`, each result as its JSON-ready dict (what hosts send on):
+        a settlement's, or a refusal's ``{"invoice", "project_id", "error"}``."""
         for results in settlement.settle_batches(self.database, invoices,
                                                  batch_size=batch_size, at=at):
             yield from (result.json_ready() for result in results)
@@ -224,7 +238,8 @@ def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.Vo
             namespace=catalog_base.NAMESPACE,
             name=name,
             invoke_on_load=True,
-            invoke_kwds={"conf": conf, "database": database},
+            invoke_kwds={"conf": conf, "database": database,
+                         "redemptions": catalog_redemptions.CatalogRedemptions(database)},
         )
     except stevedore_exception.NoMatches:
         raise exceptions.ConfigError(

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Ledger
-from tests.functional.api_harness import (
+from tests.support.api import (
     OTHER,
     PROJECT,
     Tokens,
@@ -23,6 +22,7 @@ from tests.functional.api_harness import (
     call,
     standalone,
 )
+from tests.support.ledgers import Ledger
 
 MAX_BODY = 4096
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Ledger
-from tests.functional.api_harness import OTHER, PROJECT, call, standalone
+from tests.support.api import OTHER, PROJECT, call, standalone
+from tests.support.ledgers import Ledger
 
 
 @pytest.fixture(params=["sqlite"])

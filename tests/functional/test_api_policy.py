@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Ledger
-from tests.functional.api_harness import (
+from tests.support.api import (
     PERSONAS,
     PROJECT,
     Tokens,
@@ -24,6 +23,7 @@ from tests.functional.api_harness import (
     call,
     standalone,
 )
+from tests.support.ledgers import Ledger
 
 
 @pytest.fixture(params=["sqlite"])

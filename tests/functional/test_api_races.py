@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
-from tests.conftest import Ledger
-from tests.functional.api_harness import PROJECT, call, standalone
+from tests.support.api import PROJECT, call, standalone
+from tests.support.ledgers import Ledger
 
 
 def at_once(count: int, request: Callable[[int], Any]) -> list[Any]:

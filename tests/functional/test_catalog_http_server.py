@@ -27,8 +27,9 @@ from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import CreditService
-from tests.conftest import Cli, Ledger
-from tests.functional.catalog_server import CatalogServer, Fault, free_port, running
+from tests.support.catalog_server import CatalogServer, Fault, free_port, running
+from tests.support.cli import Cli
+from tests.support.ledgers import Ledger
 
 TOKEN = "catalog-token-0123456789"
 CODE = "WELCOME-2026"
@@ -45,7 +46,7 @@ PUBLIC = exceptions.VoucherRefused.public_message
 @pytest.fixture
 def backend() -> str:
     # The network is under test here; the database rules run on every
-    # backend in tests/unit/test_vouchers.py.
+    # backend in tests/service/test_vouchers.py.
     return "sqlite"
 
 

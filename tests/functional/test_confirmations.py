@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from tests.conftest import Ledger
-from tests.functional import workload
+from tests.support import workload
+from tests.support.ledgers import Ledger
 
 CONFIRMATIONS = 50
 CREATED = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -24,19 +26,26 @@ PAID = CREATED + dt.timedelta(hours=1)
 
 
 def test_fifty_concurrent_confirmations_create_one_credit(ledger: Ledger) -> None:
+    confirm_race(ledger, [ledger.config])
+
+
+def confirm_race(ledger: Ledger, configs: Sequence[Path],
+                 confirmations: int = CONFIRMATIONS) -> None:
+    """The race, process I configured by ``configs[I % len(configs)]`` (Galera: per node)."""
     service = ledger.service()
     order = service.create_order("project-50", "42.50", currency="EUR", at=CREATED)
     service.close()
 
     context = workload.fork_context()
-    barrier = context.Barrier(CONFIRMATIONS)
+    barrier = context.Barrier(confirmations)
     results = context.Queue()
     processes = [
         context.Process(
             target=workload.confirm_payment,
-            args=(str(ledger.config), order.id, "42.50", "EUR", PAID, barrier, results),
+            args=(str(configs[n % len(configs)]), order.id, "42.50", "EUR", PAID, barrier,
+                  results),
         )
-        for _ in range(CONFIRMATIONS)
+        for n in range(confirmations)
     ]
     for process in processes:
         process.start()
@@ -47,7 +56,7 @@ def test_fifty_concurrent_confirmations_create_one_credit(ledger: Ledger) -> Non
 
     errors = [text for kind, text, _ in answers if kind == "error"]
     assert not errors, errors
-    assert len({pid for _, _, pid in answers}) == CONFIRMATIONS  # 50 processes
+    assert len({pid for _, _, pid in answers}) == confirmations  # as many processes
     distinct = {text for _, text, _ in answers}
     assert len(distinct) == 1, distinct
     paid = json.loads(distinct.pop())

@@ -37,7 +37,7 @@ from ovh_credit_plugin import models
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
-from tests.conftest import Ledger, ServerPool
+from tests.support.ledgers import Ledger, ServerPool
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)

@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -45,8 +46,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
-from tests.conftest import ServerPool, new_database_url
-from tests.functional import workload
+from tests.support import workload
+from tests.support.ledgers import ServerPool, new_database_url
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 2, 1, tzinfo=UTC)
@@ -184,18 +185,26 @@ def wait_dead(process: Any) -> None:
 def test_kill_9_during_batch_settlement_is_exactly_once(
     backend: str, server_pool: ServerPool, tmp_path: Path
 ) -> None:
-    seed = int(os.environ.get("OVH_CREDIT_CRASH_SEED") or random.randrange(2**31))
-    target = kills_for(backend)
-    print(f"\ncrash test on {backend}: {target} kills, seed {seed} "
-          f"(OVH_CREDIT_CRASH_SEED={seed} replays it)")
-    rng = random.Random(seed)
     sides = {}
     for name in ("crash", "reference"):
         url = new_database_url(backend, server_pool, tmp_path / name)
         config = workload.write_ledger_files(tmp_path / name, url)
         workload.migrate(url)
         sides[name] = Side(url, config)
-    crash, reference = sides["crash"], sides["reference"]
+    crash_test(backend, [sides["crash"]], sides["reference"], kills_for(backend), tmp_path)
+
+
+def crash_test(
+    label: str, crash_sides: Sequence[Side], reference: Side, target: int, tmp_path: Path
+) -> None:
+    """Kill runs settling on the crash ledger, run I through ``crash_sides[I % len]``
+    (Galera: the same ledger through each node); compare with ``reference``.
+    """
+    seed = int(os.environ.get("OVH_CREDIT_CRASH_SEED") or random.randrange(2**31))
+    print(f"\ncrash test on {label}: {target} kills, seed {seed} "
+          f"(OVH_CREDIT_CRASH_SEED={seed} replays it)")
+    rng = random.Random(seed)
+    crash = crash_sides[0]
     context = workload.fork_context()
     log = tmp_path / "cli.log"
     stats = Stats()
@@ -226,7 +235,7 @@ def test_kill_9_during_batch_settlement_is_exactly_once(
         killed_this_round = 0
         while killed_this_round < KILLS_PER_ROUND and stats.kills < target:
             use_real = (stats.kills + 1) % REAL_CLI_EVERY == 0
-            argv = settle_argv(crash, path, number)
+            argv = settle_argv(crash_sides[stats.kills % len(crash_sides)], path, number)
             before = watch_crash.count(number)
             left = (len(keys) - before) // BATCH
             if use_real:
@@ -267,8 +276,8 @@ def test_kill_9_during_batch_settlement_is_exactly_once(
             stats.partial += 0 < count < len(keys)
             stats.progress.append(f"{before // BATCH}->{count // BATCH}")
 
-        finish = context.Process(target=workload.cli_child,
-                                 args=(settle_argv(crash, path, number), str(log)))
+        finish = context.Process(target=workload.cli_child, args=(
+            settle_argv(crash_sides[number % len(crash_sides)], path, number), str(log)))
         finish.start()
         finish.join(timeout=600)
         assert finish.exitcode == 0, log.read_text()[-3000:]
@@ -282,7 +291,7 @@ def test_kill_9_during_batch_settlement_is_exactly_once(
     audit_service.close()
     assert report.ok, report.violations
     after_crashes, clean_run = snapshot(crash.url), snapshot(reference.url)
-    print(f"{backend}: {stats}; debited {after_crashes['debited']}")
+    print(f"{label}: {stats}; debited {after_crashes['debited']}")
     assert after_crashes["entries"] == clean_run["entries"]
     assert after_crashes["debited"] == clean_run["debited"]
     assert after_crashes["credits"] == clean_run["credits"]

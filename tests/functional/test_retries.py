@@ -39,7 +39,7 @@ from sqlalchemy.engine import Engine
 from ovh_credit_plugin import models
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.service import CreditService
-from tests.conftest import Ledger, ServerPool
+from tests.support.ledgers import Ledger, ServerPool
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)

@@ -25,6 +25,7 @@ import multiprocessing
 import queue
 import traceback
 from collections import Counter
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ import pytest
 import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
-from tests.conftest import Ledger
-from tests.functional.catalog_server import CatalogServer, running
+from tests.support.catalog_server import CatalogServer, running
+from tests.support.ledgers import Ledger
 
 WORKERS = 50
 THROTTLE_LIMIT = 5
@@ -103,7 +104,8 @@ def _worker(index: int, config: str, barrier: Any, results: Any) -> None:
     service.close()
 
 
-def _run_race(config: Path) -> dict[str, list[tuple[int, str, str]]]:
+def _run_race(configs: Sequence[Path]) -> dict[str, list[tuple[int, str, str]]]:
+    """The race, worker I configured by ``configs[I % len(configs)]`` (Galera: one per node)."""
     # forkserver: every worker is a fresh process forked from a clean,
     # single-threaded server (not from pytest, which runs the catalog's
     # threads and holds database connections), with the plugin imported
@@ -119,7 +121,8 @@ def _run_race(config: Path) -> dict[str, list[tuple[int, str, str]]]:
     barrier = context.Barrier(WORKERS)
     results = context.Queue()
     processes = [
-        context.Process(target=_worker, args=(index, str(config), barrier, results))
+        context.Process(target=_worker,
+                        args=(index, str(configs[index % len(configs)]), barrier, results))
         for index in range(WORKERS)
     ]
     for process in processes:
@@ -142,22 +145,25 @@ def _run_race(config: Path) -> dict[str, list[tuple[int, str, str]]]:
     return outcomes
 
 
+def race_config(path: Path, url: str, server: CatalogServer) -> Path:
+    path.write_text(
+        "[cloud_credit]\n"
+        f"connection = {url}\n"
+        # Round 2's fifty concurrent tries all hold a reservation at once.
+        "voucher_max_failed_attempts = 100\n"
+        "[voucher_catalog]\n"
+        "driver = http\n"
+        f"endpoint = {server.url}\n"
+        f"auth_token = {TOKEN}\n"
+        "timeout = 60\n"
+        "retries = 3\n"
+    )
+    return path
+
+
 def test_fifty_processes_race_for_vouchers(ledger: Ledger, tmp_path: Path) -> None:
     with running(vouchers=VOUCHERS, token=TOKEN) as server:
-        config = tmp_path / "race.conf"
-        config.write_text(
-            "[cloud_credit]\n"
-            f"connection = {ledger.url}\n"
-            # Round 2's fifty concurrent tries all hold a reservation at once.
-            "voucher_max_failed_attempts = 100\n"
-            "[voucher_catalog]\n"
-            "driver = http\n"
-            f"endpoint = {server.url}\n"
-            f"auth_token = {TOKEN}\n"
-            "timeout = 60\n"
-            "retries = 3\n"
-        )
-        outcomes = _run_race(config)
+        outcomes = _run_race([race_config(tmp_path / "race.conf", ledger.url, server)])
         check_outcomes(outcomes, server, ledger)
 
 

@@ -5,7 +5,7 @@ overlapping invoices (the same ids in several workers, batches, replays and
 conflicting replays), confirm the same payments from several workers, cancel
 contested orders, activate vouchers from the file catalog (one voucher with
 ``max_redemptions``), void credits and run the expiry job with ``at`` times
-moving forward. Then, from the parent (:func:`tests.functional.workload.verify`):
+moving forward. Then, from the parent (:func:`tests.support.workload.verify`):
 
 * every invoice is settled exactly once: one settlement row per key, exactly
   one "settled now" answer, every other answer (replays, the parent's final
@@ -32,7 +32,7 @@ Profiles, chosen by ``OVH_CREDIT_WORKLOAD``:
 a run's plan and choices; the interleaving of processes is, of course, never
 the same. The same workload runs outside pytest on any empty database::
 
-    python -m tests.functional.workload run --url URL --profile long --seed N
+    python -m tests.support.workload run --url URL --profile long --seed N
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerPool, new_database_url
-from tests.functional import workload
+from tests.support import workload
+from tests.support.ledgers import ServerPool, new_database_url
 
 PROFILE = os.environ.get("OVH_CREDIT_WORKLOAD", "short")
 
@@ -62,6 +62,10 @@ def test_bank_workload_keeps_every_invariant(
           f"(OVH_CREDIT_WORKLOAD_SEED={seed} replays the plan)")
     report = workload.run(url, tmp_path / "workload", processes=processes, duration=duration,
                           seed=seed, invoices=invoices)
+    check_report(report, seed, processes)
+
+
+def check_report(report: workload.Report, seed: int, processes: int) -> None:
     summary = {k: v for k, v in report.__dict__.items() if k != "violations"}
     print(json.dumps(summary))
     assert not report.violations, (

@@ -211,7 +211,7 @@ def _restore_global_conf() -> Iterator[None]:
 
 @pytest.fixture(params=["sqlite"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """The ledger on SQLite here (tests/functional covers every backend).
+    """The ledger on SQLite here (tests/service and tests/functional cover every backend).
 
     A test parametrizes ``backend`` itself to run on PostgreSQL and MariaDB too.
     """

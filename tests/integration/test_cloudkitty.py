@@ -23,7 +23,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import BACKENDS
 from tests.integration.conftest import (
     HAVE_CLOUDKITTY,
     OTHER_SCOPE,
@@ -32,6 +31,7 @@ from tests.integration.conftest import (
     SCOPE,
     CloudKitty,
 )
+from tests.support.ledgers import BACKENDS
 
 if not HAVE_CLOUDKITTY and not REQUIRE_CLOUDKITTY:
     pytest.skip("cloudkitty is not installed (pip install -e '.[cloudkitty]')",

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Ledger
-from tests.functional.api_harness import PROJECT, auth_token_fixture, call, serving
 from tests.integration.conftest import CloudKitty
+from tests.support.api import PROJECT, auth_token_fixture, call, serving
+from tests.support.ledgers import Ledger
 
 pytestmark = pytest.mark.integration
 

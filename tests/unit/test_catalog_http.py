@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 import socket
 import time
@@ -25,71 +24,27 @@ import pytest
 import requests
 import responses
 import yaml
-from oslo_config import cfg
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import RequestHistory
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog import http as catalog_http
-from ovh_credit_plugin.catalog.http import HttpVoucherCatalog
-from ovh_credit_plugin.conf import register_opts
-from ovh_credit_plugin.ledger.database import Database, create_engine
-from ovh_credit_plugin.service import CreditService
-from tests.conftest import T0, Ledger
-
-ENDPOINT = "https://catalog.test/api"
-CODE = "WELCOME-2026"
-TOKEN = "s3cr3t-token-value"
-PROJECT = "p1"
-KEY = base.idempotency_key(PROJECT, CODE)
-VOUCHER_URL = f"{ENDPOINT}/v1/vouchers/{CODE}"
-REDEEM_URL = f"{VOUCHER_URL}/redemptions"
-OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "voucher-catalog.openapi.yaml"
-
-
-def voucher_doc(**changes: Any) -> dict[str, Any]:
-    document = {
-        "code": CODE, "amount": "50.00", "currency": "EUR", "status": "active",
-        "valid_from": None, "valid_until": None, "validity_days": 90, "products": [],
-        "max_redemptions": None, "redemptions": 0, "description": "Welcome voucher",
-    }
-    document.update(changes)
-    return document
-
-
-def redemption_doc(**changes: Any) -> dict[str, Any]:
-    document = {
-        "id": "r-1", "code": CODE, "project_id": PROJECT, "amount": "50.00",
-        "currency": "EUR", "valid_from": None, "valid_until": None, "validity_days": 90,
-        "products": [], "description": "Welcome voucher",
-        "redeemed_at": "2026-01-31T10:00:00Z",
-    }
-    document.update(changes)
-    return document
-
-
-def make_conf(**options: Any) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
-    register_opts(conf)
-    conf(args=[])
-    options.setdefault("endpoint", ENDPOINT)
-    options.setdefault("auth_token", TOKEN)
-    options.setdefault("retries", 3)
-    for name, value in options.items():
-        conf.set_override(name, value, group="voucher_catalog")
-    return conf
-
-
-def make_catalog(**options: Any) -> HttpVoucherCatalog:
-    return HttpVoucherCatalog(conf=make_conf(**options), backoff_factor=0.0)
-
-
-@pytest.fixture
-def backend() -> str:
-    # The driver is under test here; the service's database rules are tested
-    # on every backend in test_vouchers.py.
-    return "sqlite"
+from ovh_credit_plugin.catalog.http import HttpVoucherCatalog, deadline, transport
+from tests.support.catalog_docs import (
+    CODE,
+    KEY,
+    MALFORMED_VOUCHERS,
+    OPENAPI,
+    PROJECT,
+    REDEEM_URL,
+    TOKEN,
+    VOUCHER_URL,
+    calls,
+    make_catalog,
+    redemption_doc,
+    voucher_doc,
+)
 
 
 @pytest.fixture
@@ -103,10 +58,6 @@ def catalog() -> Iterator[HttpVoucherCatalog]:
     driver = make_catalog()
     yield driver
     driver.close()
-
-
-def calls(mock: responses.RequestsMock, method: str | None = None) -> list[Any]:
-    return [c for c in mock.calls if method is None or c.request.method == method]
 
 
 # -- the contract document is the models' single source --------------------------------
@@ -375,35 +326,6 @@ def test_connection_errors_become_unavailable(
 # -- malformed answers ---------------------------------------------------------------
 
 
-MALFORMED_VOUCHERS = {
-    "not json": b"<html>502 Bad Gateway</html>",
-    "json array": b"[]",
-    "json string": b'"ok"',
-    "truncated json": json.dumps(voucher_doc()).encode()[:40],
-    "empty": b"",
-    "negative amount": voucher_doc(amount="-5.00"),
-    "zero amount": voucher_doc(amount="0.00"),
-    "amount as number": voucher_doc(amount=50.0),
-    "amount as integer": voucher_doc(amount=50),
-    "amount with exponent": voucher_doc(amount="5E1"),
-    "amount with spaces": voucher_doc(amount=" 50.00"),
-    "amount NaN": voucher_doc(amount="NaN"),
-    "too many decimals for EUR": voucher_doc(amount="50.001"),
-    "decimals for JPY": voucher_doc(amount="100.5", currency="JPY"),
-    "unknown currency": voucher_doc(currency="EUX"),
-    "currency without minor unit": voucher_doc(currency="XAU"),
-    "lower-case currency": voucher_doc(currency="eur"),
-    "another code": voucher_doc(code="OTHER-CODE"),
-    "malformed code": voucher_doc(code="welcome 2026"),
-    "unknown status": voucher_doc(status="on-sale"),
-    "naive datetime": voucher_doc(valid_until="2027-01-01T00:00:00"),
-    "not a datetime": voucher_doc(valid_until="tomorrow"),
-    "days as string": voucher_doc(validity_days="90"),
-    "zero days": voucher_doc(validity_days=0),
-    "negative redemptions": voucher_doc(redemptions=-1),
-    "products not a list": voucher_doc(products="gpu"),
-    "null description": voucher_doc(description=None),
-}
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED_VOUCHERS))
@@ -477,199 +399,11 @@ def test_oversized_answer_is_refused(
         catalog.get(CODE)
 
 
-# -- through the service: nothing redeemed after a bad GET ------------------------------
-
-
-@pytest.fixture
-def http_service(ledger: Ledger) -> Iterator[CreditService]:
-    database = Database(create_engine(ledger.url))
-    service = CreditService(database=database, catalog=make_catalog())
-    yield service
-    report = service.audit()
-    service.close()
-    assert report.ok, report.violations
-
-
-def _ledger_rows(service: CreditService) -> dict[str, int]:
-    def work(conn: Any) -> dict[str, int]:
-        import sqlalchemy as sa
-
-        from ovh_credit_plugin.ledger import schema
-        counts = {}
-        for name, table in (("credits", schema.credits),
-                            ("activations", schema.voucher_activations),
-                            ("attempts", schema.voucher_attempts)):
-            counts[name] = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        return counts
-
-    return service.database.read(work)
-
-
-@pytest.mark.parametrize("name", ["not json", "negative amount", "another code",
-                                  "unknown currency", "amount as number"])
-def test_no_post_after_a_malformed_get(
-    mocked: responses.RequestsMock, http_service: CreditService, name: str
-) -> None:
-    body = MALFORMED_VOUCHERS[name]
-    mocked.get(VOUCHER_URL, body=body if isinstance(body, bytes) else json.dumps(body))
-    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
-    with pytest.raises(base.CatalogProtocolError):
-        http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert calls(mocked, "POST") == []
-    # Not the customer's fault: no failed attempt held against the project.
-    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 0}
-
-
-@pytest.mark.parametrize(("status", "document"), [
-    (404, {"message": "no such voucher"}),
-    (200, voucher_doc(status="exhausted")),
-    (200, voucher_doc(status="revoked")),
-    (200, voucher_doc(valid_until="2026-01-01T00:00:00Z")),
-    (200, voucher_doc(max_redemptions=1, redemptions=1)),
-])
-def test_no_post_after_a_refusing_get(
-    mocked: responses.RequestsMock, http_service: CreditService, status: int,
-    document: dict[str, Any],
-) -> None:
-    mocked.get(VOUCHER_URL, json=document, status=status)
-    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
-    with pytest.raises(exceptions.VoucherRefused) as caught:
-        http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert str(caught.value) == exceptions.VoucherRefused.public_message
-    assert calls(mocked, "POST") == []
-    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 1}
-
-
-def test_no_post_after_an_auth_error(
-    mocked: responses.RequestsMock, http_service: CreditService
-) -> None:
-    mocked.get(VOUCHER_URL, json={"message": "bad token"}, status=403)
-    with pytest.raises(base.CatalogAuthError):
-        http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert calls(mocked, "POST") == []
-    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 0}
-
-
-@pytest.mark.parametrize("status", [401, 403])
-def test_an_auth_error_on_the_post_leaves_the_activation_pending(
-    mocked: responses.RequestsMock, http_service: CreditService, status: int
-) -> None:
-    # docs/voucher-catalog.md, "Faults": a refused POST may follow a retried
-    # one that timed out after the catalog redeemed; pending is the safe side.
-    mocked.get(VOUCHER_URL, json=voucher_doc())
-    mocked.post(REDEEM_URL, json={"message": "read-only token"}, status=status)
-    with pytest.raises(base.CatalogAuthError):
-        http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert _ledger_rows(http_service) == {"credits": 0, "activations": 1, "attempts": 0}
-    assert [p["code"] for p in http_service.pending_activations()] == [CODE]
-    # The token fixed, running the activation again finishes it.
-    mocked.replace(responses.POST, REDEEM_URL, json=redemption_doc(), status=201)
-    assert http_service.activate_voucher(PROJECT, CODE, at=T0).total == Decimal("50.00")
-    assert http_service.pending_activations() == []
-
-
-def test_malformed_redemption_leaves_the_intent_pending(
-    mocked: responses.RequestsMock, http_service: CreditService
-) -> None:
-    # The catalog may have committed: nothing is granted, the operator sees it.
-    mocked.get(VOUCHER_URL, json=voucher_doc())
-    mocked.post(REDEEM_URL, body=b"{oops", status=201)
-    with pytest.raises(base.CatalogProtocolError):
-        http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert _ledger_rows(http_service) == {"credits": 0, "activations": 1, "attempts": 0}
-    assert [p["project_id"] for p in http_service.pending_activations()] == [PROJECT]
-    # Once the catalog answers properly, the same activation finishes: no new GET.
-    mocked.replace(responses.POST, REDEEM_URL, json=redemption_doc(), status=200)
-    credit = http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert credit.total == Decimal("50.00")
-    assert len(calls(mocked, "GET")) == 1
-    assert http_service.pending_activations() == []
-
-
-def test_redemption_in_another_currency_than_the_voucher_grants_nothing(
-    mocked: responses.RequestsMock, http_service: CreditService
-) -> None:
-    mocked.get(VOUCHER_URL, json=voucher_doc())
-    mocked.post(REDEEM_URL, json=redemption_doc(currency="USD"), status=201)
-    with pytest.raises(base.CatalogProtocolError, match="USD"):
-        http_service.activate_voucher(PROJECT, CODE, at=T0)
-    assert _ledger_rows(http_service)["credits"] == 0
-
-
-# -- logs: codes masked, token never --------------------------------------------------------
-
-
-def test_logs_mask_codes_and_never_show_the_token(
-    mocked: responses.RequestsMock, http_service: CreditService,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # Per logger: the CLI (run in-process by other tests) lowers ours to ERROR.
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="ovh_credit_plugin")
-    caplog.set_level(logging.DEBUG, logger="urllib3")
-    mocked.get(VOUCHER_URL, status=503, json={})
-    mocked.get(VOUCHER_URL, json=voucher_doc())
-    mocked.post(REDEEM_URL, json=redemption_doc(), status=201)
-    http_service.activate_voucher(PROJECT, CODE, at=T0)
-    mocked.get(f"{ENDPOINT}/v1/vouchers/UNKNOWN-CODE-1", status=404, json={})
-    with pytest.raises(exceptions.VoucherRefused):
-        http_service.activate_voucher(PROJECT, "unknown-code-1", at=T0)
-    text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "WEL…6" in text
-    assert "UNK…1" in text
-    assert CODE not in text
-    assert "UNKNOWN-CODE-1" not in text
-    assert TOKEN not in text
-
-
-@pytest.mark.parametrize(("status", "body", "error"), [
-    (401, {"json": {"message": f"unknown X-Auth-Token {TOKEN}"}}, base.CatalogAuthError),
-    (403, {"body": f"<h1>Forbidden</h1> token={TOKEN}", "content_type": "text/html"},
-     base.CatalogAuthError),
-    (503, {"json": {"message": f"backend rejected {TOKEN}", "echo": [{TOKEN: TOKEN}]}},
-     base.CatalogUnavailable),
-    (418, {"json": {"message": f"no tea for {TOKEN}"}}, base.CatalogProtocolError),
-])
-def test_a_token_echoed_by_the_catalog_is_hidden_from_the_error(
-    mocked: responses.RequestsMock, status: int, body: dict[str, Any],
-    error: type[base.CatalogError],
-) -> None:
-    # docs/voucher-catalog.md: auth_token is never in an error message, even
-    # when a catalog (or a proxy in front of it) quotes it back.
-    mocked.get(VOUCHER_URL, status=status, headers={"X-Request-Id": f"req {TOKEN}"}, **body)
-    with pytest.raises(error) as caught:
-        make_catalog(retries=0).get(CODE)
-    assert TOKEN not in str(caught.value)
-    assert TOKEN not in repr(caught.value.response)
-    assert caught.value.request_id == "req ***"
-    assert "***" in str(caught.value.response)
-
-
-def test_a_token_echoed_in_a_broken_answer_is_hidden_from_the_error(
-    mocked: responses.RequestsMock,
-) -> None:
-    mocked.get(VOUCHER_URL, json=voucher_doc(amount=TOKEN, description=f"for {TOKEN}"))
-    with pytest.raises(base.CatalogProtocolError) as caught:
-        make_catalog().get(CODE)
-    assert TOKEN not in str(caught.value)
-    assert caught.value.response["description"] == "for ***"  # type: ignore[index]
-
-
-def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> None:
-    make_catalog()  # installs the filter
-    caplog.set_level(logging.DEBUG)
-    logging.getLogger("urllib3.connectionpool").warning(
-        "Retrying (%r) after connection broken by '%r': %s", "Retry(total=2)", "err",
-        f"/v1/vouchers/{CODE}/redemptions",
-    )
-    assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WEL…6/redemptions")
-
-
 # -- the deadline's retry policy -----------------------------------------------------------
 
 
 def test_backoff_is_jittered_exponential_and_capped_by_the_deadline() -> None:
-    retry = catalog_http._CatalogRetry(total=10, backoff_factor=1.0, backoff_max=100)
+    retry = transport.CatalogRetry(total=10, backoff_factor=1.0, backoff_max=100)
     seen = set()
     for attempt in range(1, 6):
         retry = retry.new(history=(*retry.history, RequestHistory("GET", "/", None, 503, None)))
@@ -679,33 +413,23 @@ def test_backoff_is_jittered_exponential_and_capped_by_the_deadline() -> None:
             assert ceiling / 2 <= wait <= ceiling
             seen.add(wait)
     assert len(seen) > 50  # jittered, not fixed
-    operation = catalog_http._Operation(seconds=0.5)
-    token = catalog_http._OPERATION.set(operation)
-    try:
+    with deadline.running(seconds=0.5):
         assert retry.get_backoff_time() <= 0.5
-    finally:
-        catalog_http._OPERATION.reset(token)
-        operation.finish()
 
 
 def test_no_retry_once_the_deadline_has_passed() -> None:
-    retry = catalog_http._CatalogRetry(total=10, connect=10)
-    operation = catalog_http._Operation(seconds=0.01)
-    token = catalog_http._OPERATION.set(operation)
-    try:
+    retry = transport.CatalogRetry(total=10, connect=10)
+    with deadline.running(seconds=0.01) as operation:
         time.sleep(0.05)
         with pytest.raises(MaxRetryError):
             retry.increment("GET", "/v1/vouchers/X", error=OSError("reset"))
-    finally:
-        catalog_http._OPERATION.reset(token)
-        operation.finish()
     assert operation.expired
 
 
 def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
-    operation = catalog_http._Operation(seconds=0.2)
+    operation = deadline.Operation(seconds=0.2)
     try:
-        timeout = catalog_http._DeadlineTimeout(connect=3.0, read=5.0, operation=operation)
+        timeout = deadline.DeadlineTimeout(connect=3.0, read=5.0, operation=operation)
         assert timeout.clone().connect_timeout <= 0.2
         assert timeout.clone().read_timeout <= 0.2
     finally:
@@ -716,16 +440,16 @@ def test_attempt_timeouts_shrink_to_the_remaining_deadline() -> None:
 def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> None:
     mine, peer = socket.socketpair()
     mine.settimeout(1)
-    pool = catalog_http._HTTPPool("catalog.test")
+    pool = transport.WatchedHTTPConnectionPool("catalog.test")
     connection = pool._get_conn()
-    assert isinstance(connection, catalog_http._WatchedHTTPConnection)
+    assert isinstance(connection, transport.WatchedHTTPConnection)
     connection.sock = mine
-    operation = catalog_http._Operation(seconds=60)
+    operation = deadline.Operation(seconds=60)
     try:
         operation.watch(connection)
         if released:  # back in the pool, maybe another thread's by now
             pool._put_conn(connection)
-        operation._expire()
+        operation.expire()
         with contextlib.suppress(OSError):  # a shut down socket refuses the write
             peer.sendall(b"x")
         assert mine.recv(1) == (b"x" if released else b"")
@@ -739,38 +463,42 @@ def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> No
 
 
 def test_proxy_and_ca_bundle_variables_are_read_once_when_built(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mocked: responses.RequestsMock
 ) -> None:
     # Not on every request (requests' trust_env costs ~0.1 ms a call), but
     # still honoured: the proxy for the endpoint, NO_PROXY, the CA bundle.
+    # Seen in what each call hands requests' adapter (responses records it).
+    mocked.get(VOUCHER_URL, json=voucher_doc())
+
+    def sent_by(driver: HttpVoucherCatalog) -> dict[str, Any]:
+        try:
+            driver.get(CODE)
+        finally:
+            driver.close()
+        return typing.cast(dict[str, Any], calls(mocked)[-1].request.req_kwargs)
+
     bundle = tmp_path / "ca.pem"
     bundle.write_text("")
-    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
-                 "all_proxy", "CURL_CA_BUNDLE"):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
+                 "no_proxy", "ALL_PROXY", "all_proxy", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     driver = make_catalog()
-    try:
-        assert driver._proxies == {"https": "http://proxy.test:3128"}
-        assert driver._verify == str(bundle)
-        assert driver._session.trust_env is False
-    finally:
-        driver.close()
+    # Set once the driver is built: a session that read the environment on
+    # every request (requests' trust_env) would add this proxy to the call.
+    monkeypatch.setenv("HTTP_PROXY", "http://late.test:3128")
+    sent = sent_by(driver)
+    assert sent["proxies"] == {"https": "http://proxy.test:3128"}
+    assert sent["verify"] == str(bundle)
+    monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.setenv("NO_PROXY", "catalog.test")
-    driver = make_catalog(ca_file=str(bundle))
-    try:
-        assert driver._proxies == {}
-        assert driver._verify == str(bundle)
-    finally:
-        driver.close()
+    sent = sent_by(make_catalog(ca_file=str(bundle)))
+    assert sent["proxies"] == {}
+    assert sent["verify"] == str(bundle)
     monkeypatch.delenv("NO_PROXY")
-    driver = make_catalog(verify=False)  # an explicit choice wins over the variable
-    try:
-        assert driver._verify is False
-    finally:
-        driver.close()
-
+    # An explicit choice wins over the variable.
+    assert sent_by(make_catalog(verify=False))["verify"] is False
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -784,12 +512,3 @@ def test_proxy_and_ca_bundle_variables_are_read_once_when_built(
 def test_bad_configuration_is_a_clear_error(options: dict[str, Any], message: str) -> None:
     with pytest.raises(exceptions.ConfigError, match=message):
         make_catalog(**options)
-
-
-def test_the_http_driver_is_registered_for_stevedore(ledger: Ledger) -> None:
-    from ovh_credit_plugin.service import load_catalog
-
-    conf = make_conf(driver="http")
-    driver = load_catalog(conf, database=Database(create_engine(ledger.url)))
-    assert isinstance(driver, HttpVoucherCatalog)
-    driver.close()

@@ -1,7 +1,7 @@
 """Orders created under an Idempotency-Key (REST API): one row per (project, key).
 
 Revision ID: 0003_order_idempotency
-Revises: 0001
+Revises: 0003_settlement_note
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from ovh_credit_plugin.ledger.types import UTCDateTime
 
 revision = "0003_order_idempotency"
-down_revision = "0001"
+down_revision = "0003_settlement_note"
 branch_labels = None
 depends_on = None
 

@@ -28,7 +28,8 @@ from ovh_credit_plugin.catalog import file as file_catalog
 from ovh_credit_plugin.catalog.file import FileVoucherCatalog
 from ovh_credit_plugin.ledger import credits, projects, schema
 from ovh_credit_plugin.service import CreditService
-from tests.conftest import BACKENDS, T0, VOUCHERS, Cli, Ledger
+from tests.support.cli import Cli
+from tests.support.ledgers import BACKENDS, T0, VOUCHERS, Ledger
 
 PUBLIC = exceptions.VoucherRefused.public_message
 # The rules that lean on the database (unique activations, the throttle's

@@ -19,7 +19,7 @@ from oslo_config import cfg
 
 from ovh_credit_plugin.api.app import make_app, make_server
 from ovh_credit_plugin.conf import register_api_opts, register_opts
-from tests.conftest import Ledger
+from tests.support.ledgers import Ledger
 
 PROJECT = "a" * 32
 OTHER = "b" * 32

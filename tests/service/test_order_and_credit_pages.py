@@ -10,7 +10,7 @@ import pytest
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.service import CreditService
-from tests.conftest import T0
+from tests.support.ledgers import T0
 
 
 def test_show_order_and_its_status_as_of_a_time(service: CreditService) -> None:

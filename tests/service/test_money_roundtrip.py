@@ -31,7 +31,8 @@ from ovh_credit_plugin import allocation, models
 from ovh_credit_plugin.ledger import credits, schema
 from ovh_credit_plugin.ledger.types import Money
 from ovh_credit_plugin.service import fingerprint
-from tests.conftest import Cli, Ledger, ServerPool
+from tests.support.cli import Cli
+from tests.support.ledgers import Ledger, ServerPool
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)

@@ -1,0 +1,153 @@
+"""What travels on the wire: the contract's documents and reading answers into models.
+
+The models follow ``docs/voucher-catalog.openapi.yaml`` and a test keeps
+them in step. A leaf: parsing says what is wrong with an answer
+(:class:`WireError`) without deciding how that is told; the code masking
+and token hiding of that message are ``errors``'s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+import pydantic
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ovh_credit_plugin import exceptions, models
+
+API_PREFIX = "/v1/vouchers"
+REQUEST_ID_HEADER = "X-Request-Id"
+AUTH_HEADER = "X-Auth-Token"
+# A catalog answer is a few hundred bytes; a megabyte is a broken server.
+MAX_BODY_BYTES = 1 << 20
+
+# The wire patterns; docs/voucher-catalog.openapi.yaml carries the same ones.
+CODE_PATTERN = r"^[A-Z0-9-]{4,64}$"
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{16,128}$"
+IDEMPOTENCY_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+class _Wire(BaseModel):
+    # Fields the contract does not name are ignored (a catalog may grow);
+    # every field it names must be there, with its JSON type: no number for
+    # an amount, no string for a count.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+WireCode = Annotated[str, Field(pattern=CODE_PATTERN)]
+WireAmount = Annotated[str, Field(pattern=AMOUNT_PATTERN)]
+WireCurrency = Annotated[str, Field(pattern=CURRENCY_PATTERN)]
+
+
+class VoucherDocument(_Wire):
+    """``Voucher`` of the contract: the answer to ``GET /v1/vouchers/{code}``."""
+
+    code: WireCode
+    amount: WireAmount
+    currency: WireCurrency
+    status: models.VoucherStatus
+    valid_from: AwareDatetime | None
+    valid_until: AwareDatetime | None
+    validity_days: Annotated[int, Field(ge=1, le=36600)] | None
+    products: list[Annotated[str, Field(min_length=1, max_length=255)]]
+    max_redemptions: Annotated[int, Field(ge=1)] | None
+    redemptions: Annotated[int, Field(ge=0)]
+    description: Annotated[str, Field(max_length=1000)]
+
+
+class RedemptionDocument(_Wire):
+    """``Redemption`` of the contract: the answer to ``POST .../redemptions``."""
+
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    code: WireCode
+    project_id: Annotated[str, Field(min_length=1, max_length=255)]
+    amount: WireAmount
+    currency: WireCurrency
+    valid_from: AwareDatetime | None
+    valid_until: AwareDatetime | None
+    validity_days: Annotated[int, Field(ge=1, le=36600)] | None
+    products: list[Annotated[str, Field(min_length=1, max_length=255)]]
+    description: Annotated[str, Field(max_length=1000)]
+    redeemed_at: AwareDatetime
+
+
+class RedemptionRequest(_Wire):
+    """``RedemptionRequest`` of the contract: the body we POST."""
+
+    project_id: Annotated[str, Field(min_length=1, max_length=255)]
+    idempotency_key: Annotated[str, Field(pattern=IDEMPOTENCY_KEY_PATTERN)]
+
+
+class ErrorDocument(BaseModel):
+    """``Error`` of the contract: what a 4xx/5xx may carry (all optional)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    message: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer as the driver read it: the body whole, the headers it keeps already cleaned.
+
+    Everything after the exchange (status mapping, parsing, error messages)
+    works on this, never on a live ``requests.Response``.
+    """
+
+    status: int
+    body: bytes
+    request_id: str | None
+    attempts: int
+    retry_after: str | None
+
+
+class WireError(Exception):
+    """An answer that does not follow the contract.
+
+    Carries the answer and what is wrong with it, unmasked: the message a
+    user sees (code masked, tokens hidden) is made by ``errors``, the one
+    place that turns what went wrong into a ``CatalogError``.
+    """
+
+    def __init__(self, *, answer: Answer, what: str, problem: str) -> None:
+        super().__init__(f"{what} {problem}")
+        self.answer = answer
+        # Completes "the voucher catalog's <what> for <code> <problem>".
+        self.what = what
+        self.problem = problem
+
+
+_Model = TypeVar("_Model", models.Voucher, models.Redemption)
+_Document = TypeVar("_Document", VoucherDocument, RedemptionDocument)
+
+
+def parse(model: type[_Document], answer: Answer, *, what: str) -> _Document:
+    """The answer's body as a wire document; :class:`WireError` when it is not one."""
+    try:
+        return model.model_validate_json(answer.body)
+    except pydantic.ValidationError as error:
+        first = models.first_error(error)
+        if first.type in ("json_invalid", "json_type", "model_type"):
+            problem = "is not a JSON object"
+        else:
+            problem = f"is invalid: {first}" if first.where else first.message
+        raise WireError(answer=answer, what=what, problem=problem) from None
+
+
+def convert(
+    model: type[_Model],
+    document: VoucherDocument | RedemptionDocument,
+    answer: Answer,
+) -> _Model:
+    """The wire document as the plugin's model (currency and decimals checked)."""
+    try:
+        return model.model_validate(document.model_dump())
+    except (pydantic.ValidationError, exceptions.InvalidInput, ValueError) as error:
+        detail = (str(models.first_error(error))
+                  if isinstance(error, pydantic.ValidationError) else str(error))
+        raise WireError(answer=answer, what="answer", problem=f"is invalid: {detail}") from None
