@@ -37,7 +37,7 @@ def test_counts_are_backfilled_from_existing_redemptions(
                         redeemed_at=AT,
                     ))
         migration.upgrade(engine)
-        assert migration.current(engine) == migration.head() == "0002_catalog_counts"
+        assert migration.current(engine) == migration.head()
         with engine.connect() as conn:
             counts = dict(conn.execute(sa.text(
                 "SELECT code, redemptions FROM cloud_credit_catalog_voucher_counts")).all())
