@@ -50,7 +50,7 @@ class _Root:
     def __init__(self, runtime: Runtime) -> None:
         self.v1 = CreditRootController(runtime)
 
-    @pecan.expose()
+    @pecan.expose(content_type="application/json")
     def index(self) -> webob.Response:
         return version_document(pecan.request)
 

@@ -318,7 +318,7 @@ def handler(func: _F) -> _F:
     # Seen by pecan as (self, *args, **kwargs): no path arguments checked by pecan.
     del wrapper.__wrapped__
     wrapper.path_arguments = [p.name for p in positional]  # type: ignore[attr-defined]
-    return pecan.expose()(wrapper)  # type: ignore[no-any-return]
+    return pecan.expose(content_type="application/json")(wrapper)  # type: ignore[no-any-return]
 
 
 class _Resource(rest.RestController):
@@ -537,7 +537,7 @@ class CreditRootController(rest.RestController):
         self.vouchers = VouchersController(runtime)
         self.orders = OrdersController(runtime)
 
-    @pecan.expose()
+    @pecan.expose(content_type="application/json")
     def _route(self, args: list[str], request: Any = None) -> Any:
         if request is None:
             request = pecan.request
@@ -559,7 +559,7 @@ class CreditRootController(rest.RestController):
             request.environ[_ROUTING_ERROR_ENV] = 404
         return self._routing_error, []
 
-    @pecan.expose()
+    @pecan.expose(content_type="application/json")
     def _routing_error(self, *args: Any, **kwargs: Any) -> webob.Response:
         request = pecan.request
         status = int(request.environ.get(_ROUTING_ERROR_ENV) or 404)
