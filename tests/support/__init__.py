@@ -1,0 +1,1 @@
+"""Harness code for the tests: real servers on loopback ports (Keystone, WSGI apps)."""
