@@ -44,7 +44,7 @@ from typing import Any
 from tests.support.process import ServerProcess
 
 REQUIRE_KEYSTONE = os.environ.get("OVH_CREDIT_REQUIRE_KEYSTONE") == "1"
-PASSWORD = "secret-test-password"  # noqa: S105 - a throwaway Keystone on loopback
+PASSWORD = "secret-test-password"
 DOMAIN = "default"
 PERSONAS = {
     # name: (project, role)
@@ -180,7 +180,7 @@ enforce_scope = true
 
 def _manage(directory: Path, *args: str) -> None:
     manage = str(Path(sys.executable).parent / "keystone-manage")
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [manage, "--config-file", str(directory / "keystone.conf"), *args],
         capture_output=True, text=True, timeout=300, check=False,
     )

@@ -26,7 +26,7 @@ class _Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
-        sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 
 def main(argv: list[str]) -> int:
