@@ -99,13 +99,14 @@ class Requests:
         return Request("GET", self._path("credits"),
                        params=_list_params(project_id, status, limit, marker))
 
-    def show_credit(self, credit_id: str, *, project_id: str | None = None) -> Request:
-        return Request("GET", self._path("credits", credit_id), params=_project(project_id))
+    # A credit or an order is addressed by its id alone: its project is the
+    # ledger's, so the item routes take no ?project_id= (the API refuses it).
+    def show_credit(self, credit_id: str) -> Request:
+        return Request("GET", self._path("credits", credit_id))
 
-    def void_credit(self, credit_id: str, reason: str, *,
-                    project_id: str | None = None) -> Request:
+    def void_credit(self, credit_id: str, reason: str) -> Request:
         return Request("POST", self._path("credits", credit_id, "void"),
-                       params=_project(project_id), body={"reason": reason})
+                       body={"reason": reason})
 
     def activate_voucher(self, code: str, *, project_id: str | None = None) -> Request:
         return Request("POST", self._path("vouchers"), params=_project(project_id),
@@ -129,17 +130,14 @@ class Requests:
         return Request("GET", self._path("orders"),
                        params=_list_params(project_id, status, limit, marker))
 
-    def show_order(self, order_id: str, *, project_id: str | None = None) -> Request:
-        return Request("GET", self._path("orders", order_id), params=_project(project_id))
+    def show_order(self, order_id: str) -> Request:
+        return Request("GET", self._path("orders", order_id))
 
-    def cancel_order(self, order_id: str, *, project_id: str | None = None) -> Request:
-        return Request("POST", self._path("orders", order_id, "cancel"),
-                       params=_project(project_id))
+    def cancel_order(self, order_id: str) -> Request:
+        return Request("POST", self._path("orders", order_id, "cancel"))
 
-    def pay_order(self, order_id: str, amount: str, currency: str, *,
-                  project_id: str | None = None) -> Request:
+    def pay_order(self, order_id: str, amount: str, currency: str) -> Request:
         return Request("POST", self._path("orders", order_id, "payment"),
-                       params=_project(project_id),
                        body={"amount": amount_text(amount), "currency": currency.strip().upper()})
 
 

@@ -99,19 +99,23 @@ def _positive_int(text: str) -> int:
 
 
 class _CreditCommand:
-    """Shared by every command: ``--project``, the client."""
+    """Shared by every command: the client; ``--project`` where the API takes it."""
 
     app: Any
+    # Lists and creations act on a project; a credit or an order is found by
+    # its id alone, so those commands have no --project.
+    takes_project = False
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = super().get_parser(prog_name)  # type: ignore[misc]
-        parser.add_argument(
-            "--project",
-            metavar="<project-id>",
-            default=None,
-            help="Act on this project (ID) instead of the token's: admins only "
-            "(sent as ?project_id=); anyone else gets 403 or 404.",
-        )
+        if self.takes_project:
+            parser.add_argument(
+                "--project",
+                metavar="<project-id>",
+                default=None,
+                help="Act on this project (ID) instead of the token's: admins only "
+                "(sent as ?project_id=).",
+            )
         return parser
 
     @property
@@ -132,6 +136,7 @@ class _CreditCommand:
 
 class _ListCommand(_CreditCommand, Lister):
     statuses: tuple[str, ...] = ()
+    takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -170,7 +175,7 @@ class ShowCredit(_CreditCommand, ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         document = self.send(self.client.requests.show_credit(
-            parsed_args.credit, project_id=parsed_args.project))
+            parsed_args.credit))
         return _show(document, (*CREDIT_FIELDS, "entries"))
 
 
@@ -189,12 +194,14 @@ class VoidCredit(_CreditCommand, ShowOne):
         if not parsed_args.reason.strip():
             raise credit_client.CreditAPIError("--reason must not be empty")
         document = self.send(self.client.requests.void_credit(
-            parsed_args.credit, parsed_args.reason, project_id=parsed_args.project))
+            parsed_args.credit, parsed_args.reason))
         return _show(document, CREDIT_FIELDS)
 
 
 class ActivateVoucher(_CreditCommand, ShowOne):
     """Activate a voucher code: the project gets its credit (again: the same credit)."""
+
+    takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -210,6 +217,8 @@ class ActivateVoucher(_CreditCommand, ShowOne):
 class CheckVoucher(_CreditCommand, ShowOne):
     """Show what a voucher code would grant, without activating it."""
 
+    takes_project = True
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("code", metavar="<code>", help="Voucher code")
@@ -224,6 +233,8 @@ class CheckVoucher(_CreditCommand, ShowOne):
 
 class CreateOrder(_CreditCommand, ShowOne):
     """Buy cloud credit: a pending order to pay at its payment_url (no credit until paid)."""
+
+    takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -270,7 +281,7 @@ class ShowOrder(_OrderCommand):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         document = self.send(self.client.requests.show_order(
-            parsed_args.order, project_id=parsed_args.project))
+            parsed_args.order))
         return _show(document, ORDER_FIELDS)
 
 
@@ -279,7 +290,7 @@ class CancelOrder(_OrderCommand):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         document = self.send(self.client.requests.cancel_order(
-            parsed_args.order, project_id=parsed_args.project))
+            parsed_args.order))
         return _show(document, ORDER_FIELDS)
 
 
@@ -296,8 +307,7 @@ class PayOrder(_OrderCommand):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         document = self.send(self.client.requests.pay_order(
-            parsed_args.order, parsed_args.amount, parsed_args.currency,
-            project_id=parsed_args.project))
+            parsed_args.order, parsed_args.amount, parsed_args.currency))
         return _show(document, ORDER_FIELDS)
 
 

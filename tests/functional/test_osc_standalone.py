@@ -85,7 +85,7 @@ def test_payment_system_confirms_and_admin_voids(server: ServerProcess) -> None:
 
     for _ in range(2):  # a webhook delivered twice: one credit
         code, paid, err = osc(server, "rating", "credit", "order", "pay", order["id"],
-                              "--amount", "12.30", "--currency", "EUR", "--project", project,
+                              "--amount", "12.30", "--currency", "EUR",
                               project=uuid.uuid4().hex, roles="service")
         assert code == 0, err
         assert paid["status"] == "paid" and paid["credit_id"] is not None
@@ -97,7 +97,7 @@ def test_payment_system_confirms_and_admin_voids(server: ServerProcess) -> None:
         ("purchased", "12.30", project)]
 
     code, voided, err = osc(server, "rating", "credit", "void", str(paid["credit_id"]),
-                            "--reason", "charge-back", "--project", project,
+                            "--reason", "charge-back",
                             project=uuid.uuid4().hex, roles="admin")
     assert code == 0, err
     assert (voided["status"], voided["voided"], voided["available"]) == (

@@ -111,7 +111,7 @@ def test_customer_flow_through_keystone(stack: Stack, tokens: dict[str, str],
     assert call(stack, server, "POST", f"/orders/{order['id']}/payment", tokens["member"],
                 payment).status_code == 403
     response = call(stack, server, "POST", f"/orders/{order['id']}/payment",
-                    tokens["service"], payment, project_id=alpha)
+                    tokens["service"], payment)
     assert response.status_code == 200, response.text
     credit_id = response.json()["credit_id"]
     assert credit_id is not None

@@ -172,6 +172,19 @@ def test_bodies_params_and_headers() -> None:
     assert r.list_credits(project_id="p", status="active", limit=5, marker="9").params == {
         "project_id": "p", "status": "active", "limit": "5", "marker": "9"}
     assert r.cancel_order("o").body is None
+    assert r.cancel_order("o").params == {} and r.show_credit("7").params == {}
+
+
+@pytest.mark.parametrize("argv", [["credit", "show", "7"],
+                                  ["credit", "void", "7", "--reason", "x"],
+                                  ["credit", "order", "show", "o"],
+                                  ["credit", "order", "cancel", "o"],
+                                  ["credit", "order", "pay", "o", "--amount", "1",
+                                   "--currency", "EUR"]])
+def test_item_commands_take_no_project(argv: list[str]) -> None:
+    # The API finds a credit or an order by its id and refuses ?project_id= there.
+    code, _, err = run(["rating", *argv, "--project", "p2"])
+    assert code == 2 and "unrecognized arguments: --project p2" in err
 
 
 @pytest.mark.parametrize("text,sent", [("50", "50"), ("12.30", "12.30"), (" 0.1 ", "0.1"),
