@@ -280,3 +280,11 @@ def cloudkitty(ledger: Any, tmp_path: Path) -> Iterator[CloudKitty]:
             session.get_bind().dispose()
         for name, _, group in reversed(env.overrides):
             cfg.CONF.clear_override(name, group)
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Keystone with personas (tests/support/keystone.py); started once per run."""
+    from tests.support.keystone import keystone_fixture
+
+    yield from keystone_fixture(tmp_path_factory)

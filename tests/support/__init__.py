@@ -1,3 +1,3 @@
-"""Harness code the tests import: throwaway database servers and Galera clusters, ledgers,
-the CLI in-process, a loopback voucher catalog, the bank workload. Fixtures stay in the
-conftest.py files."""
+"""Harness code the tests import: throwaway database servers, Galera clusters and a real
+Keystone, ledgers, the CLI in-process, the REST API, a loopback voucher catalog, the bank
+workload. Fixtures stay in the conftest.py files."""

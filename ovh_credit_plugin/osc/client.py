@@ -1,0 +1,283 @@
+"""The HTTP side of ``openstack rating credit ...``: requests built from arguments, answers read.
+
+The commands reuse python-cloudkittyclient's ``rating`` client: its keystoneauth
+adapter carries the session (token, TLS, retries, ``--os-endpoint`` or the
+catalog's ``rating`` endpoint, interface and region). Only the path differs
+between the two servers of the same API:
+
+- ``cloudkitty`` (default): the API is CloudKitty's rating module configuration,
+  ``{endpoint}/v1/rating/module_config/cloud_credit``;
+- ``standalone``: the ``ovh-credit-api`` server, ``{endpoint}/v1``.
+
+The choice is ``--os-cloud-credit-api``, ``OS_CLOUD_CREDIT_API`` or
+``cloud_credit_api`` in clouds.yaml (see :mod:`ovh_credit_plugin.osc.plugin`).
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+API_MODES = {
+    "cloudkitty": "/v1/rating/module_config/cloud_credit",
+    "standalone": "/v1",
+}
+DEFAULT_MODE = "cloudkitty"
+# A list follows ``next`` links at most this many times: a server that always
+# answers one would otherwise keep the command running for ever.
+MAX_PAGES = 1000
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+
+
+class CreditAPIError(Exception):
+    """An error answer of the API, or no answer: one line for the terminal."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, relative to the session's endpoint."""
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def base_path(mode: str | None) -> str:
+    try:
+        return API_MODES[mode or DEFAULT_MODE]
+    except KeyError:
+        raise CreditAPIError(
+            f"unknown cloud credit API {mode!r}: choose from {', '.join(API_MODES)}"
+        ) from None
+
+
+def amount_text(text: str) -> str:
+    """An amount argument as a plain decimal string (exact; never a float).
+
+    Signs, decimals and limits are the server's to judge: it is the one place
+    that knows the project's currency and the configured minimum and maximum.
+    """
+    try:
+        value = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        raise ValueError(f"invalid amount {text!r}: use a decimal number, e.g. 50.00") from None
+    if not value.is_finite():
+        raise ValueError(f"invalid amount {text!r}: use a decimal number, e.g. 50.00")
+    return format(value, "f")
+
+
+def _quote(segment: str | int) -> str:
+    return urllib.parse.quote(str(segment), safe="")
+
+
+def _project(project_id: str | None) -> dict[str, str]:
+    return {"project_id": project_id} if project_id else {}
+
+
+class Requests:
+    """Every request of the API (DESIGN.md §4 "REST API"), built from arguments."""
+
+    def __init__(self, base: str):
+        self.base = base.rstrip("/")
+
+    def _path(self, *segments: str | int) -> str:
+        return "/".join([self.base, *(_quote(s) for s in segments)])
+
+    def list_credits(self, *, project_id: str | None = None, status: str | None = None,
+                     limit: int | None = None, marker: str | None = None) -> Request:
+        return Request("GET", self._path("credits"),
+                       params=_list_params(project_id, status, limit, marker))
+
+    # A credit or an order is addressed by its id alone: its project is the
+    # ledger's, so the item routes take no ?project_id= (the API refuses it).
+    def show_credit(self, credit_id: str) -> Request:
+        return Request("GET", self._path("credits", credit_id))
+
+    def void_credit(self, credit_id: str, reason: str) -> Request:
+        return Request("POST", self._path("credits", credit_id, "void"),
+                       body={"reason": reason})
+
+    def activate_voucher(self, code: str, *, project_id: str | None = None) -> Request:
+        return Request("POST", self._path("vouchers"), params=_project(project_id),
+                       body={"code": code})
+
+    def check_voucher(self, code: str, *, project_id: str | None = None) -> Request:
+        return Request("GET", self._path("vouchers", code.strip()), params=_project(project_id))
+
+    def create_order(self, amount: str, *, currency: str | None = None,
+                     idempotency_key: str | None = None,
+                     project_id: str | None = None) -> Request:
+        body: dict[str, Any] = {"amount": amount_text(amount)}
+        if currency:
+            body["currency"] = currency.strip().upper()
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return Request("POST", self._path("orders"), params=_project(project_id), body=body,
+                       headers=headers)
+
+    def list_orders(self, *, project_id: str | None = None, status: str | None = None,
+                    limit: int | None = None, marker: str | None = None) -> Request:
+        return Request("GET", self._path("orders"),
+                       params=_list_params(project_id, status, limit, marker))
+
+    def show_order(self, order_id: str) -> Request:
+        return Request("GET", self._path("orders", order_id))
+
+    def cancel_order(self, order_id: str) -> Request:
+        return Request("POST", self._path("orders", order_id, "cancel"))
+
+    def pay_order(self, order_id: str, amount: str, currency: str) -> Request:
+        return Request("POST", self._path("orders", order_id, "payment"),
+                       body={"amount": amount_text(amount), "currency": currency.strip().upper()})
+
+
+def _list_params(project_id: str | None, status: str | None, limit: int | None,
+                 marker: str | None) -> dict[str, str]:
+    params = _project(project_id)
+    if status:
+        params["status"] = status
+    if limit is not None:
+        params["limit"] = str(limit)
+    if marker:
+        params["marker"] = marker
+    return params
+
+
+def next_marker(document: Mapping[str, Any]) -> str | None:
+    """The ``marker`` of a list's ``next`` link, if there is one.
+
+    Only the marker is taken from the link: its host and path are what the
+    server believes its address is, which behind a proxy need not be ours.
+    """
+    for link in document.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel") == "next":
+            query = urllib.parse.urlsplit(str(link.get("href", ""))).query
+            markers = urllib.parse.parse_qs(query).get("marker")
+            if markers:
+                return markers[-1]
+    return None
+
+
+def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> CreditAPIError:
+    """One line from an error answer: the API-SIG error when there is one.
+
+    Other bodies come from what stands in front of the API (keystonemiddleware's
+    401, CloudKitty's own errors, a proxy's HTML page): their first line is kept.
+    """
+    import json
+
+    code: str | None = None
+    text = ""
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("errors"), list) \
+            and document["errors"] and isinstance(document["errors"][0], dict):
+        error = document["errors"][0]
+        code = str(error.get("code") or "") or None
+        title = str(error.get("title") or "").strip()
+        detail = str(error.get("detail") or "").strip()
+        text = f"{title}: {detail}" if title and detail and detail != title else title or detail
+        request_id = error.get("request_id")
+        extra = [f"HTTP {status}"]
+        if code:
+            extra.append(code)
+        if request_id:
+            extra.append(f"request {request_id}")
+    else:
+        if isinstance(document, dict):
+            # CloudKitty (WSME) and keystonemiddleware shapes.
+            fault = document.get("faultstring") or (document.get("error") or {})
+            text = str(fault.get("message", "")) if isinstance(fault, dict) else str(fault)
+        elif document is None:
+            text = body.decode("utf-8", "replace")
+        extra = [f"HTTP {status}"]
+        request_id = headers.get("X-Openstack-Request-Id")
+        if request_id:
+            extra.append(f"request {request_id}")
+    retry_after = headers.get("Retry-After")
+    if retry_after and status in (429, 503):
+        extra.append(f"retry after {retry_after}s")
+    line = " ".join(text.split())[:300] or _REASONS.get(status, "error")
+    return CreditAPIError(f"{line} ({', '.join(extra)})", status=status, code=code)
+
+
+_REASONS = {400: "Bad request", 401: "Unauthorized: no valid token",
+            403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request too large",
+            429: "Too many requests", 500: "Server error", 503: "Service unavailable"}
+
+
+class CreditClient:
+    """Sends :class:`Request` objects through a keystoneauth adapter."""
+
+    def __init__(self, adapter: Any, mode: str | None = None):
+        self.adapter = adapter
+        self.mode = mode or DEFAULT_MODE
+        self.requests = Requests(base_path(self.mode))
+
+    def send(self, request: Request) -> dict[str, Any]:
+        from keystoneauth1 import exceptions as ks_exceptions
+
+        headers = {"Accept": "application/json", **request.headers}
+        kwargs: dict[str, Any] = {"headers": headers, "raise_exc": False}
+        if request.params:
+            kwargs["params"] = request.params
+        if request.body is not None:
+            kwargs["json"] = request.body
+        try:
+            response = self.adapter.request(request.path, request.method, **kwargs)
+        except ks_exceptions.ConnectFailure as error:
+            # keystoneauth's message carries urllib3's whole repr: the URL and
+            # the system's reason are what a user can act on.
+            reason = _ERRNO.findall(str(error))
+            where = str(error).split(": ", 1)[0]
+            raise CreditAPIError(f"{where}: {reason[-1] if reason else 'no answer'}"
+                                 ) from error
+        except ks_exceptions.ClientException as error:
+            # No answer (timeout, no rating endpoint in the catalog, bad
+            # credentials for the token request): keystoneauth's own message.
+            raise CreditAPIError(" ".join(str(error).split())) from error
+        if response.status_code >= 400:
+            raise error_message(response.status_code, response.content, response.headers)
+        try:
+            document = response.json()
+        except ValueError:
+            raise CreditAPIError(
+                f"the server answered HTTP {response.status_code} with a body that is "
+                f"not JSON (is --os-cloud-credit-api {self.mode!r} right for this endpoint?)"
+            ) from None
+        if not isinstance(document, dict):
+            raise CreditAPIError(f"unexpected answer from the server: {str(document)[:100]}")
+        return document
+
+    def pages(self, request: Request, key: str, limit: int | None = None
+              ) -> Iterator[dict[str, Any]]:
+        """Every item of a list, following ``next`` links (up to ``limit`` items)."""
+        seen = 0
+        for _ in range(MAX_PAGES):
+            document = self.send(request)
+            items = document.get(key)
+            if not isinstance(items, list):
+                raise CreditAPIError(f"unexpected answer from the server: no {key!r} list")
+            for item in items:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield item
+            marker = next_marker(document)
+            if marker is None or (limit is not None and seen >= limit) or not items:
+                return
+            params = dict(request.params, marker=marker)
+            request = Request(request.method, request.path, params=params)
+        raise CreditAPIError(f"more than {MAX_PAGES} pages: use --limit and --marker")
