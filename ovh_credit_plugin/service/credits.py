@@ -17,10 +17,10 @@ LOG = logging.getLogger(__name__)
 
 
 def list_of(
-    database: Database, project_id: str, *, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
 ) -> list[models.Credit]:
     """Every credit of the project, in consumption order."""
-    at = inputs.moment(at)
+    at = times.read(at)
     project_id = inputs.project_id(project_id)
 
     def work(conn: Connection) -> list[models.Credit]:
@@ -32,10 +32,10 @@ def list_of(
 
 
 def show(
-    database: Database, credit_id: Any, *, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, credit_id: Any, *, at: dt.datetime | None = None
 ) -> tuple[models.Credit, list[models.LedgerEntry]]:
     """One credit and its ledger entries, oldest first."""
-    at = inputs.moment(at)
+    at = times.read(at)
     ident = inputs.credit_id(credit_id)
 
     def work(conn: Connection) -> tuple[models.Credit, list[models.LedgerEntry]]:
@@ -48,7 +48,8 @@ def show(
 
 
 def void(
-    database: Database, credit_id: Any, *, reason: str, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, credit_id: Any, *, reason: str,
+    at: dt.datetime | None = None,
 ) -> models.Credit:
     """Operator action (fraud, charge-back): the balance is voided, with a reason.
 
@@ -56,7 +57,7 @@ def void(
     reason returns it unchanged (a retry after a connection lost during
     COMMIT, an operator re-running the command); another reason is refused.
     """
-    at = inputs.moment(at)
+    at = times.change(at)
     ident = inputs.credit_id(credit_id)
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
@@ -70,7 +71,7 @@ def void(
             if done.void_reason == reason:
                 return credits.model(done, at=at)
             raise exceptions.InvalidState(f"credit {ident} is already voided ({done.void_reason})")
-        voided_at = inputs.not_before(at, credit.created_at, f"credit {ident} was granted")
+        voided_at = times.not_before(at, credit.created_at, f"credit {ident} was granted")
         entry = credit.void_rest(reason=reason)
         credits.write_balances(conn, [credit])
         credits.mark_voided(conn, ident, at=voided_at, reason=reason)

@@ -30,6 +30,7 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
 def create(
     database: Database,
     settings: Settings,
+    times: inputs.Times,
     project_id: str,
     amount: Any,
     *,
@@ -37,7 +38,7 @@ def create(
     at: dt.datetime | None = None,
 ) -> models.Order:
     """A pending purchase order; no credit exists until it is paid."""
-    at = inputs.moment(at)
+    at = times.change(at)
     project_id = inputs.project_id(project_id)
     currency = money.check_currency(currency) if currency else None
     value = money.parse_amount(amount)
@@ -81,6 +82,7 @@ def create(
 def pay(
     database: Database,
     settings: Settings,
+    times: inputs.Times,
     order_id: str,
     *,
     amount: Any = None,
@@ -88,7 +90,7 @@ def pay(
     at: dt.datetime | None = None,
 ) -> models.Order:
     """Confirm payment: the credit is created exactly once, however often this is called."""
-    at = inputs.moment(at)
+    at = times.change(at)
     paid = money.parse_amount(amount) if amount is not None else None
     paid_currency = money.check_currency(currency) if currency is not None else None
 
@@ -107,7 +109,7 @@ def pay(
             return orders.model(order)
         if order.status == "cancelled":
             raise exceptions.InvalidState(f"order {order_id} is cancelled")
-        paid_at = inputs.not_before(at, order.created_at, f"order {order_id} was created")
+        paid_at = times.not_before(at, order.created_at, f"order {order_id} was created")
         if order.status == "expired" or paid_at >= order.expires_at:
             raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
         credit_id = credits.grant(
@@ -130,8 +132,10 @@ def pay(
     return database.write(work)
 
 
-def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
-    at = inputs.moment(at)
+def cancel(
+    database: Database, times: inputs.Times, order_id: str, *, at: dt.datetime | None = None
+) -> models.Order:
+    at = times.change(at)
 
     def work(conn: Connection) -> models.Order:
         order = orders.get(conn, order_id, lock=True)
@@ -142,7 +146,7 @@ def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) 
             raise exceptions.InvalidState(
                 f"order {order_id} is {status}; only a pending order can be cancelled"
             )
-        cancelled_at = inputs.not_before(at, order.created_at, f"order {order_id} was created")
+        cancelled_at = times.not_before(at, order.created_at, f"order {order_id} was created")
         orders.mark_cancelled(conn, order_id, at=cancelled_at)
         return orders.model(orders.get(conn, order_id))
 
@@ -150,10 +154,10 @@ def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) 
 
 
 def list_of(
-    database: Database, project_id: str, *, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
 ) -> list[models.Order]:
     """The project's orders, oldest first."""
-    at = inputs.moment(at)
+    at = times.read(at)
     project_id = inputs.project_id(project_id)
     return database.read(
         lambda conn: [orders.model(row, at=at) for row in orders.of_project(conn, project_id)]

@@ -29,6 +29,7 @@ class ChargeState(NamedTuple):
 
 def settle_checked(
     database: Database,
+    times: inputs.Times,
     charges: Sequence[Charge],
     *,
     on_change: OnChange,
@@ -37,7 +38,7 @@ def settle_checked(
 ) -> list[models.SettlementResult]:
     """Settle charges already known good in one transaction: built by
     Charge.from_invoice from a validated Invoice, or checked by :func:`settle`."""
-    at = inputs.moment(at)
+    at = times.change(at)
     with collector.paused():
         return database.write(
             lambda conn: settlement_txn.settle(conn, charges, on_change=on_change,
@@ -47,6 +48,7 @@ def settle_checked(
 
 def settle(
     database: Database,
+    times: inputs.Times,
     charges: Sequence[Charge],
     *,
     on_change: OnChange = "conflict",
@@ -60,13 +62,14 @@ def settle(
     with collector.paused():
         for charge in charges:
             charges_module.check(charge)
-        results = settle_checked(database, charges, on_change=on_change,
+        results = settle_checked(database, times, charges, on_change=on_change,
                                  record_unpaid=record_unpaid, at=at)
         return [result.model() for result in results]
 
 
 def settle_batches(
     database: Database,
+    times: inputs.Times,
     invoices: Iterable[models.Invoice],
     *,
     batch_size: int,
@@ -85,7 +88,7 @@ def settle_batches(
                      for invoice in itertools.islice(pending, batch_size)]
             if not batch:
                 return
-            results = settle_checked(database, batch, on_change="conflict",
+            results = settle_checked(database, times, batch, on_change="conflict",
                                      record_unpaid=True, at=at)
         yield results
 
