@@ -7,8 +7,10 @@ calls :func:`register_opts` on its own ``ConfigOpts`` object, and
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -289,6 +291,46 @@ def ledger_connection(conf: cfg.ConfigOpts) -> str | None:
     if "database" in conf and "connection" in conf.database:
         return str(conf.database.connection) if conf.database.connection else None
     return None
+
+
+def _closest(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    found = difflib.get_close_matches(name.lower(), sorted(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def check_config_files(paths: Iterable[str]) -> None:
+    """Refuse an unknown option in our sections, or a section named almost like ours.
+
+    A typo there is silent in oslo.config: ``[cloud-credit]`` or ``conection =``
+    would leave ``connection`` unset, and the CLI would open an empty ledger
+    of its own in the working directory. Only our sections are checked, and
+    sections whose name is close to ours: the file may be a host's
+    (``cloudkitty.conf``, whose many other sections are the host's business).
+    """
+    known = {group.name: {opt.dest for opt in opts} for group, opts in list_opts()}
+    for path in paths:
+        sections: dict[str, dict[str, Any]] = {}
+        try:
+            cfg.ConfigParser(path, sections).parse()
+        except (OSError, cfg.Error):
+            continue  # oslo.config reports an unreadable or unparsable file itself
+        for section, options in sections.items():
+            if section in known:
+                for option in options:
+                    if option not in known[section]:
+                        guess = _closest(option, known[section])
+                        hint = f" (did you mean {guess!r}?)" if guess else ""
+                        raise exceptions.ConfigError(
+                            f"{path}: unknown option {option!r} in [{section}]{hint}"
+                        )
+                continue
+            normalized = re.sub(r"[^a-z]", "", section.lower())
+            guess = _closest(section, known, cutoff=0.8) or next(
+                (name for name in known if name.replace("_", "") == normalized), None)
+            if guess is not None:
+                raise exceptions.ConfigError(
+                    f"{path}: unknown section [{section}] (did you mean [{guess}]?)"
+                )
 
 
 def register_host_database_opt(conf: cfg.ConfigOpts) -> None:

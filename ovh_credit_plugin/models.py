@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 
@@ -25,12 +25,15 @@ from pydantic import (
     model_validator,
 )
 
-from ovh_credit_plugin import money
+from ovh_credit_plugin import exceptions, money
 
 CreditKind = Literal["voucher", "purchased"]
 CreditStatus = Literal["active", "exhausted", "expired", "voided"]
 OrderStatus = Literal["pending", "paid", "cancelled", "expired"]
 VoucherStatus = Literal["active", "exhausted", "expired", "revoked"]
+#: Why credit could not pay a settled charge: the charge is in another
+#: currency than the project's credit (credit is never converted).
+SettlementNote = Literal["currency_mismatch"]
 
 VOUCHER_CODE_RE = re.compile(r"[A-Z0-9-]{4,64}")
 #: Project, invoice and line ids: what OpenStack and invoice hosts use, and
@@ -225,10 +228,15 @@ class _Priced(_Contract):
     # A class constant, not a pydantic private attribute: private attributes
     # are deep-copied into every instance, settlements by the thousand.
     _amounts: ClassVar[tuple[str, ...]] = ()
+    # Optional fields the JSON has only when they are set.
+    _omitted_when_none: ClassVar[tuple[str, ...]] = ()
 
     @model_serializer(mode="wrap")
     def _format_amounts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
         data: dict[str, object] = handler(self)
+        for name in self._omitted_when_none:
+            if data.get(name, False) is None:
+                del data[name]
         currency = getattr(self, "currency", None)
         if currency is None:
             return data
@@ -252,6 +260,7 @@ class Allocation(_Contract):
 
 class Settlement(_Priced):
     _amounts = ("total", "credit_applied", "amount_due")
+    _omitted_when_none = ("note",)
 
     invoice_id: str
     project_id: str
@@ -261,6 +270,9 @@ class Settlement(_Priced):
     amount_due: money.Amount
     allocations: list[Allocation]
     replayed: bool = False
+    #: Set when credit could not pay the charge at all ("currency_mismatch":
+    #: credit_applied is 0, amount_due the total); absent from the JSON otherwise.
+    note: SettlementNote | None = None
 
     def json_ready(self) -> dict[str, object]:
         """``model_dump(mode="json")``, built directly (see :func:`settlement_json`)."""
@@ -285,6 +297,7 @@ class SettlementResult(NamedTuple):
     amount_due: Decimal
     allocations: Sequence[AllocationResult]
     replayed: bool
+    note: SettlementNote | None = None
 
     def model(self) -> Settlement:
         values = self._asdict()
@@ -316,7 +329,7 @@ def settlement_json(settlement: Settlement | SettlementResult) -> dict[str, obje
     directly: hosts dump settlements by the million, and pydantic's wrap serializer
     cost as much as a ledger write."""
     amount = money.formatter(settlement.currency)
-    return {
+    data: dict[str, object] = {
         "invoice_id": settlement.invoice_id,
         "project_id": settlement.project_id,
         "currency": settlement.currency,
@@ -330,6 +343,42 @@ def settlement_json(settlement: Settlement | SettlementResult) -> dict[str, obje
         ],
         "replayed": settlement.replayed,
     }
+    if settlement.note is not None:
+        data["note"] = settlement.note
+    return data
+
+
+class InvoiceRefusal(NamedTuple):
+    """An invoice of a run that was refused, reported in its place; the run goes on.
+
+    Refused: an invoice that is malformed (``cause`` is an
+    :class:`~ovh_credit_plugin.exceptions.InvalidInput`) or conflicts with
+    what the ledger recorded for its id (a
+    :class:`~ovh_credit_plugin.exceptions.SettlementConflict`). Nothing of it
+    is written. ``invoice`` and ``project_id`` are the invoice's as far as the
+    input gives them (None when it does not: an unreadable JSON line, an
+    object without an id); ``invoice``, not ``invoice_id``, since it names
+    the input, which may not hold a valid id. Its JSON (:meth:`json_ready`,
+    one object of ``ovh-credit settle -f json``'s array) is
+    ``{"invoice", "project_id", "error"}``: an item of a run's output is a
+    refusal when it has ``"error"``.
+    """
+
+    invoice: str | None
+    project_id: str | None
+    error: str  # one line, for the operator
+    cause: exceptions.CreditError
+
+    @classmethod
+    def of_document(cls, document: object, error: exceptions.CreditError) -> InvoiceRefusal:
+        """The refusal of an input ``document`` (an invoice object, or whatever it is)."""
+        ids = [document.get(name) if isinstance(document, Mapping) else None
+               for name in ("id", "project_id")]
+        invoice, project_id = (value if isinstance(value, str) else None for value in ids)
+        return cls(invoice, project_id, str(error), error)
+
+    def json_ready(self) -> dict[str, object]:
+        return {"invoice": self.invoice, "project_id": self.project_id, "error": self.error}
 
 
 # -- Orders and credits --------------------------------------------------------

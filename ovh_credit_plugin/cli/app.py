@@ -13,7 +13,13 @@ from cliff.commandmanager import CommandManager
 from oslo_config import cfg
 
 from ovh_credit_plugin import exceptions
-from ovh_credit_plugin.conf import register_host_database_opt, register_opts
+from ovh_credit_plugin.conf import (
+    DEFAULT_SQLITE_CONNECTION,
+    check_config_files,
+    ledger_connection,
+    register_host_database_opt,
+    register_opts,
+)
 from ovh_credit_plugin.service import CreditService, inputs
 
 PROG = "ovh-credit"
@@ -95,15 +101,38 @@ class CreditApp(App):
                 conf(args=[], project="ovh-credit-plugin", default_config_files=files)
             except cfg.Error as error:
                 raise exceptions.ConfigError(str(error).splitlines()[0]) from None
+            check_config_files(conf.config_file)
             self._conf = conf
         return self._conf
 
     @property
+    def ledger_url(self) -> str:
+        """The ledger's URL: the configured one, else the fallback file (see
+        :attr:`uses_fallback_ledger`)."""
+        return ledger_connection(self.conf) or DEFAULT_SQLITE_CONNECTION
+
+    @property
+    def uses_fallback_ledger(self) -> bool:
+        """True when no config file names a connection: ``./ovh-credit-ledger.sqlite``."""
+        if ledger_connection(self.conf) is not None:
+            return False
+        if self.conf.cloud_credit.connection == "":
+            # "connection =" names a ledger, left empty: not a reason to open another.
+            raise exceptions.ConfigError(
+                "[cloud_credit] connection is empty: write the ledger's URL, or remove the "
+                f"line to use {DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')} in the "
+                "working directory"
+            )
+        return True
+
+    @property
     def service(self) -> CreditService:
         if self._service is None:
+            self.uses_fallback_ledger  # noqa: B018 - refuses an empty connection
             now = self.options.now
             self._service = CreditService.from_conf(
-                self.conf, clock=(lambda: now) if now is not None else inputs.now
+                self.conf, connection=self.ledger_url,
+                clock=(lambda: now) if now is not None else inputs.now,
             )
         return self._service
 

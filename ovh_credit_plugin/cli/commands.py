@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
 import pydantic
@@ -25,7 +26,9 @@ from ovh_credit_plugin import conf, exceptions, ledger, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.cli import settle_input
 from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
-from ovh_credit_plugin.hosts.invoice import InvoiceProcessor
+from ovh_credit_plugin.hosts.invoice import InvoiceProcessor, is_refusal
+from ovh_credit_plugin.ledger import engine as ledger_engine
+from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.service import ledger_database
 
 ORDER_FIELDS = (
@@ -129,6 +132,12 @@ class _Base:
         _check_columns(getattr(parsed_args, "columns", None), self.FIELDS)
         try:
             return int(super().run(parsed_args))  # type: ignore[misc]
+        except exceptions.DatabaseNotReady as error:
+            if not self.app.uses_fallback_ledger:
+                raise
+            raise exceptions.DatabaseNotReady(
+                f"{error} (the default ledger: no configuration file names a "
+                "[cloud_credit] connection)") from error
         except exceptions.CreditError:
             raise
         except pydantic.ValidationError as error:
@@ -136,8 +145,8 @@ class _Base:
         except sqlalchemy.exc.SQLAlchemyError as error:
             if self.app.options.debug:
                 raise
-            detail = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise exceptions.CreditError(f"ledger database error: {detail}") from error
+            raise exceptions.CreditError(
+                ledger_engine.describe_error(self.app.ledger_url, error)) from error
         except cfg.Error as error:
             raise exceptions.ConfigError(conf.error_message(error)) from error
         except OSError as error:
@@ -203,15 +212,23 @@ class DbUpgrade(_Base, Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         # Only the ledger: a schema upgrade must not wait on the other
         # options being right (a bad payment_url_template, a catalog).
-        database = ledger_database(self.app.conf)
+        fallback = self.app.uses_fallback_ledger
+        database = ledger_database(self.app.conf, connection=self.app.ledger_url)
+        url = database.engine.url
+        created = migration.missing_sqlite_file(database.engine)
         try:
             ledger.upgrade(database.engine)
-            self.app.stdout.write(
-                f"ledger database at revision {ledger.current(database.engine)} "
-                f"({database.engine.url.render_as_string(hide_password=True)})\n"
-            )
+            revision = ledger.current(database.engine)
         finally:
             database.dispose()
+        where = ledger_engine.shown(url)
+        if created:
+            where = f"{Path(str(url.database)).absolute()}, created"
+        if fallback:
+            # Said each time: a typo'd config is caught, but a missing one is not.
+            where += ("; the default ledger: no configuration file names a [cloud_credit] "
+                      "connection")
+        self.app.stdout.write(f"ledger database at revision {revision} ({where})\n")
         return 0
 
 
@@ -434,12 +451,15 @@ class CreditVoid(_Base, ShowOne):
 class Settle(_Base, Lister):
     """Apply credit to invoices (an object, an array or JSON lines; '-' for stdin).
 
-    Prints an array of settlements. Input is validated whole before anything
-    is written; invoices are then settled in batches, one transaction each,
-    and a re-run settles nothing twice.
+    Prints one result per invoice, in input order: its settlement, or, for a
+    refused invoice (malformed, or settled before with other content), an
+    object with its error; the run goes on. Invoices are settled in batches,
+    one transaction each, and a re-run settles nothing twice. Exit status 3
+    when some were refused.
     """
 
-    FIELDS = SETTLEMENT_FIELDS
+    # A table has a row per invoice: "note" and "error" are empty when unset.
+    FIELDS = (*SETTLEMENT_FIELDS, "note", "error")
 
     takes_at = True
 
@@ -461,25 +481,68 @@ class Settle(_Base, Lister):
         ).driver)
         source = settle_input.open_source(parsed_args.file, self.app.stdin)
         with source:
-            total = settle_input.validate(source.documents())
-            progress = settle_input.progress_bar(total, self.app.stderr)
-            settlements = processor.process_many(
+            self._total = source.count()
+            if not self._total:
+                name = "standard input" if parsed_args.file == "-" else parsed_args.file
+                raise exceptions.InvalidInput(f"no invoice in {name}: nothing to settle")
+            progress = settle_input.progress_bar(self._total, self.app.stderr)
+            results = self._counted(processor.process_many(
                 source.documents(), batch_size=parsed_args.batch_size, at=parsed_args.at
-            )
+            ))
             if parsed_args.formatter == "json":
-                wanted = _selected_columns(parsed_args.columns, self.FIELDS)
-                _stream_json(({name: s.get(name) for name in wanted} for s in settlements),
-                             self.app.stdout, progress,
-                             indent=None if parsed_args.noindent else 2)
+                wanted = _selected_columns(parsed_args.columns, (*SETTLEMENT_FIELDS, "note"))
+                _stream_json(
+                    (r if is_refusal(r) else {name: r[name] for name in wanted if name in r}
+                     for r in results),
+                    self.app.stdout, progress, indent=None if parsed_args.noindent else 2,
+                )
                 return (), ()
-            rows = [_row(s, self.FIELDS) for s in _ticking(settlements, progress)]
+            rows: list[tuple[Any, ...]] = []
+            try:
+                rows.extend(_settle_row(r) for r in _ticking(results, progress))
+            except Exception:
+                # The batches settled before the error are committed: the
+                # table says which, above the error line.
+                if rows:
+                    super().produce_output(parsed_args, self.FIELDS, rows)
+                raise
         return self.FIELDS, rows
+
+    def _counted(self, results: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for result in results:
+            if is_refusal(result):
+                self._refused += 1
+            yield result
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        self._refused, self._total = 0, 0
+        result = super().run(parsed_args)
+        if result == 0 and self._refused:
+            self.app.stderr.write(
+                f"ovh-credit: {self._refused} of {self._total} invoices refused, the others "
+                "settled (each refusal's error is in the output)\n"
+            )
+            return SOME_REFUSED
+        return result
 
     def produce_output(self, parsed_args: argparse.Namespace, column_names: Any,
                        data: Any) -> int:
         if not column_names:  # already streamed
             return 0
         return int(super().produce_output(parsed_args, column_names, data))
+
+
+#: ``settle``'s exit status when the run went through but refused some invoices.
+SOME_REFUSED = 3
+
+
+def _settle_row(result: dict[str, Any]) -> tuple[Any, ...]:
+    """A settlement's row, or a refusal's under the settlement's names; a field that
+    does not apply is an empty cell."""
+    if is_refusal(result):
+        result = {"invoice_id": result["invoice"], "project_id": result["project_id"],
+                  "error": result["error"]}
+    return tuple("" if cell is None else cell for cell in _row(result, Settle.FIELDS))
 
 
 def _ticking(items: Iterable[dict[str, Any]], progress: Any) -> Iterator[dict[str, Any]]:

@@ -1,8 +1,10 @@
 """Reading invoices for ``ovh-credit settle``: an object, an array, or JSON lines.
 
 JSON lines are streamed, so a file of a million invoices is read in flat
-memory; the input is read twice (validation, then settlement), so standard
-input is spooled to a temporary file first.
+memory; the input is read twice (counted, then settled), so standard input
+is spooled to a temporary file first. An invoice that cannot be read is
+refused in its place (an :class:`~ovh_credit_plugin.models.InvoiceRefusal`);
+only an input that is no invoice input at all stops the run before it starts.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from ovh_credit_plugin import exceptions
-from ovh_credit_plugin.hosts.invoice import parse_invoice
+from ovh_credit_plugin import exceptions, models
 
 
 class Source:
@@ -39,9 +40,38 @@ class Source:
             self.path.unlink(missing_ok=True)
 
     def documents(self) -> Iterator[Any]:
-        """Each invoice document of the input, in order."""
+        """Each invoice document of the input, in order.
+
+        A document that cannot be read (a JSON line that is not JSON, an
+        object with a key twice) is an :class:`~models.InvoiceRefusal` in its
+        place: it is refused, and the run goes on. An input that is no
+        invoice input at all (not UTF-8, not JSON) raises.
+        """
         try:
             yield from self._documents()
+        except UnicodeDecodeError:
+            raise exceptions.InvalidInput(
+                f"the input is not UTF-8 (line {_first_undecodable_line(self.path)})"
+            ) from None
+
+    def count(self) -> int:
+        """How many invoices the input holds; raises, before anything is written, on an
+        input that is no invoice input at all.
+
+        JSON lines are counted, not parsed: a bad line is refused in its place
+        when the run reaches it.
+        """
+        try:
+            with self.path.open(encoding="utf-8") as stream:
+                first = _first_char(stream)
+                if first != "{":
+                    return sum(1 for _ in self._documents())
+                head = stream.readline()
+                try:
+                    json.loads(head)
+                except ValueError:
+                    return sum(1 for _ in self._documents())  # one pretty-printed object
+                return 1 + sum(1 for line in stream if line.strip())
         except UnicodeDecodeError:
             raise exceptions.InvalidInput(
                 f"the input is not UTF-8 (line {_first_undecodable_line(self.path)})"
@@ -53,26 +83,94 @@ class Source:
             if first == "":
                 return
             if first == "[":
-                documents = _load(stream.read(), "the input")
+                duplicates: list[str] = []
+                documents = _load(stream.read(), "the input", duplicates)
                 if not isinstance(documents, list):  # pragma: no cover - '[' starts a list
                     raise exceptions.InvalidInput("the input is not a JSON array")
-                yield from documents
+                if not duplicates:
+                    yield from documents
+                    return
+                for number, document in enumerate(documents, start=1):
+                    yield _refused_if_duplicated(document, f"invoice #{number}")
                 return
             if first != "{":
                 raise exceptions.InvalidInput(
                     "the input must be an invoice object, an array of them, or JSON lines"
                 )
             head = stream.readline()
+            duplicates = []
             try:
-                document = json.loads(head)
+                document = json.loads(head, object_pairs_hook=_Pairs(duplicates))
             except ValueError:
                 # Not one object per line: a single (pretty-printed) object.
-                yield _load(head + stream.read(), "the input")
+                duplicates = []
+                document = _load(head + stream.read(), "the input", duplicates)
+                yield _refused_if_duplicated(document, "the invoice") if duplicates else document
                 return
-            yield document
+            yield _refused_if_duplicated(document, "line 1") if duplicates else document
             for number, line in enumerate(stream, start=2):
                 if line.strip():
-                    yield _load(line, f"line {number}")
+                    yield _line(line, f"line {number}")
+
+
+def _line(text: str, where: str) -> Any:
+    """One JSON line's invoice, or its refusal: one bad line never stops a run."""
+    duplicates: list[str] = []
+    try:
+        document = _load(text, where, duplicates)
+    except exceptions.InvalidInput as error:
+        return models.InvoiceRefusal(None, None, str(error), error)
+    return _refused_if_duplicated(document, where) if duplicates else document
+
+
+class _Duplicated(dict[str, Any]):
+    """A JSON object that had a key twice (json keeps the last one silently)."""
+
+    duplicate = ""
+
+
+class _Pairs:
+    """``object_pairs_hook`` that marks objects holding a key twice, and notes that
+    one was found (so that a document is searched for them only then)."""
+
+    def __init__(self, found: list[str]) -> None:
+        self.found = found
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        made = dict(pairs)
+        if len(made) == len(pairs):
+            return made
+        marked = _Duplicated(made)
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                marked.duplicate = key
+                break
+            seen.add(key)
+        self.found.append(marked.duplicate)
+        return marked
+
+
+def _first_duplicate(value: Any) -> str | None:
+    if isinstance(value, _Duplicated):
+        return value.duplicate
+    children = value.values() if isinstance(value, dict) else value if isinstance(
+        value, list) else ()
+    for child in children:
+        found = _first_duplicate(child)
+        if found is not None:
+            return found
+    return None
+
+
+def _refused_if_duplicated(document: Any, where: str) -> Any:
+    """``document``, or its refusal when one of its objects has a key twice: which of
+    the two values was meant is unknown, and json would keep the last one silently."""
+    duplicate = _first_duplicate(document)
+    if duplicate is None:
+        return document
+    error = exceptions.InvalidInput(f"{where}: key {duplicate!r} appears twice in one object")
+    return models.InvoiceRefusal.of_document(document, error)
 
 
 def _first_undecodable_line(path: Path) -> int:
@@ -97,9 +195,9 @@ def _first_char(stream: IO[str]) -> str:
             return char
 
 
-def _load(text: str, where: str) -> Any:
+def _load(text: str, where: str, duplicates: list[str]) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_Pairs(duplicates))
     except ValueError as error:
         raise exceptions.InvalidInput(f"{where} is not valid JSON: {error}") from None
 
@@ -135,14 +233,6 @@ def _copy_bytes(stdin: IO[str], spool: IO[bytes]) -> None:
         # A text stream without bytes underneath (tests, an embedding
         # program); surrogateescape gives back bytes a decoder escaped.
         spool.write(chunk.encode("utf-8", "surrogateescape"))
-
-
-def validate(documents: Iterator[Any]) -> int:
-    """Validate every invoice before anything is written; returns how many."""
-    count = 0
-    for count, document in enumerate(documents, start=1):
-        parse_invoice(document, where=f"invoice #{count}")
-    return count
 
 
 class _NoProgress:

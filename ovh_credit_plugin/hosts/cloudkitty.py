@@ -585,6 +585,11 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
                            at=models.utc(data.start), lines=lines)
         # "replace": a re-rated period with new prices reverses and re-applies.
         settlement = service.settle([charge], on_change="replace", record_unpaid=False)[0]
+        if settlement.note is not None:
+            # The project's currency changed between the read above and the
+            # settlement (its credit is in another one): rated at list price.
+            LOG.warning("scope %s, period %s: no credit applied (%s)", scope, invoice_id,
+                        settlement.note)
         if settlement.credit_applied > ZERO:
             LOG.info(
                 "scope %s, period %s: %s %s of credit applied (%s)",

@@ -69,17 +69,44 @@ class InvoiceProcessor:
     def process(
         self, invoice: Mapping[str, Any] | models.Invoice, *, at: dt.datetime | None = None
     ) -> dict[str, Any]:
-        """Settle one invoice; returns the settlement as JSON-ready data."""
-        [settlement] = self.service.settle_invoices_json([parse_invoice(invoice)], at=at)
-        return settlement
+        """Settle one invoice; returns the settlement as JSON-ready data.
+
+        A malformed invoice raises :class:`~ovh_credit_plugin.exceptions.InvalidInput`,
+        one settled before with other content
+        :class:`~ovh_credit_plugin.exceptions.SettlementConflict`.
+        """
+        return self.service.settle_invoice(parse_invoice(invoice), at=at).json_ready()
 
     def process_many(
         self,
-        invoices: Iterable[Mapping[str, Any] | models.Invoice],
+        invoices: Iterable[Mapping[str, Any] | models.Invoice | models.InvoiceRefusal],
         *,
         batch_size: int = 1000,
         at: dt.datetime | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Settle invoices in batches (one transaction each), in input order."""
-        parsed = (parse_invoice(doc, where=f"invoice #{n}") for n, doc in enumerate(invoices, 1))
-        yield from self.service.settle_invoices_json(parsed, batch_size=batch_size, at=at)
+        """Settle invoices in batches (one transaction each), one result per invoice in
+        input order; one bad invoice never stops the others.
+
+        A result is a settlement's JSON, or, for an invoice that was refused
+        (malformed, or settled before with other content), a refusal's
+        ``{"invoice", "project_id", "error"}`` (:func:`is_refusal`); nothing
+        of a refused invoice is written. A
+        :class:`~ovh_credit_plugin.models.InvoiceRefusal` given in
+        ``invoices`` (one the host could not read) passes through in its place.
+        """
+        def parsed() -> Iterator[models.Invoice | models.InvoiceRefusal]:
+            for number, document in enumerate(invoices, 1):
+                if isinstance(document, models.InvoiceRefusal):
+                    yield document
+                    continue
+                try:
+                    yield parse_invoice(document, where=f"invoice #{number}")
+                except exceptions.InvalidInput as error:
+                    yield models.InvoiceRefusal.of_document(document, error)
+
+        yield from self.service.settle_invoices_json(parsed(), batch_size=batch_size, at=at)
+
+
+def is_refusal(result: Mapping[str, Any]) -> bool:
+    """True for a refused invoice's result of :meth:`InvoiceProcessor.process_many`."""
+    return "error" in result

@@ -5,6 +5,8 @@ A leaf of the ledger: :mod:`migration` and :mod:`database` both build on it.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +32,12 @@ def create_engine(
         parsed = sa.make_url(url)
     except exc.ArgumentError:
         raise exceptions.ConfigError(f"invalid [cloud_credit] connection URL: {url!r}") from None
+    if parsed.get_backend_name() == "postgres":
+        # SQLAlchemy dropped this alias (and its own error says only "Can't load plugin").
+        raise exceptions.ConfigError(
+            f"[cloud_credit] connection {shown(parsed)}: write postgresql+psycopg:// "
+            f"instead of {parsed.drivername}://"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed, connect_args={"timeout": sqlite_busy_timeout}, pool_pre_ping=False
@@ -56,10 +64,52 @@ def create_engine(
             isolation_level="READ COMMITTED",
         )
     except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
+        hint = (" (the [postgresql] extra installs psycopg 3: write postgresql+psycopg://)"
+                if parsed.get_backend_name() == "postgresql" else "")
         raise exceptions.ConfigError(
             f"no driver for {parsed.drivername!r}: install ovh-credit-plugin[postgresql] "
-            f"or [mysql] ({error})"
+            f"or [mysql] ({error}){hint}"
         ) from None
+
+
+def shown(url: str | sa.URL) -> str:
+    """The URL as an operator may read it: the password hidden."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "<invalid URL>"
+
+
+def describe_error(url: str | sa.URL, error: BaseException) -> str:
+    """One line naming the ledger database, what failed, and why when it can be told."""
+    detail = str(getattr(error, "orig", None) or error).splitlines()[0]
+    cause = sqlite_cause(url)
+    return f"ledger database {shown(url)}: {detail}" + (f" ({cause})" if cause else "")
+
+
+def sqlite_cause(url: str | sa.URL) -> str | None:
+    """What keeps a SQLite ledger file from being opened or written, if anything."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    if str(parsed.query.get("mode", "")) == "ro":
+        return "the URL asks for mode=ro"
+    database = parsed.database
+    if str(parsed.query.get("uri", "")).lower() in ("true", "1"):
+        database = database.removeprefix("file:")
+    path = Path(database).expanduser()
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        return f"directory {folder} does not exist"
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            return f"no permission to read {path}"
+        if not os.access(path, os.W_OK):
+            return f"{path} is read-only"
+    # SQLite writes its journal (WAL) next to the file, and creates the file there.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in directory {folder}"
+    return None
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout: int) -> None:

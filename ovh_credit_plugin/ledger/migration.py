@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import exceptions
-from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION
+from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION, shown, sqlite_cause
 
 VERSION_TABLE = "cloud_credit_alembic_version"
 SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
@@ -67,7 +67,7 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
-def _missing_sqlite_file(engine: Engine) -> bool:
+def missing_sqlite_file(engine: Engine) -> bool:
     """True for a SQLite ledger whose file does not exist (yet)."""
     url = engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
@@ -81,15 +81,20 @@ def check_current(engine: Engine) -> None:
     """Refuse to work on a ledger whose schema is missing or not at head."""
     # Connecting would create an empty SQLite file: a read-only command on a
     # mistyped path would leave one behind. Only 'db upgrade' creates it.
-    found = None if _missing_sqlite_file(engine) else current(engine)
+    missing = missing_sqlite_file(engine)
+    if missing and (cause := sqlite_cause(engine.url)) is not None:
+        # 'db upgrade' could not create it either: say why first.
+        raise exceptions.DatabaseNotReady(f"the ledger database {shown(engine.url)}: {cause}")
+    found = None if missing else current(engine)
     if found is None:
         raise exceptions.DatabaseNotReady(
-            "the ledger database has no tables yet: run 'ovh-credit db upgrade'"
+            f"the ledger database {shown(engine.url)} has no tables yet: "
+            "run 'ovh-credit db upgrade'"
         )
     if not known(found):
         raise _newer_than_this_code(found)
     if found != head():
         raise exceptions.DatabaseNotReady(
-            f"the ledger schema is at revision {found}, this code needs {head()}: "
-            "run 'ovh-credit db upgrade'"
+            f"the ledger schema of {shown(engine.url)} is at revision {found}, this code "
+            f"needs {head()}: run 'ovh-credit db upgrade'"
         )

@@ -18,6 +18,22 @@ _CURRENCY_LOCKED = _CURRENCY.with_for_update()
 _CURRENCIES = sa.select(_P.id, _P.currency).where(
     _P.id.in_(sa.bindparam("project_ids", expanding=True))
 )
+# What holds a project's currency: any credit (whatever its state: its
+# ledger, reversals included, stays in one currency), a pending order (it may
+# still be paid) and any voucher activation (a pending intent may still be
+# granted). Cancelled and lapsed orders hold nothing.
+_HELD = sa.or_(
+    sa.exists().where(schema.credits.c.project_id == _P.id),
+    sa.exists().where(schema.orders.c.project_id == _P.id,
+                      schema.orders.c.status == "pending"),
+    sa.exists().where(schema.voucher_activations.c.project_id == _P.id),
+)
+_HOLDING = sa.select(_P.id).where(_P.id.in_(sa.bindparam("project_ids", expanding=True)), _HELD)
+_REFIX = (
+    schema.projects.update()
+    .where(_P.id == sa.bindparam("project_id"), _P.currency == sa.bindparam("found"), ~_HELD)
+    .values(currency=sa.bindparam("code"))
+)
 _FORGET_EMPTY = schema.projects.delete().where(
     _P.id == sa.bindparam("project_id"),
     ~sa.exists().where(schema.credits.c.project_id == _P.id),
@@ -39,16 +55,50 @@ def currencies(conn: Connection, project_ids: Iterable[str]) -> dict[str, str]:
     return {row.id: row.currency for row in conn.execute(_CURRENCIES, {"project_ids": ids})}
 
 
+def held(conn: Connection, project_ids: Iterable[str]) -> set[str]:
+    """Those of ``project_ids`` whose currency something holds (a credit, a pending
+    order, an activation); the others' recorded currency is released."""
+    ids = sorted(set(project_ids))
+    if not ids:
+        return set()
+    return {row.id for row in conn.execute(_HOLDING, {"project_ids": ids})}
+
+
 def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> str:
-    """The project's currency, fixing it to ``code`` on first use."""
-    found = currency(conn, project_id)
+    """The project's currency, fixing it to ``code`` on first use or once released.
+
+    A project's currency is released when nothing holds it any more (no
+    credit, no pending order, no activation: its only orders were cancelled
+    or lapsed). It is released lazily, here, when an order or a grant needs
+    another currency, rather than when the last order is cancelled or lapses:
+    a release is then one conditional UPDATE of the project's row, under the
+    lock every writer that fixes or relies on the currency takes here (off
+    SQLite; SQLite writers are serialized by BEGIN IMMEDIATE). Under READ
+    COMMITTED the UPDATE's NOT EXISTS sees what was committed before it, and
+    whatever could add a holder concurrently either went through this same
+    lock (a new order or activation: it waits, then reads the new currency)
+    or turns one holder into another in one transaction (a payment: a pending
+    order becomes a credit). A Galera node certifies the UPDATE against the
+    orders and credits other nodes insert (their foreign key to this row),
+    so one of two racing nodes retries. Releasing at cancel or lapse instead
+    would need the same lock in three more places, and would leave the
+    projects stuck before this change as they are.
+    """
+    found = currency(conn, project_id, lock=True)
     if found is None:
         conn.execute(schema.projects.insert().values(id=project_id, currency=code, created_at=at))
         return code
     if found != code:
-        raise exceptions.CurrencyMismatch(
-            f"project {project_id} bills in {found}, not {code}: credit is never converted"
-        )
+        released = conn.execute(
+            _REFIX, {"project_id": project_id, "found": found, "code": code}
+        ).rowcount
+        if released != 1:
+            raise exceptions.CurrencyMismatch(
+                f"project {project_id} bills in {found}, not {code}: credit is never "
+                "converted (a project's currency is released once it holds no credit "
+                "and no pending order)"
+            )
+        return code
     return found
 
 

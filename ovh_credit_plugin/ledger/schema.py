@@ -140,6 +140,8 @@ settlements = Table(
     Column("settled_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Why credit could not pay the charge ("currency_mismatch"); NULL otherwise.
+    Column("note", String(32), nullable=True),
     Index(None, "project_id"),
 )
 

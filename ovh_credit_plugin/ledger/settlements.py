@@ -37,7 +37,7 @@ def decode_allocations(text: str) -> list[Stored]:
 # then reads the first one's revision.
 _RECORDED = (
     sa.select(_S.key, _S.fingerprint, _S.allocations, _S.revision, _S.project_id, _S.currency,
-              _S.total, _S.credit_applied, _S.amount_due, _S.invoice_id)
+              _S.total, _S.credit_applied, _S.amount_due, _S.invoice_id, _S.note)
     .where(_S.key.in_(sa.bindparam("keys", expanding=True)))
     .order_by(_S.key)
     .with_for_update()
@@ -86,7 +86,7 @@ def insert(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         (r["key"], r["project_id"], r["invoice_id"], r["currency"], money_out(r["total"]),
          money_out(r["credit_applied"]), money_out(r["amount_due"]), r["fingerprint"],
          r["allocations"], r["revision"], moment(r["settled_at"]), moment(r["created_at"]),
-         moment(r["updated_at"]))
+         moment(r["updated_at"]), r["note"])
         for r in rows
     ])
 

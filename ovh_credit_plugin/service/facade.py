@@ -138,16 +138,30 @@ class CreditService:
                                          on_change="conflict", record_unpaid=True,
                                          at=at)[0].model()
 
-    def settle_invoices(self, invoices: Iterable[models.Invoice], *, batch_size: int = 1000,
-                        at: dt.datetime | None = None) -> Iterator[models.Settlement]:
-        """Month-end runs: one transaction per batch; yields settlements as batches commit."""
+    def settle_invoices(
+        self, invoices: Iterable[models.Invoice | models.InvoiceRefusal], *,
+        batch_size: int = 1000, at: dt.datetime | None = None,
+    ) -> Iterator[models.Settlement | models.InvoiceRefusal]:
+        """Month-end runs: one transaction per batch; yields settlements as batches commit.
+
+        One result per invoice, in input order. An invoice that is refused
+        (its id settled before with other content) is a
+        :class:`models.InvoiceRefusal` in its place, and the run goes on: the
+        rest of its batch and the batches after it are settled. A refusal
+        given in ``invoices`` (an invoice the caller could not read) is
+        passed through in its place, so that a host's output follows its input.
+        """
         for results in settlement.settle_batches(self.database, self.times, invoices,
                                                  batch_size=batch_size, at=at):
-            yield from (result.model() for result in results)
+            yield from (result if isinstance(result, models.InvoiceRefusal) else result.model()
+                        for result in results)
 
-    def settle_invoices_json(self, invoices: Iterable[models.Invoice], *, batch_size: int = 1000,
-                             at: dt.datetime | None = None) -> Iterator[dict[str, object]]:
-        """:meth:`settle_invoices`, each settlement as its JSON-ready dict (what hosts send on)."""
+    def settle_invoices_json(
+        self, invoices: Iterable[models.Invoice | models.InvoiceRefusal], *,
+        batch_size: int = 1000, at: dt.datetime | None = None,
+    ) -> Iterator[dict[str, object]]:
+        """:meth:`settle_invoices`, each result as its JSON-ready dict (what hosts send on):
+        a settlement's, or a refusal's ``{"invoice", "project_id", "error"}``."""
         for results in settlement.settle_batches(self.database, self.times, invoices,
                                                  batch_size=batch_size, at=at):
             yield from (result.json_ready() for result in results)

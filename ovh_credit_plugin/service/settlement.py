@@ -70,27 +70,40 @@ def settle(
 def settle_batches(
     database: Database,
     times: inputs.Times,
-    invoices: Iterable[models.Invoice],
+    invoices: Iterable[models.Invoice | models.InvoiceRefusal],
     *,
     batch_size: int,
     at: dt.datetime | None,
-) -> Iterator[list[models.SettlementResult]]:
+) -> Iterator[list[models.SettlementResult | models.InvoiceRefusal]]:
     """Month-end runs: one transaction per batch; yields each batch's settlements once
-    committed."""
+    committed, a refused invoice's :class:`~models.InvoiceRefusal` in its place (one
+    given in ``invoices``, for an invoice the caller could not read, passes through)."""
     inputs.batch_size(batch_size)
+    if at is not None:
+        times.change(at)  # refused before the first batch, not after some committed
     pending = iter(invoices)
     while True:
         # Building the batch's charges (which pulls and validates the
         # caller's invoices) and settling them allocate the most: the
         # collector is paused for both, never while the caller runs.
         with collector.paused():
-            batch = [Charge.from_invoice(invoice)
-                     for invoice in itertools.islice(pending, batch_size)]
-            if not batch:
+            items = list(itertools.islice(pending, batch_size))
+            if not items:
                 return
-            results = settle_checked(database, times, batch, on_change="conflict",
-                                     record_unpaid=True, at=at)
+            charges = [Charge.from_invoice(item) for item in items
+                       if not isinstance(item, models.InvoiceRefusal)]
+            settled = iter(_settle_each(database, times, charges, at=at) if charges else ())
+            results = [item if isinstance(item, models.InvoiceRefusal) else next(settled)
+                       for item in items]
         yield results
+
+
+def _settle_each(
+    database: Database, times: inputs.Times, charges: Sequence[Charge], *,
+    at: dt.datetime | None,
+) -> list[models.SettlementResult | models.InvoiceRefusal]:
+    moment = times.change(at)
+    return database.write(lambda conn: settlement_txn.settle_each(conn, charges, at=moment))
 
 
 def charge_state(

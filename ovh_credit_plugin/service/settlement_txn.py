@@ -57,10 +57,41 @@ def settle(
     record_unpaid: bool,
     at: dt.datetime,
 ) -> list[models.SettlementResult]:
-    """Settle ``charges`` on ``conn`` (one transaction); see ``CreditService.settle``."""
+    """Settle ``charges`` on ``conn`` (one transaction); see ``CreditService.settle``.
+
+    A refused charge raises: the caller's transaction rolls back whole.
+    """
     charges = legacy_keys(conn, charges)
     batch = _Batch.load(conn, charges, on_change=on_change, record_unpaid=record_unpaid, at=at)
     results = [batch.settle(charge) for charge in charges]
+    batch.write(conn)
+    return results
+
+
+#: What refuses one invoice of a batch, and nothing else of it (see :func:`settle_each`).
+REFUSALS = (exceptions.SettlementConflict, exceptions.InvalidInput)
+
+
+def settle_each(
+    conn: Connection, charges: Sequence[Charge], *, at: dt.datetime
+) -> list[models.SettlementResult | models.InvoiceRefusal]:
+    """Settle invoices' charges on ``conn``; a refused one is reported in its place.
+
+    The batch stays one transaction with or without refusals: every refusal
+    (a conflicting replay, a key recorded for another invoice) is raised by
+    :meth:`_Batch.settle` before it changes anything of the batch (invoices
+    never change, so nothing is reversed first), so the charges around it are
+    settled as if it were not there, and nothing is retried.
+    """
+    charges = legacy_keys(conn, charges)
+    batch = _Batch.load(conn, charges, on_change="conflict", record_unpaid=True, at=at)
+    results: list[models.SettlementResult | models.InvoiceRefusal] = []
+    for charge in charges:
+        try:
+            results.append(batch.settle(charge))
+        except REFUSALS as error:
+            results.append(models.InvoiceRefusal(charge.invoice_id, charge.project_id,
+                                                 str(error), error))
     batch.write(conn)
     return results
 
@@ -112,6 +143,15 @@ class _Batch:
             batch.index[credit.id] = credit
             if credit.voided_at is None:
                 by_project.setdefault(credit.project_id, []).append(credit)
+        # A project without credit whose charge is in another currency than
+        # the one recorded: that currency may be released (its orders were
+        # cancelled or lapsed), and then the charge is no mismatch. One
+        # statement, on this rare path only.
+        stale = {c.project_id for c in charges
+                 if not by_project.get(c.project_id)
+                 and currencies.get(c.project_id) not in (None, c.currency)}
+        for project_id in stale - projects.held(conn, stale):
+            del currencies[project_id]
         return batch
 
     def settle(self, charge: Charge) -> models.SettlementResult:
@@ -130,17 +170,20 @@ class _Batch:
             return result
         currency = self.currencies.get(charge.project_id)
         if currency is not None and currency != charge.currency:
-            raise exceptions.CurrencyMismatch(
-                f"invoice {charge.invoice_id} is in {charge.currency} but project "
-                f"{charge.project_id} bills in {currency}: credit is never converted"
-            )
-        open_credits = [state_of(c) for c in self.by_project.get(charge.project_id, ())
-                        if c.available > ZERO]
-        shares = allocation.allocate(charge.lines, open_credits, at=charge.at)
+            # Credit is never converted, and the host still needs the figure:
+            # settled for the whole amount due, with the reason, never an
+            # error that would stop the invoices around it.
+            shares: Sequence[allocation.Share] = ()
+            note: models.SettlementNote | None = "currency_mismatch"
+        else:
+            open_credits = [state_of(c) for c in self.by_project.get(charge.project_id, ())
+                            if c.available > ZERO]
+            shares = allocation.allocate(charge.lines, open_credits, at=charge.at)
+            note = None
         for share in shares:
             self.entries.append(self.index[share.credit_id].debit(
                 share.amount, settlement_key=charge.key, line_id=share.line_id))
-        result = outcome(charge, shares)
+        result = outcome(charge, shares, note=note)
         self.done[charge.key] = (charge.fingerprint, result)
         if row is not None or shares or self.record_unpaid:
             self._record(charge, result, revision=row.revision if row is not None else 0,
@@ -163,8 +206,9 @@ class _Batch:
                 f"invoice {charge.invoice_id} of project {charge.project_id} was already "
                 "settled with different content"
             )
-        # Reversed before the currency check below, as the re-rated content
-        # may be refused: the whole transaction then rolls back.
+        # Reversed before the currency check below: re-rated content in
+        # another currency than the credit's gets the credit back and pays
+        # nothing with it (a "currency_mismatch" settlement).
         for line_id, credit_id, _kind, amount in settlements.decode_allocations(row.allocations):
             self.entries.extend(self.index[credit_id].reverse(
                 amount, settlement_key=charge.key, line_id=line_id))
@@ -186,6 +230,7 @@ class _Batch:
             "revision": revision + 1,
             "settled_at": charge.at,
             "updated_at": self.at,
+            "note": result.note,
         }
         if new:
             self.inserts.append({**values, "created_at": self.at})
@@ -200,12 +245,15 @@ class _Batch:
         settlements.update(conn, self.updates)
 
 
-def outcome(charge: Charge, shares: Sequence[allocation.Share]) -> models.SettlementResult:
+def outcome(
+    charge: Charge, shares: Sequence[allocation.Share], *,
+    note: models.SettlementNote | None = None,
+) -> models.SettlementResult:
     """The settlement of ``charge`` paid by ``shares`` (not a replay)."""
     total = sum((line.amount for line in charge.lines), ZERO)
     applied = sum((share.amount for share in shares), ZERO)
     return models.SettlementResult(charge.invoice_id, charge.project_id, charge.currency, total,
-                                   applied, total - applied, shares, False)
+                                   applied, total - applied, shares, False, note)
 
 
 def _recorded(row: Any) -> models.SettlementResult:
@@ -213,5 +261,5 @@ def _recorded(row: Any) -> models.SettlementResult:
         row.invoice_id, row.project_id, row.currency, row.total, row.credit_applied,
         row.amount_due,
         [allocation.Share(*stored) for stored in settlements.decode_allocations(row.allocations)],
-        True,
+        True, row.note,
     )

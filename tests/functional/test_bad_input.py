@@ -28,7 +28,7 @@ from ovh_credit_plugin import exceptions as exc
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.cli.app import main
 from ovh_credit_plugin.conf import register_opts
-from ovh_credit_plugin.hosts.invoice import InvoiceProcessor
+from ovh_credit_plugin.hosts.invoice import InvoiceProcessor, is_refusal
 from ovh_credit_plugin.service import Charge, CreditService
 from tests.support.cli import Cli, Result
 from tests.support.ledgers import Ledger, ServerPool, drop_ledger, new_ledger
@@ -151,7 +151,8 @@ def seeded_cli(
     return Cli(seeded.ledger, capsys, monkeypatch)
 
 
-FUTURE = ("--at", "2072-01-01T00:00:00Z")  # decades after the tests' clock (tests/support/clock.py)
+# Decades after the tests' clock (tests/support/clock.py).
+FUTURE = ("--at", "2072-01-01T00:00:00Z")
 
 CASES: list[tuple[str, list[str], str, str]] = [
     # (name, argv, stdin, expected fragment of the error line)
@@ -239,37 +240,6 @@ CASES: list[tuple[str, list[str], str, str]] = [
     ("missing invoice file", ["settle", "/nonexistent/invoices.json"], "", "no such invoice"),
     ("invoice not JSON", ["settle", "-"], "{not json", "not valid JSON"),
     ("invoice is a number", ["settle", "-"], "42", "invoice object"),
-    ("invoice missing lines", ["settle", "-"], bad_invoice(lines=...), "lines"),
-    ("invoice unknown field", ["settle", "-"], bad_invoice(extra="x"), "extra"),
-    ("invoice float amount", ["settle", "-"], bad_invoice(line_amount=10.5), "decimal string"),
-    ("invoice negative line", ["settle", "-"], bad_invoice(line_amount="-1"), "negative"),
-    (
-        "invoice 7 decimals",
-        ["settle", "-"],
-        bad_invoice(line_amount="0.0000001"),
-        "more than 6 decimal places",
-    ),
-    ("invoice bad currency", ["settle", "-"], bad_invoice(currency="EURO"), "currency"),
-    ("invoice bad date", ["settle", "-"], bad_invoice(issued_at="March 1st"), "issued_at"),
-    ("invoice currency mismatch", ["settle", "-"], bad_invoice(currency="USD"), "bills in EUR"),
-    (
-        "invoice duplicate line ids",
-        ["settle", "-"],
-        json.dumps({**GOOD_INVOICE, "lines": GOOD_INVOICE["lines"] * 2}),
-        "appears twice",
-    ),
-    (
-        "bad line in JSON lines",
-        ["settle", "-"],
-        json.dumps(GOOD_INVOICE) + "\n" + bad_invoice(id="I2", line_amount="x") + "\n",
-        "invoice #2",
-    ),
-    (
-        "same invoice twice, different content",
-        ["settle", "-"],
-        json.dumps(GOOD_INVOICE) + "\n" + bad_invoice(line_amount="11.00") + "\n",
-        "different content",
-    ),
     (
         "invoice not UTF-8",
         ["settle", "-"],
@@ -301,6 +271,26 @@ CASES: list[tuple[str, list[str], str, str]] = [
 ]
 
 
+# One bad invoice through `settle`: refused in its place (exit status 3), nothing written.
+# (name, stdin, fragment of the refusal's error)
+INVOICE_CASES: list[tuple[str, str, str]] = [
+    ("invoice missing lines", bad_invoice(lines=...), "lines"),
+    ("invoice unknown field", bad_invoice(extra="x"), "extra"),
+    ("invoice float amount", bad_invoice(line_amount=10.5), "decimal string"),
+    ("invoice negative line", bad_invoice(line_amount="-1"), "negative"),
+    ("invoice 7 decimals", bad_invoice(line_amount="0.0000001"), "more than 6 decimal places"),
+    ("invoice bad currency", bad_invoice(currency="EURO"), "currency"),
+    ("invoice bad date", bad_invoice(issued_at="March 1st"), "issued_at"),
+    ("invoice duplicate line ids",
+     json.dumps({**GOOD_INVOICE, "lines": GOOD_INVOICE["lines"] * 2}), "appears twice"),
+    ("invoice with a key twice",
+     bad_invoice().replace('"id": "INV-1"', '"id": "INV-1", "id": "X"'),
+     "key 'id' appears twice in one object"),
+    ("invoice settled before with other content",
+     json.dumps({**SETTLED_INVOICE, "lines": GOOD_INVOICE["lines"]}), "different content"),
+]
+
+
 def _fill(argv: list[str], ids: dict[str, str]) -> list[str]:
     return [a.format(**ids) if a.startswith("{") else a for a in argv]
 
@@ -328,8 +318,37 @@ def test_bad_input_is_refused_and_writes_nothing(
         assert_one_line_error(result, fragment)
 
 
+@pytest.mark.parametrize(("name", "stdin", "fragment"), INVOICE_CASES,
+                         ids=[c[0] for c in INVOICE_CASES])
+def test_a_bad_invoice_is_refused_in_its_place_and_writes_nothing(
+    seeded: Seeded, seeded_cli: Cli, name: str, stdin: str, fragment: str
+) -> None:
+    with seeded.unchanged():
+        result = seeded_cli("settle", "-", stdin=stdin)
+    assert result.code == 3
+    assert result.stderr.splitlines() == [
+        "ovh-credit: 1 of 1 invoices refused, the others settled "
+        "(each refusal's error is in the output)"]
+    [refused] = result.json()
+    assert set(refused) == {"invoice", "project_id", "error"}
+    assert fragment in refused["error"] and "\n" not in refused["error"]
+
+
+def test_a_bad_invoice_among_good_ones_stops_nothing(seeded: Seeded, seeded_cli: Cli) -> None:
+    seeded.dirty = True  # the good invoices are settled: the next case seeds anew
+    stdin = "\n".join([json.dumps(GOOD_INVOICE), bad_invoice(id="I2", line_amount="x"),
+                       bad_invoice(line_amount="11.00"), bad_invoice(id="I3")])
+    result = seeded_cli("settle", "-", stdin=stdin)
+    assert result.code == 3
+    assert "2 of 4 invoices refused" in result.stderr
+    out = result.json()
+    assert [o.get("invoice_id") for o in out] == ["INV-1", None, None, "I3"]
+    assert out[1]["invoice"] == "I2" and "invoice #2" in out[1]["error"]
+    assert out[2]["invoice"] == "INV-1" and "different content" in out[2]["error"]
+
+
 def test_at_least_thirty_cases() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) + len(INVOICE_CASES) >= 30
 
 
 # -- bad configuration values, through the CLI ---------------------------------------
@@ -685,14 +704,9 @@ API_CASES: list[tuple[str, Call, type[Exception], str]] = [
      exc.InvalidInput, "out of range"),
     ("invoice empty line id", lambda a: a.processor.process(a.invoice(line_id="")),
      exc.InvalidInput, "lines.0.id"),
-    ("invoice currency mismatch", lambda a: a.processor.process(a.invoice(currency="USD")),
-     exc.CurrencyMismatch, "bills in EUR"),
     ("invoice settled before with other content",
      lambda a: a.processor.process({**SETTLED_INVOICE, "lines": GOOD_INVOICE["lines"]}),
      exc.SettlementConflict, "different content"),
-    ("second invoice of a batch is bad",
-     lambda a: list(a.processor.process_many([GOOD_INVOICE, a.invoice(id="I2", line_amount="x")])),
-     exc.InvalidInput, "invoice #2"),
     ("batch size zero", lambda a: list(a.processor.process_many([GOOD_INVOICE], batch_size=0)),
      exc.InvalidInput, "batch_size must be at least 1"),
     # charges a host builds itself (CloudKitty): checked like invoices
@@ -727,9 +741,6 @@ API_CASES: list[tuple[str, Call, type[Exception], str]] = [
      exc.InvalidInput, "invalid settlement key"),
     ("unknown on_change", lambda a: a.service.settle([a.charge()], on_change="merge"),
      exc.InvalidInput, "on_change"),
-    ("charge in another currency than the project's",
-     lambda a: a.service.settle([a.charge(currency="USD")]), exc.CurrencyMismatch,
-     "bills in EUR"),
     # expiry
     ("expiry batch size zero", lambda a: a.service.expire(batch_size=0), exc.InvalidInput,
      "batch_size must be at least 1"),
@@ -818,9 +829,8 @@ def test_unmigrated_database_says_what_to_do(
     code = main(["--config-file", str(conf), "credit", "list", "p1"])
     err = capsys.readouterr().err
     assert code == 1
-    assert (
-        err == "ovh-credit: the ledger database has no tables yet: run 'ovh-credit db upgrade'\n"
-    )
+    assert err == (f"ovh-credit: the ledger database sqlite:///{tmp_path}/empty.sqlite has no "
+                   "tables yet: run 'ovh-credit db upgrade'\n")
 
 
 @pytest.mark.parametrize(
@@ -886,3 +896,29 @@ def test_help_is_a_success(argv: list[str], capsys: pytest.CaptureFixture[str]) 
     out, err = capsys.readouterr()
     assert code == 0
     assert "usage:" in out and err == ""
+
+
+def test_process_many_refuses_a_bad_invoice_in_its_place(seeded: Seeded) -> None:
+    seeded.dirty = True  # the good invoices are settled: the next case seeds anew
+    service = seeded.ledger.service()
+    processor = InvoiceProcessor(cfg.ConfigOpts(), service=service)
+    try:
+        bad = json.loads(bad_invoice(id="I2", line_amount="x"))
+        conflict = {**SETTLED_INVOICE, "lines": GOOD_INVOICE["lines"]}
+        out = list(processor.process_many([GOOD_INVOICE, bad, conflict, "nonsense"]))
+        assert [is_refusal(o) for o in out] == [False, True, True, True]
+        assert out[1] == {"invoice": "I2", "project_id": "p1",
+                          "error": out[1]["error"]}
+        assert out[1]["error"].startswith("invoice #2: lines.0.amount")
+        assert "different content" in out[2]["error"]
+        assert out[3] == {"invoice": None, "project_id": None,
+                          "error": "invoice #4: expected an invoice object"}
+        # An invoice in another currency than the project's credit: settled, noted.
+        usd = processor.process({**GOOD_INVOICE, "id": "USD-1", "currency": "USD"})
+        assert (usd["amount_due"], usd["note"]) == ("10.00", "currency_mismatch")
+        # A host's own charge likewise (CloudKitty's, should the currency change).
+        api = Api(service, processor, seeded.ids, seeded.ledger)
+        [charge] = service.settle([api.charge(currency="USD")])
+        assert charge.note == "currency_mismatch" and charge.credit_applied == 0
+    finally:
+        service.close()

@@ -276,8 +276,12 @@ def test_invoice_replay_with_different_content_is_a_conflict(cli: Cli, ledger: L
     cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))
     before = ledger.checksum()
     result = cli("settle", "-", stdin=json.dumps(invoice("I", ("compute", "6"))))
-    assert result.code == 1
-    assert "already settled with different content" in result.stderr
+    assert result.code == 3
+    [refused] = result.json()
+    assert refused["invoice"] == "I" and refused["project_id"] == "p1"
+    assert "already settled with different content" in refused["error"]
+    assert result.stderr == ("ovh-credit: 1 of 1 invoices refused, the others settled "
+                             "(each refusal's error is in the output)\n")
     assert ledger.checksum() == before
 
 
@@ -289,21 +293,74 @@ def test_settle_json_keeps_only_the_columns_asked_for(cli: Cli) -> None:
     assert list(out[0]) == ["invoice_id", "amount_due"]
 
 
-def test_settle_json_refused_mid_run_prints_the_committed_batches(
+SOME_REFUSED = 3
+
+
+def test_settle_reports_refused_invoices_in_place_and_settles_the_rest(
     cli: Cli, ledger: Ledger
 ) -> None:
     cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))
-    # Batch 1 (J) commits; batch 2 replays I with other content and is refused.
+    docs = [invoice("J", ("compute", "1")), invoice("I", ("compute", "6")),
+            invoice("K", ("compute", "2"), project="p2")]
+    stdin = "\n".join(json.dumps(d) for d in docs) + "\n"
+    lines = stdin.splitlines()
+    lines.insert(2, '{"id": "L", "project_id": "p2", "id": "M"}')  # a key twice
+    lines.insert(3, "{not json")
+    for batch_size in ("1", "1000"):  # refusals in a batch of their own, or among others
+        result = cli("settle", "-", "--batch-size", batch_size, stdin="\n".join(lines))
+        assert result.code == SOME_REFUSED
+        assert len(result.stderr.splitlines()) == 1
+        assert "3 of 5 invoices refused" in result.stderr
+        out = result.json()
+        assert [o.get("invoice_id", o.get("invoice")) for o in out] == ["J", "I", "M", None, "K"]
+        assert "already settled with different content" in out[1]["error"]
+        assert out[2] == {"invoice": "M", "project_id": "p2",
+                          "error": "line 3: key 'id' appears twice in one object"}
+        assert out[3]["error"].startswith("line 4 is not valid JSON")
+        assert set(out[1]) == {"invoice", "project_id", "error"}
+        assert [o["replayed"] for o in (out[0], out[4])] == [batch_size == "1000"] * 2
+
+
+def test_settle_table_lists_settled_and_refused_rows(cli: Cli) -> None:
+    cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "5"))))
     docs = [invoice("J", ("compute", "1")), invoice("I", ("compute", "6"))]
     stdin = "\n".join(json.dumps(d) for d in docs) + "\n"
-    result = cli("settle", "-", "--batch-size", "1", stdin=stdin)
+    result = cli("settle", "-", "-f", "csv", "--batch-size", "1", stdin=stdin,
+                 json_output=False)
+    assert result.code == SOME_REFUSED
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["invoice_id"], r["amount_due"], r["error"] != "") for r in rows] == [
+        ("J", "1.00", False), ("I", "", True)]
+    assert "different content" in rows[1]["error"]
+    table = cli("settle", "-", "-f", "table", stdin=stdin, json_output=False)
+    assert table.code == SOME_REFUSED
+    assert "| J " in table.stdout and "| I " in table.stdout
+    assert "already settled with different content" in table.stdout
+
+
+@pytest.mark.parametrize("text", ["", " \n", "[]"], ids=["empty", "blank", "empty array"])
+def test_settle_of_no_invoice_is_an_error(cli: Cli, text: str) -> None:
+    result = cli("settle", "-", stdin=text)
     assert result.code == 1
-    assert len(result.stderr.splitlines()) == 1
-    assert "already settled with different content" in result.stderr
-    assert [s["invoice_id"] for s in result.json()] == ["J"]
-    # J is committed: the corrected run replays it.
-    again = cli.ok("settle", "-", "--batch-size", "1", stdin=json.dumps(docs[0]))
-    assert again[0]["replayed"] is True
+    assert result.stdout == ""
+    assert result.stderr == "ovh-credit: no invoice in standard input: nothing to settle\n"
+
+
+def test_a_cancelled_order_in_another_currency_does_not_stop_a_run(cli: Cli) -> None:
+    """The issue's report: a CHF invoice of a project whose only order, in EUR, was
+    cancelled, then another project's invoice; both are settled."""
+    order = cli.ok("order", "create", "pc", "100", "--currency", "EUR")
+    cli.ok("order", "cancel", order["id"])
+    paid = cli.ok("order", "create", "p2", "50", "--at", "2026-01-01T00:00:00Z")
+    cli.ok("order", "pay", paid["id"], "--at", "2026-01-01T00:00:00Z")
+    docs = [invoice("C1", ("compute", "10"), project="pc", currency="CHF"),
+            invoice("U1", ("compute", "10"), project="p2", currency="USD"),
+            invoice("E1", ("compute", "10"), project="p2")]
+    out = cli.ok("settle", "-", stdin="\n".join(json.dumps(d) for d in docs))
+    assert [(o["invoice_id"], o["amount_due"], o.get("note")) for o in out] == [
+        ("C1", "10.00", None), ("U1", "10.00", "currency_mismatch"), ("E1", "0.00", None)]
+    # The project may now buy credit in its real currency.
+    assert cli.ok("order", "create", "pc", "100", "--currency", "CHF")["currency"] == "CHF"
 
 
 def test_jpy_project_has_no_decimals(cli: Cli) -> None:

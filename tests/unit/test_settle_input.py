@@ -11,7 +11,7 @@ from typing import IO
 
 import pytest
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.cli import settle_input
 
 DOC = {
@@ -58,16 +58,78 @@ def test_empty_input_has_no_invoices(tmp_path: Path) -> None:
     assert documents(tmp_path, "  \n") == []
 
 
-def test_bad_json_line_is_named(tmp_path: Path) -> None:
-    with pytest.raises(exceptions.InvalidInput, match="line 2 is not valid JSON"):
-        documents(tmp_path, json.dumps(DOC) + "\n{oops\n")
+def test_a_bad_json_line_is_refused_in_its_place_and_the_rest_is_read(tmp_path: Path) -> None:
+    first, bad, last = documents(tmp_path, json.dumps(DOC) + "\n{oops\n" + json.dumps(DOC))
+    assert first == last == DOC
+    assert isinstance(bad, models.InvoiceRefusal)
+    assert (bad.invoice, bad.project_id) == (None, None)
+    assert bad.error.startswith("line 2 is not valid JSON")
+    assert isinstance(bad.cause, exceptions.InvalidInput)
+
+
+def count(tmp_path: Path, text: str) -> int:
+    path = tmp_path / "in.json"
+    path.write_text(text)
+    with settle_input.open_source(str(path), io.StringIO()) as source:
+        return source.count()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", 0),
+        (" \n\n", 0),
+        ("[]", 0),
+        (json.dumps(DOC), 1),
+        (json.dumps(DOC, indent=2), 1),
+        (json.dumps([DOC, DOC]), 2),
+        (json.dumps(DOC) + "\n\n{oops\n" + json.dumps(DOC) + "\n", 3),
+    ],
+    ids=["empty", "blank", "empty array", "object", "pretty object", "array", "json lines"],
+)
+def test_count_says_how_many_invoices_without_settling(
+    tmp_path: Path, text: str, expected: int
+) -> None:
+    assert count(tmp_path, text) == expected
+
+
+def test_count_refuses_an_input_that_is_no_invoice_input(tmp_path: Path) -> None:
+    with pytest.raises(exceptions.InvalidInput, match="the input is not valid JSON"):
+        count(tmp_path, "[{oops")
+    with pytest.raises(exceptions.InvalidInput, match="an invoice object, an array"):
+        count(tmp_path, "42")
+
+
+TWICE_AT_TOP = '{"id": "I", "id": "J", "project_id": "p", "lines": []}'
+TWICE_IN_A_LINE = '{"id": "I", "project_id": "p", "lines": [{"amount": "1", "amount": "9"}]}'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "key"),
+    [
+        (json.dumps(DOC) + "\n" + TWICE_IN_A_LINE + "\n", "line 2", "amount"),
+        (TWICE_AT_TOP + "\n" + json.dumps(DOC) + "\n", "line 1", "id"),
+        ("[" + json.dumps(DOC) + ", " + TWICE_IN_A_LINE + "]", "invoice #2", "amount"),
+        (TWICE_IN_A_LINE.replace(", ", ",\n  "), "the invoice", "amount"),
+    ],
+    ids=["json line", "first json line", "array", "pretty object"],
+)
+def test_a_key_twice_in_an_object_is_refused_not_last_wins(
+    tmp_path: Path, text: str, where: str, key: str
+) -> None:
+    found = documents(tmp_path, text)
+    [refused] = [d for d in found if isinstance(d, models.InvoiceRefusal)]
+    assert refused.error == f"{where}: key {key!r} appears twice in one object"
+    assert refused.project_id == "p"
+    assert refused.invoice in ("I", "J")  # at the top: which one was meant is unknown
+    assert [d for d in found if d is not refused] == [DOC] * (len(found) - 1)
 
 
 def test_stdin_is_spooled_and_removed_afterwards() -> None:
     stdin = io.StringIO(json.dumps(DOC))
     with settle_input.open_source("-", stdin) as source:
         assert list(source.documents()) == [DOC]
-        assert list(source.documents()) == [DOC]  # read twice: validate, then settle
+        assert list(source.documents()) == [DOC]  # read twice: count, then settle
         spooled = source.path
         assert spooled.exists()
     assert not spooled.exists()
