@@ -66,7 +66,8 @@ def main() -> None:
         run(config, "credit", "list", "demo-project", "--at", "2026-03-01T00:00:00Z",
             "-c", "id", "-c", "kind", "-c", "used", "-c", "available", "-c", "status")
         print("\n# 7. Thirteen months later, unused purchased credit is lost")
-        run(config, "expire", "--at", "2027-03-01T00:00:00Z")
+        print("#    (--now: the demo's clock jumps ahead; a live ledger refuses a future --at)")
+        run(config, "--now", "2027-03-01T00:00:00Z", "expire")
         run(config, "audit")
 
 

@@ -180,6 +180,16 @@ cloud_credit_opts: list[cfg.Opt] = [
         "{amount}, {currency}.",
     ),
     cfg.IntOpt(
+        "clock_skew_allowance",
+        default=300,
+        min=0,
+        max=3600,
+        help="Seconds another node's clock may differ from this one's. A change "
+        "dated up to this much before the order or credit it acts on existed (a "
+        "payment webhook) is taken at that creation time; a change dated later "
+        "than now by more than this (--at in the future) is refused.",
+    ),
+    cfg.IntOpt(
         "voucher_max_failed_attempts",
         default=5,
         min=1,

@@ -20,7 +20,7 @@ from ovh_credit_plugin.conf import (
     register_host_database_opt,
     register_opts,
 )
-from ovh_credit_plugin.service import CreditService
+from ovh_credit_plugin.service import CreditService, inputs
 
 PROG = "ovh-credit"
 _NOISY = ("stevedore", "alembic", "cliff")
@@ -62,6 +62,17 @@ class CreditApp(App):
             help="oslo.config file with [cloud_credit] and [voucher_catalog] sections "
             "(repeatable; later files win). Default: the usual oslo.config locations "
             "for project 'ovh-credit-plugin', e.g. /etc/ovh-credit-plugin/ovh-credit-plugin.conf.",
+        )
+        from ovh_credit_plugin.cli.commands import parse_time
+
+        parser.add_argument(
+            "--now",
+            type=parse_time,
+            default=None,
+            metavar="TIME",
+            help="Run as if the clock said TIME (ISO 8601, UTC): for rehearsals on a copy "
+            "of a ledger, demos and tests, never on a live ledger. Changes are refused "
+            "with an --at later than now; --now moves that now.",
         )
         return parser
 
@@ -118,7 +129,11 @@ class CreditApp(App):
     def service(self) -> CreditService:
         if self._service is None:
             self.uses_fallback_ledger  # noqa: B018 - refuses an empty connection
-            self._service = CreditService.from_conf(self.conf, connection=self.ledger_url)
+            now = self.options.now
+            self._service = CreditService.from_conf(
+                self.conf, connection=self.ledger_url,
+                clock=(lambda: now) if now is not None else inputs.now,
+            )
         return self._service
 
     def run_subcommand(self, argv: list[str]) -> int:

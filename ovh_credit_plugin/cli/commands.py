@@ -121,7 +121,8 @@ class _Base:
                 default=None,
                 metavar="TIME",
                 help="Time of the operation (ISO 8601, UTC); default: now. For back-dated "
-                "operations and reproducible runs.",
+                "operations and reproducible runs; a command that changes the ledger "
+                "refuses a time later than now (plus [cloud_credit] clock_skew_allowance).",
             )
         return parser  # type: ignore[no-any-return]
 

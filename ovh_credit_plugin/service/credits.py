@@ -17,10 +17,10 @@ LOG = logging.getLogger(__name__)
 
 
 def list_of(
-    database: Database, project_id: str, *, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
 ) -> list[models.Credit]:
     """Every credit of the project, in consumption order."""
-    at = inputs.moment(at)
+    at = times.read(at)
     project_id = inputs.project_id(project_id)
 
     def work(conn: Connection) -> list[models.Credit]:
@@ -36,6 +36,7 @@ STATUSES = ("active", "exhausted", "expired", "voided")
 
 def page(
     database: Database,
+    times: inputs.Times,
     project_id: str,
     *,
     status: str | None = None,
@@ -52,7 +53,7 @@ def page(
     credits: they are read whole and sorted here, as :func:`list_of` does.
     """
     inputs.page(limit, status, STATUSES)
-    every = list_of(database, project_id, at=at)
+    every = list_of(database, times, project_id, at=at)
     if marker is not None:
         place = next((index for index, credit in enumerate(every)
                       if str(credit.id) == str(marker)), None)
@@ -65,10 +66,10 @@ def page(
 
 
 def show(
-    database: Database, credit_id: Any, *, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, credit_id: Any, *, at: dt.datetime | None = None
 ) -> tuple[models.Credit, list[models.LedgerEntry]]:
     """One credit and its ledger entries, oldest first."""
-    at = inputs.moment(at)
+    at = times.read(at)
     ident = inputs.credit_id(credit_id)
 
     def work(conn: Connection) -> tuple[models.Credit, list[models.LedgerEntry]]:
@@ -81,7 +82,8 @@ def show(
 
 
 def void(
-    database: Database, credit_id: Any, *, reason: str, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, credit_id: Any, *, reason: str,
+    at: dt.datetime | None = None,
 ) -> models.Credit:
     """Operator action (fraud, charge-back): the balance is voided, with a reason.
 
@@ -89,7 +91,7 @@ def void(
     reason returns it unchanged (a retry after a connection lost during
     COMMIT, an operator re-running the command); another reason is refused.
     """
-    at = inputs.moment(at)
+    at = times.change(at)
     ident = inputs.credit_id(credit_id)
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
@@ -103,7 +105,7 @@ def void(
             if done.void_reason == reason:
                 return credits.model(done, at=at)
             raise exceptions.InvalidState(f"credit {ident} is already voided ({done.void_reason})")
-        voided_at = inputs.not_before(at, credit.created_at, f"credit {ident} was granted")
+        voided_at = times.not_before(at, credit.created_at, f"credit {ident} was granted")
         entry = credit.void_rest(reason=reason)
         credits.write_balances(conn, [credit])
         credits.mark_voided(conn, ident, at=voided_at, reason=reason)

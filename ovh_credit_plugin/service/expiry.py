@@ -29,6 +29,7 @@ class ExpirySummary:
 
 def expire(
     database: Database,
+    times: inputs.Times,
     *,
     at: dt.datetime | None = None,
     batch_size: int = 500,
@@ -39,14 +40,19 @@ def expire(
     Credits are expired in batches of one transaction each, so that a large
     run holds few locks at a time; a run interrupted between batches is
     finished by the next one.
+
+    A credit is expired only once its end has passed on the clock as well as
+    at ``at``: a mistyped ``--at`` must not destroy live credit (there is no
+    undo), and ``at`` may run ahead of the clock by the skew allowance.
     """
-    at = inputs.moment(at)
+    at = times.change(at)
     inputs.batch_size(batch_size)
+    ended = min(at, times.now())
     summary = ExpirySummary(at=at)
     summary.orders_lapsed = database.write(lambda conn: orders.lapse(conn, at=at))
 
     def work(conn: Connection) -> tuple[int, int, dict[str, Decimal]]:
-        ids = credits.expiring_ids(conn, at=at, limit=batch_size)
+        ids = credits.expiring_ids(conn, at=ended, limit=batch_size)
         locked = credits.credits_by_id(conn, ids)
         entries = []
         # Counted here, added to the summary once committed: a retried

@@ -19,7 +19,7 @@ from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.ledger import catalog_redemptions, projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
-from ovh_credit_plugin.service import audit, credits, expiry, orders, settlement
+from ovh_credit_plugin.service import audit, credits, expiry, inputs, orders, settlement
 from ovh_credit_plugin.service.charges import Charge
 from ovh_credit_plugin.service.settings import Settings
 from ovh_credit_plugin.service.settlement_txn import OnChange
@@ -38,21 +38,33 @@ class CreditService:
         database: Database,
         settings: Settings | None = None,
         catalog: CatalogSource = None,
+        clock: inputs.Clock = inputs.now,
     ) -> None:
         self.database = database
         self.settings = settings or Settings.defaults()
         self._catalog = catalog
+        self.times = inputs.Times(
+            clock=clock,
+            skew=lambda: dt.timedelta(seconds=self.settings.clock_skew_allowance),
+        )
         self.vouchers = Vouchers(
             database, catalog=lambda: self.catalog,
-            throttle=Throttle(database, settings=lambda: self.settings),
+            throttle=Throttle(database, settings=lambda: self.settings), times=self.times,
         )
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts, *, connection: str | None = None) -> CreditService:
-        """Build from the host's options (``register_opts`` must have run)."""
+    def from_conf(
+        cls, conf: cfg.ConfigOpts, *, connection: str | None = None,
+        clock: inputs.Clock = inputs.now,
+    ) -> CreditService:
+        """Build from the host's options (``register_opts`` must have run).
+
+        ``clock`` is the wall clock but for rehearsals and tests
+        (``ovh-credit --now``).
+        """
         settings = Settings.from_conf(conf)
         database = ledger_database(conf, connection=connection)
-        return cls(database=database, settings=settings,
+        return cls(database=database, settings=settings, clock=clock,
                    catalog=lambda: load_catalog(conf, database=database))
 
     @property
@@ -77,54 +89,54 @@ class CreditService:
 
     def create_order(self, project_id: str, amount: Any, *, currency: str | None = None,
                      at: dt.datetime | None = None) -> models.Order:
-        return orders.create(self.database, self.settings, project_id, amount,
+        return orders.create(self.database, self.settings, self.times, project_id, amount,
                              currency=currency, at=at)
 
     def pay_order(self, order_id: str, *, amount: Any = None, currency: str | None = None,
                   at: dt.datetime | None = None) -> models.Order:
-        return orders.pay(self.database, self.settings, order_id, amount=amount,
+        return orders.pay(self.database, self.settings, self.times, order_id, amount=amount,
                           currency=currency, at=at)
 
     def cancel_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
-        return orders.cancel(self.database, order_id, at=at)
+        return orders.cancel(self.database, self.times, order_id, at=at)
 
     def create_order_once(self, project_id: str, amount: Any, *, currency: str | None = None,
                           idempotency_key: str | None = None, at: dt.datetime | None = None
                           ) -> tuple[models.Order, bool]:
-        return orders.create_once(self.database, self.settings, project_id, amount,
+        return orders.create_once(self.database, self.settings, self.times, project_id, amount,
                                   currency=currency, idempotency_key=idempotency_key, at=at)
 
     def list_orders(self, project_id: str, *, at: dt.datetime | None = None) -> list[models.Order]:
-        return orders.list_of(self.database, project_id, at=at)
+        return orders.list_of(self.database, self.times, project_id, at=at)
 
     def list_orders_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
                          marker: str | None = None, at: dt.datetime | None = None
                          ) -> tuple[list[models.Order], bool]:
-        return orders.page(self.database, project_id, status=status, limit=limit, marker=marker,
-                           at=at)
+        return orders.page(self.database, self.times, project_id, status=status, limit=limit,
+                           marker=marker, at=at)
 
     def show_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
-        return orders.show(self.database, order_id, at=at)
+        return orders.show(self.database, self.times, order_id, at=at)
 
     # -- credits (service/credits.py) --------------------------------------------
 
     def list_credits(self, project_id: str, *,
                      at: dt.datetime | None = None) -> list[models.Credit]:
-        return credits.list_of(self.database, project_id, at=at)
+        return credits.list_of(self.database, self.times, project_id, at=at)
 
     def list_credits_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
                           marker: str | int | None = None, at: dt.datetime | None = None
                           ) -> tuple[list[models.Credit], bool]:
-        return credits.page(self.database, project_id, status=status, limit=limit,
+        return credits.page(self.database, self.times, project_id, status=status, limit=limit,
                             marker=marker, at=at)
 
     def show_credit(self, credit_id: Any, *, at: dt.datetime | None = None
                     ) -> tuple[models.Credit, list[models.LedgerEntry]]:
-        return credits.show(self.database, credit_id, at=at)
+        return credits.show(self.database, self.times, credit_id, at=at)
 
     def void_credit(self, credit_id: Any, *, reason: str,
                     at: dt.datetime | None = None) -> models.Credit:
-        return credits.void(self.database, credit_id, reason=reason, at=at)
+        return credits.void(self.database, self.times, credit_id, reason=reason, at=at)
 
     # -- vouchers (service/vouchers.py) ------------------------------------------
 
@@ -148,7 +160,7 @@ class CreditService:
     def settle_invoice(self, invoice: models.Invoice, *,
                        at: dt.datetime | None = None) -> models.Settlement:
         """Apply credit to an invoice; idempotent on (project, invoice id)."""
-        return settlement.settle_checked(self.database, [Charge.from_invoice(invoice)],
+        return settlement.settle_checked(self.database, self.times, [Charge.from_invoice(invoice)],
                                          on_change="conflict", record_unpaid=True,
                                          at=at)[0].model()
 
@@ -165,7 +177,7 @@ class CreditService:
         given in ``invoices`` (an invoice the caller could not read) is
         passed through in its place, so that a host's output follows its input.
         """
-        for results in settlement.settle_batches(self.database, invoices,
+        for results in settlement.settle_batches(self.database, self.times, invoices,
                                                  batch_size=batch_size, at=at):
             yield from (result if isinstance(result, models.InvoiceRefusal) else result.model()
                         for result in results)
@@ -176,7 +188,7 @@ class CreditService:
     ) -> Iterator[dict[str, object]]:
         """:meth:`settle_invoices`, each result as its JSON-ready dict (what hosts send on):
         a settlement's, or a refusal's ``{"invoice", "project_id", "error"}``."""
-        for results in settlement.settle_batches(self.database, invoices,
+        for results in settlement.settle_batches(self.database, self.times, invoices,
                                                  batch_size=batch_size, at=at):
             yield from (result.json_ready() for result in results)
 
@@ -192,7 +204,7 @@ class CreditService:
         skips recording charges that no credit touched (CloudKitty projects
         without credit).
         """
-        return settlement.settle(self.database, charges, on_change=on_change,
+        return settlement.settle(self.database, self.times, charges, on_change=on_change,
                                  record_unpaid=record_unpaid, at=at)
 
     def charge_state(self, key: str, project_id: str, *,
@@ -211,7 +223,8 @@ class CreditService:
 
     def expire(self, *, at: dt.datetime | None = None, batch_size: int = 500,
                progress: Callable[[int], None] | None = None) -> expiry.ExpirySummary:
-        return expiry.expire(self.database, at=at, batch_size=batch_size, progress=progress)
+        return expiry.expire(self.database, self.times, at=at, batch_size=batch_size,
+                             progress=progress)
 
     def audit(self) -> audit.AuditReport:
         return audit.audit(self.database)

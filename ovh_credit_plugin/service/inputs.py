@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+from collections.abc import Callable
 from typing import Any
 
 from ovh_credit_plugin import exceptions, models
@@ -16,19 +17,17 @@ from ovh_credit_plugin import exceptions, models
 # years) are added to the operation's time: far enough from year 9999.
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
 
-#: How far behind the ledger's own times another node's clock may be (a
-#: payment provider's webhook, a host on another machine).
-CLOCK_SKEW = dt.timedelta(minutes=5)
+#: What the service takes for "now" (the wall clock, or a rehearsal's).
+Clock = Callable[[], dt.datetime]
 
 
 def now() -> dt.datetime:
+    """The wall clock, in UTC."""
     return dt.datetime.now(dt.timezone.utc)
 
 
-def moment(at: dt.datetime | None) -> dt.datetime:
-    """The operation's time: ``at`` in UTC, or now."""
-    if at is None:
-        return now()
+def moment(at: dt.datetime) -> dt.datetime:
+    """``at`` in UTC, checked (a datetime, before year 9000)."""
     if not isinstance(at, dt.datetime):
         raise exceptions.InvalidInput(f"invalid time {at!r}: expected a datetime")
     try:
@@ -60,21 +59,60 @@ def credit_id(value: Any) -> int:
     return ident
 
 
-def not_before(at: dt.datetime, created: dt.datetime, what: str) -> dt.datetime:
-    """``at``, or ``created`` when ``at`` is earlier by no more than clock skew.
+class Times:
+    """The service's clock and the rules of the times callers pass with ``at``.
 
-    A back-dated time before the thing existed would make a credit valid
-    before its payment, and pay invoices issued before it was bought: refused.
-    A few minutes earlier is another node's clock, not a mistake; refusing it
-    would fail a payment webhook on every retry.
+    ``skew`` is how far another node's clock may differ from ours (a payment
+    provider's webhook, a host on another machine): the configured
+    ``clock_skew_allowance``, read when it is needed.
     """
-    if at >= created:
-        return at
-    if created - at <= CLOCK_SKEW:
-        return created
-    raise exceptions.InvalidInput(
-        f"{what} at {models.isoformat(created)}: --at {models.isoformat(at)} is earlier"
-    )
+
+    def __init__(self, *, clock: Clock = now, skew: Callable[[], dt.timedelta]) -> None:
+        self._clock = clock
+        self._skew = skew
+
+    def now(self) -> dt.datetime:
+        return moment(self._clock())
+
+    def read(self, at: dt.datetime | None) -> dt.datetime:
+        """The time of a read: ``at`` (the past or the future: "what will it look
+        like then?"), or now."""
+        return self.now() if at is None else moment(at)
+
+    def change(self, at: dt.datetime | None) -> dt.datetime:
+        """The time of a change: ``at`` or now, never later than now (plus the skew).
+
+        A change dated in the future would act on a ledger that does not exist
+        yet: expire live credit, lapse orders still payable; refused.
+        """
+        current = self.now()
+        if at is None:
+            return current
+        found = moment(at)
+        skew = self._skew()
+        if found > current + skew:
+            raise exceptions.InvalidInput(
+                f"--at {models.isoformat(found)} is in the future (now is "
+                f"{models.isoformat(current)}, clock skew allowed "
+                f"{int(skew.total_seconds())} s): a change is never dated after now"
+            )
+        return found
+
+    def not_before(self, at: dt.datetime, created: dt.datetime, what: str) -> dt.datetime:
+        """``at``, or ``created`` when ``at`` is earlier by no more than the skew.
+
+        A back-dated time before the thing existed would make a credit valid
+        before its payment, and pay invoices issued before it was bought:
+        refused. A few minutes earlier is another node's clock, not a
+        mistake; refusing it would fail a payment webhook on every retry.
+        """
+        if at >= created:
+            return at
+        if created - at <= self._skew():
+            return created
+        raise exceptions.InvalidInput(
+            f"{what} at {models.isoformat(created)}: --at {models.isoformat(at)} is earlier"
+        )
 
 
 def batch_size(value: Any) -> int:

@@ -32,6 +32,7 @@ def add_months(moment: dt.datetime, months: int) -> dt.datetime:
 def create(
     database: Database,
     settings: Settings,
+    times: inputs.Times,
     project_id: str,
     amount: Any,
     *,
@@ -39,12 +40,14 @@ def create(
     at: dt.datetime | None = None,
 ) -> models.Order:
     """A pending purchase order; no credit exists until it is paid."""
-    return create_once(database, settings, project_id, amount, currency=currency, at=at)[0]
+    return create_once(database, settings, times, project_id, amount, currency=currency,
+                       at=at)[0]
 
 
 def create_once(
     database: Database,
     settings: Settings,
+    times: inputs.Times,
     project_id: str,
     amount: Any,
     *,
@@ -60,7 +63,7 @@ def create_once(
     requests with one key make one order: the key's row is unique, and the
     loser's transaction, retried, finds it.
     """
-    at = inputs.moment(at)
+    at = times.change(at)
     project_id = inputs.project_id(project_id)
     currency = money.check_currency(currency) if currency else None
     value = money.parse_amount(amount)
@@ -120,6 +123,7 @@ def create_once(
 def pay(
     database: Database,
     settings: Settings,
+    times: inputs.Times,
     order_id: str,
     *,
     amount: Any = None,
@@ -127,7 +131,7 @@ def pay(
     at: dt.datetime | None = None,
 ) -> models.Order:
     """Confirm payment: the credit is created exactly once, however often this is called."""
-    at = inputs.moment(at)
+    at = times.change(at)
     paid = money.parse_amount(amount) if amount is not None else None
     paid_currency = money.check_currency(currency) if currency is not None else None
 
@@ -146,7 +150,7 @@ def pay(
             return orders.model(order)
         if order.status == "cancelled":
             raise exceptions.InvalidState(f"order {order_id} is cancelled")
-        paid_at = inputs.not_before(at, order.created_at, f"order {order_id} was created")
+        paid_at = times.not_before(at, order.created_at, f"order {order_id} was created")
         if order.status == "expired" or paid_at >= order.expires_at:
             raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
         credit_id = credits.grant(
@@ -169,8 +173,10 @@ def pay(
     return database.write(work)
 
 
-def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
-    at = inputs.moment(at)
+def cancel(
+    database: Database, times: inputs.Times, order_id: str, *, at: dt.datetime | None = None
+) -> models.Order:
+    at = times.change(at)
 
     def work(conn: Connection) -> models.Order:
         order = orders.get(conn, order_id, lock=True)
@@ -181,7 +187,7 @@ def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) 
             raise exceptions.InvalidState(
                 f"order {order_id} is {status}; only a pending order can be cancelled"
             )
-        cancelled_at = inputs.not_before(at, order.created_at, f"order {order_id} was created")
+        cancelled_at = times.not_before(at, order.created_at, f"order {order_id} was created")
         orders.mark_cancelled(conn, order_id, at=cancelled_at)
         return orders.model(orders.get(conn, order_id))
 
@@ -189,10 +195,10 @@ def cancel(database: Database, order_id: str, *, at: dt.datetime | None = None) 
 
 
 def list_of(
-    database: Database, project_id: str, *, at: dt.datetime | None = None
+    database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
 ) -> list[models.Order]:
     """The project's orders, oldest first."""
-    at = inputs.moment(at)
+    at = times.read(at)
     project_id = inputs.project_id(project_id)
     return database.read(
         lambda conn: [orders.model(row, at=at) for row in orders.of_project(conn, project_id)]
@@ -202,14 +208,17 @@ def list_of(
 STATUSES = ("pending", "paid", "cancelled", "expired")
 
 
-def show(database: Database, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
+def show(
+    database: Database, times: inputs.Times, order_id: str, *, at: dt.datetime | None = None
+) -> models.Order:
     """One order, its status as of ``at`` (a lapsed pending order shows ``expired``)."""
-    at = inputs.moment(at)
+    at = times.read(at)
     return database.read(lambda conn: orders.model(orders.get(conn, order_id), at=at))
 
 
 def page(
     database: Database,
+    times: inputs.Times,
     project_id: str,
     *,
     status: str | None = None,
@@ -219,7 +228,7 @@ def page(
 ) -> tuple[list[models.Order], bool]:
     """Up to ``limit`` orders after ``marker`` (an order id), oldest first; and whether
     more remain. A marker that is not one of the project's orders is refused."""
-    at = inputs.moment(at)
+    at = times.read(at)
     project_id = inputs.project_id(project_id)
     inputs.page(limit, status, STATUSES)
 

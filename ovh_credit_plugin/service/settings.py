@@ -24,6 +24,7 @@ class Settings:
     payment_url_template: str
     voucher_max_failed_attempts: int
     voucher_attempt_window: int
+    clock_skew_allowance: int
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:

@@ -29,6 +29,7 @@ class ChargeState(NamedTuple):
 
 def settle_checked(
     database: Database,
+    times: inputs.Times,
     charges: Sequence[Charge],
     *,
     on_change: OnChange,
@@ -37,7 +38,7 @@ def settle_checked(
 ) -> list[models.SettlementResult]:
     """Settle charges already known good in one transaction: built by
     Charge.from_invoice from a validated Invoice, or checked by :func:`settle`."""
-    at = inputs.moment(at)
+    at = times.change(at)
     with collector.paused():
         return database.write(
             lambda conn: settlement_txn.settle(conn, charges, on_change=on_change,
@@ -47,6 +48,7 @@ def settle_checked(
 
 def settle(
     database: Database,
+    times: inputs.Times,
     charges: Sequence[Charge],
     *,
     on_change: OnChange = "conflict",
@@ -60,13 +62,14 @@ def settle(
     with collector.paused():
         for charge in charges:
             charges_module.check(charge)
-        results = settle_checked(database, charges, on_change=on_change,
+        results = settle_checked(database, times, charges, on_change=on_change,
                                  record_unpaid=record_unpaid, at=at)
         return [result.model() for result in results]
 
 
 def settle_batches(
     database: Database,
+    times: inputs.Times,
     invoices: Iterable[models.Invoice | models.InvoiceRefusal],
     *,
     batch_size: int,
@@ -76,6 +79,8 @@ def settle_batches(
     committed, a refused invoice's :class:`~models.InvoiceRefusal` in its place (one
     given in ``invoices``, for an invoice the caller could not read, passes through)."""
     inputs.batch_size(batch_size)
+    if at is not None:
+        times.change(at)  # refused before the first batch, not after some committed
     pending = iter(invoices)
     while True:
         # Building the batch's charges (which pulls and validates the
@@ -87,16 +92,17 @@ def settle_batches(
                 return
             charges = [Charge.from_invoice(item) for item in items
                        if not isinstance(item, models.InvoiceRefusal)]
-            settled = iter(_settle_each(database, charges, at=at) if charges else ())
+            settled = iter(_settle_each(database, times, charges, at=at) if charges else ())
             results = [item if isinstance(item, models.InvoiceRefusal) else next(settled)
                        for item in items]
         yield results
 
 
 def _settle_each(
-    database: Database, charges: Sequence[Charge], *, at: dt.datetime | None
+    database: Database, times: inputs.Times, charges: Sequence[Charge], *,
+    at: dt.datetime | None,
 ) -> list[models.SettlementResult | models.InvoiceRefusal]:
-    moment = inputs.moment(at)
+    moment = times.change(at)
     return database.write(lambda conn: settlement_txn.settle_each(conn, charges, at=moment))
 
 

@@ -38,8 +38,10 @@ class Vouchers:
         *,
         catalog: Callable[[], catalog_base.VoucherCatalog],
         throttle: Throttle,
+        times: inputs.Times,
     ) -> None:
         self.database = database
+        self.times = times
         self._catalog = catalog
         self.throttle = throttle
 
@@ -53,7 +55,7 @@ class Vouchers:
         An operator tool: it is not throttled and tells an unknown code from
         a used one, so a host must not offer it to customers as it is.
         """
-        at = inputs.moment(at)
+        at = self.times.read(at)
         normalized = catalog_base.normalize_code(code)
         voucher = self.catalog.get(normalized)
         try:
@@ -95,7 +97,7 @@ class Vouchers:
         before the code was checked, and a concurrent try that finds a
         pending intent replays the redemption (see ``docs/voucher-catalog.md``).
         """
-        at = inputs.moment(at)
+        at = self.times.change(at)
         project_id = inputs.project_id(project_id)
         code = catalog_base.normalize_code(code)
         masked = catalog_base.mask_code(code)

@@ -151,8 +151,22 @@ def seeded_cli(
     return Cli(seeded.ledger, capsys, monkeypatch)
 
 
+# Decades after the tests' clock (tests/support/clock.py).
+FUTURE = ("--at", "2072-01-01T00:00:00Z")
+
 CASES: list[tuple[str, list[str], str, str]] = [
     # (name, argv, stdin, expected fragment of the error line)
+    # A change dated in the future: expire would destroy live credit, for good.
+    ("future expire", ["expire", *FUTURE], "", "is in the future"),
+    ("future order", ["order", "create", "p1", "10", *FUTURE], "", "is in the future"),
+    ("future payment", ["order", "pay", "{pending}", *FUTURE], "", "is in the future"),
+    ("future cancel", ["order", "cancel", "{pending}", *FUTURE], "", "is in the future"),
+    ("future void", ["credit", "void", "{paid_credit}", "--reason", "x", *FUTURE], "",
+     "is in the future"),
+    ("future activation", ["voucher", "activate", "p1", "GPU-ONLY", *FUTURE], "",
+     "is in the future"),
+    ("future settlement", ["settle", "-", *FUTURE], json.dumps({**SETTLED_INVOICE, "id": "INV-9"}),
+     "is in the future"),
     ("negative amount", ["order", "create", "p1", "-5"], "", "must not be negative"),
     ("zero amount", ["order", "create", "p1", "0"], "", "greater than zero"),
     ("NaN amount", ["order", "create", "p1", "NaN"], "", "finite"),

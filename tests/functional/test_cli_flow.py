@@ -169,7 +169,7 @@ def test_credit_never_covers_more_than_due(cli: Cli) -> None:
     cli.ok("order", "pay", order["id"], "--at", "2026-02-01T00:00:00Z")
     s = cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "0.000123"))))[0]
     assert (s["credit_applied"], s["amount_due"]) == ("0.000123", "0.00")
-    credit = cli.ok("credit", "show", str(order_credit(cli)))
+    credit = cli.ok("credit", "show", str(order_credit(cli)), "--at", "2026-03-01T00:00:00Z")
     assert credit["available"] == "499.999877"
     assert [e["type"] for e in credit["ledger"]] == ["grant", "debit"]
 

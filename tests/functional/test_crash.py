@@ -47,6 +47,7 @@ import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
 from tests.support import workload
+from tests.support.clock import TEST_NOW
 from tests.support.ledgers import ServerPool, new_database_url
 
 UTC = dt.timezone.utc
@@ -128,7 +129,7 @@ def write_round(path: Path, number: int, rng: random.Random) -> list[str]:
 
 def settle_argv(side: Side, path: Path, number: int) -> list[str]:
     at = workload.iso(round_moment(number) + dt.timedelta(days=19, hours=12))
-    return ["--config-file", str(side.config), "settle", str(path),
+    return ["--config-file", str(side.config), "--now", TEST_NOW.isoformat(), "settle", str(path),
             "--batch-size", str(BATCH), "--at", at, "-f", "json"]
 
 

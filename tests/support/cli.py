@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ovh_credit_plugin.cli.app import main
+from tests.support.clock import TEST_NOW
 from tests.support.ledgers import Ledger
 
 
@@ -34,7 +35,7 @@ class Cli:
     def __call__(self, *args: str, stdin: str = "", json_output: bool = True) -> Result:
         self._capsys.readouterr()
         self._monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        argv = ["--config-file", str(self._ledger.config), *args]
+        argv = ["--config-file", str(self._ledger.config), "--now", TEST_NOW.isoformat(), *args]
         if json_output and "-f" not in args and args[:2] != ("db", "upgrade"):
             argv += ["-f", "json"]
         code = main(argv)

@@ -27,9 +27,11 @@ from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
 from tests.support import dbservers
+from tests.support.clock import TEST_NOW
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+
 
 VOUCHERS = {
     "vouchers": [
@@ -334,7 +336,7 @@ class Ledger:
         conf(args=[], default_config_files=[str(self.config)])
         for name, value in cloud_credit.items():
             conf.set_override(name, value, "cloud_credit")
-        return CreditService.from_conf(conf)
+        return CreditService.from_conf(conf, clock=lambda: TEST_NOW)
 
     def checksum(self) -> str:
         """A digest of every row of every table: 'nothing was written' made checkable."""

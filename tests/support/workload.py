@@ -46,6 +46,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tests.support.clock import TEST_NOW
+
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
 ZERO = Decimal(0)
@@ -125,7 +127,7 @@ def service_from_config(config: Path | str) -> Any:
     conf = cfg.ConfigOpts()
     register_opts(conf)
     conf(args=[], default_config_files=[str(config)])
-    return CreditService.from_conf(conf)
+    return CreditService.from_conf(conf, clock=lambda: TEST_NOW)
 
 
 def ledger_tables() -> list[Any]:
