@@ -294,15 +294,16 @@ def record_intent(
     """
     if activations.find(conn, project_id, code) is not None:
         return
-    # Locked off SQLite until the intent commits: a refused activation's
-    # release_currency must see this intent, not delete the row under it.
-    found = projects.currency(conn, project_id, lock=True)
-    if found is None:
+    # ensure locks the project's row (off SQLite) until the intent commits: a
+    # refused activation's release_currency must see this intent, not delete
+    # the row under it. A currency nothing holds any more is released for it.
+    try:
         projects.ensure(conn, project_id, currency, at=at)
-    elif found != currency:
+    except exceptions.CurrencyMismatch:
+        found = projects.currency(conn, project_id)
         raise exceptions.CurrencyMismatch(
             f"this voucher is in {currency} but project {project_id} bills in {found}"
-        )
+        ) from None
     activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
 
 

@@ -184,6 +184,19 @@ def test_currency_mismatch_is_refused_before_redeeming(service: CreditService) -
     assert failed_attempts(service) == 0  # a mistake, not a probe
 
 
+@on_every_backend
+def test_a_voucher_in_another_currency_takes_a_project_whose_currency_nothing_holds(
+    service: CreditService,
+) -> None:
+    # Only a cancelled EUR order: nothing holds EUR any more, so a JPY voucher
+    # releases it (as a JPY order would) instead of being refused.
+    order = service.create_order("p1", "10", at=T0)
+    service.cancel_order(order.id, at=T0)
+    credit = service.activate_voucher("p1", "YEN-1000", at=T0)
+    assert (credit.currency, credit.total) == ("JPY", Decimal("1000"))
+    assert service.project_currency("p1") == "JPY"
+
+
 def test_the_intent_fixes_the_currency_so_a_redeemed_code_is_always_granted(
     service: CreditService, stub: StubCatalog, ledger: Ledger
 ) -> None:
