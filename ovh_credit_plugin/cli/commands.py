@@ -299,6 +299,23 @@ class OrderCancel(_Base, ShowOne):
         return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
 
 
+class OrderShow(_Base, ShowOne):
+    """Show one order (a pending order past its end shows expired)."""
+
+    FIELDS = ORDER_FIELDS
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("order_id", metavar="ORDER_ID")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        order = self.service.show_order(parsed_args.order_id, at=parsed_args.at)
+        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+
+
 class OrderList(_Base, Lister):
     """List a project's purchase orders, oldest first."""
 
@@ -387,21 +404,45 @@ class VoucherPending(_Base, Lister):
 # -- credits -----------------------------------------------------------------------
 
 
+SUMMARY_FIELDS = ("currency", "credits", "total", "used", "expired", "voided", "available")
+
+
 class CreditList(_Base, Lister):
     """List every credit of a project (active, exhausted, expired, voided) in consumption order."""
 
-    FIELDS = CREDIT_FIELDS
+    FIELDS: tuple[str, ...] = CREDIT_FIELDS
 
     takes_at = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("project", metavar="PROJECT")
+        parser.add_argument("--summary", action="store_true",
+                            help="One line per currency: how many credits, and their total, "
+                            "used, expired, voided and available (total = the other four).")
         return parser
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        if parsed_args.summary:
+            self.FIELDS = SUMMARY_FIELDS  # -c is checked against what is printed
+        return super().run(parsed_args)
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credits = self.service.list_credits(parsed_args.project, at=parsed_args.at)
-        return self.FIELDS, [_row(c.model_dump(mode="json"), self.FIELDS) for c in credits]
+        if not parsed_args.summary:
+            return self.FIELDS, [_row(c.model_dump(mode="json"), self.FIELDS) for c in credits]
+        sums: dict[str, dict[str, Any]] = {}
+        for credit in credits:
+            line = sums.setdefault(credit.currency, {"currency": credit.currency, "credits": 0})
+            line["credits"] += 1
+            for name in SUMMARY_FIELDS[2:]:
+                line[name] = money.add(line.get(name, money.ZERO), getattr(credit, name))
+        rows = [
+            _row({**line, **{n: money.to_str(line[n], code) for n in SUMMARY_FIELDS[2:]}},
+                 SUMMARY_FIELDS)
+            for code, line in sorted(sums.items())
+        ]
+        return SUMMARY_FIELDS, rows
 
 
 class CreditShow(_Base, ShowOne):
@@ -645,6 +686,7 @@ COMMANDS: dict[str, type[Command]] = {
     "order pay": OrderPay,
     "order cancel": OrderCancel,
     "order list": OrderList,
+    "order show": OrderShow,
     "voucher activate": VoucherActivate,
     "voucher check": VoucherCheck,
     "voucher pending": VoucherPending,

@@ -454,3 +454,25 @@ def test_voucher_activate_again_prints_the_credit_and_never_locks_out(cli: Cli) 
         assert cli.ok("voucher", "activate", "p1", "welcome-2026") == first
     other = cli.ok("voucher", "activate", "p1", "GPU-ONLY")
     assert other["id"] != first["id"]
+
+
+def test_order_show_and_the_credit_summary(cli: Cli) -> None:
+    at = ("--at", "2026-02-01T00:00:00Z")
+    paid = cli.ok("order", "create", "p1", "100", *at)
+    cli.ok("order", "pay", paid["id"], *at)
+    pending = cli.ok("order", "create", "p1", "30", *at)
+    cli.ok("voucher", "activate", "p1", "WELCOME-2026", *at)
+    cli.ok("settle", "-", stdin=json.dumps(invoice("I", ("compute", "60.00"))))
+    shown = cli.ok("order", "show", pending["id"], "--at", "2026-02-02T00:00:00Z")
+    assert (shown["id"], shown["status"], shown["amount"]) == (pending["id"], "pending", "30.00")
+    # Past its lapse date, shown expired even before the expiry job runs.
+    assert cli.ok("order", "show", pending["id"], "--at", "2026-03-01T00:00:00Z")["status"] == (
+        "expired")
+    assert "no order" in cli("order", "show", "no-such-order").stderr
+    summary = cli.ok("credit", "list", "p1", "--summary", *at)
+    assert summary == [{"currency": "EUR", "credits": 2, "total": "150.00", "used": "60.00",
+                        "expired": "0.00", "voided": "0.00", "available": "90.00"}]
+    table = cli("credit", "list", "p1", "--summary", "-f", "table", *at).stdout
+    assert "150.00 EUR" in table
+    # -c is checked against the summary's own columns.
+    assert cli("credit", "list", "p1", "--summary", "-c", "kind").code != 0
