@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ovh_credit_plugin.service import inputs
 from tests.support.api import (
     PERSONAS,
     PROJECT,
@@ -40,7 +41,7 @@ class Objects:
 
 
 def seed(ledger: Ledger) -> Objects:
-    service = ledger.service()
+    service = ledger.service(clock=inputs.now)  # the API runs on the wall clock
     try:
         paid = service.create_order(PROJECT, "20.00")
         paid = service.pay_order(paid.id)

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.service import inputs
 from tests.support.api import PROJECT, call, standalone
 from tests.support.ledgers import Ledger
 
@@ -80,7 +81,7 @@ def test_fifty_identical_orders_under_one_idempotency_key_make_one_order(
 
 
 def test_twenty_payment_confirmations_of_one_order_give_one_credit(ledger: Ledger) -> None:
-    service = ledger.service()
+    service = ledger.service(clock=inputs.now)  # the API runs on the wall clock
     try:
         order = service.create_order(PROJECT, "40.00")
     finally:

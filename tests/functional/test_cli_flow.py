@@ -449,10 +449,11 @@ def test_cli_with_a_host_config_finds_the_hosts_database(tmp_path: Any) -> None:
 
 def test_voucher_activate_again_prints_the_credit_and_never_locks_out(cli: Cli) -> None:
     """Five re-activations of one code used to lock the project out of vouchers for an hour."""
-    first = cli.ok("voucher", "activate", "p1", "WELCOME-2026")
+    at = ("--at", "2026-06-01T00:00:00Z")  # GPU-ONLY ends 2027-01-01
+    first = cli.ok("voucher", "activate", "p1", "WELCOME-2026", *at)
     for _ in range(6):
-        assert cli.ok("voucher", "activate", "p1", "welcome-2026") == first
-    other = cli.ok("voucher", "activate", "p1", "GPU-ONLY")
+        assert cli.ok("voucher", "activate", "p1", "welcome-2026", *at) == first
+    other = cli.ok("voucher", "activate", "p1", "GPU-ONLY", *at)
     assert other["id"] != first["id"]
 
 

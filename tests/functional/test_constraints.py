@@ -221,7 +221,7 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
         assert results["first"].credit_applied == Decimal(8), results
         assert results["second"].credit_applied == Decimal(2), results
         assert results["second"].amount_due == Decimal(6)
-        [credit] = first.list_credits("p1")
+        [credit] = first.list_credits("p1", at=T0)
         assert (credit.used, credit.available) == (Decimal(10), 0)
         assert first.audit().ok
     finally:
@@ -306,7 +306,7 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
             thread.join(60)
         assert results["first"].credit_applied == Decimal(10), results
         assert results["second"].credit_applied == Decimal(10), results
-        [credit] = [c for c in first.list_credits("p1") if c.id == credit_id]
+        [credit] = [c for c in first.list_credits("p1", at=T0) if c.id == credit_id]
         assert credit.available == Decimal(80)
     finally:
         if reader is not None:

@@ -243,7 +243,7 @@ def _check_settlement(service: CreditService, ledger: Ledger, credit_id: int, re
     ]
     counts = count_entries(ledger)
     assert counts[(credit_id, "debit")] == 2  # one per line, not one per attempt
-    credit, entries = service.show_credit(credit_id)
+    credit, entries = service.show_credit(credit_id, at=T_SETTLE)
     assert (credit.used, credit.available) == (Decimal("15.500001"), Decimal("84.499999"))
     assert [e.type for e in entries] == ["grant", "debit", "debit"]
     # A replay finds the recorded settlement: nothing was half-recorded.

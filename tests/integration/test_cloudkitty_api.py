@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ovh_credit_plugin.service import inputs
 from tests.integration.conftest import CloudKitty
 from tests.support.api import PROJECT, auth_token_fixture, call, serving
 from tests.support.ledgers import Ledger
@@ -121,7 +122,7 @@ def test_keystone_tokens_under_cloudkittys_api(
     cloudkitty_api: Any, ledger: Ledger, persona: str | None, method: str, path: str,
     body: Any, status: int,
 ) -> None:
-    service = ledger.service()
+    service = ledger.service(clock=inputs.now)  # the API runs on the wall clock
     try:
         order = service.create_order(PROJECT, "20.00")
     finally:

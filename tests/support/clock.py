@@ -8,4 +8,4 @@ wall clock. A module of its own: worker processes import it without pytest.
 
 import datetime as dt
 
-TEST_NOW = dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc)
+TEST_NOW = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)

@@ -16,6 +16,7 @@ import sqlite3
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -325,8 +326,14 @@ class Ledger:
         assert self.backend == "sqlite", "only a SQLite ledger is a file"
         return Path(self.url.removeprefix("sqlite:///"))
 
-    def service(self, **cloud_credit: Any) -> CreditService:
-        """A service on this ledger's config file, ``[cloud_credit]`` options overridden."""
+    def service(self, *, clock: Callable[[], dt.datetime] | None = None,
+                **cloud_credit: Any) -> CreditService:
+        """A service on this ledger's config file, ``[cloud_credit]`` options overridden.
+
+        Its clock is the tests' (:data:`TEST_NOW`) unless ``clock`` is given: a
+        test that seeds the ledger for a server running on the wall clock (the
+        REST API, CloudKitty) passes ``inputs.now``.
+        """
         from oslo_config import cfg
 
         from ovh_credit_plugin.conf import register_opts
@@ -336,7 +343,7 @@ class Ledger:
         conf(args=[], default_config_files=[str(self.config)])
         for name, value in cloud_credit.items():
             conf.set_override(name, value, "cloud_credit")
-        return CreditService.from_conf(conf, clock=lambda: TEST_NOW)
+        return CreditService.from_conf(conf, clock=clock or (lambda: TEST_NOW))
 
     def checksum(self) -> str:
         """A digest of every row of every table: 'nothing was written' made checkable."""
