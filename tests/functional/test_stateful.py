@@ -529,7 +529,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 limit is not None and self.model.redemptions.get(code, 0) >= limit
             ):
                 expected = exceptions.VoucherRefused
-            elif self.model.currencies.get(project, voucher["currency"]) != voucher["currency"]:
+            elif (self.model.currencies.get(project, voucher["currency"]) != voucher["currency"]
+                  and self.holds_currency(project)):
+                # A currency nothing holds any more is released for the voucher.
                 expected = exceptions.CurrencyMismatch
         try:
             credit = self.service.activate_voucher(project, code, at=now)
