@@ -128,7 +128,7 @@ def test_an_invoice_the_credit_cannot_pay_is_settled_with_a_note(
     assert (chf.credit_applied, chf.amount_due, chf.total) == (0, Decimal(30), Decimal(30))
     assert chf.note == "currency_mismatch" and chf.allocations == []
     assert eur.credit_applied == Decimal(30) and eur.note is None
-    assert service.list_credits("p1")[0].available == Decimal(70)
+    assert service.list_credits("p1", at=AT)[0].available == Decimal(70)
     # The JSON has the note only when there is one; the model's dump agrees.
     assert chf.json_ready() == chf.model_dump(mode="json")
     assert chf.json_ready()["note"] == "currency_mismatch"
@@ -204,7 +204,7 @@ def test_a_refused_invoice_is_reported_in_its_place_and_its_batch_settles(
                                     "error": refused.error}
     assert "appears twice with different content" in str(results[3])
     # The others are settled; nothing of the refused ones is written.
-    credits = {p: service.list_credits(p)[0].available for p in ("p1", "p2")}
+    credits = {p: service.list_credits(p, at=AT)[0].available for p in ("p1", "p2")}
     assert credits == {"p1": Decimal(100 - 10 - 5 - 1), "p2": Decimal(93)}
     again = list(service.settle_invoices([invoice("I1", "p1", "10")], at=AT))
     assert isinstance(again[0], models.Settlement) and again[0].replayed
