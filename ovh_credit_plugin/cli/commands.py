@@ -258,8 +258,8 @@ class OrderCreate(_Base, ShowOne):
         return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
 
 
-class OrderPay(_Base, ShowOne):
-    """Confirm payment of an order: its credit is created (once); prints the order."""
+class _OneOrder(_Base, ShowOne):
+    """A command on one order, named by its id; prints the order."""
 
     FIELDS = ORDER_FIELDS
 
@@ -268,6 +268,17 @@ class OrderPay(_Base, ShowOne):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("order_id", metavar="ORDER_ID")
+        return parser
+
+    def shown(self, order: models.Order) -> tuple[Any, Any]:
+        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+
+
+class OrderPay(_OneOrder):
+    """Confirm payment of an order: its credit is created (once); prints the order."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
         parser.add_argument("--amount", help="Amount the payment system received; refused "
                             "when it differs from the order's.")
         parser.add_argument("--currency", help="Currency of the payment; refused when it "
@@ -275,45 +286,24 @@ class OrderPay(_Base, ShowOne):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        order = self.service.pay_order(
+        return self.shown(self.service.pay_order(
             parsed_args.order_id, amount=parsed_args.amount, currency=parsed_args.currency,
             at=parsed_args.at,
-        )
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        ))
 
 
-class OrderCancel(_Base, ShowOne):
+class OrderCancel(_OneOrder):
     """Cancel a pending order; prints the order."""
 
-    FIELDS = ORDER_FIELDS
-
-    takes_at = True
-
-    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("order_id", metavar="ORDER_ID")
-        return parser
-
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        order = self.service.cancel_order(parsed_args.order_id, at=parsed_args.at)
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        return self.shown(self.service.cancel_order(parsed_args.order_id, at=parsed_args.at))
 
 
-class OrderShow(_Base, ShowOne):
+class OrderShow(_OneOrder):
     """Show one order (a pending order past its end shows expired)."""
 
-    FIELDS = ORDER_FIELDS
-
-    takes_at = True
-
-    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("order_id", metavar="ORDER_ID")
-        return parser
-
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        order = self.service.show_order(parsed_args.order_id, at=parsed_args.at)
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        return self.shown(self.service.show_order(parsed_args.order_id, at=parsed_args.at))
 
 
 class OrderList(_Base, Lister):
