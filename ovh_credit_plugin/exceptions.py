@@ -7,6 +7,8 @@ matches it (as oslo.config's errors do), so callers may catch either.
 
 from __future__ import annotations
 
+from ovh_credit_plugin.i18n import _
+
 
 class CreditError(Exception):
     """Base of every error this plugin raises on purpose."""
@@ -68,7 +70,7 @@ class VoucherRefused(CreditError, RuntimeError):
 
     def __init__(self, reason: str, *, public: bool = True) -> None:
         self.reason = reason
-        super().__init__(self.public_message if public else reason)
+        super().__init__(_("this voucher code cannot be activated") if public else reason)
 
 
 class TooManyAttempts(VoucherRefused):

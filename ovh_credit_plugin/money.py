@@ -20,6 +20,7 @@ from iso4217 import Currency
 from pydantic import BeforeValidator, PlainSerializer
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.i18n import _
 
 LEDGER_PLACES = 6
 LEDGER_QUANTUM = Decimal(1).scaleb(-LEDGER_PLACES)
@@ -44,20 +45,22 @@ _CONTEXT = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN, traps=[
 def currency_places(code: str) -> int:
     """Minor-unit decimals of an ISO 4217 currency (EUR 2, JPY 0, KWD 3)."""
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
-        raise exceptions.InvalidCurrency(f"invalid currency {code!r}: expected an ISO 4217 code")
+        raise exceptions.InvalidCurrency(
+            _("invalid currency %(code)r: expected an ISO 4217 code") % {"code": code})
     try:
         exponent = Currency(code).exponent
     except ValueError:
-        raise exceptions.InvalidCurrency(f"unknown currency {code!r}") from None
+        raise exceptions.InvalidCurrency(_("unknown currency %(code)r") % {"code": code}) from None
     if exponent is None:
         # XAU, XDR, XXX...: ISO 4217 gives no minor unit; not a currency we bill in.
-        raise exceptions.InvalidCurrency(f"currency {code!r} has no minor unit")
+        raise exceptions.InvalidCurrency(_("currency %(code)r has no minor unit") % {"code": code})
     return int(exponent)
 
 
 def check_currency(code: Any) -> str:
     if not isinstance(code, str):  # before the cache, which would need it hashable
-        raise exceptions.InvalidCurrency(f"invalid currency {code!r}: expected an ISO 4217 code")
+        raise exceptions.InvalidCurrency(
+            _("invalid currency %(code)r: expected an ISO 4217 code") % {"code": code})
     currency_places(code)
     return code
 
@@ -82,7 +85,9 @@ def parse_amount(  # noqa: PLR0912 - one branch per input shape reads best
             if amount or allow_zero:
                 return amount
     if isinstance(value, (bool, float)):
-        raise exceptions.InvalidAmount(f"{field} must be a decimal string, not {value!r}")
+        raise exceptions.InvalidAmount(
+            _("%(field)s must be a decimal string, not %(value)r")
+            % {"field": field, "value": value})
     if isinstance(value, Decimal):
         amount = value
     elif isinstance(value, int):
@@ -94,28 +99,40 @@ def parse_amount(  # noqa: PLR0912 - one branch per input shape reads best
         try:
             amount = Decimal(text)
         except decimal.InvalidOperation:
-            raise exceptions.InvalidAmount(f"{field} {value!r} is not a decimal number") from None
+            raise exceptions.InvalidAmount(
+                _("%(field)s %(value)r is not a decimal number")
+                % {"field": field, "value": value}) from None
         if not amount.is_finite():
-            raise exceptions.InvalidAmount(f"{field} must be a finite number, not {value!r}")
+            raise exceptions.InvalidAmount(
+                _("%(field)s must be a finite number, not %(value)r")
+                % {"field": field, "value": value})
         if not _PLAIN_DECIMAL.fullmatch(text):
             raise exceptions.InvalidAmount(
-                f"{field} {value!r} must be written as plain digits, like '12.50'"
+                _("%(field)s %(value)r must be written as plain digits, like '12.50'")
+                % {"field": field, "value": value}
             )
     else:
-        raise exceptions.InvalidAmount(f"{field} must be a decimal string, not {value!r}")
+        raise exceptions.InvalidAmount(
+            _("%(field)s must be a decimal string, not %(value)r")
+            % {"field": field, "value": value})
     if not amount.is_finite():
-        raise exceptions.InvalidAmount(f"{field} must be a finite number, not {value!r}")
+        raise exceptions.InvalidAmount(
+            _("%(field)s must be a finite number, not %(value)r")
+            % {"field": field, "value": value})
     if amount.is_signed() and amount != ZERO:
-        raise exceptions.InvalidAmount(f"{field} must not be negative: {value}")
+        raise exceptions.InvalidAmount(
+            _("%(field)s must not be negative: %(value)s") % {"field": field, "value": value})
     if amount == ZERO and not allow_zero:
-        raise exceptions.InvalidAmount(f"{field} must be greater than zero")
+        raise exceptions.InvalidAmount(_("%(field)s must be greater than zero") % {"field": field})
     if amount >= MAX_AMOUNT:
-        raise exceptions.InvalidAmount(f"{field} {value} is too large")
+        raise exceptions.InvalidAmount(
+            _("%(field)s %(value)s is too large") % {"field": field, "value": value})
     # Below MAX_AMOUNT, quantizing to ``places`` is exact unless digits are lost.
     quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
     if amount != amount.quantize(quantum, context=_CONTEXT):
         raise exceptions.InvalidAmount(
-            f"{field} {value} has more than {places} decimal places"
+            _("%(field)s %(value)s has more than %(places)d decimal places")
+            % {"field": field, "value": value, "places": places}
         )
     return amount.copy_abs() if amount == ZERO else amount
 

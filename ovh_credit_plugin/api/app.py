@@ -36,6 +36,7 @@ from oslo_middleware import sizelimit
 from ovh_credit_plugin.api import errors
 from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
 from ovh_credit_plugin.conf import register_api_opts, register_opts
+from ovh_credit_plugin.i18n import _
 
 LOG = logging.getLogger(__name__)
 
@@ -84,17 +85,17 @@ class ApiSigErrors:
         except Exception:
             LOG.exception("%s %s failed", request.method, request.path)
             response = errors.error_response(
-                errors.ApiError("internal_error", "internal error; the request id finds it "
-                                "in the logs"), environ.get(errors.REQUEST_ID_ENV))
+                errors.ApiError("internal_error", errors.INTERNAL_ERROR_DETAIL), request)
         if response.status_code >= 400 and not _is_api_sig(response):
             status = response.status_code
-            detail = {401: "a valid X-Auth-Token is required",
-                      413: "the request body is too large",
-                      404: f"no such resource: {request.path}",
-                      405: f"{request.method} is not allowed on {request.path}"}.get(
+            detail = {401: _("a valid X-Auth-Token is required"),
+                      413: _("the request body is too large"),
+                      404: _("no such resource: %(path)s") % {"path": request.path},
+                      405: _("%(method)s is not allowed on %(path)s")
+                      % {"method": request.method, "path": request.path}}.get(
                           status, response.status)
             error = errors.ApiError(errors.code_for_status(status), detail, status=status)
-            rewritten = errors.error_response(error, environ.get(errors.REQUEST_ID_ENV))
+            rewritten = errors.error_response(error, request)
             for name in ("WWW-Authenticate", "Retry-After", "Allow"):
                 if name in response.headers:
                     rewritten.headers[name] = response.headers[name]

@@ -34,10 +34,11 @@ from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
 
-from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin import exceptions, i18n, models, money
 from ovh_credit_plugin.api import errors, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.service.credits import STATUSES as CREDIT_STATUSES
 from ovh_credit_plugin.service.orders import STATUSES as ORDER_STATUSES
 
@@ -73,6 +74,8 @@ class Runtime:
         max_body: int = DEFAULT_MAX_BODY,
         cache: bool = True,
     ) -> None:
+        # Messages stay lazy until an answer knows its language (Accept-Language).
+        i18n.enable_lazy()
         self.conf = conf
         self.max_body = max_body
         self._make_service = service
@@ -147,13 +150,15 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in pairs:
         if key in found:
-            raise errors.ApiError("invalid_request", f"field {key!r} is given twice")
+            raise errors.ApiError(
+                "invalid_request", _("field '%(field)s' is given twice") % {"field": key})
         found[key] = value
     return found
 
 
 def _no_constant(name: str) -> Any:
-    raise errors.ApiError("invalid_request", f"{name} is not a JSON value here")
+    raise errors.ApiError(
+        "invalid_request", _("%(value)s is not a JSON value here") % {"value": name})
 
 
 def capture_body(request: webob.Request, max_body: int) -> None:
@@ -177,24 +182,29 @@ def capture_body(request: webob.Request, max_body: int) -> None:
 def _parse_body(request: webob.Request, max_body: int) -> Any:
     length = request.content_length
     if length is not None and length > max_body:
-        raise errors.ApiError("too_large", f"the request body is larger than {max_body} bytes")
+        raise errors.ApiError(
+            "too_large", _("the request body is larger than %(limit)d bytes")
+            % {"limit": max_body})
     raw = request.body_file.read(max_body + 1) if length is None else request.body
     if len(raw) > max_body:
-        raise errors.ApiError("too_large", f"the request body is larger than {max_body} bytes")
+        raise errors.ApiError(
+            "too_large", _("the request body is larger than %(limit)d bytes")
+            % {"limit": max_body})
     if not raw:
-        raise errors.ApiError("invalid_request", "a JSON object is expected in the body")
+        raise errors.ApiError("invalid_request", _("a JSON object is expected in the body"))
     if request.content_type != "application/json":
-        raise errors.ApiError("invalid_request", "the body must be application/json")
+        raise errors.ApiError("invalid_request", _("the body must be application/json"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise errors.ApiError("invalid_request", "the body is not UTF-8") from None
+        raise errors.ApiError("invalid_request", _("the body is not UTF-8")) from None
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
-        raise errors.ApiError("invalid_request", f"malformed JSON: {error}") from None
+        raise errors.ApiError(
+            "invalid_request", _("malformed JSON: %(error)s") % {"error": error}) from None
     except RecursionError:
-        raise errors.ApiError("invalid_request", "malformed JSON: nested too deep") from None
+        raise errors.ApiError("invalid_request", _("malformed JSON: nested too deep")) from None
 
 
 def read_body(request: webob.Request, model: type[_B]) -> _B:
@@ -203,7 +213,7 @@ def read_body(request: webob.Request, model: type[_B]) -> _B:
     if isinstance(data, errors.ApiError):
         raise data
     if not isinstance(data, dict):
-        raise errors.ApiError("invalid_request", "a JSON object is expected in the body")
+        raise errors.ApiError("invalid_request", _("a JSON object is expected in the body"))
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -227,13 +237,16 @@ def _query(*allowed: str) -> dict[str, str]:
     params = pecan.request.GET
     for name in params:
         if name not in allowed:
-            raise errors.ApiError("invalid_request", f"unknown query parameter {name!r}")
+            raise errors.ApiError(
+                "invalid_request", _("unknown query parameter '%(name)s'") % {"name": name})
         values = params.getall(name)
         if len(values) != 1:
-            raise errors.ApiError("invalid_request", f"query parameter {name!r} is given twice")
+            raise errors.ApiError(
+                "invalid_request", _("query parameter '%(name)s' is given twice") % {"name": name})
         value = values[0]
         if len(value) > 255:
-            raise errors.ApiError("invalid_request", f"query parameter {name!r} is too long")
+            raise errors.ApiError(
+                "invalid_request", _("query parameter '%(name)s' is too long") % {"name": name})
         checked[name] = value
     return checked
 
@@ -247,14 +260,17 @@ def _limit(params: Mapping[str, str]) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not _NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
-        raise errors.ApiError("invalid_request", f"limit is an integer from 1 to {MAX_LIMIT}")
+        raise errors.ApiError(
+            "invalid_request", _("limit is an integer from 1 to %(max)d") % {"max": MAX_LIMIT})
     return int(text)
 
 
 def _status(params: Mapping[str, str], statuses: tuple[str, ...]) -> str | None:
     status = params.get("status")
     if status is not None and status not in statuses:
-        raise errors.ApiError("invalid_request", f"status is one of {', '.join(statuses)}")
+        raise errors.ApiError(
+            "invalid_request", _("status is one of %(statuses)s")
+            % {"statuses": ", ".join(statuses)})
     return status
 
 
@@ -268,11 +284,6 @@ def _json(document: Any, status: int = 200, *, location: str | None = None
     if location is not None:
         response.headers["Location"] = location
     return response
-
-
-def _request_id(request: webob.Request) -> str | None:
-    found = request.environ.get(errors.REQUEST_ID_ENV)
-    return str(found) if found else None
 
 
 def _base_url(request: webob.Request) -> str:
@@ -305,7 +316,8 @@ def handler(func: _F) -> _F:
         request = pecan.request
         try:
             if len(args) != len(positional):
-                raise errors.ApiError("not_found", f"no such resource: {request.path}")
+                raise errors.ApiError(
+                    "not_found", _("no such resource: %(path)s") % {"path": request.path})
             return func(self, *args)
         except Exception as error:
             api_error = errors.from_exception(error, throttle_window=self.runtime.throttle_window)
@@ -313,7 +325,7 @@ def handler(func: _F) -> _F:
                 LOG.exception("%s %s failed", request.method, request.path)
             elif api_error.status >= 500:
                 LOG.warning("%s %s: %s", request.method, request.path, error)
-            return errors.error_response(api_error, _request_id(request))
+            return errors.error_response(api_error, request)
 
     # Seen by pecan as (self, *args, **kwargs): no path arguments checked by pecan.
     del wrapper.__wrapped__
@@ -334,26 +346,29 @@ class _Resource(rest.RestController):
     def caller(self) -> Caller:
         caller = caller_of(pecan.request)
         if caller.project_id is None and caller.user_id is None and not caller.roles:
-            raise errors.ApiError("unauthorized", "no credentials came with the request")
+            raise errors.ApiError("unauthorized", _("no credentials came with the request"))
         return caller
 
     def project_for(self, caller: Caller, rule: str, params: Mapping[str, str]) -> str:
         """The project a collection request acts on: the token's, or ``?project_id=``."""
         project = params.get("project_id") or caller.project_id
         if project is None or not self.runtime.allowed(caller, rule, project):
-            raise errors.ApiError("forbidden", f"policy does not allow {rule}"
-                                  + (f" on project {project}" if project else ""))
+            raise errors.ApiError("forbidden", (
+                _("policy does not allow %(rule)s on project %(project)s")
+                % {"rule": rule, "project": project} if project
+                else _("policy does not allow %(rule)s") % {"rule": rule}))
         return project
 
     def may(self, caller: Caller, rule: str) -> None:
         """Whether the caller's role may ever do this (on its own project): 403 if not."""
         if not self.runtime.allowed(caller, rule, caller.project_id):
-            raise errors.ApiError("forbidden", f"policy does not allow {rule}")
+            raise errors.ApiError("forbidden",
+                                  _("policy does not allow %(rule)s") % {"rule": rule})
 
-    def owned(self, caller: Caller, rule: str, project_id: str, what: str) -> None:
+    def owned(self, caller: Caller, rule: str, project_id: str, not_found: str) -> None:
         """An object of another project is not found, never forbidden."""
         if not self.runtime.allowed(caller, rule, project_id):
-            raise errors.ApiError("not_found", f"no {what}")
+            raise errors.ApiError("not_found", not_found)
 
 
 # -- credits -------------------------------------------------------------------------
@@ -361,7 +376,7 @@ class _Resource(rest.RestController):
 
 def _credit_id(text: str) -> int:
     if not _NUMBER.fullmatch(text) or not 0 < int(text) < 2**63:
-        raise errors.ApiError("not_found", f"no credit {text!r}")
+        raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": text})
     return int(text)
 
 
@@ -391,8 +406,9 @@ class CreditsController(_Resource):
         try:
             credit, entries = self.service.show_credit(ident)
         except exceptions.CreditNotFound:
-            raise errors.ApiError("not_found", f"no credit {ident}") from None
-        self.owned(caller, "cloud_credit:credit:get", credit.project_id, f"credit {ident}")
+            raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": ident}) from None
+        self.owned(caller, "cloud_credit:credit:get", credit.project_id,
+                   _("no credit %(id)s") % {"id": ident})
         document = credit.model_dump(mode="json")
         document["entries"] = [entry.model_dump(mode="json") for entry in entries]
         return _json(document)
@@ -407,8 +423,9 @@ class CreditsController(_Resource):
         try:
             credit, _entries = self.service.show_credit(ident)
         except exceptions.CreditNotFound:
-            raise errors.ApiError("not_found", f"no credit {ident}") from None
-        self.owned(caller, "cloud_credit:credit:void", credit.project_id, f"credit {ident}")
+            raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": ident}) from None
+        self.owned(caller, "cloud_credit:credit:void", credit.project_id,
+                   _("no credit %(id)s") % {"id": ident})
         voided = self.service.void_credit(ident, reason=body.reason)
         return _json(voided.model_dump(mode="json"))
 
@@ -516,8 +533,9 @@ class OrdersController(_Resource):
         try:
             order = self.service.show_order(order_id)
         except exceptions.OrderNotFound:
-            raise errors.ApiError("not_found", f"no order {order_id!r}") from None
-        self.owned(caller, rule, order.project_id, f"order {order_id!r}")
+            raise errors.ApiError("not_found", _("no order %(id)s") % {"id": order_id}) from None
+        self.owned(caller, rule, order.project_id,
+                   _("no order %(id)s") % {"id": order_id})
         return order
 
 
@@ -564,9 +582,10 @@ class CreditRootController(rest.RestController):
         request = pecan.request
         status = int(request.environ.get(_ROUTING_ERROR_ENV) or 404)
         code = errors.code_for_status(status)
-        detail = (f"{request.method} is not allowed on {request.path}" if status == 405
-                  else f"no such resource: {request.path}")
-        return errors.error_response(errors.ApiError(code, detail), _request_id(request))
+        detail = (_("%(method)s is not allowed on %(path)s")
+                  % {"method": request.method, "path": request.path} if status == 405
+                  else _("no such resource: %(path)s") % {"path": request.path})
+        return errors.error_response(errors.ApiError(code, detail), request)
 
 
 _CONTROLLERS: dict[str, type[_Resource]] = {

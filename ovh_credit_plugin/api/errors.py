@@ -12,35 +12,38 @@ from typing import Any
 
 import webob
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.i18n import _, deferred
 
 #: The request id oslo.middleware's RequestId puts in the WSGI environ.
 REQUEST_ID_ENV = "openstack.request_id"
 REQUEST_ID_HEADER = "X-Openstack-Request-Id"
 JSON = "application/json"
 
-# code -> (HTTP status, title)
+# code -> (HTTP status, title); titles are translated when an answer is written.
 CODES: dict[str, tuple[int, str]] = {
-    "invalid_request": (400, "Invalid request"),
-    "invalid_amount": (400, "Invalid amount"),
-    "unauthorized": (401, "Authentication required"),
-    "forbidden": (403, "Forbidden"),
-    "not_found": (404, "Not found"),
-    "voucher_unknown": (404, "Unknown voucher"),
-    "method_not_allowed": (405, "Method not allowed"),
-    "voucher_redeemed": (409, "Voucher already redeemed"),
-    "currency_mismatch": (409, "Currency mismatch"),
-    "order_not_pending": (409, "Order not pending"),
-    "invalid_state": (409, "Invalid state"),
-    "idempotency_conflict": (409, "Idempotency key reused"),
-    "voucher_expired": (410, "Voucher expired"),
-    "too_large": (413, "Request body too large"),
-    "voucher_throttled": (429, "Too many voucher attempts"),
-    "internal_error": (500, "Internal error"),
-    "catalog_unavailable": (503, "Voucher catalog unavailable"),
-    "service_unavailable": (503, "Service unavailable"),
+    "invalid_request": (400, deferred("Invalid request")),
+    "invalid_amount": (400, deferred("Invalid amount")),
+    "unauthorized": (401, deferred("Authentication required")),
+    "forbidden": (403, deferred("Forbidden")),
+    "not_found": (404, deferred("Not found")),
+    "voucher_unknown": (404, deferred("Unknown voucher")),
+    "method_not_allowed": (405, deferred("Method not allowed")),
+    "voucher_redeemed": (409, deferred("Voucher already redeemed")),
+    "currency_mismatch": (409, deferred("Currency mismatch")),
+    "order_not_pending": (409, deferred("Order not pending")),
+    "invalid_state": (409, deferred("Invalid state")),
+    "idempotency_conflict": (409, deferred("Idempotency key reused")),
+    "voucher_expired": (410, deferred("Voucher expired")),
+    "too_large": (413, deferred("Request body too large")),
+    "voucher_throttled": (429, deferred("Too many voucher attempts")),
+    "internal_error": (500, deferred("Internal error")),
+    "catalog_unavailable": (503, deferred("Voucher catalog unavailable")),
+    "service_unavailable": (503, deferred("Service unavailable")),
 }
+
+INTERNAL_ERROR_DETAIL = deferred("internal error; the request id finds it in the logs")
 
 # Seconds a client should wait after a catalog outage before trying again.
 CATALOG_RETRY_AFTER = 30
@@ -71,17 +74,25 @@ def code_for_status(status: int) -> str:
     return _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
 
 
-def error_document(error: ApiError, request_id: str | None) -> dict[str, Any]:
+def error_document(error: ApiError, request_id: str | None, *,
+                   language: str = i18n.SOURCE_LANGUAGE) -> dict[str, Any]:
     return {"errors": [{"status": error.status, "code": f"cloud_credit.{error.code}",
-                        "title": CODES[error.code][1], "detail": error.detail,
+                        "title": i18n.translate(CODES[error.code][1], language),
+                        "detail": i18n.translate(error.detail, language),
                         "request_id": request_id}]}
 
 
-def error_response(error: ApiError, request_id: str | None) -> webob.Response:
+def error_response(error: ApiError, request: webob.Request) -> webob.Response:
+    """The answer to ``request`` for ``error``, in the language its Accept-Language picks."""
+    request_id = request.environ.get(REQUEST_ID_ENV)
+    language = i18n.best_language(request.accept_language)
+    document = error_document(error, str(request_id) if request_id else None,
+                              language=language)
     response = webob.Response(
         status=error.status, content_type=JSON, charset="UTF-8",
-        body=json.dumps(error_document(error, request_id)).encode(),
+        body=json.dumps(document).encode(),
     )
+    response.headers["Content-Language"] = language
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
@@ -105,6 +116,12 @@ _REFUSAL_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+def _message(error: BaseException) -> str:
+    """The error's message as raised: a lazy message stays one, to be translated."""
+    first = error.args[0] if len(error.args) == 1 else None
+    return first if isinstance(first, str) else str(error)
+
+
 def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     """The API error for one of the plugin's errors; anything else is a 500 (logged by the caller).
 
@@ -113,23 +130,25 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     if isinstance(error, ApiError):
         return error
     if isinstance(error, exceptions.TooManyAttempts):
-        return ApiError("voucher_throttled", "too many failed voucher activations on this "
-                        "project: try again later",
+        return ApiError("voucher_throttled",
+                        _("too many failed voucher activations on this project: "
+                          "try again in %(seconds)d seconds") % {"seconds": throttle_window},
                         headers={"Retry-After": str(throttle_window)})
     if isinstance(error, exceptions.VoucherRefused):
         code = next((code for cause, code in _REFUSAL_CAUSES
                      if isinstance(error.__cause__, cause)), "voucher_redeemed")
-        return ApiError(code, str(error))
+        return ApiError(code, _message(error))
     found = next((code for kind, code in _BY_TYPE if isinstance(error, kind)), None)
     if found is not None:
-        return ApiError(found, str(error))
+        return ApiError(found, _message(error))
     if isinstance(error, catalog_base.REFUSALS):
         # A preview (GET vouchers/{code}) of an unknown code.
-        return ApiError("voucher_unknown", "no such voucher code")
+        return ApiError("voucher_unknown", _("no such voucher code"))
     if isinstance(error, catalog_base.CatalogError):
         # Down, slow, broken or refusing our credentials: not the caller's doing.
-        return ApiError("catalog_unavailable", "the voucher catalog cannot be reached; "
-                        "try again later", headers={"Retry-After": str(CATALOG_RETRY_AFTER)})
+        return ApiError("catalog_unavailable",
+                        _("the voucher catalog cannot be reached; try again later"),
+                        headers={"Retry-After": str(CATALOG_RETRY_AFTER)})
     if isinstance(error, exceptions.DatabaseNotReady):
-        return ApiError("service_unavailable", "the credit ledger is not ready")
-    return ApiError("internal_error", "internal error; the request id finds it in the logs")
+        return ApiError("service_unavailable", _("the credit ledger is not ready"))
+    return ApiError("internal_error", INTERNAL_ERROR_DETAIL)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.i18n import _
 
 NAMESPACE = "ovh_credit_plugin.voucher_catalogs"
 
@@ -75,11 +76,11 @@ class CatalogAuthError(CatalogError, PermissionError):
 def normalize_code(code: str) -> str:
     """Strip and upper-case a code; refuse anything that is not one (offline)."""
     if not isinstance(code, str):
-        raise exceptions.InvalidVoucherCode("a voucher code must be text")
+        raise exceptions.InvalidVoucherCode(_("a voucher code must be text"))
     normalized = code.strip().upper()
     if not models.VOUCHER_CODE_RE.fullmatch(normalized):
         raise exceptions.InvalidVoucherCode(
-            "a voucher code is 4 to 64 letters, digits or dashes"
+            _("a voucher code is 4 to 64 letters, digits or dashes")
         )
     return normalized
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import allocation, exceptions, models
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import inputs
@@ -58,7 +59,7 @@ def page(
         place = next((index for index, credit in enumerate(every)
                       if str(credit.id) == str(marker)), None)
         if place is None:
-            raise exceptions.InvalidInput(f"unknown marker {marker!r}")
+            raise exceptions.InvalidInput(_("unknown marker %(marker)r") % {"marker": marker})
         every = every[place + 1:]
     if status is not None:
         every = [credit for credit in every if credit.status == status]
@@ -75,7 +76,7 @@ def show(
     def work(conn: Connection) -> tuple[models.Credit, list[models.LedgerEntry]]:
         row = credits.row(conn, ident)
         if row is None:
-            raise exceptions.CreditNotFound(f"no credit {credit_id}")
+            raise exceptions.CreditNotFound(_("no credit %(id)s") % {"id": credit_id})
         return credits.model(row, at=at), credits.entries_of(conn, ident)
 
     return database.read(work)
@@ -95,7 +96,7 @@ def void(
     ident = inputs.credit_id(credit_id)
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
-        raise exceptions.InvalidInput("voiding a credit needs a reason")
+        raise exceptions.InvalidInput(_("voiding a credit needs a reason"))
 
     def work(conn: Connection) -> models.Credit:
         credit = credits.lock_credit(conn, ident)
@@ -104,7 +105,9 @@ def void(
             assert done is not None
             if done.void_reason == reason:
                 return credits.model(done, at=at)
-            raise exceptions.InvalidState(f"credit {ident} is already voided ({done.void_reason})")
+            raise exceptions.InvalidState(
+                _("credit %(id)s is already voided (%(reason)s)")
+                % {"id": ident, "reason": done.void_reason})
         voided_at = times.not_before(at, credit.created_at, f"credit {ident} was granted")
         entry = credit.void_rest(reason=reason)
         credits.write_balances(conn, [credit])

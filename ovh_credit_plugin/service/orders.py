@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, orders, projects
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import inputs
@@ -83,7 +84,8 @@ def create_once(
             if found is not None:
                 if found.fingerprint != fingerprint:
                     raise exceptions.IdempotencyConflict(
-                        f"idempotency key {key!r} was used for another order request"
+                        _("idempotency key %(key)r was used for another order request")
+                        % {"key": key}
                     )
                 return orders.model(orders.get(conn, found.order_id), at=at), False
         made = orders.find(conn, order_id)
@@ -139,20 +141,22 @@ def pay(
         order = orders.get(conn, order_id, lock=True)
         if paid is not None and paid != order.amount:
             raise exceptions.InvalidAmount(
-                f"payment of {paid} does not match order {order_id} "
-                f"({money.to_str(order.amount, order.currency)} {order.currency})"
+                _("payment of %(paid)s does not match order %(id)s (%(amount)s %(currency)s)")
+                % {"paid": paid, "id": order_id, "currency": order.currency,
+                   "amount": money.to_str(order.amount, order.currency)}
             )
         if paid_currency is not None and paid_currency != order.currency:
             raise exceptions.CurrencyMismatch(
-                f"payment in {paid_currency} does not match order {order_id} ({order.currency})"
+                _("payment in %(paid)s does not match order %(id)s (%(currency)s)")
+                % {"paid": paid_currency, "id": order_id, "currency": order.currency}
             )
         if order.status == "paid":
             return orders.model(order)
         if order.status == "cancelled":
-            raise exceptions.InvalidState(f"order {order_id} is cancelled")
+            raise exceptions.InvalidState(_("order %(id)s is cancelled") % {"id": order_id})
         paid_at = times.not_before(at, order.created_at, f"order {order_id} was created")
         if order.status == "expired" or paid_at >= order.expires_at:
-            raise exceptions.InvalidState(f"order {order_id} has lapsed unpaid")
+            raise exceptions.InvalidState(_("order %(id)s has lapsed unpaid") % {"id": order_id})
         credit_id = credits.grant(
             conn,
             project_id=order.project_id,
@@ -185,7 +189,8 @@ def cancel(
         if order.status != "pending" or at >= order.expires_at:
             status = "expired" if order.status == "pending" else order.status
             raise exceptions.InvalidState(
-                f"order {order_id} is {status}; only a pending order can be cancelled"
+                _("order %(id)s is %(status)s; only a pending order can be cancelled")
+                % {"id": order_id, "status": status}
             )
         cancelled_at = times.not_before(at, order.created_at, f"order {order_id} was created")
         orders.mark_cancelled(conn, order_id, at=cancelled_at)
@@ -237,7 +242,8 @@ def page(
             rows = orders.page(conn, project_id, status=status, after=marker, limit=limit + 1,
                                at=at)
         except exceptions.OrderNotFound:
-            raise exceptions.InvalidInput(f"unknown marker {marker!r}") from None
+            raise exceptions.InvalidInput(
+                _("unknown marker %(marker)r") % {"marker": marker}) from None
         return [orders.model(row, at=at) for row in rows[:limit]], len(rows) > limit
 
     return database.read(work)

@@ -15,6 +15,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service.settings import Settings
@@ -85,7 +86,8 @@ class Throttle:
             LOG.warning("voucher activation throttled for project %s (%d failed or running "
                         "tries in %d s)", project_id, failures - 1, window)
             raise exceptions.TooManyAttempts(
-                "too many failed voucher activations on this project: try again later"
+                _("too many failed voucher activations on this project: "
+                  "try again in %(seconds)d seconds") % {"seconds": window}
             )
         return found, attempt
 

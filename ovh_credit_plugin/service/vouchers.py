@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations, credits, projects
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import inputs
@@ -302,7 +303,8 @@ def record_intent(
     except exceptions.CurrencyMismatch:
         found = projects.currency(conn, project_id)
         raise exceptions.CurrencyMismatch(
-            f"this voucher is in {currency} but project {project_id} bills in {found}"
+            _("this voucher is in %(currency)s but project %(project)s bills in %(found)s")
+            % {"currency": currency, "project": project_id, "found": found}
         ) from None
     activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
 

@@ -1,0 +1,90 @@
+"""The customer reads the API's errors, and the CLI's, in French when they ask for it.
+
+The API picks the language from Accept-Language (oslo.i18n's lazy messages,
+translated when the answer is written); the CLI from the locale (LANGUAGE).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.support.api import PROJECT, call, standalone
+from tests.support.ledgers import Ledger
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    # The language is the API's business, not the database's.
+    return str(request.param)
+
+
+MEMBER = {"X-Project-Id": PROJECT, "X-User-Id": "alice", "X-Roles": "member,reader"}
+
+
+def first_error(response: requests.Response) -> dict[str, str]:
+    return dict(response.json()["errors"][0])
+
+
+def test_a_bad_voucher_code_is_answered_in_the_language_asked(ledger: Ledger) -> None:
+    with standalone(ledger) as url:
+        def activate(code: str, language: str | None) -> requests.Response:
+            headers = dict(MEMBER, **({"Accept-Language": language} if language else {}))
+            return call("POST", f"{url}/v1/vouchers", headers=headers, json_body={"code": code})
+
+        french = activate("NOPE-1234", "fr-FR,fr;q=0.9,en;q=0.5")
+        assert french.status_code == 404
+        assert french.headers["Content-Language"] == "fr"
+        assert first_error(french)["title"] == "Bon d'achat inconnu"
+        assert first_error(french)["detail"] == "ce code de bon d'achat ne peut pas être activé"
+        assert first_error(french)["code"] == "cloud_credit.voucher_unknown"  # codes stay
+
+        english = activate("NOPE-1234", None)
+        assert english.headers["Content-Language"] == "en"
+        assert (first_error(english)["title"], first_error(english)["detail"]) == (
+            "Unknown voucher", "this voucher code cannot be activated")
+
+        # The same process answers each request in its own language.
+        assert first_error(activate("NOPE-1234", "de, fr;q=0.5"))["title"] == "Bon d'achat inconnu"
+        assert first_error(activate("NOPE-1234", "de"))["title"] == "Unknown voucher"
+
+
+def test_errors_with_values_and_errors_of_the_layers_below_are_translated(
+        ledger: Ledger) -> None:
+    french = {**MEMBER, "Accept-Language": "fr"}
+    with standalone(ledger) as url:
+        too_precise = call("POST", f"{url}/v1/orders", headers=french,
+                           json_body={"amount": "10.001", "currency": "EUR"})
+        assert too_precise.status_code == 400
+        assert first_error(too_precise)["title"] == "Montant invalide"
+        assert "a plus de 2 décimales" in first_error(too_precise)["detail"]
+
+        no_such_route = call("GET", f"{url}/v1/nothing-here", headers=french)
+        assert no_such_route.status_code == 404
+        assert first_error(no_such_route)["detail"] == "ressource inexistante : /v1/nothing-here"
+
+        not_a_member = call("GET", f"{url}/v1/credits?project_id=other", headers=french)
+        assert not_a_member.status_code == 403
+        assert first_error(not_a_member)["title"] == "Accès refusé"
+        assert first_error(not_a_member)["detail"].startswith(
+            "la politique d'accès n'autorise pas cloud_credit:credit:list")
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", "ovh-credit: un code de bon d'achat compte de 4 à 64 lettres, chiffres ou tirets"),
+    ("en", "ovh-credit: a voucher code is 4 to 64 letters, digits or dashes"),
+])
+def test_the_cli_speaks_the_language_of_the_locale(ledger: Ledger, language: str,
+                                                   expected: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ovh_credit_plugin.cli.app", "--config-file", str(ledger.config),
+         "voucher", "activate", PROJECT, "no!"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "LANGUAGE": language},
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip() == expected

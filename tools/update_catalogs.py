@@ -1,0 +1,42 @@
+"""Extract the messages, update the catalogs and fill the French one from tools/fr_messages.py.
+
+    .venv/bin/python tools/update_catalogs.py
+
+A message with no French text stays untranslated in the catalog, and
+tests/unit/test_translations.py fails until it gets one.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from babel.messages import pofile
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from fr_messages import FR  # noqa: E402
+
+LOCALE = ROOT / "ovh_credit_plugin" / "locale"
+POT = LOCALE / "ovh_credit_plugin.pot"
+PYBABEL = str(Path(sys.executable).with_name("pybabel"))
+
+
+def main() -> None:
+    subprocess.run([PYBABEL, "extract", "-F", "babel.cfg", "-k", "_", "-k", "deferred",
+                    "--no-default-keywords", "--sort-by-file", "--no-location",
+                    "-o", str(POT), "."], cwd=ROOT, check=True)
+    subprocess.run([PYBABEL, "update", "--no-fuzzy-matching", "-i", str(POT),
+                    "-d", str(LOCALE), "-D", "ovh_credit_plugin"], cwd=ROOT, check=True)
+    po_path = LOCALE / "fr" / "LC_MESSAGES" / "ovh_credit_plugin.po"
+    with po_path.open("rb") as handle:
+        catalog = pofile.read_po(handle, locale="fr")
+    for message in catalog:
+        if message.id and message.id in FR:
+            message.string = FR[message.id]
+            message.flags.discard("fuzzy")
+    with po_path.open("wb") as handle:
+        pofile.write_po(handle, catalog, sort_output=True, width=99)
+
+
+if __name__ == "__main__":
+    main()
