@@ -98,4 +98,22 @@ FR = {
         "en attente peut être annulé",
     "this voucher is in %(currency)s but project %(project)s bills in %(found)s":
         "ce bon d'achat est en %(currency)s mais le projet %(project)s est facturé en %(found)s",
+    "the input is not UTF-8 (line %(line)d)": "l'entrée n'est pas en UTF-8 (ligne %(line)d)",
+    "the input is not UTF-8": "l'entrée n'est pas en UTF-8",
+    "the input is not a JSON array": "l'entrée n'est pas un tableau JSON",
+    "the input must be an invoice object, an array of them, or JSON lines":
+        "l'entrée doit être un objet facture, un tableau de factures ou des lignes JSON",
+    "%(where)s: key %(key)r appears twice in one object":
+        "%(where)s : la clé %(key)r apparaît deux fois dans un même objet",
+    "%(where)s is not valid JSON: %(error)s": "%(where)s n'est pas du JSON valide : %(error)s",
+    "no such invoice file: %(name)s": "fichier de factures introuvable : %(name)s",
+    "invoice %(invoice)s of project %(project)s appears twice with different content":
+        "la facture %(invoice)s du projet %(project)s apparaît deux fois avec un contenu "
+        "différent",
+    "invoice %(invoice)s of project %(project)s: its settlement key is recorded for invoice "
+    "%(other_invoice)s of project %(other_project)s":
+        "facture %(invoice)s du projet %(project)s : sa clé de règlement est enregistrée pour "
+        "la facture %(other_invoice)s du projet %(other_project)s",
+    "invoice %(invoice)s of project %(project)s was already settled with different content":
+        "la facture %(invoice)s du projet %(project)s a déjà été réglée avec un contenu différent",
 }

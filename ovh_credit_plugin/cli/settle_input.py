@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.i18n import _
 
 
 class Source:
@@ -51,7 +52,8 @@ class Source:
             yield from self._documents()
         except UnicodeDecodeError:
             raise exceptions.InvalidInput(
-                f"the input is not UTF-8 (line {_first_undecodable_line(self.path)})"
+                _("the input is not UTF-8 (line %(line)d)")
+                % {"line": _first_undecodable_line(self.path)}
             ) from None
 
     def count(self) -> int:
@@ -74,7 +76,8 @@ class Source:
                 return 1 + sum(1 for line in stream if line.strip())
         except UnicodeDecodeError:
             raise exceptions.InvalidInput(
-                f"the input is not UTF-8 (line {_first_undecodable_line(self.path)})"
+                _("the input is not UTF-8 (line %(line)d)")
+                % {"line": _first_undecodable_line(self.path)}
             ) from None
 
     def _documents(self) -> Iterator[Any]:
@@ -86,7 +89,7 @@ class Source:
                 duplicates: list[str] = []
                 documents = _load(stream.read(), "the input", duplicates)
                 if not isinstance(documents, list):  # pragma: no cover - '[' starts a list
-                    raise exceptions.InvalidInput("the input is not a JSON array")
+                    raise exceptions.InvalidInput(_("the input is not a JSON array"))
                 if not duplicates:
                     yield from documents
                     return
@@ -95,7 +98,7 @@ class Source:
                 return
             if first != "{":
                 raise exceptions.InvalidInput(
-                    "the input must be an invoice object, an array of them, or JSON lines"
+                    _("the input must be an invoice object, an array of them, or JSON lines")
                 )
             head = stream.readline()
             duplicates = []
@@ -169,7 +172,9 @@ def _refused_if_duplicated(document: Any, where: str) -> Any:
     duplicate = _first_duplicate(document)
     if duplicate is None:
         return document
-    error = exceptions.InvalidInput(f"{where}: key {duplicate!r} appears twice in one object")
+    error = exceptions.InvalidInput(
+        _("%(where)s: key %(key)r appears twice in one object")
+        % {"where": where, "key": duplicate})
     return models.InvoiceRefusal.of_document(document, error)
 
 
@@ -199,7 +204,9 @@ def _load(text: str, where: str, duplicates: list[str]) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_Pairs(duplicates))
     except ValueError as error:
-        raise exceptions.InvalidInput(f"{where} is not valid JSON: {error}") from None
+        raise exceptions.InvalidInput(
+            _("%(where)s is not valid JSON: %(error)s") % {"where": where, "error": error}
+        ) from None
 
 
 def open_source(name: str, stdin: IO[str]) -> Source:
@@ -214,12 +221,12 @@ def open_source(name: str, stdin: IO[str]) -> Source:
             # Source.__exit__ never runs for a spool that failed to fill.
             Path(spool.name).unlink(missing_ok=True)
             if isinstance(error, UnicodeEncodeError):
-                raise exceptions.InvalidInput("the input is not UTF-8") from None
+                raise exceptions.InvalidInput(_("the input is not UTF-8")) from None
             raise
         return Source(Path(spool.name), temporary=True)
     path = Path(name)
     if not path.is_file():
-        raise exceptions.InvalidInput(f"no such invoice file: {name}")
+        raise exceptions.InvalidInput(_("no such invoice file: %(name)s") % {"name": name})
     return Source(path)
 
 

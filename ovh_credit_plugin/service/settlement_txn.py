@@ -15,6 +15,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, projects, settlements
 from ovh_credit_plugin.service.charges import Charge, invoice_key
 
@@ -159,8 +160,9 @@ class _Batch:
         if previous is not None:
             if previous[0] != charge.fingerprint:
                 raise exceptions.SettlementConflict(
-                    f"invoice {charge.invoice_id} of project {charge.project_id} appears "
-                    "twice with different content"
+                    _("invoice %(invoice)s of project %(project)s appears twice with "
+                      "different content")
+                    % {"invoice": charge.invoice_id, "project": charge.project_id}
                 )
             return previous[1]._replace(replayed=True)
         row = self.recorded.get(charge.key)
@@ -196,15 +198,18 @@ class _Batch:
             # Only a key written by an earlier version can be another pair's
             # (see invoice_key): never a replay of someone else's.
             raise exceptions.SettlementConflict(
-                f"invoice {charge.invoice_id} of project {charge.project_id}: its settlement "
-                f"key is recorded for invoice {row.invoice_id} of project {row.project_id}"
+                _("invoice %(invoice)s of project %(project)s: its settlement key is "
+                  "recorded for invoice %(other_invoice)s of project %(other_project)s")
+                % {"invoice": charge.invoice_id, "project": charge.project_id,
+                   "other_invoice": row.invoice_id, "other_project": row.project_id}
             )
         if row.fingerprint == charge.fingerprint:
             return True
         if self.on_change == "conflict":
             raise exceptions.SettlementConflict(
-                f"invoice {charge.invoice_id} of project {charge.project_id} was already "
-                "settled with different content"
+                _("invoice %(invoice)s of project %(project)s was already settled with "
+                  "different content")
+                % {"invoice": charge.invoice_id, "project": charge.project_id}
             )
         # Reversed before the currency check below: re-rated content in
         # another currency than the credit's gets the credit back and pays
