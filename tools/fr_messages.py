@@ -116,4 +116,23 @@ FR = {
         "la facture %(other_invoice)s du projet %(other_project)s",
     "invoice %(invoice)s of project %(project)s was already settled with different content":
         "la facture %(invoice)s du projet %(project)s a déjà été réglée avec un contenu différent",
+    "voucher file %(path)r is not readable: %(error)s":
+        "le fichier de bons d'achat %(path)r est illisible : %(error)s",
+    "unknown voucher %(code)s": "bon d'achat %(code)s inconnu",
+    "voucher %(code)s is used up": "le bon d'achat %(code)s est épuisé",
+    "voucher file %(path)r does not exist": "le fichier de bons d'achat %(path)r n'existe pas",
+    "voucher file %(path)r is not readable JSON: %(error)s":
+        "le fichier de bons d'achat %(path)r n'est pas du JSON lisible : %(error)s",
+    'voucher file %(path)r must hold {"vouchers": [...]}':
+        'le fichier de bons d\'achat %(path)r doit contenir {"vouchers": [...]}',
+    "voucher #%(index)d of %(path)r is invalid: %(error)s at %(where)s":
+        "le bon d'achat n° %(index)d de %(path)r est invalide : %(error)s (%(where)s)",
+    "voucher #%(index)d of %(path)r is invalid: %(error)s":
+        "le bon d'achat n° %(index)d de %(path)r est invalide : %(error)s",
+    "voucher #%(index)d of %(path)r has an invalid code: codes are 4 to 64 letters, digits or "
+    "dashes":
+        "le bon d'achat n° %(index)d de %(path)r a un code invalide : un code compte de 4 à 64 "
+        "lettres, chiffres ou tirets",
+    "voucher #%(index)d of %(path)r repeats the code of an earlier voucher":
+        "le bon d'achat n° %(index)d de %(path)r reprend le code d'un bon d'achat précédent",
 }

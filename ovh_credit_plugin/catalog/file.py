@@ -22,6 +22,7 @@ from oslo_config import cfg
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
+from ovh_credit_plugin.i18n import _
 
 LOG = logging.getLogger(__name__)
 
@@ -76,14 +77,16 @@ class FileVoucherCatalog(base.VoucherCatalog):
             raise _missing(self._path) from None
         except OSError as error:
             raise base.CatalogProtocolError(
-                f"voucher file {str(self._path)!r} is not readable: {error}"
+                _("voucher file %(path)r is not readable: %(error)s")
+                % {"path": str(self._path), "error": error}
             ) from None
         return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
     def get(self, code: str) -> models.Voucher:
         voucher = self._load().get(code)
         if voucher is None:
-            raise base.VoucherNotFound(f"unknown voucher {base.mask_code(code)}", status=404)
+            raise base.VoucherNotFound(
+                _("unknown voucher %(code)s") % {"code": base.mask_code(code)}, status=404)
         used = self._redemptions.count(code)
         return voucher.model_copy(update={"redemptions": voucher.redemptions + used})
 
@@ -98,7 +101,8 @@ class FileVoucherCatalog(base.VoucherCatalog):
         now = models.utc(at or dt.datetime.now(dt.timezone.utc))
         voucher = self._load().get(code)
         if voucher is None:
-            raise base.VoucherNotFound(f"unknown voucher {base.mask_code(code)}", status=404)
+            raise base.VoucherNotFound(
+                _("unknown voucher %(code)s") % {"code": base.mask_code(code)}, status=404)
 
         redemption = models.Redemption(
             id=str(uuid.uuid4()),
@@ -130,13 +134,14 @@ class FileVoucherCatalog(base.VoucherCatalog):
         )
         if recorded is None:
             raise base.VoucherAlreadyRedeemed(
-                f"voucher {base.mask_code(code)} is used up", status=409
+                _("voucher %(code)s is used up") % {"code": base.mask_code(code)}, status=409
             )
         return recorded
 
 
 def _missing(path: Path) -> base.CatalogUnavailable:
-    return base.CatalogUnavailable(f"voucher file {str(path)!r} does not exist")
+    return base.CatalogUnavailable(_("voucher file %(path)r does not exist")
+                                   % {"path": str(path)})
 
 
 def _read(path: Path) -> dict[str, models.Voucher]:
@@ -147,11 +152,12 @@ def _read(path: Path) -> dict[str, models.Voucher]:
         raise _missing(path) from None
     except (OSError, ValueError) as error:
         raise base.CatalogProtocolError(
-            f"voucher file {str(path)!r} is not readable JSON: {error}"
+            _("voucher file %(path)r is not readable JSON: %(error)s")
+            % {"path": str(path), "error": error}
         ) from None
     if not isinstance(document, dict) or not isinstance(document.get("vouchers"), list):
         raise base.CatalogProtocolError(
-            f'voucher file {str(path)!r} must hold {{"vouchers": [...]}}'
+            _('voucher file %(path)r must hold {"vouchers": [...]}') % {"path": str(path)}
         )
     vouchers = {}
     for index, raw in enumerate(document["vouchers"]):
@@ -161,23 +167,26 @@ def _read(path: Path) -> dict[str, models.Voucher]:
         except pydantic.ValidationError as error:
             first = models.first_error(error)
             # A rule across fields (valid_until after valid_from) has no location.
-            where = f" at {first.where}" if first.where else ""
-            raise base.CatalogProtocolError(
-                f"voucher #{index} of {str(path)!r} is invalid: {first.text}{where}"
+            raise base.CatalogProtocolError((
+                _("voucher #%(index)d of %(path)r is invalid: %(error)s at %(where)s")
+                if first.where else
+                _("voucher #%(index)d of %(path)r is invalid: %(error)s"))
+                % {"index": index, "path": str(path), "error": first.text, "where": first.where}
             ) from None
         except exceptions.InvalidVoucherCode:
             # The operator's file is broken, not the customer's code: the
             # customer-facing message would blame every activation on them.
             # The code stays out of the message (a secret).
             raise base.CatalogProtocolError(
-                f"voucher #{index} of {str(path)!r} has an invalid code: "
-                f"codes are 4 to 64 letters, digits or dashes"
+                _("voucher #%(index)d of %(path)r has an invalid code: codes are 4 to 64 "
+                  "letters, digits or dashes") % {"index": index, "path": str(path)}
             ) from None
         if code in vouchers:
             # One of the two is a mistake, and which one the operator meant
             # (amount, validity) is not ours to guess.
             raise base.CatalogProtocolError(
-                f"voucher #{index} of {str(path)!r} repeats the code of an earlier voucher"
+                _("voucher #%(index)d of %(path)r repeats the code of an earlier voucher")
+                % {"index": index, "path": str(path)}
             )
         vouchers[code] = voucher
     return vouchers
