@@ -73,6 +73,17 @@ def test_the_issue_example_100_eur_expiring_in_20_days_at_2_eur_a_day() -> None:
         1, 20, eur("60"), 30)
 
 
+def test_the_example_of_docs_api_md() -> None:
+    held = [credit(7, "10.00", kind="voucher", ends_in=40), credit(3, "100.00", ends_in=20)]
+    result = forecast(held, daily("2.00"), at=AT, window_days=30)
+    assert [(c.credit_id, c.expires_unused) for c in result.credits] == [
+        (7, 0), (3, eur("70"))]
+    assert (result.available, result.amount_at_risk, result.runs_out_at) == (
+        eur("110"), eur("70"), None)
+    assert [(w.credit_id, w.days_left, w.amount) for w in result.warnings] == [
+        (3, 20, eur("70"))]
+
+
 def test_no_history_burns_nothing_and_everything_that_ends_is_at_risk() -> None:
     held = [credit(1, "50.00", kind="voucher", ends_in=90), credit(2, "100.00", ends_in=5),
             credit(3, "7.00")]
