@@ -202,6 +202,24 @@ cloud_credit_opts: list[cfg.Opt] = [
         min=1,
         help="Seconds over which failed voucher activations are counted.",
     ),
+    cfg.IntOpt(
+        "forecast_window_days",
+        default=30,
+        min=1,
+        max=366,
+        help="Days of settled history the forecast's burn rate is the daily average "
+        "of: the credit applied to the project's charges settled in the last "
+        "forecast_window_days days, divided by forecast_window_days.",
+    ),
+    cfg.ListOpt(
+        "forecast_warning_days",
+        item_type=types.Integer(min=1, max=3660),
+        default=[30, 7],
+        help="The forecast warns about each credit that will still hold money at its "
+        "end (at the burn rate) when that end is at most this many days away; "
+        "several values are thresholds (a warning names the smallest one it is "
+        "within). Empty: no warnings.",
+    ),
 ]
 
 api_group = cfg.OptGroup(

@@ -230,6 +230,8 @@ class _Priced(_Contract):
     _amounts: ClassVar[tuple[str, ...]] = ()
     # Optional fields the JSON has only when they are set.
     _omitted_when_none: ClassVar[tuple[str, ...]] = ()
+    # Lists of objects with amounts of their own: list field -> the amounts of each item.
+    _nested_amounts: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @model_serializer(mode="wrap")
     def _format_amounts(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -244,6 +246,10 @@ class _Priced(_Contract):
             value = getattr(self, name)
             if isinstance(value, Decimal) and name in data:
                 data[name] = money.to_str(value, currency)
+        for field, names in self._nested_amounts.items():
+            for shown, item in zip(data[field], getattr(self, field), strict=True):  # type: ignore[call-overload]
+                for name in names:
+                    shown[name] = money.to_str(getattr(item, name), currency)
         allocations = getattr(self, "allocations", None)
         if allocations is not None and "allocations" in data:
             for shown, allocation in zip(data["allocations"], allocations, strict=True):  # type: ignore[call-overload]
@@ -428,3 +434,43 @@ class LedgerEntry(_Contract):
     line_id: str | None
     note: str
     created_at: Timestamp
+
+
+# -- forecast ---------------------------------------------------------------------
+
+
+class ForecastCredit(_Contract):
+    """One credit of a forecast: what it holds now, and what it will still hold at its end."""
+
+    credit_id: int
+    kind: CreditKind
+    valid_until: Timestamp | None
+    available: money.Amount
+    expires_unused: money.Amount
+
+
+class ForecastWarning(_Contract):
+    """A credit with money at risk that ends within the configured warning days."""
+
+    credit_id: int
+    days_left: int
+    amount: money.Amount
+
+
+class Forecast(_Priced):
+    """When a project's credit runs out at its burn rate, and how much expires unused first.
+
+    See :mod:`ovh_credit_plugin.forecast` for the model; docs/api.md for the fields.
+    """
+
+    _amounts = ("available", "burn_rate_per_day", "amount_at_risk")
+    _nested_amounts = {"credits": ("available", "expires_unused"), "warnings": ("amount",)}
+
+    currency: str
+    available: money.Amount
+    burn_rate_per_day: money.Amount
+    window_days: int
+    runs_out_at: Timestamp | None
+    amount_at_risk: money.Amount
+    credits: list[ForecastCredit]
+    warnings: list[ForecastWarning]

@@ -430,6 +430,20 @@ class CreditsController(_Resource):
         return _json(voided.model_dump(mode="json"))
 
 
+# -- forecast ------------------------------------------------------------------------
+
+
+class ForecastController(_Resource):
+    """``{base}/forecast``: one document per project, no items under it."""
+
+    @handler
+    def get_all(self) -> webob.Response:
+        caller = self.caller()
+        query = _query("project_id")
+        project = self.project_for(caller, "cloud_credit:forecast:get", query)
+        return _json(self.service.forecast(project).model_dump(mode="json"))
+
+
 # -- vouchers ------------------------------------------------------------------------
 
 
@@ -542,16 +556,20 @@ class OrdersController(_Resource):
 # -- the root ------------------------------------------------------------------------
 
 
-#: The collections under {base}, each a child controller of the root.
-RESOURCES = ("credits", "vouchers", "orders")
+#: The resources under {base}, each a child controller of the root.
+RESOURCES = ("credits", "forecast", "vouchers", "orders")
+#: Those that are one document, with nothing under them: a deeper path is not
+#: found (pecan would answer 405, as for a collection without items).
+DOCUMENTS = ("forecast",)
 
 
 class CreditRootController(rest.RestController):
-    """``{base}``: credits, vouchers and orders (DESIGN.md section 4)."""
+    """``{base}``: credits, the forecast, vouchers and orders (DESIGN.md section 4)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.credits = CreditsController(runtime)
+        self.forecast = ForecastController(runtime)
         self.vouchers = VouchersController(runtime)
         self.orders = OrdersController(runtime)
 
@@ -566,7 +584,8 @@ class CreditRootController(rest.RestController):
             url = url[: -len(rest_of_path)]
         request.environ[_BASE_URL_ENV] = url.rstrip("/")
         capture_body(request, self.runtime.max_body)
-        if not args or args[0] not in RESOURCES:
+        if (not args or args[0] not in RESOURCES
+                or (args[0] in DOCUMENTS and any(args[1:]))):
             request.environ[_ROUTING_ERROR_ENV] = 404
             return self._routing_error, []
         try:
@@ -589,7 +608,8 @@ class CreditRootController(rest.RestController):
 
 
 _CONTROLLERS: dict[str, type[_Resource]] = {
-    "credits": CreditsController, "vouchers": VouchersController, "orders": OrdersController,
+    "credits": CreditsController, "forecast": ForecastController,
+    "vouchers": VouchersController, "orders": OrdersController,
 }
 
 

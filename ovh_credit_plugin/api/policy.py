@@ -45,6 +45,9 @@ RULES: list[policy.DocumentedRuleDefault] = [
     _rule("credit:void", ADMIN,
           "Void a credit's balance (fraud, charge-back), with a reason.",
           "POST", f"{_BASE}/credits/{{credit_id}}/void"),
+    _rule("forecast:get", PROJECT_READER_OR_ADMIN,
+          "Forecast when a project's credit runs out at its burn rate, and how much "
+          "of it will expire unused.", "GET", f"{_BASE}/forecast"),
     _rule("voucher:activate", PROJECT_MEMBER_OR_ADMIN,
           "Activate a voucher code on a project.", "POST", f"{_BASE}/vouchers"),
     _rule("voucher:check", PROJECT_MEMBER_OR_ADMIN,

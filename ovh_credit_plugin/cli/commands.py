@@ -43,8 +43,12 @@ SETTLEMENT_FIELDS = (
     "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
     "allocations", "replayed",
 )
+FORECAST_FIELDS = (
+    "currency", "available", "burn_rate_per_day", "window_days", "runs_out_at",
+    "amount_at_risk", "credits", "warnings",
+)
 _MONEY = {"amount", "total", "used", "expired", "voided", "available", "credit_applied",
-          "amount_due"}
+          "amount_due", "burn_rate_per_day", "amount_at_risk"}
 
 
 class Money(columns.FormattableColumn[Any]):
@@ -457,6 +461,29 @@ class CreditShow(_Base, ShowOne):
         return self.FIELDS, _row(data, self.FIELDS)
 
 
+class CreditForecast(_Base, ShowOne):
+    """Forecast when a project's credit runs out at its burn rate, and what expires unused.
+
+    The burn rate is the credit applied per day over the last
+    [cloud_credit] forecast_window_days days before --at; credits are spent at
+    that rate in consumption order, day by day. A project with no history burns
+    nothing: all of its credit that ends is at risk.
+    """
+
+    FIELDS = FORECAST_FIELDS
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        found = self.service.forecast(parsed_args.project, at=parsed_args.at)
+        return self.FIELDS, _row(found.model_dump(mode="json"), self.FIELDS)
+
+
 class CreditVoid(_Base, ShowOne):
     """Void a credit's balance (fraud, charge-back); recorded with its reason."""
 
@@ -682,6 +709,7 @@ COMMANDS: dict[str, type[Command]] = {
     "voucher pending": VoucherPending,
     "credit list": CreditList,
     "credit show": CreditShow,
+    "credit forecast": CreditForecast,
     "credit void": CreditVoid,
     "settle": Settle,
     "expire": Expire,

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -133,6 +133,44 @@ def latest_between(conn: Connection, low: str, high: str, *, other_than: str) ->
     return tuple(conn.execute(
         _LATEST_BELOW, {"low": low, "high": high, "key": other_than}
     ).scalars())
+
+
+class DailyDebit(NamedTuple):
+    """Credit ``credit_id`` applied to charges settled on ``day`` (UTC)."""
+
+    day: dt.date
+    credit_id: int
+    amount: Decimal
+
+
+_SETTLED_BETWEEN = (
+    sa.select(_S.settled_at, _S.allocations)
+    .where(_S.project_id == sa.bindparam("project_id"),
+           _S.settled_at >= sa.bindparam("since"), _S.settled_at < sa.bindparam("until"),
+           _S.credit_applied > ZERO)
+)
+
+
+def debits_by_day(
+    conn: Connection, project_id: str, *, since: dt.datetime, until: dt.datetime
+) -> list[DailyDebit]:
+    """The credit applied to the project's charges settled in ``[since, until)``, summed
+    per day of settlement (UTC) and per credit, by day then credit id.
+
+    A charge counts on the day it was settled for (an invoice's ``issued_at``,
+    a rated period's start), not the day it was written; a re-rated period
+    counts its current revision only (the debits it reversed are gone from
+    its allocations).
+    """
+    sums: dict[tuple[dt.date, int], Decimal] = {}
+    with money.exact():
+        for row in conn.execute(_SETTLED_BETWEEN,
+                                {"project_id": project_id, "since": since, "until": until}):
+            day = row.settled_at.date()
+            for _line, credit_id, _kind, amount in decode_allocations(row.allocations):
+                sums[day, credit_id] = sums.get((day, credit_id), ZERO) + amount
+    return [DailyDebit(day, credit_id, amount)
+            for (day, credit_id), amount in sorted(sums.items())]
 
 
 def every_row(conn: Connection) -> Iterator[Any]:

@@ -99,6 +99,9 @@ class Requests:
         return Request("GET", self._path("credits"),
                        params=_list_params(project_id, status, limit, marker))
 
+    def forecast(self, *, project_id: str | None = None) -> Request:
+        return Request("GET", self._path("forecast"), params=_project(project_id))
+
     # A credit or an order is addressed by its id alone: its project is the
     # ledger's, so the item routes take no ?project_id= (the API refuses it).
     def show_credit(self, credit_id: str) -> Request:

@@ -29,6 +29,10 @@ ORDER_FIELDS = (
     "paid_at", "payment_url", "credit_id",
 )
 ORDER_SHORT = ("id", "amount", "currency", "status", "created_at", "expires_at", "credit_id")
+FORECAST_FIELDS = (
+    "currency", "available", "burn_rate_per_day", "window_days", "runs_out_at",
+    "amount_at_risk", "credits", "warnings",
+)
 CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
 ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
 
@@ -198,6 +202,21 @@ class VoidCredit(_CreditCommand, ShowOne):
         return _show(document, CREDIT_FIELDS)
 
 
+class ShowForecast(_CreditCommand, ShowOne):
+    """When the project's credit runs out at its burn rate, and how much expires unused.
+
+    The burn rate is the credit the project used per day over the server's
+    window (30 days by default); credits are spent at that rate in the order
+    they pay, and what a credit still holds at its end is at risk.
+    """
+
+    takes_project = True
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        document = self.send(self.client.requests.forecast(project_id=parsed_args.project))
+        return _show(document, FORECAST_FIELDS)
+
+
 class ActivateVoucher(_CreditCommand, ShowOne):
     """Activate a voucher code: the project gets its credit (again: the same credit)."""
 
@@ -317,6 +336,7 @@ COMMANDS: dict[str, type[Any]] = {
     "rating_credit_list": ListCredits,
     "rating_credit_show": ShowCredit,
     "rating_credit_void": VoidCredit,
+    "rating_credit_forecast": ShowForecast,
     "rating_credit_voucher_activate": ActivateVoucher,
     "rating_credit_voucher_check": CheckVoucher,
     "rating_credit_order_create": CreateOrder,

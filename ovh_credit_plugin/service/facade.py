@@ -19,7 +19,7 @@ from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.ledger import catalog_redemptions, projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
-from ovh_credit_plugin.service import audit, credits, expiry, inputs, orders, settlement
+from ovh_credit_plugin.service import audit, credits, expiry, forecast, inputs, orders, settlement
 from ovh_credit_plugin.service.charges import Charge
 from ovh_credit_plugin.service.settings import Settings
 from ovh_credit_plugin.service.settlement_txn import OnChange
@@ -137,6 +137,11 @@ class CreditService:
     def void_credit(self, credit_id: Any, *, reason: str,
                     at: dt.datetime | None = None) -> models.Credit:
         return credits.void(self.database, self.times, credit_id, reason=reason, at=at)
+
+    # -- forecast (service/forecast.py) ------------------------------------------
+
+    def forecast(self, project_id: str, *, at: dt.datetime | None = None) -> models.Forecast:
+        return forecast.forecast_of(self.database, self.settings, self.times, project_id, at=at)
 
     # -- vouchers (service/vouchers.py) ------------------------------------------
 

@@ -25,6 +25,8 @@ class Settings:
     voucher_max_failed_attempts: int
     voucher_attempt_window: int
     clock_skew_allowance: int
+    forecast_window_days: int
+    forecast_warning_days: tuple[int, ...]
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:
@@ -32,9 +34,11 @@ class Settings:
         values: dict[str, Any] = {}
         for field in fields(cls):
             try:
-                values[field.name] = group[field.name]
+                value = group[field.name]
             except cfg.Error as error:
                 raise exceptions.ConfigError(plugin_conf.error_message(error)) from None
+            # Frozen means hashable and unchangeable: lists (ListOpt) become tuples.
+            values[field.name] = tuple(value) if isinstance(value, list) else value
         plugin_conf.check_purchase_bounds(
             values["purchase_min_amount"], values["purchase_max_amount"],
             values["default_currency"],

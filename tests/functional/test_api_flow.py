@@ -4,6 +4,7 @@ idempotency, throttling, catalog outages, and the ``ovh-credit-api`` command its
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 import requests
 
+from ovh_credit_plugin import models
+from ovh_credit_plugin.service import inputs
 from tests.support.api import OTHER, PROJECT, call, standalone
 from tests.support.ledgers import Ledger
 
@@ -31,6 +34,7 @@ def member(project: str = PROJECT) -> dict[str, str]:
 
 PAYER = {"X-Project-Id": "payments", "X-User-Id": "psp", "X-Roles": "service"}
 ADMIN = {"X-Project-Id": "ops", "X-User-Id": "root", "X-Roles": "admin,member,reader"}
+DAY = dt.timedelta(days=1)
 
 
 def ok(response: requests.Response, status: int = 200) -> Any:
@@ -191,6 +195,42 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_forecast_of_a_voucher_ending_in_20_days(ledger: Ledger) -> None:
+    service = ledger.service(clock=inputs.now)  # the API runs on the wall clock
+    try:
+        now = inputs.now()
+        # WELCOME-2026 is valid 90 days from activation: it ends in 20 days.
+        voucher = service.activate_voucher(PROJECT, "WELCOME-2026", at=now - 70 * DAY).id
+        for k in range(1, 31):  # 0.50 a day over the window: 35.00 left
+            service.settle_invoice(models.Invoice.model_validate({
+                "id": f"I{k}", "project_id": PROJECT, "currency": "EUR",
+                "issued_at": (now - k * DAY + dt.timedelta(hours=1)).isoformat(),
+                "lines": [{"id": "1", "product": "instance", "amount": "0.50"}]}))
+    finally:
+        service.close()
+    with standalone(ledger) as url:
+        forecast = ok(call("GET", f"{url}/v1/forecast", headers=member()))
+        assert forecast == {
+            "currency": "EUR", "available": "35.00", "burn_rate_per_day": "0.50",
+            "window_days": 30, "runs_out_at": None, "amount_at_risk": "25.00",
+            "credits": [{"credit_id": voucher, "kind": "voucher",
+                         "valid_until": forecast["credits"][0]["valid_until"],
+                         "available": "35.00", "expires_unused": "25.00"}],
+            "warnings": [{"credit_id": voucher, "days_left": 20, "amount": "25.00"}],
+        }
+        # Another project holds nothing; an admin reads this one's with ?project_id=.
+        assert ok(call("GET", f"{url}/v1/forecast", headers=member(OTHER)))["credits"] == []
+        assert ok(call("GET", f"{url}/v1/forecast?project_id={PROJECT}",
+                       headers=ADMIN)) == forecast
+        for method, path, status, code in (
+                ("GET", "forecast?limit=1", 400, "invalid_request"),
+                ("GET", "forecast/1", 404, "not_found"),  # one document, nothing under it
+                ("POST", "forecast", 405, "method_not_allowed")):
+            response = call(method, f"{url}/v1/{path}", headers=member(), json_body={})
+            assert (response.status_code, error_code(response)) == (
+                status, f"cloud_credit.{code}"), response.text
 
 
 def test_the_ovh_credit_api_command_serves_until_sigterm(ledger: Ledger, tmp_path: Path

@@ -73,6 +73,9 @@ ROUTES = [
     Route("list credits of A", "GET", f"credits?project_id={PROJECT}", None,
           _expect(200, 200, 200, 403, 403)),
     Route("show credit", "GET", "credits/{credit}", None, _expect(200, 200, 200, 404, 403)),
+    Route("forecast", "GET", "forecast", None, _expect(200, 200, 200, 200, 403)),
+    Route("forecast of A", "GET", f"forecast?project_id={PROJECT}", None,
+          _expect(200, 200, 200, 403, 403)),
     Route("void credit", "POST", "credits/{credit}/void", {"reason": "charge-back"},
           _expect(403, 403, 200, 403, 403), writes=True),
     Route("activate voucher", "POST", "vouchers", {"code": "WELCOME-2026"},
@@ -131,6 +134,9 @@ def test_route_by_persona(ledger: Ledger, tokens: Tokens, route: Route, persona:
     if route.name.startswith("list credits"):
         assert [c["project_id"] for c in document["credits"]] == (
             [PROJECT] if acting_on == PROJECT else [])
+    elif route.name.startswith("forecast"):
+        assert [c["credit_id"] for c in document["credits"]] == (
+            [objects.credit_id] if acting_on == PROJECT else [])
     elif route.name.startswith("list orders"):
         assert {o["project_id"] for o in document["orders"]} == (
             {PROJECT} if acting_on == PROJECT else set())

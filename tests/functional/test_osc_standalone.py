@@ -127,3 +127,24 @@ def test_order_cancel_and_a_refused_amount(server: ServerProcess) -> None:
     assert code == 1 and "HTTP 400" in err and "cloud_credit.invalid_amount" in err
     code, _, err = osc(server, "rating", "credit", "order", "create", "seven")
     assert code == 2 and "invalid amount 'seven'" in err
+
+
+def test_the_forecast_of_a_project_without_history(server: ServerProcess) -> None:
+    project = uuid.uuid4().hex
+    code, credit, err = osc(server, "rating", "credit", "voucher", "activate", "SPRING-10",
+                            project=project)
+    assert code == 0, err
+    code, forecast, err = osc(server, "rating", "credit", "forecast", project=project,
+                              roles="reader")
+    assert code == 0, err
+    # Nothing settled yet: nothing burns, and all of it (valid 30 days) is at risk.
+    assert forecast == {
+        "currency": "EUR", "available": "10.00", "burn_rate_per_day": "0.00",
+        "window_days": 30, "runs_out_at": None, "amount_at_risk": "10.00",
+        "credits": [{"credit_id": credit["id"], "kind": "voucher",
+                     "valid_until": credit["valid_until"], "available": "10.00",
+                     "expires_unused": "10.00"}],
+        "warnings": [{"credit_id": credit["id"], "days_left": 30, "amount": "10.00"}]}
+    code, _, err = osc(server, "rating", "credit", "forecast", "--project", project,
+                       project=OTHER)
+    assert code == 1 and "HTTP 403" in err and len(err.splitlines()) == 1

@@ -95,6 +95,13 @@ def test_noauth_the_customers_actions_under_cloudkittys_api(cloudkitty_api: Any)
         assert listed.status_code == 200, listed.text
         assert [(c["kind"], c["available"]) for c in listed.json()["credits"]] == [
             ("voucher", "50.00"), ("purchased", "30.00")]
+        # No settled history yet: nothing burns, and all of it ends some day.
+        forecast = call("GET", f"{base}/forecast", headers=member())
+        assert forecast.status_code == 200, forecast.text
+        assert {k: forecast.json()[k] for k in ("available", "burn_rate_per_day",
+                                                 "amount_at_risk", "warnings")} == {
+            "available": "80.00", "burn_rate_per_day": "0.00", "amount_at_risk": "80.00",
+            "warnings": []}
         # Our errors, in CloudKitty's pipeline too.
         bad = call("POST", f"{base}/orders", headers=member(), json_body={"amount": 30})
         assert bad.status_code == 400

@@ -32,6 +32,7 @@ def test_rules_are_the_contracts() -> None:
     rules = {rule.name: rule for rule in policy.list_rules()}
     assert set(rules) == {
         "cloud_credit:credit:list", "cloud_credit:credit:get", "cloud_credit:credit:void",
+        "cloud_credit:forecast:get",
         "cloud_credit:voucher:activate", "cloud_credit:voucher:check",
         "cloud_credit:order:create", "cloud_credit:order:list", "cloud_credit:order:get",
         "cloud_credit:order:cancel", "cloud_credit:order:pay",

@@ -69,6 +69,9 @@ def test_nothing_is_registered_at_import() -> None:
         ("payment_url_template", "https://pay/{order_id", "not a valid template"),
         ("payment_url_template", "https://pay/{order_id.__class__}", "unknown field"),
         ("purchase_min_amount", "5.001", "more than 2 decimal places"),
+        ("forecast_window_days", "0", "forecast_window_days"),
+        ("forecast_warning_days", "30,0", "forecast_warning_days"),
+        ("forecast_warning_days", "30,soon", "forecast_warning_days"),
     ],
 )
 def test_bad_option_values_are_config_errors(
@@ -83,6 +86,19 @@ def test_bad_option_values_are_config_errors(
     conf(args=[], default_config_files=[str(path)])
     with pytest.raises(exceptions.ConfigError, match=message):
         Settings.from_conf(conf)
+
+
+@pytest.mark.parametrize(("text", "days"), [("30,7", (30, 7)), (" 14 , 3 ", (14, 3)),
+                                           ("", ())])
+def test_forecast_warning_days(tmp_path: Path, text: str, days: tuple[int, ...]) -> None:
+    path = tmp_path / "forecast.conf"
+    path.write_text(f"[cloud_credit]\nforecast_warning_days = {text}\n")
+    conf = cfg.ConfigOpts()
+    plugin_conf.register_opts(conf)
+    conf(args=[], default_config_files=[str(path)])
+    assert Settings.from_conf(conf).forecast_warning_days == days
+    assert Settings.defaults().forecast_warning_days == (30, 7)
+    assert Settings.defaults().forecast_window_days == 30
 
 
 def test_invoice_processor_loads_through_stevedore_without_io() -> None:

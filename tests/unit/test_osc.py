@@ -39,6 +39,13 @@ CREDIT = {
     "valid_from": "2026-01-31T10:00:00Z", "valid_until": "2026-05-01T10:00:00Z",
     "status": "active", "products": [],
 }
+FORECAST = {
+    "currency": "EUR", "available": "100.00", "burn_rate_per_day": "2.00", "window_days": 30,
+    "runs_out_at": None, "amount_at_risk": "60.00",
+    "credits": [{"credit_id": 7, "kind": "purchased", "valid_until": "2026-05-06T10:00:00Z",
+                 "available": "100.00", "expires_unused": "60.00"}],
+    "warnings": [{"credit_id": 7, "days_left": 20, "amount": "60.00"}],
+}
 ORDER = {
     "id": "ord-1", "project_id": "p1", "amount": "12.30", "currency": "EUR",
     "status": "pending", "created_at": "2026-01-31T10:00:00Z",
@@ -143,6 +150,7 @@ def test_paths_for_each_server(mode: str, base: str) -> None:
     assert r.list_credits().path == f"{base}/credits"
     assert r.show_credit("7").path == f"{base}/credits/7"
     assert r.void_credit("7", "fraud").path == f"{base}/credits/7/void"
+    assert r.forecast().path == f"{base}/forecast"
     assert r.activate_voucher("X").path == f"{base}/vouchers"
     assert r.check_voucher(" WELCOME-2026 ").path == f"{base}/vouchers/WELCOME-2026"
     assert r.create_order("5").path == f"{base}/orders"
@@ -172,6 +180,8 @@ def test_bodies_params_and_headers() -> None:
     assert r.list_credits(project_id="p", status="active", limit=5, marker="9").params == {
         "project_id": "p", "status": "active", "limit": "5", "marker": "9"}
     assert r.cancel_order("o").body is None
+    assert (r.forecast().params, r.forecast(project_id="p2").params) == ({},
+                                                                      {"project_id": "p2"})
     assert r.cancel_order("o").params == {} and r.show_credit("7").params == {}
 
 
@@ -420,3 +430,17 @@ def test_order_list_cancel_show() -> None:
     assert (code, out) == (0, "cancelled\n")
     code, out, _ = run(["rating", "credit", "order", "show", "ord-1", "-f", "json"])
     assert json.loads(out)["status"] == "cancelled"
+
+
+@responses.activate
+def test_forecast_json_table_and_another_project() -> None:
+    responses.get(f"{CK}/forecast", json=FORECAST)
+    code, out, _ = run(["rating", "credit", "forecast", "-f", "json"])
+    assert code == 0 and json.loads(out) == FORECAST
+    assert list(json.loads(out)) == list(v1.FORECAST_FIELDS)  # the contract's order
+    code, out, _ = run(["rating", "credit", "forecast", "--project", "p2"])
+    assert code == 0
+    assert "credit_id=7, days_left=20, amount=60.00" in out
+    assert responses.calls[-1].request.params == {"project_id": "p2"}
+    code, out, _ = run(["rating", "credit", "forecast", "-f", "value", "-c", "warnings"])
+    assert json.loads(out) == FORECAST["warnings"]
