@@ -43,6 +43,10 @@ SETTLEMENT_FIELDS = (
     "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
     "allocations", "replayed",
 )
+SETTLEMENT_RECORD_FIELDS = (
+    "key", "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
+    "allocations", "note", "settled_at", "revision",
+)
 _MONEY = {"amount", "total", "used", "expired", "voided", "available", "credit_applied",
           "amount_due"}
 
@@ -614,6 +618,75 @@ def _stream_json(items: Iterable[dict[str, Any]], out: IO[str], progress: Any,
     out.write("[]\n" if first else "\n]\n")
 
 
+class SettlementShow(_Base, ShowOne):
+    """Show a recorded settlement: which credit paid how much of each line, and why.
+
+    KEY is the settlement's key, as a credit's ledger entries show it
+    (``settlement_key``: ``invoice/PROJECT/INVOICE``, a CloudKitty period's);
+    with --project, KEY is the id of that project's invoice.
+    """
+
+    FIELDS = SETTLEMENT_RECORD_FIELDS
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("key", metavar="KEY")
+        parser.add_argument("--project", metavar="PROJECT", default=None,
+                            help="Read KEY as the id of this project's invoice.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        if parsed_args.project is None:
+            record = self.service.show_settlement(parsed_args.key)
+        else:
+            record = self.service.show_invoice_settlement(parsed_args.project, parsed_args.key)
+        data = record.model_dump(mode="json")
+        # "note" only when set, as in the settlement contract.
+        names = tuple(name for name in self.FIELDS if name in data)
+        row = list(_row(data, names))
+        row[names.index("allocations")] = _Explained((data["allocations"], record.currency))
+        return names, tuple(row)
+
+
+class _Explained(columns.FormattableColumn[Any]):
+    """A settlement's allocations: the JSON objects, or one sentence per allocation."""
+
+    def human_readable(self) -> str:
+        allocations, currency = self._value
+        return "\n".join(_explained(a, currency) for a in allocations)
+
+    def machine_readable(self) -> list[Any]:
+        return list(self._value[0])
+
+
+def _explained(allocation: dict[str, Any], currency: str) -> str:
+    amount = money.to_human(money.parse_amount(allocation["amount"], allow_zero=True), currency)
+    text = (f"line {allocation['line_id']}: {amount} from credit {allocation['credit_id']} "
+            f"({allocation['kind']})")
+    why = allocation.get("explanation")
+    if why is None:
+        return f"{text}; recorded without an explanation"
+    key = why["order_key"]
+    ends = key["valid_until"] or "no end date"
+    text += (f", {_ordinal(why['place'])} in the consumption order "
+             f"(valid until {ends}, created {key['created_at']})")
+    for skipped in why["skipped"]:
+        if skipped["cause"] == "not_covered":
+            text += (f"; credit {skipped['credit_id']} comes first but does not cover "
+                     "this line's product")
+        else:
+            text += (f"; credit {skipped['credit_id']} comes first but paid "
+                     f"{', '.join(skipped['products'])}, which credit "
+                     f"{allocation['credit_id']} does not cover")
+    return text
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(
+        number % 10, "th")
+    return f"{number}{suffix}"
+
+
 class Expire(_Base, ShowOne):
     """Lapse unpaid orders and record the balance lost by credits past their end."""
 
@@ -684,6 +757,7 @@ COMMANDS: dict[str, type[Command]] = {
     "credit show": CreditShow,
     "credit void": CreditVoid,
     "settle": Settle,
+    "settlement show": SettlementShow,
     "expire": Expire,
     "audit": Audit,
 }
