@@ -22,7 +22,7 @@ from cliff.show import ShowOne
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 
-from ovh_credit_plugin import conf, exceptions, ledger, models, money
+from ovh_credit_plugin import conf, exceptions, explained, ledger, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.cli import settle_input
 from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
@@ -653,38 +653,10 @@ class _Explained(columns.FormattableColumn[Any]):
 
     def human_readable(self) -> str:
         allocations, currency = self._value
-        return "\n".join(_explained(a, currency) for a in allocations)
+        return "\n".join(explained.sentence(a, currency) for a in allocations)
 
     def machine_readable(self) -> list[Any]:
         return list(self._value[0])
-
-
-def _explained(allocation: dict[str, Any], currency: str) -> str:
-    amount = money.to_human(money.parse_amount(allocation["amount"], allow_zero=True), currency)
-    text = (f"line {allocation['line_id']}: {amount} from credit {allocation['credit_id']} "
-            f"({allocation['kind']})")
-    why = allocation.get("explanation")
-    if why is None:
-        return f"{text}; recorded without an explanation"
-    key = why["order_key"]
-    ends = key["valid_until"] or "no end date"
-    text += (f", {_ordinal(why['place'])} in the consumption order "
-             f"(valid until {ends}, created {key['created_at']})")
-    for skipped in why["skipped"]:
-        if skipped["cause"] == "not_covered":
-            text += (f"; credit {skipped['credit_id']} comes first but does not cover "
-                     "this line's product")
-        else:
-            text += (f"; credit {skipped['credit_id']} comes first but paid "
-                     f"{', '.join(skipped['products'])}, which credit "
-                     f"{allocation['credit_id']} does not cover")
-    return text
-
-
-def _ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(
-        number % 10, "th")
-    return f"{number}{suffix}"
 
 
 class Expire(_Base, ShowOne):
