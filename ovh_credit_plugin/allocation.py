@@ -175,6 +175,11 @@ def allocate_explained(
 ) -> tuple[list[Share], list[Why]]:
     """:func:`allocate`'s shares, and why each share's credit paid its line (in step)."""
     usable = _usable(credits, at)
+    if usable and lines and not any(c.products for c in usable):
+        # What settles most charges: the places come with the shares, for about
+        # nothing (a month-end batch explains shares by the hundred thousand).
+        whys: list[Why] = []
+        return _allocate_unscoped(lines, usable, whys), whys
     shares = _allocate(lines, usable)
     return shares, _explain(lines, usable, shares)
 
@@ -197,11 +202,8 @@ def _explain(
 ) -> list[Why]:
     places = {credit.id: place for place, credit in enumerate(usable, 1)}
     if not any(credit.products for credit in usable):
-        # Nothing is scoped: every credit ahead was used up first. One Why per
-        # place, shared (a month-end batch explains shares by the hundred thousand).
-        plain: dict[int, Why] = {}
-        return [plain.get(p) or plain.setdefault(p, Why(p))
-                for p in (places[share.credit_id] for share in shares)]
+        # Nothing is scoped: every credit ahead was used up first.
+        return [Why(places[share.credit_id]) for share in shares]
     product = {line.id: line.product for line in lines}
     paid: dict[int, set[str]] = {}  # credit id -> products of the lines it paid
     for share in shares:
@@ -272,18 +274,23 @@ def _allocate(lines: Sequence[Line], usable: list[CreditState]) -> list[Share]:
     return shares
 
 
-def _allocate_unscoped(lines: Sequence[Line], usable: list[CreditState]) -> list[Share]:
+def _allocate_unscoped(
+    lines: Sequence[Line], usable: list[CreditState], whys: list[Why] | None = None
+) -> list[Share]:
     """What :func:`allocate` gives when every credit may pay every line.
 
     Then no augmenting path is ever needed: each credit in consumption order
     pays the lines still due, in line order, until it is empty. The same
     shares, in the same order, without the flow network's bookkeeping.
+    Given ``whys``, each share's :class:`Why` is appended to it (its credit's
+    place: nothing is scoped, so every credit ahead was used up first).
     """
     shares = []
     due = [line.amount for line in lines]
     count = len(lines)
     li = 0
-    for credit in usable:
+    for place, credit in enumerate(usable, 1):
+        why = Why(place)
         left = credit.available
         while li < count:
             owed = due[li]
@@ -292,6 +299,8 @@ def _allocate_unscoped(lines: Sequence[Line], usable: list[CreditState]) -> list
                 continue
             take = owed if owed <= left else left
             shares.append(Share(lines[li].id, credit.id, credit.kind, take))
+            if whys is not None:
+                whys.append(why)
             due[li] = owed - take
             left -= take
             if left <= ZERO:

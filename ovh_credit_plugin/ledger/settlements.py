@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,7 +23,15 @@ Stored = tuple[str, int, str, Decimal]  # line_id, credit_id, kind, amount
 #: consumption order and the credits ahead of it that scopes kept from the line,
 #: each (credit_id, cause, products).
 StoredWhy = tuple[int, tuple[tuple[int, str, tuple[str, ...]], ...]]
-Why = tuple[int, Sequence[tuple[int, str, Sequence[str]]]]
+
+
+class Why(Protocol):
+    """What the codec reads of an ``allocation.Why`` (the ledger imports no allocation)."""
+
+    @property
+    def place(self) -> int: ...
+    @property
+    def skipped(self) -> Sequence[tuple[int, str, Sequence[str]]]: ...
 
 
 def encode_allocations(
@@ -39,10 +47,10 @@ def encode_allocations(
     if whys is None:
         return json.dumps([[s.line_id, s.credit_id, s.kind, str(s.amount)] for s in shares])
     return json.dumps([
-        [s.line_id, s.credit_id, s.kind, str(s.amount), place,
-         [[credit_id, cause, list(products)] for credit_id, cause, products in skipped]]
-        if skipped else [s.line_id, s.credit_id, s.kind, str(s.amount), place]
-        for s, (place, skipped) in zip(shares, whys, strict=True)
+        [s.line_id, s.credit_id, s.kind, str(s.amount), w.place] if not w.skipped else
+        [s.line_id, s.credit_id, s.kind, str(s.amount), w.place,
+         [[credit_id, cause, list(products)] for credit_id, cause, products in w.skipped]]
+        for s, w in zip(shares, whys, strict=True)
     ])
 
 
