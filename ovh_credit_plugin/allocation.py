@@ -22,6 +22,17 @@ network (credits -> lines they may pay -> due), each credit in consumption
 order takes as much as augmenting paths allow, rerouting earlier credits
 without lowering their totals. Supply vectors of a bipartite flow form a
 polymatroid, so this greedy is both maximal and lexicographically first.
+
+Why a credit paid a line (:func:`explain`, :class:`Why`): its place in the
+consumption order of the credits usable at the charge's time, and the
+credits ahead of it that scopes kept from paying that line. Every credit
+ahead of it that covers the line's product is used up by the charge (were
+one left with a balance, moving the line's payment onto it would use credit
+earlier in the order); so a credit ahead was either used up, or does not
+cover the line's product (``not_covered``), or paid lines whose product the
+paying credit does not cover (``needed_elsewhere``: the paying credit could
+not have taken those lines in its place). With no such credit the reason is
+the plain ``order``; otherwise ``scope``.
 """
 
 from __future__ import annotations
@@ -77,6 +88,37 @@ class Share(NamedTuple):
     amount: Decimal
 
 
+#: Why a credit paid a line: the plain consumption order, or scopes.
+ORDER = "order"
+SCOPE = "scope"
+#: Why a credit ahead in the order did not pay the line instead (see the module's text).
+NOT_COVERED = "not_covered"
+NEEDED_ELSEWHERE = "needed_elsewhere"
+
+
+class Skip(NamedTuple):
+    """A credit ahead in the consumption order that scopes kept from paying a line."""
+
+    credit_id: int
+    cause: str  # NOT_COVERED or NEEDED_ELSEWHERE
+    # NEEDED_ELSEWHERE: the products of the lines it paid that the paying
+    # credit does not cover (sorted); empty for NOT_COVERED.
+    products: tuple[str, ...] = ()
+
+
+class Why(NamedTuple):
+    """Why a share's credit paid its line."""
+
+    # The credit's place (1 = first) in the consumption order of the credits
+    # usable at the charge's time.
+    place: int
+    skipped: tuple[Skip, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return SCOPE if self.skipped else ORDER
+
+
 class Ordered(Protocol):
     """What the consumption order reads of a credit (a CreditState, a ledger row)."""
 
@@ -88,6 +130,20 @@ class Ordered(Protocol):
     def valid_until(self) -> dt.datetime | None: ...
     @property
     def created_at(self) -> dt.datetime: ...
+
+
+class OrderKey(NamedTuple):
+    """The fields of a credit the consumption order reads, in the order it reads them."""
+
+    kind: str
+    valid_until: dt.datetime | None
+    created_at: dt.datetime
+    id: int
+
+
+def order_key(credit: Ordered) -> OrderKey:
+    """What :func:`consumption_key` sorts on, as the credit's own values (for showing)."""
+    return OrderKey(credit.kind, credit.valid_until, credit.created_at, credit.id)
 
 
 def consumption_key(credit: Ordered) -> tuple[int, dt.datetime, dt.datetime, int]:
@@ -111,7 +167,66 @@ def allocate(
     Shares come in consumption order of credits, then line order; amounts are
     positive and never exceed a line's amount or a credit's availability.
     """
-    usable = [c for c in consumption_order(credits) if c.usable_at(at)]
+    return _allocate(lines, _usable(credits, at))
+
+
+def allocate_explained(
+    lines: Sequence[Line], credits: Iterable[CreditState], *, at: dt.datetime
+) -> tuple[list[Share], list[Why]]:
+    """:func:`allocate`'s shares, and why each share's credit paid its line (in step)."""
+    usable = _usable(credits, at)
+    if usable and lines and not any(c.products for c in usable):
+        # What settles most charges: the places come with the shares, for about
+        # nothing (a month-end batch explains shares by the hundred thousand).
+        whys: list[Why] = []
+        return _allocate_unscoped(lines, usable, whys), whys
+    shares = _allocate(lines, usable)
+    return shares, _explain(lines, usable, shares)
+
+
+def explain(
+    lines: Sequence[Line], credits: Iterable[CreditState], shares: Sequence[Share], *,
+    at: dt.datetime,
+) -> list[Why]:
+    """Why each share (of ``allocate(lines, credits, at=at)``) paid its line."""
+    return _explain(lines, _usable(credits, at), shares)
+
+
+def _usable(credits: Iterable[CreditState], at: dt.datetime) -> list[CreditState]:
+    """The credits that may pay something at ``at``, in consumption order."""
+    return [c for c in consumption_order(credits) if c.usable_at(at)]
+
+
+def _explain(
+    lines: Sequence[Line], usable: list[CreditState], shares: Sequence[Share]
+) -> list[Why]:
+    places = {credit.id: place for place, credit in enumerate(usable, 1)}
+    if not any(credit.products for credit in usable):
+        # Nothing is scoped: every credit ahead was used up first.
+        return [Why(places[share.credit_id]) for share in shares]
+    product = {line.id: line.product for line in lines}
+    paid: dict[int, set[str]] = {}  # credit id -> products of the lines it paid
+    for share in shares:
+        paid.setdefault(share.credit_id, set()).add(product[share.line_id])
+    whys = []
+    for share in shares:
+        place = places[share.credit_id]
+        payer = usable[place - 1]
+        line_product = product[share.line_id]
+        skipped = []
+        for ahead in usable[: place - 1]:
+            if not ahead.covers(line_product):
+                skipped.append(Skip(ahead.id, NOT_COVERED))
+                continue
+            elsewhere = sorted(p for p in paid.get(ahead.id, ()) if not payer.covers(p))
+            if elsewhere:
+                skipped.append(Skip(ahead.id, NEEDED_ELSEWHERE, tuple(elsewhere)))
+        whys.append(Why(place, tuple(skipped)))
+    return whys
+
+
+def _allocate(lines: Sequence[Line], usable: list[CreditState]) -> list[Share]:
+    """:func:`allocate` on the usable credits, in consumption order."""
     if not usable or not lines:
         return []
     if not any(c.products for c in usable):
@@ -159,18 +274,23 @@ def allocate(
     return shares
 
 
-def _allocate_unscoped(lines: Sequence[Line], usable: list[CreditState]) -> list[Share]:
+def _allocate_unscoped(
+    lines: Sequence[Line], usable: list[CreditState], whys: list[Why] | None = None
+) -> list[Share]:
     """What :func:`allocate` gives when every credit may pay every line.
 
     Then no augmenting path is ever needed: each credit in consumption order
     pays the lines still due, in line order, until it is empty. The same
     shares, in the same order, without the flow network's bookkeeping.
+    Given ``whys``, each share's :class:`Why` is appended to it (its credit's
+    place: nothing is scoped, so every credit ahead was used up first).
     """
     shares = []
     due = [line.amount for line in lines]
     count = len(lines)
     li = 0
-    for credit in usable:
+    for place, credit in enumerate(usable, 1):
+        why = Why(place)
         left = credit.available
         while li < count:
             owed = due[li]
@@ -179,6 +299,8 @@ def _allocate_unscoped(lines: Sequence[Line], usable: list[CreditState]) -> list
                 continue
             take = owed if owed <= left else left
             shares.append(Share(lines[li].id, credit.id, credit.kind, take))
+            if whys is not None:
+                whys.append(why)
             due[li] = owed - take
             left -= take
             if left <= ZERO:

@@ -46,6 +46,10 @@ class CreditNotFound(NotFound):
     pass
 
 
+class SettlementNotFound(NotFound):
+    pass
+
+
 class InvalidState(CreditError, RuntimeError):
     """The operation is not allowed in the object's current state."""
 

@@ -34,6 +34,10 @@ VoucherStatus = Literal["active", "exhausted", "expired", "revoked"]
 #: Why credit could not pay a settled charge: the charge is in another
 #: currency than the project's credit (credit is never converted).
 SettlementNote = Literal["currency_mismatch"]
+#: Why a credit paid a line: the plain consumption order, or scopes (allocation.py).
+ExplanationReason = Literal["order", "scope"]
+#: Why a credit ahead in the consumption order did not pay the line instead.
+SkipCause = Literal["not_covered", "needed_elsewhere"]
 
 VOUCHER_CODE_RE = re.compile(r"[A-Z0-9-]{4,64}")
 #: Project, invoice and line ids: what OpenStack and invoice hosts use, and
@@ -352,6 +356,74 @@ def settlement_json(settlement: Settlement | SettlementResult) -> dict[str, obje
     if settlement.note is not None:
         data["note"] = settlement.note
     return data
+
+
+class OrderKey(_Contract):
+    """The fields the consumption order reads of a credit, in the order it reads them:
+    vouchers first, then the soonest ``valid_until`` (none: last), the oldest, the id."""
+
+    kind: CreditKind
+    valid_until: Timestamp | None
+    created_at: Timestamp
+    credit_id: int
+
+
+class SkippedCredit(_Contract):
+    """A credit ahead in the consumption order that scopes kept from paying the line.
+
+    ``not_covered``: its ``products`` do not include the line's product.
+    ``needed_elsewhere``: it paid lines of ``products``, which the paying
+    credit does not cover (so the paying credit could not take them instead).
+    """
+
+    credit_id: int
+    cause: SkipCause
+    products: list[str]
+
+
+class Explanation(_Contract):
+    """Why an allocation's credit paid its line, as decided when the charge was settled.
+
+    ``place``: the credit's place (1 = first) in the consumption order of the
+    credits usable at the charge's time. ``reason``: ``order`` when every credit
+    ahead of it was used up first, ``scope`` when ``skipped`` names credits ahead
+    of it that scopes kept from the line.
+    """
+
+    place: int
+    order_key: OrderKey
+    reason: ExplanationReason
+    skipped: list[SkippedCredit]
+
+
+class ExplainedAllocation(Allocation):
+    #: None for a settlement recorded before explanations were kept.
+    explanation: Explanation | None
+
+
+class SettlementRecord(_Priced):
+    """A settlement as the ledger recorded it (``settlement show``, ``GET {base}/settlements``).
+
+    The settlement contract's fields but ``replayed``, with the settlement
+    ``key``, the ``settled_at`` time (an invoice's ``issued_at``, a rated
+    period's start) and the ``revision`` (above 1: a re-rated period). With
+    ``explain``, each allocation carries its ``explanation``.
+    """
+
+    _amounts = ("total", "credit_applied", "amount_due")
+    _omitted_when_none = ("note",)
+
+    key: str
+    invoice_id: str
+    project_id: str
+    currency: str
+    total: money.Amount
+    credit_applied: money.Amount
+    amount_due: money.Amount
+    allocations: list[ExplainedAllocation]
+    note: SettlementNote | None = None
+    settled_at: Timestamp
+    revision: int
 
 
 class InvoiceRefusal(NamedTuple):

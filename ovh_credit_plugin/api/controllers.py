@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
 
 from ovh_credit_plugin import exceptions, i18n, models, money
-from ovh_credit_plugin.api import errors, policy
+from ovh_credit_plugin.api import errors, ovh, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _
@@ -277,10 +277,12 @@ def _status(params: Mapping[str, str], statuses: tuple[str, ...]) -> str | None:
 # -- answers -------------------------------------------------------------------------
 
 
-def _json(document: Any, status: int = 200, *, location: str | None = None
-          ) -> webob.Response:
+def _json(document: Any, status: int = 200, *, location: str | None = None,
+          text: str | None = None) -> webob.Response:
+    """``document`` as JSON; or ``text``, JSON already written (:func:`ovh.dumps`)."""
+    body = json.dumps(document) if text is None else text
     response = webob.Response(status=status, content_type="application/json", charset="UTF-8",
-                              body=json.dumps(document).encode())
+                              body=body.encode())
     if location is not None:
         response.headers["Location"] = location
     return response
@@ -553,18 +555,101 @@ class OrdersController(_Resource):
         return order
 
 
+# -- settlements ---------------------------------------------------------------------
+
+
+_BOOLEAN = {"true": True, "false": False}
+
+
+class SettlementsController(_Resource):
+    @handler
+    def get_all(self) -> webob.Response:
+        """One recorded settlement: ``?invoice=`` (the project's invoice) or ``?key=``."""
+        caller = self.caller()
+        query = _query("project_id", "invoice", "key", "explain")
+        rule = "cloud_credit:settlement:get"
+        explain = _BOOLEAN.get(query.get("explain", "true"))
+        if explain is None:
+            raise errors.ApiError("invalid_request", "explain is true or false")
+        if ("invoice" in query) == ("key" in query):
+            raise errors.ApiError("invalid_request", "give one of invoice and key")
+        if "invoice" in query:
+            project = self.project_for(caller, rule, query)
+            record = self.service.show_invoice_settlement(project, query["invoice"])
+        else:
+            if "project_id" in query:
+                raise errors.ApiError("invalid_request",
+                                      "project_id goes with invoice: a key names its project")
+            self.may(caller, rule)
+            record = self.service.show_settlement(query["key"])
+            self.owned(caller, rule, record.project_id, f"settlement {query['key']!r}")
+        document = record.model_dump(mode="json")
+        if not explain:
+            for shown in document["allocations"]:
+                del shown["explanation"]
+        return _json(document)
+
+
+# -- OVH-shaped credits ----------------------------------------------------------------
+
+
+class OvhController(_Resource):
+    """``{base}/ovh/cloud/project/{project_id}/credit[/{credit_id}]``: OVH's paths and
+    ``cloud.Credit`` shape (api/ovh.py), on the credit rules."""
+
+    #: Each handler's path under {base}, as docs/api.openapi.yaml writes it.
+    PATHS = {"get_all": "ovh/cloud/project/{project_id}/credit",
+             "get_one": "ovh/cloud/project/{project_id}/credit/{credit_id}"}
+
+    @pecan.expose()
+    def _route(self, args: list[str], request: Any = None) -> Any:
+        if request is None:
+            request = pecan.request
+        if len(args) not in (4, 5) or args[:2] != ["cloud", "project"] or args[3] != "credit":
+            raise PecanNotFound
+        if request.method != "GET":
+            raise webob_exc.HTTPMethodNotAllowed
+        return (self.get_all if len(args) == 4 else self.get_one), [args[2], *args[4:]]
+
+    @handler
+    def get_all(self, project_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        project = self.project_for(caller, "cloud_credit:credit:list",
+                                   {"project_id": project_id})
+        # OVH's list is every id at once (long[]): a project holds few credits.
+        return _json([credit.id for credit in self.service.list_credits(project)])
+
+    @handler
+    def get_one(self, project_id: str, credit_id: str) -> webob.Response:
+        caller = self.caller()
+        _query()
+        rule = "cloud_credit:credit:get"
+        self.may(caller, rule)
+        ident = _credit_id(credit_id)
+        try:
+            credit, _entries = self.service.show_credit(ident)
+        except exceptions.CreditNotFound:
+            raise errors.ApiError("not_found", f"no credit {ident}") from None
+        if credit.project_id != project_id:
+            raise errors.ApiError("not_found", f"no credit {ident} in project {project_id}")
+        self.owned(caller, rule, credit.project_id, f"credit {ident}")
+        return _json(None, text=ovh.dumps(ovh.credit(credit)))
+
+
 # -- the root ------------------------------------------------------------------------
 
 
 #: The resources under {base}, each a child controller of the root.
-RESOURCES = ("credits", "forecast", "vouchers", "orders")
+RESOURCES = ("credits", "forecast", "vouchers", "orders", "settlements", "ovh")
 #: Those that are one document, with nothing under them: a deeper path is not
 #: found (pecan would answer 405, as for a collection without items).
 DOCUMENTS = ("forecast",)
 
 
 class CreditRootController(rest.RestController):
-    """``{base}``: credits, the forecast, vouchers and orders (DESIGN.md section 4)."""
+    """``{base}``: credits, the forecast, vouchers, orders, settlements (DESIGN.md section 4)
+    and the OVH-shaped view of credits."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -572,6 +657,8 @@ class CreditRootController(rest.RestController):
         self.forecast = ForecastController(runtime)
         self.vouchers = VouchersController(runtime)
         self.orders = OrdersController(runtime)
+        self.settlements = SettlementsController(runtime)
+        self.ovh = OvhController(runtime)
 
     @pecan.expose(content_type="application/json")
     def _route(self, args: list[str], request: Any = None) -> Any:
@@ -610,12 +697,13 @@ class CreditRootController(rest.RestController):
 _CONTROLLERS: dict[str, type[_Resource]] = {
     "credits": CreditsController, "forecast": ForecastController,
     "vouchers": VouchersController, "orders": OrdersController,
+    "settlements": SettlementsController,
 }
 
 
 def served_routes() -> set[tuple[str, str]]:
     """(method, path under {base}) of every handler, as docs/api.openapi.yaml writes them."""
-    found: set[tuple[str, str]] = set()
+    found = {("GET", path) for path in OvhController.PATHS.values()}
     for resource, controller in _CONTROLLERS.items():
         for name, method in (("get_all", "GET"), ("get_one", "GET"), ("post", "POST")):
             function = getattr(controller, name, None)

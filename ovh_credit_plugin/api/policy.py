@@ -27,11 +27,12 @@ SERVICE_OR_ADMIN = f"{SERVICE} or {ADMIN}"
 _SCOPE = ["project"]
 
 
-def _rule(name: str, check: str, description: str, method: str, path: str
-          ) -> policy.DocumentedRuleDefault:
+def _rule(name: str, check: str, description: str, method: str, path: str,
+          *more_paths: str) -> policy.DocumentedRuleDefault:
     return policy.DocumentedRuleDefault(
         name=f"cloud_credit:{name}", check_str=check, description=description,
-        operations=[{"method": method, "path": path}], scope_types=_SCOPE,
+        operations=[{"method": method, "path": each} for each in (path, *more_paths)],
+        scope_types=_SCOPE,
     )
 
 
@@ -39,9 +40,12 @@ _BASE = "{base}"
 
 RULES: list[policy.DocumentedRuleDefault] = [
     _rule("credit:list", PROJECT_READER_OR_ADMIN,
-          "List a project's credits, in consumption order.", "GET", f"{_BASE}/credits"),
+          "List a project's credits, in consumption order (also as OVH's list of ids).",
+          "GET", f"{_BASE}/credits", f"{_BASE}/ovh/cloud/project/{{project_id}}/credit"),
     _rule("credit:get", PROJECT_READER_OR_ADMIN,
-          "Show a credit with its ledger entries.", "GET", f"{_BASE}/credits/{{credit_id}}"),
+          "Show a credit with its ledger entries (or in OVH's cloud.Credit shape).",
+          "GET", f"{_BASE}/credits/{{credit_id}}",
+          f"{_BASE}/ovh/cloud/project/{{project_id}}/credit/{{credit_id}}"),
     _rule("credit:void", ADMIN,
           "Void a credit's balance (fraud, charge-back), with a reason.",
           "POST", f"{_BASE}/credits/{{credit_id}}/void"),
@@ -64,6 +68,9 @@ RULES: list[policy.DocumentedRuleDefault] = [
     _rule("order:pay", SERVICE_OR_ADMIN,
           "Confirm an order's payment (the payment system): creates its credit once.",
           "POST", f"{_BASE}/orders/{{order_id}}/payment"),
+    _rule("settlement:get", PROJECT_READER_OR_ADMIN,
+          "Show a recorded settlement of the project: which credit paid how much of each "
+          "line, and why.", "GET", f"{_BASE}/settlements"),
 ]
 
 

@@ -22,7 +22,7 @@ from cliff.show import ShowOne
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 
-from ovh_credit_plugin import conf, exceptions, ledger, models, money
+from ovh_credit_plugin import conf, exceptions, explained, ledger, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.cli import settle_input
 from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
@@ -46,6 +46,10 @@ SETTLEMENT_FIELDS = (
 FORECAST_FIELDS = (
     "currency", "available", "burn_rate_per_day", "window_days", "runs_out_at",
     "amount_at_risk", "credits", "warnings",
+)
+SETTLEMENT_RECORD_FIELDS = (
+    "key", "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
+    "allocations", "note", "settled_at", "revision",
 )
 _MONEY = {"amount", "total", "used", "expired", "voided", "available", "credit_applied",
           "amount_due", "burn_rate_per_day", "amount_at_risk"}
@@ -641,6 +645,47 @@ def _stream_json(items: Iterable[dict[str, Any]], out: IO[str], progress: Any,
     out.write("[]\n" if first else "\n]\n")
 
 
+class SettlementShow(_Base, ShowOne):
+    """Show a recorded settlement: which credit paid how much of each line, and why.
+
+    KEY is the settlement's key, as a credit's ledger entries show it
+    (``settlement_key``: ``invoice/PROJECT/INVOICE``, a CloudKitty period's);
+    with --project, KEY is the id of that project's invoice.
+    """
+
+    FIELDS = SETTLEMENT_RECORD_FIELDS
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("key", metavar="KEY")
+        parser.add_argument("--project", metavar="PROJECT", default=None,
+                            help="Read KEY as the id of this project's invoice.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        if parsed_args.project is None:
+            record = self.service.show_settlement(parsed_args.key)
+        else:
+            record = self.service.show_invoice_settlement(parsed_args.project, parsed_args.key)
+        data = record.model_dump(mode="json")
+        # "note" only when set, as in the settlement contract.
+        names = tuple(name for name in self.FIELDS if name in data)
+        row = list(_row(data, names))
+        row[names.index("allocations")] = _Explained((data["allocations"], record.currency))
+        return names, tuple(row)
+
+
+class _Explained(columns.FormattableColumn[Any]):
+    """A settlement's allocations: the JSON objects, or one sentence per allocation."""
+
+    def human_readable(self) -> str:
+        allocations, currency = self._value
+        return "\n".join(explained.sentence(a, currency) for a in allocations)
+
+    def machine_readable(self) -> list[Any]:
+        return list(self._value[0])
+
+
 class Expire(_Base, ShowOne):
     """Lapse unpaid orders and record the balance lost by credits past their end."""
 
@@ -712,6 +757,7 @@ COMMANDS: dict[str, type[Command]] = {
     "credit forecast": CreditForecast,
     "credit void": CreditVoid,
     "settle": Settle,
+    "settlement show": SettlementShow,
     "expire": Expire,
     "audit": Audit,
 }

@@ -301,6 +301,18 @@ def row(conn: Connection, credit_id: int) -> Row[Any] | None:
     return conn.execute(_ROW, {"credit_id": credit_id}).one_or_none()
 
 
+_ORDER_FIELDS = sa.select(_C.id, _C.kind, _C.valid_until, _C.created_at).where(
+    _C.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def order_fields(conn: Connection, credit_ids: Iterable[int]) -> dict[int, Any]:
+    """(id, kind, valid_until, created_at) of these credits, by id: fields no write changes."""
+    ids = sorted(set(credit_ids))
+    if not ids:
+        return {}
+    return {row.id: row for row in conn.execute(_ORDER_FIELDS, {"ids": ids})}
+
+
 def project_rows(conn: Connection, project_id: str) -> list[Row[Any]]:
     return list(conn.execute(sa.select(schema.credits).where(_C.project_id == project_id)))
 

@@ -147,7 +147,8 @@ settlements = Table(
     Column("amount_due", Money(), nullable=False),
     # SHA-256 of the settled content: a replay must match it.
     Column("fingerprint", String(64), nullable=False),
-    # JSON [[line_id, credit_id, kind, amount], ...] of the current revision;
+    # JSON [[line_id, credit_id, kind, amount, place, skipped?], ...] of the current
+    # revision (place and skipped: why the credit paid, ledger/settlements.py);
     # the debit and reversal entries carrying this key are the truth.
     Column("allocations", Text(), nullable=False),
     Column("revision", Integer(), nullable=False),

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,16 +19,57 @@ _S = schema.settlements.c
 
 #: One allocation as the ``allocations`` column stores it, in this order.
 Stored = tuple[str, int, str, Decimal]  # line_id, credit_id, kind, amount
+#: Why an allocation's credit paid its line (``allocation.Why``): its place in the
+#: consumption order and the credits ahead of it that scopes kept from the line,
+#: each (credit_id, cause, products).
+StoredWhy = tuple[int, tuple[tuple[int, str, tuple[str, ...]], ...]]
 
 
-def encode_allocations(shares: Iterable[models.AllocationResult]) -> str:
-    """The ``allocations`` column's JSON text: ``[[line_id, credit_id, kind, amount], ...]``."""
-    return json.dumps([[s.line_id, s.credit_id, s.kind, str(s.amount)] for s in shares])
+class Why(Protocol):
+    """What the codec reads of an ``allocation.Why`` (the ledger imports no allocation)."""
+
+    @property
+    def place(self) -> int: ...
+    @property
+    def skipped(self) -> Sequence[tuple[int, str, Sequence[str]]]: ...
+
+
+def encode_allocations(
+    shares: Iterable[models.AllocationResult], whys: Iterable[Why] | None = None
+) -> str:
+    """The ``allocations`` column's JSON text.
+
+    ``[[line_id, credit_id, kind, amount, place, skipped?], ...]``: ``place``
+    and ``skipped`` (``[[credit_id, cause, [product, ...]], ...]``, left out
+    when empty) explain the allocation. Rows written before explanations
+    existed hold ``[line_id, credit_id, kind, amount]`` only; both are read.
+    """
+    if whys is None:
+        return json.dumps([[s.line_id, s.credit_id, s.kind, str(s.amount)] for s in shares])
+    return json.dumps([
+        [s.line_id, s.credit_id, s.kind, str(s.amount), w.place] if not w.skipped else
+        [s.line_id, s.credit_id, s.kind, str(s.amount), w.place,
+         [[credit_id, cause, list(products)] for credit_id, cause, products in w.skipped]]
+        for s, w in zip(shares, whys, strict=True)
+    ])
 
 
 def decode_allocations(text: str) -> list[Stored]:
-    return [(line_id, int(credit_id), kind, Decimal(amount))
-            for line_id, credit_id, kind, amount in json.loads(text)]
+    return [(item[0], int(item[1]), item[2], Decimal(item[3])) for item in json.loads(text)]
+
+
+def decode_explained(text: str) -> list[tuple[Stored, StoredWhy | None]]:
+    """Each allocation with why its credit paid its line (None: a row from before that)."""
+    found: list[tuple[Stored, StoredWhy | None]] = []
+    for item in json.loads(text):
+        stored = (item[0], int(item[1]), item[2], Decimal(item[3]))
+        why: StoredWhy | None = None
+        if len(item) > 4:
+            skipped = item[5] if len(item) > 5 else []
+            why = (int(item[4]), tuple((int(credit_id), cause, tuple(products))
+                                       for credit_id, cause, products in skipped))
+        found.append((stored, why))
+    return found
 
 
 # Built once (module level): only the keys change from call to call. Locked
@@ -171,6 +212,16 @@ def debits_by_day(
                 sums[day, credit_id] = sums.get((day, credit_id), ZERO) + amount
     return [DailyDebit(day, credit_id, amount)
             for (day, credit_id), amount in sorted(sums.items())]
+
+
+_SHOWN = sa.select(_S.key, _S.project_id, _S.invoice_id, _S.currency, _S.total,
+                   _S.credit_applied, _S.amount_due, _S.allocations, _S.revision,
+                   _S.settled_at, _S.note).where(_S.key.in_(sa.bindparam("keys", expanding=True)))
+
+
+def recorded(conn: Connection, keys: Sequence[str]) -> list[Any]:
+    """The settlements recorded under these keys (not locked: for showing), by key."""
+    return list(conn.execute(_SHOWN.order_by(_S.key), {"keys": list(keys)}))
 
 
 def every_row(conn: Connection) -> Iterator[Any]:

@@ -143,6 +143,14 @@ class Requests:
         return Request("POST", self._path("orders", order_id, "payment"),
                        body={"amount": amount_text(amount), "currency": currency.strip().upper()})
 
+    def show_settlement(self, invoice_id: str, *, by_key: bool = False,
+                        project_id: str | None = None) -> Request:
+        """A settlement by its invoice's id (of the project), or by its settlement key."""
+        if by_key:
+            return Request("GET", self._path("settlements"), params={"key": invoice_id})
+        return Request("GET", self._path("settlements"),
+                       params={"invoice": invoice_id, **_project(project_id)})
+
 
 def _list_params(project_id: str | None, status: str | None, limit: int | None,
                  marker: str | None) -> dict[str, str]:

@@ -16,6 +16,7 @@ from cliff import columns
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
+from ovh_credit_plugin import explained
 from ovh_credit_plugin.osc import client as credit_client
 
 CREDIT_FIELDS = (
@@ -35,6 +36,10 @@ FORECAST_FIELDS = (
 )
 CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
 ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
+SETTLEMENT_FIELDS = (
+    "key", "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
+    "allocations", "note", "settled_at", "revision",
+)
 
 
 class ListColumn(columns.FormattableColumn[Any]):
@@ -65,7 +70,8 @@ _TEXT_FORMATTERS = frozenset({"csv", "value", "shell"})
 
 
 def _as_text(row: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(JsonText(cell.machine_readable()) if isinstance(cell, ListColumn) else cell
+    return tuple(JsonText(cell.machine_readable())
+                 if isinstance(cell, ListColumn | ExplainedColumn) else cell
                  for cell in row)
 
 
@@ -330,6 +336,46 @@ class PayOrder(_OrderCommand):
         return _show(document, ORDER_FIELDS)
 
 
+class ExplainedColumn(columns.FormattableColumn[Any]):
+    """A settlement's allocations: the JSON objects, or one sentence per allocation."""
+
+    def human_readable(self) -> str:
+        allocations, currency = self._value
+        return "\n".join(explained.sentence(a, currency) for a in allocations)
+
+    def machine_readable(self) -> list[Any]:
+        return list(self._value[0])
+
+
+class ShowSettlement(_CreditCommand, ShowOne):
+    """Show how an invoice was settled: which credit paid how much of each line, and why."""
+
+    takes_project = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("invoice", metavar="<invoice-id>",
+                            help="The invoice's ID (with --key: a settlement key)")
+        parser.add_argument("--key", action="store_true", default=False,
+                            help="Read the argument as a settlement key, as a credit's "
+                            "ledger entries show it (a CloudKitty period's, say)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        if parsed_args.key and parsed_args.project:
+            raise credit_client.CreditAPIError("--project goes with an invoice ID: a "
+                                               "settlement key names its project")
+        document = self.send(self.client.requests.show_settlement(
+            parsed_args.invoice, by_key=parsed_args.key, project_id=parsed_args.project))
+        names, row = _show(document, SETTLEMENT_FIELDS)
+        if "allocations" in names:
+            cells = list(row)
+            cells[names.index("allocations")] = ExplainedColumn(
+                (document["allocations"], document.get("currency", "")))
+            row = tuple(cells)
+        return names, row
+
+
 # The entry points' names (``rating_credit_order_create`` is ``rating credit
 # order create``), for pyproject.toml and the tests that check it matches.
 COMMANDS: dict[str, type[Any]] = {
@@ -344,4 +390,5 @@ COMMANDS: dict[str, type[Any]] = {
     "rating_credit_order_show": ShowOrder,
     "rating_credit_order_cancel": CancelOrder,
     "rating_credit_order_pay": PayOrder,
+    "rating_credit_settlement_show": ShowSettlement,
 }

@@ -217,6 +217,14 @@ class CreditService:
         return settlement.charge_state(self.database, key, project_id,
                                        latest_between=latest_between)
 
+    def show_settlement(self, key: str) -> models.SettlementRecord:
+        """The settlement recorded under ``key``, with why each credit paid its line."""
+        return settlement.show(self.database, key)
+
+    def show_invoice_settlement(self, project_id: str, invoice_id: str
+                                ) -> models.SettlementRecord:
+        return settlement.show_invoice(self.database, project_id, invoice_id)
+
     def project_currency(self, project_id: str) -> str | None:
         """The project's currency, fixed at its first credit or order (None: not yet).
 

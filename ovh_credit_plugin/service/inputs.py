@@ -49,6 +49,22 @@ def project_id(value: Any) -> str:
         ) from None
 
 
+def invoice_id(value: Any) -> str:
+    try:
+        return models.check_id(value)
+    except (TypeError, ValueError):
+        raise exceptions.InvalidInput(
+            f"invalid invoice id {value!r}: 1-255 letters, digits and ._:@/-"
+        ) from None
+
+
+def settlement_key(value: Any) -> str:
+    # The ledger's key column holds 600 characters.
+    if not isinstance(value, str) or not 0 < len(value) <= 600:
+        raise exceptions.InvalidInput(f"invalid settlement key {value!r}: 1-600 characters")
+    return value
+
+
 def credit_id(value: Any) -> int:
     try:
         ident = int(str(value), 10)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import collector, exceptions, models
-from ovh_credit_plugin.ledger import settlements
+from ovh_credit_plugin import allocation, collector, exceptions, models
+from ovh_credit_plugin.ledger import credits, settlements
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import charges as charges_module
 from ovh_credit_plugin.service import inputs, settlement_txn
-from ovh_credit_plugin.service.charges import Charge
+from ovh_credit_plugin.service.charges import Charge, invoice_key
 from ovh_credit_plugin.service.settlement_txn import OnChange
 
 
@@ -128,3 +128,71 @@ def charge_state(
         return ChargeState(recorded, funded, currency, others)
 
     return database.read(work)
+
+
+# -- reading what was recorded ---------------------------------------------------------
+
+
+def show(database: Database, key: str) -> models.SettlementRecord:
+    """The settlement recorded under ``key``, each allocation with why its credit paid."""
+    key = inputs.settlement_key(key)
+
+    def work(conn: Connection) -> models.SettlementRecord:
+        rows = settlements.recorded(conn, [key])
+        if not rows:
+            raise exceptions.SettlementNotFound(f"no settlement {key!r}")
+        return _record(conn, rows[0])
+
+    return database.read(work)
+
+
+def show_invoice(database: Database, project_id: str, invoice_id: str
+                 ) -> models.SettlementRecord:
+    """The settlement of a project's invoice (settled by ``settle`` or an invoice host)."""
+    project_id = inputs.project_id(project_id)
+    invoice_id = inputs.invoice_id(invoice_id)
+    # Under its key, or the key an earlier version gave it (settlement_txn.legacy_keys);
+    # the row must be this pair's, as a replay requires.
+    keys = sorted({invoice_key(project_id, invoice_id), f"invoice/{project_id}/{invoice_id}"})
+
+    def work(conn: Connection) -> models.SettlementRecord:
+        rows = [row for row in settlements.recorded(conn, keys)
+                if (row.project_id, row.invoice_id) == (project_id, invoice_id)]
+        if not rows:
+            raise exceptions.SettlementNotFound(
+                f"no settlement of invoice {invoice_id} of project {project_id}")
+        return _record(conn, rows[0])
+
+    return database.read(work)
+
+
+def _record(conn: Connection, row: Any) -> models.SettlementRecord:
+    explained = settlements.decode_explained(row.allocations)
+    # A credit's order fields never change: read now, they are what the order read then.
+    fields = credits.order_fields(conn, {credit_id for (_l, credit_id, _k, _a), _w in explained})
+    return models.SettlementRecord.trusted(
+        key=row.key, invoice_id=row.invoice_id, project_id=row.project_id,
+        currency=row.currency, total=row.total, credit_applied=row.credit_applied,
+        amount_due=row.amount_due,
+        allocations=[
+            models.ExplainedAllocation.trusted(
+                line_id=line_id, credit_id=credit_id, kind=kind, amount=amount,
+                explanation=None if why is None else _explanation(why, fields[credit_id]))
+            for (line_id, credit_id, kind, amount), why in explained
+        ],
+        note=row.note, settled_at=row.settled_at, revision=row.revision,
+    )
+
+
+def _explanation(why: settlements.StoredWhy, credit: Any) -> models.Explanation:
+    place, skipped = why
+    key = allocation.order_key(credit)
+    return models.Explanation.trusted(
+        place=place,
+        order_key=models.OrderKey.trusted(kind=key.kind, valid_until=key.valid_until,
+                                          created_at=key.created_at, credit_id=key.id),
+        reason=allocation.Why(place, tuple(allocation.Skip(*skip) for skip in skipped)).reason,
+        skipped=[models.SkippedCredit.trusted(credit_id=credit_id, cause=cause,
+                                              products=list(products))
+                 for credit_id, cause, products in skipped],
+    )

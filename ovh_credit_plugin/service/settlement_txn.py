@@ -176,11 +176,13 @@ class _Batch:
             # settled for the whole amount due, with the reason, never an
             # error that would stop the invoices around it.
             shares: Sequence[allocation.Share] = ()
+            whys: Sequence[allocation.Why] = ()
             note: models.SettlementNote | None = "currency_mismatch"
         else:
             open_credits = [state_of(c) for c in self.by_project.get(charge.project_id, ())
                             if c.available > ZERO]
-            shares = allocation.allocate(charge.lines, open_credits, at=charge.at)
+            shares, whys = allocation.allocate_explained(charge.lines, open_credits,
+                                                         at=charge.at)
             note = None
         for share in shares:
             self.entries.append(self.index[share.credit_id].debit(
@@ -188,7 +190,7 @@ class _Batch:
         result = outcome(charge, shares, note=note)
         self.done[charge.key] = (charge.fingerprint, result)
         if row is not None or shares or self.record_unpaid:
-            self._record(charge, result, revision=row.revision if row is not None else 0,
+            self._record(charge, result, whys, revision=row.revision if row is not None else 0,
                          new=row is None)
         return result
 
@@ -220,7 +222,8 @@ class _Batch:
         return False
 
     def _record(
-        self, charge: Charge, result: models.SettlementResult, *, revision: int, new: bool
+        self, charge: Charge, result: models.SettlementResult,
+        whys: Sequence[allocation.Why], *, revision: int, new: bool,
     ) -> None:
         values = {
             "key": charge.key,
@@ -231,7 +234,9 @@ class _Batch:
             "credit_applied": result.credit_applied,
             "amount_due": result.amount_due,
             "fingerprint": charge.fingerprint,
-            "allocations": settlements.encode_allocations(result.allocations),
+            # Kept with the allocations: why each credit paid its line, at the
+            # moment it did (the credits' balances move on afterwards).
+            "allocations": settlements.encode_allocations(result.allocations, whys),
             "revision": revision + 1,
             "settled_at": charge.at,
             "updated_at": self.at,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ovh_credit_plugin import models
 from ovh_credit_plugin.service import inputs
 from tests.support.api import (
     PERSONAS,
@@ -47,6 +48,11 @@ def seed(ledger: Ledger) -> Objects:
         paid = service.pay_order(paid.id)
         pending = service.create_order(PROJECT, "30.00")
         assert paid.credit_id is not None
+        # Its settlement, read by the settlement routes.
+        service.settle_invoice(models.Invoice.model_validate({
+            "id": "INV-1", "project_id": PROJECT, "currency": "EUR",
+            "issued_at": inputs.now().isoformat(),
+            "lines": [{"id": "l1", "product": "compute", "amount": "5.00"}]}))
         return Objects(paid.credit_id, paid.id, pending.id)
     finally:
         service.close()
@@ -97,6 +103,17 @@ ROUTES = [
     Route("pay order", "POST", "orders/{pending}/payment",
           {"amount": "30.00", "currency": "EUR"}, _expect(403, 403, 200, 403, 200),
           writes=True),
+    # The admin's and the other project's own projects settled no INV-1: 404.
+    Route("show settlement", "GET", "settlements?invoice=INV-1", None,
+          _expect(200, 200, 404, 404, 403)),
+    Route("show settlement of A", "GET", f"settlements?invoice=INV-1&project_id={PROJECT}",
+          None, _expect(200, 200, 200, 403, 403)),
+    Route("show settlement by key", "GET", f"settlements?key=invoice/{PROJECT}/INV-1", None,
+          _expect(200, 200, 200, 404, 403)),
+    Route("list OVH credit ids", "GET", "ovh/cloud/project/{project}/credit", None,
+          _expect(200, 200, 200, 403, 403)),
+    Route("show OVH credit", "GET", "ovh/cloud/project/{project}/credit/{credit}", None,
+          _expect(200, 200, 200, 404, 403)),
 ]
 
 CASES = [pytest.param(route, persona, id=f"{route.name}-{persona}")
@@ -113,7 +130,7 @@ def tokens() -> Iterator[Tokens]:
 def test_route_by_persona(ledger: Ledger, tokens: Tokens, route: Route, persona: str) -> None:
     objects = seed(ledger)
     path = route.path.format(credit=objects.credit_id, paid=objects.paid_order,
-                             pending=objects.pending_order)
+                             pending=objects.pending_order, project=PROJECT)
     expected = route.expected[persona]
     before = ledger.checksum()
     with standalone(ledger, auth="keystone") as url:
@@ -140,6 +157,13 @@ def test_route_by_persona(ledger: Ledger, tokens: Tokens, route: Route, persona:
     elif route.name.startswith("list orders"):
         assert {o["project_id"] for o in document["orders"]} == (
             {PROJECT} if acting_on == PROJECT else set())
+    elif route.name == "list OVH credit ids":
+        assert document == [objects.credit_id]
+    elif route.name == "show OVH credit":
+        assert (document["id"], document["bill"]) == (objects.credit_id, objects.paid_order)
+    elif route.name.startswith("show settlement"):
+        assert (document["project_id"], document["invoice_id"]) == (PROJECT, "INV-1")
+        assert [a["explanation"]["place"] for a in document["allocations"]] == [1]
     elif route.method == "POST" and route.name.startswith(("activate", "create")):
         assert document["project_id"] == acting_on
         assert response.headers["Location"].startswith(f"{url}/v1/")
@@ -152,7 +176,7 @@ def test_the_table_covers_every_served_route() -> None:
     from ovh_credit_plugin.api.controllers import served_routes
 
     covered = {(r.method, r.path.split("?")[0]
-                .replace("{credit}", "{credit_id}")
+                .replace("{credit}", "{credit_id}").replace("{project}", "{project_id}")
                 .replace("{paid}", "{order_id}").replace("{pending}", "{order_id}")
                 .replace("WELCOME-2026", "{code}")) for r in ROUTES}
     assert covered == served_routes()

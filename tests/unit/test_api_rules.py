@@ -36,6 +36,7 @@ def test_rules_are_the_contracts() -> None:
         "cloud_credit:voucher:activate", "cloud_credit:voucher:check",
         "cloud_credit:order:create", "cloud_credit:order:list", "cloud_credit:order:get",
         "cloud_credit:order:cancel", "cloud_credit:order:pay",
+        "cloud_credit:settlement:get",
     }
     assert all(rule.scope_types == ["project"] for rule in rules.values())
 

@@ -444,3 +444,46 @@ def test_forecast_json_table_and_another_project() -> None:
     assert responses.calls[-1].request.params == {"project_id": "p2"}
     code, out, _ = run(["rating", "credit", "forecast", "-f", "value", "-c", "warnings"])
     assert json.loads(out) == FORECAST["warnings"]
+
+
+SETTLEMENT = {
+    "key": "invoice/p1/INV-1", "invoice_id": "INV-1", "project_id": "p1", "currency": "EUR",
+    "total": "35.00", "credit_applied": "35.00", "amount_due": "0.00",
+    "allocations": [
+        {"line_id": "g", "credit_id": 7, "kind": "voucher", "amount": "5.00",
+         "explanation": {"place": 1, "order_key": {
+             "kind": "voucher", "valid_until": "2027-01-01T00:00:00Z",
+             "created_at": "2026-01-31T10:00:00Z", "credit_id": 7},
+             "reason": "order", "skipped": []}},
+        {"line_id": "c", "credit_id": 8, "kind": "purchased", "amount": "30.00",
+         "explanation": {"place": 2, "order_key": {
+             "kind": "purchased", "valid_until": None,
+             "created_at": "2026-01-31T10:00:00Z", "credit_id": 8},
+             "reason": "scope",
+             "skipped": [{"credit_id": 7, "cause": "not_covered", "products": []}]}},
+    ],
+    "settled_at": "2026-02-01T10:00:00Z", "revision": 1,
+}
+
+
+@responses.activate
+def test_settlement_show_by_invoice_or_key() -> None:
+    responses.get(f"{CK}/settlements", json=SETTLEMENT)
+    code, out, _ = run(["rating", "credit", "settlement", "show", "INV-1", "-f", "json"])
+    assert code == 0 and json.loads(out) == SETTLEMENT
+    assert responses.calls[-1].request.params == {"invoice": "INV-1"}
+    run(["rating", "credit", "settlement", "show", "INV-1", "--project", "p2", "-f", "json"])
+    assert responses.calls[-1].request.params == {"invoice": "INV-1", "project_id": "p2"}
+    run(["rating", "credit", "settlement", "show", "cloudkitty/p1/a/b", "--key", "-f", "json"])
+    assert responses.calls[-1].request.params == {"key": "cloudkitty/p1/a/b"}
+    code, _, err = run(["rating", "credit", "settlement", "show", "k", "--key", "--project",
+                        "p2"])
+    assert code == 1 and "--project goes with an invoice ID" in err
+    code, out, _ = run(["rating", "credit", "settlement", "show", "INV-1", "-c",
+                        "allocations", "-f", "value"])
+    assert json.loads(out) == SETTLEMENT["allocations"]
+    code, out, _ = run(["rating", "credit", "settlement", "show", "INV-1"])
+    text = " ".join(out.split())
+    assert ("line c: 30.00 EUR from credit 8 (purchased), 2nd in the consumption order "
+            "(no end date, created 2026-01-31T10:00:00Z); credit 7 comes first "
+            "but does not cover this line's product") in text
