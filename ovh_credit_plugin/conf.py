@@ -202,6 +202,14 @@ cloud_credit_opts: list[cfg.Opt] = [
         min=1,
         help="Seconds over which failed voucher activations are counted.",
     ),
+    cfg.ListOpt(
+        "expiry_warning_days",
+        item_type=types.Integer(min=1),
+        default=[30, 7],
+        help="Days before a credit's end at which 'ovh-credit notify-expiring' sends "
+        "the cloud_credit.credit.expiring notification, once per credit and threshold, "
+        "for a credit that still has available credit. Empty: no warnings.",
+    ),
 ]
 
 api_group = cfg.OptGroup(

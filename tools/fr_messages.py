@@ -98,4 +98,9 @@ FR = {
         "en attente peut être annulé",
     "this voucher is in %(currency)s but project %(project)s bills in %(found)s":
         "ce bon d'achat est en %(currency)s mais le projet %(project)s est facturé en %(found)s",
+    "notifications are off: set [oslo_messaging_notifications] driver "
+    "(e.g. messagingv2 or log) before sending expiry warnings":
+        "les notifications sont désactivées : définissez [oslo_messaging_notifications] "
+        "driver (par exemple messagingv2 ou log) avant d'envoyer les avertissements "
+        "d'expiration",
 }

@@ -25,6 +25,7 @@ class Settings:
     voucher_max_failed_attempts: int
     voucher_attempt_window: int
     clock_skew_allowance: int
+    expiry_warning_days: list[int]
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:
