@@ -85,3 +85,8 @@ if command -v service >/dev/null 2>&1; then
     service mariadb stop >/dev/null 2>&1 || true
     service rabbitmq-server stop >/dev/null 2>&1 || true
 fi
+# rabbitmq-server's postinst leaves Erlang's port mapper running (port 4369); the tests
+# start one of their own. It only stops when no node uses it.
+if command -v epmd >/dev/null 2>&1; then
+    epmd -kill >/dev/null 2>&1 || true
+fi
