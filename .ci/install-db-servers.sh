@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install PostgreSQL and MariaDB server binaries, and the Galera provider with rsync
-# (its state transfer) for the clustered-ledger tier, for the test suite (Debian 12, run as root).
+# (its state transfer) for the clustered-ledger tier, and RabbitMQ (the real transport of
+# the notification tests, tests/support/rabbitmq.py), for the test suite (Debian 12, run
+# as root).
 #
 # The tests start their own throwaway servers on loopback (see tests/support/dbservers.py);
 # this script only makes the binaries available. It is idempotent: when the
@@ -27,10 +29,15 @@ have_galera() {
         || compgen -G '/usr/lib/libgalera_smm.so' >/dev/null
 }
 
+have_rabbitmq() {
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null 2>&1
+}
+
 pkgs=()
 have_pg || pkgs+=(postgresql)
 have_mariadb || pkgs+=(mariadb-server)
 have_galera || pkgs+=(galera-4)
+have_rabbitmq || pkgs+=(rabbitmq-server)
 # Galera's state snapshot transfer (a node rejoining too far behind) uses rsync.
 command -v rsync >/dev/null 2>&1 || pkgs+=(rsync)
 # ... and one of ss/lsof to see its rsync daemon listen (wsrep_sst_common).
@@ -72,8 +79,14 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
 fi
 
 # Whatever the postinst did (or an earlier run left behind), do not leave the
-# distro's services running: they would hold ports 5432/3306 and waste memory.
+# distro's services running: they would hold ports 5432/3306/5672 and waste memory.
 if command -v service >/dev/null 2>&1; then
     service postgresql stop >/dev/null 2>&1 || true
     service mariadb stop >/dev/null 2>&1 || true
+    service rabbitmq-server stop >/dev/null 2>&1 || true
+fi
+# rabbitmq-server's postinst leaves Erlang's port mapper running (port 4369); the tests
+# start one of their own. It only stops when no node uses it.
+if command -v epmd >/dev/null 2>&1; then
+    epmd -kill >/dev/null 2>&1 || true
 fi

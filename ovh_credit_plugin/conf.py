@@ -220,6 +220,14 @@ cloud_credit_opts: list[cfg.Opt] = [
         "several values are thresholds (a warning names the smallest one it is "
         "within). Empty: no warnings.",
     ),
+    cfg.ListOpt(
+        "expiry_warning_days",
+        item_type=types.Integer(min=1),
+        default=[30, 7],
+        help="Days before a credit's end at which 'ovh-credit notify-expiring' sends "
+        "the cloud_credit.credit.expiring notification, once per credit and threshold, "
+        "for a credit that still has available credit. Empty: no warnings.",
+    ),
 ]
 
 api_group = cfg.OptGroup(

@@ -135,4 +135,9 @@ FR = {
         "lettres, chiffres ou tirets",
     "voucher #%(index)d of %(path)r repeats the code of an earlier voucher":
         "le bon d'achat n° %(index)d de %(path)r reprend le code d'un bon d'achat précédent",
+    "notifications are off: set [oslo_messaging_notifications] driver "
+    "(e.g. messagingv2 or log) before sending expiry warnings":
+        "les notifications sont désactivées : définissez [oslo_messaging_notifications] "
+        "driver (par exemple messagingv2 ou log) avant d'envoyer les avertissements "
+        "d'expiration",
 }

@@ -23,7 +23,10 @@ from ovh_credit_plugin.conf import (
 from ovh_credit_plugin.service import CreditService, inputs
 
 PROG = "ovh-credit"
-_NOISY = ("stevedore", "alembic", "cliff")
+_NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging")
+# Log lines of the plugin, and the notifications oslo.messaging's `log` driver
+# writes: shown with -v, not in a command's normal output.
+_OURS = ("ovh_credit_plugin", "oslo.messaging.notification")
 
 
 class CreditApp(App):
@@ -81,7 +84,8 @@ class CreditApp(App):
         if self.options.verbose_level <= 1:
             # The command's own error line says what matters; the library's
             # warnings are for -v runs and host logs.
-            logging.getLogger("ovh_credit_plugin").setLevel(logging.ERROR)
+            for name in _OURS:
+                logging.getLogger(name).setLevel(logging.ERROR)
         for noisy in _NOISY:
             if self.options.verbose_level <= 1:
                 # stevedore logs "Could not load <driver>" before the error we
@@ -175,7 +179,7 @@ class CreditApp(App):
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    tuned = [logging.getLogger(name) for name in ("ovh_credit_plugin", *_NOISY)]
+    tuned = [logging.getLogger(name) for name in (*_OURS, *_NOISY)]
     levels = [logger.level for logger in tuned]
     try:
         return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))

@@ -707,6 +707,21 @@ class Expire(_Base, ShowOne):
                              summary.credits_expired, _Amounts(amounts))
 
 
+class NotifyExpiring(_Base, ShowOne):
+    """Send cloud_credit.credit.expiring for credits ending within [cloud_credit]
+    expiry_warning_days, once per credit and threshold."""
+
+    FIELDS = ("at", "expiry_warning_days", "credits_notified", "by_threshold")
+
+    takes_at = True
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        summary = self.service.notify_expiring(at=parsed_args.at)
+        counts = {str(days): summary.by_threshold.get(days, 0) for days in summary.thresholds}
+        return self.FIELDS, (models.isoformat(summary.at), Listing(summary.thresholds),
+                             summary.credits_notified, _Checked(counts))
+
+
 class _Amounts(columns.FormattableColumn[dict[str, str]]):
     def human_readable(self) -> str:
         return "\n".join(f"{money.to_human(money.parse_amount(v, allow_zero=True), c)}"
@@ -759,5 +774,6 @@ COMMANDS: dict[str, type[Command]] = {
     "settle": Settle,
     "settlement show": SettlementShow,
     "expire": Expire,
+    "notify-expiring": NotifyExpiring,
     "audit": Audit,
 }

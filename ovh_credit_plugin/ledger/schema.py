@@ -215,3 +215,15 @@ catalog_voucher_counts = Table(
     Column("redemptions", Integer(), nullable=False),
     CheckConstraint("redemptions >= 0", name="non_negative"),
 )
+
+# The expiry warnings sent (``ovh-credit notify-expiring``): one row per credit
+# and threshold, so that each is sent once however often the job runs. Its
+# primary key is what two concurrent jobs conflict on.
+expiry_notices = Table(
+    "cloud_credit_expiry_notices",
+    metadata,
+    Column("credit_id", BigId, ForeignKey(credits.c.id), primary_key=True,
+           autoincrement=False),
+    Column("threshold_days", Integer(), primary_key=True, autoincrement=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

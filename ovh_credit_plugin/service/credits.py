@@ -12,7 +12,7 @@ from ovh_credit_plugin import allocation, exceptions, models
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits
 from ovh_credit_plugin.ledger.database import Database
-from ovh_credit_plugin.service import inputs
+from ovh_credit_plugin.service import events, inputs
 
 LOG = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def show(
 
 def void(
     database: Database, times: inputs.Times, credit_id: Any, *, reason: str,
-    at: dt.datetime | None = None,
+    notifier: events.Notifier, at: dt.datetime | None = None,
 ) -> models.Credit:
     """Operator action (fraud, charge-back): the balance is voided, with a reason.
 
@@ -98,13 +98,13 @@ def void(
     if not reason:
         raise exceptions.InvalidInput(_("voiding a credit needs a reason"))
 
-    def work(conn: Connection) -> models.Credit:
+    def work(conn: Connection) -> tuple[models.Credit, list[events.Event]]:
         credit = credits.lock_credit(conn, ident)
         if credit.voided_at is not None:
             done = credits.row(conn, ident)
             assert done is not None
             if done.void_reason == reason:
-                return credits.model(done, at=at)
+                return credits.model(done, at=at), []
             raise exceptions.InvalidState(
                 _("credit %(id)s is already voided (%(reason)s)")
                 % {"id": ident, "reason": done.void_reason})
@@ -116,6 +116,10 @@ def void(
         LOG.warning("credit %s voided (%s): %s lost", ident, reason, entry.amount)
         row = credits.row(conn, ident)
         assert row is not None
-        return credits.model(row, at=voided_at)
+        return credits.model(row, at=voided_at), [events.credit_voided(
+            credit_id=ident, project_id=credit.project_id, kind=credit.kind,
+            currency=credit.currency, amount=entry.amount, reason=reason, at=voided_at)]
 
-    return database.write(work)
+    voided, voided_events = database.write(work)
+    notifier.emit(voided_events)
+    return voided

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from ovh_credit_plugin import models, money
 from ovh_credit_plugin.ledger import credits, orders
 from ovh_credit_plugin.ledger.database import Database
-from ovh_credit_plugin.service import inputs
+from ovh_credit_plugin.service import events, inputs
 
 LOG = logging.getLogger(__name__)
 ZERO = money.ZERO
@@ -31,6 +31,7 @@ def expire(
     database: Database,
     times: inputs.Times,
     *,
+    notifier: events.Notifier,
     at: dt.datetime | None = None,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
@@ -44,6 +45,8 @@ def expire(
     A credit is expired only once its end has passed on the clock as well as
     at ``at``: a mistyped ``--at`` must not destroy live credit (there is no
     undo), and ``at`` may run ahead of the clock by the skew allowance.
+
+    Each credit expired sends ``credit.expired`` once its batch committed.
     """
     at = times.change(at)
     inputs.batch_size(batch_size)
@@ -51,13 +54,14 @@ def expire(
     summary = ExpirySummary(at=at)
     summary.orders_lapsed = database.write(lambda conn: orders.lapse(conn, at=at))
 
-    def work(conn: Connection) -> tuple[int, int, dict[str, Decimal]]:
+    def work(conn: Connection) -> tuple[int, int, dict[str, Decimal], list[events.Event]]:
         ids = credits.expiring_ids(conn, at=ended, limit=batch_size)
         locked = credits.credits_by_id(conn, ids)
         entries = []
         # Counted here, added to the summary once committed: a retried
         # attempt must not count twice.
         lost: dict[str, Decimal] = {}
+        expired: list[events.Event] = []
         for credit in locked.values():
             if credit.available <= ZERO or credit.voided_at is not None:
                 # A concurrent expiry job (or a void) took it while we
@@ -67,12 +71,17 @@ def expire(
             entry = credit.expire_rest(note=f"valid until {until}")
             entries.append(entry)
             lost[credit.currency] = lost.get(credit.currency, ZERO) + entry.amount
+            expired.append(events.credit_expired(
+                credit_id=credit.id, project_id=credit.project_id, kind=credit.kind,
+                currency=credit.currency, amount=entry.amount, valid_until=credit.valid_until,
+                at=at))
         credits.write_balances(conn, locked.values())
         credits.insert_entries(conn, entries, at=at)
-        return len(ids), len(entries), lost
+        return len(ids), len(entries), lost, expired
 
     while True:
-        selected, done, lost = database.write(work)
+        selected, done, lost, expired = database.write(work)
+        notifier.emit(expired)
         if not selected:
             break
         for currency, amount in lost.items():

@@ -19,7 +19,17 @@ from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.ledger import catalog_redemptions, projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
-from ovh_credit_plugin.service import audit, credits, expiry, forecast, inputs, orders, settlement
+from ovh_credit_plugin.service import (
+    audit,
+    credits,
+    events,
+    expiry,
+    expiry_warnings,
+    forecast,
+    inputs,
+    orders,
+    settlement,
+)
 from ovh_credit_plugin.service.charges import Charge
 from ovh_credit_plugin.service.settings import Settings
 from ovh_credit_plugin.service.settlement_txn import OnChange
@@ -39,10 +49,13 @@ class CreditService:
         settings: Settings | None = None,
         catalog: CatalogSource = None,
         clock: inputs.Clock = inputs.now,
+        notifier: events.Notifier | None = None,
     ) -> None:
         self.database = database
         self.settings = settings or Settings.defaults()
         self._catalog = catalog
+        # Sends what committed writes changed (oslo.messaging); silent without a conf.
+        self.notifier = notifier or events.Notifier()
         self.times = inputs.Times(
             clock=clock,
             skew=lambda: dt.timedelta(seconds=self.settings.clock_skew_allowance),
@@ -50,6 +63,7 @@ class CreditService:
         self.vouchers = Vouchers(
             database, catalog=lambda: self.catalog,
             throttle=Throttle(database, settings=lambda: self.settings), times=self.times,
+            notifier=self.notifier,
         )
 
     @classmethod
@@ -65,7 +79,8 @@ class CreditService:
         settings = Settings.from_conf(conf)
         database = ledger_database(conf, connection=connection)
         return cls(database=database, settings=settings, clock=clock,
-                   catalog=lambda: load_catalog(conf, database=database))
+                   catalog=lambda: load_catalog(conf, database=database),
+                   notifier=events.Notifier(conf))
 
     @property
     def catalog(self) -> catalog_base.VoucherCatalog:
@@ -83,6 +98,7 @@ class CreditService:
     def close(self) -> None:
         if isinstance(self._catalog, catalog_base.VoucherCatalog):
             self._catalog.close()
+        self.notifier.close()
         self.database.dispose()
 
     # -- orders (service/orders.py) ----------------------------------------------
@@ -90,12 +106,12 @@ class CreditService:
     def create_order(self, project_id: str, amount: Any, *, currency: str | None = None,
                      at: dt.datetime | None = None) -> models.Order:
         return orders.create(self.database, self.settings, self.times, project_id, amount,
-                             currency=currency, at=at)
+                             notifier=self.notifier, currency=currency, at=at)
 
     def pay_order(self, order_id: str, *, amount: Any = None, currency: str | None = None,
                   at: dt.datetime | None = None) -> models.Order:
-        return orders.pay(self.database, self.settings, self.times, order_id, amount=amount,
-                          currency=currency, at=at)
+        return orders.pay(self.database, self.settings, self.times, order_id,
+                          notifier=self.notifier, amount=amount, currency=currency, at=at)
 
     def cancel_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
         return orders.cancel(self.database, self.times, order_id, at=at)
@@ -104,7 +120,8 @@ class CreditService:
                           idempotency_key: str | None = None, at: dt.datetime | None = None
                           ) -> tuple[models.Order, bool]:
         return orders.create_once(self.database, self.settings, self.times, project_id, amount,
-                                  currency=currency, idempotency_key=idempotency_key, at=at)
+                                  notifier=self.notifier, currency=currency,
+                                  idempotency_key=idempotency_key, at=at)
 
     def list_orders(self, project_id: str, *, at: dt.datetime | None = None) -> list[models.Order]:
         return orders.list_of(self.database, self.times, project_id, at=at)
@@ -136,7 +153,8 @@ class CreditService:
 
     def void_credit(self, credit_id: Any, *, reason: str,
                     at: dt.datetime | None = None) -> models.Credit:
-        return credits.void(self.database, self.times, credit_id, reason=reason, at=at)
+        return credits.void(self.database, self.times, credit_id, reason=reason,
+                            notifier=self.notifier, at=at)
 
     # -- forecast (service/forecast.py) ------------------------------------------
 
@@ -232,12 +250,18 @@ class CreditService:
         """
         return self.database.read(lambda conn: projects.currency(conn, project_id))
 
-    # -- expiry and audit (service/expiry.py, service/audit.py) -------------------
+    # -- expiry, its warnings and audit (service/expiry.py, expiry_warnings.py, audit.py) --
 
     def expire(self, *, at: dt.datetime | None = None, batch_size: int = 500,
                progress: Callable[[int], None] | None = None) -> expiry.ExpirySummary:
-        return expiry.expire(self.database, self.times, at=at, batch_size=batch_size,
-                             progress=progress)
+        return expiry.expire(self.database, self.times, notifier=self.notifier, at=at,
+                             batch_size=batch_size, progress=progress)
+
+    def notify_expiring(self, *, at: dt.datetime | None = None,
+                        batch_size: int = 500) -> expiry_warnings.ExpiringSummary:
+        return expiry_warnings.notify_expiring(
+            self.database, self.times, thresholds=self.settings.expiry_warning_days,
+            notifier=self.notifier, at=at, batch_size=batch_size)
 
     def audit(self) -> audit.AuditReport:
         return audit.audit(self.database)

@@ -16,7 +16,7 @@ from ovh_credit_plugin import exceptions, models, money
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, orders, projects
 from ovh_credit_plugin.ledger.database import Database
-from ovh_credit_plugin.service import inputs
+from ovh_credit_plugin.service import events, inputs
 from ovh_credit_plugin.service.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -37,12 +37,13 @@ def create(
     project_id: str,
     amount: Any,
     *,
+    notifier: events.Notifier,
     currency: str | None = None,
     at: dt.datetime | None = None,
 ) -> models.Order:
     """A pending purchase order; no credit exists until it is paid."""
-    return create_once(database, settings, times, project_id, amount, currency=currency,
-                       at=at)[0]
+    return create_once(database, settings, times, project_id, amount, notifier=notifier,
+                       currency=currency, at=at)[0]
 
 
 def create_once(
@@ -52,6 +53,7 @@ def create_once(
     project_id: str,
     amount: Any,
     *,
+    notifier: events.Notifier,
     currency: str | None = None,
     idempotency_key: str | None = None,
     at: dt.datetime | None = None,
@@ -119,7 +121,12 @@ def create_once(
         LOG.info("order %s created for project %s: %s %s", order_id, project_id, checked, code)
         return orders.model(orders.get(conn, order_id)), True
 
-    return database.write(work)
+    order, created = database.write(work)
+    if created:
+        # Also when a retry found the order its lost-at-COMMIT attempt made:
+        # that attempt raised, and sent nothing.
+        notifier.emit([events.order_created(order)])
+    return order, created
 
 
 def pay(
@@ -128,16 +135,21 @@ def pay(
     times: inputs.Times,
     order_id: str,
     *,
+    notifier: events.Notifier,
     amount: Any = None,
     currency: str | None = None,
     at: dt.datetime | None = None,
 ) -> models.Order:
-    """Confirm payment: the credit is created exactly once, however often this is called."""
+    """Confirm payment: the credit is created exactly once, however often this is called.
+
+    The confirmation that paid the order sends ``order.paid`` and
+    ``credit.granted``, after its commit; the others send nothing.
+    """
     at = times.change(at)
     paid = money.parse_amount(amount) if amount is not None else None
     paid_currency = money.check_currency(currency) if currency is not None else None
 
-    def work(conn: Connection) -> models.Order:
+    def work(conn: Connection) -> tuple[models.Order, list[events.Event]]:
         order = orders.get(conn, order_id, lock=True)
         if paid is not None and paid != order.amount:
             raise exceptions.InvalidAmount(
@@ -151,7 +163,7 @@ def pay(
                 % {"paid": paid_currency, "id": order_id, "currency": order.currency}
             )
         if order.status == "paid":
-            return orders.model(order)
+            return orders.model(order), []
         if order.status == "cancelled":
             raise exceptions.InvalidState(_("order %(id)s is cancelled") % {"id": order_id})
         paid_at = times.not_before(at, order.created_at, f"order {order_id} was created")
@@ -172,9 +184,16 @@ def pay(
         )
         orders.mark_paid(conn, order_id, at=paid_at, credit_id=credit_id)
         LOG.info("order %s paid: credit %s granted", order_id, credit_id)
-        return orders.model(orders.get(conn, order_id))
+        done = orders.model(orders.get(conn, order_id))
+        credit = credits.row(conn, credit_id)
+        assert credit is not None
+        return done, [events.order_paid(done),
+                      events.credit_granted(credits.model(credit, at=paid_at), at=paid_at,
+                                            order_id=order_id)]
 
-    return database.write(work)
+    done, paid_events = database.write(work)
+    notifier.emit(paid_events)
+    return done
 
 
 def cancel(

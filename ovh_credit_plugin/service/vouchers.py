@@ -15,7 +15,7 @@ from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations, credits, projects
 from ovh_credit_plugin.ledger.database import Database
-from ovh_credit_plugin.service import inputs
+from ovh_credit_plugin.service import events, inputs
 from ovh_credit_plugin.service.voucher_throttle import Throttle
 
 LOG = logging.getLogger(__name__)
@@ -40,9 +40,11 @@ class Vouchers:
         catalog: Callable[[], catalog_base.VoucherCatalog],
         throttle: Throttle,
         times: inputs.Times,
+        notifier: events.Notifier,
     ) -> None:
         self.database = database
         self.times = times
+        self.notifier = notifier
         self._catalog = catalog
         self.throttle = throttle
 
@@ -234,7 +236,10 @@ class Vouchers:
                      masked, redemption.id, credit_id, project_id)
             return _credit(conn, credit_id, at=at), True
 
-        return self.database.write(grant)
+        credit, created = self.database.write(grant)
+        if created:  # by this call, not a concurrent one: sent once, after its commit
+            self.notifier.emit([events.credit_granted(credit, at=at, voucher=masked)])
+        return credit, created
 
     def _refuse(
         self,

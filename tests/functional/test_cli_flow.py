@@ -226,6 +226,33 @@ def test_expiry_at_13_months_records_the_lost_balance(cli: Cli) -> None:
     audit_ok(cli)
 
 
+def test_notify_expiring_warns_once_per_credit_and_threshold(cli: Cli, ledger: Ledger) -> None:
+    order = cli.ok("order", "create", "p1", "50", "--at", "2026-01-31T00:00:00Z")
+    cli.ok("order", "pay", order["id"], "--at", "2026-01-31T00:00:00Z")  # ends 2027-02-28
+    # Notifications off: the warnings would be recorded as sent and never be.
+    refused = cli("notify-expiring", "--at", "2027-02-10T00:00:00Z")
+    assert (refused.code, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        "ovh-credit: notifications are off: set [oslo_messaging_notifications] driver "
+        "(e.g. messagingv2 or log) before sending expiry warnings\n")
+
+    with ledger.config.open("a") as config:
+        config.write("[oslo_messaging_notifications]\ndriver = log\n")
+    first = cli.ok("notify-expiring", "--at", "2027-02-10T00:00:00Z")
+    assert first == {"at": "2027-02-10T00:00:00Z", "expiry_warning_days": [7, 30],
+                     "credits_notified": 1, "by_threshold": {"7": 0, "30": 1}}
+    again = cli.ok("notify-expiring", "--at", "2027-02-11T00:00:00Z")
+    assert (again["credits_notified"], again["by_threshold"]) == (0, {"7": 0, "30": 0})
+    # With -v the log driver's notification is on stderr, with its payload.
+    shown = cli("-v", "notify-expiring", "--at", "2027-02-22T00:00:00Z")
+    assert shown.code == 0
+    assert shown.json()["by_threshold"] == {"7": 1, "30": 0}
+    line = next(text for text in shown.stderr.splitlines() if "credit.expiring" in text)
+    message = json.loads(line.removeprefix("ovh-credit: "))
+    assert (message["priority"], message["payload"]["threshold_days"],
+            message["payload"]["available"]) == ("WARN", 7, "50.00")
+
+
 def test_unpaid_order_lapses_and_cannot_be_paid(cli: Cli) -> None:
     order = cli.ok("order", "create", "p1", "20", "--at", "2026-01-01T00:00:00Z")
     summary = cli.ok("expire", "--at", "2026-01-08T00:00:00Z")
