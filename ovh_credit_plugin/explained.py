@@ -3,37 +3,50 @@
 
 Reads the JSON of an allocation with its ``explanation`` (models.Explanation),
 so that the operator's CLI and the client commands, which only have the API's
-JSON, word it the same way. A leaf: imports nothing of the plugin.
+JSON, word it the same way, in the language of the locale. Imports nothing of
+the plugin but its messages (``i18n``, a leaf).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ovh_credit_plugin.i18n import _
+
 
 def sentence(allocation: dict[str, Any], currency: str) -> str:
-    """``line c: 30.00 EUR from credit 8 (purchased), 2nd in the consumption order (...)``."""
-    text = (f"line {allocation['line_id']}: {allocation['amount']} {currency} from credit "
-            f"{allocation['credit_id']} ({allocation['kind']})")
+    """``line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order (...)``.
+
+    The parts are joined with ``; ``, each translated on its own.
+    """
+    paid = {"line": allocation["line_id"], "amount": allocation["amount"],
+            "currency": currency, "credit": allocation["credit_id"],
+            "kind": allocation["kind"]}
     why = allocation.get("explanation")
     if why is None:
-        return f"{text}; recorded without an explanation"
+        return "; ".join([
+            _("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)") % paid,
+            _("recorded without an explanation"),
+        ])
     key = why["order_key"]
-    ends = f"valid until {key['valid_until']}" if key["valid_until"] else "no end date"
-    text += (f", {ordinal(why['place'])} in the consumption order "
-             f"({ends}, created {key['created_at']})")
+    place = {**paid, "place": why["place"], "created": key["created_at"],
+             "valid_until": key["valid_until"]}
+    parts = [
+        _("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place "
+          "%(place)d in the consumption order (valid until %(valid_until)s, created "
+          "%(created)s)") % place
+        if key["valid_until"] else
+        _("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place "
+          "%(place)d in the consumption order (no end date, created %(created)s)") % place
+    ]
     for skipped in why["skipped"]:
         if skipped["cause"] == "not_covered":
-            text += (f"; credit {skipped['credit_id']} comes first but does not cover "
-                     "this line's product")
+            parts.append(_("credit %(skipped)s comes first but does not cover this line's "
+                           "product") % {"skipped": skipped["credit_id"]})
         else:
-            text += (f"; credit {skipped['credit_id']} comes first but paid "
-                     f"{', '.join(skipped['products'])}, which credit "
-                     f"{allocation['credit_id']} does not cover")
-    return text
-
-
-def ordinal(number: int) -> str:
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(
-        number % 10, "th")
-    return f"{number}{suffix}"
+            parts.append(_("credit %(skipped)s comes first but paid %(products)s, which credit "
+                           "%(credit)s does not cover")
+                         % {"skipped": skipped["credit_id"],
+                            "products": ", ".join(skipped["products"]),
+                            "credit": allocation["credit_id"]})
+    return "; ".join(str(part) for part in parts)

@@ -140,4 +140,30 @@ FR = {
         "les notifications sont désactivées : définissez [oslo_messaging_notifications] "
         "driver (par exemple messagingv2 ou log) avant d'envoyer les avertissements "
         "d'expiration",
+    "explain is true or false": "explain vaut true ou false",
+    "give one of invoice and key": "donnez soit invoice, soit key",
+    "project_id goes with invoice: a key names its project":
+        "project_id va avec invoice : une clé désigne déjà son projet",
+    "no settlement %(key)s": "aucun règlement %(key)s",
+    "no credit %(id)s in project %(project)s": "aucun crédit %(id)s dans le projet %(project)s",
+    "no settlement of invoice %(invoice)s of project %(project)s":
+        "aucun règlement de la facture %(invoice)s du projet %(project)s",
+    "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)":
+        "ligne %(line)s : %(amount)s %(currency)s payés par le crédit %(credit)s (%(kind)s)",
+    "recorded without an explanation": "enregistré sans explication",
+    "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place %(place)d "
+    "in the consumption order (valid until %(valid_until)s, created %(created)s)":
+        "ligne %(line)s : %(amount)s %(currency)s payés par le crédit %(credit)s (%(kind)s), "
+        "rang %(place)d dans l'ordre de consommation (valable jusqu'au %(valid_until)s, créé "
+        "le %(created)s)",
+    "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place %(place)d "
+    "in the consumption order (no end date, created %(created)s)":
+        "ligne %(line)s : %(amount)s %(currency)s payés par le crédit %(credit)s (%(kind)s), "
+        "rang %(place)d dans l'ordre de consommation (sans date de fin, créé le %(created)s)",
+    "credit %(skipped)s comes first but does not cover this line's product":
+        "le crédit %(skipped)s passe avant mais ne couvre pas le produit de cette ligne",
+    "credit %(skipped)s comes first but paid %(products)s, which credit %(credit)s does not "
+    "cover":
+        "le crédit %(skipped)s passe avant mais a payé %(products)s, que le crédit %(credit)s "
+        "ne couvre pas",
 }

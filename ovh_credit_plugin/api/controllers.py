@@ -528,7 +528,7 @@ class OrdersController(_Resource):
         try:
             order = self.service.cancel_order(order_id)
         except exceptions.InvalidState as error:
-            raise errors.ApiError("order_not_pending", str(error)) from None
+            raise errors.ApiError("order_not_pending", errors.message_of(error)) from None
         return _json(order.model_dump(mode="json"))
 
     @handler
@@ -541,7 +541,7 @@ class OrdersController(_Resource):
         try:
             order = self.service.pay_order(order_id, amount=body.amount, currency=body.currency)
         except exceptions.InvalidState as error:
-            raise errors.ApiError("order_not_pending", str(error)) from None
+            raise errors.ApiError("order_not_pending", errors.message_of(error)) from None
         return _json(order.model_dump(mode="json"))
 
     def _order(self, caller: Caller, rule: str, order_id: str) -> models.Order:
@@ -570,19 +570,20 @@ class SettlementsController(_Resource):
         rule = "cloud_credit:settlement:get"
         explain = _BOOLEAN.get(query.get("explain", "true"))
         if explain is None:
-            raise errors.ApiError("invalid_request", "explain is true or false")
+            raise errors.ApiError("invalid_request", _("explain is true or false"))
         if ("invoice" in query) == ("key" in query):
-            raise errors.ApiError("invalid_request", "give one of invoice and key")
+            raise errors.ApiError("invalid_request", _("give one of invoice and key"))
         if "invoice" in query:
             project = self.project_for(caller, rule, query)
             record = self.service.show_invoice_settlement(project, query["invoice"])
         else:
             if "project_id" in query:
                 raise errors.ApiError("invalid_request",
-                                      "project_id goes with invoice: a key names its project")
+                                      _("project_id goes with invoice: a key names its project"))
             self.may(caller, rule)
             record = self.service.show_settlement(query["key"])
-            self.owned(caller, rule, record.project_id, f"settlement {query['key']!r}")
+            self.owned(caller, rule, record.project_id,
+                       _("no settlement %(key)s") % {"key": query["key"]})
         document = record.model_dump(mode="json")
         if not explain:
             for shown in document["allocations"]:
@@ -630,10 +631,11 @@ class OvhController(_Resource):
         try:
             credit, _entries = self.service.show_credit(ident)
         except exceptions.CreditNotFound:
-            raise errors.ApiError("not_found", f"no credit {ident}") from None
+            raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": ident}) from None
         if credit.project_id != project_id:
-            raise errors.ApiError("not_found", f"no credit {ident} in project {project_id}")
-        self.owned(caller, rule, credit.project_id, f"credit {ident}")
+            raise errors.ApiError("not_found", _("no credit %(id)s in project %(project)s")
+                                  % {"id": ident, "project": project_id})
+        self.owned(caller, rule, credit.project_id, _("no credit %(id)s") % {"id": ident})
         return _json(None, text=ovh.dumps(ovh.credit(credit)))
 
 

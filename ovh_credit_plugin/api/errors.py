@@ -116,7 +116,7 @@ _REFUSAL_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-def _message(error: BaseException) -> str:
+def message_of(error: BaseException) -> str:
     """The error's message as raised: a lazy message stays one, to be translated."""
     first = error.args[0] if len(error.args) == 1 else None
     return first if isinstance(first, str) else str(error)
@@ -137,10 +137,10 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     if isinstance(error, exceptions.VoucherRefused):
         code = next((code for cause, code in _REFUSAL_CAUSES
                      if isinstance(error.__cause__, cause)), "voucher_redeemed")
-        return ApiError(code, _message(error))
+        return ApiError(code, message_of(error))
     found = next((code for kind, code in _BY_TYPE if isinstance(error, kind)), None)
     if found is not None:
-        return ApiError(found, _message(error))
+        return ApiError(found, message_of(error))
     if isinstance(error, catalog_base.REFUSALS):
         # A preview (GET vouchers/{code}) of an unknown code.
         return ApiError("voucher_unknown", _("no such voucher code"))

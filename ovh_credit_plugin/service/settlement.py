@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import allocation, collector, exceptions, models
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, settlements
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import charges as charges_module
@@ -140,7 +141,7 @@ def show(database: Database, key: str) -> models.SettlementRecord:
     def work(conn: Connection) -> models.SettlementRecord:
         rows = settlements.recorded(conn, [key])
         if not rows:
-            raise exceptions.SettlementNotFound(f"no settlement {key!r}")
+            raise exceptions.SettlementNotFound(_("no settlement %(key)s") % {"key": key})
         return _record(conn, rows[0])
 
     return database.read(work)
@@ -160,7 +161,8 @@ def show_invoice(database: Database, project_id: str, invoice_id: str
                 if (row.project_id, row.invoice_id) == (project_id, invoice_id)]
         if not rows:
             raise exceptions.SettlementNotFound(
-                f"no settlement of invoice {invoice_id} of project {project_id}")
+                _("no settlement of invoice %(invoice)s of project %(project)s")
+                % {"invoice": invoice_id, "project": project_id})
         return _record(conn, rows[0])
 
     return database.read(work)

@@ -57,9 +57,9 @@ def test_the_table_says_why_in_a_sentence_per_line(cli: Cli) -> None:
     table = cli("settlement", "show", "invoice/p1/INV-1", "-f", "table", json_output=False)
     assert table.code == 0, table.stderr
     text = " ".join(table.stdout.split())
-    assert (f"line l2: 5.00 EUR from credit {voucher} (voucher), 1st in the consumption "
+    assert (f"line l2: 5.00 EUR from credit {voucher} (voucher), place 1 in the consumption "
             "order (valid until 2027-01-01T00:00:00Z, created 2026-02-01T00:00:00Z)") in text
-    assert (f"line l1: 30.00 EUR from credit {bought} (purchased), 2nd in the consumption "
+    assert (f"line l1: 30.00 EUR from credit {bought} (purchased), place 2 in the consumption "
             "order") in text
     assert (f"credit {voucher} comes first but does not cover this line's product") in text
 

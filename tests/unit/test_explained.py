@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from ovh_credit_plugin import explained
 
 KEY = {"kind": "voucher", "valid_until": None, "created_at": "2026-01-31T10:00:00Z",
@@ -18,7 +22,7 @@ def test_needed_elsewhere_names_the_products_the_payer_does_not_cover() -> None:
         "place": 2, "order_key": KEY, "reason": "scope",
         "skipped": [{"credit_id": 1, "cause": "needed_elsewhere",
                      "products": ["gpu", "storage"]}]}), "EUR")
-    assert text == ("line c: 5.00 EUR from credit 2 (voucher), 2nd in the consumption order "
+    assert text == ("line c: 5.00 EUR from credit 2 (voucher), place 2 in the consumption order "
                     "(no end date, created 2026-01-31T10:00:00Z); credit 1 comes first but "
                     "paid gpu, storage, which credit 2 does not cover")
 
@@ -28,6 +32,20 @@ def test_a_settlement_recorded_before_explanations() -> None:
         "line c: 5.00 JPY from credit 2 (voucher); recorded without an explanation")
 
 
-def test_ordinals() -> None:
-    assert [explained.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111)] == [
-        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+def test_in_french_with_a_french_locale() -> None:
+    # The command lines translate when a message is made, in the process's
+    # language: a process of its own with LANGUAGE=fr.
+    program = (
+        "from ovh_credit_plugin import explained\n"
+        "print(explained.sentence({'line_id': 'c', 'credit_id': 8, 'kind': 'purchased',\n"
+        "    'amount': '30.00', 'explanation': {'place': 2, 'reason': 'scope',\n"
+        "    'order_key': {'kind': 'purchased', 'valid_until': None,\n"
+        "                  'created_at': '2026-01-31T10:00:00Z', 'credit_id': 8},\n"
+        "    'skipped': [{'credit_id': 7, 'cause': 'not_covered', 'products': []}]}}, 'EUR'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=True, env={**os.environ, "LANGUAGE": "fr"}, timeout=60)
+    assert done.stdout.strip() == (
+        "ligne c : 30.00 EUR payés par le crédit 8 (purchased), rang 2 dans l'ordre de "
+        "consommation (sans date de fin, créé le 2026-01-31T10:00:00Z); le crédit 7 passe "
+        "avant mais ne couvre pas le produit de cette ligne")

@@ -484,6 +484,6 @@ def test_settlement_show_by_invoice_or_key() -> None:
     assert json.loads(out) == SETTLEMENT["allocations"]
     code, out, _ = run(["rating", "credit", "settlement", "show", "INV-1"])
     text = " ".join(out.split())
-    assert ("line c: 30.00 EUR from credit 8 (purchased), 2nd in the consumption order "
+    assert ("line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order "
             "(no end date, created 2026-01-31T10:00:00Z); credit 7 comes first "
             "but does not cover this line's product") in text
