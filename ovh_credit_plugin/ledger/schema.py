@@ -177,6 +177,22 @@ voucher_activations = Table(
     UniqueConstraint("project_id", "code"),
 )
 
+# An operator's `voucher unblock`: who ended a project's throttle window,
+# when and why. Its id is drawn before the transaction (a retry after a lost
+# COMMIT finds it); the tries it cleared point to it.
+voucher_unblocks = Table(
+    "cloud_credit_voucher_unblocks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(ID), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("operator", String(ID), nullable=False),
+    # How many counted tries it cleared.
+    Column("cleared", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "project_id", "created_at"),
+)
+
 voucher_attempts = Table(
     "cloud_credit_voucher_attempts",
     metadata,
@@ -185,6 +201,15 @@ voucher_attempts = Table(
     Column("succeeded", Boolean(), nullable=False),
     Column("reason", Text(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Drawn by the client once per try, before its transaction: a retry after
+    # a lost COMMIT finds the row its first attempt wrote instead of adding
+    # one (which would count the try twice).
+    Column("attempt_key", String(36), nullable=False, unique=True),
+    # Set when an operator's unblock cleared this try: it no longer counts.
+    Column("unblock_id", String(36),
+           # Named: the convention's name is longer than MariaDB's 64 characters.
+           ForeignKey(voucher_unblocks.c.id, name="fk_cloud_credit_voucher_attempts_unblock_id"),
+           nullable=True),
     Index(None, "project_id", "created_at"),
 )
 

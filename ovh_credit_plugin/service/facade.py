@@ -23,7 +23,7 @@ from ovh_credit_plugin.service import audit, credits, expiry, inputs, orders, se
 from ovh_credit_plugin.service.charges import Charge
 from ovh_credit_plugin.service.settings import Settings
 from ovh_credit_plugin.service.settlement_txn import OnChange
-from ovh_credit_plugin.service.voucher_throttle import Throttle
+from ovh_credit_plugin.service.voucher_throttle import Throttle, Unblock
 from ovh_credit_plugin.service.vouchers import VoucherPreview, Vouchers
 
 CatalogSource = catalog_base.VoucherCatalog | Callable[[], catalog_base.VoucherCatalog] | None
@@ -154,6 +154,14 @@ class CreditService:
 
     def pending_activations(self) -> list[dict[str, Any]]:
         return self.vouchers.pending()
+
+    def unblock_vouchers(self, project_id: str, *, reason: str, operator: str,
+                         at: dt.datetime | None = None) -> Unblock:
+        return self.vouchers.unblock(project_id, reason=reason, operator=operator, at=at)
+
+    def voucher_attempts(self, project_id: str, *, everything: bool = False,
+                         at: dt.datetime | None = None) -> list[dict[str, Any]]:
+        return self.vouchers.attempts(project_id, everything=everything, at=at)
 
     # -- settlement (service/settlement.py) --------------------------------------
 

@@ -15,7 +15,7 @@ from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.ledger import activations, credits, projects
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import inputs
-from ovh_credit_plugin.service.voucher_throttle import Throttle
+from ovh_credit_plugin.service.voucher_throttle import Throttle, Unblock, new_attempt
 
 LOG = logging.getLogger(__name__)
 
@@ -147,6 +147,17 @@ class Vouchers:
             self.throttle.drop(attempt)
             raise
 
+    def unblock(self, project_id: str, *, reason: str, operator: str,
+                at: dt.datetime | None = None) -> Unblock:
+        """An operator ends the project's throttle window now (``voucher unblock``)."""
+        return self.throttle.unblock(project_id, reason=reason, operator=operator,
+                                     at=self.times.change(at))
+
+    def attempts(self, project_id: str, *, everything: bool = False,
+                 at: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """The project's tries and unblocks (``voucher attempts``)."""
+        return self.throttle.history(project_id, at=self.times.read(at), everything=everything)
+
     def pending(self) -> list[dict[str, Any]]:
         """Activations recorded but not granted: a crash between catalog and ledger.
 
@@ -161,7 +172,7 @@ class Vouchers:
         key: str,
         *,
         currency: str | None,
-        attempt: int | None,
+        attempt: str | None,
         at: dt.datetime,
     ) -> tuple[models.Credit, bool]:
         """The catalog's POST, then one transaction: the grant and the closed reservation.
@@ -241,7 +252,7 @@ class Vouchers:
         masked: str,
         error: catalog_base.CatalogError | str,
         *,
-        attempt: int | None,
+        attempt: str | None,
         at: dt.datetime,
         public: bool = True,
         drop_intent: str | None = None,
@@ -253,11 +264,14 @@ class Vouchers:
         """
         LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
         reason = f"{masked}: {error}"
+        # A try that reserved nothing (a resumed activation) is recorded under
+        # a key drawn here, once: a retry after a lost COMMIT finds its row.
+        key = attempt if attempt is not None else new_attempt()
 
         def record(conn: Connection) -> None:
             if drop_intent is not None:
                 activations.drop_intent(conn, drop_intent)
-            Throttle.failed(conn, project_id, attempt, reason=reason, at=at)
+            Throttle.failed(conn, project_id, key, reason=reason, at=at)
 
         self.database.write(record)
         if drop_intent is not None:
