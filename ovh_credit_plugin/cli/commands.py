@@ -348,7 +348,11 @@ class VoucherActivate(_Base, ShowOne):
 
 
 class VoucherCheck(_Base, ShowOne):
-    """Show what a voucher code would grant, without redeeming it."""
+    """Show what a voucher code would grant, without redeeming it.
+
+    With ``--project``, checked as that project's try: refused while the
+    project is throttled, and a code it cannot activate counts as a failed try.
+    """
 
     takes_at = True
     FIELDS = ("code", "amount", "currency", "status", "valid_from", "valid_until",
@@ -358,10 +362,14 @@ class VoucherCheck(_Base, ShowOne):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("code", metavar="CODE")
+        parser.add_argument("--project", metavar="PROJECT",
+                            help="Check on behalf of this project, throttled and counted "
+                            "like its activations.")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        preview = self.service.check_voucher(parsed_args.code, at=parsed_args.at)
+        preview = self.service.check_voucher(parsed_args.code, project_id=parsed_args.project,
+                                             at=parsed_args.at)
         data = preview.voucher.model_dump(mode="json")
         data["code"] = catalog_base.normalize_code(parsed_args.code)
         data["amount"] = money.to_str(preview.voucher.amount, preview.voucher.currency)

@@ -140,8 +140,9 @@ class CreditService:
 
     # -- vouchers (service/vouchers.py) ------------------------------------------
 
-    def check_voucher(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
-        return self.vouchers.check(code, at=at)
+    def check_voucher(self, code: str, *, project_id: str | None = None,
+                      at: dt.datetime | None = None) -> VoucherPreview:
+        return self.vouchers.check(code, project_id=project_id, at=at)
 
     def activate_voucher(self, project_id: str, code: str, *,
                          at: dt.datetime | None = None) -> models.Credit:

@@ -546,6 +546,101 @@ def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditServ
     service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=600))
 
 
+# -- voucher check, for a project ----------------------------------------------------------
+
+
+@on_every_backend
+def test_a_throttled_project_cannot_probe_codes_with_check(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, limit=2)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    # A failed check counts like a failed activation: an unknown code...
+    with pytest.raises(base.VoucherNotFound):
+        service.check_voucher("WRONG-2", project_id="p1", at=T0)
+    assert failed_attempts(service) == 2
+    gets = stub.gets
+    # ...and the project is now refused, checks as activations, without a catalog call.
+    with pytest.raises(exceptions.TooManyAttempts, match="try again after"):
+        service.check_voucher("WELCOME-2026", project_id="p1", at=T0)
+    with pytest.raises(exceptions.TooManyAttempts, match="try again after"):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert stub.gets == gets
+    assert failed_attempts(service) == 2
+    # Another project, and an operator's check (no project), are not held back.
+    assert service.check_voucher("WELCOME-2026", project_id="p2", at=T0).redeemable
+    assert service.check_voucher("WELCOME-2026", at=T0).redeemable
+
+
+def test_a_check_of_a_used_code_counts_and_of_a_good_one_does_not(
+    service: CreditService,
+) -> None:
+    throttled_service(service, limit=1)
+    service.activate_voucher("p2", "GPU-ONLY", at=T0)  # single use: now used up
+    assert service.check_voucher("WELCOME-2026", project_id="p1", at=T0).redeemable
+    assert failed_attempts(service, "p1") == 0
+    used = service.check_voucher("GPU-ONLY", project_id="p1", at=T0)
+    assert used.redeemable is False
+    assert failed_attempts(service, "p1") == 1
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.check_voucher("WELCOME-2026", project_id="p1", at=T0)
+    # The good check left nothing behind: only the failed one is recorded.
+    table = schema.voucher_attempts
+    assert count(service, table, table.c.project_id == "p1") == 1
+
+
+def test_checking_a_code_the_project_activated_is_neither_throttled_nor_counted(
+    service: CreditService,
+) -> None:
+    throttled_service(service, limit=1)
+    service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    # Throttled, yet its own code still reads back (used up: by itself).
+    own = service.check_voucher("GPU-ONLY", project_id="p1", at=T0)
+    assert own.redeemable is False
+    assert failed_attempts(service) == 1
+
+
+def test_a_catalog_outage_during_a_check_is_not_counted(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, limit=1)
+
+    def down(code: str) -> models.Voucher:
+        raise base.CatalogUnavailable("voucher catalog unavailable: connection refused")
+
+    stub.on_get = down
+    for _ in range(3):
+        with pytest.raises(base.CatalogUnavailable):
+            service.check_voucher("WELCOME-2026", project_id="p1", at=T0)
+    assert count(service, schema.voucher_attempts) == 0
+
+
+def test_a_check_for_a_project_is_a_change_never_dated_in_the_future(
+    service: CreditService,
+) -> None:
+    future = TEST_NOW + dt.timedelta(days=1)
+    with pytest.raises(exceptions.InvalidInput, match="in the future"):
+        service.check_voucher("WELCOME-2026", project_id="p1", at=future)
+    assert count(service, schema.voucher_attempts) == 0
+    # An operator's check only reads: any time.
+    assert service.check_voucher("WELCOME-2026", at=future).redeemable
+
+
+def test_cli_voucher_check_for_a_throttled_project(cli: Cli) -> None:
+    for n in range(5):  # voucher_max_failed_attempts' default
+        assert cli("voucher", "check", f"NO-SUCH-{n}", "--project", "p1").code == 1
+    result = cli("voucher", "check", "WELCOME-2026", "--project", "p1")
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr.startswith(
+        "ovh-credit: too many failed voucher attempts on this project: try again after ")
+    assert len(result.stderr.splitlines()) == 1
+    assert cli("voucher", "activate", "p1", "WELCOME-2026").stderr == result.stderr
+    assert cli.ok("voucher", "check", "WELCOME-2026")["redeemable"] is True
+
+
 # -- unblock ----------------------------------------------------------------------------------
 
 
