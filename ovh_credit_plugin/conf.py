@@ -193,14 +193,15 @@ cloud_credit_opts: list[cfg.Opt] = [
         "voucher_max_failed_attempts",
         default=5,
         min=1,
-        help="Failed voucher activations a project may make within "
-        "voucher_attempt_window before further attempts are refused.",
+        help="Failed voucher attempts (activations, and checks made for the project) a "
+        "project may make within voucher_attempt_window before further attempts are "
+        "refused; 'ovh-credit voucher unblock' ends a project's window early.",
     ),
     cfg.IntOpt(
         "voucher_attempt_window",
         default=3600,
         min=1,
-        help="Seconds over which failed voucher activations are counted.",
+        help="Seconds over which failed voucher attempts are counted.",
     ),
     cfg.IntOpt(
         "forecast_window_days",

@@ -78,10 +78,15 @@ class VoucherRefused(CreditError, RuntimeError):
 
 
 class TooManyAttempts(VoucherRefused):
-    """The project made too many failed activations recently."""
+    """The project made too many failed voucher tries (activations, checks) recently.
 
-    def __init__(self, reason: str) -> None:
+    ``retry_after``: seconds until the project may try again, when known (a
+    running try that ends well may free a place sooner).
+    """
+
+    def __init__(self, reason: str, *, retry_after: int | None = None) -> None:
         super().__init__(reason, public=False)
+        self.retry_after = retry_after
 
 
 class DatabaseNotReady(CreditError, RuntimeError):

@@ -166,4 +166,8 @@ FR = {
     "cover":
         "le crédit %(skipped)s passe avant mais a payé %(products)s, que le crédit %(credit)s "
         "ne couvre pas",
+    "too many failed voucher attempts on this project: try again later":
+        "trop d'essais de bons d'achat ont échoué sur ce projet : réessayez plus tard",
+    "too many failed voucher attempts on this project: try again after %(when)s":
+        "trop d'essais de bons d'achat ont échoué sur ce projet : réessayez après %(when)s",
 }

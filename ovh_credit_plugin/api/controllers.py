@@ -465,9 +465,10 @@ class VouchersController(_Resource):
     def get_one(self, code: str) -> webob.Response:
         caller = self.caller()
         query = _query("project_id")
-        self.project_for(caller, "cloud_credit:voucher:check", query)
+        project = self.project_for(caller, "cloud_credit:voucher:check", query)
         normalized = catalog_base.normalize_code(code)
-        preview = self.service.check_voucher(normalized)
+        # The caller's project's try: throttled and counted like an activation.
+        preview = self.service.check_voucher(normalized, project_id=project)
         voucher = preview.voucher
         return _json({
             "code": catalog_base.mask_code(normalized),

@@ -130,10 +130,10 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     if isinstance(error, ApiError):
         return error
     if isinstance(error, exceptions.TooManyAttempts):
-        return ApiError("voucher_throttled",
-                        _("too many failed voucher activations on this project: "
-                          "try again in %(seconds)d seconds") % {"seconds": throttle_window},
-                        headers={"Retry-After": str(throttle_window)})
+        # The message says when; Retry-After the same (the window when unknown).
+        retry_after = error.retry_after or throttle_window
+        return ApiError("voucher_throttled", message_of(error),
+                        headers={"Retry-After": str(retry_after)})
     if isinstance(error, exceptions.VoucherRefused):
         code = next((code for cause, code in _REFUSAL_CAUSES
                      if isinstance(error.__cause__, cause)), "voucher_redeemed")

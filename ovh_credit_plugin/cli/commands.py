@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
@@ -354,7 +356,11 @@ class VoucherActivate(_Base, ShowOne):
 
 
 class VoucherCheck(_Base, ShowOne):
-    """Show what a voucher code would grant, without redeeming it."""
+    """Show what a voucher code would grant, without redeeming it.
+
+    With ``--project``, checked as that project's try: refused while the
+    project is throttled, and a code it cannot activate counts as a failed try.
+    """
 
     takes_at = True
     FIELDS = ("code", "amount", "currency", "status", "valid_from", "valid_until",
@@ -364,10 +370,14 @@ class VoucherCheck(_Base, ShowOne):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("code", metavar="CODE")
+        parser.add_argument("--project", metavar="PROJECT",
+                            help="Check on behalf of this project, throttled and counted "
+                            "like its activations.")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        preview = self.service.check_voucher(parsed_args.code, at=parsed_args.at)
+        preview = self.service.check_voucher(parsed_args.code, project_id=parsed_args.project,
+                                             at=parsed_args.at)
         data = preview.voucher.model_dump(mode="json")
         data["code"] = catalog_base.normalize_code(parsed_args.code)
         data["amount"] = money.to_str(preview.voucher.amount, preview.voucher.currency)
@@ -396,6 +406,78 @@ class VoucherPending(_Base, Lister):
         show = (lambda code: code) if parsed_args.show_codes else catalog_base.mask_code
         return self.FIELDS, [
             (r["project_id"], show(r["code"]), models.isoformat(r["created_at"])) for r in rows
+        ]
+
+
+UNBLOCK_FIELDS = ("project_id", "unblocked", "counted", "limit", "cleared", "id", "operator",
+                  "reason", "created_at")
+
+
+def _operator() -> str:
+    """Who runs the command: the login name, recorded with what they did."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container)
+        return f"uid {os.getuid()}"
+
+
+class VoucherUnblock(_Base, ShowOne):
+    """End a project's voucher throttle window now, recorded with a reason.
+
+    The failed attempts counted against the project stop counting; the limit
+    applies again to the attempts made after. A project that is not blocked is
+    left as it is (said on stderr, exit status 0).
+    """
+
+    FIELDS = UNBLOCK_FIELDS
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT")
+        parser.add_argument("--reason", required=True,
+                            help="Why (recorded with the operator's login name).")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        done = self.service.unblock_vouchers(parsed_args.project, reason=parsed_args.reason,
+                                             operator=_operator(), at=parsed_args.at)
+        if not done.unblocked:
+            self.app.stderr.write(
+                f"ovh-credit: project {done.project_id} is not blocked ({done.counted} failed "
+                f"or running voucher attempts counted, limit {done.limit}): nothing done\n")
+        created = models.isoformat(done.created_at) if done.created_at else None
+        return self.FIELDS, (done.project_id, done.unblocked, done.counted, done.limit,
+                             done.cleared, done.id, done.operator, done.reason, created)
+
+
+class VoucherAttempts(_Base, Lister):
+    """List a project's voucher attempts (activations, checks) and unblocks, oldest first.
+
+    ``counted``: the try counts against the project's limit now. By default
+    the throttle window ending at ``--at``; ``--all`` for every one.
+    """
+
+    FIELDS = ("created_at", "event", "counted", "reason", "operator", "unblock_id", "cleared")
+
+    takes_at = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("project", metavar="PROJECT")
+        parser.add_argument("--all", action="store_true", dest="everything",
+                            help="Every try and unblock, not only the window's.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        rows = self.service.voucher_attempts(parsed_args.project,
+                                             everything=parsed_args.everything,
+                                             at=parsed_args.at)
+        return self.FIELDS, [
+            tuple(models.isoformat(row[name]) if name == "created_at" else row[name]
+                  for name in self.FIELDS)
+            for row in rows
         ]
 
 
@@ -767,6 +849,8 @@ COMMANDS: dict[str, type[Command]] = {
     "voucher activate": VoucherActivate,
     "voucher check": VoucherCheck,
     "voucher pending": VoucherPending,
+    "voucher unblock": VoucherUnblock,
+    "voucher attempts": VoucherAttempts,
     "credit list": CreditList,
     "credit show": CreditShow,
     "credit forecast": CreditForecast,

@@ -77,48 +77,109 @@ def pending(conn: Connection) -> list[dict[str, Any]]:
 
 
 # -- the throttle's attempts ----------------------------------------------------------
+# A try is named by the key its caller drew before the transaction (a UUID):
+# a retry after a lost COMMIT finds the row its first attempt wrote.
 
-_RESERVE = _T.insert().values(
-    project_id=sa.bindparam("project_id"), succeeded=False, reason="in progress",
-    created_at=sa.bindparam("at"),
+_U = schema.voucher_unblocks
+#: The reason of a try still running (or whose process died): counted as a failure.
+RUNNING = "in progress"
+
+_ATTEMPT_EXISTS = sa.select(_T.c.id).where(_T.c.attempt_key == sa.bindparam("key"))
+_INSERT_ATTEMPT = _T.insert().values(
+    project_id=sa.bindparam("project_id"), attempt_key=sa.bindparam("key"), succeeded=False,
+    reason=sa.bindparam("reason"), created_at=sa.bindparam("at"),
 )
-_FAILED = _T.insert().values(
-    project_id=sa.bindparam("project_id"), succeeded=False, reason=sa.bindparam("reason"),
-    created_at=sa.bindparam("at"),
-)
-_CLOSE = _T.update().where(_T.c.id == sa.bindparam("attempt")).values(
+_CLOSE = _T.update().where(_T.c.attempt_key == sa.bindparam("key")).values(
     succeeded=sa.bindparam("succeeded"), reason=sa.bindparam("reason")
 )
-_DROP = _T.delete().where(_T.c.id == sa.bindparam("attempt"))
-# Failed and running tries of a project since a moment. No upper bound on
-# created_at: a concurrent try may have taken a later timestamp and committed
-# before this count.
-_FAILURES = sa.select(sa.func.count()).select_from(_T).where(
-    _T.c.project_id == sa.bindparam("project_id"),
+_DROP = _T.delete().where(_T.c.attempt_key == sa.bindparam("key"))
+# What the throttle counts: the project's failed and running tries since a
+# moment that no unblock cleared. No upper bound on created_at: a concurrent
+# try may have taken a later timestamp and committed before this count.
+_COUNTED = sa.and_(
+    _T.c.project_id == sa.bindparam("project"),
     _T.c.succeeded.is_(False),
+    _T.c.unblock_id.is_(None),
     _T.c.created_at > sa.bindparam("since"),
 )
+_FAILURES = sa.select(sa.func.count()).select_from(_T).where(_COUNTED)
+# The n-th oldest counted try (n from 0): when it leaves the window, one
+# more try fits under the limit.
+_NTH_COUNTED = (
+    sa.select(_T.c.created_at).where(_COUNTED)
+    .order_by(_T.c.created_at, _T.c.id)
+    .limit(1).offset(sa.bindparam("n"))
+)
+_CLEAR = _T.update().where(_COUNTED).values(unblock_id=sa.bindparam("unblock_id"))
+_INSERT_UNBLOCK = _U.insert()
+_UNBLOCK = sa.select(_U).where(_U.c.id == sa.bindparam("unblock_id"))
 
 
-def reserve_attempt(conn: Connection, project_id: str, *, at: dt.datetime) -> int:
-    """A running try, counted as a failure until it is closed; its id."""
-    result = conn.execute(_RESERVE, {"project_id": project_id, "at": at})
-    assert result.inserted_primary_key is not None
-    return int(result.inserted_primary_key[0])
+def attempt_exists(conn: Connection, key: str) -> bool:
+    return conn.execute(_ATTEMPT_EXISTS, {"key": key}).first() is not None
 
 
-def record_failure(conn: Connection, project_id: str, *, reason: str, at: dt.datetime) -> None:
-    conn.execute(_FAILED, {"project_id": project_id, "reason": reason, "at": at})
+def reserve_attempt(conn: Connection, project_id: str, key: str, *, at: dt.datetime) -> None:
+    """A running try, counted as a failure until it is closed; written once per key."""
+    if not attempt_exists(conn, key):
+        conn.execute(_INSERT_ATTEMPT, {"project_id": project_id, "key": key,
+                                       "reason": RUNNING, "at": at})
 
 
-def close_attempt(conn: Connection, attempt: int, *, succeeded: bool, reason: str) -> None:
-    conn.execute(_CLOSE, {"attempt": attempt, "succeeded": succeeded, "reason": reason})
+def record_failure(
+    conn: Connection, project_id: str, key: str, *, reason: str, at: dt.datetime
+) -> None:
+    """A failed try that held no reservation; written once per key."""
+    if not attempt_exists(conn, key):
+        conn.execute(_INSERT_ATTEMPT, {"project_id": project_id, "key": key, "reason": reason,
+                                       "at": at})
 
 
-def drop_attempt(conn: Connection, attempt: int) -> None:
-    conn.execute(_DROP, {"attempt": attempt})
+def close_attempt(conn: Connection, key: str, *, succeeded: bool, reason: str) -> None:
+    conn.execute(_CLOSE, {"key": key, "succeeded": succeeded, "reason": reason})
+
+
+def drop_attempt(conn: Connection, key: str) -> None:
+    conn.execute(_DROP, {"key": key})
 
 
 def failures_since(conn: Connection, project_id: str, since: dt.datetime) -> int:
-    """Failed and running tries of the project after ``since``."""
-    return int(conn.execute(_FAILURES, {"project_id": project_id, "since": since}).scalar_one())
+    """Failed and running tries of the project after ``since`` that no unblock cleared."""
+    return int(conn.execute(_FAILURES, {"project": project_id, "since": since}).scalar_one())
+
+
+def nth_counted(conn: Connection, project_id: str, since: dt.datetime, n: int
+                ) -> dt.datetime | None:
+    """When the ``n``-th oldest (from 0) of the tries :func:`failures_since` counts began."""
+    return conn.execute(_NTH_COUNTED, {"project": project_id, "since": since, "n": n}
+                        ).scalar_one_or_none()
+
+
+def unblock(
+    conn: Connection, unblock_id: str, project_id: str, *, since: dt.datetime, reason: str,
+    operator: str, at: dt.datetime,
+) -> int:
+    """Record an unblock and clear the project's counted tries since ``since``; how many."""
+    conn.execute(_INSERT_UNBLOCK, {"id": unblock_id, "project_id": project_id,
+                                   "reason": reason, "operator": operator, "cleared": 0,
+                                   "created_at": at})
+    cleared = conn.execute(_CLEAR, {"project": project_id, "since": since,
+                                    "unblock_id": unblock_id}).rowcount
+    conn.execute(_U.update().where(_U.c.id == unblock_id).values(cleared=cleared))
+    return int(cleared)
+
+
+def find_unblock(conn: Connection, unblock_id: str) -> Row[Any] | None:
+    return conn.execute(_UNBLOCK, {"unblock_id": unblock_id}).one_or_none()
+
+
+def history(conn: Connection, project_id: str, since: dt.datetime | None
+            ) -> tuple[list[Row[Any]], list[Row[Any]]]:
+    """The project's tries and unblocks (after ``since``, if given), oldest first."""
+    tries = sa.select(_T).where(_T.c.project_id == project_id)
+    unblocks = sa.select(_U).where(_U.c.project_id == project_id)
+    if since is not None:
+        tries = tries.where(_T.c.created_at > since)
+        unblocks = unblocks.where(_U.c.created_at > since)
+    return (list(conn.execute(tries.order_by(_T.c.created_at, _T.c.id))),
+            list(conn.execute(unblocks.order_by(_U.c.created_at, _U.c.id))))

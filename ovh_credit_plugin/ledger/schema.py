@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from ovh_credit_plugin.ledger.types import Money, UTCDateTime
+from ovh_credit_plugin.ledger.types import AmountsAddUp, Money, UTCDateTime, non_negative
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,6 +72,10 @@ credits = Table(
     Column("voided_at", UTCDateTime(), nullable=True),
     Column("void_reason", Text(), nullable=True),
     CheckConstraint("kind IN ('voucher', 'purchased')", name="kind"),
+    # The ledger invariant, kept by CreditRow before every write, also
+    # refused by the database: a bug or a hand-made UPDATE cannot store it.
+    CheckConstraint(AmountsAddUp(("used", "expired", "voided", "available"), "total"),
+                    name="balances"),
     UniqueConstraint("project_id", "kind", "source"),
     # Settlement reads a project's credits that still hold a balance.
     Index(None, "project_id", "available"),
@@ -93,6 +97,8 @@ ledger_entries = Table(
     CheckConstraint(
         "type IN ('grant', 'debit', 'reversal', 'expiry', 'void')", name="type"
     ),
+    # The entry's type gives the direction: amounts are never negative.
+    CheckConstraint(non_negative("amount"), name="amount"),
     Index(None, "credit_id"),
     Index(None, "settlement_key"),
 )
@@ -115,6 +121,7 @@ orders = Table(
     CheckConstraint(
         "status IN ('pending', 'paid', 'cancelled', 'expired')", name="status"
     ),
+    CheckConstraint(non_negative("amount"), name="amount"),
     Index(None, "project_id", "created_at"),
     Index(None, "status", "expires_at"),
 )
@@ -157,6 +164,7 @@ settlements = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     # Why credit could not pay the charge ("currency_mismatch"); NULL otherwise.
     Column("note", String(32), nullable=True),
+    CheckConstraint(AmountsAddUp(("credit_applied", "amount_due"), "total"), name="amounts"),
     Index(None, "project_id"),
 )
 
@@ -178,6 +186,22 @@ voucher_activations = Table(
     UniqueConstraint("project_id", "code"),
 )
 
+# An operator's `voucher unblock`: who ended a project's throttle window,
+# when and why. Its id is drawn before the transaction (a retry after a lost
+# COMMIT finds it); the tries it cleared point to it.
+voucher_unblocks = Table(
+    "cloud_credit_voucher_unblocks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(ID), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("operator", String(ID), nullable=False),
+    # How many counted tries it cleared.
+    Column("cleared", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "project_id", "created_at"),
+)
+
 voucher_attempts = Table(
     "cloud_credit_voucher_attempts",
     metadata,
@@ -186,6 +210,15 @@ voucher_attempts = Table(
     Column("succeeded", Boolean(), nullable=False),
     Column("reason", Text(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Drawn by the client once per try, before its transaction: a retry after
+    # a lost COMMIT finds the row its first attempt wrote instead of adding
+    # one (which would count the try twice).
+    Column("attempt_key", String(36), nullable=False, unique=True),
+    # Set when an operator's unblock cleared this try: it no longer counts.
+    Column("unblock_id", String(36),
+           # Named: the convention's name is longer than MariaDB's 64 characters.
+           ForeignKey(voucher_unblocks.c.id, name="fk_cloud_credit_voucher_attempts_unblock_id"),
+           nullable=True),
     Index(None, "project_id", "created_at"),
 )
 

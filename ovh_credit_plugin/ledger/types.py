@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import types
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement
 
 from ovh_credit_plugin.money import LEDGER_PLACES, LEDGER_QUANTUM
 
@@ -121,3 +124,63 @@ class UTCDateTime(types.TypeDecorator[dt.datetime]):
             parse = dt.datetime.fromisoformat
             return lambda value: parse(value).replace(tzinfo=utc)
         return lambda value: value.replace(tzinfo=utc)  # type: ignore[no-any-return]
+
+
+# -- CHECK constraints on amounts -------------------------------------------------------
+
+
+def non_negative(*columns: str) -> str:
+    """SQL of a CHECK that the Money columns are all ``>= 0``.
+
+    On SQLite the text column compares with ``0`` as text (the column's TEXT
+    affinity applies to the literal): a stored ``-...`` sorts below ``'0'``
+    and is refused, a zero-padded non-negative amount is not.
+    """
+    return " AND ".join(f"{column} >= 0" for column in columns)
+
+
+class AmountsAddUp(ColumnElement[bool]):
+    """SQL of a CHECK that Money columns are non-negative and add up exactly to
+    another: ``a + b = total``.
+
+    PostgreSQL and MariaDB add NUMERIC exactly. SQLite would add the text
+    amounts as floats, so there each amount is split into its integer part
+    and its six decimals, both read as exact 64-bit integers: the decimals'
+    sum carries into the integers' (integer division), and what is left of
+    it must be the whole's decimals. Amounts stay below ``money.MAX_AMOUNT``
+    (10**18), so four integer parts add up below 2**63.
+    """
+
+    inherit_cache = False
+    type = types.Boolean()
+
+    def __init__(self, parts: Sequence[str], whole: str) -> None:
+        self.parts = tuple(parts)
+        self.whole = whole
+
+
+@compiles(AmountsAddUp)
+def _exact_sum(element: AmountsAddUp, compiler: SQLCompiler, **kw: Any) -> str:
+    return (f"{non_negative(element.whole, *element.parts)} "
+            f"AND {' + '.join(element.parts)} = {element.whole}")
+
+
+_SQLITE_UNITS = _SQLITE_WIDTH - LEDGER_PLACES - 1  # digits before the point
+_SUBUNITS = 10 ** LEDGER_PLACES
+
+
+def _sqlite_units(column: str) -> str:
+    return f"CAST(substr({column}, 1, {_SQLITE_UNITS}) AS INTEGER)"
+
+
+def _sqlite_subunits(column: str) -> str:
+    return f"CAST(substr({column}, {_SQLITE_UNITS + 2}, {LEDGER_PLACES}) AS INTEGER)"
+
+
+@compiles(AmountsAddUp, "sqlite")
+def _sqlite_exact_sum(element: AmountsAddUp, compiler: SQLCompiler, **kw: Any) -> str:
+    units = " + ".join(_sqlite_units(c) for c in element.parts)
+    subunits = "(" + " + ".join(_sqlite_subunits(c) for c in element.parts) + ")"
+    return (f"{non_negative(element.whole, *element.parts)} "
+            f"AND {units} + {subunits} / {_SUBUNITS} = {_sqlite_units(element.whole)} "
+            f"AND {subunits} % {_SUBUNITS} = {_sqlite_subunits(element.whole)}")

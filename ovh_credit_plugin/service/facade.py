@@ -33,7 +33,7 @@ from ovh_credit_plugin.service import (
 from ovh_credit_plugin.service.charges import Charge
 from ovh_credit_plugin.service.settings import Settings
 from ovh_credit_plugin.service.settlement_txn import OnChange
-from ovh_credit_plugin.service.voucher_throttle import Throttle
+from ovh_credit_plugin.service.voucher_throttle import Throttle, Unblock
 from ovh_credit_plugin.service.vouchers import VoucherPreview, Vouchers
 
 CatalogSource = catalog_base.VoucherCatalog | Callable[[], catalog_base.VoucherCatalog] | None
@@ -163,8 +163,9 @@ class CreditService:
 
     # -- vouchers (service/vouchers.py) ------------------------------------------
 
-    def check_voucher(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
-        return self.vouchers.check(code, at=at)
+    def check_voucher(self, code: str, *, project_id: str | None = None,
+                      at: dt.datetime | None = None) -> VoucherPreview:
+        return self.vouchers.check(code, project_id=project_id, at=at)
 
     def activate_voucher(self, project_id: str, code: str, *,
                          at: dt.datetime | None = None) -> models.Credit:
@@ -177,6 +178,14 @@ class CreditService:
 
     def pending_activations(self) -> list[dict[str, Any]]:
         return self.vouchers.pending()
+
+    def unblock_vouchers(self, project_id: str, *, reason: str, operator: str,
+                         at: dt.datetime | None = None) -> Unblock:
+        return self.vouchers.unblock(project_id, reason=reason, operator=operator, at=at)
+
+    def voucher_attempts(self, project_id: str, *, everything: bool = False,
+                         at: dt.datetime | None = None) -> list[dict[str, Any]]:
+        return self.vouchers.attempts(project_id, everything=everything, at=at)
 
     # -- settlement (service/settlement.py) --------------------------------------
 

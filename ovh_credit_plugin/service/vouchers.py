@@ -16,7 +16,7 @@ from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations, credits, projects
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import events, inputs
-from ovh_credit_plugin.service.voucher_throttle import Throttle
+from ovh_credit_plugin.service.voucher_throttle import Throttle, Unblock, new_attempt
 
 LOG = logging.getLogger(__name__)
 
@@ -52,22 +52,62 @@ class Vouchers:
     def catalog(self) -> catalog_base.VoucherCatalog:
         return self._catalog()
 
-    def check(self, code: str, *, at: dt.datetime | None = None) -> VoucherPreview:
+    def check(
+        self, code: str, *, project_id: str | None = None, at: dt.datetime | None = None
+    ) -> VoucherPreview:
         """What a code would grant, without redeeming it (the catalog's GET only).
 
-        An operator tool: it is not throttled and tells an unknown code from
-        a used one, so a host must not offer it to customers as it is.
+        For a project (``project_id``: the REST API's caller, ``voucher check
+        --project``), a check is a try like an activation: a throttled project
+        cannot probe codes (TooManyAttempts, asking nothing of the catalog),
+        and a check of an unknown, used or expired code counts as a failed
+        try. A code the project activated itself tries nothing new: neither
+        throttled nor counted. Without a project it is an operator's check:
+        not throttled, and it tells an unknown code from a used one.
         """
-        at = self.times.read(at)
         normalized = catalog_base.normalize_code(code)
-        voucher = self.catalog.get(normalized)
+        if project_id is None:
+            return self._preview(normalized, self.times.read(at))
+        at = self.times.change(at)  # it records the try
+        project_id = inputs.project_id(project_id)
+        masked = catalog_base.mask_code(normalized)
+        _, attempt = self.throttle.reserve(
+            project_id, at,
+            first=lambda conn: activations.status(conn, project_id, normalized),
+            skip=lambda found: found is not None,
+        )
+        if attempt is None:
+            return self._preview(normalized, at)
         try:
-            catalog_base.check_usable(voucher, normalized, at)
+            preview = self._preview(normalized, at)
+        except catalog_base.REFUSALS as error:  # an unknown code
+            self._failed_check(project_id, masked, error, attempt=attempt, at=at)
+            raise
+        except Exception:
+            self.throttle.drop(attempt)  # not the customer's doing
+            raise
+        if preview.redeemable:
+            # Not a failure, and nothing worth keeping: a preview leaves no trace.
+            self.throttle.drop(attempt)
+        else:
+            self._failed_check(project_id, masked, preview.reason, attempt=attempt, at=at)
+        return preview
+
+    def _preview(self, code: str, at: dt.datetime) -> VoucherPreview:
+        voucher = self.catalog.get(code)
+        try:
+            catalog_base.check_usable(voucher, code, at)
         except (catalog_base.VoucherAlreadyRedeemed, catalog_base.VoucherUnavailable) as error:
             # Only the voucher's own state makes a preview "not redeemable";
             # a broken answer (another code...) is an error, raised as such.
             return VoucherPreview(voucher, False, str(error))
         return VoucherPreview(voucher, True, "redeemable")
+
+    def _failed_check(self, project_id: str, masked: str, error: BaseException | str, *,
+                      attempt: str, at: dt.datetime) -> None:
+        LOG.warning("voucher %s: check by project %s failed: %s", masked, project_id, error)
+        self.database.write(lambda conn: Throttle.failed(
+            conn, project_id, attempt, reason=f"{masked}: checked: {error}", at=at))
 
     def activate(
         self, project_id: str, code: str, *, at: dt.datetime | None = None
@@ -150,6 +190,17 @@ class Vouchers:
             self.throttle.drop(attempt)
             raise
 
+    def unblock(self, project_id: str, *, reason: str, operator: str,
+                at: dt.datetime | None = None) -> Unblock:
+        """An operator ends the project's throttle window now (``voucher unblock``)."""
+        return self.throttle.unblock(project_id, reason=reason, operator=operator,
+                                     at=self.times.change(at))
+
+    def attempts(self, project_id: str, *, everything: bool = False,
+                 at: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """The project's tries and unblocks (``voucher attempts``)."""
+        return self.throttle.history(project_id, at=self.times.read(at), everything=everything)
+
     def pending(self) -> list[dict[str, Any]]:
         """Activations recorded but not granted: a crash between catalog and ledger.
 
@@ -164,7 +215,7 @@ class Vouchers:
         key: str,
         *,
         currency: str | None,
-        attempt: int | None,
+        attempt: str | None,
         at: dt.datetime,
     ) -> tuple[models.Credit, bool]:
         """The catalog's POST, then one transaction: the grant and the closed reservation.
@@ -247,7 +298,7 @@ class Vouchers:
         masked: str,
         error: catalog_base.CatalogError | str,
         *,
-        attempt: int | None,
+        attempt: str | None,
         at: dt.datetime,
         public: bool = True,
         drop_intent: str | None = None,
@@ -259,11 +310,14 @@ class Vouchers:
         """
         LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
         reason = f"{masked}: {error}"
+        # A try that reserved nothing (a resumed activation) is recorded under
+        # a key drawn here, once: a retry after a lost COMMIT finds its row.
+        key = attempt if attempt is not None else new_attempt()
 
         def record(conn: Connection) -> None:
             if drop_intent is not None:
                 activations.drop_intent(conn, drop_intent)
-            Throttle.failed(conn, project_id, attempt, reason=reason, at=at)
+            Throttle.failed(conn, project_id, key, reason=reason, at=at)
 
         self.database.write(record)
         if drop_intent is not None:

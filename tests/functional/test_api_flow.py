@@ -191,6 +191,31 @@ def test_voucher_preview(ledger: Ledger) -> None:
                                                               "cloud_credit.voucher_unknown")
 
 
+def test_a_throttled_project_cannot_probe_codes_with_a_preview(ledger: Ledger) -> None:
+    """A preview is the project's try: failed ones count, and a throttled project gets 429."""
+    with standalone(ledger) as url:
+        for index in range(4):
+            unknown = call("GET", f"{url}/v1/vouchers/NOPE-{index:04d}", headers=member())
+            assert (unknown.status_code, error_code(unknown)) == (
+                404, "cloud_credit.voucher_unknown")
+        # A redeemable code's preview does not count; a failed activation does.
+        ok(call("GET", f"{url}/v1/vouchers/WELCOME-2026", headers=member()))
+        refused = call("POST", f"{url}/v1/vouchers", headers=member(),
+                       json_body={"code": "NOPE-0009"})
+        assert refused.status_code == 404
+        for method, path, body in (("GET", "vouchers/WELCOME-2026", None),
+                                   ("POST", "vouchers", {"code": "WELCOME-2026"})):
+            throttled = call(method, f"{url}/v1/{path}", headers=member(), json_body=body)
+            assert (throttled.status_code, error_code(throttled)) == (
+                429, "cloud_credit.voucher_throttled")
+            detail = throttled.json()["errors"][0]["detail"]
+            assert detail.startswith("too many failed voucher attempts on this project: "
+                                     "try again after "), detail
+            assert 0 < int(throttled.headers["Retry-After"]) <= 3600
+        # Another project is not held back.
+        ok(call("GET", f"{url}/v1/vouchers/WELCOME-2026", headers=member(OTHER)))
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -6,8 +6,9 @@
   ``BEGIN IMMEDIATE``; a second settlement of the same project waits for the
   first and then sees its balance.
 - Uniqueness (settlement keys, one credit per paid order, one activation per
-  project and code, idempotency keys), foreign keys and the status/kind
-  checks are enforced by the database itself: a duplicate inserted directly,
+  project and code, idempotency keys), foreign keys, the status/kind checks
+  and the amounts' checks (a credit's figures and a settlement's add up to
+  their total) are enforced by the database itself: a duplicate inserted directly,
   around the service, gets an ``IntegrityError`` and changes nothing.
 - ``[cloud_credit]`` pool options (``pool_size``, ``max_overflow``,
   ``pool_recycle``) reach the engine, with ``pool_pre_ping``; SQLite gets its
@@ -470,6 +471,23 @@ CONSTRAINTS: list[tuple[str, Insert]] = [
         lambda conn, ids: conn.execute(
             schema.ledger_entries.insert().values(
                 **_entry_row(credit_id=ids["credit"], type="bonus")
+            )
+        ),
+    ),
+    (
+        "credit whose figures do not add up to its total",
+        lambda conn, ids: conn.execute(
+            schema.credits.insert().values(
+                **_credit_row(source="fresh-order", used=Decimal("0.000001"))
+            )
+        ),
+    ),
+    (
+        "settlement whose amounts do not add up to its total",
+        lambda conn, ids: conn.execute(
+            schema.settlements.insert().values(
+                **{**conn.execute(sa.select(schema.settlements)).mappings().one(),
+                   "key": "invoice/p1/INV-2", "amount_due": Decimal("99")}
             )
         ),
     ),

@@ -26,6 +26,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import SimpleNamespace
@@ -36,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from ovh_credit_plugin import models
+from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.service import CreditService
 from tests.support.ledgers import Ledger, ServerPool
@@ -474,6 +475,40 @@ def test_a_connection_lost_mid_transaction_without_retries_fails_cleanly(
 # -- a COMMIT whose answer is lost -----------------------------------------------------------
 
 
+@contextmanager
+def commit_answers_lost(
+    ledger: Ledger, server_pool: ServerPool, engine: Engine
+) -> Iterator[dict[str, int]]:
+    """``lost["left"] = n``: the next n COMMITs happen, then their answer is lost.
+
+    PostgreSQL and MariaDB: the server commits, then the connection is killed
+    before the client reads the answer. SQLite has no connection to lose: the
+    commit is followed by the error a busy database gives, which the retry
+    wrapper retries the same way (the transaction is run again, its first
+    attempt committed).
+    """
+    real = engine.dialect.do_commit
+    lost = {"left": 0}
+    kill = None if ledger.backend == "sqlite" else connection_killer(ledger.backend, server_pool)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        real(dbapi_connection)
+        if lost["left"] > 0:
+            lost["left"] -= 1
+            if kill is None:
+                raise sqlite3.OperationalError("database is locked")
+            # SQLAlchemy may hand its pool's wrapper of the driver's connection.
+            raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+            kill(SimpleNamespace(connection=SimpleNamespace(dbapi_connection=raw)))
+            dbapi_connection.cursor().execute("SELECT 1")  # the client sees the broken link
+
+    engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
+    try:
+        yield lost
+    finally:
+        engine.dialect.do_commit = real  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
 @pytest.mark.parametrize("operation", ["order", "void"])
 def test_a_commit_whose_answer_is_lost_is_retried_without_doing_it_twice(
@@ -486,34 +521,83 @@ def test_a_commit_whose_answer_is_lost_is_retried_without_doing_it_twice(
     one order (one payment URL) for one request, one void entry.
     """
     service = ledger.service()
-    engine = service.database.engine
-    kill = connection_killer(ledger.backend, server_pool)
-    real = engine.dialect.do_commit
-    lost = {"left": 0}
-
-    def do_commit(dbapi_connection: Any) -> None:
-        real(dbapi_connection)
-        if lost["left"] > 0:
-            lost["left"] -= 1
-            # SQLAlchemy may hand its pool's wrapper of the driver's connection.
-            raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
-            kill(SimpleNamespace(connection=SimpleNamespace(dbapi_connection=raw)))
-            dbapi_connection.cursor().execute("SELECT 1")  # the client sees the broken link
-
     try:
         credit_id = _paid_credit(service, "p1")
-        engine.dialect.do_commit = do_commit  # type: ignore[method-assign]
-        lost["left"] = 1
-        if operation == "order":
-            order = service.create_order("p1", "25", at=T0)
-            pending = [o.id for o in service.list_orders("p1", at=T0) if o.status == "pending"]
-            assert pending == [order.id]
-        else:
-            credit = service.void_credit(credit_id, reason="charge-back", at=T0)
-            assert credit.status == "voided"
-            _, entries = service.show_credit(credit_id)
-            assert [e.type for e in entries] == ["grant", "void"]
-        assert lost["left"] == 0, "no commit answer was lost"
+        with commit_answers_lost(ledger, server_pool, service.database.engine) as lost:
+            lost["left"] = 1
+            if operation == "order":
+                order = service.create_order("p1", "25", at=T0)
+                pending = [o.id for o in service.list_orders("p1", at=T0)
+                           if o.status == "pending"]
+                assert pending == [order.id]
+            else:
+                credit = service.void_credit(credit_id, reason="charge-back", at=T0)
+                assert credit.status == "voided"
+                _, entries = service.show_credit(credit_id)
+                assert [e.type for e in entries] == ["grant", "void"]
+            assert lost["left"] == 0, "no commit answer was lost"
     finally:
-        engine.dialect.do_commit = real  # type: ignore[method-assign]
+        service.close()
+
+
+def _attempt_rows(ledger: Ledger, project: str) -> list[tuple[bool, str]]:
+    engine = sa.create_engine(ledger.url, poolclass=sa.pool.NullPool)
+    table = schema.voucher_attempts
+    try:
+        with engine.connect() as conn:
+            return [(bool(r.succeeded), str(r.reason)) for r in conn.execute(
+                sa.select(table).where(table.c.project_id == project).order_by(table.c.id))]
+    finally:
+        engine.dispose()
+
+
+def test_a_voucher_try_whose_reservation_commit_is_lost_counts_once(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    """The throttle's reservation commits, its answer is lost, the transaction runs again.
+
+    The retry finds the reservation its first attempt committed (the try's
+    key is drawn before the transaction) instead of writing a second one,
+    which would count this one try as two failures until the window ends.
+    """
+    service = ledger.service(voucher_max_failed_attempts=2)
+    try:
+        # Catalog loaded and schema checked: the next COMMIT is the reservation's.
+        service.activate_voucher("p0", "WELCOME-2026", at=T0)
+        with commit_answers_lost(ledger, server_pool, service.database.engine) as lost:
+            lost["left"] = 1
+            with pytest.raises(exceptions.VoucherRefused) as refused:
+                service.activate_voucher("p1", "NO-SUCH-1", at=T0)
+            assert lost["left"] == 0, "no commit answer was lost"
+        assert not isinstance(refused.value, exceptions.TooManyAttempts)
+        rows = _attempt_rows(ledger, "p1")
+        assert len(rows) == 1, rows
+        assert rows[0][0] is False and "unknown voucher" in rows[0][1]
+        # One try counted: the limit of two leaves p1 one more.
+        with pytest.raises(exceptions.VoucherRefused) as second:
+            service.activate_voucher("p1", "NO-SUCH-2", at=T0)
+        assert not isinstance(second.value, exceptions.TooManyAttempts)
+        with pytest.raises(exceptions.TooManyAttempts):
+            service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    finally:
+        service.close()
+
+
+def test_an_unblock_whose_commit_is_lost_is_recorded_once(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    service = ledger.service(voucher_max_failed_attempts=1)
+    try:
+        with pytest.raises(exceptions.VoucherRefused):
+            service.activate_voucher("p1", "NO-SUCH-1", at=T0)
+        with commit_answers_lost(ledger, server_pool, service.database.engine) as lost:
+            lost["left"] = 1
+            done = service.unblock_vouchers("p1", reason="customer called", operator="ops",
+                                            at=T0)
+            assert lost["left"] == 0, "no commit answer was lost"
+        # The retry finds its own record: it reports the unblock, not "not blocked".
+        assert (done.unblocked, done.cleared, done.reason) == (True, 1, "customer called")
+        unblocks = [r for r in service.voucher_attempts("p1", at=T0) if r["event"] == "unblock"]
+        assert [(r["unblock_id"], r["cleared"]) for r in unblocks] == [(done.id, 1)]
+    finally:
         service.close()

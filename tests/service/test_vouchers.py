@@ -29,6 +29,7 @@ from ovh_credit_plugin.catalog.file import FileVoucherCatalog
 from ovh_credit_plugin.ledger import credits, projects, schema
 from ovh_credit_plugin.service import CreditService
 from tests.support.cli import Cli
+from tests.support.clock import TEST_NOW
 from tests.support.ledgers import BACKENDS, T0, VOUCHERS, Ledger
 
 PUBLIC = exceptions.VoucherRefused.public_message
@@ -529,6 +530,229 @@ def test_resuming_a_pending_activation_is_not_throttled(
     credit = service.activate_voucher("p1", "WELCOME-2026", at=T0)
     assert credit.total == Decimal("50.00")
     assert service.pending_activations() == []
+
+
+def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditService) -> None:
+    throttled_service(service, limit=2, window=600)
+    for n in range(3):  # the third one at the limit is refused: two counted
+        with pytest.raises(exceptions.VoucherRefused):
+            service.activate_voucher("p1", f"WRONG-{n}", at=T0 + dt.timedelta(seconds=10 * n))
+    with pytest.raises(exceptions.TooManyAttempts) as caught:
+        service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=30))
+    # One of the two counted tries must leave the window: the oldest, at T0.
+    assert str(caught.value) == ("too many failed voucher attempts on this project: try again "
+                                 f"after {models.isoformat(T0 + dt.timedelta(seconds=600))}")
+    assert caught.value.retry_after == 570
+    service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=600))
+
+
+# -- voucher check, for a project ----------------------------------------------------------
+
+
+@on_every_backend
+def test_a_throttled_project_cannot_probe_codes_with_check(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, limit=2)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    # A failed check counts like a failed activation: an unknown code...
+    with pytest.raises(base.VoucherNotFound):
+        service.check_voucher("WRONG-2", project_id="p1", at=T0)
+    assert failed_attempts(service) == 2
+    gets = stub.gets
+    # ...and the project is now refused, checks as activations, without a catalog call.
+    with pytest.raises(exceptions.TooManyAttempts, match="try again after"):
+        service.check_voucher("WELCOME-2026", project_id="p1", at=T0)
+    with pytest.raises(exceptions.TooManyAttempts, match="try again after"):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert stub.gets == gets
+    assert failed_attempts(service) == 2
+    # Another project, and an operator's check (no project), are not held back.
+    assert service.check_voucher("WELCOME-2026", project_id="p2", at=T0).redeemable
+    assert service.check_voucher("WELCOME-2026", at=T0).redeemable
+
+
+def test_a_check_of_a_used_code_counts_and_of_a_good_one_does_not(
+    service: CreditService,
+) -> None:
+    throttled_service(service, limit=1)
+    service.activate_voucher("p2", "GPU-ONLY", at=T0)  # single use: now used up
+    assert service.check_voucher("WELCOME-2026", project_id="p1", at=T0).redeemable
+    assert failed_attempts(service, "p1") == 0
+    used = service.check_voucher("GPU-ONLY", project_id="p1", at=T0)
+    assert used.redeemable is False
+    assert failed_attempts(service, "p1") == 1
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.check_voucher("WELCOME-2026", project_id="p1", at=T0)
+    # The good check left nothing behind: only the failed one is recorded.
+    table = schema.voucher_attempts
+    assert count(service, table, table.c.project_id == "p1") == 1
+
+
+def test_checking_a_code_the_project_activated_is_neither_throttled_nor_counted(
+    service: CreditService,
+) -> None:
+    throttled_service(service, limit=1)
+    service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    # Throttled, yet its own code still reads back (used up: by itself).
+    own = service.check_voucher("GPU-ONLY", project_id="p1", at=T0)
+    assert own.redeemable is False
+    assert failed_attempts(service) == 1
+
+
+def test_a_catalog_outage_during_a_check_is_not_counted(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, limit=1)
+
+    def down(code: str) -> models.Voucher:
+        raise base.CatalogUnavailable("voucher catalog unavailable: connection refused")
+
+    stub.on_get = down
+    for _ in range(3):
+        with pytest.raises(base.CatalogUnavailable):
+            service.check_voucher("WELCOME-2026", project_id="p1", at=T0)
+    assert count(service, schema.voucher_attempts) == 0
+
+
+def test_a_check_for_a_project_is_a_change_never_dated_in_the_future(
+    service: CreditService,
+) -> None:
+    future = TEST_NOW + dt.timedelta(days=1)
+    with pytest.raises(exceptions.InvalidInput, match="in the future"):
+        service.check_voucher("WELCOME-2026", project_id="p1", at=future)
+    assert count(service, schema.voucher_attempts) == 0
+    # An operator's check only reads: any time.
+    assert service.check_voucher("WELCOME-2026", at=future).redeemable
+
+
+def test_cli_voucher_check_for_a_throttled_project(cli: Cli) -> None:
+    for n in range(5):  # voucher_max_failed_attempts' default
+        assert cli("voucher", "check", f"NO-SUCH-{n}", "--project", "p1").code == 1
+    result = cli("voucher", "check", "WELCOME-2026", "--project", "p1")
+    assert (result.code, result.stdout) == (1, "")
+    assert result.stderr.startswith(
+        "ovh-credit: too many failed voucher attempts on this project: try again after ")
+    assert len(result.stderr.splitlines()) == 1
+    assert cli("voucher", "activate", "p1", "WELCOME-2026").stderr == result.stderr
+    assert cli.ok("voucher", "check", "WELCOME-2026")["redeemable"] is True
+
+
+# -- unblock ----------------------------------------------------------------------------------
+
+
+def block(service: CreditService, project: str = "p1", *, tries: int = 2) -> None:
+    for n in range(tries):
+        with pytest.raises(exceptions.VoucherRefused):
+            service.activate_voucher(project, f"WRONG-{n}", at=T0)
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher(project, "WELCOME-2026", at=T0)
+
+
+@on_every_backend
+def test_an_unblocked_project_tries_again_and_the_limit_counts_only_later_tries(
+    service: CreditService,
+) -> None:
+    throttled_service(service, limit=2)
+    block(service)
+    block(service, "p2")
+    done = service.unblock_vouchers("p1", reason="ticket 42: customer mistyped", operator="ops",
+                                    at=T0)
+    assert (done.unblocked, done.counted, done.limit, done.cleared) == (True, 2, 2, 2)
+    assert (done.reason, done.operator, done.created_at) == ("ticket 42: customer mistyped",
+                                                              "ops", T0)
+    # The tries stay (the audit trail); they no longer count.
+    assert failed_attempts(service) == 2
+    # p1 may try again at once, within the same window; p2 is still blocked.
+    with pytest.raises(exceptions.VoucherRefused) as again:
+        service.activate_voucher("p1", "WRONG-9", at=T0)
+    assert not isinstance(again.value, exceptions.TooManyAttempts)
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher("p2", "WELCOME-2026", at=T0)
+    # The limit applies again, to the tries made after the unblock only: one
+    # more failure is allowed, the next try is refused.
+    with pytest.raises(exceptions.VoucherRefused) as second:
+        service.activate_voucher("p1", "WRONG-10", at=T0)
+    assert not isinstance(second.value, exceptions.TooManyAttempts)
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    history = service.voucher_attempts("p1", at=T0)
+    assert [(r["event"], r["counted"]) for r in history] == [
+        ("failed", False), ("failed", False), ("unblock", False),
+        ("failed", True), ("failed", True),
+    ]
+    assert [r["unblock_id"] for r in history[:3]] == [done.id] * 3
+    assert (history[2]["operator"], history[2]["cleared"]) == ("ops", 2)
+
+
+def test_an_unblocked_project_can_activate_a_good_code(service: CreditService) -> None:
+    throttled_service(service, limit=2)
+    block(service)
+    service.unblock_vouchers("p1", reason="verified by phone", operator="ops", at=T0)
+    assert service.activate_voucher("p1", "WELCOME-2026", at=T0).total == Decimal("50.00")
+
+
+def test_unblocking_a_project_that_is_not_blocked_changes_nothing(
+    service: CreditService, ledger: Ledger
+) -> None:
+    throttled_service(service, limit=2)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    before = ledger.checksum()
+    done = service.unblock_vouchers("p1", reason="just in case", operator="ops", at=T0)
+    assert (done.unblocked, done.counted, done.limit, done.id) == (False, 1, 2, None)
+    assert ledger.checksum() == before
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_an_unblock_needs_a_reason(service: CreditService, ledger: Ledger, reason: str) -> None:
+    throttled_service(service, limit=1)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    before = ledger.checksum()
+    with pytest.raises(exceptions.InvalidInput, match="needs a reason"):
+        service.unblock_vouchers("p1", reason=reason, operator="ops", at=T0)
+    assert ledger.checksum() == before
+
+
+def test_cli_voucher_unblock_and_attempts(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    for n in range(5):  # voucher_max_failed_attempts' default
+        assert cli("voucher", "activate", "p1", f"NO-SUCH-{n}").code == 1
+    assert "too many" in cli("voucher", "activate", "p1", "WELCOME-2026").stderr
+    done = cli.ok("voucher", "unblock", "p1", "--reason", "ticket 42")
+    assert {k: done[k] for k in ("project_id", "unblocked", "counted", "limit", "cleared",
+                                 "operator", "reason", "created_at")} == {
+        "project_id": "p1", "unblocked": True, "counted": 5, "limit": 5, "cleared": 5,
+        "operator": "alice", "reason": "ticket 42",
+        "created_at": models.isoformat(TEST_NOW)}
+    assert cli.ok("voucher", "activate", "p1", "WELCOME-2026")["total"] == "50.00"
+    # Again: not blocked any more; said, exit status 0, nothing recorded.
+    again = cli("voucher", "unblock", "p1", "--reason", "ticket 42")
+    assert again.code == 0
+    assert again.json()["unblocked"] is False
+    assert again.stderr == ("ovh-credit: project p1 is not blocked (0 failed or running "
+                            "voucher attempts counted, limit 5): nothing done\n")
+    rows = cli.ok("voucher", "attempts", "p1")
+    assert [(r["event"], r["counted"]) for r in rows] == (
+        [("failed", False)] * 5 + [("unblock", False), ("succeeded", False)])
+    assert rows[5]["operator"] == "alice" and rows[5]["reason"] == "ticket 42"
+    assert rows[5]["unblock_id"] == done["id"] == rows[0]["unblock_id"]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["voucher", "unblock", "p1"], 2, "the following arguments are required: --reason"),
+    (["voucher", "unblock", "p1", "--reason", " "], 1, "needs a reason"),
+    (["voucher", "unblock", "bad project", "--reason", "x"], 1, "invalid project id"),
+])
+def test_cli_voucher_unblock_refusals(cli: Cli, args: list[str], code: int,
+                                      message: str) -> None:
+    result = cli(*args)
+    assert (result.code, result.stdout) == (code, "")
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr
 
 
 # -- crash-safe activation ------------------------------------------------------------------

@@ -414,6 +414,16 @@ def new_ledger(backend: str, pool: ServerPool, directory: Path) -> Ledger:
     return Ledger(backend=backend, url=url, config=config, vouchers=vouchers)
 
 
+def unmigrated_ledger(backend: str, pool: ServerPool, directory: Path) -> Ledger:
+    """An empty database with its config file: for tests that migrate it revision by
+    revision (data written at one revision, then the next ones run on it)."""
+    url = new_database_url(backend, pool, directory)
+    vouchers = directory / "vouchers.json"
+    vouchers.write_text(json.dumps(VOUCHERS))
+    config = write_config(directory / "ovh-credit.conf", url, vouchers)
+    return Ledger(backend=backend, url=url, config=config, vouchers=vouchers)
+
+
 def drop_ledger(ledger: Ledger, pool: ServerPool) -> None:
     pool.template(ledger.backend).drop(ledger.url)
 

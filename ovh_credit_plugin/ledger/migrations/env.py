@@ -12,11 +12,29 @@ engine = config.attributes.get("engine")
 if engine is None:  # pragma: no cover - only the ledger's own API drives this
     raise RuntimeError("run migrations through ovh_credit_plugin.ledger.migration")
 
-with engine.begin() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        version_table=VERSION_TABLE,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    context.run_migrations()
+with engine.connect() as connection:
+    sqlite = connection.dialect.name == "sqlite"
+    raw = connection.connection.dbapi_connection
+    if sqlite:
+        # Batch mode rebuilds a SQLite table: a copy, the old one dropped, the
+        # copy renamed. Dropping a table other tables reference fails while
+        # foreign keys are enforced, and the pragma is a no-op inside a
+        # transaction: off before it begins (on the driver's connection, in
+        # autocommit), the whole ledger checked before the commit, back on after.
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with connection.begin():
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                version_table=VERSION_TABLE,
+                render_as_batch=sqlite,
+            )
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+    finally:
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=ON")

@@ -1,7 +1,7 @@
 """Expiry warnings sent by ``ovh-credit notify-expiring``: one row per credit and threshold.
 
-Revision ID: 0007_expiry_notices
-Revises: 0003_order_idempotency
+Revision ID: 0006_expiry_notices
+Revises: 0005_amount_checks
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from ovh_credit_plugin.ledger.types import UTCDateTime
 
-revision = "0007_expiry_notices"
-down_revision = "0003_order_idempotency"
+revision = "0006_expiry_notices"
+down_revision = "0005_amount_checks"
 branch_labels = None
 depends_on = None
 
