@@ -166,4 +166,9 @@ FR = {
     "cover":
         "le crédit %(skipped)s passe avant mais a payé %(products)s, que le crédit %(credit)s "
         "ne couvre pas",
+    "no purchase limits for %(currency)s: set [cloud_credit] purchase_min_amount and "
+    "purchase_max_amount for it, e.g. %(example)s":
+        "aucune limite d'achat pour %(currency)s : définissez [cloud_credit] "
+        "purchase_min_amount et purchase_max_amount pour cette devise, par exemple "
+        "%(example)s",
 }

@@ -98,8 +98,9 @@ def create_once(
         limits = settings.purchase_limits.get(code)
         if limits is None:
             raise exceptions.PurchaseNotOffered(
-                f"no purchase limits for {code}: set [cloud_credit] purchase_min_amount and "
-                f"purchase_max_amount for it, e.g. {plugin_conf.PURCHASE_LIMITS_EXAMPLE}"
+                _("no purchase limits for %(currency)s: set [cloud_credit] "
+                  "purchase_min_amount and purchase_max_amount for it, e.g. %(example)s")
+                % {"currency": code, "example": plugin_conf.PURCHASE_LIMITS_EXAMPLE}
             )
         checked = money.parse_amount(value, places=money.currency_places(code))
         lowest, highest = limits
