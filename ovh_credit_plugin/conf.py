@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from oslo_config import cfg, types
 
@@ -20,17 +20,52 @@ from ovh_credit_plugin import exceptions, money
 
 DEFAULT_SQLITE_CONNECTION = "sqlite:///ovh-credit-ledger.sqlite"
 
-class Amount(types.String):
-    """A positive exact decimal amount (``"5"``, ``"100000"``), read as a ``Decimal``."""
+#: An amount option's value: one amount (for ``default_currency``), or amounts by currency.
+CurrencyAmounts = Decimal | Mapping[str, Decimal]
+
+
+class AmountByCurrency(types.String):
+    """One positive exact amount (``"5"``), or one per currency (``"EUR:5,JPY:500"``).
+
+    A single amount is read as a ``Decimal``: it is for ``default_currency``,
+    another option, whose decimals :func:`purchase_limits` checks. A list is
+    read as a mapping of ISO 4217 codes to amounts, each checked here against
+    its own currency's decimals.
+    """
 
     def __init__(self, option: str) -> None:
-        super().__init__()
+        super().__init__(type_name="amount, or CURRENCY:AMOUNT pairs")
         self.option = option  # named in its errors, as the operator wrote it
 
-    def __call__(self, value: Any) -> Decimal:  # type: ignore[override]
+    def __call__(self, value: Any) -> CurrencyAmounts:  # type: ignore[override]
         if isinstance(value, Decimal):
             return value
-        return money.parse_amount(super().__call__(value), field=self.option)
+        if isinstance(value, Mapping):  # an override set by code: checked like a list
+            return self._pairs([(str(code), amount) for code, amount in value.items()])
+        text: str = super().__call__(value)
+        if ":" not in text:
+            return money.parse_amount(text, field=self.option)
+        pairs = []
+        for item in text.split(","):
+            code, colon, amount = item.strip().partition(":")
+            if not colon:
+                raise ValueError(f"{self.option}: {item.strip()!r} is not CURRENCY:AMOUNT "
+                                 "(e.g. EUR:5,JPY:500)")
+            pairs.append((code.strip(), amount.strip()))
+        return self._pairs(pairs)
+
+    def _pairs(self, pairs: Iterable[tuple[str, Any]]) -> dict[str, Decimal]:
+        amounts: dict[str, Decimal] = {}
+        for code, amount in pairs:
+            try:
+                places = money.currency_places(code)
+            except exceptions.InvalidCurrency as error:
+                raise ValueError(f"{self.option}: {error}") from None
+            if code in amounts:
+                raise ValueError(f"{self.option}: {code} is given twice")
+            amounts[code] = money.parse_amount(amount, places=places,
+                                               field=f"{self.option} {code}")
+        return amounts
 
 
 #: The fields a payment URL template may use.
@@ -66,20 +101,81 @@ def error_message(error: Exception) -> str:
     return re.sub(r"LocationInfo\(location=<[^>]*>, detail='([^']*)'\)", r"\1", text)
 
 
-def check_purchase_bounds(minimum: Decimal, maximum: Decimal, currency: str) -> None:
-    """The rules across purchase options (each one alone is checked by its type)."""
-    # The bounds are written for the default currency: a bound it cannot
-    # express (5.001 EUR) is a typo, not a limit.
-    try:
-        places = money.currency_places(currency)
-        for name, value in (("purchase_min_amount", minimum), ("purchase_max_amount", maximum)):
-            money.parse_amount(value, places=places, field=name)
-    except exceptions.InvalidInput as error:
-        raise exceptions.ConfigError(f"[cloud_credit] {error}") from None
-    if minimum > maximum:
-        raise exceptions.ConfigError(
-            "[cloud_credit] purchase_min_amount is above purchase_max_amount"
-        )
+class PurchaseLimit(NamedTuple):
+    """The smallest and largest credit purchase in one currency, excluding tax."""
+
+    minimum: Decimal
+    maximum: Decimal
+
+
+class PurchaseLimits(Mapping[str, PurchaseLimit]):
+    """Limits by currency, unchangeable and hashable (the service's settings are both)."""
+
+    def __init__(self, limits: Mapping[str, PurchaseLimit]) -> None:
+        self._limits = dict(sorted(limits.items()))
+
+    def __getitem__(self, currency: str) -> PurchaseLimit:
+        return self._limits[currency]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._limits)
+
+    def __len__(self) -> int:
+        return len(self._limits)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._limits.items()))
+
+    def __repr__(self) -> str:
+        return f"PurchaseLimits({self._limits!r})"
+
+
+#: How the purchase options are written per currency, in errors that ask for them.
+PURCHASE_LIMITS_EXAMPLE = "EUR:5,JPY:500"
+
+
+def purchase_limits(
+    minimum: CurrencyAmounts, maximum: CurrencyAmounts, default_currency: str
+) -> PurchaseLimits:
+    """The purchase limits by currency: the rules across purchase options.
+
+    Each option alone is checked by its type. A single amount is for
+    ``default_currency``; every currency must have both bounds, the smallest
+    not above the largest. A currency without limits is not sold: the
+    service refuses an order in it.
+    """
+    bounds: dict[str, dict[str, Decimal]] = {}
+    for name, value in (("purchase_min_amount", minimum), ("purchase_max_amount", maximum)):
+        if isinstance(value, Decimal):
+            # Written for the default currency: a bound it cannot express
+            # (5.001 EUR) is a typo, not a limit.
+            try:
+                money.parse_amount(value, places=money.currency_places(default_currency),
+                                   field=name)
+            except exceptions.InvalidInput as error:
+                raise exceptions.ConfigError(f"[cloud_credit] {error}") from None
+            bounds[name] = {default_currency: value}
+        else:
+            bounds[name] = dict(value)
+    lows, highs = bounds["purchase_min_amount"], bounds["purchase_max_amount"]
+    for has, name, lacks, other in (
+        (lows, "purchase_min_amount", highs, "purchase_max_amount"),
+        (highs, "purchase_max_amount", lows, "purchase_min_amount"),
+    ):
+        missing = sorted(set(has) - set(lacks))
+        if missing:
+            raise exceptions.ConfigError(
+                f"[cloud_credit] {name} has a limit for {', '.join(missing)}, {other} "
+                f"has none: every currency sold needs both (e.g. {PURCHASE_LIMITS_EXAMPLE}; "
+                f"a single amount is for default_currency {default_currency})"
+            )
+    for code in sorted(lows):
+        if lows[code] > highs[code]:
+            raise exceptions.ConfigError(
+                f"[cloud_credit] purchase_min_amount is above purchase_max_amount for {code} "
+                f"({money.to_str(lows[code], code)} > {money.to_str(highs[code], code)})"
+            )
+    return PurchaseLimits({code: PurchaseLimit(lows[code], highs[code]) for code in lows})
 
 
 cloud_credit_group = cfg.OptGroup(
@@ -154,17 +250,21 @@ cloud_credit_opts: list[cfg.Opt] = [
     ),
     cfg.Opt(
         "purchase_min_amount",
-        type=Amount("purchase_min_amount"),
+        type=AmountByCurrency("purchase_min_amount"),
         default="5",
-        help="Smallest credit purchase, excluding tax, in the project currency; "
-        "at most as many decimals as default_currency has.",
+        help="Smallest credit purchase, excluding tax. One amount is for "
+        "default_currency (at most as many decimals as it has); per currency, "
+        "write CURRENCY:AMOUNT pairs, e.g. EUR:5,JPY:500 (each at most as many "
+        "decimals as its currency has). An order in a currency that has no limits "
+        "here and in purchase_max_amount is refused.",
     ),
     cfg.Opt(
         "purchase_max_amount",
-        type=Amount("purchase_max_amount"),
+        type=AmountByCurrency("purchase_max_amount"),
         default="100000",
-        help="Largest credit purchase, excluding tax, in the project currency; "
-        "at most as many decimals as default_currency has.",
+        help="Largest credit purchase, excluding tax: one amount for "
+        "default_currency, or CURRENCY:AMOUNT pairs, e.g. EUR:100000,JPY:10000000 "
+        "(see purchase_min_amount). Every currency needs both limits.",
     ),
     cfg.IntOpt(
         "order_lapse_days",

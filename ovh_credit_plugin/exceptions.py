@@ -26,6 +26,10 @@ class InvalidCurrency(InvalidInput):
     """A currency code is unknown to ISO 4217 or unusable for money."""
 
 
+class PurchaseNotOffered(InvalidCurrency):
+    """Credit is not sold in this currency: no purchase limits are configured for it."""
+
+
 class CurrencyMismatch(InvalidInput):
     """A currency differs from the project's; credit is never converted."""
 

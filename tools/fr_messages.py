@@ -170,4 +170,9 @@ FR = {
         "trop d'essais de bons d'achat ont échoué sur ce projet : réessayez plus tard",
     "too many failed voucher attempts on this project: try again after %(when)s":
         "trop d'essais de bons d'achat ont échoué sur ce projet : réessayez après %(when)s",
+    "no purchase limits for %(currency)s: set [cloud_credit] purchase_min_amount and "
+    "purchase_max_amount for it, e.g. %(example)s":
+        "aucune limite d'achat pour %(currency)s : définissez [cloud_credit] "
+        "purchase_min_amount et purchase_max_amount pour cette devise, par exemple "
+        "%(example)s",
 }

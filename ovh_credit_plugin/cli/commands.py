@@ -485,6 +485,20 @@ class VoucherAttempts(_Base, Lister):
 
 
 SUMMARY_FIELDS = ("currency", "credits", "total", "used", "expired", "voided", "available")
+# What an operator reads in the default table, in 120 columns: the other fields
+# (description, source, used/expired/voided...) are in --long, -c, and the
+# machine formats (JSON, YAML, CSV, value), which always carry every field.
+CREDIT_COMPACT = ("id", "kind", "available", "total", "valid_until", "status")
+
+
+class Day(columns.FormattableColumn[Any]):
+    """A time shown as its UTC day in tables (the whole time in machine formats)."""
+
+    def human_readable(self) -> str:
+        return str(self._value)[:10] if self._value else ""
+
+    def machine_readable(self) -> Any:
+        return self._value
 
 
 class CreditList(_Base, Lister):
@@ -500,9 +514,15 @@ class CreditList(_Base, Lister):
         parser.add_argument("--summary", action="store_true",
                             help="One line per currency: how many credits, and their total, "
                             "used, expired, voided and available (total = the other four).")
+        parser.add_argument("--long", action="store_true",
+                            help="Every field in the table too (the default table shows "
+                            f"{', '.join(CREDIT_COMPACT)}; other formats show every field).")
         return parser
 
     def run(self, parsed_args: argparse.Namespace) -> int:
+        if parsed_args.summary and parsed_args.long:
+            raise exceptions.InvalidInput("--summary and --long do not go together: "
+                                          "the summary has columns of its own")
         if parsed_args.summary:
             self.FIELDS = SUMMARY_FIELDS  # -c is checked against what is printed
         return super().run(parsed_args)
@@ -510,6 +530,9 @@ class CreditList(_Base, Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credits = self.service.list_credits(parsed_args.project, at=parsed_args.at)
         if not parsed_args.summary:
+            if (parsed_args.formatter == "table" and not parsed_args.long
+                    and not parsed_args.columns):
+                return CREDIT_COMPACT, [_compact_row(c.model_dump(mode="json")) for c in credits]
             return self.FIELDS, [_row(c.model_dump(mode="json"), self.FIELDS) for c in credits]
         sums: dict[str, dict[str, Any]] = {}
         for credit in credits:
@@ -523,6 +546,12 @@ class CreditList(_Base, Lister):
             for code, line in sorted(sums.items())
         ]
         return SUMMARY_FIELDS, rows
+
+
+def _compact_row(data: dict[str, Any]) -> tuple[Any, ...]:
+    row = _row(data, CREDIT_COMPACT)
+    day = CREDIT_COMPACT.index("valid_until")
+    return (*row[:day], Day(row[day]), *row[day + 1:])
 
 
 class CreditShow(_Base, ShowOne):

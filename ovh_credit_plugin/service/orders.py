@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from ovh_credit_plugin import conf as plugin_conf
 from ovh_credit_plugin import exceptions, models, money
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, orders, projects
@@ -94,8 +95,15 @@ def create_once(
         if made is not None:
             return orders.model(made), True
         code = currency or projects.currency(conn, project_id) or settings.default_currency
+        limits = settings.purchase_limits.get(code)
+        if limits is None:
+            raise exceptions.PurchaseNotOffered(
+                _("no purchase limits for %(currency)s: set [cloud_credit] "
+                  "purchase_min_amount and purchase_max_amount for it, e.g. %(example)s")
+                % {"currency": code, "example": plugin_conf.PURCHASE_LIMITS_EXAMPLE}
+            )
         checked = money.parse_amount(value, places=money.currency_places(code))
-        lowest, highest = settings.purchase_min_amount, settings.purchase_max_amount
+        lowest, highest = limits
         if checked < lowest or checked > highest:
             raise exceptions.InvalidAmount(
                 f"a credit purchase is between {money.to_str(lowest, code)} and "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from decimal import Decimal
 from typing import Any
 
 from oslo_config import cfg
@@ -18,8 +17,8 @@ class Settings:
 
     default_currency: str
     purchased_credit_validity_months: int
-    purchase_min_amount: Decimal
-    purchase_max_amount: Decimal
+    # From purchase_min_amount and purchase_max_amount: a currency absent here is not sold.
+    purchase_limits: plugin_conf.PurchaseLimits
     order_lapse_days: int
     payment_url_template: str
     voucher_max_failed_attempts: int
@@ -33,15 +32,16 @@ class Settings:
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:
         group = conf.cloud_credit
         values: dict[str, Any] = {}
-        for field in fields(cls):
+        names = [f.name for f in fields(cls) if f.name != "purchase_limits"]
+        for name in (*names, "purchase_min_amount", "purchase_max_amount"):
             try:
-                value = group[field.name]
+                value = group[name]
             except cfg.Error as error:
                 raise exceptions.ConfigError(plugin_conf.error_message(error)) from None
             # Frozen means hashable and unchangeable: lists (ListOpt) become tuples.
-            values[field.name] = tuple(value) if isinstance(value, list) else value
-        plugin_conf.check_purchase_bounds(
-            values["purchase_min_amount"], values["purchase_max_amount"],
+            values[name] = tuple(value) if isinstance(value, list) else value
+        values["purchase_limits"] = plugin_conf.purchase_limits(
+            values.pop("purchase_min_amount"), values.pop("purchase_max_amount"),
             values["default_currency"],
         )
         return cls(**values)

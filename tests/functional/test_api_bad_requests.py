@@ -60,6 +60,7 @@ class Bad:
     body: Any = None  # JSON-encoded unless bytes
     persona: str | None = "member"  # None: no token; "expired", "bogus": those tokens
     headers: dict[str, str] = field(default_factory=dict)
+    detail: str = ""  # a fragment of the error's detail, when it matters
 
 
 J = "application/json"
@@ -123,6 +124,10 @@ CASES = [
         _order("20.00", currency="XAU")),
     Bad("another currency than the project's", "POST", "orders", 409, "currency_mismatch",
         _order("2000", currency="JPY")),
+    Bad("currency without purchase limits", "POST", "orders", 400, "invalid_request",
+        _order("20.00", currency="GBP"),
+        detail="no purchase limits for GBP: set [cloud_credit] purchase_min_amount and "
+        "purchase_max_amount"),
     Bad("idempotency key too long", "POST", "orders", 400, "invalid_request",
         _order("20.00"), headers={"Idempotency-Key": "k" * 300}),
     # -- query parameters
@@ -219,6 +224,7 @@ def check(response: Any, case: Bad) -> None:
     assert error["status"] == case.status
     assert error["code"] == f"cloud_credit.{case.code}", (case.name, error)
     assert error["title"] and error["detail"]
+    assert case.detail in error["detail"], (case.name, error)
     assert error["request_id"] == request_id
 
 

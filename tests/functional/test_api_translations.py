@@ -63,6 +63,13 @@ def test_errors_with_values_and_errors_of_the_layers_below_are_translated(
         assert first_error(too_precise)["title"] == "Montant invalide"
         assert "a plus de 2 décimales" in first_error(too_precise)["detail"]
 
+        not_sold = call("POST", f"{url}/v1/orders", headers=french,
+                        json_body={"amount": "10", "currency": "GBP"})
+        assert not_sold.status_code == 400
+        assert first_error(not_sold)["detail"] == (
+            "aucune limite d'achat pour GBP : définissez [cloud_credit] purchase_min_amount et "
+            "purchase_max_amount pour cette devise, par exemple EUR:5,JPY:500")
+
         no_such_route = call("GET", f"{url}/v1/nothing-here", headers=french)
         assert no_such_route.status_code == 404
         assert first_error(no_such_route)["detail"] == "ressource inexistante : /v1/nothing-here"

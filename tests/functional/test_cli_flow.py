@@ -43,6 +43,10 @@ CREDIT_KEYS = {
     "status",
     "products",
 }
+CREDIT_KEYS_IN_ORDER = (
+    "id", "project_id", "kind", "description", "source", "currency", "total", "used",
+    "expired", "voided", "available", "valid_from", "valid_until", "status", "products",
+)
 SETTLEMENT_KEYS = {
     "invoice_id",
     "project_id",
@@ -504,3 +508,51 @@ def test_order_show_and_the_credit_summary(cli: Cli) -> None:
     assert "150.00 EUR" in table
     # -c is checked against the summary's own columns.
     assert cli("credit", "list", "p1", "--summary", "-c", "kind").code != 0
+
+
+def test_the_default_credit_table_fits_120_columns_and_long_shows_every_field(
+    cli: Cli, ledger: Ledger
+) -> None:
+    # Descriptions as a catalog writes them, amounts at the purchase maximum.
+    catalog = json.loads(ledger.vouchers.read_text())
+    catalog["vouchers"].append({
+        "code": "SPRING-GPU-2026", "amount": "2500.00", "currency": "EUR", "status": "active",
+        "valid_from": None, "valid_until": "2026-12-31T23:00:00Z", "validity_days": None,
+        "products": ["gpu", "instance.l4-90", "instance.h100-380"],
+        "max_redemptions": None, "redemptions": 0,
+        "description": "Spring 2026 campaign: 2 500 EUR of GPU credit for AI training on "
+                       "L4 and H100 instances, valid until the end of the year",
+    })
+    ledger.vouchers.write_text(json.dumps(catalog))
+    at = ("--at", "2026-02-01T00:00:00Z")
+    cli.ok("voucher", "activate", "project-0f2d4c6e8a1b3d5f7e9a0c2b4d6f8e1a", "SPRING-GPU-2026",
+           *at)
+    order = cli.ok("order", "create", "project-0f2d4c6e8a1b3d5f7e9a0c2b4d6f8e1a", "100000",
+                   *at)
+    cli.ok("order", "pay", order["id"], *at)
+    project = ("project-0f2d4c6e8a1b3d5f7e9a0c2b4d6f8e1a", *at)
+
+    table = cli("credit", "list", *project, "-f", "table").stdout
+    lines = table.splitlines()
+    assert len(lines) == 6, table  # three rules, the header, two credits
+    assert max(len(line) for line in lines) <= 120, table
+    header = [cell.strip() for cell in lines[1].strip("|").split("|")]
+    assert header == ["id", "kind", "available", "total", "valid_until", "status"]
+    assert "2\u202f500.00 EUR" in table and "100\u202f000.00 EUR" in table
+    assert "2026-12-31" in table and "T23:00" not in table  # the day, in the table only
+    assert "Spring 2026" not in table
+
+    long_table = cli("credit", "list", *project, "-f", "table", "--long").stdout
+    long_header = [cell.strip() for cell in long_table.splitlines()[1].strip("|").split("|")]
+    assert long_header == list(CREDIT_KEYS_IN_ORDER)
+    assert "Spring 2026 campaign" in long_table and "2026-12-31T23:00:00Z" in long_table
+    # -c picks any field, in the table as elsewhere.
+    picked = cli("credit", "list", *project, "-f", "table", "-c", "id", "-c", "description")
+    assert picked.code == 0 and "Spring 2026 campaign" in picked.stdout
+    # The machine formats keep every field without --long.
+    listed = cli.ok("credit", "list", *project)
+    assert [set(c) for c in listed] == [CREDIT_KEYS, CREDIT_KEYS]
+    assert listed[0]["valid_until"] == "2026-12-31T23:00:00Z"
+    both = cli("credit", "list", *project, "--long", "--summary")
+    assert both.code != 0 and both.stdout == ""
+    assert both.stderr.count("\n") == 1 and "do not go together" in both.stderr

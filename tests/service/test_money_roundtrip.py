@@ -136,7 +136,7 @@ def test_the_money_column_refuses_what_it_cannot_store_exactly(ledger: Ledger) -
 def test_huge_and_sub_cent_amounts_round_trip_through_the_service_and_the_cli(
     ledger: Ledger, cli: Cli
 ) -> None:
-    service = ledger.service(purchase_max_amount=str(BIG))
+    service = ledger.service(purchase_min_amount="5", purchase_max_amount=str(BIG))
     try:
         order = service.create_order("big", str(BIG), at=T0)
         assert order.amount == BIG

@@ -390,11 +390,20 @@ def database_checksum(url: str) -> str:
     return digest.hexdigest()
 
 
+#: ``[cloud_credit]`` lines selling credit in the currencies the tests order in, each
+#: within the defaults' bounds (5 to 100000). GBP is left out: no credit is sold in it.
+PURCHASE_LIMITS = (
+    "purchase_min_amount = EUR:5,USD:5,CHF:5,JPY:5,KWD:5\n"
+    "purchase_max_amount = EUR:100000,USD:100000,CHF:100000,JPY:100000,KWD:100000\n"
+)
+
+
 def write_config(path: Path, url: str, vouchers: Path, extra: str = "") -> Path:
     path.write_text(
         "[cloud_credit]\n"
         f"connection = {url}\n"
         "payment_url_template = https://pay.example/orders/{order_id}\n"
+        + PURCHASE_LIMITS +
         "[voucher_catalog]\n"
         "driver = file\n"
         f"file_path = {vouchers}\n" + extra

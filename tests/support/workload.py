@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.clock import TEST_NOW
+from tests.support.ledgers import PURCHASE_LIMITS
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -99,7 +100,8 @@ def write_ledger_files(
         "payment_url_template = https://pay.example/orders/{order_id}\n"
         "voucher_max_failed_attempts = 1000000\n"
         "sqlite_busy_timeout = 120\n"
-        f"{extra}"
+        + PURCHASE_LIMITS
+        + f"{extra}"
         "[voucher_catalog]\n"
         "driver = file\n"
         f"file_path = {vouchers_path}\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,94 @@ def test_forecast_warning_days(tmp_path: Path, text: str, days: tuple[int, ...])
     assert Settings.from_conf(conf).forecast_warning_days == days
     assert Settings.defaults().forecast_warning_days == (30, 7)
     assert Settings.defaults().forecast_window_days == 30
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("5", Decimal(5)),
+        ("100000.50", Decimal("100000.50")),
+        ("EUR:5", {"EUR": Decimal(5)}),
+        ("EUR:5,JPY:500", {"EUR": Decimal(5), "JPY": Decimal(500)}),
+        (" EUR : 5.50 , JPY:500 ,KWD:0.125", {"EUR": Decimal("5.50"), "JPY": Decimal(500),
+                                               "KWD": Decimal("0.125")}),
+        # An override set by code (conf.set_override) is checked like a list.
+        ({"EUR": "5", "JPY": 500}, {"EUR": Decimal(5), "JPY": Decimal(500)}),
+    ],
+)
+def test_purchase_amounts_are_one_amount_or_one_per_currency(text: object, read: object) -> None:
+    assert plugin_conf.AmountByCurrency("purchase_min_amount")(text) == read
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("EUR:5,JPY:500.5", "purchase_min_amount JPY 500.5 has more than 0 decimal places"),
+        ("EUR:5.001", "purchase_min_amount EUR 5.001 has more than 2 decimal places"),
+        ("KWD:1.0005", "more than 3 decimal places"),
+        ("EUR:5,ZZZ:1", "purchase_min_amount: unknown currency 'ZZZ'"),
+        ("eur:5", "purchase_min_amount: invalid currency 'eur'"),
+        ("XAU:5", "purchase_min_amount: currency 'XAU' has no minor unit"),
+        ("EUR:5,EUR:6", "purchase_min_amount: EUR is given twice"),
+        ("EUR:5,", "purchase_min_amount: '' is not CURRENCY:AMOUNT"),
+        ("EUR:5,JPY", "purchase_min_amount: 'JPY' is not CURRENCY:AMOUNT"),
+        ("5,JPY:500", "purchase_min_amount: '5' is not CURRENCY:AMOUNT"),
+        ("EUR:0", "purchase_min_amount EUR must be greater than zero"),
+        ("JPY:-500", "purchase_min_amount JPY must not be negative"),
+        ("EUR:", "purchase_min_amount EUR '' is not a decimal number"),
+        ("EUR:1e3", "plain digits"),
+        ("five", "purchase_min_amount 'five' is not a decimal number"),
+    ],
+)
+def test_bad_purchase_amounts_are_refused_naming_the_option(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plugin_conf.AmountByCurrency("purchase_min_amount")(text)
+
+
+def _settings(tmp_path: Path, text: str) -> Settings:
+    path = tmp_path / "limits.conf"
+    path.write_text("[cloud_credit]\n" + text)
+    conf = cfg.ConfigOpts()
+    plugin_conf.register_opts(conf)
+    conf(args=[], default_config_files=[str(path)])
+    return Settings.from_conf(conf)
+
+
+def test_purchase_limits_by_currency_are_read_at_load(tmp_path: Path) -> None:
+    limit = plugin_conf.PurchaseLimit
+    default = _settings(tmp_path, "")
+    assert default.purchase_limits == {"EUR": limit(Decimal(5), Decimal(100000))}
+    assert hash(default) == hash(Settings.defaults())  # frozen settings stay hashable
+    assert _settings(tmp_path, "default_currency = JPY\npurchase_min_amount = 500\n"
+                     "purchase_max_amount = 10000000\n").purchase_limits == {
+        "JPY": limit(Decimal(500), Decimal(10000000))}
+    assert _settings(tmp_path, "purchase_min_amount = EUR:5,JPY:500\n"
+                     "purchase_max_amount = JPY:10000000,EUR:100000\n").purchase_limits == {
+        "EUR": limit(Decimal(5), Decimal(100000)), "JPY": limit(Decimal(500), Decimal(10000000))}
+    # Pairs need not name the default currency: then no credit is sold in it.
+    assert _settings(tmp_path, "purchase_min_amount = JPY:500\n"
+                     "purchase_max_amount = JPY:10000000\n").purchase_limits == {
+        "JPY": limit(Decimal(500), Decimal(10000000))}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("purchase_min_amount = EUR:5,JPY:500\n",
+         "[cloud_credit] purchase_min_amount has a limit for JPY, purchase_max_amount has none"),
+        ("purchase_max_amount = EUR:100000,USD:100000\n",
+         "[cloud_credit] purchase_max_amount has a limit for USD, purchase_min_amount has none"),
+        ("purchase_min_amount = EUR:5,JPY:500\npurchase_max_amount = EUR:100000,JPY:100\n",
+         "[cloud_credit] purchase_min_amount is above purchase_max_amount for JPY (500 > 100)"),
+        ("purchase_min_amount = EUR:5,JPY:500.5\npurchase_max_amount = EUR:9,JPY:900\n",
+         "is not valid: purchase_min_amount JPY 500.5 has more than 0 decimal places"),
+    ],
+)
+def test_purchase_limits_across_the_two_options_are_checked_at_load(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(exceptions.ConfigError, match=re.escape(message)):
+        _settings(tmp_path, text)
 
 
 def test_invoice_processor_loads_through_stevedore_without_io() -> None:
