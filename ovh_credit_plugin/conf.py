@@ -319,15 +319,9 @@ cloud_credit_opts: list[cfg.Opt] = [
         help="The forecast warns about each credit that will still hold money at its "
         "end (at the burn rate) when that end is at most this many days away; "
         "several values are thresholds (a warning names the smallest one it is "
-        "within). Empty: no warnings.",
-    ),
-    cfg.ListOpt(
-        "expiry_warning_days",
-        item_type=types.Integer(min=1),
-        default=[30, 7],
-        help="Days before a credit's end at which 'ovh-credit notify-expiring' sends "
-        "the cloud_credit.credit.expiring notification, once per credit and threshold, "
-        "for a credit that still has available credit. Empty: no warnings.",
+        "within). The notify-expiring job of ovh-credit sends each warning as the "
+        "cloud_credit.credit.expiring notification, once per credit and threshold. "
+        "Empty: no warnings.",
     ),
 ]
 

@@ -819,10 +819,12 @@ class Expire(_Base, ShowOne):
 
 
 class NotifyExpiring(_Base, ShowOne):
-    """Send cloud_credit.credit.expiring for credits ending within [cloud_credit]
-    expiry_warning_days, once per credit and threshold."""
+    """Send cloud_credit.credit.expiring for the forecast's warnings (credits that will
+    still hold money at their end, within [cloud_credit] forecast_warning_days), once per
+    credit and threshold."""
 
-    FIELDS = ("at", "expiry_warning_days", "credits_notified", "by_threshold")
+    FIELDS = ("at", "forecast_warning_days", "projects_forecast", "credits_notified",
+              "by_threshold")
 
     takes_at = True
 
@@ -830,7 +832,8 @@ class NotifyExpiring(_Base, ShowOne):
         summary = self.service.notify_expiring(at=parsed_args.at)
         counts = {str(days): summary.by_threshold.get(days, 0) for days in summary.thresholds}
         return self.FIELDS, (models.isoformat(summary.at), Listing(summary.thresholds),
-                             summary.credits_notified, _Checked(counts))
+                             summary.projects_forecast, summary.credits_notified,
+                             _Checked(counts))
 
 
 class _Amounts(columns.FormattableColumn[dict[str, str]]):

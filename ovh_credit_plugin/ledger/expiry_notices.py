@@ -5,16 +5,18 @@ sent (or, with a lower threshold, made needless). Its primary key makes the
 job send each warning once, however often it runs and however many run at
 once: the second of two concurrent jobs fails its insert, and its retried
 transaction finds the row.
+
+The job's candidates (:func:`projects_due`) are read here too; which of their
+credits have money at risk is the forecast's to say (``service/forecast.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import money
 from ovh_credit_plugin.ledger import schema
@@ -23,31 +25,43 @@ _C = schema.credits.c
 _N = schema.expiry_notices.c
 
 
-def due(
-    conn: Connection, *, at: dt.datetime, threshold_days: int, limit: int
-) -> list[Row[Any]]:
-    """Credits ending within ``threshold_days`` after ``at`` that still hold available
-    credit and were not warned for that threshold; lowest id first.
+def projects_due(
+    conn: Connection, *, at: dt.datetime, thresholds: Sequence[int], after: str | None,
+    limit: int,
+) -> list[str]:
+    """Projects holding a credit that may be due a warning at ``at``: not voided, still
+    holding available credit, ending after ``at`` and within one of ``thresholds`` days
+    that it was not warned for; after ``after`` (a project id), in id order.
 
-    Rows of (id, project_id, kind, currency, available, valid_until).
+    Only the candidates: whether money is at risk is the forecast's to say.
     """
-    warned = (
-        sa.select(_N.credit_id)
-        .where(_N.credit_id == _C.id, _N.threshold_days == threshold_days)
-        .exists()
-    )
-    return list(conn.execute(
-        sa.select(_C.id, _C.project_id, _C.kind, _C.currency, _C.available, _C.valid_until)
-        .where(
-            _C.valid_until > at,
-            _C.valid_until <= at + dt.timedelta(days=threshold_days),
-            _C.available > money.ZERO,
-            _C.voided_at.is_(None),
-            ~warned,
+    within = [
+        sa.and_(
+            _C.valid_until <= at + dt.timedelta(days=days),
+            ~sa.select(_N.credit_id)
+            .where(_N.credit_id == _C.id, _N.threshold_days == days)
+            .exists(),
         )
-        .order_by(_C.id)
-        .limit(limit)
-    ))
+        for days in sorted(set(thresholds))
+    ]
+    if not within:
+        return []
+    conditions = [
+        _C.valid_until > at,
+        _C.valid_until <= at + dt.timedelta(days=max(thresholds)),
+        _C.available > money.ZERO,
+        _C.voided_at.is_(None),
+        sa.or_(*within),
+    ]
+    if after is not None:
+        conditions.append(_C.project_id > after)
+    return [
+        str(project_id)
+        for project_id in conn.execute(
+            sa.select(_C.project_id).where(*conditions).distinct()
+            .order_by(_C.project_id).limit(limit)
+        ).scalars()
+    ]
 
 
 def recorded(conn: Connection, credit_ids: Iterable[int]) -> set[tuple[int, int]]:

@@ -121,20 +121,22 @@ def credit_granted(
 
 
 def credit_expiring(
-    *, credit_id: int, project_id: str, kind: str, currency: str, available: Decimal,
-    valid_until: dt.datetime, threshold_days: int, at: dt.datetime,
+    *, credit_id: int, project_id: str, kind: str, currency: str, expires_unused: Decimal,
+    available: Decimal, valid_until: dt.datetime, days_left: int, threshold_days: int,
+    at: dt.datetime,
 ) -> Event:
-    """A credit holding ``available`` ends within ``threshold_days`` of ``at``."""
+    """The forecast at ``at`` says a credit holding ``available`` will still hold
+    ``expires_unused`` at its end, ``days_left`` days away (within ``threshold_days``)."""
     return Event(CREDIT_EXPIRING, {
         "credit_id": credit_id,
         "project_id": project_id,
         "kind": kind,
+        "expires_unused": _amount(expires_unused, currency),
         "available": _amount(available, currency),
         "currency": currency,
         "valid_until": _time(valid_until),
+        "days_left": days_left,
         "threshold_days": threshold_days,
-        # Whole days left, rounded down: 6 days and 20 hours is 6.
-        "days_left": (valid_until - at).days,
         "notified_at": _time(at),
     }, priority="WARN")
 

@@ -1,27 +1,37 @@
 """The expiry warning job (``ovh-credit notify-expiring``): ``credit.expiring``, once per
 credit and threshold.
 
-A credit is warned about when it still holds available credit and ends within
-one of ``[cloud_credit] expiry_warning_days`` (30 and 7 days by default). The
-rule is the plain one: the credit's available amount is the money at risk,
-whatever the project's usage will consume before the end (a burn-aware figure
-is the forecast's business). Each warning is recorded in the ledger in the
-transaction that decides it and sent after that transaction commits.
+The warnings are the forecast's (:mod:`.forecast`, the same as ``GET
+{base}/forecast``): a credit is warned about when, at the project's burn rate,
+it will still hold money at its end (``expires_unused``) and that end is
+within one of ``[cloud_credit] forecast_warning_days``. A credit that the
+project's usage will consume before its end is not warned about.
+
+Only projects holding a credit that ends within the largest threshold and was
+not warned for it yet are forecast, once each per run: the job's cost follows
+the credits about to end, not the ledger's size. Each batch of projects is
+forecast in a read transaction (no write lock is held while it simulates),
+then its new warnings are recorded in one write transaction, which decides
+which are new, and sent after it commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.forecast import CreditForecast, ExpiryWarning
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import expiry_notices
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import events, inputs
+from ovh_credit_plugin.service.forecast import ProjectForecast, forecasts
+from ovh_credit_plugin.service.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
@@ -30,6 +40,8 @@ LOG = logging.getLogger(__name__)
 class ExpiringSummary:
     at: dt.datetime
     thresholds: list[int]
+    # Projects that held a credit ending within a threshold, each forecast once.
+    projects_forecast: int = 0
     credits_notified: int = 0
     # Threshold (days) -> warnings sent for it.
     by_threshold: dict[int, int] = field(default_factory=dict)
@@ -37,20 +49,20 @@ class ExpiringSummary:
 
 def notify_expiring(
     database: Database,
+    settings: Settings,
     times: inputs.Times,
     *,
-    thresholds: list[int],
     notifier: events.Notifier,
     at: dt.datetime | None = None,
     batch_size: int = 500,
 ) -> ExpiringSummary:
-    """Send ``credit.expiring`` for credits with available credit ending within a threshold.
+    """Send ``credit.expiring`` for each warning of the forecasts at ``at`` not sent before.
 
-    Thresholds are taken from the smallest: a credit 5 days from its end
-    that was never warned gets the 7-day warning only, and its 30-day one is
-    recorded as done with it (one message, the most urgent, never two at
-    once, and never a 30-day warning after a 7-day one). Each batch is one
-    transaction: it records its warnings, then they are sent.
+    A warning names the smallest threshold at or above its ``days_left``: a
+    credit 5 days from its end that was never warned gets the 7-day warning
+    only, and its 30-day one is recorded as done with it (one message, the
+    most urgent, never two at once, and never a 30-day warning after a 7-day
+    one). ``batch_size`` projects are forecast at a time.
 
     Refused when no notification driver is configured: the warnings would be
     recorded as sent, and never sent again.
@@ -62,39 +74,65 @@ def notify_expiring(
             _("notifications are off: set [oslo_messaging_notifications] driver "
               "(e.g. messagingv2 or log) before sending expiry warnings")
         )
-    ordered = sorted(set(thresholds))
-    summary = ExpiringSummary(at=at, thresholds=ordered)
+    thresholds = sorted(set(settings.forecast_warning_days))
+    summary = ExpiringSummary(at=at, thresholds=thresholds)
+    after: str | None = None
+    while thresholds:
+        def due(conn: Connection, after: str | None = after) -> list[str]:
+            return expiry_notices.projects_due(conn, at=at, thresholds=thresholds,
+                                               after=after, limit=batch_size)
 
-    for threshold in ordered:
-        larger = [days for days in ordered if days >= threshold]
+        batch = database.read(due)
+        if not batch:
+            break
+        after = batch[-1]
+        found = forecasts(database, settings, batch, at=at)
+        summary.projects_forecast += len(found)
 
-        def work(conn: Connection, threshold: int = threshold,
-                 larger: list[int] = larger) -> list[events.Event]:
-            rows = expiry_notices.due(conn, at=at, threshold_days=threshold, limit=batch_size)
-            done = expiry_notices.recorded(conn, (row.id for row in rows))
-            expiry_notices.record(
-                conn,
-                ((row.id, days) for row in rows for days in larger
-                 if (row.id, days) not in done),
-                at=at,
-            )
-            return [
-                events.credit_expiring(
-                    credit_id=row.id, project_id=row.project_id, kind=row.kind,
-                    currency=row.currency, available=row.available,
-                    valid_until=row.valid_until, threshold_days=threshold, at=at)
-                for row in rows
-            ]
+        def work(conn: Connection, found: Sequence[ProjectForecast] = found
+                 ) -> list[tuple[ExpiryWarning, events.Event]]:
+            return _record_new(conn, found, thresholds=thresholds, at=at)
 
-        while True:
-            sent = database.write(work)
-            notifier.emit(sent)
-            if not sent:
-                break
-            summary.credits_notified += len(sent)
-            summary.by_threshold[threshold] = summary.by_threshold.get(threshold, 0) + len(sent)
-    LOG.info("expiry warnings at %s: %d sent (%s)", models.isoformat(at),
-             summary.credits_notified,
+        sent = database.write(work)
+        notifier.emit(event for _warning, event in sent)
+        for warning, _event in sent:
+            summary.credits_notified += 1
+            summary.by_threshold[warning.threshold] = (
+                summary.by_threshold.get(warning.threshold, 0) + 1)
+    LOG.info("expiry warnings at %s: %d projects forecast, %d sent (%s)",
+             models.isoformat(at), summary.projects_forecast, summary.credits_notified,
              ", ".join(f"{days} days: {count}"
                        for days, count in sorted(summary.by_threshold.items())) or "none")
     return summary
+
+
+def _record_new(
+    conn: Connection, found: Sequence[ProjectForecast], *, thresholds: Sequence[int],
+    at: dt.datetime,
+) -> list[tuple[ExpiryWarning, events.Event]]:
+    """Record the forecasts' warnings not sent before, with the larger thresholds they
+    make needless; their events, to send once this transaction commits."""
+    warned = [(project, warning) for project in found for warning in project.forecast.warnings]
+    done = expiry_notices.recorded(conn, (warning.credit_id for _p, warning in warned))
+    new = [(project, warning) for project, warning in warned
+           if (warning.credit_id, warning.threshold) not in done]
+    expiry_notices.record(
+        conn,
+        ((warning.credit_id, days) for _p, warning in new for days in thresholds
+         if days >= warning.threshold and (warning.credit_id, days) not in done),
+        at=at,
+    )
+    sent = []
+    for project, warning in new:
+        credit = _credit(project, warning.credit_id)
+        assert credit.valid_until is not None  # a credit without end is never at risk
+        sent.append((warning, events.credit_expiring(
+            credit_id=warning.credit_id, project_id=project.project_id, kind=credit.kind,
+            currency=project.currency, expires_unused=warning.amount,
+            available=credit.available, valid_until=credit.valid_until,
+            days_left=warning.days_left, threshold_days=warning.threshold, at=at)))
+    return sent
+
+
+def _credit(project: ProjectForecast, credit_id: int) -> CreditForecast:
+    return next(c for c in project.forecast.credits if c.credit_id == credit_id)

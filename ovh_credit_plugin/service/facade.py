@@ -269,8 +269,8 @@ class CreditService:
     def notify_expiring(self, *, at: dt.datetime | None = None,
                         batch_size: int = 500) -> expiry_warnings.ExpiringSummary:
         return expiry_warnings.notify_expiring(
-            self.database, self.times, thresholds=self.settings.expiry_warning_days,
-            notifier=self.notifier, at=at, batch_size=batch_size)
+            self.database, self.settings, self.times, notifier=self.notifier, at=at,
+            batch_size=batch_size)
 
     def audit(self) -> audit.AuditReport:
         return audit.audit(self.database)

@@ -26,7 +26,6 @@ class Settings:
     clock_skew_allowance: int
     forecast_window_days: int
     forecast_warning_days: tuple[int, ...]
-    expiry_warning_days: list[int]
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:

@@ -243,8 +243,9 @@ def test_notify_expiring_warns_once_per_credit_and_threshold(cli: Cli, ledger: L
     with ledger.config.open("a") as config:
         config.write("[oslo_messaging_notifications]\ndriver = log\n")
     first = cli.ok("notify-expiring", "--at", "2027-02-10T00:00:00Z")
-    assert first == {"at": "2027-02-10T00:00:00Z", "expiry_warning_days": [7, 30],
-                     "credits_notified": 1, "by_threshold": {"7": 0, "30": 1}}
+    assert first == {"at": "2027-02-10T00:00:00Z", "forecast_warning_days": [7, 30],
+                     "projects_forecast": 1, "credits_notified": 1,
+                     "by_threshold": {"7": 0, "30": 1}}
     again = cli.ok("notify-expiring", "--at", "2027-02-11T00:00:00Z")
     assert (again["credits_notified"], again["by_threshold"]) == (0, {"7": 0, "30": 0})
     # With -v the log driver's notification is on stderr, with its payload.
@@ -254,7 +255,7 @@ def test_notify_expiring_warns_once_per_credit_and_threshold(cli: Cli, ledger: L
     line = next(text for text in shown.stderr.splitlines() if "credit.expiring" in text)
     message = json.loads(line.removeprefix("ovh-credit: "))
     assert (message["priority"], message["payload"]["threshold_days"],
-            message["payload"]["available"]) == ("WARN", 7, "50.00")
+            message["payload"]["expires_unused"]) == ("WARN", 7, "50.00")
 
 
 def test_unpaid_order_lapses_and_cannot_be_paid(cli: Cli) -> None:

@@ -129,8 +129,9 @@ def test_every_event_reaches_a_listener_through_rabbitmq(
               if priority == "WARN"]
     assert warned == [("cloud_credit.credit.expiring", {
         "credit_id": paid.credit_id, "project_id": "p1", "kind": "purchased",
-        "available": "100.00", "currency": "EUR", "valid_until": "2027-02-28T10:00:00Z",
-        "threshold_days": 7, "days_left": 3, "notified_at": "2027-02-25T10:00:00Z",
+        "expires_unused": "100.00", "available": "100.00", "currency": "EUR",
+        "valid_until": "2027-02-28T10:00:00Z", "days_left": 3, "threshold_days": 7,
+        "notified_at": "2027-02-25T10:00:00Z",
     })]
     assert {publisher for _priority, publisher, _t, _p in messages} == {
         f"cloud_credit.{_host()}"}

@@ -193,12 +193,13 @@ def test_sub_cent_amounts_are_exact_decimal_strings(notifying: CreditService, se
     assert credit_id == payload["credit_id"]
 
 
-def _invoice(project: str, amount: str) -> Any:
+def _invoice(project: str, amount: str, *, invoice_id: str = "INV-1",
+             issued_at: dt.datetime = dt.datetime(2026, 3, 1, tzinfo=UTC)) -> Any:
     from ovh_credit_plugin import models
 
     return models.Invoice.model_validate({
-        "id": "INV-1", "project_id": project, "currency": "EUR",
-        "issued_at": "2026-03-01T00:00:00Z",
+        "id": invoice_id, "project_id": project, "currency": "EUR",
+        "issued_at": models.isoformat(issued_at),
         "lines": [{"id": "1", "product": "compute", "amount": amount}],
     })
 
@@ -393,34 +394,108 @@ def test_the_log_driver_writes_each_notification_to_the_log(
 
 
 def warnings_sent(handed: Handed) -> list[tuple[int, int, str]]:
-    return [(payload["credit_id"], payload["threshold_days"], payload["available"])
+    """(credit_id, threshold_days, expires_unused) of each credit.expiring sent."""
+    return [(payload["credit_id"], payload["threshold_days"], payload["expires_unused"])
             for _priority, event_type, payload in handed
             if event_type == "cloud_credit.credit.expiring"]
+
+
+def settle_daily(service: CreditService, project: str, amount: str, *, before: dt.datetime,
+                 days: int = 30) -> None:
+    """One invoice of ``amount`` a day, at noon, on each of the ``days`` days before
+    ``before``: a burn rate of ``amount`` a day over the default 30-day window."""
+    day = dt.timedelta(days=1)
+    for k in range(1, days + 1):
+        service.settle_invoice(_invoice(project, amount, invoice_id=f"{project}-D{k}",
+                                        issued_at=before - k * day + day / 2))
 
 
 @on_every_backend
 def test_notify_expiring_warns_once_per_credit_and_threshold(
     notifying: CreditService, sent: Sent
 ) -> None:
-    credit_id = paid_credit(notifying)  # ends 2027-02-28T10:00Z
+    credit_id = paid_credit(notifying)  # ends 2027-02-28T10:00Z; no usage: all at risk
     summary = notifying.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=31))
-    assert (summary.credits_notified, warnings_sent(sent())) == (0, [])
+    assert (summary.projects_forecast, summary.credits_notified, warnings_sent(sent())) == (
+        0, 0, [])
 
     at = PAID_UNTIL - dt.timedelta(days=20)
     summary = notifying.notify_expiring(at=at)
     assert (summary.credits_notified, summary.by_threshold) == (1, {30: 1})
     assert sent()[-1] == ("WARN", "cloud_credit.credit.expiring", {
-        "credit_id": credit_id, "project_id": "p1", "kind": "purchased", "available": "100.00",
-        "currency": "EUR", "valid_until": "2027-02-28T10:00:00Z", "threshold_days": 30,
-        "days_left": 20, "notified_at": "2027-02-08T10:00:00Z",
+        "credit_id": credit_id, "project_id": "p1", "kind": "purchased",
+        "expires_unused": "100.00", "available": "100.00", "currency": "EUR",
+        "valid_until": "2027-02-28T10:00:00Z", "days_left": 20, "threshold_days": 30,
+        "notified_at": "2027-02-08T10:00:00Z",
     })
-    # Two runs, one warning per threshold.
+    # Runs again: one warning per threshold, whatever the forecast says each day.
     assert notifying.notify_expiring(at=at + dt.timedelta(hours=1)).credits_notified == 0
     notifying.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=6, hours=12))
     notifying.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=2))
     assert warnings_sent(sent()) == [(credit_id, 30, "100.00"), (credit_id, 7, "100.00")]
-    assert sent()[-1][2]["days_left"] == 6  # 6 days and 12 hours, rounded down
+    assert sent()[-1][2]["days_left"] == 7  # 6 days and 12 hours, rounded up as the forecast
     assert _notices(notifying) == [(credit_id, 7), (credit_id, 30)]
+    # Warned for every threshold: no longer a candidate, not even forecast.
+    assert notifying.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=1)).projects_forecast == 0
+
+
+@on_every_backend
+def test_the_warning_is_the_forecasts_money_at_risk_at_the_projects_usage(
+    notifying: CreditService, sent: Sent
+) -> None:
+    at = PAID_UNTIL - dt.timedelta(days=20)
+    # p1: 160 bought, 2.00 a day used over the last 30 days: 100 left, 40 more used in
+    # the 20 days left, 60 lost (the issue's example).
+    at_risk = paid_credit(notifying, "p1", amount="160")
+    settle_daily(notifying, "p1", "2.00", before=at)
+    # p2: 90 bought, the same usage: 30 left, used up 15 days before its end.
+    consumed = paid_credit(notifying, "p2", amount="90")
+    settle_daily(notifying, "p2", "2.00", before=at)
+
+    summary = notifying.notify_expiring(at=at)
+    # p2's credit holds 30.00 and ends within 30 days, but its usage consumes it first.
+    assert [payload["credit_id"] for _priority, event_type, payload in sent()
+            if event_type == "cloud_credit.credit.expiring"] == [at_risk]
+    assert (summary.projects_forecast, summary.credits_notified) == (2, 1)
+    assert sent()[-1] == ("WARN", "cloud_credit.credit.expiring", {
+        "credit_id": at_risk, "project_id": "p1", "kind": "purchased",
+        "expires_unused": "60.00", "available": "100.00", "currency": "EUR",
+        "valid_until": "2027-02-28T10:00:00Z", "days_left": 20, "threshold_days": 30,
+        "notified_at": "2027-02-08T10:00:00Z",
+    })
+    # Exactly what the forecast tells the customer.
+    assert [(w.credit_id, w.amount) for w in notifying.forecast("p1", at=at).warnings] == [
+        (at_risk, Decimal("60"))]
+    assert notifying.forecast("p2", at=at).warnings == []
+    assert consumed not in [credit for credit, _days, _amount in warnings_sent(sent())]
+
+    # Both stop using their credit: 14 days on, the window holds 16 days of 2.00, a burn
+    # of 1.066666 a day (rounded down), 6.399996 in the 6 days left. p2 will now lose
+    # 23.600004 of its 30.00: warned, for the 7-day threshold only (its 30-day warning was
+    # never due, and is not sent late). p1's 7-day warning has the new figure too.
+    later = PAID_UNTIL - dt.timedelta(days=6)
+    notifying.notify_expiring(at=later)
+    assert warnings_sent(sent()) == [(at_risk, 30, "60.00"), (at_risk, 7, "93.600004"),
+                                     (consumed, 7, "23.600004")]
+    assert _notices(notifying) == [(at_risk, 7), (at_risk, 30), (consumed, 7), (consumed, 30)]
+
+
+def test_every_candidate_project_is_forecast_once_across_batches(
+    notifying: CreditService, sent: Sent
+) -> None:
+    at = PAID_UNTIL - dt.timedelta(days=10)
+    # Projects whose credit will be used up in time (no warning) must not stop the
+    # job from reaching the ones after them.
+    for project in ("p0", "p2", "p4"):
+        paid_credit(notifying, project, amount="35")  # 5.00 left, used up in 5 days
+        settle_daily(notifying, project, "3.00", before=at, days=10)
+    warned = [paid_credit(notifying, project) for project in ("p1", "p3", "p5")]
+    ends_later = notifying.create_order("p6", "100", at=T0 + dt.timedelta(days=60))
+    notifying.pay_order(ends_later.id, at=T0 + dt.timedelta(days=60))
+
+    summary = notifying.notify_expiring(at=at, batch_size=2)
+    assert (summary.projects_forecast, summary.credits_notified) == (6, 3)
+    assert sorted(warnings_sent(sent())) == [(credit, 30, "100.00") for credit in warned]
 
 
 @on_every_backend
@@ -465,12 +540,12 @@ def test_only_credits_with_money_at_risk_are_warned(notifying: CreditService, se
     spent = paid_credit(notifying, "p3", amount="10")
     notifying.settle_invoice(_invoice("p3", "10"))
     partly = paid_credit(notifying, "p4", amount="30")
-    notifying.settle_invoice(_invoice("p4", "10.005"))
+    notifying.settle_invoice(_invoice("p4", "10.005"))  # long before: no usage since
     later_order = notifying.create_order("p5", "100", at=T0 + dt.timedelta(days=60))
     later = notifying.pay_order(later_order.id, at=T0 + dt.timedelta(days=60)).credit_id
 
     summary = notifying.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=10))
-    assert summary.credits_notified == 2
+    assert (summary.projects_forecast, summary.credits_notified) == (2, 2)
     assert warnings_sent(sent()) == [(at_risk, 30, "100.00"), (partly, 30, "19.995")]
     assert {voided, spent, later}.isdisjoint(c for c, _days, _a in warnings_sent(sent()))
     # A credit already past its end is the expiry job's, not a warning's.
@@ -487,16 +562,20 @@ def test_notify_expiring_with_notifications_off_is_refused_and_writes_nothing(
     assert ledger.checksum() == before
 
 
-def test_thresholds_come_from_expiry_warning_days(ledger: Ledger, sent: Sent) -> None:
+def test_thresholds_come_from_forecast_warning_days(ledger: Ledger, sent: Sent) -> None:
     notifications_section(ledger, "test")
-    service = ledger.service(expiry_warning_days=[3])
+    service = ledger.service(forecast_warning_days=[3])
+    quiet = ledger.service(forecast_warning_days=[])
     try:
         credit_id = paid_credit(service)
         assert service.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=5)).credits_notified == 0
+        assert quiet.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=2)).credits_notified == 0
         service.notify_expiring(at=PAID_UNTIL - dt.timedelta(days=2))
     finally:
         service.close()
+        quiet.close()
     assert warnings_sent(sent()) == [(credit_id, 3, "100.00")]
+    assert _notices(service) == [(credit_id, 3)]
 
 
 def _count(service: CreditService, table: sa.Table) -> int:
@@ -544,10 +623,10 @@ def test_without_notifications_oslo_messaging_is_not_even_imported(tmp_path: Pat
 def test_payload_builders_never_hold_floats() -> None:
     event = events.credit_expiring(
         credit_id=1, project_id="p", kind="voucher", currency="JPY",
-        available=Decimal("1000"), valid_until=dt.datetime(2030, 1, 8, tzinfo=UTC),
-        threshold_days=7, at=dt.datetime(2030, 1, 1, 12, tzinfo=UTC))
-    assert event.payload["available"] == "1000"
-    assert event.payload["days_left"] == 6
+        expires_unused=Decimal("400"), available=Decimal("1000"),
+        valid_until=dt.datetime(2030, 1, 8, tzinfo=UTC), days_left=7, threshold_days=7,
+        at=dt.datetime(2030, 1, 1, 12, tzinfo=UTC))
+    assert (event.payload["expires_unused"], event.payload["available"]) == ("400", "1000")
     assert not any(isinstance(v, float) for v in event.payload.values())
     assert set(events.EVENT_TYPES) == {
         "cloud_credit.order.created", "cloud_credit.order.paid",
