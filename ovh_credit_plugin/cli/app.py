@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 from collections.abc import Sequence
@@ -155,7 +156,11 @@ class CreditApp(App):
                 # cliff's fuzzy matches suggest 'audit' for 'bogus': only the
                 # commands of the same group, or of a near-enough name, help.
                 matches = [m for m in map(str, self.get_fuzzy_matches(argv[0]))
-                           if m.split()[0][:3] == argv[0][:3]][:3]
+                           if m.split()[0][:3] == argv[0][:3]]
+                # Closest to what was typed first ('credit list' for 'credit lst').
+                typed = " ".join(words)
+                matches = sorted(matches, key=lambda m: -difflib.SequenceMatcher(
+                    None, typed, m).ratio())[:3]
                 if matches:
                     problem += f" (did you mean {' or '.join(repr(m) for m in matches)}?)"
             return self._usage_error(problem)
