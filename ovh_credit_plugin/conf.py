@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from oslo_config import cfg, types
 
 from ovh_credit_plugin import exceptions, money
+from ovh_credit_plugin.i18n import _
 
 DEFAULT_SQLITE_CONNECTION = "sqlite:///ovh-credit-ledger.sqlite"
 
@@ -49,8 +50,9 @@ class AmountByCurrency(types.String):
         for item in text.split(","):
             code, colon, amount = item.strip().partition(":")
             if not colon:
-                raise ValueError(f"{self.option}: {item.strip()!r} is not CURRENCY:AMOUNT "
-                                 "(e.g. EUR:5,JPY:500)")
+                raise ValueError(_("%(option)s: %(item)r is not CURRENCY:AMOUNT (e.g. "
+                                   "EUR:5,JPY:500)")
+                                 % {"option": self.option, "item": item.strip()})
             pairs.append((code.strip(), amount.strip()))
         return self._pairs(pairs)
 
@@ -60,9 +62,11 @@ class AmountByCurrency(types.String):
             try:
                 places = money.currency_places(code)
             except exceptions.InvalidCurrency as error:
-                raise ValueError(f"{self.option}: {error}") from None
+                raise ValueError(_("%(option)s: %(error)s")
+                                 % {"option": self.option, "error": error}) from None
             if code in amounts:
-                raise ValueError(f"{self.option}: {code} is given twice")
+                raise ValueError(_("%(option)s: %(code)s is given twice")
+                                 % {"option": self.option, "code": code})
             amounts[code] = money.parse_amount(amount, places=places,
                                                field=f"{self.option} {code}")
         return amounts
@@ -83,15 +87,18 @@ class PaymentUrlTemplate(types.String):
             fields = [name for _, name, _, _ in string.Formatter().parse(template)
                       if name is not None]
         except ValueError as error:  # unbalanced braces
-            raise ValueError(f"not a valid template: {error}") from None
+            raise ValueError(_("not a valid template: %(error)s")
+                             % {"error": error}) from None
         for name in fields:
             if name not in PAYMENT_URL_FIELDS:
                 known = ", ".join("{" + f + "}" for f in sorted(PAYMENT_URL_FIELDS))
-                raise ValueError(f"unknown field {{{name}}}: use {known}")
+                raise ValueError(_("unknown field {%(name)s}: use %(known)s")
+                                 % {"name": name, "known": known})
         try:
             template.format(order_id="o", project_id="p", amount="1", currency="EUR")
         except ValueError as error:  # a bad format spec
-            raise ValueError(f"not a valid template: {error}") from None
+            raise ValueError(_("not a valid template: %(error)s")
+                             % {"error": error}) from None
         return template
 
 
@@ -153,7 +160,8 @@ def purchase_limits(
                 money.parse_amount(value, places=money.currency_places(default_currency),
                                    field=name)
             except exceptions.InvalidInput as error:
-                raise exceptions.ConfigError(f"[cloud_credit] {error}") from None
+                raise exceptions.ConfigError(_("[cloud_credit] %(error)s")
+                                             % {"error": error}) from None
             bounds[name] = {default_currency: value}
         else:
             bounds[name] = dict(value)
@@ -165,15 +173,19 @@ def purchase_limits(
         missing = sorted(set(has) - set(lacks))
         if missing:
             raise exceptions.ConfigError(
-                f"[cloud_credit] {name} has a limit for {', '.join(missing)}, {other} "
-                f"has none: every currency sold needs both (e.g. {PURCHASE_LIMITS_EXAMPLE}; "
-                f"a single amount is for default_currency {default_currency})"
+                _("[cloud_credit] %(name)s has a limit for %(missing)s, %(other)s has none: "
+                  "every currency sold needs both (e.g. %(example)s; a single amount is for "
+                  "default_currency %(default_currency)s)")
+                % {"name": name, "missing": ", ".join(missing), "other": other,
+                   "example": PURCHASE_LIMITS_EXAMPLE, "default_currency": default_currency}
             )
     for code in sorted(lows):
         if lows[code] > highs[code]:
             raise exceptions.ConfigError(
-                f"[cloud_credit] purchase_min_amount is above purchase_max_amount for {code} "
-                f"({money.to_str(lows[code], code)} > {money.to_str(highs[code], code)})"
+                _("[cloud_credit] purchase_min_amount is above purchase_max_amount for "
+                  "%(code)s (%(lowest)s > %(highest)s)")
+                % {"code": code, "lowest": money.to_str(lows[code], code),
+                   "highest": money.to_str(highs[code], code)}
             )
     return PurchaseLimits({code: PurchaseLimit(lows[code], highs[code]) for code in lows})
 
@@ -492,9 +504,13 @@ def check_config_files(paths: Iterable[str]) -> None:
                 for option in options:
                     if option not in known[section]:
                         guess = _closest(option, known[section])
-                        hint = f" (did you mean {guess!r}?)" if guess else ""
+                        values = {"path": path, "option": option, "section": section,
+                                  "guess": guess}
                         raise exceptions.ConfigError(
-                            f"{path}: unknown option {option!r} in [{section}]{hint}"
+                            _("%(path)s: unknown option %(option)r in [%(section)s] "
+                              "(did you mean %(guess)r?)") % values
+                            if guess else
+                            _("%(path)s: unknown option %(option)r in [%(section)s]") % values
                         )
                 continue
             normalized = re.sub(r"[^a-z]", "", section.lower())
@@ -502,7 +518,8 @@ def check_config_files(paths: Iterable[str]) -> None:
                 (name for name in known if name.replace("_", "") == normalized), None)
             if guess is not None:
                 raise exceptions.ConfigError(
-                    f"{path}: unknown section [{section}] (did you mean [{guess}]?)"
+                    _("%(path)s: unknown section [%(section)s] (did you mean [%(guess)s]?)")
+                    % {"path": path, "section": section, "guess": guess}
                 )
 
 

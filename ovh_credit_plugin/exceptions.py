@@ -14,6 +14,13 @@ class CreditError(Exception):
     """Base of every error this plugin raises on purpose."""
 
 
+def message_of(error: BaseException) -> str:
+    """The error's message as raised: a lazy message stays one, to be translated
+    in the language of whoever reads it (``str(error)`` would fix it now)."""
+    first = error.args[0] if len(error.args) == 1 else None
+    return first if isinstance(first, str) else str(error)
+
+
 class InvalidInput(CreditError, ValueError):
     """A value given by a caller is malformed or out of bounds."""
 

@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 from ovh_credit_plugin import allocation, exceptions, money
 from ovh_credit_plugin.allocation import CreditState, Line
+from ovh_credit_plugin.i18n import _
 
 ZERO = money.ZERO
 DAY = dt.timedelta(days=1)
@@ -125,7 +126,9 @@ def forecast(
     """
     for days in warning_days:
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            raise exceptions.InvalidInput(f"warning days must be positive integers, not {days!r}")
+            raise exceptions.InvalidInput(_("warning days must be positive integers, not "
+                                            "%(days)r")
+                                          % {"days": days})
     rates = burn_rates(debits, window_days=window_days)
     held = [c for c in allocation.consumption_order(credits)
             if c.available > ZERO and (c.valid_until is None or c.valid_until > at)]
@@ -237,4 +240,5 @@ def _warnings(
 def _check_window(window_days: int) -> None:
     if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 1:
         raise exceptions.InvalidInput(
-            f"the forecast window is a positive number of days, not {window_days!r}")
+            _("the forecast window is a positive number of days, not %(window_days)r")
+            % {"window_days": window_days})

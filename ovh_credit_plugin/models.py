@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ovh_credit_plugin import exceptions, money
+from ovh_credit_plugin.i18n import _, deferred
 
 CreditKind = Literal["voucher", "purchased"]
 CreditStatus = Literal["active", "exhausted", "expired", "voided"]
@@ -52,7 +53,8 @@ def utc(value: dt.datetime) -> dt.datetime:
     try:
         return value.astimezone(dt.timezone.utc)
     except OverflowError:  # 9999-12-31T23:30-01:00; pydantic only reports ValueErrors
-        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
+        raise ValueError(_("%(time)s is out of range in UTC")
+                         % {"time": value.isoformat()}) from None
 
 
 def isoformat(value: dt.datetime) -> str:
@@ -64,11 +66,46 @@ def check_id(value: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"an id is a string, not {type(value).__name__}")
     if not ID_RE.fullmatch(value):
-        raise ValueError("must be 1-255 characters: letters, digits and ._:@/-")
+        raise ValueError(_("must be 1-255 characters: letters, digits and ._:@/-"))
     return value
 
 
 check_project_id = check_id
+
+
+#: pydantic's own problems, by error type, as a person reads them; the
+#: placeholders are pydantic's context. A type not listed keeps pydantic's
+#: English message.
+_PROBLEMS: dict[str, str] = {
+    "missing": deferred("this field is required"),
+    "extra_forbidden": deferred("unknown field"),
+    "string_type": deferred("a string is expected"),
+    "int_type": deferred("an integer is expected"),
+    "int_parsing": deferred("an integer is expected"),
+    "int_from_float": deferred("an integer is expected"),
+    "bool_type": deferred("true or false is expected"),
+    "bool_parsing": deferred("true or false is expected"),
+    "list_type": deferred("a list is expected"),
+    "dict_type": deferred("an object is expected"),
+    "model_type": deferred("an object is expected"),
+    "model_attributes_type": deferred("an object is expected"),
+    "decimal_type": deferred("a decimal number is expected"),
+    "decimal_parsing": deferred("a decimal number is expected"),
+    "datetime_type": deferred("a time is expected (ISO 8601)"),
+    "datetime_parsing": deferred("a time is expected (ISO 8601)"),
+    "datetime_from_date_parsing": deferred("a time is expected (ISO 8601)"),
+    "timezone_aware": deferred("a time with its time zone is expected"),
+    "string_too_short": deferred("at least %(min_length)s characters are expected"),
+    "string_too_long": deferred("at most %(max_length)s characters are allowed"),
+    "too_short": deferred("at least %(min_length)s items are expected"),
+    "too_long": deferred("at most %(max_length)s items are allowed"),
+    "literal_error": deferred("one of %(expected)s is expected"),
+    "greater_than": deferred("a number greater than %(gt)s is expected"),
+    "greater_than_equal": deferred("a number of at least %(ge)s is expected"),
+    "less_than": deferred("a number less than %(lt)s is expected"),
+    "less_than_equal": deferred("a number of at most %(le)s is expected"),
+    "json_invalid": deferred("malformed JSON"),
+}
 
 
 class FirstError(NamedTuple):
@@ -77,21 +114,40 @@ class FirstError(NamedTuple):
     where: str  # dotted location ("lines.0.amount"); "" for a rule across fields
     message: str  # pydantic's own message
     type: str  # pydantic's error type ("json_invalid", "missing"...)
+    problem: str = ""  # the message in the reader's language (see :func:`first_error`)
 
     @property
     def text(self) -> str:
-        """The message without pydantic's "Value error, " prefix (our validators' text)."""
-        return self.message.removeprefix("Value error, ")
+        """The problem, translated: our validators' own message, or pydantic's in our words."""
+        return self.problem or self.message.removeprefix("Value error, ")
+
+    def described(self) -> str:
+        """``where: problem``, translatable (a lazy message in the REST API)."""
+        if not self.where:
+            return self.text
+        return _("%(where)s: %(problem)s") % {"where": self.where, "problem": self.text}
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.where else self.message
+        return str(self.described())
 
 
 def first_error(error: ValidationError) -> FirstError:
     """The first problem of a validation error: one line is what a person reads."""
     first = error.errors(include_url=False)[0]
+    context = first.get("ctx") or {}
+    cause = context.get("error")
+    if first["type"] == "value_error" and isinstance(cause, BaseException):
+        problem = exceptions.message_of(cause)
+    elif first["type"] in _PROBLEMS:
+        values = {name: (", ".join(map(str, value)) if isinstance(value, (list, tuple))
+                         else str(value)) for name, value in context.items()}
+        problem = _(_PROBLEMS[first["type"]])
+        if "%(" in _PROBLEMS[first["type"]]:
+            problem = problem % values
+    else:
+        problem = ""
     return FirstError(".".join(str(part) for part in first["loc"]), str(first["msg"]),
-                      str(first["type"]))
+                      str(first["type"]), problem)
 
 
 Timestamp = Annotated[
@@ -150,7 +206,7 @@ class Voucher(BaseModel):
     @classmethod
     def _positive(cls, value: Decimal) -> Decimal:
         if value <= 0:
-            raise ValueError("a voucher amount must be positive")
+            raise ValueError(_("a voucher amount must be positive"))
         return value
 
     @model_validator(mode="after")
@@ -188,7 +244,7 @@ def _check_period(valid_from: dt.datetime | None, valid_until: dt.datetime | Non
     # A credit that ends before it starts can pay nothing: granting it would
     # burn the code for no credit.
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
-        raise ValueError("valid_until must be later than valid_from")
+        raise ValueError(_("valid_until must be later than valid_from"))
 
 
 # -- Invoices and settlements -------------------------------------------------
@@ -213,12 +269,13 @@ class Invoice(_Contract):
         seen: set[str] = set()
         for line in self.lines:
             if line.id in seen:
-                raise ValueError(f"line id {line.id!r} appears twice")
+                raise ValueError(_("line id %(id)r appears twice")
+                                 % {"id": line.id})
             seen.add(line.id)
         # Each line is below the largest amount; so must their sum, which the
         # settlement records.
         if money.add(*(line.amount for line in self.lines)) >= money.MAX_AMOUNT:
-            raise ValueError("the lines add up to more than the largest amount")
+            raise ValueError(_("the lines add up to more than the largest amount"))
         return self
 
 

@@ -175,4 +175,222 @@ FR = {
         "aucune limite d'achat pour %(currency)s : définissez [cloud_credit] "
         "purchase_min_amount et purchase_max_amount pour cette devise, par exemple "
         "%(example)s",
+    # Inputs of the service and the CLI.
+    " (the [postgresql] extra installs psycopg 3: write postgresql+psycopg://)":
+        " (l'extra [postgresql] installe psycopg 3 : écrivez postgresql+psycopg://)",
+    "%(error)s (the default ledger: no configuration file names a [cloud_credit] connection)":
+        "%(error)s (le registre par défaut : aucun fichier de configuration ne donne de "
+        "connection dans [cloud_credit])",
+    "%(field)s must be a Decimal, not %(name)s": "%(field)s doit être un Decimal, pas %(name)s",
+    "%(key)s overlaps %(other)s, settled before: not settled, so that credit does not pay the "
+    "same usage twice (a reprocessing window not aligned with the rated periods?)":
+        "%(key)s chevauche %(other)s, déjà réglé : non réglé, pour que le crédit ne paie pas "
+        "deux fois la même consommation (une fenêtre de retraitement non alignée sur les "
+        "périodes valorisées ?)",
+    "%(masked)s for another project than %(project_id)s":
+        "%(masked)s pour un autre projet que %(project_id)s",
+    "%(masked)s for nothing": "%(masked)s pour un montant nul",
+    "%(masked)s in %(currency)s, but the voucher is in %(voucher_currency)s":
+        "%(masked)s en %(currency)s, mais le bon d'achat est en %(voucher_currency)s",
+    "%(message)s (catalog request %(request_id)s)":
+        "%(message)s (requête du catalogue %(request_id)s)",
+    "%(option)s: %(code)s is given twice": "%(option)s : %(code)s est donné deux fois",
+    "%(option)s: %(error)s": "%(option)s : %(error)s",
+    "%(option)s: %(item)r is not CURRENCY:AMOUNT (e.g. EUR:5,JPY:500)":
+        "%(option)s : %(item)r n'est pas de la forme DEVISE:MONTANT (par exemple EUR:5,JPY:500)",
+    "%(path)s: unknown option %(option)r in [%(section)s]":
+        "%(path)s : option %(option)r inconnue dans [%(section)s]",
+    "%(path)s: unknown option %(option)r in [%(section)s] (did you mean %(guess)r?)":
+        "%(path)s : option %(option)r inconnue dans [%(section)s] (vouliez-vous dire "
+        "%(guess)r ?)",
+    "%(path)s: unknown section [%(section)s] (did you mean [%(guess)s]?)":
+        "%(path)s : section [%(section)s] inconnue (vouliez-vous dire [%(guess)s] ?)",
+    "%(time)s is out of range in UTC": "%(time)s est hors des limites en UTC",
+    "%(what)s at %(created)s: --at %(at)s is earlier":
+        "%(what)s le %(created)s : --at %(at)s est antérieur",
+    "%(where)s: %(error)s": "%(where)s : %(error)s",
+    "%(where)s: %(problem)s": "%(where)s : %(problem)s",
+    "%(where)s: %(reason)s": "%(where)s : %(reason)s",
+    "%(where)s: expected an invoice object": "%(where)s : un objet facture est attendu",
+    "--at %(at)s is in the future (now is %(now)s, clock skew allowed %(skew)d s): a change "
+    "is never dated after now":
+        "--at %(at)s est dans le futur (il est %(now)s, décalage d'horloge toléré %(skew)d s) : "
+        "une modification n'est jamais datée après maintenant",
+    "--batch-size must be at least 1": "--batch-size doit valoir au moins 1",
+    "--project goes with an invoice ID: a settlement key names its project":
+        "--project va avec un identifiant de facture : une clé de règlement nomme déjà son projet",
+    "--reason must not be empty": "--reason ne doit pas être vide",
+    "--summary and --long do not go together: the summary has columns of its own":
+        "--summary et --long ne vont pas ensemble : le résumé a ses propres colonnes",
+    "Cloud credit (order %(order)s)": "Crédit cloud (bon de commande %(order)s)",
+    "Voucher %(code)s": "Bon d'achat %(code)s",
+    "[cloud_credit] %(error)s": "[cloud_credit] %(error)s",
+    "[cloud_credit] %(name)s has a limit for %(missing)s, %(other)s has none: every currency "
+    "sold needs both (e.g. %(example)s; a single amount is for default_currency "
+    "%(default_currency)s)":
+        "[cloud_credit] %(name)s a une limite pour %(missing)s, %(other)s n'en a pas : chaque "
+        "devise vendue a besoin des deux (par exemple %(example)s ; un montant seul vaut pour "
+        "default_currency %(default_currency)s)",
+    "[cloud_credit] connection %(url)s: write postgresql+psycopg:// instead of "
+    "%(drivername)s://":
+        "[cloud_credit] connection %(url)s : écrivez postgresql+psycopg:// au lieu de "
+        "%(drivername)s://",
+    "[cloud_credit] connection is empty: write the ledger's URL, or remove the line to use "
+    "%(path)s in the working directory":
+        "[cloud_credit] connection est vide : écrivez l'URL du registre, ou retirez la ligne "
+        "pour utiliser %(path)s dans le répertoire courant",
+    "[cloud_credit] purchase_min_amount is above purchase_max_amount for %(code)s "
+    "(%(lowest)s > %(highest)s)":
+        "[cloud_credit] purchase_min_amount dépasse purchase_max_amount pour %(code)s "
+        "(%(lowest)s > %(highest)s)",
+    "[voucher_catalog] %(name)s %(value)r is not a readable file":
+        "[voucher_catalog] %(name)s %(value)r n'est pas un fichier lisible",
+    "[voucher_catalog] ca_file %(ca_file)r is not a readable file":
+        "[voucher_catalog] ca_file %(ca_file)r n'est pas un fichier lisible",
+    "[voucher_catalog] driver %(name)r is not installed":
+        "[voucher_catalog] le pilote %(name)r n'est pas installé",
+    "[voucher_catalog] endpoint has an invalid port: %(endpoint)r":
+        "[voucher_catalog] endpoint a un port invalide : %(endpoint)r",
+    "[voucher_catalog] endpoint is required by the http driver":
+        "[voucher_catalog] endpoint est requis par le pilote http",
+    "[voucher_catalog] endpoint must be an http(s) URL, not %(endpoint)r":
+        "[voucher_catalog] endpoint doit être une URL http(s), pas %(endpoint)r",
+    "[voucher_catalog] endpoint must not carry credentials: use auth_token":
+        "[voucher_catalog] endpoint ne doit pas contenir d'identifiants : utilisez auth_token",
+    "[voucher_catalog] endpoint must not have a query or fragment":
+        "[voucher_catalog] endpoint ne doit avoir ni requête ni fragment",
+    "[voucher_catalog] key_file needs cert_file": "[voucher_catalog] key_file exige cert_file",
+    "a credit purchase is between %(lowest)s and %(highest)s %(currency)s":
+        "un achat de crédit est compris entre %(lowest)s et %(highest)s %(currency)s",
+    "a voucher amount must be positive": "le montant d'un bon d'achat doit être positif",
+    "an idempotency key is 1 to 255 printable ASCII characters":
+        "une clé d'idempotence compte de 1 à 255 caractères ASCII imprimables",
+    "another code than %(masked)s": "un autre code que %(masked)s",
+    "batch_size must be at least 1, not %(value)r":
+        "batch_size doit valoir au moins 1, pas %(value)r",
+    "charge %(key)s line %(line)s amount": "montant de la ligne %(line)s de la charge %(key)s",
+    "charge %(key)s: invalid %(what)s %(text)r": "charge %(key)s : %(what)s %(text)r invalide",
+    "charge %(key)s: settlement time must be an aware datetime, not %(at)r":
+        "charge %(key)s : l'heure du règlement doit porter son fuseau horaire, pas %(at)r",
+    "charge %(key)s: the total is too large": "charge %(key)s : le total est trop grand",
+    "credit %(id)s was granted": "le crédit %(id)s a été accordé",
+    "invalid [cloud_credit] connection URL: %(url)r":
+        "URL de connexion [cloud_credit] invalide : %(url)r",
+    "invalid amount %(text)r: use a decimal number, e.g. 50.00":
+        "montant %(text)r invalide : écrivez un nombre décimal, par exemple 50.00",
+    "invalid credit id %(value)r: a positive integer":
+        "identifiant de crédit %(value)r invalide : un entier positif est attendu",
+    "invalid idempotency key": "clé d'idempotence invalide",
+    "invalid invoice id %(invoice_id)r": "identifiant de facture %(invoice_id)r invalide",
+    "invalid invoice id %(value)r: 1-255 letters, digits and ._:@/-":
+        "identifiant de facture %(value)r invalide : 1 à 255 lettres, chiffres et ._:@/-",
+    "invalid limit %(text)r: a whole number from 1":
+        "limite %(text)r invalide : un nombre entier à partir de 1",
+    "invalid project id %(project_id)r": "identifiant de projet %(project_id)r invalide",
+    "invalid project id %(value)r: 1-255 letters, digits and ._:@/-":
+        "identifiant de projet %(value)r invalide : 1 à 255 lettres, chiffres et ._:@/-",
+    "invalid settlement key %(key)r": "clé de règlement %(key)r invalide",
+    "invalid settlement key %(value)r: 1-600 characters":
+        "clé de règlement %(value)r invalide : 1 à 600 caractères",
+    "invalid time %(text)r: use ISO 8601, e.g. 2026-11-27T12:00:00Z":
+        "heure %(text)r invalide : utilisez ISO 8601, par exemple 2026-11-27T12:00:00Z",
+    "invalid time %(time)s: after %(latest)s": "heure %(time)s invalide : après %(latest)s",
+    "invalid time %(value)r: expected a datetime":
+        "heure %(value)r invalide : un datetime est attendu",
+    "invalid time: %(error)s": "heure invalide : %(error)s",
+    "limit must be from 1 to 1000, not %(value)r":
+        "limit doit être compris entre 1 et 1000, pas %(value)r",
+    "line id": "identifiant de ligne",
+    "line id %(id)r appears twice": "l'identifiant de ligne %(id)r apparaît deux fois",
+    "more than %(pages)s pages: use --limit and --marker":
+        "plus de %(pages)s pages : utilisez --limit et --marker",
+    "must be 1-255 characters: letters, digits and ._:@/-":
+        "doit compter de 1 à 255 caractères : lettres, chiffres et ._:@/-",
+    "no answer": "aucune réponse",
+    "no credit %(credit_id)s": "aucun crédit %(credit_id)s",
+    "no driver for %(drivername)r: install ovh-credit-plugin[postgresql] or [mysql] "
+    "(%(error)s)%(hint)s":
+        "aucun pilote pour %(drivername)r : installez ovh-credit-plugin[postgresql] ou [mysql] "
+        "(%(error)s)%(hint)s",
+    "no invoice in %(name)s: nothing to settle": "aucune facture dans %(name)s : rien à régler",
+    "no ledger database: set [cloud_credit] connection (or CloudKitty's [database] "
+    "connection) in cloudkitty.conf":
+        "aucune base pour le registre : définissez [cloud_credit] connection (ou [database] "
+        "connection de CloudKitty) dans cloudkitty.conf",
+    "no order %(after)r": "aucun bon de commande %(after)r",
+    "no order %(order_id)r": "aucun bon de commande %(order_id)r",
+    "no voucher catalog is configured": "aucun catalogue de bons d'achat n'est configuré",
+    "not a valid template: %(error)s": "modèle invalide : %(error)s",
+    "on_change must be 'conflict' or 'replace', not %(on_change)r":
+        "on_change vaut « conflict » ou « replace », pas %(on_change)r",
+    "order %(id)s was created": "le bon de commande %(id)s a été créé",
+    "product": "produit",
+    "project %(project_id)s bills in %(found)s, not %(code)s: credit is never converted (a "
+    "project's currency is released once it holds no credit and no pending order)":
+        "le projet %(project_id)s est facturé en %(found)s, pas en %(code)s : le crédit n'est "
+        "jamais converti (la devise d'un projet est libérée quand il n'a plus de crédit ni de "
+        "bon de commande en attente)",
+    "standard input": "l'entrée standard",
+    "status must be one of %(statuses)s": "status doit valoir l'une de ces valeurs : %(statuses)s",
+    "the catalog answered for another code than %(masked)s":
+        "le catalogue a répondu pour un autre code que %(masked)s",
+    "the forecast window is a positive number of days, not %(window_days)r":
+        "la fenêtre de prévision est un nombre de jours positif, pas %(window_days)r",
+    "the ledger database %(url)s has no tables yet: run 'ovh-credit db upgrade'":
+        "la base du registre %(url)s n'a pas encore de tables : lancez « ovh-credit db upgrade »",
+    "the ledger database %(url)s: %(cause)s": "la base du registre %(url)s : %(cause)s",
+    "the ledger schema of %(url)s is at revision %(found)s, this code needs %(head)s: run "
+    "'ovh-credit db upgrade'":
+        "le schéma du registre %(url)s est à la révision %(found)s, ce code attend %(head)s : "
+        "lancez « ovh-credit db upgrade »",
+    "the lines add up to more than the largest amount":
+        "la somme des lignes dépasse le plus grand montant possible",
+    "the server answered HTTP %(status_code)s with a body that is not JSON (is "
+    "--os-cloud-credit-api %(mode)r right for this endpoint?)":
+        "le serveur a répondu HTTP %(status_code)s avec un corps qui n'est pas du JSON "
+        "(--os-cloud-credit-api %(mode)r convient-il à ce point d'accès ?)",
+    "the voucher catalog answered about another code than %(code)s":
+        "le catalogue des bons d'achat a répondu à propos d'un autre code que %(code)s",
+    "the voucher catalog's answer is larger than %(limit)s bytes":
+        "la réponse du catalogue des bons d'achat dépasse %(limit)s octets",
+    "unexpected answer from the server: %(answer)s": "réponse inattendue du serveur : %(answer)s",
+    "unexpected answer from the server: no %(key)r list":
+        "réponse inattendue du serveur : pas de liste %(key)r",
+    "unknown cloud credit API %(mode)r: choose from %(modes)s":
+        "API de crédit cloud %(mode)r inconnue : choisissez parmi %(modes)s",
+    "unknown column %(unknown)r for -c: choose from %(fields)s":
+        "colonne %(unknown)r inconnue pour -c : choisissez parmi %(fields)s",
+    "unknown field {%(name)s}: use %(known)s": "champ {%(name)s} inconnu : utilisez %(known)s",
+    "valid_until must be later than valid_from": "valid_until doit être postérieur à valid_from",
+    "voucher %(code)s has expired": "le bon d'achat %(code)s a expiré",
+    "voucher %(code)s is not valid before %(time)s":
+        "le bon d'achat %(code)s n'est pas valable avant le %(time)s",
+    "voucher %(code)s is revoked": "le bon d'achat %(code)s est révoqué",
+    "voucher %(code)s is revoked or expired%(detail)s":
+        "le bon d'achat %(code)s est révoqué ou expiré%(detail)s",
+    "warning days must be positive integers, not %(days)r":
+        "les jours d'avertissement sont des entiers positifs, pas %(days)r",
+    # pydantic's problems, in our words (models.first_error).
+    "this field is required": "ce champ est obligatoire",
+    "unknown field": "champ inconnu",
+    "a string is expected": "une chaîne de caractères est attendue",
+    "an integer is expected": "un nombre entier est attendu",
+    "true or false is expected": "true ou false est attendu",
+    "a list is expected": "une liste est attendue",
+    "an object is expected": "un objet est attendu",
+    "a decimal number is expected": "un nombre décimal est attendu",
+    "a time is expected (ISO 8601)": "une heure est attendue (ISO 8601)",
+    "a time with its time zone is expected": "une heure avec son fuseau horaire est attendue",
+    "at least %(min_length)s characters are expected":
+        "au moins %(min_length)s caractères sont attendus",
+    "at most %(max_length)s characters are allowed":
+        "%(max_length)s caractères au plus sont permis",
+    "at least %(min_length)s items are expected": "au moins %(min_length)s éléments sont attendus",
+    "at most %(max_length)s items are allowed": "%(max_length)s éléments au plus sont permis",
+    "one of %(expected)s is expected": "l'une de ces valeurs est attendue : %(expected)s",
+    "a number greater than %(gt)s is expected": "un nombre supérieur à %(gt)s est attendu",
+    "a number of at least %(ge)s is expected": "un nombre d'au moins %(ge)s est attendu",
+    "a number less than %(lt)s is expected": "un nombre inférieur à %(lt)s est attendu",
+    "a number of at most %(le)s is expected": "un nombre d'au plus %(le)s est attendu",
+    "malformed JSON": "JSON mal formé",
 }

@@ -34,7 +34,7 @@ from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
 
-from ovh_credit_plugin import exceptions, i18n, models, money
+from ovh_credit_plugin import descriptions, exceptions, i18n, models, money
 from ovh_credit_plugin.api import errors, ovh, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
@@ -217,11 +217,11 @@ def read_body(request: webob.Request, model: type[_B]) -> _B:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        amount = first["loc"][:1] == ("amount",) and first["type"] != "extra_forbidden"
+        first = models.first_error(error)
+        amount = first.where == "amount" and first.type != "extra_forbidden"
         code = "invalid_amount" if amount else "invalid_request"
-        raise errors.ApiError(code, f"{where}: {first['msg']}") from None
+        raise errors.ApiError(code, first._replace(where=first.where or "body").described()
+                              ) from None
 
 
 # -- query parameters ----------------------------------------------------------------
@@ -278,14 +278,29 @@ def _status(params: Mapping[str, str], statuses: tuple[str, ...]) -> str | None:
 
 
 def _json(document: Any, status: int = 200, *, location: str | None = None,
-          text: str | None = None) -> webob.Response:
-    """``document`` as JSON; or ``text``, JSON already written (:func:`ovh.dumps`)."""
+          text: str | None = None, language: str | None = None) -> webob.Response:
+    """``document`` as JSON; or ``text``, JSON already written (:func:`ovh.dumps`).
+
+    ``language``: the language its words are in (credits' descriptions).
+    """
     body = json.dumps(document) if text is None else text
     response = webob.Response(status=status, content_type="application/json", charset="UTF-8",
                               body=body.encode())
     if location is not None:
         response.headers["Location"] = location
+    if language is not None:
+        response.headers["Content-Language"] = language
     return response
+
+
+def _language() -> str:
+    """The language the request's ``Accept-Language`` picks."""
+    return i18n.best_language(pecan.request.accept_language)
+
+
+def _shown(credit: models.Credit, language: str) -> models.Credit:
+    """``credit`` as the caller reads it: the plugin's own description in ``language``."""
+    return descriptions.localized(credit, language)
 
 
 def _base_url(request: webob.Request) -> str:
@@ -397,7 +412,9 @@ class CreditsController(_Resource):
                                                     marker=marker)
         links = (_next_link(pecan.request, "credits", query, str(page[-1].id), limit)
                  if more else [])
-        return _json({"credits": [c.model_dump(mode="json") for c in page], "links": links})
+        language = _language()
+        return _json({"credits": [_shown(c, language).model_dump(mode="json") for c in page],
+                      "links": links}, language=language)
 
     @handler
     def get_one(self, credit_id: str) -> webob.Response:
@@ -411,9 +428,10 @@ class CreditsController(_Resource):
             raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": ident}) from None
         self.owned(caller, "cloud_credit:credit:get", credit.project_id,
                    _("no credit %(id)s") % {"id": ident})
-        document = credit.model_dump(mode="json")
+        language = _language()
+        document = _shown(credit, language).model_dump(mode="json")
         document["entries"] = [entry.model_dump(mode="json") for entry in entries]
-        return _json(document)
+        return _json(document, language=language)
 
     @handler
     def void(self, credit_id: str) -> webob.Response:
@@ -429,7 +447,8 @@ class CreditsController(_Resource):
         self.owned(caller, "cloud_credit:credit:void", credit.project_id,
                    _("no credit %(id)s") % {"id": ident})
         voided = self.service.void_credit(ident, reason=body.reason)
-        return _json(voided.model_dump(mode="json"))
+        language = _language()
+        return _json(_shown(voided, language).model_dump(mode="json"), language=language)
 
 
 # -- forecast ------------------------------------------------------------------------
@@ -457,9 +476,10 @@ class VouchersController(_Resource):
         project = self.project_for(caller, "cloud_credit:voucher:activate", query)
         body = read_body(pecan.request, VoucherBody)
         credit, created = self.service.activate_voucher_outcome(project, body.code)
-        document = credit.model_dump(mode="json")
+        language = _language()
+        document = _shown(credit, language).model_dump(mode="json")
         location = f"{_base_url(pecan.request)}/credits/{credit.id}"
-        return _json(document, 201 if created else 200, location=location)
+        return _json(document, 201 if created else 200, location=location, language=language)
 
     @handler
     def get_one(self, code: str) -> webob.Response:
@@ -529,7 +549,7 @@ class OrdersController(_Resource):
         try:
             order = self.service.cancel_order(order_id)
         except exceptions.InvalidState as error:
-            raise errors.ApiError("order_not_pending", errors.message_of(error)) from None
+            raise errors.ApiError("order_not_pending", exceptions.message_of(error)) from None
         return _json(order.model_dump(mode="json"))
 
     @handler
@@ -542,7 +562,7 @@ class OrdersController(_Resource):
         try:
             order = self.service.pay_order(order_id, amount=body.amount, currency=body.currency)
         except exceptions.InvalidState as error:
-            raise errors.ApiError("order_not_pending", errors.message_of(error)) from None
+            raise errors.ApiError("order_not_pending", exceptions.message_of(error)) from None
         return _json(order.model_dump(mode="json"))
 
     def _order(self, caller: Caller, rule: str, order_id: str) -> models.Order:
@@ -637,7 +657,9 @@ class OvhController(_Resource):
             raise errors.ApiError("not_found", _("no credit %(id)s in project %(project)s")
                                   % {"id": ident, "project": project_id})
         self.owned(caller, rule, credit.project_id, _("no credit %(id)s") % {"id": ident})
-        return _json(None, text=ovh.dumps(ovh.credit(credit)))
+        language = _language()
+        return _json(None, text=ovh.dumps(ovh.credit(_shown(credit, language))),
+                     language=language)
 
 
 # -- the root ------------------------------------------------------------------------

@@ -116,12 +116,6 @@ _REFUSAL_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
-def message_of(error: BaseException) -> str:
-    """The error's message as raised: a lazy message stays one, to be translated."""
-    first = error.args[0] if len(error.args) == 1 else None
-    return first if isinstance(first, str) else str(error)
-
-
 def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     """The API error for one of the plugin's errors; anything else is a 500 (logged by the caller).
 
@@ -132,15 +126,15 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
     if isinstance(error, exceptions.TooManyAttempts):
         # The message says when; Retry-After the same (the window when unknown).
         retry_after = error.retry_after or throttle_window
-        return ApiError("voucher_throttled", message_of(error),
+        return ApiError("voucher_throttled", exceptions.message_of(error),
                         headers={"Retry-After": str(retry_after)})
     if isinstance(error, exceptions.VoucherRefused):
         code = next((code for cause, code in _REFUSAL_CAUSES
                      if isinstance(error.__cause__, cause)), "voucher_redeemed")
-        return ApiError(code, message_of(error))
+        return ApiError(code, exceptions.message_of(error))
     found = next((code for kind, code in _BY_TYPE if isinstance(error, kind)), None)
     if found is not None:
-        return ApiError(found, message_of(error))
+        return ApiError(found, exceptions.message_of(error))
     if isinstance(error, catalog_base.REFUSALS):
         # A preview (GET vouchers/{code}) of an unknown code.
         return ApiError("voucher_unknown", _("no such voucher code"))

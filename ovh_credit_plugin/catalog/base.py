@@ -34,7 +34,8 @@ class CatalogError(exceptions.CreditError):
         response: object | None = None,
     ) -> None:
         if request_id:
-            message = f"{message} (catalog request {request_id})"
+            message = (_("%(message)s (catalog request %(request_id)s)")
+                       % {"message": message, "request_id": request_id})
         super().__init__(message)
         self.status = status
         self.request_id = request_id
@@ -126,23 +127,26 @@ def check_usable(
     """
     masked = mask_code(code)
     if not same_code(voucher.code, code):
-        raise CatalogProtocolError(f"the catalog answered for another code than {masked}")
+        raise CatalogProtocolError(_("the catalog answered for another code than %(masked)s")
+                                   % {"masked": masked})
     if voucher.status == "revoked":
-        raise VoucherUnavailable(f"voucher {masked} is revoked", status=410)
+        raise VoucherUnavailable(_("voucher %(code)s is revoked") % {"code": masked}, status=410)
     if voucher.valid_from is not None and at < voucher.valid_from:
         raise VoucherUnavailable(
-            f"voucher {masked} is not valid before {models.isoformat(voucher.valid_from)}",
+            _("voucher %(code)s is not valid before %(time)s")
+            % {"code": masked, "time": models.isoformat(voucher.valid_from)},
             status=410,
         )
     if voucher.status == "expired" or (
         voucher.valid_until is not None and at >= voucher.valid_until
     ):
-        raise VoucherUnavailable(f"voucher {masked} has expired", status=410)
+        raise VoucherUnavailable(_("voucher %(code)s has expired") % {"code": masked}, status=410)
     used = voucher.redemptions if redemptions is None else redemptions
     if voucher.status == "exhausted" or (
         voucher.max_redemptions is not None and used >= voucher.max_redemptions
     ):
-        raise VoucherAlreadyRedeemed(f"voucher {masked} is used up", status=409)
+        raise VoucherAlreadyRedeemed(_("voucher %(code)s is used up") % {"code": masked},
+                                     status=409)
 
 
 def check_redemption(
@@ -166,13 +170,18 @@ def check_redemption(
                                     request_id=request_id)
 
     if not same_code(redemption.code, code):
-        raise refuse(f"another code than {masked}")
+        raise refuse(_("another code than %(masked)s")
+                     % {"masked": masked})
     if redemption.project_id != project_id:
-        raise refuse(f"{masked} for another project than {project_id}")
+        raise refuse(_("%(masked)s for another project than %(project_id)s")
+                     % {"masked": masked, "project_id": project_id})
     if redemption.amount <= 0:
-        raise refuse(f"{masked} for nothing")
+        raise refuse(_("%(masked)s for nothing")
+                     % {"masked": masked})
     if currency is not None and redemption.currency != currency:
-        raise refuse(f"{masked} in {redemption.currency}, but the voucher is in {currency}")
+        raise refuse(_("%(masked)s in %(currency)s, but the voucher is in %(voucher_currency)s")
+                     % {"masked": masked, "currency": redemption.currency,
+                        "voucher_currency": currency})
 
 
 class RedemptionLedger(Protocol):

@@ -21,6 +21,7 @@ from ovh_credit_plugin.conf import (
     register_host_database_opt,
     register_opts,
 )
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.service import CreditService, inputs
 
 PROG = "ovh-credit"
@@ -124,9 +125,9 @@ class CreditApp(App):
         if self.conf.cloud_credit.connection == "":
             # "connection =" names a ledger, left empty: not a reason to open another.
             raise exceptions.ConfigError(
-                "[cloud_credit] connection is empty: write the ledger's URL, or remove the "
-                f"line to use {DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')} in the "
-                "working directory"
+                _("[cloud_credit] connection is empty: write the ledger's URL, or remove the "
+                  "line to use %(path)s in the working directory")
+                % {"path": DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')}
             )
         return True
 

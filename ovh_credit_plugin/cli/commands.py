@@ -24,11 +24,12 @@ from cliff.show import ShowOne
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 
-from ovh_credit_plugin import conf, exceptions, explained, ledger, models, money
+from ovh_credit_plugin import conf, descriptions, exceptions, explained, ledger, models, money
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.cli import settle_input
 from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
 from ovh_credit_plugin.hosts.invoice import InvoiceProcessor, is_refusal
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import engine as ledger_engine
 from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.service import ledger_database
@@ -101,7 +102,8 @@ def parse_time(text: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-27T12:00:00Z"
+            _("invalid time %(text)r: use ISO 8601, e.g. 2026-11-27T12:00:00Z")
+            % {"text": text}
         ) from None
     return models.utc(value)
 
@@ -146,8 +148,9 @@ class _Base:
             if not self.app.uses_fallback_ledger:
                 raise
             raise exceptions.DatabaseNotReady(
-                f"{error} (the default ledger: no configuration file names a "
-                "[cloud_credit] connection)") from error
+                _("%(error)s (the default ledger: no configuration file names a "
+                  "[cloud_credit] connection)")
+                % {"error": error}) from error
         except exceptions.CreditError:
             raise
         except pydantic.ValidationError as error:
@@ -209,7 +212,8 @@ def _check_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> No
     unknown = [c for c in requested or () if _normalize_column(c) not in fields]
     if unknown:
         raise exceptions.InvalidInput(
-            f"unknown column {unknown[0]!r} for -c: choose from {', '.join(fields)}"
+            _("unknown column %(unknown)r for -c: choose from %(fields)s")
+            % {"unknown": unknown[0], "fields": ', '.join(fields)}
         )
 
 
@@ -352,7 +356,7 @@ class VoucherActivate(_Base, ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credit = self.service.activate_voucher(parsed_args.project, parsed_args.code,
                                                at=parsed_args.at)
-        return self.FIELDS, _row(credit.model_dump(mode="json"), self.FIELDS)
+        return self.FIELDS, _row(_credit_data(credit), self.FIELDS)
 
 
 class VoucherCheck(_Base, ShowOne):
@@ -521,8 +525,8 @@ class CreditList(_Base, Lister):
 
     def run(self, parsed_args: argparse.Namespace) -> int:
         if parsed_args.summary and parsed_args.long:
-            raise exceptions.InvalidInput("--summary and --long do not go together: "
-                                          "the summary has columns of its own")
+            raise exceptions.InvalidInput(_("--summary and --long do not go together: the "
+                                            "summary has columns of its own"))
         if parsed_args.summary:
             self.FIELDS = SUMMARY_FIELDS  # -c is checked against what is printed
         return super().run(parsed_args)
@@ -532,8 +536,8 @@ class CreditList(_Base, Lister):
         if not parsed_args.summary:
             if (parsed_args.formatter == "table" and not parsed_args.long
                     and not parsed_args.columns):
-                return CREDIT_COMPACT, [_compact_row(c.model_dump(mode="json")) for c in credits]
-            return self.FIELDS, [_row(c.model_dump(mode="json"), self.FIELDS) for c in credits]
+                return CREDIT_COMPACT, [_compact_row(_credit_data(c)) for c in credits]
+            return self.FIELDS, [_row(_credit_data(c), self.FIELDS) for c in credits]
         sums: dict[str, dict[str, Any]] = {}
         for credit in credits:
             line = sums.setdefault(credit.currency, {"currency": credit.currency, "credits": 0})
@@ -546,6 +550,11 @@ class CreditList(_Base, Lister):
             for code, line in sorted(sums.items())
         ]
         return SUMMARY_FIELDS, rows
+
+
+def _credit_data(credit: models.Credit) -> dict[str, Any]:
+    """A credit's fields as printed: the plugin's own description in the locale's language."""
+    return descriptions.localized(credit).model_dump(mode="json")
 
 
 def _compact_row(data: dict[str, Any]) -> tuple[Any, ...]:
@@ -568,7 +577,7 @@ class CreditShow(_Base, ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credit, entries = self.service.show_credit(parsed_args.credit_id, at=parsed_args.at)
-        data = credit.model_dump(mode="json")
+        data = _credit_data(credit)
         data["ledger"] = [
             {**e.model_dump(mode="json"), "amount": money.to_str(e.amount, credit.currency)}
             for e in entries
@@ -615,7 +624,7 @@ class CreditVoid(_Base, ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credit = self.service.void_credit(parsed_args.credit_id, reason=parsed_args.reason,
                                           at=parsed_args.at)
-        return self.FIELDS, _row(credit.model_dump(mode="json"), self.FIELDS)
+        return self.FIELDS, _row(_credit_data(credit), self.FIELDS)
 
 
 # -- settlement ------------------------------------------------------------------------
@@ -645,7 +654,7 @@ class Settle(_Base, Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.batch_size < 1:
-            raise exceptions.InvalidInput("--batch-size must be at least 1")
+            raise exceptions.InvalidInput(_("--batch-size must be at least 1"))
         processor = cast(InvoiceProcessor, stevedore_driver.DriverManager(
             namespace=INVOICE_NAMESPACE,
             name="cloud_credit",
@@ -656,8 +665,9 @@ class Settle(_Base, Lister):
         with source:
             self._total = source.count()
             if not self._total:
-                name = "standard input" if parsed_args.file == "-" else parsed_args.file
-                raise exceptions.InvalidInput(f"no invoice in {name}: nothing to settle")
+                name = _("standard input") if parsed_args.file == "-" else parsed_args.file
+                raise exceptions.InvalidInput(_("no invoice in %(name)s: nothing to settle")
+                                              % {"name": name})
             progress = settle_input.progress_bar(self._total, self.app.stderr)
             results = self._counted(processor.process_many(
                 source.documents(), batch_size=parsed_args.batch_size, at=parsed_args.at

@@ -49,6 +49,7 @@ from ovh_credit_plugin import collector, exceptions, models, money
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.hosts import cloudkitty_db
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.service import Charge, CreditService
 
 LOG = logging.getLogger(__name__)
@@ -291,9 +292,10 @@ def _refuse_overlaps(
             continue
         if begun < end and ended > start:
             raise exceptions.SettlementConflict(
-                f"{key} overlaps {other}, settled before: not settled, so that credit "
-                "does not pay the same usage twice (a reprocessing window not aligned "
-                "with the rated periods?)"
+                _("%(key)s overlaps %(other)s, settled before: not settled, so that credit "
+                  "does not pay the same usage twice (a reprocessing window not aligned with "
+                  "the rated periods?)")
+                % {"key": key, "other": other}
             )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from ovh_credit_plugin import exceptions, ledger
 from ovh_credit_plugin.conf import ledger_connection as conf_ledger_connection
 from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger.database import create_engine
 
 
@@ -40,8 +41,8 @@ def ledger_connection(conf: cfg.ConfigOpts) -> str:
     if url:
         return url
     raise exceptions.ConfigError(
-        "no ledger database: set [cloud_credit] connection (or CloudKitty's "
-        "[database] connection) in cloudkitty.conf"
+        _("no ledger database: set [cloud_credit] connection (or CloudKitty's [database] "
+          "connection) in cloudkitty.conf")
     )
 
 

@@ -24,6 +24,7 @@ from oslo_config import cfg
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.conf import register_opts
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.service import CreditService
 
 NAMESPACE = "ovh_credit_plugin.invoice_processors"
@@ -34,13 +35,16 @@ def parse_invoice(document: Any, *, where: str = "invoice") -> models.Invoice:
     if isinstance(document, models.Invoice):
         return document
     if not isinstance(document, Mapping):
-        raise exceptions.InvalidInput(f"{where}: expected an invoice object")
+        raise exceptions.InvalidInput(_("%(where)s: expected an invoice object")
+                                      % {"where": where})
     try:
         return models.Invoice.model_validate(dict(document))
     except exceptions.InvalidInput as error:
-        raise exceptions.InvalidInput(f"{where}: {error}") from None
+        raise exceptions.InvalidInput(_("%(where)s: %(error)s")
+                                      % {"where": where, "error": error}) from None
     except pydantic.ValidationError as error:
-        raise exceptions.InvalidInput(f"{where}: {describe(error)}") from None
+        raise exceptions.InvalidInput(_("%(where)s: %(error)s")
+                                      % {"where": where, "error": describe(error)}) from None
 
 
 def describe(error: pydantic.ValidationError) -> str:

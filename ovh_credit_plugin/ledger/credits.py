@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import bulk, schema, types
 
 ZERO = money.ZERO
@@ -193,7 +194,8 @@ def lock_credit(conn: Connection, credit_id: int) -> CreditRow:
     """One credit, locked until commit; CreditNotFound otherwise."""
     row = conn.execute(_BY_ID, {"credit_id": credit_id}).one_or_none()
     if row is None:
-        raise exceptions.CreditNotFound(f"no credit {credit_id}")
+        raise exceptions.CreditNotFound(_("no credit %(credit_id)s")
+                                        % {"credit_id": credit_id})
     return _converter(conn)(row)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.i18n import _
 
 #: Execution option of a read-only transaction (SQLite then starts a plain BEGIN).
 READ_ONLY_OPTION = "ovh_credit_read_only"
@@ -31,12 +32,14 @@ def create_engine(
     try:
         parsed = sa.make_url(url)
     except exc.ArgumentError:
-        raise exceptions.ConfigError(f"invalid [cloud_credit] connection URL: {url!r}") from None
+        raise exceptions.ConfigError(_("invalid [cloud_credit] connection URL: %(url)r")
+                                     % {"url": url}) from None
     if parsed.get_backend_name() == "postgres":
         # SQLAlchemy dropped this alias (and its own error says only "Can't load plugin").
         raise exceptions.ConfigError(
-            f"[cloud_credit] connection {shown(parsed)}: write postgresql+psycopg:// "
-            f"instead of {parsed.drivername}://"
+            _("[cloud_credit] connection %(url)s: write postgresql+psycopg:// instead of "
+              "%(drivername)s://")
+            % {"url": shown(parsed), "drivername": parsed.drivername}
         )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
@@ -64,11 +67,12 @@ def create_engine(
             isolation_level="READ COMMITTED",
         )
     except (exc.NoSuchModuleError, ModuleNotFoundError) as error:
-        hint = (" (the [postgresql] extra installs psycopg 3: write postgresql+psycopg://)"
+        hint = (_(" (the [postgresql] extra installs psycopg 3: write postgresql+psycopg://)")
                 if parsed.get_backend_name() == "postgresql" else "")
         raise exceptions.ConfigError(
-            f"no driver for {parsed.drivername!r}: install ovh-credit-plugin[postgresql] "
-            f"or [mysql] ({error}){hint}"
+            _("no driver for %(drivername)r: install ovh-credit-plugin[postgresql] or "
+              "[mysql] (%(error)s)%(hint)s")
+            % {"drivername": parsed.drivername, "error": error, "hint": hint}
         ) from None
 
 

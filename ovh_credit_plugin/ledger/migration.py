@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION, shown, sqlite_cause
 
 VERSION_TABLE = "cloud_credit_alembic_version"
@@ -84,17 +85,19 @@ def check_current(engine: Engine) -> None:
     missing = missing_sqlite_file(engine)
     if missing and (cause := sqlite_cause(engine.url)) is not None:
         # 'db upgrade' could not create it either: say why first.
-        raise exceptions.DatabaseNotReady(f"the ledger database {shown(engine.url)}: {cause}")
+        raise exceptions.DatabaseNotReady(_("the ledger database %(url)s: %(cause)s")
+                                          % {"url": shown(engine.url), "cause": cause})
     found = None if missing else current(engine)
     if found is None:
         raise exceptions.DatabaseNotReady(
-            f"the ledger database {shown(engine.url)} has no tables yet: "
-            "run 'ovh-credit db upgrade'"
+            _("the ledger database %(url)s has no tables yet: run 'ovh-credit db upgrade'")
+            % {"url": shown(engine.url)}
         )
     if not known(found):
         raise _newer_than_this_code(found)
     if found != head():
         raise exceptions.DatabaseNotReady(
-            f"the ledger schema of {shown(engine.url)} is at revision {found}, this code "
-            f"needs {head()}: run 'ovh-credit db upgrade'"
+            _("the ledger schema of %(url)s is at revision %(found)s, this code needs "
+              "%(head)s: run 'ovh-credit db upgrade'")
+            % {"url": shown(engine.url), "found": found, "head": head()}
         )

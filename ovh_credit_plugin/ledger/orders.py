@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import schema
 
 _O = schema.orders.c
@@ -24,11 +25,13 @@ def find(conn: Connection, order_id: str) -> Row[Any] | None:
 def get(conn: Connection, order_id: Any, *, lock: bool = False) -> Row[Any]:
     """The order's row (locked until commit with ``lock``); OrderNotFound otherwise."""
     if not isinstance(order_id, str) or not order_id or len(order_id) > 36:
-        raise exceptions.OrderNotFound(f"no order {order_id!r}")
+        raise exceptions.OrderNotFound(_("no order %(order_id)r")
+                                       % {"order_id": order_id})
     query = _ORDER_LOCKED if lock else _ORDER
     row = conn.execute(query, {"order_id": order_id}).one_or_none()
     if row is None:
-        raise exceptions.OrderNotFound(f"no order {order_id!r}")
+        raise exceptions.OrderNotFound(_("no order %(order_id)r")
+                                       % {"order_id": order_id})
     return row
 
 
@@ -94,7 +97,8 @@ def page(
             sa.select(_O.created_at, _O.id).where(_O.project_id == project_id, _O.id == after)
         ).first()
         if mark is None:
-            raise exceptions.OrderNotFound(f"no order {after!r}")
+            raise exceptions.OrderNotFound(_("no order %(after)r")
+                                           % {"after": after})
         query = query.where(sa.or_(
             _O.created_at > mark.created_at,
             sa.and_(_O.created_at == mark.created_at, _O.id > mark.id),

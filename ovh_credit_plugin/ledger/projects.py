@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import schema
 
 _P = schema.projects.c
@@ -94,9 +95,10 @@ def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> 
         ).rowcount
         if released != 1:
             raise exceptions.CurrencyMismatch(
-                f"project {project_id} bills in {found}, not {code}: credit is never "
-                "converted (a project's currency is released once it holds no credit "
-                "and no pending order)"
+                _("project %(project_id)s bills in %(found)s, not %(code)s: credit is never "
+                  "converted (a project's currency is released once it holds no credit and "
+                  "no pending order)")
+                % {"project_id": project_id, "found": found, "code": code}
             )
         return code
     return found

@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ovh_credit_plugin.i18n import _
+
 API_MODES = {
     "cloudkitty": "/v1/rating/module_config/cloud_credit",
     "standalone": "/v1",
@@ -58,7 +60,8 @@ def base_path(mode: str | None) -> str:
         return API_MODES[mode or DEFAULT_MODE]
     except KeyError:
         raise CreditAPIError(
-            f"unknown cloud credit API {mode!r}: choose from {', '.join(API_MODES)}"
+            _("unknown cloud credit API %(mode)r: choose from %(modes)s")
+            % {"mode": mode, "modes": ', '.join(API_MODES)}
         ) from None
 
 
@@ -71,9 +74,11 @@ def amount_text(text: str) -> str:
     try:
         value = decimal.Decimal(text.strip())
     except decimal.InvalidOperation:
-        raise ValueError(f"invalid amount {text!r}: use a decimal number, e.g. 50.00") from None
+        raise ValueError(_("invalid amount %(text)r: use a decimal number, e.g. 50.00")
+                         % {"text": text}) from None
     if not value.is_finite():
-        raise ValueError(f"invalid amount {text!r}: use a decimal number, e.g. 50.00")
+        raise ValueError(_("invalid amount %(text)r: use a decimal number, e.g. 50.00")
+                         % {"text": text})
     return format(value, "f")
 
 
@@ -253,8 +258,10 @@ class CreditClient:
             # the system's reason are what a user can act on.
             reason = _ERRNO.findall(str(error))
             where = str(error).split(": ", 1)[0]
-            raise CreditAPIError(f"{where}: {reason[-1] if reason else 'no answer'}"
-                                 ) from error
+            raise CreditAPIError(
+                _("%(where)s: %(reason)s")
+                % {"where": where, "reason": reason[-1] if reason else _("no answer")}
+            ) from error
         except ks_exceptions.ClientException as error:
             # No answer (timeout, no rating endpoint in the catalog, bad
             # credentials for the token request): keystoneauth's own message.
@@ -265,22 +272,25 @@ class CreditClient:
             document = response.json()
         except ValueError:
             raise CreditAPIError(
-                f"the server answered HTTP {response.status_code} with a body that is "
-                f"not JSON (is --os-cloud-credit-api {self.mode!r} right for this endpoint?)"
+                _("the server answered HTTP %(status_code)s with a body that is not JSON (is "
+                  "--os-cloud-credit-api %(mode)r right for this endpoint?)")
+                % {"status_code": response.status_code, "mode": self.mode}
             ) from None
         if not isinstance(document, dict):
-            raise CreditAPIError(f"unexpected answer from the server: {str(document)[:100]}")
+            raise CreditAPIError(_("unexpected answer from the server: %(answer)s")
+                                 % {"answer": str(document)[:100]})
         return document
 
     def pages(self, request: Request, key: str, limit: int | None = None
               ) -> Iterator[dict[str, Any]]:
         """Every item of a list, following ``next`` links (up to ``limit`` items)."""
         seen = 0
-        for _ in range(MAX_PAGES):
+        for _page in range(MAX_PAGES):
             document = self.send(request)
             items = document.get(key)
             if not isinstance(items, list):
-                raise CreditAPIError(f"unexpected answer from the server: no {key!r} list")
+                raise CreditAPIError(_("unexpected answer from the server: no %(key)r list")
+                                     % {"key": key})
             for item in items:
                 if limit is not None and seen >= limit:
                     return
@@ -291,4 +301,5 @@ class CreditClient:
                 return
             params = dict(request.params, marker=marker)
             request = Request(request.method, request.path, params=params)
-        raise CreditAPIError(f"more than {MAX_PAGES} pages: use --limit and --marker")
+        raise CreditAPIError(_("more than %(pages)s pages: use --limit and --marker")
+                             % {"pages": MAX_PAGES})

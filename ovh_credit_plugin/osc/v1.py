@@ -17,6 +17,7 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from ovh_credit_plugin import explained
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.osc import client as credit_client
 
 CREDIT_FIELDS = (
@@ -104,7 +105,8 @@ def _positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid limit {text!r}: a whole number from 1")
+        raise argparse.ArgumentTypeError(_("invalid limit %(text)r: a whole number from 1")
+                                         % {"text": text})
     return value
 
 
@@ -202,7 +204,7 @@ class VoidCredit(_CreditCommand, ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if not parsed_args.reason.strip():
-            raise credit_client.CreditAPIError("--reason must not be empty")
+            raise credit_client.CreditAPIError(_("--reason must not be empty"))
         document = self.send(self.client.requests.void_credit(
             parsed_args.credit, parsed_args.reason))
         return _show(document, CREDIT_FIELDS)
@@ -363,8 +365,8 @@ class ShowSettlement(_CreditCommand, ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.key and parsed_args.project:
-            raise credit_client.CreditAPIError("--project goes with an invoice ID: a "
-                                               "settlement key names its project")
+            raise credit_client.CreditAPIError(_("--project goes with an invoice ID: a "
+                                                 "settlement key names its project"))
         document = self.send(self.client.requests.show_settlement(
             parsed_args.invoice, by_key=parsed_args.key, project_id=parsed_args.project))
         names, row = _show(document, SETTLEMENT_FIELDS)

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from ovh_credit_plugin import allocation, exceptions, models, money
 from ovh_credit_plugin.allocation import Line
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.service import inputs
 
 __all__ = ["Charge", "Line", "check", "fingerprint", "invoice_key"]
@@ -97,26 +98,33 @@ def check(charge: Charge) -> None:
     inputs.project_id(charge.project_id)
     money.check_currency(charge.currency)
     if not isinstance(charge.key, str) or not 0 < len(charge.key) <= 600:
-        raise exceptions.InvalidInput(f"invalid settlement key {charge.key!r}")
+        raise exceptions.InvalidInput(_("invalid settlement key %(key)r")
+                                      % {"key": charge.key})
     if not isinstance(charge.invoice_id, str) or not 0 < len(charge.invoice_id) <= 255:
-        raise exceptions.InvalidInput(f"invalid invoice id {charge.invoice_id!r}")
+        raise exceptions.InvalidInput(_("invalid invoice id %(invoice_id)r")
+                                      % {"invoice_id": charge.invoice_id})
     if not isinstance(charge.at, dt.datetime) or charge.at.tzinfo is None:
         raise exceptions.InvalidInput(
-            f"charge {charge.key}: settlement time must be an aware datetime, not {charge.at!r}"
+            _("charge %(key)s: settlement time must be an aware datetime, not %(at)r")
+            % {"key": charge.key, "at": charge.at}
         )
     for line in charge.lines:
         # The ledger's columns are 255 characters: longer text would be a
         # driver error on PostgreSQL and MariaDB (SQLite would store it).
-        for what, text in (("line id", line.id), ("product", line.product)):
+        for what, text in ((_("line id"), line.id), (_("product"), line.product)):
             if not isinstance(text, str) or not 0 < len(text) <= 255:
-                raise exceptions.InvalidInput(f"charge {charge.key}: invalid {what} {text!r}")
+                raise exceptions.InvalidInput(_("charge %(key)s: invalid %(what)s %(text)r")
+                                              % {"key": charge.key, "what": what, "text": text})
         if not money.is_ledger_amount(line.amount):
-            field = f"charge {charge.key} line {line.id} amount"
+            field = (_("charge %(key)s line %(line)s amount")
+                     % {"key": charge.key, "line": line.id})
             if type(line.amount) is not Decimal:
                 # parse_amount would take "10" or 10, and the allocation then fail untyped.
                 raise exceptions.InvalidAmount(
-                    f"{field} must be a Decimal, not {type(line.amount).__name__}"
+                    _("%(field)s must be a Decimal, not %(name)s")
+                    % {"field": field, "name": type(line.amount).__name__}
                 )
             money.parse_amount(line.amount, allow_zero=True, field=field)
     if money.add(*(line.amount for line in charge.lines)) >= money.MAX_AMOUNT:
-        raise exceptions.InvalidAmount(f"charge {charge.key}: the total is too large")
+        raise exceptions.InvalidAmount(_("charge %(key)s: the total is too large")
+                                       % {"key": charge.key})

@@ -108,7 +108,8 @@ def void(
             raise exceptions.InvalidState(
                 _("credit %(id)s is already voided (%(reason)s)")
                 % {"id": ident, "reason": done.void_reason})
-        voided_at = times.not_before(at, credit.created_at, f"credit {ident} was granted")
+        voided_at = times.not_before(
+            at, credit.created_at, _("credit %(id)s was granted") % {"id": ident})
         entry = credit.void_rest(reason=reason)
         credits.write_balances(conn, [credit])
         credits.mark_voided(conn, ident, at=voided_at, reason=reason)

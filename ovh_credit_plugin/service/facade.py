@@ -17,6 +17,7 @@ from stevedore import exception as stevedore_exception
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import catalog_redemptions, projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import (
@@ -86,7 +87,7 @@ class CreditService:
     def catalog(self) -> catalog_base.VoucherCatalog:
         """The voucher catalog, loaded on first use (a host may never activate a voucher)."""
         if self._catalog is None:
-            raise exceptions.ConfigError("no voucher catalog is configured")
+            raise exceptions.ConfigError(_("no voucher catalog is configured"))
         if not isinstance(self._catalog, catalog_base.VoucherCatalog):
             self._catalog = self._catalog()
         return self._catalog
@@ -302,6 +303,7 @@ def load_catalog(conf: cfg.ConfigOpts, *, database: Database) -> catalog_base.Vo
         )
     except stevedore_exception.NoMatches:
         raise exceptions.ConfigError(
-            f"[voucher_catalog] driver {name!r} is not installed"
+            _("[voucher_catalog] driver %(name)r is not installed")
+            % {"name": name}
         ) from None
     return cast(catalog_base.VoucherCatalog, manager.driver)

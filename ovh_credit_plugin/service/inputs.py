@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.i18n import _
 
 # Validity (up to 120 months), order lapses and voucher days (up to 100
 # years) are added to the operation's time: far enough from year 9999.
@@ -29,14 +30,16 @@ def now() -> dt.datetime:
 def moment(at: dt.datetime) -> dt.datetime:
     """``at`` in UTC, checked (a datetime, before year 9000)."""
     if not isinstance(at, dt.datetime):
-        raise exceptions.InvalidInput(f"invalid time {at!r}: expected a datetime")
+        raise exceptions.InvalidInput(
+            _("invalid time %(value)r: expected a datetime") % {"value": at})
     try:
         found = models.utc(at)
     except ValueError as error:
-        raise exceptions.InvalidInput(f"invalid time: {error}") from None
+        raise exceptions.InvalidInput(_("invalid time: %(error)s") % {"error": error}) from None
     if found >= LATEST:
-        raise exceptions.InvalidInput(f"invalid time {models.isoformat(found)}: "
-                                      f"after {models.isoformat(LATEST)}")
+        raise exceptions.InvalidInput(
+            _("invalid time %(time)s: after %(latest)s")
+            % {"time": models.isoformat(found), "latest": models.isoformat(LATEST)})
     return found
 
 
@@ -45,7 +48,7 @@ def project_id(value: Any) -> str:
         return models.check_project_id(value)
     except (TypeError, ValueError):
         raise exceptions.InvalidInput(
-            f"invalid project id {value!r}: 1-255 letters, digits and ._:@/-"
+            _("invalid project id %(value)r: 1-255 letters, digits and ._:@/-") % {"value": value}
         ) from None
 
 
@@ -54,14 +57,15 @@ def invoice_id(value: Any) -> str:
         return models.check_id(value)
     except (TypeError, ValueError):
         raise exceptions.InvalidInput(
-            f"invalid invoice id {value!r}: 1-255 letters, digits and ._:@/-"
+            _("invalid invoice id %(value)r: 1-255 letters, digits and ._:@/-") % {"value": value}
         ) from None
 
 
 def settlement_key(value: Any) -> str:
     # The ledger's key column holds 600 characters.
     if not isinstance(value, str) or not 0 < len(value) <= 600:
-        raise exceptions.InvalidInput(f"invalid settlement key {value!r}: 1-600 characters")
+        raise exceptions.InvalidInput(
+            _("invalid settlement key %(value)r: 1-600 characters") % {"value": value})
     return value
 
 
@@ -69,10 +73,14 @@ def credit_id(value: Any) -> int:
     try:
         ident = int(str(value), 10)
     except ValueError:
-        raise exceptions.InvalidInput(f"invalid credit id {value!r}: a positive integer") from None
+        raise exceptions.InvalidInput(_invalid_credit_id(value)) from None
     if ident <= 0 or ident >= 2**63:
-        raise exceptions.InvalidInput(f"invalid credit id {value!r}: a positive integer")
+        raise exceptions.InvalidInput(_invalid_credit_id(value))
     return ident
+
+
+def _invalid_credit_id(value: Any) -> str:
+    return _("invalid credit id %(value)r: a positive integer") % {"value": value}
 
 
 class Times:
@@ -108,9 +116,10 @@ class Times:
         skew = self._skew()
         if found > current + skew:
             raise exceptions.InvalidInput(
-                f"--at {models.isoformat(found)} is in the future (now is "
-                f"{models.isoformat(current)}, clock skew allowed "
-                f"{int(skew.total_seconds())} s): a change is never dated after now"
+                _("--at %(at)s is in the future (now is %(now)s, clock skew allowed "
+                  "%(skew)d s): a change is never dated after now")
+                % {"at": models.isoformat(found), "now": models.isoformat(current),
+                   "skew": int(skew.total_seconds())}
             )
         return found
 
@@ -127,22 +136,26 @@ class Times:
         if created - at <= self._skew():
             return created
         raise exceptions.InvalidInput(
-            f"{what} at {models.isoformat(created)}: --at {models.isoformat(at)} is earlier"
+            _("%(what)s at %(created)s: --at %(at)s is earlier")
+            % {"what": what, "created": models.isoformat(created), "at": models.isoformat(at)}
         )
 
 
 def batch_size(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise exceptions.InvalidInput(f"batch_size must be at least 1, not {value!r}")
+        raise exceptions.InvalidInput(
+            _("batch_size must be at least 1, not %(value)r") % {"value": value})
     return value
 
 
 def page(limit: Any, status: str | None, statuses: tuple[str, ...]) -> None:
     """A page of a list: 1 to 1000 items, and a status among ``statuses`` (or none)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-        raise exceptions.InvalidInput(f"limit must be from 1 to 1000, not {limit!r}")
+        raise exceptions.InvalidInput(
+            _("limit must be from 1 to 1000, not %(value)r") % {"value": limit})
     if status is not None and status not in statuses:
-        raise exceptions.InvalidInput(f"status must be one of {', '.join(statuses)}")
+        raise exceptions.InvalidInput(
+            _("status must be one of %(statuses)s") % {"statuses": ", ".join(statuses)})
 
 
 _KEY_CHARACTERS = frozenset(string.ascii_letters + string.digits + string.punctuation + " ")
@@ -154,5 +167,6 @@ def idempotency_key(value: Any) -> str | None:
         return None
     if (not isinstance(value, str) or not 0 < len(value) <= 255
             or not set(value) <= _KEY_CHARACTERS):
-        raise exceptions.InvalidInput("an idempotency key is 1 to 255 printable ASCII characters")
+        raise exceptions.InvalidInput(
+            _("an idempotency key is 1 to 255 printable ASCII characters"))
     return value

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import conf as plugin_conf
-from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin import descriptions, exceptions, models, money
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, orders, projects
 from ovh_credit_plugin.ledger.database import Database
@@ -106,8 +106,9 @@ def create_once(
         lowest, highest = limits
         if checked < lowest or checked > highest:
             raise exceptions.InvalidAmount(
-                f"a credit purchase is between {money.to_str(lowest, code)} and "
-                f"{money.to_str(highest, code)} {code}"
+                _("a credit purchase is between %(lowest)s and %(highest)s %(currency)s")
+                % {"lowest": money.to_str(lowest, code), "highest": money.to_str(highest, code),
+                   "currency": code}
             )
         projects.ensure(conn, project_id, code, at=at)
         orders.insert(
@@ -174,7 +175,8 @@ def pay(
             return orders.model(order), []
         if order.status == "cancelled":
             raise exceptions.InvalidState(_("order %(id)s is cancelled") % {"id": order_id})
-        paid_at = times.not_before(at, order.created_at, f"order {order_id} was created")
+        paid_at = times.not_before(
+            at, order.created_at, _("order %(id)s was created") % {"id": order_id})
         if order.status == "expired" or paid_at >= order.expires_at:
             raise exceptions.InvalidState(_("order %(id)s has lapsed unpaid") % {"id": order_id})
         credit_id = credits.grant(
@@ -182,7 +184,7 @@ def pay(
             project_id=order.project_id,
             kind="purchased",
             source=order.id,
-            description=f"Cloud credit (order {order.id})",
+            description=descriptions.purchased(order.id),
             currency=order.currency,
             amount=order.amount,
             products=(),
@@ -219,7 +221,8 @@ def cancel(
                 _("order %(id)s is %(status)s; only a pending order can be cancelled")
                 % {"id": order_id, "status": status}
             )
-        cancelled_at = times.not_before(at, order.created_at, f"order {order_id} was created")
+        cancelled_at = times.not_before(
+            at, order.created_at, _("order %(id)s was created") % {"id": order_id})
         orders.mark_cancelled(conn, order_id, at=cancelled_at)
         return orders.model(orders.get(conn, order_id))
 

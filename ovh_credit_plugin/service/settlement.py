@@ -58,8 +58,9 @@ def settle(
 ) -> list[models.Settlement]:
     """A host's own charges, checked like invoices, settled in one transaction."""
     if on_change not in ("conflict", "replace"):
-        raise exceptions.InvalidInput(f"on_change must be 'conflict' or 'replace', "
-                                      f"not {on_change!r}")
+        raise exceptions.InvalidInput(_("on_change must be 'conflict' or 'replace', not "
+                                        "%(on_change)r")
+                                      % {"on_change": on_change})
     with collector.paused():
         for charge in charges:
             charges_module.check(charge)

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import descriptions, exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations, credits, projects
@@ -273,7 +273,7 @@ class Vouchers:
                 project_id=project_id,
                 kind="voucher",
                 source=code,
-                description=redemption.description or f"Voucher {masked}",
+                description=redemption.description or descriptions.voucher(code),
                 currency=redemption.currency,
                 amount=redemption.amount,
                 products=redemption.products,
@@ -322,7 +322,8 @@ class Vouchers:
         self.database.write(record)
         if drop_intent is not None:
             self.release_currency(project_id)
-        refusal = exceptions.VoucherRefused(str(error), public=public)
+        reason_text = error if isinstance(error, str) else exceptions.message_of(error)
+        refusal = exceptions.VoucherRefused(reason_text, public=public)
         if isinstance(error, BaseException):
             raise refusal from error
         raise refusal

@@ -95,3 +95,88 @@ def test_the_cli_speaks_the_language_of_the_locale(ledger: Ledger, language: str
     )
     assert done.returncode != 0
     assert done.stderr.strip() == expected
+
+
+PAYER = {"X-Project-Id": "payments", "X-User-Id": "psp", "X-Roles": "service"}
+
+
+def test_the_descriptions_the_plugin_writes_are_shown_in_the_language_asked(
+        ledger: Ledger) -> None:
+    french = {**MEMBER, "Accept-Language": "fr"}
+    with standalone(ledger) as url:
+        order = call("POST", f"{url}/v1/orders", headers=MEMBER,
+                     json_body={"amount": "10", "currency": "EUR"}).json()
+        paid = call("POST", f"{url}/v1/orders/{order['id']}/payment", headers=PAYER,
+                    json_body={"amount": "10", "currency": "EUR"})
+        assert paid.status_code == 200, paid.text
+        welcome = call("POST", f"{url}/v1/vouchers", headers=french,
+                       json_body={"code": "WELCOME-2026"})
+        assert welcome.status_code == 201, welcome.text
+        # The catalog's own description is the catalog's text: shown as sent.
+        assert welcome.json()["description"] == "Welcome voucher"
+
+        listed = call("GET", f"{url}/v1/credits", headers=french)
+        assert listed.headers["Content-Language"] == "fr"
+        described = {c["kind"]: c["description"] for c in listed.json()["credits"]}
+        assert described == {"purchased": f"Crédit cloud (bon de commande {order['id']})",
+                             "voucher": "Welcome voucher"}
+        english = call("GET", f"{url}/v1/credits", headers=MEMBER).json()["credits"]
+        assert {c["kind"]: c["description"] for c in english}["purchased"] == (
+            f"Cloud credit (order {order['id']})")
+
+        purchased = next(c for c in listed.json()["credits"] if c["kind"] == "purchased")
+        ovh_view = call("GET", f"{url}/v1/ovh/cloud/project/{PROJECT}/credit/{purchased['id']}",
+                        headers=french)
+        assert ovh_view.json()["description"] == f"Crédit cloud (bon de commande {order['id']})"
+
+        # A voucher the catalog sent no description for: the plugin's, in French.
+        yen = {"X-Project-Id": "yen", "X-User-Id": "kenji", "X-Roles": "member,reader",
+               "Accept-Language": "fr"}
+        activated = call("POST", f"{url}/v1/vouchers", headers=yen,
+                         json_body={"code": "YEN-1000"})
+        assert activated.status_code == 201, activated.text
+        assert activated.json()["description"] == "Bon d'achat YE…"
+        assert activated.headers["Content-Language"] == "fr"
+
+    # The ledger keeps the source language: every tool reading it reads the same.
+    stored = ledger.service().list_credits(PROJECT)
+    assert {c.kind: c.description for c in stored}["purchased"] == (
+        f"Cloud credit (order {order['id']})")
+
+
+def test_problems_with_the_shape_of_a_body_are_translated(ledger: Ledger) -> None:
+    with standalone(ledger) as url:
+        def activate(body: dict[str, object], language: str) -> dict[str, str]:
+            return first_error(call("POST", f"{url}/v1/vouchers",
+                                    headers={**MEMBER, "Accept-Language": language},
+                                    json_body=body))
+
+        assert activate({}, "fr")["detail"] == "code : ce champ est obligatoire"
+        assert activate({}, "en")["detail"] == "code: this field is required"
+        assert activate({"code": "WELCOME-2026", "coupon": 1}, "fr")["detail"] == (
+            "coupon : champ inconnu")
+        assert activate({"code": 12}, "fr")["detail"] == (
+            "code : une chaîne de caractères est attendue")
+
+
+def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
+        ledger: Ledger) -> None:
+    service = ledger.service()
+    order = service.create_order(PROJECT, "10")
+    service.pay_order(order.id)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ovh_credit_plugin.cli.app", "--config-file",
+             str(ledger.config), *args],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "LANGUAGE": "fr"},
+        )
+
+    refused = cli("credit", "list", PROJECT, "--summary", "--long")
+    assert refused.returncode != 0
+    assert refused.stderr.strip() == (
+        "ovh-credit: --summary et --long ne vont pas ensemble : le résumé a ses propres colonnes")
+    listed = cli("credit", "list", PROJECT, "-f", "value", "-c", "description")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == f"Crédit cloud (bon de commande {order.id})"

@@ -8,6 +8,7 @@ keywords ``_`` and ``deferred``), so a new message without a French text in
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -55,6 +56,61 @@ def test_french_texts_keep_the_placeholders() -> None:
         if french:
             assert sorted(PLACEHOLDER.findall(french)) == sorted(PLACEHOLDER.findall(message)), \
                 message
+
+
+# Errors for the plugin's own programmers, never shown to a customer or an
+# operator as the answer to something they did: left in English.
+PROGRAMMING_ERRORS = {"TypeError", "AssertionError", "NotImplementedError"}
+# Checks of values the plugin itself builds (a ledger column's Python value,
+# an API error code, a money document): a failure there is a bug, not input.
+INTERNAL_MODULES = {"ledger/types.py", "api/errors.py", "api/ovh.py"}
+
+
+def unmarked_raises(source: str) -> list[tuple[int, str]]:
+    """``raise X("text")`` or ``raise X(f"...")``: a message a person reads, not marked."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                and node.exc.args):
+            continue
+        name = ast.unparse(node.exc.func).rsplit(".", 1)[-1]
+        if name in PROGRAMMING_ERRORS:
+            continue
+        # An API error's first argument is its code (never translated), the detail next.
+        message = node.exc.args[1 if name == "ApiError" and len(node.exc.args) > 1 else 0]
+        while isinstance(message, ast.BinOp):  # "..." % values, "..." + "..."
+            message = message.left
+        if isinstance(message, ast.JoinedStr) or (
+                isinstance(message, ast.Constant) and isinstance(message.value, str)):
+            found.append((node.lineno, ast.unparse(node.exc)[:80]))
+    return found
+
+
+def test_the_raise_check_finds_unmarked_messages() -> None:
+    # Guards the test below: a check that finds nothing would pass it.
+    assert [line for line, _text in unmarked_raises(
+        'raise InvalidInput(f"bad {x}")\n'
+        'raise exceptions.ConfigError("no")\n'
+        'raise ValueError("a %s" % x)\n'
+        'raise InvalidInput(_("marked"))\n'
+        'raise InvalidInput(_("marked %(x)s") % {"x": x})\n'
+        'raise TypeError("for programmers")\n'
+        'raise errors.ApiError("not_found", f"no {x}")\n'
+        'raise errors.ApiError("not_found", _("no %(x)s") % {"x": x})\n'
+    )] == [1, 2, 3, 7]
+
+
+def test_every_raised_message_is_marked_for_translation() -> None:
+    # A message raised with literal text reaches a person (the API's detail,
+    # the CLI's one line on stderr) in English whatever their language.
+    unmarked = [
+        f"{path.relative_to(PACKAGE)}:{line}: {text}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "migrations" not in path.parts
+        and str(path.relative_to(PACKAGE)) not in INTERNAL_MODULES
+        for line, text in unmarked_raises(path.read_text())
+    ]
+    assert unmarked == [], "mark with _() (docs/translations.md):\n" + "\n".join(unmarked)
 
 
 def test_the_compiled_catalog_ships_and_translates() -> None:

@@ -27,6 +27,7 @@ from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import errors, redaction, transport, wire
 from ovh_credit_plugin.catalog.http.deadline import DeadlineTimeout, Operation, running
 from ovh_credit_plugin.catalog.http.wire import API_PREFIX, MAX_BODY_BYTES, REQUEST_ID_HEADER
+from ovh_credit_plugin.i18n import _
 
 # The logger the module had before it became a package: operators' logging
 # configuration names it.
@@ -111,8 +112,8 @@ class HttpVoucherCatalog(base.VoucherCatalog):
             document = wire.parse(wire.VoucherDocument, answer, what="voucher")
             if document.code != code:
                 raise base.CatalogProtocolError(
-                    "the voucher catalog answered about another code than "
-                    f"{base.mask_code(code)}",
+                    _("the voucher catalog answered about another code than %(code)s")
+                    % {"code": base.mask_code(code)},
                     status=answer.status, request_id=answer.request_id,
                 )
             return wire.convert(models.Voucher, document, answer)
@@ -129,9 +130,10 @@ class HttpVoucherCatalog(base.VoucherCatalog):
     ) -> models.Redemption:
         code = base.normalize_code(code)
         if not isinstance(project_id, str) or not models.ID_RE.fullmatch(project_id):
-            raise exceptions.InvalidInput(f"invalid project id {project_id!r}")
+            raise exceptions.InvalidInput(_("invalid project id %(project_id)r")
+                                          % {"project_id": project_id})
         if not wire.IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
-            raise exceptions.InvalidInput("invalid idempotency key")
+            raise exceptions.InvalidInput(_("invalid idempotency key"))
         # ``at`` is ignored: a remote catalog keeps its own clock.
         payload = wire.RedemptionRequest(project_id=project_id, idempotency_key=idempotency_key)
         answer = self._exchange(
@@ -254,7 +256,8 @@ class HttpVoucherCatalog(base.VoucherCatalog):
             body += chunk
             if len(body) > MAX_BODY_BYTES:
                 raise base.CatalogProtocolError(
-                    f"the voucher catalog's answer is larger than {MAX_BODY_BYTES} bytes",
+                    _("the voucher catalog's answer is larger than %(limit)s bytes")
+                    % {"limit": MAX_BODY_BYTES},
                     status=response.status_code,
                     request_id=redaction.safe_header(response.headers, REQUEST_ID_HEADER),
                 )
@@ -275,26 +278,29 @@ class HttpVoucherCatalog(base.VoucherCatalog):
 def _check_endpoint(endpoint: str | None) -> tuple[str, str]:
     """The base URL, and how messages name it (no credentials, no path)."""
     if not endpoint:
-        raise exceptions.ConfigError("[voucher_catalog] endpoint is required by the http driver")
+        raise exceptions.ConfigError(_("[voucher_catalog] endpoint is required by the http "
+                                       "driver"))
     parts = urllib.parse.urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise exceptions.ConfigError(
-            f"[voucher_catalog] endpoint must be an http(s) URL, not {endpoint!r}"
+            _("[voucher_catalog] endpoint must be an http(s) URL, not %(endpoint)r")
+            % {"endpoint": endpoint}
         )
     if parts.username or parts.password:
         # They would end up in logs; the token option is the secret one.
         raise exceptions.ConfigError(
-            "[voucher_catalog] endpoint must not carry credentials: use auth_token"
+            _("[voucher_catalog] endpoint must not carry credentials: use auth_token")
         )
     if parts.query or parts.fragment:
         raise exceptions.ConfigError(
-            "[voucher_catalog] endpoint must not have a query or fragment"
+            _("[voucher_catalog] endpoint must not have a query or fragment")
         )
     try:
         port = parts.port
     except ValueError:
         raise exceptions.ConfigError(
-            f"[voucher_catalog] endpoint has an invalid port: {endpoint!r}"
+            _("[voucher_catalog] endpoint has an invalid port: %(endpoint)r")
+            % {"endpoint": endpoint}
         ) from None
     where = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
     return endpoint.rstrip("/"), where
@@ -308,7 +314,8 @@ def _verify_option(group: Any) -> bool | str:
     if group.ca_file:
         if not Path(group.ca_file).is_file():
             raise exceptions.ConfigError(
-                f"[voucher_catalog] ca_file {group.ca_file!r} is not a readable file"
+                _("[voucher_catalog] ca_file %(ca_file)r is not a readable file")
+                % {"ca_file": group.ca_file}
             )
         return str(group.ca_file)
     return True
@@ -317,11 +324,12 @@ def _verify_option(group: Any) -> bool | str:
 def _cert_option(group: Any) -> str | tuple[str, str] | None:
     cert_file, key_file = group.cert_file, group.key_file
     if key_file and not cert_file:
-        raise exceptions.ConfigError("[voucher_catalog] key_file needs cert_file")
+        raise exceptions.ConfigError(_("[voucher_catalog] key_file needs cert_file"))
     for name, value in (("cert_file", cert_file), ("key_file", key_file)):
         if value and not Path(value).is_file():
             raise exceptions.ConfigError(
-                f"[voucher_catalog] {name} {value!r} is not a readable file"
+                _("[voucher_catalog] %(name)s %(value)r is not a readable file")
+                % {"name": name, "value": value}
             )
     if cert_file and key_file:
         return (str(cert_file), str(key_file))

@@ -21,6 +21,7 @@ from urllib3 import exceptions as urllib3_exceptions
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import redaction, wire
 from ovh_credit_plugin.catalog.http.deadline import Operation
+from ovh_credit_plugin.i18n import _
 
 
 def from_exception(
@@ -67,12 +68,14 @@ def from_answer(answer: wire.Answer, *, where: str, code: str) -> base.CatalogEr
             **kwargs,
         )
     if status == 404:
-        return base.VoucherNotFound(f"unknown voucher {masked}", **kwargs)
+        return base.VoucherNotFound(_("unknown voucher %(code)s") % {"code": masked}, **kwargs)
     if status == 409:
-        return base.VoucherAlreadyRedeemed(f"voucher {masked} is used up", **kwargs)
+        return base.VoucherAlreadyRedeemed(_("voucher %(code)s is used up") % {"code": masked},
+                                           **kwargs)
     if status == 410:
         return base.VoucherUnavailable(
-            f"voucher {masked} is revoked or expired{detail}", **kwargs
+            _("voucher %(code)s is revoked or expired%(detail)s")
+            % {"code": masked, "detail": detail}, **kwargs
         )
     if status == 429:
         wait = f", it asks to wait {answer.retry_after} s" if answer.retry_after else ""
@@ -124,7 +127,7 @@ def _error_detail(body: bytes, *, code: str) -> str:
 def describe(error: BaseException, *, code: str) -> str:
     """One line about a network failure, from its innermost cause."""
     reason: BaseException = error
-    for _ in range(8):
+    for _depth in range(8):
         if isinstance(reason, urllib3_exceptions.MaxRetryError) and reason.reason is not None:
             reason = reason.reason
         elif (isinstance(reason, requests.RequestException | urllib3_exceptions.ProtocolError)
