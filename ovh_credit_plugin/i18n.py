@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gettext
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import oslo_i18n
@@ -68,6 +69,32 @@ def best_language(accept_language: object) -> str:
     if lookup is None:
         return SOURCE_LANGUAGE
     return str(lookup(language_tags=list(available_languages()), default=SOURCE_LANGUAGE))
+
+
+def accept_language(environ: Mapping[str, str] | None = None) -> str | None:
+    """The ``Accept-Language`` of the process locale, for a client of the REST API.
+
+    gettext's order (``LANGUAGE``, a ``:`` list; then ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``); ``fr_FR.UTF-8`` is sent as ``fr-FR``. None for
+    the C/POSIX locale or none set: the server answers in English.
+    """
+    environ = os.environ if environ is None else environ
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(name):
+            found = environ[name].split(":")
+            break
+    else:
+        return None
+    tags = []
+    for item in found:
+        tag = item.split(".", 1)[0].split("@", 1)[0].replace("_", "-")
+        if tag and tag not in ("C", "POSIX") and tag not in tags:
+            tags.append(tag)
+    if not tags:
+        return None
+    # Each one less wanted than the one before: q=1, 0.9, 0.8... down to 0.1.
+    return ", ".join(tag if i == 0 else f"{tag};q={max(10 - i, 1) / 10}"
+                     for i, tag in enumerate(tags))
 
 
 @functools.lru_cache(maxsize=16)

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ovh_credit_plugin import i18n
 from ovh_credit_plugin.i18n import _
 
 API_MODES = {
@@ -246,6 +247,10 @@ class CreditClient:
         from keystoneauth1 import exceptions as ks_exceptions
 
         headers = {"Accept": "application/json", **request.headers}
+        # The server's words (errors, descriptions) in the user's language.
+        language = i18n.accept_language()
+        if language:
+            headers["Accept-Language"] = language
         kwargs: dict[str, Any] = {"headers": headers, "raise_exc": False}
         if request.params:
             kwargs["params"] = request.params

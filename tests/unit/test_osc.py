@@ -24,6 +24,7 @@ from cliff.app import App  # noqa: E402
 from cliff.commandmanager import CommandManager  # noqa: E402
 from keystoneauth1 import adapter, session  # noqa: E402
 
+from ovh_credit_plugin import i18n  # noqa: E402
 from ovh_credit_plugin.osc import client as credit_client  # noqa: E402
 from ovh_credit_plugin.osc import plugin, v1  # noqa: E402
 from ovh_credit_plugin.osc.noauth import CreditNoAuthLoader, CreditNoAuthPlugin  # noqa: E402
@@ -487,3 +488,24 @@ def test_settlement_show_by_invoice_or_key() -> None:
     assert ("line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order "
             "(no end date, created 2026-01-31T10:00:00Z); credit 7 comes first "
             "but does not cover this line's product") in text
+
+
+@pytest.mark.parametrize(("environ", "sent"), [
+    ({"LANGUAGE": "fr_FR:fr:en", "LANG": "de_DE.UTF-8"}, "fr-FR, fr;q=0.9, en;q=0.8"),
+    ({"LC_ALL": "fr_CA.UTF-8@euro"}, "fr-CA"),
+    ({"LANG": "C.UTF-8"}, None),
+    ({}, None),
+])
+def test_the_locale_becomes_accept_language(environ: dict[str, str], sent: str | None) -> None:
+    assert i18n.accept_language(environ) == sent
+
+
+@responses.activate
+def test_requests_ask_for_the_language_of_the_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANGUAGE", "fr")
+    responses.get(f"{SA}/credits", json={"credits": [], "links": []})
+    client = make_client("standalone", project_id="p1", user_id="u1", roles="reader")
+    client.send(client.requests.list_credits())
+    assert responses.calls[0].request.headers["Accept-Language"] == "fr"
