@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.skipif(_reason is not None, reason=_reason or ""),
               pytest.mark.timeout(900)]
 
 WAIT = 60
+# Three failed voucher attempts per project and hour: the fourth is refused.
+THROTTLE = "voucher_max_failed_attempts = 3"
 # The forecast warns about a credit that ends within 30 days with money that will
 # not be spent: a voucher ending in 20 days, on a project with no usage yet.
 SOON = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=20)
@@ -167,12 +169,16 @@ def stack(keystone: Keystone, tmp_path_factory: pytest.TempPathFactory) -> Itera
     artifacts.mkdir(parents=True, exist_ok=True)
     docs = os.environ.get("OVH_CREDIT_DOCS_IMAGES")
     api = api_stack.start_standalone(ledger, auth_strategy="keystone",
-                                     authtoken=keystone.authtoken_conf())
+                                     authtoken=keystone.authtoken_conf(),
+                                     options=f"[cloud_credit]\n{THROTTLE}\n")
     started: list[Any] = [api]
     try:
         _set_rating_service(keystone, api.url)
+        # Beside CloudKitty's own panels when cloudkitty-dashboard is installed (the
+        # browser-tests extra has it), as on a cloud that runs both.
         server = horizon.start_horizon(root / "horizon", keystone_url=keystone.auth_url,
-                                       api_mode="standalone")
+                                       api_mode="standalone",
+                                       also_enable=horizon.cloudkitty_dashboard_enabled_files())
         started.append(server)
         driver = horizon.browser()
         try:
@@ -194,6 +200,14 @@ def test_member_buys_credit_and_sees_it_once_paid(stack: Stack) -> None:
     stack.login("member")
     assert "Credits & Vouchers" in stack.driver.title
     assert stack.rows("credits") == []
+    # Project > Rating: one group, CloudKitty's panels (when enabled) and ours.
+    groups = stack.driver.find_elements(
+        By.CSS_SELECTOR, "a[data-target='#sidebar-accordion-project-rating']")
+    assert [g.get_attribute("textContent").strip() for g in groups] == ["Rating"]
+    panels = [a.get_attribute("textContent").strip() for a in stack.driver.find_elements(
+        By.CSS_SELECTOR, "#sidebar-accordion-project-rating a.openstack-panel")]
+    expected = ["Rating", "Reporting"] if horizon.cloudkitty_dashboard_enabled_files() else []
+    assert panels == [*expected, "Credits & Vouchers"], panels
     stack.shot("01-member-no-credit")
 
     stack.driver.find_element(By.ID, "credits__action_add_credit").click()
@@ -317,11 +331,27 @@ def test_reader_sees_the_table_but_not_the_forms(stack: Stack) -> None:
 
 
 def test_member_of_another_project_sees_none_of_it(stack: Stack) -> None:
+    from selenium.webdriver.common.by import By
+
     stack.login("other")
     assert stack.rows("credits") == []
     assert stack.rows("orders") == []
     assert stack.texts(".cloud-credit-warning") == []
     stack.shot("09-other-project")
+
+    # Guessing codes: after three wrong ones, the page says when to try again.
+    stack.driver.find_element(By.ID, "credits__action_add_voucher").click()
+    stack.wait_for("#id_code")
+    for attempt in range(4):
+        stack.fill("id_code", f"GUESS-{attempt}")
+        stack.submit()
+        stack.wait_for(".alert-danger")
+    [refusal] = stack.texts(".alert-danger")
+    assert refusal.startswith("Too many wrong voucher codes were tried on this project: you "
+                              "can try again after "), refusal
+    now = dt.datetime.now(dt.timezone.utc)
+    assert str(now.year) in refusal
+    stack.shot("10-voucher-throttled", docs="dashboard-voucher-throttled.png")
 
 
 def test_admin_voids_a_credit_of_any_project(stack: Stack) -> None:
@@ -337,13 +367,13 @@ def test_admin_voids_a_credit_of_any_project(stack: Stack) -> None:
                                )[1].click()
     stack.wait_for("#id_reason")
     stack.fill("id_reason", "charge-back 2026-12")
-    stack.shot("10-void-form", docs="dashboard-void.png")
+    stack.shot("11-void-form", docs="dashboard-void.png")
     stack.submit()
     stack.wait_for("#ended_credits")
     assert [r[1] for r in stack.rows("credits")] == ["Ending soon", rows[2][1]]
     [ended] = stack.rows("ended_credits")
     assert ended[1] == "Welcome voucher" and "Voided" in ended
-    stack.shot("11-admin-voided")
+    stack.shot("12-admin-voided")
 
 
 def test_french_ui(stack: Stack) -> None:
@@ -361,11 +391,11 @@ def test_french_ui(stack: Stack) -> None:
     kinds = [r[0] for r in stack.rows("credits")]
     assert kinds[0] == "Bon d'achat" and kinds[-1] == "Crédit acheté", kinds
     assert f"{SOON.day} " in warning and str(SOON.year) in warning
-    stack.shot("12-french", docs="dashboard-fr.png")
+    stack.shot("13-french", docs="dashboard-fr.png")
     stack.driver.find_element(By.ID, "credits__action_add_voucher").click()
     stack.wait_for("#id_code")
     stack.fill("id_code", "NOPE-9999")
     stack.submit()
     stack.wait_for(".alert-danger")
     assert "Ce code de bon d'achat est inconnu" in stack.body()
-    stack.shot("13-french-refusal")
+    stack.shot("14-french-refusal")

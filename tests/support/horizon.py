@@ -74,13 +74,26 @@ def _cache_root() -> Path:
     return Path(base) / "ovh-credit-plugin" / f"horizon-{_version('horizon')}"
 
 
-def start_horizon(directory: Path, *, keystone_url: str, api_mode: str) -> ServerProcess:
-    """Horizon with the panel enabled, its identity at ``keystone_url`` (``.../v3``)."""
+def cloudkitty_dashboard_enabled_files() -> list[Path]:
+    """cloudkitty-dashboard's enabled files, when it is installed (else none)."""
+    try:
+        import cloudkittydashboard.enabled as enabled
+    except ImportError:
+        return []
+    return sorted(Path(enabled.__path__[0]).glob("_*.py"))
+
+
+def start_horizon(directory: Path, *, keystone_url: str, api_mode: str,
+                  also_enable: list[Path] | None = None) -> ServerProcess:
+    """Horizon with the panel enabled, its identity at ``keystone_url`` (``.../v3``).
+
+    ``also_enable``: other plugins' enabled files (cloudkitty-dashboard's), copied too.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     enabled = directory / "enabled"
     enabled.mkdir(exist_ok=True)
     # What docs/dashboard.md has operators do: copy the enabled files.
-    for source in sorted(ENABLED.glob("_*.py")):
+    for source in [*sorted(ENABLED.glob("_*.py")), *(also_enable or [])]:
         shutil.copy2(source, enabled / source.name)
     cache = _cache_root()
     cache.mkdir(parents=True, exist_ok=True)
