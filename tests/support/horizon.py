@@ -168,6 +168,10 @@ def browser(*, language: str = "en") -> Any:
                      "--disable-gpu", "--window-size=1400,1000", f"--lang={language}",
                      "--disable-extensions", "--no-first-run"):
         options.add_argument(argument)
+    # No password manager: it must not fill a login form with the previous persona.
+    options.add_experimental_option("prefs", {"credentials_enable_service": False,
+                                              "profile.password_manager_enabled": False,
+                                              "autofill.profile_enabled": False})
     service = Service(executable_path=shutil.which(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
     # The first page compiles Horizon's stylesheets when the cache is empty.

@@ -117,6 +117,12 @@ class CreditsTable(tables.DataTable):
     products = tables.Column(_products, verbose_name=_("Products"))
     status = tables.Column(_status, verbose_name=_("Status"))
 
+    def __init__(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(request, *args, **kwargs)
+        # Void is the only row action, an admin's: no empty "Actions" column for others.
+        if not common.is_admin(request):
+            self.columns.pop("actions", None)
+
     def get_object_id(self, datum: dict[str, Any]) -> str:
         return str(datum["id"])
 
