@@ -77,10 +77,18 @@ class Stack:
     def login(self, persona: str) -> None:
         from selenium.webdriver.common.by import By
 
-        # Logging out is a POST in Horizon: forget the session instead, from a page
-        # with no script (a page of Horizon's asks for /header/ after loading, and
-        # that answer would set the session cookie again).
+        # Log out on the server (a POST in Horizon, with the CSRF token): the session
+        # is gone there, so a late answer of the previous page (its /header/ request)
+        # that sets the old session cookie again brings no one back. From a page with
+        # no script of its own.
         self.get("/static/dashboard/img/logo.svg")
+        csrf = self.driver.get_cookie("csrftoken")
+        if csrf:
+            self.driver.execute_async_script(
+                "const done = arguments[arguments.length - 1];"
+                "fetch('/auth/logout/', {method: 'POST', credentials: 'same-origin',"
+                " headers: {'X-CSRFToken': arguments[0]}})"
+                ".then(r => done(r.status), e => done(String(e)));", csrf["value"])
         self.driver.delete_all_cookies()
         self.get("/auth/login/")
         self.wait_for("#id_username")
