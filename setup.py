@@ -20,7 +20,11 @@ class build_py_with_catalogs(build_py):
         # An editable install imports the package from the source tree, so the
         # compiled catalogs go there; a wheel gets them in its build directory.
         target_root = Path(PACKAGE) if self.editable_mode else Path(self.build_lib) / PACKAGE
-        for source in sorted(Path(PACKAGE, "locale").glob("*/LC_MESSAGES/*.po")):
+        # The plugin's catalogs (gettext domain ovh_credit_plugin) and the dashboard
+        # panel's (Django's domain, django.po, found by Django in the app's locale/).
+        sources = [*Path(PACKAGE, "locale").glob("*/LC_MESSAGES/*.po"),
+                   *Path(PACKAGE, "dashboard", "locale").glob("*/LC_MESSAGES/*.po")]
+        for source in sorted(sources):
             with source.open("rb") as po:
                 catalog = pofile.read_po(po)
             target = target_root / source.relative_to(PACKAGE).with_suffix(".mo")

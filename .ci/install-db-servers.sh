@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install PostgreSQL and MariaDB server binaries, and the Galera provider with rsync
 # (its state transfer) for the clustered-ledger tier, and RabbitMQ (the real transport of
-# the notification tests, tests/support/rabbitmq.py), for the test suite (Debian 12, run
+# the notification tests, tests/support/rabbitmq.py), and Debian's chromium with its
+# chromedriver (the dashboard's real-browser tier, tests/support/horizon.py: selenium
+# drives them, nothing is downloaded at test time), for the test suite (Debian 12, run
 # as root).
 #
 # The tests start their own throwaway servers on loopback (see tests/support/dbservers.py);
@@ -40,6 +42,11 @@ have_galera || pkgs+=(galera-4)
 have_rabbitmq || pkgs+=(rabbitmq-server)
 # Galera's state snapshot transfer (a node rejoining too far behind) uses rsync.
 command -v rsync >/dev/null 2>&1 || pkgs+=(rsync)
+# The browser tier: chromium, chromium-driver, and a font with Arial's metrics for
+# Horizon's pages and their screenshots.
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
+[ -d /usr/share/fonts/truetype/liberation ] || pkgs+=(fonts-liberation)
 # ... and one of ss/lsof to see its rsync daemon listen (wsrep_sst_common).
 { command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || pkgs+=(iproute2)
 

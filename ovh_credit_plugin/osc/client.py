@@ -39,10 +39,16 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 class CreditAPIError(Exception):
     """An error answer of the API, or no answer: one line for the terminal."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 text: str | None = None, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
+        #: The server's own words (title and detail), without the HTTP status and
+        #: request id: what the dashboard shows a customer.
+        self.text = text if text is not None else message
+        #: ``Retry-After`` in seconds, when the server said when to try again.
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -227,7 +233,9 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
     if retry_after and status in (429, 503):
         extra.append(f"retry after {retry_after}s")
     line = " ".join(text.split())[:300] or _REASONS.get(status, "error")
-    return CreditAPIError(f"{line} ({', '.join(extra)})", status=status, code=code)
+    seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else None
+    return CreditAPIError(f"{line} ({', '.join(extra)})", status=status, code=code, text=line,
+                          retry_after=seconds)
 
 
 _REASONS = {400: "Bad request", 401: "Unauthorized: no valid token",

@@ -103,8 +103,12 @@ def migrate_ledger(config: Path) -> None:
 
 
 def start_standalone(directory: Path, *, auth_strategy: str,
-                     authtoken: dict[str, str] | None = None) -> ServerProcess:
-    """``ovh-credit-api --config-file ...`` on a free loopback port."""
+                     authtoken: dict[str, str] | None = None,
+                     options: str = "") -> ServerProcess:
+    """``ovh-credit-api --config-file ...`` on a free loopback port.
+
+    ``options``: more configuration, appended (oslo.config merges a section given twice).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = directory / "ovh-credit-api.conf"
@@ -116,7 +120,7 @@ auth_strategy = {auth_strategy}
 """
     if authtoken:
         text += "\n" + authtoken_section(authtoken)
-    config.write_text(text)
+    config.write_text(text + ("\n" + options if options else ""))
     migrate_ledger(config)
     server = ServerProcess([str(BIN / "ovh-credit-api"), "--config-file", str(config)],
                            env={}, log_path=directory / "ovh-credit-api.log")

@@ -241,6 +241,17 @@ def test_retry_after_is_shown_for_429_and_503() -> None:
                        "retry after 120s)")
 
 
+def test_the_error_keeps_the_server_words_and_retry_after_apart() -> None:
+    # The dashboard shows the server's words alone, and says when to try again.
+    body = json.dumps({"errors": [{"status": 429, "code": "cloud_credit.voucher_throttled",
+                                   "title": "Too many failed attempts", "detail": "wait",
+                                   "request_id": "req-3"}]}).encode()
+    error = credit_client.error_message(429, body, {"Retry-After": "120"})
+    assert (error.text, error.retry_after) == ("Too many failed attempts: wait", 120)
+    error = credit_client.error_message(503, b"", {"Retry-After": "Wed, 21 Oct 2035 07:28:00 GMT"})
+    assert (error.text, error.retry_after) == ("Service unavailable", None)
+
+
 def test_keystonemiddleware_401_and_other_bodies() -> None:
     ksm = json.dumps({"error": {"code": 401, "title": "Unauthorized",
                                 "message": "The request you have made requires "

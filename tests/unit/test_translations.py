@@ -1,5 +1,9 @@
 """Every message the plugin marks for translation has a French translation that ships.
 
+The dashboard panel (ovh_credit_plugin/dashboard/, a Django application) has its
+own catalog in Django's domain: its messages are left out of the plugin's and
+checked against ``dashboard/locale/fr/LC_MESSAGES/django.po`` below.
+
 The messages are extracted from the code as ``pybabel extract`` does (the
 keywords ``_`` and ``deferred``), so a new message without a French text in
 ``ovh_credit_plugin/locale/fr/LC_MESSAGES/ovh_credit_plugin.po`` fails here
@@ -25,7 +29,8 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sdr]")
 
 def marked_messages() -> set[str]:
     found = extract_from_dir(str(PACKAGE), method_map=[("**.py", "python")],
-                             keywords={"_": None, "deferred": None})
+                             keywords={"_": None, "deferred": None},
+                             directory_filter=lambda path: Path(path).name != "dashboard")
     return {message for _file, _line, message, _comments, _context in found}
 
 
@@ -130,3 +135,32 @@ def test_the_request_language_follows_accept_language(header: str, language: str
 
     request = webob.Request.blank("/", headers={"Accept-Language": header} if header else {})
     assert i18n.best_language(request.accept_language) == language
+
+
+DASHBOARD_PO = PACKAGE / "dashboard" / "locale" / "fr" / "LC_MESSAGES" / "django.po"
+
+
+def _dashboard_messages() -> list[str]:
+    import sys
+
+    sys.path.insert(0, str(PACKAGE.parent / "tools"))
+    try:
+        from update_dashboard_catalog import messages
+    finally:
+        sys.path.pop(0)
+    return list(messages())
+
+
+def test_the_dashboard_panel_has_every_text_in_french() -> None:
+    marked = _dashboard_messages()
+    # Python files and templates alike (a guard: an extraction finding nothing passes).
+    assert "Credits & Vouchers" in marked and "Pay before" in marked
+    assert not set(marked) & marked_messages(), "the panel's texts are Django's domain"
+    with DASHBOARD_PO.open("rb") as handle:
+        catalog = {m.id: m.string for m in pofile.read_po(handle, locale="fr") if m.id}
+    missing = sorted(m for m in marked if not catalog.get(m))
+    assert missing == [], ("no French text (tools/fr_dashboard_messages.py, then "
+                           "tools/update_dashboard_catalog.py): " + "; ".join(missing))
+    for message in marked:
+        assert sorted(PLACEHOLDER.findall(catalog[message])) == \
+            sorted(PLACEHOLDER.findall(message)), message

@@ -1,0 +1,77 @@
+"""The plugin's REST API as the dashboard calls it: the user's token, the catalog's endpoint.
+
+The session is keystoneauth's, with the token Horizon holds for the user; the
+endpoint is the ``rating`` service of the catalog that came with that token, in
+the user's region, at ``OPENSTACK_ENDPOINT_TYPE`` (``SECONDARY_ENDPOINT_TYPE`` as
+fallback): Horizon's own ``url_for``, as its panels use. Unlike
+cloudkitty-dashboard's client, nothing asks Keystone again on each page. The requests and
+the reading of error answers are the ``openstack rating credit`` commands'
+(:mod:`ovh_credit_plugin.osc.client`). Which server answers at that endpoint
+(CloudKitty's API with the ``cloud_credit`` module, or ``ovh-credit-api``) is the
+setting ``CLOUD_CREDIT_API`` (``cloudkitty``, the default, or ``standalone``).
+
+Answers carry the user's language (``Accept-Language``), so the API's own error
+texts come in it too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ovh_credit_plugin.osc.client import CreditAPIError, CreditClient, Request
+
+__all__ = ["CreditAPIError", "client", "credits", "forecast", "orders"]
+
+SERVICE_TYPE = "rating"
+
+
+def client(request: Any) -> CreditClient:
+    """A client of the API for the user of ``request`` (a Horizon request)."""
+    from django.conf import settings
+    from django.utils import translation
+    from keystoneauth1 import adapter, session, token_endpoint
+    from openstack_dashboard.api import base
+
+    # The catalog that came with the user's token (region, interface and their
+    # fallbacks as for every Horizon panel): no request to Keystone per page.
+    try:
+        endpoint = base.url_for(request, SERVICE_TYPE)
+    except Exception as error:  # Horizon's ServiceCatalogException
+        raise CreditAPIError(f"no {SERVICE_TYPE} endpoint in the catalog: {error}"
+                             ) from error
+    verify: Any = not getattr(settings, "OPENSTACK_SSL_NO_VERIFY", False)
+    cacert = getattr(settings, "OPENSTACK_SSL_CACERT", None)
+    if verify and cacert:
+        verify = cacert
+    ks_adapter = adapter.Adapter(
+        session.Session(auth=token_endpoint.Token(endpoint, request.user.token.id),
+                        verify=verify),
+        endpoint_override=endpoint,
+        additional_headers={"Accept-Language": translation.get_language() or "en"})
+    return CreditClient(ks_adapter, getattr(settings, "CLOUD_CREDIT_API", None))
+
+
+def _all(api: CreditClient, request: Request, key: str) -> list[dict[str, Any]]:
+    return list(api.pages(request, key))
+
+
+def credits(api: CreditClient, *, project_id: str | None = None) -> list[dict[str, Any]]:
+    """Every credit of the project, in consumption order."""
+    return _all(api, api.requests.list_credits(project_id=project_id, limit=1000), "credits")
+
+
+def orders(api: CreditClient, *, project_id: str | None = None) -> list[dict[str, Any]]:
+    """Every purchase order of the project, oldest first."""
+    return _all(api, api.requests.list_orders(project_id=project_id, limit=1000), "orders")
+
+
+def forecast(api: CreditClient, *, project_id: str | None = None) -> dict[str, Any]:
+    return api.send(api.requests.forecast(project_id=project_id))
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    """An RFC 3339 UTC time of the API as an aware datetime (None stays None)."""
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

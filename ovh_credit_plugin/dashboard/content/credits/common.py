@@ -1,0 +1,103 @@
+"""What the panel's tables, forms and views share: who may do what, how money reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.utils import formats, timezone
+from django.utils.translation import gettext_lazy as _
+
+from ovh_credit_plugin.dashboard import api
+
+# Which forms and actions the page offers. The API's policy decides (a reader's
+# order is refused there whatever the page shows); the page only leaves out
+# what the API's default rules would refuse to the user's roles.
+BUYER_ROLES = frozenset({"member", "admin"})
+ADMIN_ROLES = frozenset({"admin"})
+
+KINDS = {"voucher": _("Voucher"), "purchased": _("Purchased credit")}
+STATUSES = {"active": _("Active"), "exhausted": _("Used up"), "expired": _("Expired"),
+            "voided": _("Voided"), "pending": _("Pending payment"), "paid": _("Paid"),
+            "cancelled": _("Cancelled")}
+ENDED = frozenset({"expired", "voided"})
+
+
+def roles(request: Any) -> set[str]:
+    return {str(role.get("name", "")).lower() for role in getattr(request.user, "roles", [])}
+
+
+def may_buy(request: Any) -> bool:
+    return bool(roles(request) & BUYER_ROLES)
+
+
+def is_admin(request: Any) -> bool:
+    return bool(roles(request) & ADMIN_ROLES)
+
+
+def target_project(request: Any) -> str | None:
+    """The project an admin chose (``?project_id=``); None: the token's project."""
+    project_id = (request.GET.get("project_id") or request.POST.get("project_id") or "").strip()
+    if project_id and is_admin(request) and project_id != request.user.project_id:
+        return project_id
+    return None
+
+
+def money(amount: str | None, currency: str | None) -> str:
+    """``"1234.50"``, ``"EUR"`` as the user's language writes it: 1,234.50 EUR or 1 234,50 EUR."""
+    if amount is None:
+        return "-"
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        return f"{amount} {currency or ''}".strip()
+    exponent = value.as_tuple().exponent
+    places = max(-exponent, 0) if isinstance(exponent, int) else 0
+    text = str(formats.number_format(value, decimal_pos=places, use_l10n=True,
+                                     force_grouping=True))
+    # A no-break space: "15.00 EUR" never wraps between the number and its currency.
+    return f"{text}\u00a0{currency}" if currency else text
+
+
+def day(value: str | dt.datetime | None) -> str:
+    """A date in the user's language and time zone (1 February 2027, 1 février 2027)."""
+    when = api.parse_time(value) if isinstance(value, str) else value
+    if when is None:
+        return ""
+    return str(formats.date_format(timezone.localtime(when), "DATE_FORMAT", use_l10n=True))
+
+
+def moment(value: str | dt.datetime | None) -> str:
+    when = api.parse_time(value) if isinstance(value, str) else value
+    if when is None:
+        return ""
+    return str(formats.date_format(timezone.localtime(when), "DATETIME_FORMAT",
+                                   use_l10n=True))
+
+
+REFUSALS = {
+    "cloud_credit.voucher_unknown": _("This voucher code is unknown. Check the code and "
+                                      "try again."),
+    "cloud_credit.voucher_redeemed": _("This voucher has already been used."),
+    "cloud_credit.voucher_expired": _("This voucher has expired or was withdrawn."),
+    "cloud_credit.currency_mismatch": _("This voucher is in another currency than your "
+                                        "project's credit."),
+    "cloud_credit.catalog_unavailable": _("Vouchers cannot be checked right now: try again "
+                                          "in a few minutes."),
+}
+
+
+def voucher_refusal(error: api.CreditAPIError, *, now: dt.datetime | None = None) -> str:
+    """The API's refusal of a voucher code, in plain words."""
+    if error.code == "cloud_credit.voucher_throttled":
+        if error.retry_after is not None:
+            when = (now or timezone.now()) + dt.timedelta(seconds=error.retry_after)
+            # No full stop after the time: English times end with "a.m.".
+            return str(_("Too many wrong voucher codes were tried on this project: you "
+                         "can try again after %(time)s")) % {"time": moment(when)}
+        return str(_("Too many wrong voucher codes were tried on this project. "
+                     "Try again later."))
+    if error.code in REFUSALS:
+        return str(REFUSALS[error.code])
+    return error.text

@@ -1,0 +1,107 @@
+"""The panel's forms: add credit (a purchase order), add a voucher, void a credit (admins)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms as django_forms
+from django import http
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from horizon import forms, messages
+
+from ovh_credit_plugin.dashboard import api
+from ovh_credit_plugin.dashboard.content.credits import common
+from ovh_credit_plugin.money import currency_places
+
+
+def _index(project_id: str | None) -> str:
+    url = reverse("horizon:project:cloud_credit:index")
+    return f"{url}?{urlencode({'project_id': project_id})}" if project_id else url
+
+
+class AddCreditForm(forms.SelfHandlingForm):
+    """An amount: the API makes a pending purchase order, the credit exists once paid."""
+
+    project_id = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
+    currency = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
+    amount = django_forms.CharField(
+        label=_("Amount"), max_length=32,
+        help_text=_("The amount of credit to buy, before tax. You pay it on the payment "
+                    "page; the credit appears once paid."))
+
+    def clean_amount(self) -> str:
+        text = self.cleaned_data["amount"].strip().replace(",", ".")
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise django_forms.ValidationError(
+                _("Write an amount as a number, for example 50.00.")) from None
+        if not amount.is_finite() or amount <= 0:
+            raise django_forms.ValidationError(_("The amount must be more than zero."))
+        currency = (self.data.get("currency") or "").strip()
+        if currency:
+            try:
+                places = currency_places(currency)
+            except Exception:  # an unknown code: the API judges it
+                places = None
+            exponent = amount.as_tuple().exponent
+            if places is not None and isinstance(exponent, int) and -exponent > places:
+                raise django_forms.ValidationError(
+                    _("%(currency)s amounts have at most %(places)d decimals.")
+                    % {"currency": currency, "places": places})
+        # The purchase limits are the server's configuration: it checks them, and
+        # its refusal (in the user's language) is shown on the form.
+        return format(amount, "f")
+
+    def handle(self, request: Any, data: dict[str, Any]) -> Any:
+        project_id = common.target_project(request)
+        client = api.client(request)
+        try:
+            order = client.send(client.requests.create_order(data["amount"],
+                                                             project_id=project_id))
+        except api.CreditAPIError as error:
+            self.api_error(error.text)
+            return False
+        url = reverse("horizon:project:cloud_credit:order", args=[order["id"]])
+        return http.HttpResponseRedirect(url)
+
+
+class AddVoucherForm(forms.SelfHandlingForm):
+    project_id = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
+    code = django_forms.CharField(label=_("Voucher code"), max_length=64,
+                                  help_text=_("The code printed on your voucher, for "
+                                              "example WELCOME-2026."))
+
+    def handle(self, request: Any, data: dict[str, Any]) -> Any:
+        project_id = common.target_project(request)
+        client = api.client(request)
+        try:
+            credit = client.send(client.requests.activate_voucher(data["code"],
+                                                                  project_id=project_id))
+        except api.CreditAPIError as error:
+            self.api_error(common.voucher_refusal(error))
+            return False
+        messages.success(request, str(_("Voucher activated: %(amount)s of credit.")) % {
+            "amount": common.money(credit.get("total"), credit.get("currency"))})
+        return http.HttpResponseRedirect(_index(project_id))
+
+
+class VoidForm(forms.SelfHandlingForm):
+    project_id = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
+    credit_id = django_forms.CharField(widget=django_forms.HiddenInput)
+    reason = django_forms.CharField(label=_("Reason"), max_length=255,
+                                    help_text=_("Why the credit is voided (kept in its "
+                                                "ledger), for example a charge-back."))
+
+    def handle(self, request: Any, data: dict[str, Any]) -> Any:
+        client = api.client(request)
+        try:
+            client.send(client.requests.void_credit(data["credit_id"], data["reason"]))
+        except api.CreditAPIError as error:
+            self.api_error(error.text)
+            return False
+        messages.success(request, _("The credit is voided."))
+        return http.HttpResponseRedirect(_index(common.target_project(request)))
