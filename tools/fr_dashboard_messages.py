@@ -104,4 +104,6 @@ FR = {
     "Back to Credits & Vouchers": "Retour aux crédits et bons d'achat",
     "Your purchase order is waiting for payment. The credit appears once paid.":
         "Votre bon de commande attend son paiement. Le crédit apparaît une fois payé.",
+    "no %(service)s endpoint in the catalog: %(error)s":
+        "aucun point d'accès %(service)s dans le catalogue : %(error)s",
 }

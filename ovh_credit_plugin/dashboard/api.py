@@ -30,6 +30,7 @@ def client(request: Any) -> CreditClient:
     """A client of the API for the user of ``request`` (a Horizon request)."""
     from django.conf import settings
     from django.utils import translation
+    from django.utils.translation import gettext as _
     from keystoneauth1 import adapter, session, token_endpoint
     from openstack_dashboard.api import base
 
@@ -38,8 +39,8 @@ def client(request: Any) -> CreditClient:
     try:
         endpoint = base.url_for(request, SERVICE_TYPE)
     except Exception as error:  # Horizon's ServiceCatalogException
-        raise CreditAPIError(f"no {SERVICE_TYPE} endpoint in the catalog: {error}"
-                             ) from error
+        raise CreditAPIError(_("no %(service)s endpoint in the catalog: %(error)s")
+                             % {"service": SERVICE_TYPE, "error": error}) from error
     verify: Any = not getattr(settings, "OPENSTACK_SSL_NO_VERIFY", False)
     cacert = getattr(settings, "OPENSTACK_SSL_CACERT", None)
     if verify and cacert:
