@@ -862,6 +862,8 @@ def test_service_behaves_like_its_model(ledgers: Ledgers) -> None:
     config = settings(
         max_examples=examples_for(ledgers.backend),
         stateful_step_count=STEPS,
+        # An example is a program of STEPS steps against a real database: seconds,
+        # not hypothesis' 200 ms default.
         deadline=None,
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
