@@ -39,6 +39,7 @@ from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
 from tests.support.ledgers import Ledger, ServerPool
+from tests.support.locks import LockWaits
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -238,60 +239,6 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     finally:
         first.close()
         second.close()
-
-
-class LockWaits:
-    """Whether a session of the test waits on a row lock, as the server itself says.
-
-    PostgreSQL: a backend whose wait event is a lock; MariaDB: an InnoDB transaction
-    in LOCK WAIT. SQLite has no row locks: a writer that began its transaction while
-    another holds the write lock (BEGIN IMMEDIATE) waits for it; the test says when
-    that writer began (:meth:`began`).
-    """
-
-    def __init__(self, backend: str, server_pool: ServerPool) -> None:
-        self.backend = backend
-        self.began = threading.Event()
-        self._admin: Any = None
-        if backend == "postgresql":
-            import psycopg
-
-            server = server_pool.get(backend)
-            self._admin = psycopg.connect(host=server.host, port=server.port,
-                                          user=server.admin_user, dbname="postgres",
-                                          autocommit=True)
-        elif backend == "mariadb":
-            import pymysql
-
-            server = server_pool.get(backend)
-            self._admin = pymysql.connect(host=server.host, port=server.port,
-                                          user=server.admin_user, autocommit=True)
-
-    def waiting(self) -> bool:
-        if self.backend == "postgresql":
-            return bool(self._admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            ).fetchone()[0])
-        if self.backend == "mariadb":
-            with self._admin.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM information_schema.innodb_trx "
-                            "WHERE trx_state = 'LOCK WAIT'")
-                return bool(cur.fetchone()[0])
-        return self.began.is_set()
-
-    def until(self, done: Callable[[], bool], timeout: float = 30) -> None:
-        """Until a session waits on a lock, or ``done()`` (it did not wait)."""
-        limit = time.monotonic() + timeout
-        # InnoDB refreshes information_schema.innodb_trx only when it was last read
-        # more than 100 ms ago: polled faster, it never changes.
-        interval = 0.15 if self.backend == "mariadb" else 0.005
-        while not (self.waiting() or done()):
-            assert time.monotonic() < limit, "nothing waited on a lock, nothing finished"
-            time.sleep(interval)
-
-    def close(self) -> None:
-        if self._admin is not None:
-            self._admin.close()
 
 
 def test_a_cancellation_waits_for_the_payment_holding_its_order(
