@@ -84,7 +84,7 @@ def check_report(report: workload.Report, seed: int, processes: int) -> None:
         + "\n".join(report.violations[:30])
     )
     # The run did what it claims: many operations of every kind, on shared objects.
-    assert report.operations.get("settle_batch", 0) >= 5 * processes
+    assert report.operations.get("settle_batch", 0) >= workload.MIN_BATCHES * processes
     assert report.outcomes.get("pay:ok", 0) >= processes
     assert report.outcomes.get("activate:ok", 0) >= 3
     assert report.operations.get("expire", 0) >= processes

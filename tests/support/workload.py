@@ -94,6 +94,8 @@ RERATED_PERIODS = 3
 # The moment of the last, concurrent expiry run: after every credit's end.
 END = T0 + dt.timedelta(days=2000)
 
+# Batch settlements each worker makes at least, however long that takes.
+MIN_BATCHES = 5
 # Per profile: worker processes, seconds, invoices in the plan.
 PROFILES = {"short": (4, 6.0, 500), "long": (8, 60.0, 6000)}
 
@@ -425,7 +427,10 @@ class Worker:
         ]
         functions = [f for f, _ in operations]
         weights = [w for _, w in operations]
-        while time.monotonic() < deadline:
+        # At least MIN_BATCHES batches each, deadline or not: on a loaded machine the
+        # run lasts longer rather than do too little to prove anything (and fail
+        # test_workload's count of what it did).
+        while time.monotonic() < deadline or self.counts["settle_batch"] < MIN_BATCHES:
             operation = self.rng.choices(functions, weights)[0]
             name = operation.__name__
             try:
