@@ -219,6 +219,20 @@ line_lists = st.lists(
                   CreditState(2, "voucher", Decimal(3), AT - DAY,
                               AT + dt.timedelta(microseconds=1), AT - DAY),
                   CreditState(3, "purchased", Decimal(2), AT, None, AT - DAY)])
+# Pinned (mutation testing): an augmenting path through three credits. Credit 1
+# (storage, gpu) pays storage, 2 (storage, compute) pays compute; 3 (compute only)
+# can pay only if 2 moves to storage and 1 to gpu; then gpu is paid, and 4 (gpu)
+# has nothing left to pay (network, which nobody covers, stays due).
+@example(lines=[Line("l0", "storage", Decimal(1)), Line("l1", "compute", Decimal(1)),
+                Line("l2", "gpu", Decimal(1)), Line("l3", "network", Decimal(1))],
+         credits=[CreditState(1, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"storage", "gpu"})),
+                  CreditState(2, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"storage", "compute"})),
+                  CreditState(3, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"compute"})),
+                  CreditState(4, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"gpu"}))])
 def test_total_applied_is_the_max_flow(lines: list[Line], credits: list[CreditState]) -> None:
     shares = allocate(lines, credits, at=AT)
     ordered, usage = oracle_usage(lines, credits, AT)
