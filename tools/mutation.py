@@ -83,13 +83,15 @@ def main(argv: list[str]) -> int:
     survivors = subprocess.run([str(MUTMUT), "results"], cwd=ROOT, env=env, check=False,
                                capture_output=True, text=True).stdout
     print("not killed (mutmut show NAME shows one):")
-    print(survivors.rstrip() or "    none")
+    shown = [line for line in survivors.splitlines() if not line.endswith(": not checked")]
+    print("\n".join(shown) or "    none")
     print(json.dumps(summary))
     return 0
 
 
 def _summary(found: Counter[str]) -> dict[str, float | int]:
-    mutants = sum(found.values()) - found["skipped"]
+    # A run stopped midway leaves mutants "not checked": reported apart, not counted.
+    mutants = sum(found.values()) - found["skipped"] - found["not checked"]
     killed = sum(found[s] for s in KILLED)
     timeout = sum(found[s] for s in TIMEOUT)
     return {"mutants": mutants, "killed": killed, "survived": mutants - killed - timeout,
@@ -100,8 +102,9 @@ def _summary(found: Counter[str]) -> dict[str, float | int]:
 def _line(name: str, found: Counter[str], seconds: float | None) -> str:
     s = _summary(found)
     took = "" if seconds is None else f"{seconds:7.0f}"
+    unchecked = f"  ({found['not checked']} not checked)" if found["not checked"] else ""
     return (f"{name:<18} {s['mutants']:>7} {s['killed']:>6} {s['survived']:>8} "
-            f"{s['timeout']:>7} {s['score']:>6.3f} {took}")
+            f"{s['timeout']:>7} {s['score']:>6.3f} {took}{unchecked}")
 
 
 if __name__ == "__main__":
