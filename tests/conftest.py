@@ -8,11 +8,13 @@ on a database of its own: a clone of a ledger migrated once per session
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import CreditService
@@ -25,6 +27,21 @@ from tests.support.ledgers import (
     new_ledger,
     scratch_root,
 )
+
+# Hypothesis in CI (CI=true) draws the same examples on every run: a red CI
+# run fails the same way on a developer's machine with CI=true, and a green one
+# is not a lucky draw. Locally, examples are random (more ground covered over
+# time) and a failure prints its blob to replay. OVH_CREDIT_HYPOTHESIS_PROFILE
+# picks a profile by hand.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+HYPOTHESIS_PROFILE = os.environ.get("OVH_CREDIT_HYPOTHESIS_PROFILE") or (
+    "ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_report_header() -> str:
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE} (derandomize={settings().derandomize})"
 
 
 @pytest.fixture(scope="session")

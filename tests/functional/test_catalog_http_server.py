@@ -170,8 +170,9 @@ def test_slow_drip_answer_is_cut_at_the_deadline(
         service.activate_voucher("p1", CODE)
     elapsed = time.monotonic() - started
     # The deadline, plus the ledger's own work on a busy machine; without the
-    # deadline the drip would last over ten seconds.
-    assert 0.9 <= elapsed < 1.75, elapsed
+    # deadline the drip would last over ten seconds. The upper bound sits between
+    # the two, far from both: a loaded CI machine must not fail a correct run.
+    assert 0.9 <= elapsed < 5, elapsed
     assert CODE not in str(caught.value)
     assert server.calls("POST") == []
     assert rows(service) == NOTHING

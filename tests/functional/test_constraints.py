@@ -39,6 +39,7 @@ from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
 from tests.support.ledgers import Ledger, ServerPool
+from tests.support.locks import LockWaits
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -171,7 +172,7 @@ def test_payment_void_expiry_and_cancel_lock_the_rows_they_change(
 
 
 def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
-    ledger: Ledger,
+    ledger: Ledger, server_pool: ServerPool
 ) -> None:
     """Two settlements of one project at once: no double spend, on every backend.
 
@@ -192,7 +193,14 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
             locked.set()
             assert release.wait(30)
 
+    waits = LockWaits(ledger.backend, server_pool)
+
+    def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name == "second":
+            waits.began.set()
+
     event.listen(first.database.engine, "after_cursor_execute", pause)
+    event.listen(second.database.engine, "before_cursor_execute", began)
     results: dict[str, Any] = {}
 
     def run(name: str, service: CreditService, invoice_id: str) -> None:
@@ -209,7 +217,8 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
         threads[0].start()
         assert locked.wait(30), "the first settlement never read the credits"
         threads[1].start()
-        time.sleep(0.5)
+        # Until the server says the second waits on a lock (or it finished: a failure).
+        waits.until(lambda: "second" in results)
         assert "second" not in results, "the second settlement did not wait for the lock"
         release.set()
         for thread in threads:
@@ -218,6 +227,8 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     finally:
         release.set()
         event.remove(first.database.engine, "after_cursor_execute", pause)
+        event.remove(second.database.engine, "before_cursor_execute", began)
+        waits.close()
     try:
         assert results["first"].credit_applied == Decimal(8), results
         assert results["second"].credit_applied == Decimal(2), results
@@ -230,7 +241,81 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
         second.close()
 
 
-def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger) -> None:
+def test_a_cancellation_waits_for_the_payment_holding_its_order(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    """A payment confirmation and a cancellation of one order at once: the cancellation
+    waits until the payment commits, then is refused; never a credit granted for a
+    cancelled order. What the order's row lock is for, shown by behaviour: without it
+    (``orders.get(..., lock=False)`` in the payment) the cancellation goes through
+    while the payment is under way, on PostgreSQL and MariaDB.
+    """
+    from ovh_credit_plugin import exceptions
+
+    payer, canceller = ledger.service(), ledger.service()
+    order = payer.create_order("p1", "10", at=T0)
+    canceller.list_orders("p1")  # schema check, a pooled connection
+    waits = LockWaits(ledger.backend, server_pool)
+    holding, release = threading.Event(), threading.Event()
+
+    def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if (threading.current_thread().name == "pay" and not holding.is_set()
+                and "FROM cloud_credit_orders WHERE" in " ".join(statement.split())):
+            holding.set()
+            assert release.wait(30)
+
+    def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name == "cancel":
+            waits.began.set()
+
+    event.listen(payer.database.engine, "after_cursor_execute", pause)
+    event.listen(canceller.database.engine, "before_cursor_execute", began)
+    results: dict[str, Any] = {}
+    at = T0 + dt.timedelta(hours=1)
+
+    def run(name: str, call: Callable[[], Any]) -> None:
+        try:
+            results[name] = call()
+        except BaseException as error:  # reported below
+            results[name] = error
+
+    threads = [
+        threading.Thread(target=run, name="pay",
+                         args=("pay", lambda: payer.pay_order(order.id, at=at))),
+        threading.Thread(target=run, name="cancel",
+                         args=("cancel", lambda: canceller.cancel_order(order.id, at=at))),
+    ]
+    try:
+        threads[0].start()
+        assert holding.wait(30), "the payment never read its order"
+        threads[1].start()
+        waits.until(lambda: "cancel" in results)
+        assert "cancel" not in results, (
+            f"the cancellation did not wait for the payment holding the order: {results}")
+        release.set()
+        for thread in threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        release.set()
+        event.remove(payer.database.engine, "after_cursor_execute", pause)
+        event.remove(canceller.database.engine, "before_cursor_execute", began)
+        waits.close()
+    try:
+        paid = results["pay"]
+        assert isinstance(paid, models.Order) and paid.status == "paid", results
+        assert isinstance(results["cancel"], exceptions.InvalidState), results
+        [final] = payer.list_orders("p1", at=at)
+        assert (final.status, final.credit_id) == ("paid", paid.credit_id)
+        assert [c.id for c in payer.list_credits("p1", at=at)] == [paid.credit_id]
+    finally:
+        payer.close()
+        canceller.close()
+
+
+def test_a_waiting_settlement_still_sees_a_partly_debited_credit(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
     """No usable credit left idle when two settlements of a project collide.
 
     A ledger as it looks in production (many projects; a project with many
@@ -238,7 +323,9 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
     through the (project_id, available) index. The first settlement debits
     10 while the second waits on that credit: the debit moves the credit's
     index entry, and a second settlement resuming on the old one found no
-    credit at all (billed 10 with 90 available), in about half the runs. The
+    credit at all (billed 10 with 90 available), in about half the runs (when
+    the second's read ran after the first's debit; it now always does: the first
+    holds its lock until the server says the second waits on it). The
     long REPEATABLE READ reader (an audit, a consistent dump) keeps the old
     row versions around, as in production.
     """
@@ -269,19 +356,26 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
 
     first, second = ledger.service(), ledger.service()
     reader = None
+    waits = LockWaits(ledger.backend, server_pool)
+    debiting, release = threading.Event(), threading.Event()
     try:
         for service in (first, second):
             service.list_credits("p1")  # schema check, a pooled connection
-        debiting = threading.Event()
 
         def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
             if (threading.current_thread().name == "first"
                     and statement.lstrip().startswith("UPDATE cloud_credit_credits")
                     and not debiting.is_set()):
                 debiting.set()
-                time.sleep(1.5)  # holding the credit's lock; the second waits on it
+                # Holding the credit's lock until the second waits on it.
+                assert release.wait(30)
+
+        def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if threading.current_thread().name == "second":
+                waits.began.set()
 
         event.listen(first.database.engine, "before_cursor_execute", pause)
+        event.listen(second.database.engine, "before_cursor_execute", began)
         if ledger.backend != "sqlite":
             reader = create_engine(ledger.url).connect()
             reader.execution_options(isolation_level="REPEATABLE READ")
@@ -292,7 +386,6 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
         def run(name: str, service: CreditService, invoice_id: str) -> None:
             if name == "second":
                 assert debiting.wait(30)
-                time.sleep(0.3)
             try:
                 results[name] = service.settle_invoice(invoice(invoice_id, "p1", "10"),
                                                        at=T_SETTLE)
@@ -303,6 +396,9 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
                    for name, service in (("first", first), ("second", second))]
         for thread in threads:
             thread.start()
+        # The second settlement runs into the first's lock: the server says it waits.
+        waits.until(lambda: "second" in results)
+        release.set()
         for thread in threads:
             thread.join(60)
         assert results["first"].credit_applied == Decimal(10), results
@@ -310,6 +406,8 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(ledger: Ledger)
         [credit] = [c for c in first.list_credits("p1", at=T0) if c.id == credit_id]
         assert credit.available == Decimal(80)
     finally:
+        release.set()
+        waits.close()
         if reader is not None:
             reader.rollback()
             reader.close()

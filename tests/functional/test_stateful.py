@@ -6,7 +6,12 @@ currencies), pay them (replays, wrong amounts, wrong currency, after they
 lapse or were cancelled), cancel them, activate vouchers from the file
 catalog (unknown, revoked, expired, used-up, scoped, other-currency codes),
 settle invoices one by one and in batches (with duplicates, replays and
-conflicting replays), run the expiry job, void credits and move time forward.
+conflicting replays), run the expiry job, void credits and move time forward,
+now and then to exactly a credit's end or one microsecond before it, and
+settle invoices issued at a credit's edges (start, end, and the microsecond
+before each). The model states the validity rule once, as DESIGN.md writes it
+(``valid_from <= t < valid_until``), and derives eligibility, expiry, status
+and a voucher's own end from it (:func:`within_validity`, :func:`ended`).
 
 A model keeps what each credit, order and settlement must be. After every
 step (``@invariant``): ``audit`` is clean; every credit's figures (total,
@@ -174,6 +179,31 @@ class MOrder:
     paid: Any = None  # the first successful confirmation's answer
 
 
+# -- the rules, as DESIGN.md states them --------------------------------------------
+# One statement of a credit's validity, that eligibility, expiry, status and a
+# voucher's own end all follow; never the code's comparisons copied one by one
+# (the code has one in SQL for the expiry job, one for status, one in allocation).
+
+
+def within_validity(valid_from: dt.datetime, valid_until: dt.datetime | None,
+                    at: dt.datetime) -> bool:
+    """DESIGN.md 2.8: credit may pay at ``at`` when ``valid_from <= at < valid_until``;
+    no end is no end."""
+    return valid_from <= at and not ended(valid_until, at)
+
+
+def ended(valid_until: dt.datetime | None, at: dt.datetime) -> bool:
+    """DESIGN.md 2.9, "past ``valid_until``": the half-open validity of 2.8 is over at
+    ``at``, so it is over from ``valid_until`` itself on (at ``valid_until``, 2.8's
+    ``at < valid_until`` no longer holds). The expiry job records the balance of such
+    a credit, a customer reads it as expired, and a voucher past its catalog end is
+    refused (2.5)."""
+    if valid_until is None:
+        return False
+    still_valid = at < valid_until  # 2.8's upper bound, as written there
+    return not still_valid
+
+
 @dataclass
 class MCredit:
     id: int
@@ -193,8 +223,11 @@ class MCredit:
     void_reason: str | None = None
 
     def usable_at(self, at: dt.datetime) -> bool:
-        return (self.voided_at is None and self.available > ZERO and self.valid_from <= at
-                and (self.valid_until is None or at < self.valid_until))
+        return (self.voided_at is None and self.available > ZERO
+                and within_validity(self.valid_from, self.valid_until, at))
+
+    def past_its_end(self, at: dt.datetime) -> bool:
+        return ended(self.valid_until, at)
 
     def covers(self, product: str) -> bool:
         return not self.products or product in self.products
@@ -206,7 +239,7 @@ class MCredit:
     def status(self, at: dt.datetime) -> str:
         if self.voided_at is not None:
             return "voided"
-        if self.valid_until is not None and at >= self.valid_until:
+        if self.past_its_end(at):
             return "expired" if self.expired > ZERO or self.available > ZERO else "exhausted"
         return "exhausted" if self.available == ZERO else "active"
 
@@ -305,6 +338,19 @@ lines_strategy = st.lists(
 )
 
 
+#: Where a credit's validity changes its answer, and the instant before.
+EDGES = ("before-start", "start", "before-end", "end")
+TICK = dt.timedelta(microseconds=1)
+
+
+def edge_of(credit: MCredit, edge: str) -> dt.datetime | None:
+    if edge in ("before-start", "start"):
+        return credit.valid_from - (TICK if edge == "before-start" else dt.timedelta(0))
+    if credit.valid_until is None:
+        return None
+    return credit.valid_until - (TICK if edge == "before-end" else dt.timedelta(0))
+
+
 class LedgerMachine(RuleBasedStateMachine):
     ledgers: ClassVar[Ledgers]
 
@@ -339,7 +385,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def new_invoice(
         self, project: str, raw_lines: list[tuple[str, int, bool]], hours: int,
-        currency: str | None = None,
+        currency: str | None = None, issued_at: dt.datetime | None = None,
     ) -> models.Invoice:
         self.model.counter += 1
         currency = currency or self.currency_of(project)
@@ -354,7 +400,8 @@ class LedgerMachine(RuleBasedStateMachine):
             lines.append({"id": f"l{n}", "product": product, "amount": str(amount)})
         return models.Invoice.model_validate({
             "id": f"inv-{self.model.counter}", "project_id": project, "currency": currency,
-            "issued_at": self.model.now + dt.timedelta(hours=hours), "lines": lines,
+            "issued_at": issued_at or self.model.now + dt.timedelta(hours=hours),
+            "lines": lines,
         })
 
     def check_settlement(self, invoice: models.Invoice, result: models.Settlement) -> None:
@@ -525,7 +572,7 @@ class LedgerMachine(RuleBasedStateMachine):
             until = (workload.parse_time(voucher["valid_until"])
                      if voucher.get("valid_until") else None)
             limit = voucher.get("max_redemptions")
-            if voucher["status"] != "active" or (until is not None and now >= until) or (
+            if voucher["status"] != "active" or ended(until, now) or (
                 limit is not None and self.model.redemptions.get(code, 0) >= limit
             ):
                 expected = exceptions.VoucherRefused
@@ -582,6 +629,23 @@ class LedgerMachine(RuleBasedStateMachine):
     ) -> Any:
         """An invoice of a project that has (or had) credit, made frequent."""
         return self.settle_one(self.model.credits[credit_id].project, raw, hours, False)
+
+    @rule(target=settled, credit_id=credits, raw=lines_strategy,
+          edge=st.sampled_from(EDGES))
+    def settle_at_an_edge(
+        self, credit_id: int, raw: list[tuple[str, int, bool]], edge: str
+    ) -> Any:
+        """An invoice issued where a credit's eligibility changes its answer: at its
+        start, one microsecond before it, at its end, one microsecond before that."""
+        credit = self.model.credits[credit_id]
+        issued_at = edge_of(credit, edge)
+        if issued_at is None:
+            return multiple()
+        note(f"settlement at a credit's edge: {edge}")
+        invoice = self.new_invoice(credit.project, raw, 0, issued_at=issued_at)
+        result = self.service.settle_invoice(invoice, at=self.model.now)
+        self.check_settlement(invoice, result)
+        return invoice
 
     @rule(target=settled, project=st.sampled_from(PROJECTS),
           batch=st.lists(st.tuples(lines_strategy, HOURS),
@@ -646,8 +710,7 @@ class LedgerMachine(RuleBasedStateMachine):
         lapsed = [o for o in self.model.orders.values()
                   if o.status == "pending" and o.expires_at <= now]
         expiring = [c for c in self.model.credits.values()
-                    if c.valid_until is not None and c.valid_until <= now
-                    and c.available > ZERO and c.voided_at is None]
+                    if c.past_its_end(now) and c.available > ZERO and c.voided_at is None]
         amounts_by_currency: dict[str, Decimal] = {}
         for credit in expiring:
             amounts_by_currency[credit.currency] = (
@@ -689,6 +752,18 @@ class LedgerMachine(RuleBasedStateMachine):
         credit.voided_at = self.model.now
         credit.void_reason = reason.strip()
         note("credit voided")
+
+    @rule(credit_id=credits, edge=st.sampled_from(EDGES[2:]), run_expiry=st.booleans())
+    def advance_to_an_end(self, credit_id: int, edge: str, run_expiry: bool) -> None:
+        """Time moves to exactly a credit's end, or one microsecond before it: where
+        expiry and status change their answer (steps of hours and days never land
+        there); the expiry job runs there half the time."""
+        moment = edge_of(self.model.credits[credit_id], edge)
+        if moment is not None and moment > self.model.now:
+            note(f"time moved to a credit's edge: {edge}")
+            self.model.now = moment
+            if run_expiry:
+                self.expire()
 
     @rule(step=st.sampled_from([dt.timedelta(hours=1), dt.timedelta(days=1),
                                 dt.timedelta(days=8), dt.timedelta(days=35),
@@ -787,6 +862,8 @@ def test_service_behaves_like_its_model(ledgers: Ledgers) -> None:
     config = settings(
         max_examples=examples_for(ledgers.backend),
         stateful_step_count=STEPS,
+        # An example is a program of STEPS steps against a real database: seconds,
+        # not hypothesis' 200 ms default.
         deadline=None,
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,

@@ -19,7 +19,15 @@ moving forward. Then, from the parent (:func:`tests.support.workload.verify`):
   lapsed one succeeded; the ``max_redemptions`` voucher was granted exactly
   ``min(max, EUR projects that tried)`` times; expiry summaries add up to
   the expiry entries; each credit voided at most once;
-* ``service.audit()`` is clean.
+* ``service.audit()`` is clean;
+* outcomes, from a model independent of the code and of the interleaving: per
+  project, what its settlements applied is what its credits were used for; two
+  projects hold one never-ending voucher each, granted before the run and
+  touched by nothing but settlement, so each is applied exactly ``min(voucher,
+  invoiced)`` (one covers all its invoices: each paid in full; the other is used
+  up to the cent) whatever the order; after the last expiry run every credit
+  whose end has passed holds nothing (a do-nothing expiry job, or allocator,
+  fails the run).
 
 Profiles, chosen by ``OVH_CREDIT_WORKLOAD``:
 
@@ -37,10 +45,13 @@ the same. The same workload runs outside pytest on any empty database::
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -73,7 +84,22 @@ def check_report(report: workload.Report, seed: int, processes: int) -> None:
         + "\n".join(report.violations[:30])
     )
     # The run did what it claims: many operations of every kind, on shared objects.
-    assert report.operations.get("settle_batch", 0) >= 5 * processes
+    assert report.operations.get("settle_batch", 0) >= workload.MIN_BATCHES * processes
     assert report.outcomes.get("pay:ok", 0) >= processes
     assert report.outcomes.get("activate:ok", 0) >= 3
     assert report.operations.get("expire", 0) >= processes
+
+
+def test_the_outcome_check_sees_credit_left_past_its_end() -> None:
+    # What a do-nothing expiry job leaves: the check must say so (the whole run
+    # with such a job fails on it too, issue 16).
+    end = workload.END
+    credits = [
+        SimpleNamespace(id=1, valid_until=end, available=Decimal("0.000001")),
+        SimpleNamespace(id=2, valid_until=end - dt.timedelta(days=1), available=Decimal(0)),
+        SimpleNamespace(id=3, valid_until=end + dt.timedelta(microseconds=1),
+                        available=Decimal(5)),
+        SimpleNamespace(id=4, valid_until=None, available=Decimal(5)),
+    ]
+    found = workload.ended_with_a_balance(credits, at=end)
+    assert [line.split()[1] for line in found] == ["1"]

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -30,7 +29,8 @@ from ovh_credit_plugin.ledger import credits, projects, schema
 from ovh_credit_plugin.service import CreditService
 from tests.support.cli import Cli
 from tests.support.clock import TEST_NOW
-from tests.support.ledgers import BACKENDS, T0, VOUCHERS, Ledger
+from tests.support.ledgers import BACKENDS, T0, VOUCHERS, Ledger, ServerPool
+from tests.support.locks import LockWaits
 
 PUBLIC = exceptions.VoucherRefused.public_message
 # The rules that lean on the database (unique activations, the throttle's
@@ -253,7 +253,7 @@ def test_a_refused_redemption_leaves_no_currency_behind(
 
 @on_every_backend
 def test_releasing_a_currency_waits_for_an_intent_being_written(
-    service: CreditService,
+    service: CreditService, backend: str, server_pool: ServerPool
 ) -> None:
     # Activation A was refused at the POST and releases the project's currency
     # while activation B of another code, for the same project, is writing its
@@ -270,10 +270,24 @@ def test_releasing_a_currency_waits_for_an_intent_being_written(
         conn_b.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: B holds the write lock
     vouchers.record_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
                            currency="EUR", at=T0)
-    releasing = threading.Thread(target=service.vouchers.release_currency, args=("p1",))
-    releasing.start()
-    time.sleep(0.5)
-    writing.commit()
+    waits = LockWaits(backend, server_pool)
+
+    def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name == "releasing":
+            waits.began.set()
+
+    sa.event.listen(service.database.engine, "before_cursor_execute", began)
+    releasing = threading.Thread(target=service.vouchers.release_currency, args=("p1",),
+                                 name="releasing")
+    try:
+        releasing.start()
+        # Until the server says the release waits on B's lock (or it finished: then
+        # it did not wait, and what follows shows it).
+        waits.until(lambda: not releasing.is_alive())
+        writing.commit()
+    finally:
+        sa.event.remove(service.database.engine, "before_cursor_execute", began)
+        waits.close()
     conn_b.close()
     releasing.join(30)
     assert not releasing.is_alive()

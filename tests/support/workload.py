@@ -74,11 +74,28 @@ VOUCHERS: dict[str, list[dict[str, Any]]] = {
 }
 CODES = tuple(v["code"] for v in VOUCHERS["vouchers"])
 
+# Projects whose outcome no interleaving can change (the independent model of
+# :func:`_check_outcomes`): the parent gives each one unscoped voucher that never
+# ends before the workers start, nothing else ever grants, voids or re-rates
+# their credit, and the workers settle their invoices with all the others. Every
+# invoice is settled once, each at a time when the voucher is valid and unexpired,
+# so each project is applied exactly min(voucher, invoiced), whatever the order:
+# "covered" holds more than its invoices (every invoice paid in full), "short"
+# less (used up to the cent).
+FIXED_PROJECTS = {"wl-covered": "covered", "wl-short": "short"}
+FIXED_INVOICES = 20
+
+
+def fixed_code(project: str) -> str:
+    return f"NO-END-{FIXED_PROJECTS[project].upper()}"
+
 # CloudKitty-like periods per project, re-rated again and again (Worker.rerate).
 RERATED_PERIODS = 3
 # The moment of the last, concurrent expiry run: after every credit's end.
 END = T0 + dt.timedelta(days=2000)
 
+# Batch settlements each worker makes at least, however long that takes.
+MIN_BATCHES = 5
 # Per profile: worker processes, seconds, invoices in the plan.
 PROFILES = {"short": (4, 6.0, 500), "long": (8, 60.0, 6000)}
 
@@ -238,6 +255,8 @@ class Plan:
     # A node of the cluster goes down during the run (test_galera): workers
     # retry an operation the database could not serve (see Worker.attempt).
     tolerate_unavailable: bool = False
+    # FIXED_PROJECTS' vouchers: project -> amount granted by the parent (decimal string).
+    fixed: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__))
@@ -265,15 +284,18 @@ def make_plan(
     among them or not; the workers are spread over them.
     """
     rng = random.Random(seed)
-    config = write_ledger_files(workdir, url)
-    configs = [str(write_ledger_files(workdir / f"url-{n}", other))
+    span_days = 540.0
+    fixed_invoices, fixed, vouchers = _fixed_projects(random.Random(seed + 1), span_days)
+    config = write_ledger_files(workdir, url, vouchers=vouchers)
+    configs = [str(write_ledger_files(workdir / f"url-{n}", other, vouchers=vouchers))
                for n, other in enumerate(urls)]
     migrate(url)
-    span_days = 540.0
     projects = {f"wl-p{n}": "EUR" for n in range(6)} | {f"wl-j{n}": "JPY" for n in range(2)}
     service = service_from_config(config)
     orders = []
     try:
+        for project in fixed:
+            service.activate_voucher(project, fixed_code(project), at=T0)
         for project, currency in projects.items():
             for _ in range(10):
                 created = T0 + dt.timedelta(days=rng.uniform(0, span_days))
@@ -302,13 +324,41 @@ def make_plan(
         ]
         documents.append({"id": f"inv-{n:05d}", "project_id": project, "currency": currency,
                           "issued_at": iso(issued), "lines": lines})
+    documents.extend(fixed_invoices)
     documents.sort(key=lambda d: d["issued_at"])
     plan = Plan(url=url, config=str(config), workdir=str(workdir), seed=seed,
                 processes=processes, duration=duration, span_days=span_days,
                 projects=projects, orders=orders, invoices=documents, configs=configs,
-                tolerate_unavailable=tolerate_unavailable)
+                tolerate_unavailable=tolerate_unavailable, fixed=fixed)
     plan.save(workdir / "plan.json")
     return plan
+
+
+def _fixed_projects(
+    rng: random.Random, span_days: float
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
+    """FIXED_PROJECTS' invoices, the amount of each one's voucher, and the catalog
+    with those vouchers added (single-use, so that no worker can take them)."""
+    invoices, fixed = [], {}
+    catalog = [dict(v) for v in VOUCHERS["vouchers"]]
+    for project, kind in FIXED_PROJECTS.items():
+        total = ZERO
+        for n in range(FIXED_INVOICES):
+            lines = [{"id": f"l{k}", "product": rng.choice(PRODUCTS),
+                      "amount": _amount(rng, "EUR", 1, 40, rated=rng.random() < 0.25)}
+                     for k in range(1, rng.randint(1, 3) + 1)]
+            total += sum((dec(line["amount"]) for line in lines), ZERO)
+            issued = T0 + dt.timedelta(days=rng.uniform(0, span_days + 30))
+            invoices.append({"id": f"fix-{n:03d}", "project_id": project, "currency": "EUR",
+                             "issued_at": iso(issued), "lines": lines})
+        # Whole cents: more than every invoice together, or a third of them.
+        amount = (total + 7 if kind == "covered" else total / 3).quantize(Decimal("0.01"))
+        fixed[project] = str(amount)
+        catalog.append({"code": fixed_code(project), "amount": str(amount), "currency": "EUR",
+                        "status": "active", "valid_until": None, "validity_days": None,
+                        "products": [], "max_redemptions": 1,
+                        "description": f"never ends ({kind})"})
+    return invoices, fixed, {"vouchers": catalog}
 
 
 def invoice_key(document: dict[str, Any]) -> str:
@@ -377,7 +427,10 @@ class Worker:
         ]
         functions = [f for f, _ in operations]
         weights = [w for _, w in operations]
-        while time.monotonic() < deadline:
+        # At least MIN_BATCHES batches each, deadline or not: on a loaded machine the
+        # run lasts longer rather than do too little to prove anything (and fail
+        # test_workload's count of what it did).
+        while time.monotonic() < deadline or self.counts["settle_batch"] < MIN_BATCHES:
             operation = self.rng.choices(functions, weights)[0]
             name = operation.__name__
             try:
@@ -783,6 +836,7 @@ def verify(plan: Plan, events: list[dict[str, Any]], report: Report) -> None:
     _check_vouchers(plan, events, rows, bad)
     _check_expiry_and_voids(events, rows, bad)
     _check_rerated(events, rows, bad)
+    _check_outcomes(plan, rows, bad)
     service = service_from_config(plan.config)
     try:
         audit = service.audit()
@@ -974,6 +1028,57 @@ def _check_rerated(events: list[dict[str, Any]], rows: dict[str, list[Any]],
             bad.append(f"{key}: revision {row.revision} after {applied[key]} applied changes")
         if net[key] != row.credit_applied:
             bad.append(f"{key}: net debits {net[key]}, credit_applied {row.credit_applied}")
+
+
+def _check_outcomes(plan: Plan, rows: dict[str, list[Any]], bad: list[str]) -> None:
+    """What the money rules say must have happened, whatever the interleaving.
+
+    Per project, what its settlements applied is what its credits were used
+    for. FIXED_PROJECTS: applied exactly min(voucher, invoiced), each
+    settlement of the covered one in full, their never-ending credit never
+    expired. After the last expiry run (at END): every credit whose end has
+    passed holds nothing (:func:`ended_with_a_balance`).
+    """
+    applied: dict[str, Decimal] = collections.defaultdict(Decimal)
+    for row in rows["settlements"]:
+        applied[row.project_id] += row.credit_applied
+    used: dict[str, Decimal] = collections.defaultdict(Decimal)
+    for credit in rows["credits"]:
+        used[credit.project_id] += credit.used
+    for project in sorted(set(applied) | set(used)):
+        if applied[project] != used[project]:
+            bad.append(f"{project}: settlements applied {applied[project]}, its credits were "
+                       f"used for {used[project]}")
+    invoiced: dict[str, Decimal] = collections.defaultdict(Decimal)
+    for document in plan.invoices:
+        invoiced[document["project_id"]] += sum(
+            (dec(line["amount"]) for line in document["lines"]), ZERO)
+    for project, granted in sorted(plan.fixed.items()):
+        expected = min(dec(granted), invoiced[project])
+        if applied[project] != expected:
+            bad.append(f"{project}: {applied[project]} credit applied, the model expects "
+                       f"min(voucher {granted}, invoiced {invoiced[project]}) = {expected}")
+        mine = [(c.total, c.available, c.expired) for c in rows["credits"]
+                if c.project_id == project]
+        if mine != [(dec(granted), dec(granted) - expected, ZERO)]:
+            bad.append(f"{project}: credits (total, available, expired) {mine}, the model "
+                       f"expects one of {granted} with {dec(granted) - expected} left")
+        if FIXED_PROJECTS[project] == "covered":
+            unpaid = [r.key for r in rows["settlements"]
+                      if r.project_id == project and r.amount_due != ZERO]
+            if unpaid:
+                bad.append(f"{project}: invoices left to pay although its credit covers them "
+                           f"all: {unpaid[:5]}")
+    bad.extend(ended_with_a_balance(rows["credits"], at=END))
+
+
+def ended_with_a_balance(credits: Iterable[Any], *, at: dt.datetime) -> list[str]:
+    """After an expiry run at ``at``: credits whose end has passed (DESIGN.md 2.8-2.9:
+    over once ``at < valid_until`` no longer holds) that still hold a balance."""
+    return [f"credit {c.id} ended at {iso(c.valid_until)} but holds {c.available} after "
+            f"the expiry job ran at {iso(at)}"
+            for c in credits
+            if c.valid_until is not None and not at < c.valid_until and c.available != ZERO]
 
 
 def _check_expiry_and_voids(events: list[dict[str, Any]], rows: dict[str, list[Any]],

@@ -24,7 +24,7 @@ import random
 from collections import deque
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ovh_credit_plugin.allocation import CreditState, Line, Share, allocate
@@ -207,8 +207,32 @@ line_lists = st.lists(
 # --------------------------------------------------------------------------- properties
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example is a max-flow over a few credits and lines.
 @settings(max_examples=300, deadline=None)
 @given(lines=line_lists, credits=credit_lists())
+# Pinned (issue 16): a credit ending exactly at the charge's time pays nothing, one
+# ending a microsecond later and one starting exactly then pay.
+@example(lines=[Line("l0", "compute", Decimal(10))],
+         credits=[CreditState(1, "voucher", Decimal(4), AT - DAY, AT, AT - DAY),
+                  CreditState(2, "voucher", Decimal(3), AT - DAY,
+                              AT + dt.timedelta(microseconds=1), AT - DAY),
+                  CreditState(3, "purchased", Decimal(2), AT, None, AT - DAY)])
+# Pinned (mutation testing): an augmenting path through three credits. Credit 1
+# (storage, gpu) pays storage, 2 (storage, compute) pays compute; 3 (compute only)
+# can pay only if 2 moves to storage and 1 to gpu; then gpu is paid, and 4 (gpu)
+# has nothing left to pay (network, which nobody covers, stays due).
+@example(lines=[Line("l0", "storage", Decimal(1)), Line("l1", "compute", Decimal(1)),
+                Line("l2", "gpu", Decimal(1)), Line("l3", "network", Decimal(1))],
+         credits=[CreditState(1, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"storage", "gpu"})),
+                  CreditState(2, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"storage", "compute"})),
+                  CreditState(3, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"compute"})),
+                  CreditState(4, "voucher", Decimal(1), AT - DAY, None, AT - DAY,
+                              frozenset({"gpu"}))])
 def test_total_applied_is_the_max_flow(lines: list[Line], credits: list[CreditState]) -> None:
     shares = allocate(lines, credits, at=AT)
     ordered, usage = oracle_usage(lines, credits, AT)
@@ -224,6 +248,9 @@ def test_total_applied_is_the_max_flow(lines: list[Line], credits: list[CreditSt
     assert sum(usage) == best  # the lexicographic oracle is itself maximal
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example is a max-flow over a few credits and lines.
 @settings(max_examples=300, deadline=None)
 @given(lines=line_lists, credits=credit_lists())
 def test_usage_is_lexicographically_first_in_consumption_order(
@@ -237,6 +264,9 @@ def test_usage_is_lexicographically_first_in_consumption_order(
     assert actual == expected
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example is a max-flow over a few credits and lines.
 @settings(max_examples=300, deadline=None)
 @given(lines=line_lists, credits=credit_lists())
 def test_shares_respect_bounds_eligibility_and_order(
@@ -270,6 +300,9 @@ def test_shares_respect_bounds_eligibility_and_order(
     assert sum((s.amount for s in shares), Decimal(0)) <= total_due
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example is a max-flow over a few credits and lines.
 @settings(max_examples=300, deadline=None)
 @given(lines=line_lists, credits=credit_lists(), seed=st.integers(0, 2**32))
 def test_deterministic_and_independent_of_input_order(
@@ -304,6 +337,9 @@ def tiny_cases(draw: st.DrawFn) -> tuple[list[Line], list[CreditState]]:
     return lines, credits
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example is a max-flow over a few credits and lines.
 @settings(max_examples=150, deadline=None)
 @given(case=tiny_cases())
 def test_brute_force_on_tiny_integer_cases(case: tuple[list[Line], list[CreditState]]) -> None:

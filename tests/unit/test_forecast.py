@@ -381,6 +381,9 @@ def check_totals(result, credits: list[CreditState], outcome: Outcome,  # type: 
 # --------------------------------------------------------------------------- properties
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example simulates up to a year day by day.
 @settings(max_examples=200, deadline=None)
 @given(credits=credit_lists(), debits=histories(), window=windows)
 def test_matches_a_day_by_day_simulation(credits: list[CreditState], debits: list[Debit],
@@ -392,6 +395,9 @@ def test_matches_a_day_by_day_simulation(credits: list[CreditState], debits: lis
     check_totals(result, credits, outcome, rates)
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example simulates up to a year day by day.
 @settings(max_examples=200, deadline=None)
 @given(credits=credit_lists(scoped=False), debits=histories(scoped=False), window=windows)
 def test_unscoped_credit_matches_the_plain_consumption_order(
@@ -406,6 +412,9 @@ def test_unscoped_credit_matches_the_plain_consumption_order(
         if c.available > 0 and (c.valid_until is None or c.valid_until > AT)]
 
 
+# deadline=None: what this checks is values, not speed; on the shared 2-core CI
+# machine an example now and then passes hypothesis' 200 ms default under load,
+# which would fail a correct run. Each example simulates up to a year day by day.
 @settings(max_examples=100, deadline=None)
 @given(credits=credit_lists(), debits=histories(), window=windows)
 def test_no_history_puts_everything_that_ends_at_risk(

@@ -1,0 +1,111 @@
+"""Mutation testing of the money rules (issue 16): ``tox -e mutation``.
+
+Runs mutmut (configured in pyproject.toml, ``[tool.mutmut]``) over the modules
+where the money rules live, one module at a time, on SQLite: mutmut runs, for
+each mutant, only the tests that execute the function it changed, fastest
+first, and stops at the first failure. Then prints a summary per module and,
+as its last line, ``{"mutants", "killed", "survived", "timeout", "score"}``
+(score = (killed + timeout) / mutants: a mutant that makes a test hang was
+seen; one that no test reaches counts as survived).
+
+    python tools/mutation.py                 # every module below
+    python tools/mutation.py allocation money  # some of them (names as below)
+
+docs/testing.md keeps the latest result, its date, and why each surviving
+mutant left there changes no behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+
+#: Short name -> module, in pyproject.toml's ``only_mutate`` too.
+MODULES = {
+    "allocation": "ovh_credit_plugin/allocation.py",
+    "money": "ovh_credit_plugin/money.py",
+    "settlement": "ovh_credit_plugin/service/settlement.py",
+    "settlement_txn": "ovh_credit_plugin/service/settlement_txn.py",
+    "expiry": "ovh_credit_plugin/service/expiry.py",
+    "credits": "ovh_credit_plugin/ledger/credits.py",
+    "orders": "ovh_credit_plugin/service/orders.py",
+    "vouchers": "ovh_credit_plugin/service/vouchers.py",
+    "voucher_throttle": "ovh_credit_plugin/service/voucher_throttle.py",
+    "cloudkitty": "ovh_credit_plugin/hosts/cloudkitty.py",
+}
+
+KILLED = {"killed", "caught by type check"}
+TIMEOUT = {"timeout"}
+
+
+def statuses(path: str) -> Counter[str]:
+    """Status of each mutant of ``path`` from mutmut's last run (its .meta file)."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.exists():
+        return Counter()
+    codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+    return Counter(status_by_exit_code[code] for code in codes.values())
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(MODULES)
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        print(f"unknown module(s) {unknown}: one of {sorted(MODULES)}", file=sys.stderr)
+        return 2
+    # The mutants run on SQLite only (pyproject.toml deselects the other backends);
+    # the servers' tiers need not be installed.
+    env = dict(os.environ, OVH_CREDIT_REQUIRE_DATABASES="0", OVH_CREDIT_REQUIRE_CLOUDKITTY="0")
+    totals: Counter[str] = Counter()
+    print(f"{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
+          f"{'score':>6} {'seconds':>7}")
+    for name in names:
+        path = MODULES[name]
+        module = path.removesuffix(".py").replace("/", ".")
+        began = time.monotonic()
+        subprocess.run([str(MUTMUT), "run", f"{module}.*"], cwd=ROOT, env=env, check=False,
+                       stdout=subprocess.DEVNULL)
+        found = statuses(path)
+        totals.update(found)
+        print(_line(name, found, time.monotonic() - began), flush=True)
+    summary = _summary(totals)
+    print(_line("total", totals, None))
+    survivors = subprocess.run([str(MUTMUT), "results"], cwd=ROOT, env=env, check=False,
+                               capture_output=True, text=True).stdout
+    print("not killed (mutmut show NAME shows one):")
+    shown = [line for line in survivors.splitlines() if not line.endswith(": not checked")]
+    print("\n".join(shown) or "    none")
+    print(json.dumps(summary))
+    return 0
+
+
+def _summary(found: Counter[str]) -> dict[str, float | int]:
+    # A run stopped midway leaves mutants "not checked": reported apart, not counted.
+    mutants = sum(found.values()) - found["skipped"] - found["not checked"]
+    killed = sum(found[s] for s in KILLED)
+    timeout = sum(found[s] for s in TIMEOUT)
+    return {"mutants": mutants, "killed": killed, "survived": mutants - killed - timeout,
+            "timeout": timeout,
+            "score": round((killed + timeout) / mutants, 4) if mutants else 0.0}
+
+
+def _line(name: str, found: Counter[str], seconds: float | None) -> str:
+    s = _summary(found)
+    took = "" if seconds is None else f"{seconds:7.0f}"
+    unchecked = f"  ({found['not checked']} not checked)" if found["not checked"] else ""
+    return (f"{name:<18} {s['mutants']:>7} {s['killed']:>6} {s['survived']:>8} "
+            f"{s['timeout']:>7} {s['score']:>6.3f} {took}{unchecked}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
