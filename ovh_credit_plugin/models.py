@@ -165,7 +165,7 @@ _C = TypeVar("_C", bound="_Contract")
 class _Contract(BaseModel):
     # Unknown fields in a document we read are refused rather than ignored: a
     # typo in an invoice must not silently settle something else.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
     @classmethod
     def trusted(cls: type[_C], **values: object) -> _C:
@@ -188,7 +188,7 @@ class _Contract(BaseModel):
 class Voucher(BaseModel):
     """A voucher as the catalog describes it (GET /v1/vouchers/{code})."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     code: str
     amount: money.Amount
@@ -219,7 +219,7 @@ class Voucher(BaseModel):
 class Redemption(BaseModel):
     """The catalog's record of one redemption (POST .../redemptions)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     id: str = Field(min_length=1, max_length=255)
     code: str

@@ -119,6 +119,13 @@ _OPEN_CREDITS = _RAW_BALANCES.where(
     _C.available > ZERO,
     _C.voided_at.is_(None),
 ).order_by(_C.id).with_for_update()
+# One project (every online settlement): an "=" compiles once and is cached,
+# where an expanding IN is rendered again per call (~40 us on SQLite).
+_OPEN_CREDITS_ONE = _RAW_BALANCES.where(
+    _C.project_id == sa.bindparam("project_id"),
+    _C.available > ZERO,
+    _C.voided_at.is_(None),
+).order_by(_C.id).with_for_update()
 _LOCK_PROJECTS = (
     sa.select(schema.projects.c.id)
     .where(schema.projects.c.id.in_(sa.bindparam("project_ids", expanding=True)))
@@ -181,7 +188,9 @@ def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str,
         # (PostgreSQL re-checks a row it waited for.)
         conn.execute(_LOCK_PROJECTS, {"project_ids": ids}).all()
     convert = _converter(conn)
-    for row in conn.execute(_OPEN_CREDITS, {"project_ids": ids}):
+    rows = (conn.execute(_OPEN_CREDITS_ONE, {"project_id": ids[0]}) if len(ids) == 1
+            else conn.execute(_OPEN_CREDITS, {"project_ids": ids}))
+    for row in rows:
         credit = convert(row)
         found[credit.project_id].append(credit)
     return found

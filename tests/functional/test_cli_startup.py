@@ -1,0 +1,94 @@
+"""What an ``ovh-credit`` process loads to start (issue 15, decision 3).
+
+Operators run the CLI in loops and scripts: a command on a ledger at the
+current revision reads that revision with one ``SELECT`` (alembic is imported
+only when it differs), and cliff's per-run scans of every installed
+distribution's metadata (the epilog's and --help's "provided by" plugin
+names, --version) are left out, their output unchanged. Timings are for
+``benchmarks/run.py`` (figure 9), not for tests: these check what is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.support.ledgers import Ledger
+
+# Runs the console script's main() in a fresh interpreter, then reports what
+# was imported and whether importlib.metadata scanned the installed distributions.
+_CHILD = """
+import importlib.metadata as md, json, sys
+scans = []
+for name in ("packages_distributions", "distributions", "version"):
+    real = getattr(md, name)
+    def spy(*args, _real=real, _name=name, **kwargs):
+        scans.append(_name)
+        return _real(*args, **kwargs)
+    setattr(md, name, spy)
+from ovh_credit_plugin.cli.app import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    report = {"alembic": "alembic" in sys.modules, "scans": scans,
+              "cloudkittyclient": "cloudkittyclient.format" in sys.modules}
+    sys.stderr.write("\\nREPORT " + json.dumps(report) + "\\n")
+sys.exit(code)
+"""
+
+
+def _run(*argv: str) -> tuple[int, str, dict[str, Any]]:
+    done = subprocess.run([sys.executable, "-c", _CHILD, *argv], capture_output=True,
+                          text=True, check=False, timeout=120)
+    report = json.loads(done.stderr.rsplit("REPORT ", 1)[1])
+    return done.returncode, done.stdout, report
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("command", [
+    ("credit", "list", "p-1", "-f", "json"),
+    ("order", "create", "p-1", "10.00", "--currency", "EUR", "-f", "json"),
+])
+def test_a_command_on_a_current_ledger_loads_no_alembic(
+    ledger: Ledger, command: tuple[str, ...]
+) -> None:
+    code, out, report = _run("--config-file", str(ledger.config), *command)
+    assert code == 0, out
+    json.loads(out)
+    assert not report["alembic"]
+    assert not report["cloudkittyclient"]
+    # pydantic looks for its plugins once, when a command first validates or
+    # dumps a model (order create): a scan of entry points, not cliff's
+    # reading of every distribution's metadata, nor the version's lookup.
+    assert set(report["scans"]) <= {"distributions"}
+
+
+def test_help_names_cliffs_own_commands_without_scanning_distributions() -> None:
+    code, out, report = _run("--help")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.split("Commands:")[1].splitlines() if line}
+    assert lines["help"].endswith("(cliff)")
+    assert lines["complete"].endswith("(cliff)")
+    assert not lines["audit"].endswith(")")
+    assert report["scans"] == []
+
+
+def test_version_is_still_the_distributions() -> None:
+    from importlib import metadata
+
+    code, out, report = _run("--version")
+    assert code == 0
+    assert out.strip() == f"ovh-credit {metadata.version('ovh-credit-plugin')}"
+    assert report["scans"] == ["version"]
+
+
+def test_formatters_are_cliffs_own() -> None:
+    code, out, _ = _run("credit", "list", "--help")
+    assert code == 0
+    assert "[-f {csv,json,table,value,yaml}]" in out
+    code, out, _ = _run("credit", "show", "--help")
+    assert "[-f {json,shell,table,value,yaml}]" in out
