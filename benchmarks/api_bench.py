@@ -10,7 +10,7 @@ function answering a fixed JSON body, served the same way. One client,
 sequential requests, a new connection each (wsgiref speaks HTTP/1.0),
 floor and ours alternating. Target: ``GET credits`` at >= 0.5 of the
 floor's requests/s (``api_get_credits_ratio``); ``POST vouchers`` is
-reported (each is a real activation, two durable commits).
+reported (each is a real activation, three durable commits).
 """
 
 from __future__ import annotations

@@ -29,26 +29,10 @@ _HELD = sa.or_(
                       schema.orders.c.status == "pending"),
     sa.exists().where(schema.voucher_activations.c.project_id == _P.id),
 )
-# The same, but for one activation of the project (``code``): a voucher's own
-# intent, written before its currency was known, does not hold it against that
-# voucher's currency.
-_HELD_BUT_OWN = sa.or_(
-    sa.exists().where(schema.credits.c.project_id == _P.id),
-    sa.exists().where(schema.orders.c.project_id == _P.id,
-                      schema.orders.c.status == "pending"),
-    sa.exists().where(schema.voucher_activations.c.project_id == _P.id,
-                      schema.voucher_activations.c.code != sa.bindparam("own_code")),
-)
 _HOLDING = sa.select(_P.id).where(_P.id.in_(sa.bindparam("project_ids", expanding=True)), _HELD)
 _REFIX = (
     schema.projects.update()
     .where(_P.id == sa.bindparam("project_id"), _P.currency == sa.bindparam("found"), ~_HELD)
-    .values(currency=sa.bindparam("code"))
-)
-_REFIX_BUT_OWN = (
-    schema.projects.update()
-    .where(_P.id == sa.bindparam("project_id"), _P.currency == sa.bindparam("found"),
-           ~_HELD_BUT_OWN)
     .values(currency=sa.bindparam("code"))
 )
 _FORGET_EMPTY = schema.projects.delete().where(
@@ -81,8 +65,7 @@ def held(conn: Connection, project_ids: Iterable[str]) -> set[str]:
     return {row.id for row in conn.execute(_HOLDING, {"project_ids": ids})}
 
 
-def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime,
-           activation: str | None = None) -> str:
+def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> str:
     """The project's currency, fixing it to ``code`` on first use or once released.
 
     A project's currency is released when nothing holds it any more (no
@@ -101,23 +84,15 @@ def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime,
     so one of two racing nodes retries. Releasing at cancel or lapse instead
     would need the same lock in three more places, and would leave the
     projects stuck before this change as they are.
-
-    ``activation``: the code of the voucher whose activation fixes the
-    currency. Its intent, written with the throttle reservation before the
-    catalog told the voucher's currency, holds the project's row (and the
-    default currency it was given, for a new project) against everyone else,
-    but not against that voucher's own currency.
     """
     found = currency(conn, project_id, lock=True)
     if found is None:
         conn.execute(schema.projects.insert().values(id=project_id, currency=code, created_at=at))
         return code
     if found != code:
-        values = {"project_id": project_id, "found": found, "code": code}
-        if activation is None:
-            released = conn.execute(_REFIX, values).rowcount
-        else:
-            released = conn.execute(_REFIX_BUT_OWN, {**values, "own_code": activation}).rowcount
+        released = conn.execute(
+            _REFIX, {"project_id": project_id, "found": found, "code": code}
+        ).rowcount
         if released != 1:
             raise exceptions.CurrencyMismatch(
                 _("project %(project_id)s bills in %(found)s, not %(code)s: credit is never "

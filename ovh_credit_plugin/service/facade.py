@@ -64,7 +64,7 @@ class CreditService:
         self.vouchers = Vouchers(
             database, catalog=lambda: self.catalog,
             throttle=Throttle(database, settings=lambda: self.settings), times=self.times,
-            notifier=self.notifier, default_currency=lambda: self.settings.default_currency,
+            notifier=self.notifier,
         )
 
     @classmethod

@@ -65,18 +65,13 @@ class Throttle:
 
     def reserve(
         self, project_id: str, at: dt.datetime, *, first: Callable[[Connection], T],
-        skip: Callable[[T], bool], also: Callable[[Connection], None] | None = None,
-        undo: Callable[[Connection], None] | None = None,
+        skip: Callable[[T], bool],
     ) -> tuple[T, str | None]:
         """``first(conn)``, then, unless ``skip`` of its result, a reserved try: its key.
 
         ``first`` runs in the reserving transaction (the activation's status,
-        read with the reservation). ``also`` writes in it, after the
-        reservation (an activation's intent: both are committed, or
-        neither); it must be idempotent (a retry after a lost COMMIT runs it
-        again), and ``undo`` undoes it, with the reservation, when a count
-        read after the commit throttles the try. Raises TooManyAttempts when
-        the project failed too often.
+        read with the reservation). Raises TooManyAttempts when the project
+        failed too often.
 
         Each try counts every reservation committed before its count, its own
         included (when tries collide at the limit, one too many may be
@@ -99,29 +94,20 @@ class Throttle:
         serialized = self.database.dialect == "sqlite"
         key = new_attempt()
 
-        # What ``first`` found when the reservation was written: a retry after
-        # a lost COMMIT finds the reservation (and what ``also`` wrote, which
-        # ``first`` may read back, e.g. the activation's own intent) committed.
-        decided: list[T] = []
-
         def begin(conn: Connection) -> tuple[T, str | None, int | None]:
-            if decided and activations.attempt_exists(conn, key):
-                # This transaction committed once already (its answer was
-                # lost): the try was let through then.
-                if also is not None:
-                    also(conn)
-                return decided[0], key, None
             found = first(conn)
             if skip(found):
                 return found, None, None
-            if serialized and activations.failures_since(conn, project_id, since) >= limit:
-                # Throttled: nothing written.
-                return found, None, _retry_after(conn, project_id, since=since, limit=limit,
-                                                 window=window, at=at)
-            decided[:] = [found]
+            if serialized:
+                if activations.attempt_exists(conn, key):
+                    # This transaction committed once already (its answer was
+                    # lost): the try was let through then.
+                    return found, key, None
+                if activations.failures_since(conn, project_id, since) >= limit:
+                    # Throttled: nothing written.
+                    return found, None, _retry_after(conn, project_id, since=since, limit=limit,
+                                                     window=window, at=at)
             activations.reserve_attempt(conn, project_id, key, at=at)
-            if also is not None:
-                also(conn)
             return found, key, None
 
         found, attempt, retry_after = self.database.write(begin)
@@ -132,7 +118,7 @@ class Throttle:
                 lambda conn: activations.failures_since(conn, project_id, since)
             )
             if failures > limit:  # its own reservation included
-                self.drop(key, undo=undo)
+                self.drop(key)
                 attempt = None
                 retry_after = self.database.read(
                     lambda conn: _retry_after(conn, project_id, since=since, limit=limit,
@@ -144,18 +130,10 @@ class Throttle:
             raise throttled(at, retry_after)
         return found, attempt
 
-    def drop(self, attempt: str, *, undo: Callable[[Connection], None] | None = None) -> None:
-        """Drop a reservation: a try that was nobody's fault is not held against anyone.
-
-        ``undo`` runs in the same transaction (an intent written with the reservation).
-        """
-        def work(conn: Connection) -> None:
-            if undo is not None:
-                undo(conn)
-            activations.drop_attempt(conn, attempt)
-
+    def drop(self, attempt: str) -> None:
+        """Drop a reservation: a try that was nobody's fault is not held against anyone."""
         try:
-            self.database.write(work)
+            self.database.write(lambda conn: activations.drop_attempt(conn, attempt))
         except Exception as error:
             # The try's own result matters more; a reservation left behind
             # only counts as a failure until the window ends.

@@ -41,14 +41,12 @@ class Vouchers:
         throttle: Throttle,
         times: inputs.Times,
         notifier: events.Notifier,
-        default_currency: Callable[[], str],
     ) -> None:
         self.database = database
         self.times = times
         self.notifier = notifier
         self._catalog = catalog
         self.throttle = throttle
-        self._default_currency = default_currency
 
     @property
     def catalog(self) -> catalog_base.VoucherCatalog:
@@ -134,48 +132,26 @@ class Vouchers:
         used and expired codes all give the customer the same message, and
         the logs the precise reason.
 
-        A success costs two durable transactions, each one needed (DESIGN.md
-        section 4): the throttle reservation with the intent (the reservation
-        is committed before the catalog is asked, so that concurrent tries
-        see it; the intent before the catalog redeems, for crash safety: both
-        are committed, or neither), and the grant, which also closes the
-        reservation. The intent is written before the GET told the voucher's
-        currency: a project that has none yet gets the default currency with
-        it, held by the intent, and a voucher in another currency changes it
-        in a transaction of its own before the POST (a third commit, for that
-        case only). A GET that refuses the code, fails, or finds the project
-        bound to another currency drops the intent with the reservation.
+        A success costs three durable transactions, each one needed: the
+        throttle reservation (committed before the catalog is asked, so that
+        concurrent tries see it), the intent (committed before the catalog
+        redeems, for crash safety) and the grant, which also closes the
+        reservation. The intent cannot join the reservation: it would exist
+        before the code was checked, and a concurrent try that finds a
+        pending intent replays the redemption (see ``docs/voucher-catalog.md``).
         """
         at = self.times.change(at)
         project_id = inputs.project_id(project_id)
         code = catalog_base.normalize_code(code)
         masked = catalog_base.mask_code(code)
         key = catalog_base.idempotency_key(project_id, code)
-        default = self._default_currency()
-        # What the intent's transaction found: the project's currency, and
-        # whether it gave a new project the default one (released if the
-        # activation goes no further). Set again by a retried transaction.
-        fixed: list[tuple[str, bool]] = []
 
-        def intent(conn: Connection) -> None:
-            currency, given = record_reserved_intent(conn, project_id=project_id, code=code,
-                                                     key=key, default=default, at=at)
-            # A retry after a lost COMMIT finds the row its first attempt gave.
-            fixed[:] = [(currency, given or bool(fixed and fixed[0][1]))]
-
-        try:
-            status, attempt = self.throttle.reserve(
-                project_id, at,
-                first=lambda conn: activations.status(conn, project_id, code),
-                # pending: resumed below; granted: read back. Neither tries a code.
-                skip=lambda found: found is not None,
-                also=intent,
-                undo=lambda conn: activations.drop_intent(conn, key),
-            )
-        except exceptions.TooManyAttempts:
-            if fixed and fixed[0][1]:  # off SQLite, throttled after the intent committed
-                self.release_currency(project_id)
-            raise
+        status, attempt = self.throttle.reserve(
+            project_id, at,
+            first=lambda conn: activations.status(conn, project_id, code),
+            # pending: resumed below; granted: read back. Neither tries a code.
+            skip=lambda found: found is not None,
+        )
         if status == "granted":
             return self.database.read(
                 lambda conn: _granted_credit(conn, project_id, code, at=at)
@@ -188,10 +164,7 @@ class Vouchers:
                         masked, project_id)
             return self._redeem_and_grant(project_id, code, key, currency=None, attempt=None,
                                           at=at)
-        assert attempt is not None and fixed
-        currency, new_project = fixed[0]
-        LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
-        posting = False
+        assert attempt is not None
         try:
             # The GET and the POST share one time budget: the activation as a
             # whole, not each call, is what must not stall the caller.
@@ -200,14 +173,12 @@ class Vouchers:
                     voucher = self.catalog.get(code)
                     catalog_base.check_usable(voucher, code, at)
                 except catalog_base.REFUSALS as error:
-                    self._refuse(project_id, masked, error, attempt=attempt, at=at,
-                                 drop_intent=key)
-                if voucher.currency != currency:
-                    self.database.write(
-                        lambda conn: fix_currency(conn, project_id=project_id, code=code,
-                                                  currency=voucher.currency, at=at)
-                    )
-                posting = True
+                    self._refuse(project_id, masked, error, attempt=attempt, at=at)
+                self.database.write(
+                    lambda conn: record_intent(conn, project_id=project_id, code=code,
+                                               key=key, currency=voucher.currency, at=at)
+                )
+                LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
                 return self._redeem_and_grant(project_id, code, key,
                                               currency=voucher.currency, attempt=attempt,
                                               at=at)
@@ -216,14 +187,7 @@ class Vouchers:
         except Exception:
             # Not the customer's doing (catalog down or broken, ledger error,
             # wrong currency): no failed attempt is held against the project.
-            if posting:
-                # The catalog may have redeemed: the intent stays pending.
-                self.throttle.drop(attempt)
-            else:
-                # Nothing was redeemed: the intent goes with the reservation.
-                self.throttle.drop(attempt, undo=lambda conn: activations.drop_intent(conn, key))
-                if new_project:
-                    self.release_currency(project_id)
+            self.throttle.drop(attempt)
             raise
 
     def unblock(self, project_id: str, *, reason: str, operator: str,
@@ -303,9 +267,7 @@ class Vouchers:
                 valid_from + dt.timedelta(days=redemption.validity_days)
                 if redemption.validity_days else None,
             ) if d is not None]
-            # A resumed intent may be one written before its GET, holding the
-            # default currency: it does not hold it against its own voucher.
-            projects.ensure(conn, project_id, redemption.currency, at=at, activation=code)
+            projects.ensure(conn, project_id, redemption.currency, at=at)
             credit_id = credits.grant(
                 conn,
                 project_id=project_id,
@@ -405,46 +367,6 @@ def record_intent(
             % {"currency": currency, "project": project_id, "found": found}
         ) from None
     activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
-
-
-def record_reserved_intent(
-    conn: Connection, *, project_id: str, code: str, key: str, default: str, at: dt.datetime
-) -> tuple[str, bool]:
-    """The intent, written with the throttle reservation, before the catalog is asked.
-
-    The voucher's currency is not known yet: a project that has no currency
-    gets ``default`` (what an order would give it), held by the intent, so
-    that an order in another currency made meanwhile is refused rather than
-    the grant of a code the catalog redeemed (see :func:`fix_currency`).
-    Returns the project's currency and whether this call gave it. Idempotent.
-    """
-    found = projects.currency(conn, project_id, lock=True)
-    given = False
-    if found is None:
-        found = projects.ensure(conn, project_id, default, at=at)
-        given = True
-    if activations.find(conn, project_id, code) is None:
-        activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
-    return found, given
-
-
-def fix_currency(
-    conn: Connection, *, project_id: str, code: str, currency: str, at: dt.datetime
-) -> None:
-    """The voucher's currency for the project, once the GET told it (before the POST).
-
-    The intent of this voucher holds the project's currency against everyone
-    but itself: a currency nothing else holds (no credit, pending order or
-    other activation) becomes the voucher's.
-    """
-    try:
-        projects.ensure(conn, project_id, currency, at=at, activation=code)
-    except exceptions.CurrencyMismatch:
-        found = projects.currency(conn, project_id)
-        raise exceptions.CurrencyMismatch(
-            _("this voucher is in %(currency)s but project %(project)s bills in %(found)s")
-            % {"currency": currency, "project": project_id, "found": found}
-        ) from None
 
 
 def _granted_credit(

