@@ -298,11 +298,6 @@ def _language() -> str:
     return i18n.best_language(pecan.request.accept_language)
 
 
-def _shown(credit: models.Credit, language: str) -> models.Credit:
-    """``credit`` as the caller reads it: the plugin's own description in ``language``."""
-    return descriptions.localized(credit, language)
-
-
 def _base_url(request: webob.Request) -> str:
     return str(request.environ.get(_BASE_URL_ENV) or request.host_url)
 
@@ -413,8 +408,8 @@ class CreditsController(_Resource):
         links = (_next_link(pecan.request, "credits", query, str(page[-1].id), limit)
                  if more else [])
         language = _language()
-        return _json({"credits": [_shown(c, language).model_dump(mode="json") for c in page],
-                      "links": links}, language=language)
+        shown = [descriptions.localized(c, language).model_dump(mode="json") for c in page]
+        return _json({"credits": shown, "links": links}, language=language)
 
     @handler
     def get_one(self, credit_id: str) -> webob.Response:
@@ -429,7 +424,7 @@ class CreditsController(_Resource):
         self.owned(caller, "cloud_credit:credit:get", credit.project_id,
                    _("no credit %(id)s") % {"id": ident})
         language = _language()
-        document = _shown(credit, language).model_dump(mode="json")
+        document = descriptions.localized(credit, language).model_dump(mode="json")
         document["entries"] = [entry.model_dump(mode="json") for entry in entries]
         return _json(document, language=language)
 
@@ -448,7 +443,8 @@ class CreditsController(_Resource):
                    _("no credit %(id)s") % {"id": ident})
         voided = self.service.void_credit(ident, reason=body.reason)
         language = _language()
-        return _json(_shown(voided, language).model_dump(mode="json"), language=language)
+        return _json(descriptions.localized(voided, language).model_dump(mode="json"),
+                     language=language)
 
 
 # -- forecast ------------------------------------------------------------------------
@@ -477,7 +473,7 @@ class VouchersController(_Resource):
         body = read_body(pecan.request, VoucherBody)
         credit, created = self.service.activate_voucher_outcome(project, body.code)
         language = _language()
-        document = _shown(credit, language).model_dump(mode="json")
+        document = descriptions.localized(credit, language).model_dump(mode="json")
         location = f"{_base_url(pecan.request)}/credits/{credit.id}"
         return _json(document, 201 if created else 200, location=location, language=language)
 
@@ -658,7 +654,7 @@ class OvhController(_Resource):
                                   % {"id": ident, "project": project_id})
         self.owned(caller, rule, credit.project_id, _("no credit %(id)s") % {"id": ident})
         language = _language()
-        return _json(None, text=ovh.dumps(ovh.credit(_shown(credit, language))),
+        return _json(None, text=ovh.dumps(ovh.credit(descriptions.localized(credit, language))),
                      language=language)
 
 
