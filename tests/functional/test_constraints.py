@@ -39,7 +39,7 @@ from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
 from tests.support.ledgers import Ledger, ServerPool
-from tests.support.locks import LockWaits
+from tests.support.locks import LockWaits, race
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -184,55 +184,18 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     paid_credit(first, "p1", "10")
     first.settle_invoice(invoice("WARM", "p1", "0"), at=T_SETTLE)  # schema check, pool warm
     second.list_credits("p1")
-    locked, release = threading.Event(), threading.Event()
-
-    def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if threading.current_thread().name == "first" and re.search(
-            CREDIT_READ, " ".join(statement.split())
-        ):
-            locked.set()
-            assert release.wait(30)
-
-    waits = LockWaits(ledger.backend, server_pool)
-
-    def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if threading.current_thread().name == "second":
-            waits.began.set()
-
-    event.listen(first.database.engine, "after_cursor_execute", pause)
-    event.listen(second.database.engine, "before_cursor_execute", began)
-    results: dict[str, Any] = {}
-
-    def run(name: str, service: CreditService, invoice_id: str) -> None:
-        try:
-            results[name] = service.settle_invoice(invoice(invoice_id, "p1", "8"), at=T_SETTLE)
-        except BaseException as error:  # pragma: no cover - reported below
-            results[name] = error
-
-    threads = [
-        threading.Thread(target=run, args=("first", first, "I-A"), name="first"),
-        threading.Thread(target=run, args=("second", second, "I-B"), name="second"),
-    ]
+    first_settled, second_settled = race(
+        ledger.backend, server_pool,
+        holder=(first.database.engine,
+                lambda: first.settle_invoice(invoice("I-A", "p1", "8"), at=T_SETTLE)),
+        waiter=(second.database.engine,
+                lambda: second.settle_invoice(invoice("I-B", "p1", "8"), at=T_SETTLE)),
+        holds=lambda statement: re.search(CREDIT_READ, statement) is not None,
+    )
     try:
-        threads[0].start()
-        assert locked.wait(30), "the first settlement never read the credits"
-        threads[1].start()
-        # Until the server says the second waits on a lock (or it finished: a failure).
-        waits.until(lambda: "second" in results)
-        assert "second" not in results, "the second settlement did not wait for the lock"
-        release.set()
-        for thread in threads:
-            thread.join(60)
-        assert not any(t.is_alive() for t in threads)
-    finally:
-        release.set()
-        event.remove(first.database.engine, "after_cursor_execute", pause)
-        event.remove(second.database.engine, "before_cursor_execute", began)
-        waits.close()
-    try:
-        assert results["first"].credit_applied == Decimal(8), results
-        assert results["second"].credit_applied == Decimal(2), results
-        assert results["second"].amount_due == Decimal(6)
+        assert first_settled.credit_applied == Decimal(8), (first_settled, second_settled)
+        assert second_settled.credit_applied == Decimal(2), (first_settled, second_settled)
+        assert second_settled.amount_due == Decimal(6)
         [credit] = first.list_credits("p1", at=T0)
         assert (credit.used, credit.available) == (Decimal(10), 0)
         assert first.audit().ok
@@ -255,56 +218,16 @@ def test_a_cancellation_waits_for_the_payment_holding_its_order(
     payer, canceller = ledger.service(), ledger.service()
     order = payer.create_order("p1", "10", at=T0)
     canceller.list_orders("p1")  # schema check, a pooled connection
-    waits = LockWaits(ledger.backend, server_pool)
-    holding, release = threading.Event(), threading.Event()
-
-    def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if (threading.current_thread().name == "pay" and not holding.is_set()
-                and "FROM cloud_credit_orders WHERE" in " ".join(statement.split())):
-            holding.set()
-            assert release.wait(30)
-
-    def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if threading.current_thread().name == "cancel":
-            waits.began.set()
-
-    event.listen(payer.database.engine, "after_cursor_execute", pause)
-    event.listen(canceller.database.engine, "before_cursor_execute", began)
-    results: dict[str, Any] = {}
     at = T0 + dt.timedelta(hours=1)
-
-    def run(name: str, call: Callable[[], Any]) -> None:
-        try:
-            results[name] = call()
-        except BaseException as error:  # reported below
-            results[name] = error
-
-    threads = [
-        threading.Thread(target=run, name="pay",
-                         args=("pay", lambda: payer.pay_order(order.id, at=at))),
-        threading.Thread(target=run, name="cancel",
-                         args=("cancel", lambda: canceller.cancel_order(order.id, at=at))),
-    ]
+    paid, cancelled = race(
+        ledger.backend, server_pool,
+        holder=(payer.database.engine, lambda: payer.pay_order(order.id, at=at)),
+        waiter=(canceller.database.engine, lambda: canceller.cancel_order(order.id, at=at)),
+        holds=lambda statement: "FROM cloud_credit_orders WHERE" in statement,
+    )
     try:
-        threads[0].start()
-        assert holding.wait(30), "the payment never read its order"
-        threads[1].start()
-        waits.until(lambda: "cancel" in results)
-        assert "cancel" not in results, (
-            f"the cancellation did not wait for the payment holding the order: {results}")
-        release.set()
-        for thread in threads:
-            thread.join(60)
-        assert not any(t.is_alive() for t in threads)
-    finally:
-        release.set()
-        event.remove(payer.database.engine, "after_cursor_execute", pause)
-        event.remove(canceller.database.engine, "before_cursor_execute", began)
-        waits.close()
-    try:
-        paid = results["pay"]
-        assert isinstance(paid, models.Order) and paid.status == "paid", results
-        assert isinstance(results["cancel"], exceptions.InvalidState), results
+        assert isinstance(paid, models.Order) and paid.status == "paid", (paid, cancelled)
+        assert isinstance(cancelled, exceptions.InvalidState), (paid, cancelled)
         [final] = payer.list_orders("p1", at=at)
         assert (final.status, final.credit_id) == ("paid", paid.credit_id)
         assert [c.id for c in payer.list_credits("p1", at=at)] == [paid.credit_id]

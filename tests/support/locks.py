@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import event
+
 from tests.support.ledgers import ServerPool
 
 
@@ -67,3 +69,57 @@ class LockWaits:
     def close(self) -> None:
         if self._admin is not None:
             self._admin.close()
+
+
+def race(backend: str, server_pool: ServerPool, *, holder: tuple[Any, Callable[[], Any]],
+         waiter: tuple[Any, Callable[[], Any]], holds: Callable[[str], bool]) -> tuple[Any, Any]:
+    """Two writers at once: whether the second waits for the first's lock.
+
+    ``holder`` and ``waiter`` are (engine, call) pairs. The holder's call runs until
+    its engine executes a statement for which ``holds(statement)`` is true (spaces
+    collapsed), and pauses there, inside its transaction; then the waiter's call
+    starts, and must be seen waiting on a lock (:class:`LockWaits`) before it
+    finishes; then the holder goes on. Returns what each call returned or raised.
+    """
+    holding, release = threading.Event(), threading.Event()
+    waits = LockWaits(backend, server_pool)
+    holder_engine, waiter_engine = holder[0], waiter[0]
+
+    def pause(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if (threading.current_thread().name == "holder" and not holding.is_set()
+                and holds(" ".join(statement.split()))):
+            holding.set()
+            assert release.wait(30)
+
+    def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name == "waiter":
+            waits.began.set()
+
+    results: dict[str, Any] = {}
+
+    def run(name: str, call: Callable[[], Any]) -> None:
+        try:
+            results[name] = call()
+        except BaseException as error:  # returned to the test, which says what it expected
+            results[name] = error
+
+    threads = [threading.Thread(target=run, name=name, args=(name, call))
+               for name, call in (("holder", holder[1]), ("waiter", waiter[1]))]
+    event.listen(holder_engine, "after_cursor_execute", pause)
+    event.listen(waiter_engine, "before_cursor_execute", began)
+    try:
+        threads[0].start()
+        assert holding.wait(30), "the first writer never reached its lock"
+        threads[1].start()
+        waits.until(lambda: "waiter" in results)
+        assert "waiter" not in results, f"the second writer did not wait for the lock: {results}"
+        release.set()
+        for thread in threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        release.set()
+        event.remove(holder_engine, "after_cursor_execute", pause)
+        event.remove(waiter_engine, "before_cursor_execute", began)
+        waits.close()
+    return results["holder"], results["waiter"]
