@@ -181,12 +181,13 @@ def test_slow_drip_answer_is_cut_at_the_deadline(
 def test_stalled_catalog_is_given_up_at_the_deadline(
     server: CatalogServer, make_service: ServiceFactory
 ) -> None:
-    server.inject(Fault("stall", method="GET", seconds=3.0, times=10))
+    server.inject(Fault("stall", method="GET", seconds=20.0, times=10))
     service = make_service(server.url, timeout=1.0)
     started = time.monotonic()
     with pytest.raises(base.CatalogUnavailable, match="deadline"):
         service.activate_voucher("p1", CODE)
-    assert time.monotonic() - started < 1.75
+    # 1 s with the deadline, 20 s or more without: the bound sits far from both.
+    assert time.monotonic() - started < 8
     # Half the deadline per attempt: the stall was retried once within it.
     assert len(server.calls("GET")) == 2
     assert rows(service) == NOTHING
@@ -215,15 +216,17 @@ def test_slow_drip_redemption_is_recovered_by_the_next_run(
 def test_one_deadline_covers_the_whole_activation(
     server: CatalogServer, make_service: ServiceFactory
 ) -> None:
-    # A slow GET leaves the POST only what remains of the activation's budget.
-    server.inject(Fault("stall", method="GET", seconds=0.9))
+    # A slow GET (just under its 2 s per attempt) leaves the POST only what
+    # remains of the activation's 4 s budget: 4 s in all, where a deadline per
+    # call would give 1.9 + 4 = 5.9 s. The bound sits a second from each.
+    server.inject(Fault("stall", method="GET", seconds=1.9))
     server.inject(Fault("drip", method="POST", interval=0.05))
-    service = make_service(server.url, timeout=2.0)
+    service = make_service(server.url, timeout=4.0)
     started = time.monotonic()
-    with pytest.raises(base.CatalogUnavailable, match="within the 2 s deadline"):
+    with pytest.raises(base.CatalogUnavailable, match="within the 4 s deadline"):
         service.activate_voucher("p1", CODE)
     elapsed = time.monotonic() - started
-    assert 1.9 <= elapsed < 2.6, elapsed  # a deadline per call would give 2.9 s
+    assert 3.9 <= elapsed < 4.9, elapsed
     # The catalog committed before dripping: the next run finishes the job.
     assert service.activate_voucher("p1", CODE).total == Decimal("50.00")
     assert len(server.redemptions_of(CODE)) == 1
@@ -331,7 +334,7 @@ def test_retry_after_of_six_hours_is_capped(
     credit = service.activate_voucher("p1", CODE)
     elapsed = time.monotonic() - started
     assert credit.total == Decimal("50.00")
-    assert 0.4 <= elapsed < 2, elapsed  # two capped waits, not six hours
+    assert 0.4 <= elapsed < 10, elapsed  # two capped waits, not six hours
     assert len(server.calls("GET")) == 3
 
 
@@ -344,7 +347,8 @@ def test_retry_after_beyond_the_deadline_fails_fast(
     started = time.monotonic()
     with pytest.raises(base.CatalogUnavailable, match="HTTP 503"):
         service.activate_voucher("p1", CODE)
-    assert time.monotonic() - started < 0.5
+    # No wait at all: waiting would take the 30 s cap or six hours.
+    assert time.monotonic() - started < 10
     assert len(server.calls("GET")) == 1
     assert rows(service) == NOTHING
 

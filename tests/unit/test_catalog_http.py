@@ -292,7 +292,7 @@ def test_retry_after_beyond_the_deadline_stops_at_once(
     started = time.monotonic()
     with pytest.raises(base.CatalogThrottled) as caught:
         driver.get(CODE)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 10  # waiting would take 30 s (the cap) or six hours
     assert len(calls(mocked)) == 1
     assert "21600" in str(caught.value)
 
