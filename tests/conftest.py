@@ -40,6 +40,40 @@ HYPOTHESIS_PROFILE = os.environ.get("OVH_CREDIT_HYPOTHESIS_PROFILE") or (
 settings.load_profile(HYPOTHESIS_PROFILE)
 
 
+# Mutation testing (tools/mutation.py, docs/testing.md) runs the tests once per
+# mutant, thousands of times: there properties draw at most MUTATION_EXAMPLES
+# examples (their pinned @examples still run), and slow tests that prove no
+# money rule, or prove one at a scale the others already cover, are left out.
+# Never in a normal run.
+MUTATION = os.environ.get("OVH_CREDIT_MUTATION") == "1"
+MUTATION_EXAMPLES = 100
+MUTATION_LEFT_OUT = (
+    # scale: micro-unit lines used up to the last micro-unit run in
+    # test_huge_and_sub_cent_amounts_round_trip_through_the_service_and_the_cli
+    "tests/service/test_money_roundtrip.py::test_a_million_micro_debits_sum_exactly",
+    # packaging and imports, not money
+    "tests/integration/test_cloudkitty.py::test_cloudkitty_dbsync_creates_the_ledger_tables",
+    "tests/service/test_events.py::test_without_notifications_oslo_messaging_is_not_even_imported",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not MUTATION:
+        return
+    kept, left_out = [], []
+    for item in items:
+        (left_out if item.nodeid.startswith(MUTATION_LEFT_OUT) else kept).append(item)
+        test = getattr(item, "obj", None)
+        # @settings sets this on the @given wrapper, which reads it when it runs.
+        chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+        if chosen is not None and chosen.max_examples > MUTATION_EXAMPLES:
+            test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
+                chosen, max_examples=MUTATION_EXAMPLES)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 def pytest_report_header() -> str:
     return f"hypothesis profile: {HYPOTHESIS_PROFILE} (derandomize={settings().derandomize})"
 
