@@ -22,6 +22,9 @@ one of these points, in turn:
   SQLAlchemy events installed only in that child;
 * ``time``: after a random delay over a clean run's duration (start-up, reads,
   the catalog, the transactions, exit), the parent stops the child (SIGSTOP);
+* ``statement of the recovery``: after a quarter of the kills, the recovery
+  command itself is killed once at one of its row-changing statements, before
+  the recovery runs again to its end;
 * ``catalog`` (activation only): while the loopback catalog holds the GET or the
   POST (the server received it, and, drawn at random, committed the redemption
   before holding or not): the kill lands while the request is in flight.
@@ -92,6 +95,8 @@ LONG = os.environ.get("OVH_CREDIT_CRASH") == "long"
 SEED = int(os.environ.get("OVH_CREDIT_CRASH_SEED") or random.randrange(2**31))
 STEPS = ("activation", "payment", "void", "expiry")
 EXPIRY_BATCH = 3
+#: The share of kills after which the recovery is killed too, before it runs again.
+RECOVERY_KILLED = 0.25
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -114,12 +119,16 @@ class Probe:
         self.backend = backend
         self.url = url
         self.engine: sa.Engine | None = None
-        if backend != "sqlite":
+        self.reader: sa.Engine
+        if backend == "sqlite":
+            self.reader = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        else:
             database = sa.engine.make_url(url).database
             assert database
             self.user = pool.get(backend).user  # the ledger's user: the processes we kill
             self.engine = sa.create_engine(pool.get(backend).admin_url_for(database),
-                                           poolclass=sa.pool.NullPool)
+                                           pool_size=1)
+            self.reader = self.engine
 
     def open_transaction(self) -> bool:
         if self.engine is None:
@@ -167,8 +176,7 @@ class Probe:
             time.sleep(0.005)
 
     def close(self) -> None:
-        if self.engine is not None:
-            self.engine.dispose()
+        self.reader.dispose()
 
 
 def _state(pid: int) -> str:
@@ -239,7 +247,6 @@ class Harness:
 
     def start(self, job: tuple[Any, ...], stop_after: int | None = None, *,
               log: Path | None = None) -> tuple[Any, Any]:
-        self.probe.wait_quiet()
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(target=victims.run,
                                        args=(job, str(log or self.log), writer, stop_after))
@@ -289,7 +296,7 @@ class Harness:
         Returns whether a transaction was open, or None when the run ended
         before its kill point (nothing killed).
         """
-        if mode == "statement":
+        if mode.startswith("statement"):
             while not any(m[0] == "stopped" for m in _drain(reader, process, until="stopped")):
                 if process.exitcode is not None:
                     break
@@ -317,6 +324,8 @@ class Harness:
         os.kill(process.pid, signal.SIGKILL)
         process.join(timeout=60)
         reader.close()
+        # Its transaction must be gone before the next probe (and the next run).
+        self.probe.wait_quiet()
         assert process.exitcode == -signal.SIGKILL, process.exitcode
         self.tally.kills += 1
         self.tally.in_transaction += inside
@@ -329,6 +338,12 @@ class Harness:
     def audit(self, what: str) -> None:
         assert self.cli("audit", "-f", "json") == 0, (
             f"audit after {what}: {self.log.read_text()[-3000:]}")
+
+    def rows(self, query: Any) -> list[Any]:
+        """The ledger's rows, read by the test (on a server: as the administrator, whose
+        connections the probe does not count)."""
+        with self.probe.reader.connect() as conn:
+            return list(conn.execute(query))
 
     def close(self) -> None:
         self.probe.close()
@@ -370,13 +385,6 @@ def config_text(url: str, catalog: CatalogServer | None) -> str:
     return text
 
 
-def rows(url: str, query: Any) -> list[Any]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(query))
-    finally:
-        engine.dispose()
 
 
 def iso(moment: dt.datetime) -> str:
@@ -389,8 +397,8 @@ C, E, ORD, A = (schema.credits.c, schema.ledger_entries.c, schema.orders.c,
                 schema.voucher_activations.c)
 
 
-def entries_of(url: str, credit_id: int, kind: str) -> int:
-    return len(rows(url, sa.select(E.id).where(E.credit_id == credit_id, E.type == kind)))
+def entries_of(h: Harness, credit_id: int, kind: str) -> int:
+    return len(h.rows(sa.select(E.id).where(E.credit_id == credit_id, E.type == kind)))
 
 
 def paid_order(service: Any, project: str, at: dt.datetime) -> Any:
@@ -419,6 +427,10 @@ class Step:
     def scenario(self, state: Any) -> str:
         return "-"
 
+    def recovery_job(self, state: Any) -> tuple[Any, ...]:
+        """The operator's command (the one :meth:`recover` runs first)."""
+        return self.job(state)
+
 
 class Payment(Step):
     def prepare(self, number: int) -> Any:
@@ -438,13 +450,13 @@ class Payment(Step):
             assert self.h.run(self.job(state)) == 0, self.h.log.read_text()[-3000:]
 
     def check(self, state: Any, what: str) -> None:
-        credits = rows(self.h.url, sa.select(C.id, C.total, C.available).where(
+        credits = self.h.rows(sa.select(C.id, C.total, C.available).where(
             C.kind == "purchased", C.source == state))
         assert len(credits) == 1, f"{what}: order {state} has credits {credits}"
-        order = rows(self.h.url, sa.select(ORD.status, ORD.credit_id).where(ORD.id == state))
+        order = self.h.rows(sa.select(ORD.status, ORD.credit_id).where(ORD.id == state))
         assert [tuple(r) for r in order] == [("paid", credits[0].id)], what
         assert credits[0].total == Decimal("100.00") == credits[0].available, what
-        assert entries_of(self.h.url, credits[0].id, "grant") == 1, what
+        assert entries_of(self.h, credits[0].id, "grant") == 1, what
 
 
 class Void(Step):
@@ -465,11 +477,11 @@ class Void(Step):
         assert self.h.run(self.job(state)) == 0, self.h.log.read_text()[-3000:]
 
     def check(self, state: Any, what: str) -> None:
-        (credit,) = rows(self.h.url, sa.select(C.total, C.voided, C.available, C.void_reason,
+        (credit,) = self.h.rows(sa.select(C.total, C.voided, C.available, C.void_reason,
                                                C.voided_at).where(C.id == state))
         assert credit.voided_at is not None and credit.void_reason == self.REASON, what
         assert credit.voided == credit.total and credit.available == 0, what
-        assert entries_of(self.h.url, state, "void") == 1, what
+        assert entries_of(self.h, state, "void") == 1, what
 
 
 class Expiry(Step):
@@ -487,17 +499,20 @@ class Expiry(Step):
     def job(self, state: Any) -> tuple[Any, ...]:
         return ("expire", str(self.h.config), EXPIRY_BATCH)
 
+    def recovery_job(self, state: Any) -> tuple[Any, ...]:
+        return ("cli", self.h.argv("expire", "-f", "json"))
+
     def recover(self, state: Any) -> None:
-        assert self.h.cli("expire", "-f", "json") == 0, self.h.log.read_text()[-3000:]
+        assert self.h.run(self.recovery_job(state)) == 0, self.h.log.read_text()[-3000:]
 
     def check(self, state: Any, what: str) -> None:
-        credits = rows(self.h.url, sa.select(C.id, C.total, C.expired, C.available))
-        expiries = Counter(r.credit_id for r in rows(
-            self.h.url, sa.select(E.credit_id).where(E.type == "expiry")))
+        credits = self.h.rows(sa.select(C.id, C.total, C.expired, C.available))
+        expiries = Counter(r.credit_id for r in self.h.rows(
+            sa.select(E.credit_id).where(E.type == "expiry")))
         for credit in credits:
             assert credit.available == 0 and credit.expired == credit.total, (what, credit)
             assert expiries[credit.id] == 1, (what, credit.id, expiries[credit.id])
-        statuses = rows(self.h.url, sa.select(ORD.status).where(ORD.id.in_(state)))
+        statuses = self.h.rows(sa.select(ORD.status).where(ORD.id.in_(state)))
         assert [r.status for r in statuses] == ["expired", "expired"], what
 
 
@@ -577,7 +592,7 @@ class VoucherActivation(Step):
                                               "-f", "json"))
         ours = [r for r in self.catalog.redemptions_of(state.code)
                 if r["project_id"] == state.project]
-        granted = rows(self.h.url, sa.select(C.id).where(
+        granted = self.h.rows(sa.select(C.id).where(
             C.project_id == state.project, C.kind == "voucher", C.source == state.code))
         if ours and not granted:
             assert {"project_id": state.project, "code": state.code} in [
@@ -593,11 +608,11 @@ class VoucherActivation(Step):
         ours = [r for r in self.catalog.redemptions_of(state.code)
                 if r["project_id"] == state.project]
         assert len(ours) == (0 if state.refused else 1), (what, ours)
-        credits = rows(self.h.url, sa.select(C.id, C.total).where(
+        credits = self.h.rows(sa.select(C.id, C.total).where(
             C.project_id == state.project, C.kind == "voucher", C.source == state.code))
         assert len(credits) == len(ours), f"{what}: credits {credits}, redemptions {ours}"
         assert all(c.total == Decimal("12.50") for c in credits), what
-        activations = rows(self.h.url, sa.select(A.status, A.redemption_id).where(
+        activations = self.h.rows(sa.select(A.status, A.redemption_id).where(
             A.project_id == state.project))
         assert [tuple(a) for a in activations] == [("granted", r["id"]) for r in ours], (
             f"{what}: activations {activations} (none may stay pending)")
@@ -615,7 +630,7 @@ class VoucherActivation(Step):
             redeemed = sorted((r["project_id"], r["code"]) for r in
                               self.catalog.redemptions.values()
                               if not r["project_id"].startswith("rival-"))
-        granted = sorted(tuple(r) for r in rows(self.h.url, sa.select(C.project_id, C.source)
+        granted = sorted(tuple(r) for r in self.h.rows(sa.select(C.project_id, C.source)
                                                  .where(C.kind == "voucher")))
         assert granted == redeemed
 
@@ -721,6 +736,12 @@ def run_step(step: Step, h: Harness, target: int, label: str) -> None:
             step.after_kill(state)
         if mode == "catalog" and inside is not None:
             assert not inside, f"{what}: a transaction was open while the catalog held a request"
+        if inside is not None and h.rng.random() < RECOVERY_KILLED:
+            # The recovery dies too, once, at one of its row-changing statements.
+            process, reader = h.start(step.recovery_job(state), h.rng.randint(1, clean.changing))
+            h.kill(process, reader, "statement of the recovery")
+            if isinstance(step, VoucherActivation):
+                step.after_kill(state)
         # The operator's recovery, then the audit and the outcome.
         step.recover(state)
         h.audit(what)
