@@ -43,8 +43,9 @@ exact: nothing moves between the look and the kill):
 
 The share of kills inside a transaction is printed per step and backend
 (``pytest -s``) and must be above zero for every step; docs/testing.md gives
-the figures observed. Kills while the catalog holds a request must never find
-a transaction open (no transaction waits on the network).
+the figures observed. A kill right after a row-changing statement must find
+a transaction open (no money-moving write runs in autocommit); a kill while
+the catalog holds a request must not (no transaction waits on the network).
 
 After each kill, the recovery the docs give an operator: the same command again
 (``voucher activate``: "running the same activation again finishes it";
@@ -327,6 +328,10 @@ class Harness:
         # Its transaction must be gone before the next probe (and the next run).
         self.probe.wait_quiet()
         assert process.exitcode == -signal.SIGKILL, process.exitcode
+        if mode.startswith("statement"):
+            # A row changed or locked and not committed: only inside a transaction
+            # (a write in autocommit would be committed, alone, at once).
+            assert inside, f"no transaction open after a row-changing statement ({mode})"
         self.tally.kills += 1
         self.tally.in_transaction += inside
         if mode == "time":
