@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +47,13 @@ class Fault:
       ``stall``     do the work, then wait ``seconds`` before answering;
       ``truncate``  do the work, announce the full length, send half, close;
       ``drop``      do the work (commit a redemption), then close without a reply.
+      ``hold``      hold the request: with ``work_first`` the work is done (a
+                    redemption committed) before holding, otherwise after; then
+                    ``before_reply()`` runs if given, ``arrived`` is set and the
+                    reply waits for ``release`` (a client killed meanwhile never
+                    reads it). Without events it only runs ``before_reply``.
+
+    ``path``, when set, limits the fault to requests whose path contains it.
     """
 
     kind: str
@@ -57,6 +64,11 @@ class Fault:
     body: bytes | None = None
     interval: float = 0.05
     seconds: float = 0.0
+    path: str = ""
+    work_first: bool = True
+    arrived: threading.Event | None = None
+    release: threading.Event | None = None
+    before_reply: Callable[[], None] | None = None
 
 
 @dataclass
@@ -132,6 +144,14 @@ class CatalogServer:
         with self.lock:
             self._faults.append(fault)
 
+    def clear_faults(self) -> None:
+        """Forget the faults that have not fired (and release any held request)."""
+        with self.lock:
+            faults, self._faults = self._faults, []
+        for fault in faults:
+            if fault.release is not None:
+                fault.release.set()
+
     def calls(self, method: str | None = None, kind: str | None = None) -> list[Recorded]:
         """Recorded requests; ``kind`` is ``voucher`` (GET) or ``redemption`` (POST)."""
         with self.lock:
@@ -150,10 +170,10 @@ class CatalogServer:
 
     # -- the contract ----------------------------------------------------------------
 
-    def _take_fault(self, method: str) -> Fault | None:
+    def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self._faults:
-                if fault.times > 0 and fault.method in ("*", method):
+                if fault.times > 0 and fault.method in ("*", method) and fault.path in path:
                     fault.times -= 1
                     return fault
         return None
@@ -264,11 +284,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"message": "invalid or missing X-Auth-Token"}, request_id)
             return
 
-        fault = catalog._take_fault(method)
+        fault = catalog._take_fault(method, self.path)
         if fault is not None and fault.kind == "status":
             payload = fault.body if fault.body is not None else json.dumps(
                 {"message": f"injected {fault.status}"}).encode()
             self._send_raw(fault.status, payload, request_id, fault.headers)
+            return
+        if fault is not None and fault.kind == "hold":
+            self._hold(fault, method, body, request_id)
             return
         if fault is not None and fault.kind == "drip_headers":
             status, document = self._work(method, body)
@@ -304,6 +327,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:  # pragma: no cover - a typo in a test
             raise AssertionError(f"unknown fault {fault.kind}")
+
+    def _hold(self, fault: Fault, method: str, body: Any, request_id: str) -> None:
+        if fault.work_first:
+            status, document = self._work(method, body)
+        if fault.before_reply is not None:
+            fault.before_reply()
+        if fault.arrived is not None:
+            fault.arrived.set()
+        if fault.release is not None:
+            fault.release.wait(timeout=600)
+        if not fault.work_first:
+            status, document = self._work(method, body)
+        try:
+            self._send_raw(status, json.dumps(document).encode(), request_id)
+        except OSError:  # the client died while we held its request
+            self.close_connection = True
 
     def _work(self, method: str, body: Any) -> tuple[int, dict[str, Any]]:
         if method == "GET" and (match := _VOUCHER.match(self.path)):

@@ -181,7 +181,8 @@ def fork_context() -> Any:
         ["__main__", "ovh_credit_plugin.service", "ovh_credit_plugin.cli.app",
          "ovh_credit_plugin.ledger.migration", "ovh_credit_plugin.catalog.file",
          "sqlalchemy.dialects.postgresql.psycopg", "sqlalchemy.dialects.mysql.pymysql",
-         "psycopg", "pymysql", "tests.support.workload"]
+         "psycopg", "pymysql", "tests.support.workload", "tests.support.victims",
+         "ovh_credit_plugin.catalog.http"]
     )
     return context
 
