@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, money
 from ovh_credit_plugin.money import (
     MAX_AMOUNT,
     Amount,
@@ -306,3 +306,64 @@ def test_to_str_is_the_same_at_any_exponent(amount: Decimal, currency: str) -> N
     at_ledger_scale = amount.quantize(Decimal("0.000001"))
     assert to_str(amount, currency) == to_str(at_ledger_scale, currency)
     assert Decimal(to_str(amount, currency)) == amount
+
+
+# ------------------------------------------------- the ledger-scale helpers of settlement
+
+
+def _parses_unchanged(value: Any) -> bool:
+    try:
+        parsed = parse_amount(value, allow_zero=True)
+    except exceptions.InvalidAmount:
+        return False
+    return parsed == value and str(parsed) == str(value)
+
+
+@pytest.mark.parametrize("value", [
+    Decimal("0"), Decimal("0.000000"), Decimal("10.000000"), Decimal("1.5"), Decimal("0.000001"),
+    Decimal("999999999999999999.999999"), Decimal("-1"), Decimal("-0.000001"),
+    Decimal("1.0000001"), MAX_AMOUNT, MAX_AMOUNT + 1, Decimal("NaN"), Decimal("Infinity"),
+    Decimal("-Infinity"), Decimal("1E-7"), Decimal("1E+3"),
+])
+def test_is_ledger_amount_says_what_parse_amount_takes_as_is(value: Decimal) -> None:
+    # The settlement's fast check: a wrong True lets a negative, an over-large or
+    # an over-precise line past every check; a wrong False only costs time.
+    expected = value.is_finite() and Decimal(0) <= value < MAX_AMOUNT and (
+        value == value.quantize(money.LEDGER_QUANTUM))
+    assert money.is_ledger_amount(value) is expected
+    if expected:
+        assert parse_amount(value, allow_zero=True) == value
+
+
+@pytest.mark.parametrize("value", [10, "10", "10.00", 1.5, None, True])
+def test_only_a_decimal_is_a_ledger_amount(value: Any) -> None:
+    assert money.is_ledger_amount(value) is False
+    assert money.ledger_if_exact(value) is value  # left as is for the check to refuse
+
+
+def test_the_ledger_helpers_ignore_a_lowered_thread_context() -> None:
+    # A host may lower the thread's precision; the ledger's scale stays exact.
+    with decimal.localcontext() as ctx:
+        ctx.prec = 6
+        ctx.traps[decimal.Inexact] = True
+        assert money.is_ledger_amount(Decimal("1234.567891")) is True
+        assert str(money.ledger_if_exact(Decimal("1234.567891"))) == "1234.567891"
+        assert str(money.ledger_if_exact(Decimal("1234.5"))) == "1234.500000"
+        assert str(money.floor_to_ledger(Decimal("1234.5678919"))) == "1234.567891"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (Decimal("10"), "10.000000"), (Decimal("10.00"), "10.000000"),
+    (Decimal("1.0000001"), "1.0000001"), (Decimal("-5"), "-5.000000"),
+    (Decimal("NaN"), "NaN"), (Decimal("1E+40"), "1E+40"),
+])
+def test_ledger_if_exact_scales_only_what_stays_exact(value: Decimal, expected: str) -> None:
+    assert str(money.ledger_if_exact(value)) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (Decimal("1.0000009"), "1.000000"), (Decimal("2.9999999999"), "2.999999"),
+    (Decimal("3"), "3.000000"), (Decimal("0.0000001"), "0.000000"),
+])
+def test_floor_to_ledger_never_rounds_up(value: Decimal, expected: str) -> None:
+    assert str(money.floor_to_ledger(value)) == expected
