@@ -30,6 +30,7 @@ import webob
 from oslo_config import cfg
 from oslo_policy import policy as oslo_policy
 from pecan import rest
+from pecan import util as pecan_util
 from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
@@ -46,6 +47,36 @@ if TYPE_CHECKING:
     from ovh_credit_plugin.service import CreditService
 
 LOG = logging.getLogger(__name__)
+
+
+def _argspec_cache(real: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """pecan's ``getargspec``, remembered per function.
+
+    pecan asks for a controller's argument spec about ten times per request
+    (routing, the REST verbs, the call), and each answer built a new named
+    tuple *class* on top of ``inspect.getfullargspec``: ~35% of a ``GET
+    credits`` (docs/performance.md, figure 8). A function's signature does not
+    change, and pecan only reads the answer (it copies ``args`` before
+    changing it), so the first answer is kept.
+    """
+    @functools.lru_cache(maxsize=4096)
+    def of_function(function: Any) -> Any:
+        return real(function)
+
+    def getargspec(function: Any) -> Any:
+        # A bound method's spec is its function's (self included).
+        target = getattr(function, "__func__", function)
+        try:
+            return of_function(target)
+        except TypeError:  # an unhashable callable object
+            return real(function)
+
+    getargspec.uncached = real  # type: ignore[attr-defined]
+    return getargspec
+
+
+if not hasattr(pecan_util._getargspec, "uncached"):
+    pecan_util._getargspec = _argspec_cache(pecan_util._getargspec)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
