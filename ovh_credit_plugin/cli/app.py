@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cliff import command as cliff_command
 from cliff import help as cliff_help
@@ -25,7 +25,9 @@ from ovh_credit_plugin.conf import (
     register_opts,
 )
 from ovh_credit_plugin.i18n import _
-from ovh_credit_plugin.service import CreditService, inputs
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin.service import CreditService
 
 PROG = "ovh-credit"
 _NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging")
@@ -178,9 +180,12 @@ class CreditApp(App):
     @property
     def service(self) -> CreditService:
         if self._service is None:
+            # Imported by the commands that use the ledger, not by --help.
+            from ovh_credit_plugin.service import facade, inputs
+
             self.uses_fallback_ledger  # noqa: B018 - refuses an empty connection
             now = self.options.now
-            self._service = CreditService.from_conf(
+            self._service = facade.CreditService.from_conf(
                 self.conf, connection=self.ledger_url,
                 clock=(lambda: now) if now is not None else inputs.now,
             )

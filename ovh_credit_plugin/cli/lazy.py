@@ -1,0 +1,29 @@
+"""Modules the command line imports when a command first uses them.
+
+``ovh-credit`` starts a new process for every command, and operators run it
+in loops (issue 15, decision 3): what one command needs (the voucher
+catalog, the settlement host, alembic, pydantic's models) must not be
+imported by the others, nor by ``--help``. ``module(name)`` stands for the
+module: the first attribute read imports it (an ordinary import, so the
+module is the one everybody else gets), and each attribute read is kept.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+
+class _Deferred(ModuleType):
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(importlib.import_module(self.__name__), attribute)
+        # Kept: functions, classes and constants do not change (read through
+        # the proxy, a module's own state would, which is why none is).
+        setattr(self, attribute, value)
+        return value
+
+
+def module(name: str) -> ModuleType:
+    """Stands for module ``name``, imported when one of its attributes is first read."""
+    return _Deferred(name)
