@@ -41,7 +41,7 @@ else:
     # Each command imports what it uses, when it uses it: --help none of
     # these, credit list no voucher catalog, settlement host or alembic
     # (issue 15, decision 3; tests/functional/test_cli_startup.py).
-    from ovh_credit_plugin.cli import lazy
+    from ovh_credit_plugin import lazy
 
     pydantic = lazy.module("pydantic")
     sqlalchemy_exc = lazy.module("sqlalchemy.exc")

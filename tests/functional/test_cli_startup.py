@@ -69,6 +69,12 @@ def test_a_command_on_a_current_ledger_loads_no_alembic(
     json.loads(out)
     assert not report["alembic"]
     assert not report["cloudkittyclient"]
+    # Only the capability the command uses (service/facade.py imports each on
+    # first call), and no MySQL dialect for a SQLite ledger.
+    loaded = set(report["modules"])
+    assert {"ovh_credit_plugin.service.audit", "ovh_credit_plugin.service.vouchers",
+            "ovh_credit_plugin.service.settlement", "ovh_credit_plugin.service.expiry",
+            "ovh_credit_plugin.hosts.invoice", "sqlalchemy.dialects.mysql"}.isdisjoint(loaded)
     # Nor pydantic's scan of every distribution's entry points for its
     # plugins, when a command first dumps a model (PYDANTIC_DISABLE_PLUGINS),
     # nor cliff's reading of every distribution's metadata, nor the version's.

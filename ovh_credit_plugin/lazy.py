@@ -1,11 +1,13 @@
-"""Modules the command line imports when a command first uses them.
+"""Modules imported when first used.
 
 ``ovh-credit`` starts a new process for every command, and operators run it
 in loops (issue 15, decision 3): what one command needs (the voucher
-catalog, the settlement host, alembic, pydantic's models) must not be
-imported by the others, nor by ``--help``. ``module(name)`` stands for the
-module: the first attribute read imports it (an ordinary import, so the
-module is the one everybody else gets), and each attribute read is kept.
+catalog, the settlement host, alembic, pydantic's models, one capability of
+the service) must not be imported by the others, nor by ``--help``.
+``module(name)`` stands for the module: the first attribute read imports it
+(an ordinary import, under the import system's lock, so the module is the
+one everybody else gets, also from several threads), and each attribute
+read is kept.
 """
 
 from __future__ import annotations
