@@ -319,7 +319,7 @@ class OrderCreate(_Base, ShowOne):
             parsed_args.project, parsed_args.amount, currency=parsed_args.currency,
             at=parsed_args.at,
         )
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        return self.FIELDS, _row(order.json_ready(), self.FIELDS)
 
 
 class _OneOrder(_Base, ShowOne):
@@ -335,7 +335,7 @@ class _OneOrder(_Base, ShowOne):
         return parser
 
     def shown(self, order: models.Order) -> tuple[Any, Any]:
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        return self.FIELDS, _row(order.json_ready(), self.FIELDS)
 
 
 class OrderPay(_OneOrder):
@@ -384,7 +384,7 @@ class OrderList(_Base, Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         orders = self.service.list_orders(parsed_args.project, at=parsed_args.at)
-        return self.FIELDS, [_row(o.model_dump(mode="json"), self.FIELDS) for o in orders]
+        return self.FIELDS, [_row(o.json_ready(), self.FIELDS) for o in orders]
 
 
 # -- vouchers ----------------------------------------------------------------------
@@ -604,7 +604,7 @@ class CreditList(_Base, Lister):
 
 def _credit_data(credit: models.Credit) -> dict[str, Any]:
     """A credit's fields as printed: the plugin's own description in the locale's language."""
-    return descriptions.localized(credit).model_dump(mode="json")
+    return descriptions.localized(credit).json_ready()
 
 
 def _compact_row(data: dict[str, Any]) -> tuple[Any, ...]:
