@@ -6,8 +6,8 @@ catalog, the settlement host, alembic, pydantic's models, one capability of
 the service) must not be imported by the others, nor by ``--help``.
 ``module(name)`` stands for the module: the first attribute read imports it
 (an ordinary import, under the import system's lock, so the module is the
-one everybody else gets, also from several threads), and each attribute
-read is kept.
+one everybody else gets, also from several threads). Attributes are read
+from the module each time: a patched or reassigned attribute is seen.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from typing import Any
 
 
 class _Deferred(ModuleType):
+    _module: ModuleType | None = None
+
     def __getattr__(self, attribute: str) -> Any:
-        value = getattr(importlib.import_module(self.__name__), attribute)
-        # Kept: functions, classes and constants do not change (read through
-        # the proxy, a module's own state would, which is why none is).
-        setattr(self, attribute, value)
-        return value
+        module = self._module
+        if module is None:
+            module = self._module = importlib.import_module(self.__name__)
+        return getattr(module, attribute)
 
 
 def module(name: str) -> ModuleType:
