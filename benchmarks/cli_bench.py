@@ -14,6 +14,7 @@ on a shared machine it moves less than the wall time.
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import subprocess
@@ -29,11 +30,11 @@ FLOOR = "import sqlalchemy, oslo_config.cfg, cliff.app"
 OURS = "import sys; from ovh_credit_plugin.cli.app import main; sys.exit(main())"
 
 
-def _run(argv: list[str]) -> tuple[float, float]:
+def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU seconds of one process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, check=False)
+    done = subprocess.run(argv, capture_output=True, check=False, env=env)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -59,15 +60,23 @@ def measure(workdir: Path, sizes: Any) -> dict[str, Any]:
         "order_create": [sys.executable, "-c", OURS, *common, "order", "create", project,
                          "10.00", "-f", "json"],
     }
+    # Compiled modules for both sides, as an installed package has them (pip
+    # compiles at install): with PYTHONDONTWRITEBYTECODE set, as it is in some
+    # shells and CI runners, an editable checkout's modules were compiled from
+    # source in every process while the floor's came compiled from site-packages.
+    # The warm-up writes them all under a prefix of the work directory.
+    env = {name: value for name, value in os.environ.items()
+           if name != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
     names = list(commands)
     for name in names:  # warm-up: the page cache, the .pyc files
-        _run(commands[name])
+        _run(commands[name], env)
     walls: dict[str, list[float]] = {name: [] for name in names}
     cpus: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(sizes.cli_runs):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            wall, cpu = _run(commands[name])
+            wall, cpu = _run(commands[name], env)
             walls[name].append(wall)
             cpus[name].append(cpu)
     floor_wall = statistics.median(walls["floor"])

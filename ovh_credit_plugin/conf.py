@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from oslo_config import cfg, types
 
-from ovh_credit_plugin import exceptions, money
+from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.i18n import _
 
 DEFAULT_SQLITE_CONNECTION = "sqlite:///ovh-credit-ledger.sqlite"
@@ -39,6 +39,10 @@ class AmountByCurrency(types.String):
         self.option = option  # named in its errors, as the operator wrote it
 
     def __call__(self, value: Any) -> CurrencyAmounts:  # type: ignore[override]
+        # Here, not at the top: the command line's --help reads the options
+        # without pydantic, which the money module brings (issue 15).
+        from ovh_credit_plugin import money
+
         if isinstance(value, Decimal):
             return value
         if isinstance(value, Mapping):  # an override set by code: checked like a list
@@ -57,6 +61,8 @@ class AmountByCurrency(types.String):
         return self._pairs(pairs)
 
     def _pairs(self, pairs: Iterable[tuple[str, Any]]) -> dict[str, Decimal]:
+        from ovh_credit_plugin import money
+
         amounts: dict[str, Decimal] = {}
         for code, amount in pairs:
             try:
@@ -151,6 +157,8 @@ def purchase_limits(
     not above the largest. A currency without limits is not sold: the
     service refuses an order in it.
     """
+    from ovh_credit_plugin import money
+
     bounds: dict[str, dict[str, Decimal]] = {}
     for name, value in (("purchase_min_amount", minimum), ("purchase_max_amount", maximum)):
         if isinstance(value, Decimal):

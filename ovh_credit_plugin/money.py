@@ -14,10 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any
-
-from iso4217 import Currency
-from pydantic import BeforeValidator, PlainSerializer
+from typing import TYPE_CHECKING, Annotated, Any
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.i18n import _
@@ -47,6 +44,10 @@ def currency_places(code: str) -> int:
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
         raise exceptions.InvalidCurrency(
             _("invalid currency %(code)r: expected an ISO 4217 code") % {"code": code})
+    # Imported on the first currency: the table takes ~12 ms to load, which
+    # a command line run that formats no amount does not pay (issue 15).
+    from iso4217 import Currency
+
     try:
         exponent = Currency(code).exponent
     except ValueError:
@@ -231,6 +232,24 @@ def _validate(value: Any) -> Decimal:
     return parse_amount(value, allow_zero=True)
 
 
-#: The one amount type of the JSON contracts: an exact non-negative decimal,
-#: read from a decimal string (never a float) and written back as a string.
-Amount = Annotated[Decimal, BeforeValidator(_validate), PlainSerializer(str, return_type=str)]
+def _amount_type() -> Any:
+    from pydantic import BeforeValidator, PlainSerializer
+
+    return Annotated[Decimal, BeforeValidator(_validate), PlainSerializer(str, return_type=str)]
+
+
+if TYPE_CHECKING:
+    from pydantic import BeforeValidator, PlainSerializer
+
+    #: The one amount type of the JSON contracts: an exact non-negative decimal,
+    #: read from a decimal string (never a float) and written back as a string.
+    Amount = Annotated[Decimal, BeforeValidator(_validate), PlainSerializer(str, return_type=str)]
+else:
+    def __getattr__(name: str) -> Any:
+        # Amount is built on first use (by the models): importing this module
+        # must not import pydantic, which the command line's --help and its
+        # configuration options do not need (issue 15, decision 3).
+        if name == "Amount":
+            globals()["Amount"] = amount = _amount_type()
+            return amount
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

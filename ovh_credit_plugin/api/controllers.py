@@ -30,6 +30,7 @@ import webob
 from oslo_config import cfg
 from oslo_policy import policy as oslo_policy
 from pecan import rest
+from pecan import util as pecan_util
 from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
@@ -46,6 +47,36 @@ if TYPE_CHECKING:
     from ovh_credit_plugin.service import CreditService
 
 LOG = logging.getLogger(__name__)
+
+
+def _argspec_cache(real: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """pecan's ``getargspec``, remembered per function.
+
+    pecan asks for a controller's argument spec about ten times per request
+    (routing, the REST verbs, the call), and each answer built a new named
+    tuple *class* on top of ``inspect.getfullargspec``: ~35% of a ``GET
+    credits`` (docs/performance.md, figure 8). A function's signature does not
+    change, and pecan only reads the answer (it copies ``args`` before
+    changing it), so the first answer is kept.
+    """
+    @functools.lru_cache(maxsize=4096)
+    def of_function(function: Any) -> Any:
+        return real(function)
+
+    def getargspec(function: Any) -> Any:
+        # A bound method's spec is its function's (self included).
+        target = getattr(function, "__func__", function)
+        try:
+            return of_function(target)
+        except TypeError:  # an unhashable callable object
+            return real(function)
+
+    getargspec.uncached = real  # type: ignore[attr-defined]
+    return getargspec
+
+
+if not hasattr(pecan_util._getargspec, "uncached"):
+    pecan_util._getargspec = _argspec_cache(pecan_util._getargspec)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -408,7 +439,7 @@ class CreditsController(_Resource):
         links = (_next_link(pecan.request, "credits", query, str(page[-1].id), limit)
                  if more else [])
         language = _language()
-        shown = [descriptions.localized(c, language).model_dump(mode="json") for c in page]
+        shown = [descriptions.localized(c, language).json_ready() for c in page]
         return _json({"credits": shown, "links": links}, language=language)
 
     @handler
@@ -424,7 +455,7 @@ class CreditsController(_Resource):
         self.owned(caller, "cloud_credit:credit:get", credit.project_id,
                    _("no credit %(id)s") % {"id": ident})
         language = _language()
-        document = descriptions.localized(credit, language).model_dump(mode="json")
+        document = descriptions.localized(credit, language).json_ready()
         document["entries"] = [entry.model_dump(mode="json") for entry in entries]
         return _json(document, language=language)
 
@@ -443,7 +474,7 @@ class CreditsController(_Resource):
                    _("no credit %(id)s") % {"id": ident})
         voided = self.service.void_credit(ident, reason=body.reason)
         language = _language()
-        return _json(descriptions.localized(voided, language).model_dump(mode="json"),
+        return _json(descriptions.localized(voided, language).json_ready(),
                      language=language)
 
 
@@ -473,7 +504,7 @@ class VouchersController(_Resource):
         body = read_body(pecan.request, VoucherBody)
         credit, created = self.service.activate_voucher_outcome(project, body.code)
         language = _language()
-        document = descriptions.localized(credit, language).model_dump(mode="json")
+        document = descriptions.localized(credit, language).json_ready()
         location = f"{_base_url(pecan.request)}/credits/{credit.id}"
         return _json(document, 201 if created else 200, location=location, language=language)
 
@@ -515,14 +546,14 @@ class OrdersController(_Resource):
         page, more = self.service.list_orders_page(project, status=status, limit=limit,
                                                    marker=query.get("marker"))
         links = _next_link(pecan.request, "orders", query, page[-1].id, limit) if more else []
-        return _json({"orders": [o.model_dump(mode="json") for o in page], "links": links})
+        return _json({"orders": [o.json_ready() for o in page], "links": links})
 
     @handler
     def get_one(self, order_id: str) -> webob.Response:
         caller = self.caller()
         _query()
         order = self._order(caller, "cloud_credit:order:get", order_id)
-        return _json(order.model_dump(mode="json"))
+        return _json(order.json_ready())
 
     @handler
     def post(self) -> webob.Response:
@@ -535,7 +566,7 @@ class OrdersController(_Resource):
             project, body.amount, currency=body.currency, idempotency_key=key
         )
         location = f"{_base_url(pecan.request)}/orders/{order.id}"
-        return _json(order.model_dump(mode="json"), 201 if created else 200, location=location)
+        return _json(order.json_ready(), 201 if created else 200, location=location)
 
     @handler
     def cancel(self, order_id: str) -> webob.Response:
@@ -546,7 +577,7 @@ class OrdersController(_Resource):
             order = self.service.cancel_order(order_id)
         except exceptions.InvalidState as error:
             raise errors.ApiError("order_not_pending", exceptions.message_of(error)) from None
-        return _json(order.model_dump(mode="json"))
+        return _json(order.json_ready())
 
     @handler
     def payment(self, order_id: str) -> webob.Response:
@@ -559,7 +590,7 @@ class OrdersController(_Resource):
             order = self.service.pay_order(order_id, amount=body.amount, currency=body.currency)
         except exceptions.InvalidState as error:
             raise errors.ApiError("order_not_pending", exceptions.message_of(error)) from None
-        return _json(order.model_dump(mode="json"))
+        return _json(order.json_ready())
 
     def _order(self, caller: Caller, rule: str, order_id: str) -> models.Order:
         self.may(caller, rule)

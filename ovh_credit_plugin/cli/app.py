@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cliff import command as cliff_command
 from cliff import help as cliff_help
@@ -25,7 +26,9 @@ from ovh_credit_plugin.conf import (
     register_opts,
 )
 from ovh_credit_plugin.i18n import _
-from ovh_credit_plugin.service import CreditService, inputs
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin.service import CreditService
 
 PROG = "ovh-credit"
 _NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging")
@@ -178,9 +181,12 @@ class CreditApp(App):
     @property
     def service(self) -> CreditService:
         if self._service is None:
+            # Imported by the commands that use the ledger, not by --help.
+            from ovh_credit_plugin.service import facade, inputs
+
             self.uses_fallback_ledger  # noqa: B018 - refuses an empty connection
             now = self.options.now
-            self._service = CreditService.from_conf(
+            self._service = facade.CreditService.from_conf(
                 self.conf, connection=self.ledger_url,
                 clock=(lambda: now) if now is not None else inputs.now,
             )
@@ -226,11 +232,21 @@ class CreditApp(App):
             self._service = None
 
 
+#: pydantic looks for plugins (observability hooks for validation) in every
+#: installed distribution's entry points when a process first builds a model:
+#: 50-100 ms of a command's run on a host with many distributions. A command
+#: line run uses none; an operator who wants one sets the variable (empty: all).
+_PYDANTIC_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     tuned = [logging.getLogger(name) for name in (*_OURS, *_NOISY)]
     levels = [logger.level for logger in tuned]
+    plugins = os.environ.get(_PYDANTIC_PLUGINS)
+    if plugins is None:
+        os.environ[_PYDANTIC_PLUGINS] = "__all__"
     try:
         return int(CreditApp().run(list(sys.argv[1:] if argv is None else argv)))
     except SystemExit as exit_:  # argparse's usage errors, already printed on one line
@@ -244,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.setLevel(level)
         for logger, saved in zip(tuned, levels, strict=True):
             logger.setLevel(saved)
+        if plugins is None:  # an embedding process keeps its own setting
+            os.environ.pop(_PYDANTIC_PLUGINS, None)
 
 
 if __name__ == "__main__":  # pragma: no cover

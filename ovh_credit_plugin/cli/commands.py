@@ -13,10 +13,8 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
-import pydantic
-import sqlalchemy.exc
 from cliff import columns
 from cliff.command import Command
 from cliff.lister import Lister
@@ -25,15 +23,40 @@ from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 from stevedore import named as stevedore_named
 
-from ovh_credit_plugin import conf, descriptions, exceptions, explained, ledger, models, money
-from ovh_credit_plugin.catalog import base as catalog_base
-from ovh_credit_plugin.cli import settle_input
-from ovh_credit_plugin.hosts.invoice import NAMESPACE as INVOICE_NAMESPACE
-from ovh_credit_plugin.hosts.invoice import InvoiceProcessor, is_refusal
+from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.i18n import _
-from ovh_credit_plugin.ledger import engine as ledger_engine
-from ovh_credit_plugin.ledger import migration
-from ovh_credit_plugin.service import ledger_database
+
+if TYPE_CHECKING:
+    import pydantic
+    from sqlalchemy import exc as sqlalchemy_exc
+
+    from ovh_credit_plugin import conf, descriptions, explained, ledger, models, money
+    from ovh_credit_plugin.catalog import base as catalog_base
+    from ovh_credit_plugin.cli import settle_input
+    from ovh_credit_plugin.hosts import invoice
+    from ovh_credit_plugin.ledger import engine as ledger_engine
+    from ovh_credit_plugin.ledger import migration
+    from ovh_credit_plugin.service import facade
+else:
+    # Each command imports what it uses, when it uses it: --help none of
+    # these, credit list no voucher catalog, settlement host or alembic
+    # (issue 15, decision 3; tests/functional/test_cli_startup.py).
+    from ovh_credit_plugin import lazy
+
+    pydantic = lazy.module("pydantic")
+    sqlalchemy_exc = lazy.module("sqlalchemy.exc")
+    conf = lazy.module("ovh_credit_plugin.conf")
+    descriptions = lazy.module("ovh_credit_plugin.descriptions")
+    explained = lazy.module("ovh_credit_plugin.explained")
+    ledger = lazy.module("ovh_credit_plugin.ledger")
+    models = lazy.module("ovh_credit_plugin.models")
+    money = lazy.module("ovh_credit_plugin.money")
+    catalog_base = lazy.module("ovh_credit_plugin.catalog.base")
+    settle_input = lazy.module("ovh_credit_plugin.cli.settle_input")
+    invoice = lazy.module("ovh_credit_plugin.hosts.invoice")
+    ledger_engine = lazy.module("ovh_credit_plugin.ledger.engine")
+    migration = lazy.module("ovh_credit_plugin.ledger.migration")
+    facade = lazy.module("ovh_credit_plugin.service.facade")
 
 ORDER_FIELDS = (
     "id", "project_id", "amount", "currency", "status", "created_at", "expires_at",
@@ -156,7 +179,7 @@ class _Base:
             raise
         except pydantic.ValidationError as error:
             raise exceptions.InvalidInput(str(models.first_error(error))) from error
-        except sqlalchemy.exc.SQLAlchemyError as error:
+        except sqlalchemy_exc.SQLAlchemyError as error:
             if self.app.options.debug:
                 raise
             raise exceptions.CreditError(
@@ -254,7 +277,7 @@ class DbUpgrade(_Base, Command):
         # Only the ledger: a schema upgrade must not wait on the other
         # options being right (a bad payment_url_template, a catalog).
         fallback = self.app.uses_fallback_ledger
-        database = ledger_database(self.app.conf, connection=self.app.ledger_url)
+        database = facade.ledger_database(self.app.conf, connection=self.app.ledger_url)
         url = database.engine.url
         created = migration.missing_sqlite_file(database.engine)
         try:
@@ -296,7 +319,7 @@ class OrderCreate(_Base, ShowOne):
             parsed_args.project, parsed_args.amount, currency=parsed_args.currency,
             at=parsed_args.at,
         )
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        return self.FIELDS, _row(order.json_ready(), self.FIELDS)
 
 
 class _OneOrder(_Base, ShowOne):
@@ -312,7 +335,7 @@ class _OneOrder(_Base, ShowOne):
         return parser
 
     def shown(self, order: models.Order) -> tuple[Any, Any]:
-        return self.FIELDS, _row(order.model_dump(mode="json"), self.FIELDS)
+        return self.FIELDS, _row(order.json_ready(), self.FIELDS)
 
 
 class OrderPay(_OneOrder):
@@ -361,7 +384,7 @@ class OrderList(_Base, Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         orders = self.service.list_orders(parsed_args.project, at=parsed_args.at)
-        return self.FIELDS, [_row(o.model_dump(mode="json"), self.FIELDS) for o in orders]
+        return self.FIELDS, [_row(o.json_ready(), self.FIELDS) for o in orders]
 
 
 # -- vouchers ----------------------------------------------------------------------
@@ -581,7 +604,7 @@ class CreditList(_Base, Lister):
 
 def _credit_data(credit: models.Credit) -> dict[str, Any]:
     """A credit's fields as printed: the plugin's own description in the locale's language."""
-    return descriptions.localized(credit).model_dump(mode="json")
+    return descriptions.localized(credit).json_ready()
 
 
 def _compact_row(data: dict[str, Any]) -> tuple[Any, ...]:
@@ -682,8 +705,8 @@ class Settle(_Base, Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.batch_size < 1:
             raise exceptions.InvalidInput(_("--batch-size must be at least 1"))
-        processor = cast(InvoiceProcessor, stevedore_driver.DriverManager(
-            namespace=INVOICE_NAMESPACE,
+        processor = cast(invoice.InvoiceProcessor, stevedore_driver.DriverManager(
+            namespace=invoice.NAMESPACE,
             name="cloud_credit",
             invoke_on_load=True,
             invoke_kwds={"conf": self.app.conf, "service": self.service},
@@ -702,8 +725,8 @@ class Settle(_Base, Lister):
             if parsed_args.formatter == "json":
                 wanted = _selected_columns(parsed_args.columns, (*SETTLEMENT_FIELDS, "note"))
                 _stream_json(
-                    (r if is_refusal(r) else {name: r[name] for name in wanted if name in r}
-                     for r in results),
+                    (r if invoice.is_refusal(r)
+                     else {name: r[name] for name in wanted if name in r} for r in results),
                     self.app.stdout, progress, indent=None if parsed_args.noindent else 2,
                 )
                 return (), ()
@@ -720,7 +743,7 @@ class Settle(_Base, Lister):
 
     def _counted(self, results: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for result in results:
-            if is_refusal(result):
+            if invoice.is_refusal(result):
                 self._refused += 1
             yield result
 
@@ -749,7 +772,7 @@ SOME_REFUSED = 3
 def _settle_row(result: dict[str, Any]) -> tuple[Any, ...]:
     """A settlement's row, or a refusal's under the settlement's names; a field that
     does not apply is an empty cell."""
-    if is_refusal(result):
+    if invoice.is_refusal(result):
         result = {"invoice_id": result["invoice"], "project_id": result["project_id"],
                   "error": result["error"]}
     return tuple("" if cell is None else cell for cell in _row(result, Settle.FIELDS))

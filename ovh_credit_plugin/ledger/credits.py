@@ -324,8 +324,12 @@ def order_fields(conn: Connection, credit_ids: Iterable[int]) -> dict[int, Any]:
     return {row.id: row for row in conn.execute(_ORDER_FIELDS, {"ids": ids})}
 
 
+_PROJECT_ROWS = sa.select(schema.credits).where(_C.project_id == sa.bindparam("project_id"))
+
+
 def project_rows(conn: Connection, project_id: str) -> list[Row[Any]]:
-    return list(conn.execute(sa.select(schema.credits).where(_C.project_id == project_id)))
+    # Built once: the REST API's GET credits runs it on every request.
+    return list(conn.execute(_PROJECT_ROWS, {"project_id": project_id}))
 
 
 def entries_of(conn: Connection, credit_id: int) -> list[models.LedgerEntry]:

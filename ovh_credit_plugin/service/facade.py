@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
@@ -18,24 +19,41 @@ from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.i18n import _
-from ovh_credit_plugin.ledger import catalog_redemptions, projects
+from ovh_credit_plugin.ledger import projects
 from ovh_credit_plugin.ledger.database import Database, create_engine
-from ovh_credit_plugin.service import (
-    audit,
-    credits,
-    events,
-    expiry,
-    expiry_warnings,
-    forecast,
-    inputs,
-    orders,
-    settlement,
-)
-from ovh_credit_plugin.service.charges import Charge
+from ovh_credit_plugin.service import events, inputs
 from ovh_credit_plugin.service.settings import Settings
-from ovh_credit_plugin.service.settlement_txn import OnChange
-from ovh_credit_plugin.service.voucher_throttle import Throttle, Unblock
-from ovh_credit_plugin.service.vouchers import VoucherPreview, Vouchers
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin.ledger import catalog_redemptions
+    from ovh_credit_plugin.service import (
+        audit,
+        charges,
+        credits,
+        expiry,
+        expiry_warnings,
+        forecast,
+        orders,
+        settlement,
+    )
+    from ovh_credit_plugin.service.charges import Charge
+    from ovh_credit_plugin.service.settlement_txn import OnChange
+    from ovh_credit_plugin.service.voucher_throttle import Unblock
+    from ovh_credit_plugin.service.vouchers import VoucherPreview, Vouchers
+else:
+    # Each capability is imported by its first call: a command line run
+    # uses one (issue 15, decision 3), a long-running host pays once.
+    from ovh_credit_plugin import lazy
+
+    catalog_redemptions = lazy.module("ovh_credit_plugin.ledger.catalog_redemptions")
+    audit = lazy.module("ovh_credit_plugin.service.audit")
+    charges = lazy.module("ovh_credit_plugin.service.charges")
+    credits = lazy.module("ovh_credit_plugin.service.credits")
+    expiry = lazy.module("ovh_credit_plugin.service.expiry")
+    expiry_warnings = lazy.module("ovh_credit_plugin.service.expiry_warnings")
+    forecast = lazy.module("ovh_credit_plugin.service.forecast")
+    orders = lazy.module("ovh_credit_plugin.service.orders")
+    settlement = lazy.module("ovh_credit_plugin.service.settlement")
 
 CatalogSource = catalog_base.VoucherCatalog | Callable[[], catalog_base.VoucherCatalog] | None
 
@@ -61,9 +79,16 @@ class CreditService:
             clock=clock,
             skew=lambda: dt.timedelta(seconds=self.settings.clock_skew_allowance),
         )
-        self.vouchers = Vouchers(
-            database, catalog=lambda: self.catalog,
-            throttle=Throttle(database, settings=lambda: self.settings), times=self.times,
+
+    @cached_property
+    def vouchers(self) -> Vouchers:
+        """Voucher activation and its throttle (service/vouchers.py), built on first use."""
+        from ovh_credit_plugin.service.voucher_throttle import Throttle
+        from ovh_credit_plugin.service.vouchers import Vouchers
+
+        return Vouchers(
+            self.database, catalog=lambda: self.catalog,
+            throttle=Throttle(self.database, settings=lambda: self.settings), times=self.times,
             notifier=self.notifier,
         )
 
@@ -193,7 +218,8 @@ class CreditService:
     def settle_invoice(self, invoice: models.Invoice, *,
                        at: dt.datetime | None = None) -> models.Settlement:
         """Apply credit to an invoice; idempotent on (project, invoice id)."""
-        return settlement.settle_checked(self.database, self.times, [Charge.from_invoice(invoice)],
+        return settlement.settle_checked(self.database, self.times,
+                                         [charges.Charge.from_invoice(invoice)],
                                          on_change="conflict", record_unpaid=True,
                                          at=at)[0].model()
 

@@ -64,8 +64,9 @@ def test_french_texts_keep_the_placeholders() -> None:
 
 
 # Errors for the plugin's own programmers, never shown to a customer or an
-# operator as the answer to something they did: left in English.
-PROGRAMMING_ERRORS = {"TypeError", "AssertionError", "NotImplementedError"}
+# operator as the answer to something they did: left in English. (AttributeError:
+# a module's __getattr__ asked for a name it does not have, Python's protocol.)
+PROGRAMMING_ERRORS = {"TypeError", "AssertionError", "NotImplementedError", "AttributeError"}
 # Checks of values the plugin itself builds (a ledger column's Python value,
 # an API error code, a money document): a failure there is a bug, not input.
 INTERNAL_MODULES = {"ledger/types.py", "api/errors.py", "api/ovh.py"}
