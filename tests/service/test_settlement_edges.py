@@ -146,3 +146,23 @@ def test_a_payment_a_few_minutes_before_the_order_is_another_clock(
     late = service.create_order("p1", "10", at=T0)
     with pytest.raises(exceptions.InvalidInput, match="is earlier"):
         service.pay_order(late.id, at=T0 - dt.timedelta(hours=1))
+
+
+def test_an_invoice_repeated_in_one_batch_is_a_replay_or_a_conflict(
+    service: CreditService,
+) -> None:
+    """A host's batch may hold one invoice twice (a retried export): the same content
+    is settled once and the second answered as a replay; other content is refused
+    in its place, and neither debits twice."""
+    buy(service, "p1", "100")
+    same = list(service.settle_invoices(
+        [invoice("p1", "I1", "10"), invoice("p1", "I1", "10.00")], at=AT))
+    assert [type(r) for r in same] == [models.Settlement] * 2
+    assert (same[0].replayed, same[1].replayed) == (False, True)
+    assert same[1].credit_applied == same[0].credit_applied == Decimal("10")
+    changed = list(service.settle_invoices(
+        [invoice("p1", "I2", "5"), invoice("p1", "I2", "6")], at=AT))
+    assert isinstance(changed[0], models.Settlement)
+    assert not isinstance(changed[1], models.Settlement)
+    assert "appears twice with different content" in str(changed[1])
+    assert service.list_credits("p1", at=AT)[0].available == Decimal("85")
