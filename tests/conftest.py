@@ -57,6 +57,16 @@ MUTATION_LEFT_OUT = (
 )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if MUTATION:
+        # mutmut forks each mutant's run from a process that already ran the tests:
+        # a reader cached there would be the unmutated one, and its mutants could
+        # never fail a test.
+        from ovh_credit_plugin.ledger import credits
+
+        credits._CONVERTERS.clear()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not MUTATION:
         return
