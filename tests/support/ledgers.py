@@ -115,6 +115,16 @@ def scratch_root() -> Path:
     raise RuntimeError(f"{SCRATCH_ENV}={configured!r} is not a writable directory")
 
 
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """``target`` made a copy of the SQLite database ``source`` (SQLite's backup API)."""
+    original, copy = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        original.backup(copy)
+    finally:
+        copy.close()
+        original.close()
+
+
 class LedgerTemplate:
     """A ledger migrated once per session, cloned for every test that wants one.
 
@@ -136,6 +146,13 @@ class LedgerTemplate:
             self._file = pool.scratch / "sqlite" / f"{self._name}.sqlite"
             self._file.parent.mkdir(exist_ok=True)
             url = f"sqlite:///{self._file}"
+            migrated = os.environ.get("OVH_CREDIT_TEST_MIGRATED_SQLITE")
+            if migrated:
+                # The mutation run starts a test session per mutant, thousands of
+                # them: tools/mutation.py migrates one ledger before mutmut starts,
+                # with the code as it is, and every session starts from a copy.
+                _copy_sqlite(Path(migrated), self._file)
+                return
         else:
             url = dbservers.create_database(pool.get(backend), self._name)
         engine = create_engine(url)
@@ -204,12 +221,7 @@ class LedgerTemplate:
         name = f"t_{uuid.uuid4().hex[:16]}"
         if self.backend == "sqlite":
             target = self._pool.scratch / "sqlite" / f"{name}.sqlite"
-            source, copy = sqlite3.connect(self._file), sqlite3.connect(target)
-            try:
-                source.backup(copy)
-            finally:
-                copy.close()
-                source.close()
+            _copy_sqlite(self._file, target)
             return f"sqlite:///{target}"
         server = self._server()
         if self.backend == "postgresql":

@@ -234,27 +234,51 @@ class _Model(pydantic.BaseModel):
     amount: Amount
 
 
+@pytest.fixture(params=["Amount", "built here"])
+def amount_model(request: pytest.FixtureRequest) -> type[pydantic.BaseModel]:
+    """A model with one amount: the models' ``Amount``, and one built in the test.
+
+    ``Amount`` is built once per process, when the models are first imported; the
+    second model runs ``_amount_type()`` again, so that what it builds is tested
+    where it is built, not only through what an earlier import kept.
+    """
+    if request.param == "Amount":
+        return _Model
+    model: type[pydantic.BaseModel] = pydantic.create_model(
+        "_BuiltHere", amount=(money._amount_type(), ...))
+    return model
+
+
 @pytest.mark.parametrize("value", [12.5, 1.0, float("nan"), True, "1e3", "-1", "abc", None])
-def test_pydantic_amount_refuses(value: Any) -> None:
+def test_pydantic_amount_refuses(amount_model: type[pydantic.BaseModel], value: Any) -> None:
     with pytest.raises(pydantic.ValidationError):
-        _Model(amount=value)
+        amount_model(amount=value)
 
 
-def test_pydantic_amount_refuses_json_numbers_with_fraction() -> None:
+def test_pydantic_amount_refuses_json_numbers_with_fraction(
+        amount_model: type[pydantic.BaseModel]) -> None:
     with pytest.raises(pydantic.ValidationError):
-        _Model.model_validate_json('{"amount": 12.5}')
+        amount_model.model_validate_json('{"amount": 12.5}')
 
 
-def test_pydantic_amount_reads_and_writes_strings() -> None:
-    model = _Model.model_validate_json('{"amount": "12.50"}')
+def test_pydantic_amount_is_written_as_a_json_string(
+        amount_model: type[pydantic.BaseModel]) -> None:
+    # What the API's clients are told an amount is written as.
+    schema = amount_model.model_json_schema(mode="serialization")
+    assert schema["properties"]["amount"]["type"] == "string"
+
+
+def test_pydantic_amount_reads_and_writes_strings(
+        amount_model: type[pydantic.BaseModel]) -> None:
+    model = amount_model.model_validate_json('{"amount": "12.50"}')
     assert model.amount == Decimal("12.50")
     assert isinstance(model.amount, Decimal)
     assert model.model_dump(mode="json") == {"amount": "12.50"}
-    assert _Model.model_validate_json(model.model_dump_json()) == model
-    assert _Model(amount="0").amount == 0  # zero is a valid amount in contracts
-    assert _Model(amount=Decimal("0.000001")).amount == Decimal("0.000001")
+    assert amount_model.model_validate_json(model.model_dump_json()) == model
+    assert amount_model(amount="0").amount == 0  # zero is a valid amount in contracts
+    assert amount_model(amount=Decimal("0.000001")).amount == Decimal("0.000001")
     with pytest.raises(pydantic.ValidationError):
-        _Model(amount="0.0000001")
+        amount_model(amount="0.0000001")
 
 
 # deadline=None: what this checks is values, not speed; on the shared 2-core CI
