@@ -9,9 +9,18 @@ text: it is shown as sent.
 
 from __future__ import annotations
 
-from ovh_credit_plugin import i18n, models
+from typing import TYPE_CHECKING, TypeVar
+
+from ovh_credit_plugin import i18n
 from ovh_credit_plugin.catalog.base import mask_code
+from ovh_credit_plugin.contracts import CreditResult
 from ovh_credit_plugin.i18n import _
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin import models
+
+#: A credit as hosts get it (the pydantic model) or as the command line prints it.
+Shown = TypeVar("Shown", bound="models.Credit | CreditResult")
 
 PURCHASED = i18n.deferred("Cloud credit (order %(order)s)")
 VOUCHER = i18n.deferred("Voucher %(code)s")
@@ -27,7 +36,7 @@ def voucher(code: str) -> str:
     return VOUCHER % {"code": mask_code(code)}
 
 
-def localized(credit: models.Credit, language: str | None = None) -> models.Credit:
+def localized(credit: Shown, language: str | None = None) -> Shown:
     """``credit`` with its description in ``language`` (None: the process locale)
     when the plugin wrote it; unchanged otherwise."""
     if credit.kind == "purchased":
@@ -36,5 +45,8 @@ def localized(credit: models.Credit, language: str | None = None) -> models.Cred
         template, values = VOUCHER, {"code": mask_code(credit.source)}
     if credit.description != template % values:
         return credit
-    text = _(template) if language is None else i18n.translate(template, language)
-    return credit.model_copy(update={"description": str(text % values)})
+    text = str((_(template) if language is None else i18n.translate(template, language))
+               % values)
+    if isinstance(credit, CreditResult):
+        return credit._replace(description=text)
+    return credit.model_copy(update={"description": text})

@@ -7,7 +7,6 @@ catalog all speak through these models.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, NamedTuple, Protocol, TypeVar
@@ -26,11 +25,18 @@ from pydantic import (
 )
 
 from ovh_credit_plugin import exceptions, money
+from ovh_credit_plugin.contracts import (
+    CreditKind,
+    CreditStatus,
+    OrderStatus,
+    check_id,
+    credit_json,
+    isoformat,
+    order_json,
+    utc,
+)
 from ovh_credit_plugin.i18n import _, deferred
 
-CreditKind = Literal["voucher", "purchased"]
-CreditStatus = Literal["active", "exhausted", "expired", "voided"]
-OrderStatus = Literal["pending", "paid", "cancelled", "expired"]
 VoucherStatus = Literal["active", "exhausted", "expired", "revoked"]
 #: Why credit could not pay a settled charge: the charge is in another
 #: currency than the project's credit (credit is never converted).
@@ -39,38 +45,6 @@ SettlementNote = Literal["currency_mismatch"]
 ExplanationReason = Literal["order", "scope"]
 #: Why a credit ahead in the consumption order did not pay the line instead.
 SkipCause = Literal["not_covered", "needed_elsewhere"]
-
-VOUCHER_CODE_RE = re.compile(r"[A-Z0-9-]{4,64}")
-#: Project, invoice and line ids: what OpenStack and invoice hosts use, and
-#: what the ledger's 255-character columns hold.
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,254}")
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """Aware UTC datetime; naive values are taken as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    try:
-        return value.astimezone(dt.timezone.utc)
-    except OverflowError:  # 9999-12-31T23:30-01:00; pydantic only reports ValueErrors
-        raise ValueError(_("%(time)s is out of range in UTC")
-                         % {"time": value.isoformat()}) from None
-
-
-def isoformat(value: dt.datetime) -> str:
-    return utc(value).isoformat().replace("+00:00", "Z")
-
-
-def check_id(value: str) -> str:
-    """``value`` if it is an id (a project's, an invoice's, a line's); ValueError otherwise."""
-    if not isinstance(value, str):
-        raise TypeError(f"an id is a string, not {type(value).__name__}")
-    if not ID_RE.fullmatch(value):
-        raise ValueError(_("must be 1-255 characters: letters, digits and ._:@/-"))
-    return value
-
-
-check_project_id = check_id
 
 
 #: pydantic's own problems, by error type, as a person reads them; the
@@ -534,21 +508,8 @@ class Order(_Priced):
     credit_id: int | None
 
     def json_ready(self) -> dict[str, object]:
-        """``model_dump(mode="json")``, built directly.
-
-        Without pydantic's serializer, whose schema (built on a model's first
-        dump) costs a command line run 40-80 ms, and a REST answer its wrap
-        serializer (issue 15). tests/service/test_contract_json.py holds it
-        to ``model_dump``.
-        """
-        return {
-            "id": self.id, "project_id": self.project_id,
-            "amount": money.to_str(self.amount, self.currency), "currency": self.currency,
-            "status": self.status, "created_at": isoformat(self.created_at),
-            "expires_at": isoformat(self.expires_at),
-            "paid_at": None if self.paid_at is None else isoformat(self.paid_at),
-            "payment_url": self.payment_url, "credit_id": self.credit_id,
-        }
+        """``model_dump(mode="json")``, built directly (:func:`contracts.order_json`)."""
+        return order_json(self)
 
 
 class Credit(_Priced):
@@ -571,17 +532,8 @@ class Credit(_Priced):
     products: list[str]
 
     def json_ready(self) -> dict[str, object]:
-        """``model_dump(mode="json")``, built directly (see :meth:`Order.json_ready`)."""
-        amount = money.formatter(self.currency)
-        return {
-            "id": self.id, "project_id": self.project_id, "kind": self.kind,
-            "description": self.description, "source": self.source,
-            "currency": self.currency, "total": amount(self.total), "used": amount(self.used),
-            "expired": amount(self.expired), "voided": amount(self.voided),
-            "available": amount(self.available), "valid_from": isoformat(self.valid_from),
-            "valid_until": None if self.valid_until is None else isoformat(self.valid_until),
-            "status": self.status, "products": list(self.products),
-        }
+        """``model_dump(mode="json")``, built directly (:func:`contracts.credit_json`)."""
+        return credit_json(self)
 
 
 class LedgerEntry(_Contract):

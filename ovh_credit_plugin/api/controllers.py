@@ -35,7 +35,7 @@ from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
 
-from ovh_credit_plugin import descriptions, exceptions, i18n, models, money
+from ovh_credit_plugin import contracts, descriptions, exceptions, i18n, models, money
 from ovh_credit_plugin.api import errors, ovh, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
@@ -521,8 +521,10 @@ class VouchersController(_Resource):
             "code": catalog_base.mask_code(normalized),
             "amount": money.to_str(voucher.amount, voucher.currency),
             "currency": voucher.currency,
-            "valid_from": models.isoformat(voucher.valid_from) if voucher.valid_from else None,
-            "valid_until": models.isoformat(voucher.valid_until) if voucher.valid_until else None,
+            "valid_from": (contracts.isoformat(voucher.valid_from)
+                           if voucher.valid_from else None),
+            "valid_until": (contracts.isoformat(voucher.valid_until)
+                            if voucher.valid_until else None),
             "validity_days": voucher.validity_days,
             "products": list(voucher.products),
             "description": voucher.description,

@@ -16,7 +16,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from ovh_credit_plugin import models, money
+from ovh_credit_plugin import contracts, models, money
 
 #: The symbol ``text`` writes after the amount; other currencies are written with
 #: their ISO code ("1500 JPY").
@@ -53,8 +53,8 @@ def credit(shown: models.Credit) -> dict[str, Any]:
         "used_credit": price(shown.used, currency, rounding=decimal.ROUND_UP),
         "available_credit": price(shown.available, currency, rounding=decimal.ROUND_DOWN),
         "validity": {
-            "from": models.isoformat(shown.valid_from),
-            "to": None if shown.valid_until is None else models.isoformat(shown.valid_until),
+            "from": contracts.isoformat(shown.valid_from),
+            "to": None if shown.valid_until is None else contracts.isoformat(shown.valid_until),
         },
     }
 

@@ -7,10 +7,13 @@ import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions
 from ovh_credit_plugin.i18n import _
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin import models
 
 NAMESPACE = "ovh_credit_plugin.voucher_catalogs"
 
@@ -79,7 +82,7 @@ def normalize_code(code: str) -> str:
     if not isinstance(code, str):
         raise exceptions.InvalidVoucherCode(_("a voucher code must be text"))
     normalized = code.strip().upper()
-    if not models.VOUCHER_CODE_RE.fullmatch(normalized):
+    if not contracts.VOUCHER_CODE_RE.fullmatch(normalized):
         raise exceptions.InvalidVoucherCode(
             _("a voucher code is 4 to 64 letters, digits or dashes")
         )
@@ -134,7 +137,7 @@ def check_usable(
     if voucher.valid_from is not None and at < voucher.valid_from:
         raise VoucherUnavailable(
             _("voucher %(code)s is not valid before %(time)s")
-            % {"code": masked, "time": models.isoformat(voucher.valid_from)},
+            % {"code": masked, "time": contracts.isoformat(voucher.valid_from)},
             status=410,
         )
     if voucher.status == "expired" or (

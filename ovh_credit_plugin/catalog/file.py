@@ -20,7 +20,7 @@ from typing import Any
 import pydantic
 from oslo_config import cfg
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.i18n import _
 
@@ -98,7 +98,7 @@ class FileVoucherCatalog(base.VoucherCatalog):
         idempotency_key: str,
         at: dt.datetime | None = None,
     ) -> models.Redemption:
-        now = models.utc(at or dt.datetime.now(dt.timezone.utc))
+        now = contracts.utc(at or dt.datetime.now(dt.timezone.utc))
         voucher = self._load().get(code)
         if voucher is None:
             raise base.VoucherNotFound(

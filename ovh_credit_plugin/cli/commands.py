@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pydantic
     from sqlalchemy import exc as sqlalchemy_exc
 
-    from ovh_credit_plugin import conf, descriptions, explained, ledger, models, money
+    from ovh_credit_plugin import conf, contracts, descriptions, explained, ledger, models, money
     from ovh_credit_plugin.catalog import base as catalog_base
     from ovh_credit_plugin.cli import settle_input
     from ovh_credit_plugin.hosts import invoice
@@ -46,6 +46,7 @@ else:
     pydantic = lazy.module("pydantic")
     sqlalchemy_exc = lazy.module("sqlalchemy.exc")
     conf = lazy.module("ovh_credit_plugin.conf")
+    contracts = lazy.module("ovh_credit_plugin.contracts")
     descriptions = lazy.module("ovh_credit_plugin.descriptions")
     explained = lazy.module("ovh_credit_plugin.explained")
     ledger = lazy.module("ovh_credit_plugin.ledger")
@@ -129,7 +130,7 @@ def parse_time(text: str) -> dt.datetime:
             _("invalid time %(text)r: use ISO 8601, e.g. 2026-11-27T12:00:00Z")
             % {"text": text}
         ) from None
-    return models.utc(value)
+    return contracts.utc(value)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -315,7 +316,7 @@ class OrderCreate(_Base, ShowOne):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        order = self.service.create_order(
+        order = self.service.create_order_result(
             parsed_args.project, parsed_args.amount, currency=parsed_args.currency,
             at=parsed_args.at,
         )
@@ -459,7 +460,7 @@ class VoucherPending(_Base, Lister):
         rows = self.service.pending_activations()
         show = (lambda code: code) if parsed_args.show_codes else catalog_base.mask_code
         return self.FIELDS, [
-            (r["project_id"], show(r["code"]), models.isoformat(r["created_at"])) for r in rows
+            (r["project_id"], show(r["code"]), contracts.isoformat(r["created_at"])) for r in rows
         ]
 
 
@@ -501,7 +502,7 @@ class VoucherUnblock(_Base, ShowOne):
             self.app.stderr.write(
                 f"ovh-credit: project {done.project_id} is not blocked ({done.counted} failed "
                 f"or running voucher attempts counted, limit {done.limit}): nothing done\n")
-        created = models.isoformat(done.created_at) if done.created_at else None
+        created = contracts.isoformat(done.created_at) if done.created_at else None
         return self.FIELDS, (done.project_id, done.unblocked, done.counted, done.limit,
                              done.cleared, done.id, done.operator, done.reason, created)
 
@@ -529,7 +530,7 @@ class VoucherAttempts(_Base, Lister):
                                              everything=parsed_args.everything,
                                              at=parsed_args.at)
         return self.FIELDS, [
-            tuple(models.isoformat(row[name]) if name == "created_at" else row[name]
+            tuple(contracts.isoformat(row[name]) if name == "created_at" else row[name]
                   for name in self.FIELDS)
             for row in rows
         ]
@@ -582,7 +583,7 @@ class CreditList(_Base, Lister):
         return super().run(parsed_args)
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        credits = self.service.list_credits(parsed_args.project, at=parsed_args.at)
+        credits = self.service.list_credit_results(parsed_args.project, at=parsed_args.at)
         if not parsed_args.summary:
             if (parsed_args.formatter == "table" and not parsed_args.long
                     and not parsed_args.columns):
@@ -602,7 +603,7 @@ class CreditList(_Base, Lister):
         return SUMMARY_FIELDS, rows
 
 
-def _credit_data(credit: models.Credit) -> dict[str, Any]:
+def _credit_data(credit: models.Credit | contracts.CreditResult) -> dict[str, Any]:
     """A credit's fields as printed: the plugin's own description in the locale's language."""
     return descriptions.localized(credit).json_ready()
 
@@ -874,7 +875,7 @@ class Expire(_Base, ShowOne):
             currency: money.to_str(amount, currency)
             for currency, amount in sorted(summary.amount_expired.items())
         }
-        return self.FIELDS, (models.isoformat(summary.at), summary.orders_lapsed,
+        return self.FIELDS, (contracts.isoformat(summary.at), summary.orders_lapsed,
                              summary.credits_expired, _Amounts(amounts))
 
 
@@ -891,7 +892,7 @@ class NotifyExpiring(_Base, ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         summary = self.service.notify_expiring(at=parsed_args.at)
         counts = {str(days): summary.by_threshold.get(days, 0) for days in summary.thresholds}
-        return self.FIELDS, (models.isoformat(summary.at), Listing(summary.thresholds),
+        return self.FIELDS, (contracts.isoformat(summary.at), Listing(summary.thresholds),
                              summary.projects_forecast, summary.credits_notified,
                              _Checked(counts))
 

@@ -45,7 +45,7 @@ from cloudkitty.db import api as ck_db_api
 from oslo_config import cfg
 from stevedore import extension
 
-from ovh_credit_plugin import collector, exceptions, models, money
+from ovh_credit_plugin import collector, contracts, exceptions, money
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.hosts import cloudkitty_db
@@ -247,7 +247,7 @@ def period_key(scope: str, start: dt.datetime, end: dt.datetime) -> tuple[str, s
     """The settlement key and invoice id of one rated period of one scope."""
     # UTC ISO: the Worker's frames are in local time, the ReprocessingWorker's
     # in UTC; both must give the same key for the same period.
-    period = f"{models.isoformat(start)}/{models.isoformat(end)}"
+    period = f"{contracts.isoformat(start)}/{contracts.isoformat(end)}"
     return f"{_key_prefix(scope)}{period}", period
 
 
@@ -266,7 +266,7 @@ def _neighbourhood(scope: str, end: dt.datetime) -> tuple[str, str]:
     hour, or an hour inside a day being reprocessed).
     """
     prefix = _key_prefix(scope)
-    return prefix, f"{prefix}{models.isoformat(end)}"
+    return prefix, f"{prefix}{contracts.isoformat(end)}"
 
 
 def _refuse_overlaps(
@@ -280,7 +280,7 @@ def _refuse_overlaps(
     keep their debits: credit would pay the same usage twice. Raising leaves
     the period unrated (CloudKitty retries it) and says why.
     """
-    start, end = models.utc(start), models.utc(end)
+    start, end = contracts.utc(start), contracts.utc(end)
     prefix = _key_prefix(scope)
     for other in others:
         if not other.startswith(prefix):  # a collation that sorts another scope in
@@ -609,7 +609,7 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
             return data
         currency = currency or service.settings.default_currency
         charge = Charge.of(key=key, project_id=scope, invoice_id=invoice_id, currency=currency,
-                           at=models.utc(data.start), lines=lines)
+                           at=contracts.utc(data.start), lines=lines)
         # "replace": a re-rated period with new prices reverses and re-applies.
         settlement = service.settle([charge], on_change="replace", record_unpaid=False)[0]
         if settlement.note is not None:

@@ -14,14 +14,18 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from ovh_credit_plugin import exceptions, models, money
+from ovh_credit_plugin import exceptions, money
+from ovh_credit_plugin.contracts import CreditResult, CreditStatus
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import bulk, schema, types
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin import models
 
 ZERO = money.ZERO
 _C = schema.credits.c
@@ -333,6 +337,9 @@ def project_rows(conn: Connection, project_id: str) -> list[Row[Any]]:
 
 
 def entries_of(conn: Connection, credit_id: int) -> list[models.LedgerEntry]:
+    # Imported here: listing credits needs no pydantic (contracts.py).
+    from ovh_credit_plugin import models
+
     table = schema.ledger_entries
     return [
         models.LedgerEntry.model_construct(**entry._asdict())
@@ -342,7 +349,7 @@ def entries_of(conn: Connection, credit_id: int) -> list[models.LedgerEntry]:
     ]
 
 
-def model(row: Any, *, at: dt.datetime) -> models.Credit:
+def result(row: Any, *, at: dt.datetime) -> CreditResult:
     """A credits table row as the JSON contract shows it at time ``at``.
 
     The balances are the ledger's current ones, not a replay of the moment
@@ -355,7 +362,7 @@ def model(row: Any, *, at: dt.datetime) -> models.Credit:
     expired, available = row.expired, row.available
     if status == "expired" and available > ZERO:
         expired, available = money.add(expired, available), ZERO
-    return models.Credit.model_construct(
+    return CreditResult(
         id=row.id, project_id=row.project_id, kind=row.kind, description=row.description,
         source=row.source, currency=row.currency, total=row.total, used=row.used,
         expired=expired, voided=row.voided, available=available, valid_from=row.valid_from,
@@ -363,7 +370,7 @@ def model(row: Any, *, at: dt.datetime) -> models.Credit:
     )
 
 
-def status_of(row: Any, *, at: dt.datetime) -> str:
+def status_of(row: Any, *, at: dt.datetime) -> CreditStatus:
     if row.voided_at is not None:
         return "voided"
     if row.valid_until is not None and at >= row.valid_until:

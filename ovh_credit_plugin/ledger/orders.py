@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.contracts import OrderResult
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import schema
 
@@ -150,12 +151,12 @@ def every_row(conn: Connection) -> Any:
     return conn.execute(sa.select(schema.orders)).yield_per(10000)
 
 
-def model(row: Any, *, at: dt.datetime | None = None) -> models.Order:
+def result(row: Any, *, at: dt.datetime | None = None) -> OrderResult:
     """An orders table row as the JSON contract shows it (lapsed at ``at`` shows expired)."""
     status = row.status
     if status == "pending" and at is not None and at >= row.expires_at:
         status = "expired"  # lapsed, even before the expiry job records it
-    return models.Order.model_construct(
+    return OrderResult(
         id=row.id, project_id=row.project_id, amount=row.amount, currency=row.currency,
         status=status, created_at=row.created_at, expires_at=row.expires_at,
         paid_at=row.paid_at, payment_url=row.payment_url, credit_id=row.credit_id,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin import allocation, contracts, exceptions, models, money
 from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.service import inputs
@@ -88,7 +88,7 @@ _CANONICAL = json.JSONEncoder(separators=(",", ":"))
 def fingerprint(currency: str, at: dt.datetime, lines: Sequence[allocation.Line]) -> str:
     """What makes two settlements of one key the same charge."""
     canonical = _CANONICAL.encode(
-        [currency, models.isoformat(at), [[x.id, x.product, str(x.amount)] for x in lines]]
+        [currency, contracts.isoformat(at), [[x.id, x.product, str(x.amount)] for x in lines]]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

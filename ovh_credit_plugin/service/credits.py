@@ -1,33 +1,41 @@
-"""What a project holds: its credits in consumption order, one credit's ledger, voids."""
+"""What a project holds: its credits in consumption order, one credit's ledger, voids.
+
+Credits come back as :class:`CreditResult` (plain values); the facade gives
+hosts the pydantic :class:`models.Credit` of each.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import allocation, exceptions, models
+from ovh_credit_plugin import allocation, exceptions
+from ovh_credit_plugin.contracts import CreditResult
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import events, inputs
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin import models
 
 LOG = logging.getLogger(__name__)
 
 
 def list_of(
     database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
-) -> list[models.Credit]:
+) -> list[CreditResult]:
     """Every credit of the project, in consumption order."""
     at = times.read(at)
     project_id = inputs.project_id(project_id)
 
-    def work(conn: Connection) -> list[models.Credit]:
+    def work(conn: Connection) -> list[CreditResult]:
         rows = credits.project_rows(conn, project_id)
         rows.sort(key=allocation.consumption_key)
-        return [credits.model(row, at=at) for row in rows]
+        return [credits.result(row, at=at) for row in rows]
 
     return database.read(work)
 
@@ -44,7 +52,7 @@ def page(
     limit: int = 100,
     marker: str | int | None = None,
     at: dt.datetime | None = None,
-) -> tuple[list[models.Credit], bool]:
+) -> tuple[list[CreditResult], bool]:
     """Up to ``limit`` credits after ``marker`` (a credit id), in consumption order; and
     whether more remain.
 
@@ -68,16 +76,16 @@ def page(
 
 def show(
     database: Database, times: inputs.Times, credit_id: Any, *, at: dt.datetime | None = None
-) -> tuple[models.Credit, list[models.LedgerEntry]]:
+) -> tuple[CreditResult, list[models.LedgerEntry]]:
     """One credit and its ledger entries, oldest first."""
     at = times.read(at)
     ident = inputs.credit_id(credit_id)
 
-    def work(conn: Connection) -> tuple[models.Credit, list[models.LedgerEntry]]:
+    def work(conn: Connection) -> tuple[CreditResult, list[models.LedgerEntry]]:
         row = credits.row(conn, ident)
         if row is None:
             raise exceptions.CreditNotFound(_("no credit %(id)s") % {"id": credit_id})
-        return credits.model(row, at=at), credits.entries_of(conn, ident)
+        return credits.result(row, at=at), credits.entries_of(conn, ident)
 
     return database.read(work)
 
@@ -85,7 +93,7 @@ def show(
 def void(
     database: Database, times: inputs.Times, credit_id: Any, *, reason: str,
     notifier: events.Notifier, at: dt.datetime | None = None,
-) -> models.Credit:
+) -> CreditResult:
     """Operator action (fraud, charge-back): the balance is voided, with a reason.
 
     Idempotent on the reason: voiding a voided credit again with the same
@@ -98,13 +106,13 @@ def void(
     if not reason:
         raise exceptions.InvalidInput(_("voiding a credit needs a reason"))
 
-    def work(conn: Connection) -> tuple[models.Credit, list[events.Event]]:
+    def work(conn: Connection) -> tuple[CreditResult, list[events.Event]]:
         credit = credits.lock_credit(conn, ident)
         if credit.voided_at is not None:
             done = credits.row(conn, ident)
             assert done is not None
             if done.void_reason == reason:
-                return credits.model(done, at=at), []
+                return credits.result(done, at=at), []
             raise exceptions.InvalidState(
                 _("credit %(id)s is already voided (%(reason)s)")
                 % {"id": ident, "reason": done.void_reason})
@@ -117,7 +125,7 @@ def void(
         LOG.warning("credit %s voided (%s): %s lost", ident, reason, entry.amount)
         row = credits.row(conn, ident)
         assert row is not None
-        return credits.model(row, at=voided_at), [events.credit_voided(
+        return credits.result(row, at=voided_at), [events.credit_voided(
             credit_id=ident, project_id=credit.project_id, kind=credit.kind,
             currency=credit.currency, amount=entry.amount, reason=reason, at=voided_at)]
 

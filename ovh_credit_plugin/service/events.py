@@ -28,11 +28,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from oslo_config import cfg
 
-from ovh_credit_plugin import models, money
+from ovh_credit_plugin import contracts, money
+
+if TYPE_CHECKING:
+    from ovh_credit_plugin import models
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class Event:
 
 
 def _time(value: dt.datetime | None) -> str | None:
-    return None if value is None else models.isoformat(value)
+    return None if value is None else contracts.isoformat(value)
 
 
 def _amount(value: Decimal, currency: str) -> str:
@@ -74,7 +77,7 @@ def _amount(value: Decimal, currency: str) -> str:
 # -- the events and their payloads (docs/events.md) --------------------------------
 
 
-def order_created(order: models.Order) -> Event:
+def order_created(order: contracts.OrderResult) -> Event:
     return Event(ORDER_CREATED, {
         "order_id": order.id,
         "project_id": order.project_id,
@@ -87,7 +90,7 @@ def order_created(order: models.Order) -> Event:
     })
 
 
-def order_paid(order: models.Order) -> Event:
+def order_paid(order: contracts.OrderResult) -> Event:
     return Event(ORDER_PAID, {
         "order_id": order.id,
         "project_id": order.project_id,
@@ -99,8 +102,8 @@ def order_paid(order: models.Order) -> Event:
 
 
 def credit_granted(
-    credit: models.Credit, *, at: dt.datetime, order_id: str | None = None,
-    voucher: str | None = None,
+    credit: contracts.CreditResult | models.Credit, *, at: dt.datetime,
+    order_id: str | None = None, voucher: str | None = None,
 ) -> Event:
     """A credit was created: a purchase paid (``order_id``) or a voucher activated
     (``voucher``: the code masked as in logs; the code itself grants credit)."""

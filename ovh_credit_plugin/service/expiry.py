@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import models, money
+from ovh_credit_plugin import contracts, money
 from ovh_credit_plugin.ledger import credits, orders
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import events, inputs
@@ -67,7 +67,7 @@ def expire(
                 # A concurrent expiry job (or a void) took it while we
                 # waited for its row lock: nothing is left to expire.
                 continue
-            until = models.isoformat(credit.valid_until or at)
+            until = contracts.isoformat(credit.valid_until or at)
             entry = credit.expire_rest(note=f"valid until {until}")
             entries.append(entry)
             lost[credit.currency] = lost.get(credit.currency, ZERO) + entry.amount
@@ -90,5 +90,5 @@ def expire(
         if progress:
             progress(done)
     LOG.info("expiry at %s: %d credits expired, %d orders lapsed",
-             models.isoformat(at), summary.credits_expired, summary.orders_lapsed)
+             contracts.isoformat(at), summary.credits_expired, summary.orders_lapsed)
     return summary

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions
 from ovh_credit_plugin.forecast import CreditForecast, ExpiryWarning
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import expiry_notices
@@ -100,7 +100,7 @@ def notify_expiring(
             summary.by_threshold[warning.threshold] = (
                 summary.by_threshold.get(warning.threshold, 0) + 1)
     LOG.info("expiry warnings at %s: %d projects forecast, %d sent (%s)",
-             models.isoformat(at), summary.projects_forecast, summary.credits_notified,
+             contracts.isoformat(at), summary.projects_forecast, summary.credits_notified,
              ", ".join(f"{days} days: {count}"
                        for days, count in sorted(summary.by_threshold.items())) or "none")
     return summary

@@ -15,7 +15,7 @@ from oslo_config import cfg
 from stevedore import driver as stevedore_driver
 from stevedore import exception as stevedore_exception
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.conf import DEFAULT_SQLITE_CONNECTION, ledger_connection
 from ovh_credit_plugin.i18n import _
@@ -25,6 +25,8 @@ from ovh_credit_plugin.service import events, inputs
 from ovh_credit_plugin.service.settings import Settings
 
 if TYPE_CHECKING:
+    from ovh_credit_plugin import models
+    from ovh_credit_plugin.contracts import CreditResult, OrderResult
     from ovh_credit_plugin.ledger import catalog_redemptions
     from ovh_credit_plugin.service import (
         audit,
@@ -45,6 +47,9 @@ else:
     # uses one (issue 15, decision 3), a long-running host pays once.
     from ovh_credit_plugin import lazy
 
+    # pydantic's models too: orders and credits are read and written as
+    # plain results (contracts.py), and the models built from them for hosts.
+    models = lazy.module("ovh_credit_plugin.models")
     catalog_redemptions = lazy.module("ovh_credit_plugin.ledger.catalog_redemptions")
     audit = lazy.module("ovh_credit_plugin.service.audit")
     charges = lazy.module("ovh_credit_plugin.service.charges")
@@ -131,56 +136,74 @@ class CreditService:
 
     def create_order(self, project_id: str, amount: Any, *, currency: str | None = None,
                      at: dt.datetime | None = None) -> models.Order:
+        return self.create_order_result(project_id, amount, currency=currency, at=at).model()
+
+    def create_order_result(self, project_id: str, amount: Any, *, currency: str | None = None,
+                            at: dt.datetime | None = None) -> OrderResult:
+        """:meth:`create_order`, the order as plain values: no pydantic model is built or
+        imported (``ovh-credit order create``, issue 15)."""
         return orders.create(self.database, self.settings, self.times, project_id, amount,
                              notifier=self.notifier, currency=currency, at=at)
 
     def pay_order(self, order_id: str, *, amount: Any = None, currency: str | None = None,
                   at: dt.datetime | None = None) -> models.Order:
         return orders.pay(self.database, self.settings, self.times, order_id,
-                          notifier=self.notifier, amount=amount, currency=currency, at=at)
+                          notifier=self.notifier, amount=amount, currency=currency,
+                          at=at).model()
 
     def cancel_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
-        return orders.cancel(self.database, self.times, order_id, at=at)
+        return orders.cancel(self.database, self.times, order_id, at=at).model()
 
     def create_order_once(self, project_id: str, amount: Any, *, currency: str | None = None,
                           idempotency_key: str | None = None, at: dt.datetime | None = None
                           ) -> tuple[models.Order, bool]:
-        return orders.create_once(self.database, self.settings, self.times, project_id, amount,
-                                  notifier=self.notifier, currency=currency,
-                                  idempotency_key=idempotency_key, at=at)
+        order, created = orders.create_once(
+            self.database, self.settings, self.times, project_id, amount,
+            notifier=self.notifier, currency=currency, idempotency_key=idempotency_key, at=at)
+        return order.model(), created
 
     def list_orders(self, project_id: str, *, at: dt.datetime | None = None) -> list[models.Order]:
-        return orders.list_of(self.database, self.times, project_id, at=at)
+        return [order.model()
+                for order in orders.list_of(self.database, self.times, project_id, at=at)]
 
     def list_orders_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
                          marker: str | None = None, at: dt.datetime | None = None
                          ) -> tuple[list[models.Order], bool]:
-        return orders.page(self.database, self.times, project_id, status=status, limit=limit,
-                           marker=marker, at=at)
+        found, more = orders.page(self.database, self.times, project_id, status=status,
+                                  limit=limit, marker=marker, at=at)
+        return [order.model() for order in found], more
 
     def show_order(self, order_id: str, *, at: dt.datetime | None = None) -> models.Order:
-        return orders.show(self.database, self.times, order_id, at=at)
+        return orders.show(self.database, self.times, order_id, at=at).model()
 
     # -- credits (service/credits.py) --------------------------------------------
 
     def list_credits(self, project_id: str, *,
                      at: dt.datetime | None = None) -> list[models.Credit]:
+        return [credit.model() for credit in self.list_credit_results(project_id, at=at)]
+
+    def list_credit_results(self, project_id: str, *,
+                            at: dt.datetime | None = None) -> list[CreditResult]:
+        """:meth:`list_credits`, the credits as plain values: no pydantic model is built or
+        imported (``ovh-credit credit list``, issue 15)."""
         return credits.list_of(self.database, self.times, project_id, at=at)
 
     def list_credits_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
                           marker: str | int | None = None, at: dt.datetime | None = None
                           ) -> tuple[list[models.Credit], bool]:
-        return credits.page(self.database, self.times, project_id, status=status, limit=limit,
-                            marker=marker, at=at)
+        found, more = credits.page(self.database, self.times, project_id, status=status,
+                                   limit=limit, marker=marker, at=at)
+        return [credit.model() for credit in found], more
 
     def show_credit(self, credit_id: Any, *, at: dt.datetime | None = None
                     ) -> tuple[models.Credit, list[models.LedgerEntry]]:
-        return credits.show(self.database, self.times, credit_id, at=at)
+        credit, entries = credits.show(self.database, self.times, credit_id, at=at)
+        return credit.model(), entries
 
     def void_credit(self, credit_id: Any, *, reason: str,
                     at: dt.datetime | None = None) -> models.Credit:
         return credits.void(self.database, self.times, credit_id, reason=reason,
-                            notifier=self.notifier, at=at)
+                            notifier=self.notifier, at=at).model()
 
     # -- forecast (service/forecast.py) ------------------------------------------
 

@@ -11,7 +11,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions
 from ovh_credit_plugin.i18n import _
 
 # Validity (up to 120 months), order lapses and voucher days (up to 100
@@ -33,19 +33,19 @@ def moment(at: dt.datetime) -> dt.datetime:
         raise exceptions.InvalidInput(
             _("invalid time %(value)r: expected a datetime") % {"value": at})
     try:
-        found = models.utc(at)
+        found = contracts.utc(at)
     except ValueError as error:
         raise exceptions.InvalidInput(_("invalid time: %(error)s") % {"error": error}) from None
     if found >= LATEST:
         raise exceptions.InvalidInput(
             _("invalid time %(time)s: after %(latest)s")
-            % {"time": models.isoformat(found), "latest": models.isoformat(LATEST)})
+            % {"time": contracts.isoformat(found), "latest": contracts.isoformat(LATEST)})
     return found
 
 
 def project_id(value: Any) -> str:
     try:
-        return models.check_project_id(value)
+        return contracts.check_project_id(value)
     except (TypeError, ValueError):
         raise exceptions.InvalidInput(
             _("invalid project id %(value)r: 1-255 letters, digits and ._:@/-") % {"value": value}
@@ -54,7 +54,7 @@ def project_id(value: Any) -> str:
 
 def invoice_id(value: Any) -> str:
     try:
-        return models.check_id(value)
+        return contracts.check_id(value)
     except (TypeError, ValueError):
         raise exceptions.InvalidInput(
             _("invalid invoice id %(value)r: 1-255 letters, digits and ._:@/-") % {"value": value}
@@ -118,7 +118,7 @@ class Times:
             raise exceptions.InvalidInput(
                 _("--at %(at)s is in the future (now is %(now)s, clock skew allowed "
                   "%(skew)d s): a change is never dated after now")
-                % {"at": models.isoformat(found), "now": models.isoformat(current),
+                % {"at": contracts.isoformat(found), "now": contracts.isoformat(current),
                    "skew": int(skew.total_seconds())}
             )
         return found
@@ -137,7 +137,8 @@ class Times:
             return created
         raise exceptions.InvalidInput(
             _("%(what)s at %(created)s: --at %(at)s is earlier")
-            % {"what": what, "created": models.isoformat(created), "at": models.isoformat(at)}
+            % {"what": what, "created": contracts.isoformat(created),
+               "at": contracts.isoformat(at)}
         )
 
 

@@ -1,4 +1,8 @@
-"""Purchase orders and their payment: credit exists only once an order is paid."""
+"""Purchase orders and their payment: credit exists only once an order is paid.
+
+Orders come back as :class:`OrderResult` (plain values); the facade gives
+hosts the pydantic :class:`models.Order` of each.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import conf as plugin_conf
-from ovh_credit_plugin import descriptions, exceptions, models, money
+from ovh_credit_plugin import descriptions, exceptions, money
+from ovh_credit_plugin.contracts import OrderResult
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, orders, projects
 from ovh_credit_plugin.ledger.database import Database
@@ -41,7 +46,7 @@ def create(
     notifier: events.Notifier,
     currency: str | None = None,
     at: dt.datetime | None = None,
-) -> models.Order:
+) -> OrderResult:
     """A pending purchase order; no credit exists until it is paid."""
     return create_once(database, settings, times, project_id, amount, notifier=notifier,
                        currency=currency, at=at)[0]
@@ -58,7 +63,7 @@ def create_once(
     currency: str | None = None,
     idempotency_key: str | None = None,
     at: dt.datetime | None = None,
-) -> tuple[models.Order, bool]:
+) -> tuple[OrderResult, bool]:
     """:func:`create`, once per ``idempotency_key``; returns (order, created).
 
     The same key with the same request (amount, currency as given) returns
@@ -81,7 +86,7 @@ def create_once(
     # making a second one with another payment URL.
     order_id = str(uuid.uuid4())
 
-    def work(conn: Connection) -> tuple[models.Order, bool]:
+    def work(conn: Connection) -> tuple[OrderResult, bool]:
         if key is not None:
             found = orders.keyed(conn, project_id, key)
             if found is not None:
@@ -90,10 +95,10 @@ def create_once(
                         _("idempotency key %(key)r was used for another order request")
                         % {"key": key}
                     )
-                return orders.model(orders.get(conn, found.order_id), at=at), False
+                return orders.result(orders.get(conn, found.order_id), at=at), False
         made = orders.find(conn, order_id)
         if made is not None:
-            return orders.model(made), True
+            return orders.result(made), True
         code = currency or projects.currency(conn, project_id) or settings.default_currency
         limits = settings.purchase_limits.get(code)
         if limits is None:
@@ -128,7 +133,7 @@ def create_once(
             orders.insert_key(conn, project_id=project_id, key=key, fingerprint=fingerprint,
                               order_id=order_id, at=at)
         LOG.info("order %s created for project %s: %s %s", order_id, project_id, checked, code)
-        return orders.model(orders.get(conn, order_id)), True
+        return orders.result(orders.get(conn, order_id)), True
 
     order, created = database.write(work)
     if created:
@@ -148,7 +153,7 @@ def pay(
     amount: Any = None,
     currency: str | None = None,
     at: dt.datetime | None = None,
-) -> models.Order:
+) -> OrderResult:
     """Confirm payment: the credit is created exactly once, however often this is called.
 
     The confirmation that paid the order sends ``order.paid`` and
@@ -158,7 +163,7 @@ def pay(
     paid = money.parse_amount(amount) if amount is not None else None
     paid_currency = money.check_currency(currency) if currency is not None else None
 
-    def work(conn: Connection) -> tuple[models.Order, list[events.Event]]:
+    def work(conn: Connection) -> tuple[OrderResult, list[events.Event]]:
         order = orders.get(conn, order_id, lock=True)
         if paid is not None and paid != order.amount:
             raise exceptions.InvalidAmount(
@@ -172,7 +177,7 @@ def pay(
                 % {"paid": paid_currency, "id": order_id, "currency": order.currency}
             )
         if order.status == "paid":
-            return orders.model(order), []
+            return orders.result(order), []
         if order.status == "cancelled":
             raise exceptions.InvalidState(_("order %(id)s is cancelled") % {"id": order_id})
         paid_at = times.not_before(
@@ -194,11 +199,11 @@ def pay(
         )
         orders.mark_paid(conn, order_id, at=paid_at, credit_id=credit_id)
         LOG.info("order %s paid: credit %s granted", order_id, credit_id)
-        done = orders.model(orders.get(conn, order_id))
+        done = orders.result(orders.get(conn, order_id))
         credit = credits.row(conn, credit_id)
         assert credit is not None
         return done, [events.order_paid(done),
-                      events.credit_granted(credits.model(credit, at=paid_at), at=paid_at,
+                      events.credit_granted(credits.result(credit, at=paid_at), at=paid_at,
                                             order_id=order_id)]
 
     done, paid_events = database.write(work)
@@ -208,13 +213,13 @@ def pay(
 
 def cancel(
     database: Database, times: inputs.Times, order_id: str, *, at: dt.datetime | None = None
-) -> models.Order:
+) -> OrderResult:
     at = times.change(at)
 
-    def work(conn: Connection) -> models.Order:
+    def work(conn: Connection) -> OrderResult:
         order = orders.get(conn, order_id, lock=True)
         if order.status == "cancelled":
-            return orders.model(order)
+            return orders.result(order)
         if order.status != "pending" or at >= order.expires_at:
             status = "expired" if order.status == "pending" else order.status
             raise exceptions.InvalidState(
@@ -224,19 +229,19 @@ def cancel(
         cancelled_at = times.not_before(
             at, order.created_at, _("order %(id)s was created") % {"id": order_id})
         orders.mark_cancelled(conn, order_id, at=cancelled_at)
-        return orders.model(orders.get(conn, order_id))
+        return orders.result(orders.get(conn, order_id))
 
     return database.write(work)
 
 
 def list_of(
     database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
-) -> list[models.Order]:
+) -> list[OrderResult]:
     """The project's orders, oldest first."""
     at = times.read(at)
     project_id = inputs.project_id(project_id)
     return database.read(
-        lambda conn: [orders.model(row, at=at) for row in orders.of_project(conn, project_id)]
+        lambda conn: [orders.result(row, at=at) for row in orders.of_project(conn, project_id)]
     )
 
 
@@ -245,10 +250,10 @@ STATUSES = ("pending", "paid", "cancelled", "expired")
 
 def show(
     database: Database, times: inputs.Times, order_id: str, *, at: dt.datetime | None = None
-) -> models.Order:
+) -> OrderResult:
     """One order, its status as of ``at`` (a lapsed pending order shows ``expired``)."""
     at = times.read(at)
-    return database.read(lambda conn: orders.model(orders.get(conn, order_id), at=at))
+    return database.read(lambda conn: orders.result(orders.get(conn, order_id), at=at))
 
 
 def page(
@@ -260,20 +265,20 @@ def page(
     limit: int = 100,
     marker: str | None = None,
     at: dt.datetime | None = None,
-) -> tuple[list[models.Order], bool]:
+) -> tuple[list[OrderResult], bool]:
     """Up to ``limit`` orders after ``marker`` (an order id), oldest first; and whether
     more remain. A marker that is not one of the project's orders is refused."""
     at = times.read(at)
     project_id = inputs.project_id(project_id)
     inputs.page(limit, status, STATUSES)
 
-    def work(conn: Connection) -> tuple[list[models.Order], bool]:
+    def work(conn: Connection) -> tuple[list[OrderResult], bool]:
         try:
             rows = orders.page(conn, project_id, status=status, after=marker, limit=limit + 1,
                                at=at)
         except exceptions.OrderNotFound:
             raise exceptions.InvalidInput(
                 _("unknown marker %(marker)r") % {"marker": marker}) from None
-        return [orders.model(row, at=at) for row in rows[:limit]], len(rows) > limit
+        return [orders.result(row, at=at) for row in rows[:limit]], len(rows) > limit
 
     return database.read(work)

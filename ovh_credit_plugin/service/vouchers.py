@@ -380,4 +380,4 @@ def _granted_credit(
 def _credit(conn: Connection, credit_id: int, *, at: dt.datetime) -> models.Credit:
     row = credits.row(conn, credit_id)
     assert row is not None
-    return credits.model(row, at=at)
+    return credits.result(row, at=at).model()

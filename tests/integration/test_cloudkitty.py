@@ -43,7 +43,7 @@ from cloudkitty.utils import tz as tzutils
 from oslo_config import cfg
 from stevedore import driver
 
-from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin import allocation, contracts, exceptions, money
 from ovh_credit_plugin.cli.app import main as cli_main
 from ovh_credit_plugin.hosts import cloudkitty as ck_host
 from ovh_credit_plugin.ledger import migration, schema
@@ -454,7 +454,7 @@ def test_a_period_settled_per_point_by_the_previous_version_is_replaced_per_type
     # Settled by the previous version: one line per point, exactly as its
     # processor built and settled the charge.
     key, invoice_id = ck_host.period_key(SCOPE, frame.start, frame.end)
-    at = models.utc(frame.start)
+    at = contracts.utc(frame.start)
     old_lines = old_frame_lines(frame)
     assert len(old_lines) == 10  # 5 instances, 4 images, 1 volume (2 - 0.5)
     (old,) = service.settle([Charge(

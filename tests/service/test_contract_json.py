@@ -14,6 +14,7 @@ import datetime as dt
 from decimal import Decimal
 
 from ovh_credit_plugin import descriptions, models
+from ovh_credit_plugin.contracts import CreditResult, OrderResult
 from ovh_credit_plugin.service import CreditService
 
 UTC = dt.timezone.utc
@@ -59,3 +60,28 @@ def test_credits_json_ready_is_their_dump(service: CreditService) -> None:
     for credit in (*credits, *later, *service.list_credits("p-yen", at=T0)):
         _same(credit)
         _same(descriptions.localized(credit, "fr"))
+
+
+def test_results_have_the_models_fields_in_order() -> None:
+    assert OrderResult._fields == tuple(models.Order.model_fields)
+    assert CreditResult._fields == tuple(models.Credit.model_fields)
+
+
+def test_results_are_what_the_facade_gives_hosts_as_models(service: CreditService) -> None:
+    # The command line prints results (no pydantic); hosts get the models of them.
+    order = service.create_order_result("p-1", "25.5", at=T0)
+    assert isinstance(order, OrderResult)
+    assert order.model() == service.show_order(order.id, at=T0)
+    assert order.json_ready() == order.model().model_dump(mode="json")
+    service.pay_order(order.id, at=T0)
+    service.activate_voucher("p-1", "WELCOME-2026", at=T0)
+    results = service.list_credit_results("p-1", at=T0)
+    assert [c.model() for c in results] == service.list_credits("p-1", at=T0)
+    assert all(isinstance(c, CreditResult) for c in results)
+    for credit in results:
+        assert credit.json_ready() == credit.model().model_dump(mode="json")
+        shown = descriptions.localized(credit, "fr")
+        assert isinstance(shown, CreditResult)
+        assert shown.json_ready() == descriptions.localized(credit.model(), "fr").json_ready()
+    assert {descriptions.localized(c, "fr").description for c in results} != {
+        c.description for c in results}  # the plugin's own descriptions were translated

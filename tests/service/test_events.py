@@ -195,11 +195,11 @@ def test_sub_cent_amounts_are_exact_decimal_strings(notifying: CreditService, se
 
 def _invoice(project: str, amount: str, *, invoice_id: str = "INV-1",
              issued_at: dt.datetime = dt.datetime(2026, 3, 1, tzinfo=UTC)) -> Any:
-    from ovh_credit_plugin import models
+    from ovh_credit_plugin import contracts, models
 
     return models.Invoice.model_validate({
         "id": invoice_id, "project_id": project, "currency": "EUR",
-        "issued_at": models.isoformat(issued_at),
+        "issued_at": contracts.isoformat(issued_at),
         "lines": [{"id": "1", "product": "compute", "amount": amount}],
     })
 

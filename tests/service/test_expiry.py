@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from ovh_credit_plugin import models
+from ovh_credit_plugin import contracts
 from ovh_credit_plugin.service import CreditService
 
 UTC = dt.timezone.utc
@@ -47,7 +47,7 @@ def test_the_summary_adds_up_over_credits_and_batches(service: CreditService) ->
         credit, entries = service.show_credit(order.credit_id, at=LATER)
         expiry = [e for e in entries if e.type == "expiry"]
         assert [(e.amount, e.note) for e in expiry] == [
-            (credit.total, f"valid until {models.isoformat(credit.valid_until)}")]
+            (credit.total, f"valid until {contracts.isoformat(credit.valid_until)}")]
     # Nothing left: a second run finds nothing and says so.
     again = service.expire(at=LATER, batch_size=2, progress=heard.append)
     assert (again.credits_expired, again.amount_expired, heard) == (0, {}, [2, 2])

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog import file as file_catalog
 from ovh_credit_plugin.catalog.file import FileVoucherCatalog
@@ -555,7 +555,7 @@ def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditServ
         service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=30))
     # One of the two counted tries must leave the window: the oldest, at T0.
     assert str(caught.value) == ("too many failed voucher attempts on this project: try again "
-                                 f"after {models.isoformat(T0 + dt.timedelta(seconds=600))}")
+                                 f"after {contracts.isoformat(T0 + dt.timedelta(seconds=600))}")
     assert caught.value.retry_after == 570
     service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=600))
 
@@ -742,7 +742,7 @@ def test_cli_voucher_unblock_and_attempts(cli: Cli, monkeypatch: pytest.MonkeyPa
                                  "operator", "reason", "created_at")} == {
         "project_id": "p1", "unblocked": True, "counted": 5, "limit": 5, "cleared": 5,
         "operator": "alice", "reason": "ticket 42",
-        "created_at": models.isoformat(TEST_NOW)}
+        "created_at": contracts.isoformat(TEST_NOW)}
     assert cli.ok("voucher", "activate", "p1", "WELCOME-2026")["total"] == "50.00"
     # Again: not blocked any more; said, exit status 0, nothing recorded.
     again = cli("voucher", "unblock", "p1", "--reason", "ticket 42")
@@ -883,7 +883,7 @@ def test_cli_lists_pending_activations_masked(
     credit = cli.ok("voucher", "activate", "p1", rows[0]["code"], "--at", "2026-02-15T00:00:00Z")
     assert credit["total"] == "50.00"
     # validity_days (90) counts from the catalog's redemption (T0), not from the late rerun.
-    assert credit["valid_until"] == models.isoformat(T0 + dt.timedelta(days=90))
+    assert credit["valid_until"] == contracts.isoformat(T0 + dt.timedelta(days=90))
     assert cli.ok("voucher", "pending") == []
 
 

@@ -27,7 +27,7 @@ import yaml
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import RequestHistory
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog import http as catalog_http
 from ovh_credit_plugin.catalog.http import HttpVoucherCatalog, deadline, transport
@@ -102,7 +102,7 @@ def test_models_follow_the_openapi_document(schema_name: str, model: Any) -> Non
 
 def test_patterns_and_enums_match_the_openapi_document() -> None:
     assert _schema("Code")["pattern"] == catalog_http.CODE_PATTERN
-    assert f"^{models.VOUCHER_CODE_RE.pattern}$" == catalog_http.CODE_PATTERN
+    assert f"^{contracts.VOUCHER_CODE_RE.pattern}$" == catalog_http.CODE_PATTERN
     assert _schema("Amount")["pattern"] == catalog_http.AMOUNT_PATTERN
     assert _schema("Currency")["pattern"] == catalog_http.CURRENCY_PATTERN
     request = _schema("RedemptionRequest")

@@ -22,7 +22,7 @@ import requests
 from oslo_config import cfg
 from urllib3 import exceptions as urllib3_exceptions
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import contracts, exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import errors, redaction, transport, wire
 from ovh_credit_plugin.catalog.http.deadline import DeadlineTimeout, Operation, running
@@ -129,7 +129,7 @@ class HttpVoucherCatalog(base.VoucherCatalog):
         at: Any = None,
     ) -> models.Redemption:
         code = base.normalize_code(code)
-        if not isinstance(project_id, str) or not models.ID_RE.fullmatch(project_id):
+        if not isinstance(project_id, str) or not contracts.ID_RE.fullmatch(project_id):
             raise exceptions.InvalidInput(_("invalid project id %(project_id)r")
                                           % {"project_id": project_id})
         if not wire.IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
