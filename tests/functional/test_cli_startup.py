@@ -10,6 +10,7 @@ names, --version) are left out, their output unchanged. Timings are for
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -128,3 +129,32 @@ def test_formatters_are_cliffs_own() -> None:
     assert "[-f {csv,json,table,value,yaml}]" in out
     code, out, _ = _run("credit", "show", "--help")
     assert "[-f {json,shell,table,value,yaml}]" in out
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_collection_is_paused_for_start_up_only(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ovh_credit_plugin.cli.app import main
+    from ovh_credit_plugin.service import facade
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    seen: list[tuple[bool, int]] = []
+    real = facade.CreditService.list_credit_results
+
+    def spy(self: facade.CreditService, *args: Any, **kwargs: Any) -> Any:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(facade.CreditService, "list_credit_results", spy)
+    assert main(["--config-file", str(ledger.config), "credit", "list", "p-1", "-f", "json"]) == 0
+    json.loads(capsys.readouterr().out)
+    # The command's work runs with collection on, start-up's objects frozen
+    # (a long settle run collects its own garbage)...
+    [(enabled, frozen)] = seen
+    assert enabled and frozen > 10_000
+    # ...and an embedding process gets its collector back as it was.
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    # A usage error (no service built) too.
+    assert main(["credit", "lst"]) == 2
+    assert gc.isenabled() and gc.get_freeze_count() == 0
