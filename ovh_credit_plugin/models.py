@@ -326,7 +326,7 @@ class SettlementResult(NamedTuple):
     :class:`Settlement` is the same contract as a pydantic model, for hosts
     that want one (:meth:`model`); month-end runs that only pass settlements
     on as JSON skip the models (a pydantic object per allocation) and format
-    straight from this (:meth:`json_ready`). tests/unit/test_contracts.py
+    straight from this (:meth:`json_ready`). tests/service/test_contract_json.py
     checks that both have the same fields.
     """
 

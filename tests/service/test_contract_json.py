@@ -65,6 +65,7 @@ def test_credits_json_ready_is_their_dump(service: CreditService) -> None:
 def test_results_have_the_models_fields_in_order() -> None:
     assert OrderResult._fields == tuple(models.Order.model_fields)
     assert CreditResult._fields == tuple(models.Credit.model_fields)
+    assert models.SettlementResult._fields == tuple(models.Settlement.model_fields)
 
 
 def test_results_are_what_the_facade_gives_hosts_as_models(service: CreditService) -> None:
