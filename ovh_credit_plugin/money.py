@@ -9,13 +9,11 @@ rated usage priced below the cent.
 from __future__ import annotations
 
 import decimal
-import importlib.util
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from ovh_credit_plugin import exceptions
@@ -46,73 +44,18 @@ def currency_places(code: str) -> int:
     if not isinstance(code, str) or len(code) != 3 or not code.isalpha() or not code.isupper():
         raise exceptions.InvalidCurrency(
             _("invalid currency %(code)r: expected an ISO 4217 code") % {"code": code})
-    try:
-        exponent = _iso4217_exponent(code)
-    except LookupError:
-        raise exceptions.InvalidCurrency(_("unknown currency %(code)r") % {"code": code}) from None
-    if exponent is None:
-        # XAU, XDR, XXX...: ISO 4217 gives no minor unit; not a currency we bill in.
-        raise exceptions.InvalidCurrency(_("currency %(code)r has no minor unit") % {"code": code})
-    return exponent
-
-
-def _iso4217_exponent(code: str) -> int | None:
-    """``iso4217.Currency(code).exponent``; LookupError for a code it does not list.
-
-    The ``iso4217`` package is the source of the decimals. Importing it
-    builds an enum of every currency from its XML table, 20-35 ms of a
-    command line run that needs one currency (issue 15): its table is read
-    here as the package reads it (:func:`_iso4217_minor_units`), and the
-    package itself is asked only where it keeps no table file.
-    tests/unit/test_money.py holds both ways to the package's answers for
-    every three-letter code.
-    """
-    table = _iso4217_minor_units()
-    if table is None:
-        return _iso4217_package_exponent(code)
-    units = table.get(code)
-    if units is None:
-        raise LookupError(code)
-    return None if units == "N.A." else int(units)
-
-
-def _iso4217_package_exponent(code: str) -> int | None:
+    # Imported on the first currency: the table takes ~12 ms to load, which
+    # a command line run that formats no amount does not pay (issue 15).
     from iso4217 import Currency
 
     try:
         exponent = Currency(code).exponent
     except ValueError:
-        raise LookupError(code) from None
-    return None if exponent is None else int(exponent)
-
-
-@cache
-def _iso4217_minor_units() -> dict[str, str] | None:
-    """The minor units (``"2"``, ``"N.A."``) of each currency ``iso4217.Currency`` has, from
-    the package's ``table.xml``; None when the installed package has no such file.
-
-    As the package reads it: a code's first entry counts, and a currency is
-    one with a number and minor units that are digits or ``N.A.``.
-    """
-    spec = importlib.util.find_spec("iso4217")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    try:
-        data = (Path(spec.submodule_search_locations[0]) / "table.xml").read_bytes()
-    except OSError:
-        return None
-    from xml.etree import ElementTree
-
-    first: dict[str, tuple[bool, str]] = {}
-    # The installed package's own file, which the package parses the same way.
-    root = ElementTree.fromstring(data)  # noqa: S314
-    for entry in root.iterfind("CcyTbl/CcyNtry"):
-        code = entry.findtext("Ccy")
-        if code is not None and code.strip() not in first:
-            first[code.strip()] = (entry.find("CcyNbr") is not None,
-                                   (entry.findtext("CcyMnrUnts") or "").strip())
-    return {code: units for code, (numbered, units) in first.items()
-            if numbered and (units.isdigit() or units == "N.A.")}
+        raise exceptions.InvalidCurrency(_("unknown currency %(code)r") % {"code": code}) from None
+    if exponent is None:
+        # XAU, XDR, XXX...: ISO 4217 gives no minor unit; not a currency we bill in.
+        raise exceptions.InvalidCurrency(_("currency %(code)r has no minor unit") % {"code": code})
+    return int(exponent)
 
 
 def check_currency(code: Any) -> str:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import decimal
-import itertools
-import string
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -49,43 +46,6 @@ def test_unknown_invalid_or_unitless_currency_is_refused(code: Any) -> None:
         currency_places(code)
     with pytest.raises(ValueError):  # InvalidCurrency is also a ValueError
         check_currency(code)
-
-
-def _package_answer(code: str) -> int | type[LookupError] | None:
-    import iso4217
-
-    try:
-        exponent = iso4217.Currency(code).exponent
-    except ValueError:
-        return LookupError
-    return exponent
-
-
-def _answer(lookup: Callable[[str], int | None], code: str) -> int | type[LookupError] | None:
-    try:
-        return lookup(code)
-    except LookupError:
-        return LookupError
-
-
-_EVERY_CODE = ["".join(letters) for letters in itertools.product(string.ascii_uppercase,
-                                                                  repeat=3)]
-
-
-def test_the_iso4217_table_is_read_as_the_package_reads_it() -> None:
-    # The package is the source of the decimals; money.py reads its table file
-    # rather than importing it (an enum of every currency, 20-35 ms of a command).
-    assert money._iso4217_minor_units() is not None  # the file was found
-    for code in _EVERY_CODE:
-        assert _answer(money._iso4217_exponent, code) == _package_answer(code), code
-    assert _answer(money._iso4217_exponent, "KWD") == 3
-    assert _answer(money._iso4217_exponent, "XAU") is None
-
-
-def test_without_the_table_file_the_package_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(money, "_iso4217_minor_units", lambda: None)
-    for code in ("EUR", "JPY", "KWD", "XAU", "ZZZ"):
-        assert _answer(money._iso4217_exponent, code) == _package_answer(code), code
 
 
 def test_invalid_currency_is_a_value_error() -> None:
