@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.allocation import Line
+from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import Charge, CreditService
+from tests.support.clock import TEST_NOW
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -166,3 +171,32 @@ def test_an_invoice_repeated_in_one_batch_is_a_replay_or_a_conflict(
     assert not isinstance(changed[1], models.Settlement)
     assert "appears twice with different content" in str(changed[1])
     assert service.list_credits("p1", at=AT)[0].available == Decimal("85")
+
+
+def test_a_month_end_run_is_dated_at_or_refused_before_it_reads_an_invoice(
+    service: CreditService, database: Database,
+) -> None:
+    buy(service, "p1", "100")
+    # Back-dated: every batch's debits are recorded at the time given, not now.
+    list(service.settle_invoices(
+        [invoice("p1", "I1", "1.00"), invoice("p1", "I2", "2.00")], batch_size=1, at=AT))
+    entries = schema.ledger_entries
+    with database.engine.connect() as conn:
+        debited = conn.execute(sa.select(entries.c.created_at)
+                               .where(entries.c.type == "debit")).scalars().all()
+    assert debited == [AT, AT]
+
+    # Dated after now: refused before the first invoice is even read, so a host's
+    # stream is not consumed (nor, when empty, taken as done).
+    future = TEST_NOW + dt.timedelta(days=1)
+    read: list[str] = []
+
+    def stream() -> Iterator[models.Invoice]:
+        read.append("I3")
+        yield invoice("p1", "I3", "3.00")
+
+    for invoices in (stream(), iter(())):
+        with pytest.raises(exceptions.InvalidInput, match="in the future"):
+            next(service.settle_invoices(invoices, at=future))
+    assert read == []
+    assert service.list_credits("p1", at=AT)[0].available == Decimal(97)
