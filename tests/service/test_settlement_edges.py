@@ -268,3 +268,15 @@ def test_of_two_credits_alike_but_for_their_creation_the_older_pays_first(
     assert newer.id < older.id
     settled = service.settle_invoice(invoice("p1", "I1", "4.00"), at=AT)
     assert [(a.credit_id, a.amount) for a in settled.allocations] == [(older.id, Decimal(4))]
+
+
+def test_a_host_asking_for_another_way_to_handle_a_change_is_refused(
+    service: CreditService,
+) -> None:
+    buy(service, "p1", "100")
+    charge = Charge.of(key="host/p1/period-1", project_id="p1", invoice_id="period-1",
+                       currency="EUR", at=AT, lines=[Line("l0", "compute", Decimal(1))])
+    with pytest.raises(exceptions.InvalidInput) as refused:
+        service.settle([charge], on_change="merge", at=AT)  # type: ignore[arg-type]
+    assert str(refused.value) == "on_change must be 'conflict' or 'replace', not 'merge'"
+    assert service.list_credits("p1", at=AT)[0].available == Decimal(100)
