@@ -260,7 +260,7 @@ def _allocate(lines: Sequence[Line], usable: list[CreditState]) -> list[Share]:
                 if left <= ZERO:
                     break
         while left > ZERO and total_due > ZERO:
-            path = _augmenting_path(ci, reach, flow, payers, due)
+            path = _augmenting_path(ci, reach, payers, due)
             if path is None:
                 break
             left, total_due = _augment(
@@ -329,7 +329,6 @@ def _push(
 def _augmenting_path(
     start: int,
     reach: list[list[int]],
-    flow: list[dict[int, Decimal]],
     payers: list[dict[int, None]],
     due: list[Decimal],
 ) -> list[tuple[int, int]] | None:

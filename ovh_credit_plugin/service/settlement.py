@@ -52,11 +52,12 @@ def settle(
     times: inputs.Times,
     charges: Sequence[Charge],
     *,
-    on_change: OnChange = "conflict",
-    record_unpaid: bool = True,
-    at: dt.datetime | None = None,
+    on_change: OnChange,
+    record_unpaid: bool,
+    at: dt.datetime | None,
 ) -> list[models.Settlement]:
-    """A host's own charges, checked like invoices, settled in one transaction."""
+    """A host's own charges, checked like invoices, settled in one transaction
+    (:meth:`CreditService.settle`, which holds the defaults)."""
     if on_change not in ("conflict", "replace"):
         raise exceptions.InvalidInput(_("on_change must be 'conflict' or 'replace', not "
                                         "%(on_change)r")

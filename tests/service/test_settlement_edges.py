@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
+from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.allocation import Line
+from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import Charge, CreditService
+from tests.support.clock import TEST_NOW
+from tests.support.ledgers import Ledger
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
@@ -98,12 +105,17 @@ def test_a_settlement_keyed_by_an_earlier_version_is_still_replayed(
     service.settle([replace(old, key="invoice/p1/x/y")])
     again = service.settle_invoice(invoice("p1/x", "y", "10"), at=AT)
     assert again.replayed and again.credit_applied == Decimal(10)
+    # ... and in a month-end run's batch.
+    [batched] = service.settle_invoices([invoice("p1/x", "y", "10")], at=AT)
+    assert isinstance(batched, models.Settlement) and batched.replayed
     assert service.list_credits("p1/x", at=AT)[0].available == Decimal(90)
     # That old key is also what project "p1" with invoice "x/y" gets: refused,
     # never a replay of another project's settlement.
     buy(service, "p1", "100")
-    with pytest.raises(exceptions.SettlementConflict, match="recorded for invoice y"):
+    with pytest.raises(exceptions.SettlementConflict) as refused:
         service.settle_invoice(invoice("p1", "x/y", "10"), at=AT)
+    assert str(refused.value) == ("invoice x/y of project p1: its settlement key is recorded "
+                                  "for invoice y of project p1/x")
 
 
 def test_an_expired_credit_shows_nothing_available_before_the_job_runs(
@@ -166,3 +178,105 @@ def test_an_invoice_repeated_in_one_batch_is_a_replay_or_a_conflict(
     assert not isinstance(changed[1], models.Settlement)
     assert "appears twice with different content" in str(changed[1])
     assert service.list_credits("p1", at=AT)[0].available == Decimal("85")
+
+
+def test_a_month_end_run_is_dated_at_or_refused_before_it_reads_an_invoice(
+    service: CreditService, database: Database,
+) -> None:
+    buy(service, "p1", "100")
+    # Back-dated: every batch's debits are recorded at the time given, not now.
+    list(service.settle_invoices(
+        [invoice("p1", "I1", "1.00"), invoice("p1", "I2", "2.00")], batch_size=1, at=AT))
+    entries = schema.ledger_entries
+    with database.engine.connect() as conn:
+        debited = conn.execute(sa.select(entries.c.created_at)
+                               .where(entries.c.type == "debit")).scalars().all()
+    assert debited == [AT, AT]
+
+    # Dated after now: refused before the first invoice is even read, so a host's
+    # stream is not consumed (nor, when empty, taken as done).
+    future = TEST_NOW + dt.timedelta(days=1)
+    read: list[str] = []
+
+    def stream() -> Iterator[models.Invoice]:
+        read.append("I3")
+        yield invoice("p1", "I3", "3.00")
+
+    for invoices in (stream(), iter(())):
+        with pytest.raises(exceptions.InvalidInput, match="in the future"):
+            next(service.settle_invoices(invoices, at=future))
+    assert read == []
+    assert service.list_credits("p1", at=AT)[0].available == Decimal(97)
+
+
+def test_a_rerating_gives_each_debit_back_on_its_line_then_debits_anew(
+    service: CreditService, database: Database,
+) -> None:
+    buy(service, "p1", "100")
+    voucher = service.activate_voucher("p1", "WELCOME-2026", at=T0)
+
+    def period(*amounts: str) -> Charge:
+        return Charge.of(key="host/p1/period-1", project_id="p1", invoice_id="period-1",
+                         currency="EUR", at=AT,
+                         lines=[Line(f"l{n}", "compute", Decimal(a))
+                                for n, a in enumerate(amounts)])
+
+    service.settle([period("30.00", "5.00")], on_change="replace", at=AT)
+    bought = service.list_credits("p1", at=AT)[1].id
+    service.void_credit(voucher.id, reason="fraud", at=AT)
+    service.settle([period("60.00")], on_change="replace", at=AT)
+    entries = schema.ledger_entries
+    with database.engine.connect() as conn:
+        written = conn.execute(
+            sa.select(entries.c.credit_id, entries.c.type, entries.c.amount, entries.c.note,
+                      entries.c.settlement_key, entries.c.line_id)
+            .where(entries.c.type != "grant").order_by(entries.c.id)).all()
+    key = "host/p1/period-1"
+    assert [tuple(row) for row in written] == [
+        # the first rating: the voucher pays first
+        (voucher.id, "debit", Decimal(30), "", key, "l0"),
+        (voucher.id, "debit", Decimal(5), "", key, "l1"),
+        # the void takes what was left of the voucher
+        (voucher.id, "void", Decimal(15), "fraud", None, None),
+        # the re-rating gives each debit back on its line; on a voided credit what
+        # comes back is voided at once
+        (voucher.id, "reversal", Decimal(30), "re-rated", key, "l0"),
+        (voucher.id, "void", Decimal(30), "reversal on a voided credit", None, None),
+        (voucher.id, "reversal", Decimal(5), "re-rated", key, "l1"),
+        (voucher.id, "void", Decimal(5), "reversal on a voided credit", None, None),
+        # then debits anew, from the purchased credit only
+        (bought, "debit", Decimal(60), "", key, "l0"),
+    ]
+    [_, credit] = service.list_credits("p1", at=AT)
+    assert credit.available == Decimal(40)
+    assert service.show_credit(voucher.id, at=AT)[0].available == 0
+
+
+def test_of_two_credits_alike_but_for_their_creation_the_older_pays_first(
+    service: CreditService, ledger: Ledger,
+) -> None:
+    # Same kind, same end: the one created first is used first (DESIGN.md's
+    # consumption order), whatever their ids say (the older one, activated with
+    # a back-dated time, was written second).
+    catalog = json.loads(ledger.vouchers.read_text())
+    catalog["vouchers"] += [{"code": code, "amount": "10.00", "currency": "EUR",
+                             "status": "active", "valid_until": "2027-01-01T00:00:00Z",
+                             "products": []} for code in ("SPRING-A", "SPRING-B")]
+    ledger.vouchers.write_text(json.dumps(catalog))
+    newer = service.activate_voucher("p1", "SPRING-A", at=T0)
+    older = service.activate_voucher("p1", "SPRING-B", at=T0 - dt.timedelta(days=1))
+    assert newer.id < older.id
+    settled = service.settle_invoice(invoice("p1", "I1", "4.00"), at=AT)
+    assert [(a.credit_id, a.amount) for a in settled.allocations] == [(older.id, Decimal(4))]
+
+
+def test_a_host_asking_for_another_way_to_handle_a_change_is_refused(
+    service: CreditService,
+) -> None:
+    buy(service, "p1", "100")
+    charge = Charge.of(key="host/p1/period-1", project_id="p1", invoice_id="period-1",
+                       currency="EUR", at=AT, lines=[Line("l0", "compute", Decimal(1))])
+    with pytest.raises(exceptions.InvalidInput) as refused:
+        service.settle([charge], on_change="merge", at=AT)  # type: ignore[arg-type]
+    assert str(refused.value) == "on_change must be 'conflict' or 'replace', not 'merge'"
+    assert service.list_credits("p1", at=AT)[0].available == Decimal(100)

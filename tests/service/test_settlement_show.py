@@ -118,12 +118,15 @@ def test_a_row_recorded_before_explanations_is_read_without_one(
 def test_an_unknown_settlement_is_not_found(service: CreditService) -> None:
     seed(service)
     settle(service)
-    with pytest.raises(exceptions.SettlementNotFound):
+    with pytest.raises(exceptions.SettlementNotFound) as missing:
         service.show_invoice_settlement("p1", "I2")
+    # What the CLI prints and the API's error says: which one is missing.
+    assert str(missing.value) == "no settlement of invoice I2 of project p1"
     with pytest.raises(exceptions.SettlementNotFound):
         service.show_invoice_settlement("p2", "I1")  # another project's invoice
-    with pytest.raises(exceptions.SettlementNotFound):
+    with pytest.raises(exceptions.SettlementNotFound) as missing:
         service.show_settlement("invoice/p1/I2")
+    assert str(missing.value) == "no settlement invoice/p1/I2"
     with pytest.raises(exceptions.InvalidInput):
         service.show_invoice_settlement("p1", "bad id!")
     with pytest.raises(exceptions.InvalidInput):
@@ -140,3 +143,26 @@ def test_what_is_stored_is_the_explanation(service: CreditService) -> None:
         ["g", voucher, "voucher", "5.000000", 1],
         ["c", bought, "purchased", "30.000000", 2, [[voucher, "not_covered", []]]],
     ]
+
+
+def test_an_invoice_of_a_project_whose_id_holds_a_slash_is_shown(service: CreditService) -> None:
+    # Its key escapes the project's "/" (charges.invoice_key): shown by its ids all the same.
+    service.settle_invoice(models.Invoice.model_validate({
+        "id": "2026/11/0042", "project_id": "dept/p1", "currency": "EUR",
+        "issued_at": AT.isoformat(), "lines": [{"id": "c", "product": "compute",
+                                                "amount": "3.00"}],
+    }), at=AT)
+    shown = service.show_invoice_settlement("dept/p1", "2026/11/0042")
+    assert (shown.key, shown.project_id, shown.invoice_id) == (
+        "invoice/dept%2Fp1/2026/11/0042", "dept/p1", "2026/11/0042")
+
+
+def test_a_settlement_is_shown_with_its_note(service: CreditService) -> None:
+    seed(service)  # p1 holds euros
+    service.settle_invoice(models.Invoice.model_validate({
+        "id": "I9", "project_id": "p1", "currency": "CHF", "issued_at": AT.isoformat(),
+        "lines": [{"id": "c", "product": "compute", "amount": "3.00"}],
+    }), at=AT)
+    shown = service.show_invoice_settlement("p1", "I9")
+    assert shown.note == "currency_mismatch" and shown.allocations == []
+    assert shown.model_dump(mode="json")["note"] == "currency_mismatch"
