@@ -1057,3 +1057,84 @@ def test_a_voucher_file_broken_while_running_is_an_error_not_stale_vouchers(
         service.check_voucher("WELCOME-2026", at=T0)
     ledger.vouchers.write_text(good)
     assert service.check_voucher("WELCOME-2026", at=T0).redeemable
+
+
+# -- what happens to the intent while the catalog redeems -----------------------------
+
+
+def test_an_intent_dropped_during_the_redemption_is_recorded_anew_and_granted_once(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # Another try's failure dropped this try's intent while the catalog was
+    # redeeming the code for it: the grant writes the intent again, and grants.
+    table = schema.voucher_activations
+
+    def drop_then_redeem(code: str, **kwargs: Any) -> models.Redemption:
+        with service.database.engine.begin() as conn:
+            assert conn.execute(table.delete().where(table.c.project_id == "p1")).rowcount == 1
+        return stub.inner.redeem(code, **kwargs)
+
+    stub.on_redeem = drop_then_redeem
+    credit, created = service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)
+    assert created and credit.total == Decimal("50.00")
+    with service.database.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.project_id, table.c.code,
+                                      table.c.idempotency_key, table.c.status,
+                                      table.c.credit_id, table.c.created_at)).all()
+    assert [tuple(r) for r in rows] == [
+        ("p1", "WELCOME-2026", base.idempotency_key("p1", "WELCOME-2026"), "granted",
+         credit.id, T0)]
+    assert service.project_currency("p1") == "EUR"
+    assert [c.id for c in service.list_credits("p1", at=T0)] == [credit.id]
+    assert [r["event"] for r in service.voucher_attempts("p1", at=T0)] == ["succeeded"]
+
+
+def test_a_code_granted_by_another_try_during_the_redemption_is_answered_not_granted_twice(
+    service: CreditService, stub: StubCatalog, ledger: Ledger
+) -> None:
+    # While the catalog redeems the code for this try, a second try of the same
+    # project and code (another worker) finds its intent, replays the
+    # redemption under the same key and grants: this try answers that credit.
+    other = ledger.service()
+    granted: list[models.Credit] = []
+
+    def other_try_first(code: str, **kwargs: Any) -> models.Redemption:
+        if not granted:
+            credit, created = other.activate_voucher_outcome("p1", code, at=T0)
+            assert created
+            granted.append(credit)
+        return stub.inner.redeem(code, **kwargs)
+
+    stub.on_redeem = other_try_first
+    try:
+        credit, created = service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)
+    finally:
+        other.close()
+    assert not created and credit == granted[0]
+    assert [c.id for c in service.list_credits("p1", at=T0)] == [credit.id]
+    assert redemptions(service, "WELCOME-2026") == 1
+
+
+def test_a_refusal_at_the_redemption_is_a_failed_try_with_the_code_masked(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    def used_up(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.VoucherAlreadyRedeemed("voucher is used up", status=409)
+
+    stub.on_redeem = used_up
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    [attempt] = service.voucher_attempts("p1", at=T0)
+    assert (attempt["event"], attempt["created_at"]) == ("failed", T0)
+    assert attempt["reason"].startswith(base.mask_code("WELCOME-2026"))
+    assert "WELCOME-2026" not in attempt["reason"]
+
+
+def test_every_try_is_listed_when_asked_not_only_the_windows(service: CreditService) -> None:
+    throttled_service(service, window=600)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    later = T0 + dt.timedelta(hours=1)
+    assert service.voucher_attempts("p1", at=later) == []
+    [old] = service.voucher_attempts("p1", everything=True, at=later)
+    assert (old["event"], old["created_at"], old["counted"]) == ("failed", T0, False)
