@@ -1138,3 +1138,29 @@ def test_every_try_is_listed_when_asked_not_only_the_windows(service: CreditServ
     assert service.voucher_attempts("p1", at=later) == []
     [old] = service.voucher_attempts("p1", everything=True, at=later)
     assert (old["event"], old["created_at"], old["counted"]) == ("failed", T0, False)
+
+
+def test_the_try_under_way_lists_as_running_and_a_try_stops_counting_at_the_window(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    throttled_service(service, window=600)
+    seen: list[list[tuple[str, bool]]] = []
+
+    def look_then_redeem(code: str, **kwargs: Any) -> models.Redemption:
+        seen.append([(r["event"], r["counted"])
+                     for r in service.voucher_attempts("p1", at=T0)])
+        return stub.inner.redeem(code, **kwargs)
+
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=T0)
+    stub.on_redeem = look_then_redeem
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    # During the catalog exchange, the try is listed as running (and counts).
+    assert seen == [[("failed", True), ("running", True)]]
+    window = dt.timedelta(seconds=600)
+    assert [(r["event"], r["counted"]) for r in service.voucher_attempts(
+        "p1", at=T0 + window - dt.timedelta(microseconds=1))] == [
+        ("failed", True), ("succeeded", False)]
+    # A try counts for exactly the window: not at its end.
+    assert [(r["event"], r["counted"]) for r in service.voucher_attempts(
+        "p1", at=T0 + window, everything=True)] == [("failed", False), ("succeeded", False)]
