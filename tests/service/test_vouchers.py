@@ -178,8 +178,9 @@ def test_single_use_code_gives_one_credit(service: CreditService) -> None:
 
 def test_currency_mismatch_is_refused_before_redeeming(service: CreditService) -> None:
     service.create_order("p1", "10", currency="USD", at=T0)
-    with pytest.raises(exceptions.CurrencyMismatch, match="USD"):
+    with pytest.raises(exceptions.CurrencyMismatch) as refused:
         service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert str(refused.value) == "this voucher is in EUR but project p1 bills in USD"
     assert redemptions(service, "WELCOME-2026") == 0
     assert service.pending_activations() == []
     assert failed_attempts(service) == 0  # a mistake, not a probe
