@@ -260,6 +260,18 @@ def test_a_voucher_scoped_to_a_metric_type_pays_only_that_type(
     assert credit(service, voucher.id).used == D("6")
 
 
+def test_a_period_no_credit_of_the_project_can_pay_is_not_recorded(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    # The project holds credit, but only for GPUs: its periods pass through as
+    # rated, and nothing is recorded for them (a charge no credit touched).
+    service.activate_voucher(SCOPE, "GPU-ONLY", at=day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert cloudkitty.last_processed() == cloudkitty.p2
+    assert cloudkitty.total() == D("8")
+    assert settlements(ledger) == []
+
+
 def test_a_project_without_credit_passes_through_untouched(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -394,6 +406,15 @@ def test_only_periods_that_overlap_are_refused() -> None:
     # Another scope's key (a collation that sorted it in) is not this scope's period.
     other = ck_host.period_key(OTHER_SCOPE, start - hour / 2, start + hour / 2)[0]
     ck_host._refuse_overlaps(SCOPE, key(start, hour), [other], start, start + hour)
+    # What the operator reads in CloudKitty's log, in full.
+    settled = key(start - hour, hour)
+    with pytest.raises(exceptions.SettlementConflict) as caught:
+        ck_host._refuse_overlaps(SCOPE, key(start - hour / 2, hour), [settled],
+                                 start - hour / 2, start + hour / 2)
+    assert str(caught.value) == (
+        f"{key(start - hour / 2, hour)} overlaps {settled}, settled before: not settled, so "
+        "that credit does not pay the same usage twice (a reprocessing window not aligned "
+        "with the rated periods?)")
 
 
 def old_frame_lines(frame: Any) -> list[allocation.Line]:
