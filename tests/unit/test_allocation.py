@@ -260,6 +260,12 @@ def _voucher(credit_id: int, available: str, *products: str,
 @example(lines=[Line("l0", "network", Decimal(1)), Line("l1", "compute", Decimal(1)),
                 Line("l2", "compute", Decimal(1))],
          credits=[_voucher(1, "1"), _voucher(2, "1", "network"), _voucher(3, "1")])
+# ... the search for a reroute visits each credit once: 6 (compute only) reroutes
+# one of five credits on compute to storage; a search that revisits a credit can
+# follow a loop back to itself and never end.
+@example(lines=[Line("l0", "compute", Decimal(5)), Line("l1", "storage", Decimal("0.01")),
+                Line("l2", "storage", Decimal(1))],
+         credits=[*(_voucher(n, "1") for n in range(1, 6)), _voucher(6, "1", "compute")])
 def test_total_applied_is_the_max_flow(lines: list[Line], credits: list[CreditState]) -> None:
     shares = allocate(lines, credits, at=AT)
     ordered, usage = oracle_usage(lines, credits, AT)
