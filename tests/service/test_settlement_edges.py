@@ -280,3 +280,32 @@ def test_a_host_asking_for_another_way_to_handle_a_change_is_refused(
         service.settle([charge], on_change="merge", at=AT)  # type: ignore[arg-type]
     assert str(refused.value) == "on_change must be 'conflict' or 'replace', not 'merge'"
     assert service.list_credits("p1", at=AT)[0].available == Decimal(100)
+
+
+def test_a_hosts_charges_by_default_conflict_on_change_record_unpaid_and_are_dated_now(
+    service: CreditService, database: Database,
+) -> None:
+    buy(service, "p1", "100")
+
+    def charge(amount: str, project: str = "p1") -> Charge:
+        return Charge.of(key=f"host/{project}/period-1", project_id=project,
+                         invoice_id="period-1", currency="EUR", at=AT,
+                         lines=[Line("l0", "compute", Decimal(amount))])
+
+    # The same charge twice in one call: settled once, the second is its replay.
+    first, again = service.settle([charge("1.00"), charge("1.00")])
+    assert (first.replayed, again.replayed) == (False, True)
+    assert service.list_credits("p1", at=AT)[0].available == Decimal(99)
+    # New content under a settled key: refused unless the host says "replace".
+    with pytest.raises(exceptions.SettlementConflict):
+        service.settle([charge("2.00")])
+    # A charge no credit touches is recorded all the same.
+    [unpaid] = service.settle([charge("3.00", project="p2")])
+    assert unpaid.amount_due == Decimal(3)
+    assert service.show_settlement("host/p2/period-1").amount_due == Decimal(3)
+    # Dated now: the service's clock.
+    entries = schema.ledger_entries
+    with database.engine.connect() as conn:
+        debited = conn.execute(sa.select(entries.c.created_at)
+                               .where(entries.c.type == "debit")).scalars().all()
+    assert debited == [TEST_NOW]
