@@ -303,9 +303,12 @@ def test_a_hosts_charges_by_default_conflict_on_change_record_unpaid_and_are_dat
     [unpaid] = service.settle([charge("3.00", project="p2")])
     assert unpaid.amount_due == Decimal(3)
     assert service.show_settlement("host/p2/period-1").amount_due == Decimal(3)
-    # Dated now: the service's clock.
+    # Dated now (the service's clock), or at the time given.
+    service.settle([Charge.of(
+        key="host/p1/period-2", project_id="p1", invoice_id="period-2", currency="EUR",
+        at=AT, lines=[Line("l0", "compute", Decimal(4))])], at=AT + dt.timedelta(hours=1))
     entries = schema.ledger_entries
     with database.engine.connect() as conn:
-        debited = conn.execute(sa.select(entries.c.created_at)
-                               .where(entries.c.type == "debit")).scalars().all()
-    assert debited == [TEST_NOW]
+        debited = conn.execute(sa.select(entries.c.created_at).where(entries.c.type == "debit")
+                               .order_by(entries.c.id)).scalars().all()
+    assert debited == [TEST_NOW, AT + dt.timedelta(hours=1)]
