@@ -715,6 +715,21 @@ def test_apply_settlement_lowers_prices_and_keeps_types() -> None:
     assert ck_host.apply_settlement(frame, [], "EUR") is frame
 
 
+def test_a_share_that_ends_on_a_points_price_leaves_the_next_point_to_the_next_credit(
+) -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "instance": [point(D("1")), point(D("1")), point(D("1"))],
+    })
+    # 7 pays exactly the first point, 9 exactly the second: each point names its
+    # own credit only; the third stays as it was.
+    shares = [allocation.Share("instance", 7, "voucher", D("1")),
+              allocation.Share("instance", 9, "purchased", D("1"))]
+    out = [p for _, p in ck_host.apply_settlement(frame, shares, "EUR").iterpoints()]
+    assert [(p.price, p.metadata.get("credit_ids")) for p in out] == [
+        (D("0"), "7"), (D("0"), "9"), (D("1"), None)]
+
+
 def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     # A module before us may leave a float (set_price does not coerce); prices
