@@ -100,3 +100,21 @@ def test_an_unknown_credit_is_named_in_its_refusal(service: CreditService) -> No
     with pytest.raises(exceptions.CreditNotFound) as refused:
         service.void_credit(424242, reason="fraud", at=AT)
     assert str(refused.value) == "no credit 424242"
+
+
+def test_a_rerating_that_no_longer_uses_a_credit_gives_its_debit_back(
+        service: CreditService) -> None:
+    voucher = service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    buy(service, "p1", "100")
+
+    def period(product: str) -> Charge:
+        return Charge.of(key="host/p1/period-1", project_id="p1", invoice_id="period-1",
+                         currency="EUR", at=AT, lines=[Line("l0", product, Decimal(5))])
+
+    service.settle([period("gpu")], on_change="replace", at=AT)
+    assert service.show_credit(voucher.id, at=AT)[0].available == Decimal(15)
+    # Re-rated as compute, which the GPU voucher does not cover: all of it back.
+    service.settle([period("compute")], on_change="replace", at=AT)
+    assert figures(service.show_credit(voucher.id, at=AT)[0]) == (
+        "active", Decimal(0), Decimal(0), Decimal(20))
+
