@@ -14,8 +14,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import CreditService
 from tests.support.ledgers import Ledger
 
@@ -116,6 +119,19 @@ def test_orders_list_with_their_status_at_the_time_asked(service: CreditService)
     assert [o.status for o in service.list_orders("p1", at=order.expires_at)] == ["expired"]
     page, more = service.list_orders_page("p1", at=T0)
     assert ([o.status for o in page], more) == (["pending"], False)
+    page, more = service.list_orders_page("p1", at=order.expires_at)
+    assert ([o.status for o in page], more) == (["expired"], False)
+
+
+def test_a_cancellation_is_recorded_with_its_time(
+        service: CreditService, database: Database) -> None:
+    order = service.create_order("p1", "10", at=T0)
+    service.cancel_order(order.id, at=T0 + HOUR)
+    orders = schema.orders
+    with database.engine.connect() as conn:
+        stored = conn.execute(sa.select(orders.c.status, orders.c.cancelled_at)
+                              .where(orders.c.id == order.id)).one()
+    assert tuple(stored) == ("cancelled", T0 + HOUR)
 
 
 def test_a_page_holding_exactly_the_last_orders_says_there_is_no_more(
