@@ -1088,6 +1088,12 @@ def test_an_intent_dropped_during_the_redemption_is_recorded_anew_and_granted_on
     assert service.project_currency("p1") == "EUR"
     assert [c.id for c in service.list_credits("p1", at=T0)] == [credit.id]
     assert [r["event"] for r in service.voucher_attempts("p1", at=T0)] == ["succeeded"]
+    # The grant keeps the catalog's id of the redemption it was paid by.
+    redeemed = schema.catalog_redemptions
+    with service.database.engine.connect() as conn:
+        kept = conn.execute(sa.select(table.c.redemption_id)).scalar_one()
+        made = conn.execute(sa.select(redeemed.c.id)).scalar_one()
+    assert kept == made
 
 
 def test_a_code_granted_by_another_try_during_the_redemption_is_answered_not_granted_twice(
