@@ -730,6 +730,27 @@ def test_a_share_that_ends_on_a_points_price_leaves_the_next_point_to_the_next_c
         (D("0"), "7"), (D("0"), "9"), (D("1"), None)]
 
 
+def test_the_run_order_check_is_due_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(ck_host.time, "monotonic", lambda: clock[0])
+    throttle = ck_host._Throttle(60)
+    assert throttle.due()
+    clock[0] = 159.999
+    assert not throttle.due()
+    clock[0] = 160.0  # a whole interval later
+    assert throttle.due()
+    throttle.reset()
+    assert throttle.due()
+
+
+def test_an_integer_price_counts_as_its_decimal() -> None:
+    # A module before us may set_price an int (CloudKitty does not coerce).
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
+    frame.add_point(point(D("1"))._replace(price=2), "instance")
+    assert ck_host.frame_lines(frame) == [allocation.Line("instance", "instance", D("2"))]
+
+
 def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     # A module before us may leave a float (set_price does not coerce); prices
