@@ -1,9 +1,12 @@
 """The contracts' parts that need no pydantic: ids, times, and orders and credits as read.
 
 :mod:`ovh_credit_plugin.models` holds the JSON contracts (DESIGN.md section
-4) as pydantic models and re-exports the names below. They live here so
-that a path that only reads or writes the ledger and prints JSON (``ovh-credit
-credit list``, ``order create``) imports neither pydantic nor the twenty
+4) as pydantic models and imports the names below that it uses (the
+statuses, ``utc``, ``isoformat``, ``check_id`` and the JSON builders, so still
+reachable as ``models.X``; ``ID_RE``, ``VOUCHER_CODE_RE`` and
+``check_project_id`` are only here). They live here so that a path that only
+reads or writes the ledger and prints JSON (``ovh-credit credit list``,
+``order create``) imports neither pydantic nor the twenty
 models, ~120 ms of a 0.6 s process (issue 15, decision 3).
 
 :class:`OrderResult` and :class:`CreditResult` are an order and a credit as
