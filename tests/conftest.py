@@ -18,6 +18,7 @@ from hypothesis import settings
 
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import CreditService
+from tests.support import mutation_order
 from tests.support.cli import Cli
 from tests.support.ledgers import (
     BACKENDS,
@@ -81,12 +82,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 chosen, max_examples=MUTATION_EXAMPLES)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-    # mutmut orders a mutant's tests by their call time alone, fastest first; a
-    # test on a ledger also pays a database clone and an audit around its call.
-    # Tests without one (the rules' own unit tests) go first: they kill most
-    # mutants, and the run stops at the first failure.
-    kept.sort(key=lambda item: "server_pool" in getattr(item, "fixturenames", ()))
+    mutation_order.sort(kept)
     items[:] = kept
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if MUTATION:
+        config.pluginmanager.register(mutation_order, "ovh-credit-mutation-order")
 
 
 def pytest_report_header() -> str:

@@ -1,9 +1,10 @@
 """Mutation testing of the money rules (issue 16): ``tox -e mutation``.
 
 Runs mutmut (configured in pyproject.toml, ``[tool.mutmut]``) over the modules
-where the money rules live, one module at a time, on SQLite: mutmut runs, for
-each mutant, only the tests that execute the function it changed, fastest
-first, and stops at the first failure. Then prints a summary per module and,
+where the money rules live, on SQLite: mutmut runs, for each mutant, only the
+tests that execute the function it changed, and stops at the first failure
+(tests/support/mutation_order.py puts first the tests likeliest to fail it,
+then the cheapest). Then prints a summary per module and,
 as its last line, ``{"mutants", "killed", "survived", "timeout", "score"}``
 (score = (killed + timeout) / mutants: a mutant that makes a test hang was
 seen; one that no test reaches counts as survived).
@@ -82,34 +83,41 @@ def main(argv: list[str]) -> int:
     migrated = Path(scratch.name) / "migrated.sqlite"
     _migrate(migrated)
     env["OVH_CREDIT_TEST_MIGRATED_SQLITE"] = str(migrated)
-    totals: Counter[str] = Counter()
+    # Which test failed which function's mutants, for the order of the next ones'
+    # tests (tests/support/mutation_order.py).
+    env["OVH_CREDIT_MUTATION_KILLERS"] = str(Path(scratch.name) / "killers.tsv")
+    # One mutmut run for every module: its clean run of the tests (which also
+    # measures them for the order above) and its forced failure are paid once.
+    began = time.monotonic()
+    # mutmut's own output (a spinner, then a line per mutant) goes to a log: the
+    # summary below is what a reader wants, the log what went wrong.
+    log = ROOT / "mutants" / "mutmut.log"
+    log.parent.mkdir(exist_ok=True)
+    patterns = [MODULES[name].removesuffix(".py").replace("/", ".") + ".*" for name in names]
+    for _ in range(2):
+        with log.open("w") as out:
+            subprocess.run([str(MUTMUT), "run", *patterns], cwd=ROOT, env=env,
+                           check=False, stdout=out, stderr=subprocess.STDOUT)
+        found = {name: statuses(MODULES[name]) for name in names}
+        # A mutmut run that had to record which tests run which function (the
+        # first, or after the tests or the configuration changed) does it in its
+        # own process, where the CLI tests then fail its clean run ("Failed to run
+        # clean test": their error lines hit "--- Logging error ---" on the output
+        # mutmut captured), so no mutant is checked. The next run reads what was
+        # recorded and checks them.
+        if any(f["not checked"] < sum(f.values()) for f in found.values()):
+            break
+    took = time.monotonic() - began
     print(f"{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
           f"{'score':>6} {'seconds':>7}")
+    totals: Counter[str] = Counter()
     for name in names:
-        path = MODULES[name]
-        module = path.removesuffix(".py").replace("/", ".")
-        began = time.monotonic()
-        # mutmut's own output (a spinner, then a line per mutant) goes to a log per
-        # module: the summary below is what a reader wants, the log what went wrong.
-        log = ROOT / "mutants" / f"{name}.log"
-        log.parent.mkdir(exist_ok=True)
-        for _ in range(2):
-            with log.open("w") as out:
-                subprocess.run([str(MUTMUT), "run", f"{module}.*"], cwd=ROOT, env=env,
-                               check=False, stdout=out, stderr=subprocess.STDOUT)
-            found = statuses(path)
-            # A mutmut run that had to record which tests run which function (the
-            # first, or after the tests or the configuration changed) does it in its
-            # own process, where the CLI tests then fail its clean run ("Failed to
-            # run clean test": their error lines hit "--- Logging error ---" on the
-            # output mutmut captured), so no mutant is checked. The next run reads
-            # what was recorded and checks them.
-            if found["not checked"] < sum(found.values()):
-                break
-        totals.update(found)
-        print(_line(name, found, time.monotonic() - began), flush=True)
+        totals.update(found[name])
+        print(_line(name, found[name], _seconds(MODULES[name])))
     summary = _summary(totals)
     print(_line("total", totals, None))
+    print(f"{took / 60:.1f} minutes; seconds per module: its mutants' test runs added up "
+          "(two run at a time)")
     survivors = subprocess.run([str(MUTMUT), "results"], cwd=ROOT, env=env, check=False,
                                capture_output=True, text=True).stdout
     print("not killed (mutmut show NAME shows one):")
@@ -128,6 +136,14 @@ def _migrate(file: Path) -> None:
         migration.upgrade(engine)
     finally:
         engine.dispose()
+
+
+def _seconds(path: str) -> float:
+    """Seconds of test runs spent on the mutants of ``path`` (mutmut's .meta file)."""
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.exists():
+        return 0.0
+    return float(sum(json.loads(meta.read_text()).get("durations_by_key", {}).values()))
 
 
 def _summary(found: Counter[str]) -> dict[str, float | int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -118,6 +119,51 @@ def _migrate_cloudkitty() -> None:
     for logger in logging.root.manager.loggerDict.values():
         if isinstance(logger, logging.Logger):
             logger.disabled = False
+
+
+#: CloudKitty's database as the first test of the session left it prepared, to
+#: start the next ones from (``_prepare_database``).
+_PREPARED: dict[str, sqlite3.Connection] = {}
+
+
+def _prepare_database(env: CloudKitty) -> None:
+    """CloudKitty's database migrated, hashmap and cloud_credit enabled, prices set.
+
+    The first test of a session does it for real; the next ones copy the result
+    into their new in-memory database with sqlite3's backup, in milliseconds
+    instead of ~0.4 s of alembic migrations (mutation testing runs these tests
+    thousands of times).
+    """
+    with db.session_for_write() as session:
+        engine = session.get_bind()
+    raw = engine.raw_connection()  # the one connection of oslo.db's StaticPool
+    try:
+        if "cloudkitty" in _PREPARED:
+            _PREPARED["cloudkitty"].backup(raw.driver_connection)
+            return
+    finally:
+        raw.close()
+    _migrate_cloudkitty()
+    modules = env.modules()
+    modules.set_state("hashmap", True)
+    modules.set_priority("hashmap", 100)  # the higher number runs first
+    modules.set_state("cloud_credit", True)
+    modules.set_priority("cloud_credit", 1)
+    hashmap = hash_db_api.get_instance()
+    # A mapping applies to periods after its start: make it old.
+    old = dt.datetime(2000, 1, 1)
+    for service_name, cost in (("instance", INSTANCE_PRICE), ("image.size", MIB_PRICE)):
+        svc = hashmap.create_service(service_name)
+        hashmap.create_mapping(
+            cost, map_type="flat", service_id=svc.service_id, start=old, created_by="tests"
+        )
+    prepared = sqlite3.connect(":memory:")
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.backup(prepared)
+    finally:
+        raw.close()
+    _PREPARED["cloudkitty"] = prepared
 
 
 @dataclass
@@ -252,22 +298,7 @@ def cloudkitty(ledger: Any, tmp_path: Path) -> Iterator[CloudKitty]:
     ck_host.close_services()
     ck_host.reset_order_check()
     try:
-        _migrate_cloudkitty()
-        modules = env.modules()
-        modules.set_state("hashmap", True)
-        modules.set_priority("hashmap", 100)  # the higher number runs first
-        modules.set_state("cloud_credit", True)
-        modules.set_priority("cloud_credit", 1)
-
-        hashmap = hash_db_api.get_instance()
-        # A mapping applies to periods after its start: make it old.
-        old = dt.datetime(2000, 1, 1)
-        for service_name, cost in (("instance", INSTANCE_PRICE), ("image.size", MIB_PRICE)):
-            svc = hashmap.create_service(service_name)
-            hashmap.create_mapping(
-                cost, map_type="flat", service_id=svc.service_id, start=old, created_by="tests"
-            )
-
+        _prepare_database(env)
         env.collector = StubCollector(period=PERIOD, conf=yaml.safe_load(METRICS_YML))
         env.storage = storage.get_storage()
         env.start_scope(SCOPE, {"instance": 2, "image.size": 100})

@@ -1,0 +1,90 @@
+"""The order of a mutant's tests in a mutation run (tools/mutation.py, docs/testing.md).
+
+mutmut runs each mutant's tests in a pytest session of its own, fastest call
+first, and stops at the first failure: a killed mutant costs every test that
+runs before the one that fails it. Two things mutmut does not weigh make that
+shorter:
+
+- a test's whole cost: the call time it sorts by leaves out the set-up (a
+  ledger's clone and audit, a CloudKitty's migration: ten times the call for
+  some tests);
+- which tests failed the mutants of the same function before: most mutants of
+  one function fall to the same few tests.
+
+The first is measured by the clean run mutmut makes before the mutants' runs,
+in the process it then forks them from (so they inherit it); the second is
+appended by the mutants' runs to a file (``OVH_CREDIT_MUTATION_KILLERS``) that
+the next ones read. The order decides which test fails first, never whether one
+does: a mutant's status does not depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+#: Seconds of set-up, call and teardown of each test, from the last clean run.
+_COST: dict[str, float] = {}
+
+
+def _mutant() -> str | None:
+    """The mutant under test, None in a clean run (mutmut's name is empty there)."""
+    name = os.environ.get("MUTANT_UNDER_TEST", "")
+    return name if "__mutmut_" in name else None
+
+
+def _killers_file() -> Path | None:
+    path = os.environ.get("OVH_CREDIT_MUTATION_KILLERS")
+    return Path(path) if path else None
+
+
+def _function(mutant: str) -> str:
+    return mutant.rsplit("__mutmut_", 1)[0]
+
+
+def _killers(function: str) -> Counter[str]:
+    """How many mutants of ``function`` each test failed so far in this run."""
+    found: Counter[str] = Counter()
+    path = _killers_file()
+    if path is None or not path.exists():
+        return found
+    prefix = function + "\t"
+    for line in path.read_text().splitlines():
+        if line.startswith(prefix):
+            found[line[len(prefix):]] += 1
+    return found
+
+
+def sort(items: list[pytest.Item]) -> None:
+    """Known killers of this function's mutants first, then the cheapest tests."""
+    mutant = _mutant()
+    killed = _killers(_function(mutant)) if mutant else Counter()
+
+    def key(item: pytest.Item) -> tuple[int, float, bool]:
+        # Without a measured cost (no clean run in this process), a test on a
+        # ledger still goes after the rules' own unit tests.
+        on_ledger = "server_pool" in getattr(item, "fixturenames", ())
+        return (-killed[item.nodeid], _COST.get(item.nodeid, float("inf")), on_ledger)
+
+    items.sort(key=key)
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    if _mutant() is None and os.environ.get("MUTANT_UNDER_TEST") == "":
+        _COST[nodeid] = 0.0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    mutant = _mutant()
+    if mutant is None:
+        if report.nodeid in _COST:
+            _COST[report.nodeid] += report.duration
+        return
+    path = _killers_file()
+    if report.failed and path is not None:
+        # One short line in append mode: the two workers' lines do not interleave.
+        with path.open("a") as out:
+            out.write(f"{_function(mutant)}\t{report.nodeid}\n")
