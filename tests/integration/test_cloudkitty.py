@@ -15,6 +15,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -157,6 +158,40 @@ def test_warns_when_a_pricing_module_may_run_after_credit(
     assert len(warnings) == 1  # once per process, not per period
     assert "hashmap (priority 1)" in warnings[0]
     assert "cloud_credit must run after every pricing module" in warnings[0]
+
+
+@pytest.mark.parametrize("pyscripts", ["enabled", "disabled"])
+@pytest.mark.parametrize("installed", ["by name", "by name reversed"])
+def test_the_run_order_warning_names_every_enabled_module_that_may_run_after_credit(
+    cloudkitty: CloudKitty, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    pyscripts: str, installed: str,
+) -> None:
+    # cloud_credit at 5, not CloudKitty's default 1: hashmap (3) and pyscripts
+    # (5) may run after it; noop prices nothing; a disabled module runs not at
+    # all. Every enabled one is named, whatever the order the rating modules'
+    # packages are installed in (stevedore lists them in that order).
+    modules = cloudkitty.modules()
+    modules.set_priority("cloud_credit", 5)
+    modules.set_priority("hashmap", 3)
+    modules.set_priority("pyscripts", 5)
+    modules.set_state("pyscripts", pyscripts == "enabled")
+    manager_of = ck_host.extension.ExtensionManager
+
+    def in_order(namespace: str, *args: Any, **kwargs: Any) -> Any:
+        manager = manager_of(namespace, *args, **kwargs)
+        manager.extensions.sort(key=lambda ext: ext.name,
+                                reverse=installed == "by name reversed")
+        return manager
+
+    monkeypatch.setattr(ck_host, "extension", SimpleNamespace(ExtensionManager=in_order))
+    caplog.set_level(logging.WARNING, logger=HOST_LOGGER)
+    cloudkitty.worker().run()
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == HOST_LOGGER and r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    late = ("hashmap (priority 3), pyscripts (priority 5)" if pyscripts == "enabled"
+            else "hashmap (priority 3)")
+    assert f"so their prices get no credit: {late}. Give cloud_credit priority 1" in warnings[0]
 
 
 def test_a_disabled_module_is_not_applied(
