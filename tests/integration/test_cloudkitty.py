@@ -400,14 +400,45 @@ def test_a_reprocessing_window_across_rated_periods_is_refused(
     cloudkitty.worker().run()
     assert credit(service, credit_id).used == D("8")
     before = [(r.key, r.revision) for r in settlements(ledger)]
+    window = cloudkitty.p1 + dt.timedelta(seconds=PERIOD // 2)
     worker = orchestrator.ReprocessingWorker(
-        cloudkitty.collector, cloudkitty.storage,
-        schedule_reprocessing(cloudkitty.p1 + dt.timedelta(seconds=PERIOD // 2)), worker_id=0,
+        cloudkitty.collector, cloudkitty.storage, schedule_reprocessing(window), worker_id=0,
     )
-    with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
+    with pytest.raises(exceptions.SettlementConflict) as refused:
         worker.run()
+    # What the operator reads in CloudKitty's log: the window refused, and the
+    # settled period it overlaps (p2, the last one starting before it ends).
+    key = ck_host.period_key(SCOPE, window, window + dt.timedelta(seconds=PERIOD))[0]
+    settled = ck_host.period_key(SCOPE, cloudkitty.p2,
+                                 cloudkitty.p2 + dt.timedelta(seconds=PERIOD))[0]
+    assert str(refused.value).startswith(f"{key} overlaps {settled}, settled before: ")
     assert credit(service, credit_id).used == D("8")
     assert [(r.key, r.revision) for r in settlements(ledger)] == before
+
+
+def test_a_window_across_settled_periods_is_refused_for_a_scope_id_holding_a_slash(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    # A scope is a project id, and project ids may hold "/": the period key
+    # keeps it as is (cloudkitty/org/team-1/<start>/<end>). The window across
+    # the settled hour is refused all the same: credit pays that usage once.
+    scope = "org/team-1"
+    credit_id = buy_credit(service, scope, "100.00", day_before(cloudkitty))
+    hour = dt.timedelta(seconds=PERIOD)
+
+    def rated(start: dt.datetime) -> Any:
+        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
+            dataframe.DataPoint("instance", 2, D("3"), {"id": "vm-1", "project_id": scope}, {}),
+        ]})
+
+    processor = ck_host.CloudCreditProcessor(scope)
+    out = processor.process(rated(cloudkitty.p1))
+    assert [p.price for _, p in out.iterpoints()] == [D("0")]
+    assert credit(service, credit_id).used == D("3")
+    with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
+        processor.process(rated(cloudkitty.p1 + hour / 2))
+    assert credit(service, credit_id).used == D("3")
+    assert len(settlements(ledger)) == 1
 
 
 def test_only_periods_that_overlap_are_refused() -> None:
