@@ -823,13 +823,15 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     # repeat within a frame (one flavor, one rate), equal values may differ in
     # exponent; a price may floor to zero; a type may hold no point at all; a
     # point may not be in the form DataPoint's constructor gives (a mutable groupby).
+    # A point may carry its metric's description (the collector's, from metrics.yml).
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
     for price in (D("2"), D("2"), D("2.00"), D("0.123456789")):
         frame.add_point(point(price), "instance")
     frame.add_point(point(D("1")).set_price(0.25), "volume")
     frame.add_point(point(D("0.0000004")), "volume")
-    frame.add_point(point(D("3")), "volume")
-    frame.add_point(point(D("4"))._replace(groupby={"id": "y"}), "volume")
+    frame.add_point(point(D("3"))._replace(description="Volumes (GiB)"), "volume")
+    frame.add_point(point(D("4"))._replace(groupby={"id": "y"}, description="Volumes (GiB)"),
+                    "volume")
     frame.add_points([], "image")
     lines = ck_host.frame_lines(frame)
     assert [(line.id, line.amount) for line in lines] == [
@@ -848,6 +850,9 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     got = dict(out.itertypes())
     assert [p.price for p in got["instance"]] == [D("0"), D("0"), D("0"), D("0.000000789")]
     assert [p.price for p in got["volume"]] == [D("0"), D("0.0000004"), D("0"), D("3")]
+    # Credit changes a point's price and metadata, never its description.
+    assert [p.description for p in got["volume"]] == [None, None, "Volumes (GiB)",
+                                                      "Volumes (GiB)"]
     assert got["image"] == []
     untouched = dict(frame.itertypes())["volume"][1]  # floors to zero: nothing to cover
     assert got["volume"][1] is untouched
