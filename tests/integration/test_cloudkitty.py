@@ -703,6 +703,47 @@ def test_a_metrics_own_false_overrides_the_global_skip_expression(tmp_path: Path
     assert ck_host.skip_expressions(conf) == {}  # nothing to evaluate
 
 
+def test_skip_expressions_of_metric_variants_and_of_a_file_without_metrics(
+    tmp_path: Path,
+) -> None:
+    # metrics.yml may give a metric as a list of variants (CloudKitty's Worker
+    # maps each by its alt name): each variant's own rule. A file that reads
+    # without "metrics" (emptied while being rewritten, between the Worker's
+    # read and ours): the global rule, and the period is rated.
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("metrics_conf")], group="collect")
+    conf.register_opts([cfg.StrOpt("skip_datapoints_expression")], group="orchestrator")
+    conf([])
+    frame = dataframe.DataFrame(start=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+                                end=dt.datetime(2026, 3, 1, 1, tzinfo=dt.timezone.utc))
+    frame.add_points([point("2")], "volume.ssd")
+    frame.add_points([point("1")], "volume.hdd")
+    frame.add_points([point("3")], "instance")
+
+    variants = tmp_path / "variants.yml"
+    variants.write_text(yaml.safe_dump({"metrics": {"volume.size": [
+        {"alt_name": "volume.ssd", "unit": "GiB", "skip_datapoints_expression": "True"},
+        {"alt_name": "volume.hdd", "unit": "GiB"},
+    ], "cpu": {"alt_name": "instance", "unit": "instance"}}}))
+    conf.set_override("metrics_conf", str(variants), "collect")
+    kept, skipped = ck_host.split_skipped(frame, ck_host.skip_expressions(conf))
+    assert [t for t, _ in skipped] == ["volume.ssd"]
+    assert [t for t, _ in kept.iterpoints()] == ["volume.hdd", "instance"]
+
+    emptied = tmp_path / "emptied.yml"
+    emptied.write_text("")
+    conf.set_override("metrics_conf", str(emptied), "collect")
+    conf.set_override("skip_datapoints_expression", "usage_data_metric_name == 'instance'",
+                      "orchestrator")
+    kept, skipped = ck_host.split_skipped(frame, ck_host.skip_expressions(conf))
+    assert [t for t, _ in skipped] == ["instance"]
+    assert [t for t, _ in kept.iterpoints()] == ["volume.ssd", "volume.hdd"]
+    emptied.write_text(yaml.safe_dump({"fetcher": {}}))  # another key only
+    assert ck_host.skip_expressions(conf) == {"": "usage_data_metric_name == 'instance'"}
+
+
 def test_skip_expressions_see_what_they_see_in_cloudkitty(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
