@@ -39,6 +39,7 @@ if not HAVE_CLOUDKITTY and not REQUIRE_CLOUDKITTY:
                 allow_module_level=True)
 
 from cloudkitty import dataframe, orchestrator, storage_state
+from cloudkitty.rating.hash.db import api as hash_db_api
 from cloudkitty.storage_state import models as state_models
 from cloudkitty.utils import tz as tzutils
 from oslo_config import cfg
@@ -387,6 +388,36 @@ def test_reprocessing_replays_the_same_prices_and_replaces_new_ones(
     assert new_instance.price == 0
     # Reprocessing did not move the scope's own state.
     assert cloudkitty.last_processed() == cloudkitty.p2
+
+
+def test_a_period_re_rated_to_no_price_gives_back_the_credit_it_took(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert credit(service, credit_id).used == D("5")  # p1 4.00, p2 1.00
+
+    # The operator makes these resources free and re-rates p1: it now costs
+    # nothing, so credit pays nothing for it: the 4.00 it took come back.
+    hashmap = hash_db_api.get_instance()
+    for mapping in hashmap.list_mappings(all=True):
+        hashmap.update_mapping(mapping, cost=D(0))
+    reprocess(cloudkitty, cloudkitty.p1)
+    bought = credit(service, credit_id)
+    assert (bought.used, bought.available) == (D("1"), D("4"))
+    first = settlements(ledger)[0]
+    assert (first.revision, D(first.total), D(first.credit_applied), D(first.amount_due)) == (
+        2, D("0"), D("0"), D("0"),
+    )
+    assert entry_types(ledger) == [
+        "grant", "debit", "debit", "debit", "reversal", "reversal",
+    ]
+    # The re-rated point is free, and names no credit (v1 storage cannot
+    # delete: the first rating's copy, paid by credit, is stored too).
+    assert sorted((D(str(p.price)), p.groupby.get("credit_applied", ""))
+                  for t, p in points_of(cloudkitty, cloudkitty.p1) if t == "instance") == [
+        (D("0"), ""), (D("0"), "3.00"),
+    ]
 
 
 def test_a_reprocessing_window_across_rated_periods_is_refused(
