@@ -296,6 +296,29 @@ def test_a_voucher_scoped_to_a_metric_type_pays_only_that_type(
     assert credit(service, voucher.id).used == D("6")
 
 
+def test_a_project_billing_in_another_currency_than_the_default_gets_its_credit(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The default currency is EUR; this project bills in USD, so its periods
+    # are charged in USD and its USD credit pays them.
+    assert service.settings.default_currency == "EUR"
+    order = service.create_order(SCOPE, "5.00", currency="USD", at=day_before(cloudkitty))
+    credit_id = service.pay_order(order.id, at=day_before(cloudkitty)).credit_id
+    assert credit_id is not None
+    caplog.set_level(logging.INFO, logger=HOST_LOGGER)
+    cloudkitty.worker().run()
+    assert cloudkitty.total() == D("3")
+    assert credit(service, credit_id).used == D("5")
+    assert [(r.currency, D(r.credit_applied)) for r in settlements(ledger)] == [
+        ("USD", D("4")), ("USD", D("1")),
+    ]
+    # What the operator reads: the credit applied, in the project's currency.
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == HOST_LOGGER]
+    assert [level for level, _ in logged] == ["INFO", "INFO"]
+    assert all(" USD of credit applied (settled)" in message for _, message in logged)
+
+
 def test_a_period_no_credit_of_the_project_can_pay_is_not_recorded(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
