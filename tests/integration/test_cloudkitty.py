@@ -15,6 +15,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -38,6 +39,7 @@ if not HAVE_CLOUDKITTY and not REQUIRE_CLOUDKITTY:
                 allow_module_level=True)
 
 from cloudkitty import dataframe, orchestrator, storage_state
+from cloudkitty.rating.hash.db import api as hash_db_api
 from cloudkitty.storage_state import models as state_models
 from cloudkitty.utils import tz as tzutils
 from oslo_config import cfg
@@ -159,6 +161,40 @@ def test_warns_when_a_pricing_module_may_run_after_credit(
     assert "cloud_credit must run after every pricing module" in warnings[0]
 
 
+@pytest.mark.parametrize("pyscripts", ["enabled", "disabled"])
+@pytest.mark.parametrize("installed", ["by name", "by name reversed"])
+def test_the_run_order_warning_names_every_enabled_module_that_may_run_after_credit(
+    cloudkitty: CloudKitty, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    pyscripts: str, installed: str,
+) -> None:
+    # cloud_credit at 5, not CloudKitty's default 1: hashmap (3) and pyscripts
+    # (5) may run after it; noop prices nothing; a disabled module runs not at
+    # all. Every enabled one is named, whatever the order the rating modules'
+    # packages are installed in (stevedore lists them in that order).
+    modules = cloudkitty.modules()
+    modules.set_priority("cloud_credit", 5)
+    modules.set_priority("hashmap", 3)
+    modules.set_priority("pyscripts", 5)
+    modules.set_state("pyscripts", pyscripts == "enabled")
+    manager_of = ck_host.extension.ExtensionManager
+
+    def in_order(namespace: str, *args: Any, **kwargs: Any) -> Any:
+        manager = manager_of(namespace, *args, **kwargs)
+        manager.extensions.sort(key=lambda ext: ext.name,
+                                reverse=installed == "by name reversed")
+        return manager
+
+    monkeypatch.setattr(ck_host, "extension", SimpleNamespace(ExtensionManager=in_order))
+    caplog.set_level(logging.WARNING, logger=HOST_LOGGER)
+    cloudkitty.worker().run()
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == HOST_LOGGER and r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    late = ("hashmap (priority 3), pyscripts (priority 5)" if pyscripts == "enabled"
+            else "hashmap (priority 3)")
+    assert f"so their prices get no credit: {late}. Give cloud_credit priority 1" in warnings[0]
+
+
 def test_a_disabled_module_is_not_applied(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -260,6 +296,29 @@ def test_a_voucher_scoped_to_a_metric_type_pays_only_that_type(
     assert credit(service, voucher.id).used == D("6")
 
 
+def test_a_project_billing_in_another_currency_than_the_default_gets_its_credit(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The default currency is EUR; this project bills in USD, so its periods
+    # are charged in USD and its USD credit pays them.
+    assert service.settings.default_currency == "EUR"
+    order = service.create_order(SCOPE, "5.00", currency="USD", at=day_before(cloudkitty))
+    credit_id = service.pay_order(order.id, at=day_before(cloudkitty)).credit_id
+    assert credit_id is not None
+    caplog.set_level(logging.INFO, logger=HOST_LOGGER)
+    cloudkitty.worker().run()
+    assert cloudkitty.total() == D("3")
+    assert credit(service, credit_id).used == D("5")
+    assert [(r.currency, D(r.credit_applied)) for r in settlements(ledger)] == [
+        ("USD", D("4")), ("USD", D("1")),
+    ]
+    # What the operator reads: the credit applied, in the project's currency.
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == HOST_LOGGER]
+    assert [level for level, _ in logged] == ["INFO", "INFO"]
+    assert all(" USD of credit applied (settled)" in message for _, message in logged)
+
+
 def test_a_period_no_credit_of_the_project_can_pay_is_not_recorded(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -354,6 +413,36 @@ def test_reprocessing_replays_the_same_prices_and_replaces_new_ones(
     assert cloudkitty.last_processed() == cloudkitty.p2
 
 
+def test_a_period_re_rated_to_no_price_gives_back_the_credit_it_took(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    cloudkitty.worker().run()
+    assert credit(service, credit_id).used == D("5")  # p1 4.00, p2 1.00
+
+    # The operator makes these resources free and re-rates p1: it now costs
+    # nothing, so credit pays nothing for it: the 4.00 it took come back.
+    hashmap = hash_db_api.get_instance()
+    for mapping in hashmap.list_mappings(all=True):
+        hashmap.update_mapping(mapping, cost=D(0))
+    reprocess(cloudkitty, cloudkitty.p1)
+    bought = credit(service, credit_id)
+    assert (bought.used, bought.available) == (D("1"), D("4"))
+    first = settlements(ledger)[0]
+    assert (first.revision, D(first.total), D(first.credit_applied), D(first.amount_due)) == (
+        2, D("0"), D("0"), D("0"),
+    )
+    assert entry_types(ledger) == [
+        "grant", "debit", "debit", "debit", "reversal", "reversal",
+    ]
+    # The re-rated point is free, and names no credit (v1 storage cannot
+    # delete: the first rating's copy, paid by credit, is stored too).
+    assert sorted((D(str(p.price)), p.groupby.get("credit_applied", ""))
+                  for t, p in points_of(cloudkitty, cloudkitty.p1) if t == "instance") == [
+        (D("0"), ""), (D("0"), "3.00"),
+    ]
+
+
 def test_a_reprocessing_window_across_rated_periods_is_refused(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -365,14 +454,45 @@ def test_a_reprocessing_window_across_rated_periods_is_refused(
     cloudkitty.worker().run()
     assert credit(service, credit_id).used == D("8")
     before = [(r.key, r.revision) for r in settlements(ledger)]
+    window = cloudkitty.p1 + dt.timedelta(seconds=PERIOD // 2)
     worker = orchestrator.ReprocessingWorker(
-        cloudkitty.collector, cloudkitty.storage,
-        schedule_reprocessing(cloudkitty.p1 + dt.timedelta(seconds=PERIOD // 2)), worker_id=0,
+        cloudkitty.collector, cloudkitty.storage, schedule_reprocessing(window), worker_id=0,
     )
-    with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
+    with pytest.raises(exceptions.SettlementConflict) as refused:
         worker.run()
+    # What the operator reads in CloudKitty's log: the window refused, and the
+    # settled period it overlaps (p2, the last one starting before it ends).
+    key = ck_host.period_key(SCOPE, window, window + dt.timedelta(seconds=PERIOD))[0]
+    settled = ck_host.period_key(SCOPE, cloudkitty.p2,
+                                 cloudkitty.p2 + dt.timedelta(seconds=PERIOD))[0]
+    assert str(refused.value).startswith(f"{key} overlaps {settled}, settled before: ")
     assert credit(service, credit_id).used == D("8")
     assert [(r.key, r.revision) for r in settlements(ledger)] == before
+
+
+def test_a_window_across_settled_periods_is_refused_for_a_scope_id_holding_a_slash(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    # A scope is a project id, and project ids may hold "/": the period key
+    # keeps it as is (cloudkitty/org/team-1/<start>/<end>). The window across
+    # the settled hour is refused all the same: credit pays that usage once.
+    scope = "org/team-1"
+    credit_id = buy_credit(service, scope, "100.00", day_before(cloudkitty))
+    hour = dt.timedelta(seconds=PERIOD)
+
+    def rated(start: dt.datetime) -> Any:
+        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
+            dataframe.DataPoint("instance", 2, D("3"), {"id": "vm-1", "project_id": scope}, {}),
+        ]})
+
+    processor = ck_host.CloudCreditProcessor(scope)
+    out = processor.process(rated(cloudkitty.p1))
+    assert [p.price for _, p in out.iterpoints()] == [D("0")]
+    assert credit(service, credit_id).used == D("3")
+    with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
+        processor.process(rated(cloudkitty.p1 + hour / 2))
+    assert credit(service, credit_id).used == D("3")
+    assert len(settlements(ledger)) == 1
 
 
 def test_only_periods_that_overlap_are_refused() -> None:
@@ -637,6 +757,47 @@ def test_a_metrics_own_false_overrides_the_global_skip_expression(tmp_path: Path
     assert ck_host.skip_expressions(conf) == {}  # nothing to evaluate
 
 
+def test_skip_expressions_of_metric_variants_and_of_a_file_without_metrics(
+    tmp_path: Path,
+) -> None:
+    # metrics.yml may give a metric as a list of variants (CloudKitty's Worker
+    # maps each by its alt name): each variant's own rule. A file that reads
+    # without "metrics" (emptied while being rewritten, between the Worker's
+    # read and ours): the global rule, and the period is rated.
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("metrics_conf")], group="collect")
+    conf.register_opts([cfg.StrOpt("skip_datapoints_expression")], group="orchestrator")
+    conf([])
+    frame = dataframe.DataFrame(start=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+                                end=dt.datetime(2026, 3, 1, 1, tzinfo=dt.timezone.utc))
+    frame.add_points([point("2")], "volume.ssd")
+    frame.add_points([point("1")], "volume.hdd")
+    frame.add_points([point("3")], "instance")
+
+    variants = tmp_path / "variants.yml"
+    variants.write_text(yaml.safe_dump({"metrics": {"volume.size": [
+        {"alt_name": "volume.ssd", "unit": "GiB", "skip_datapoints_expression": "True"},
+        {"alt_name": "volume.hdd", "unit": "GiB"},
+    ], "cpu": {"alt_name": "instance", "unit": "instance"}}}))
+    conf.set_override("metrics_conf", str(variants), "collect")
+    kept, skipped = ck_host.split_skipped(frame, ck_host.skip_expressions(conf))
+    assert [t for t, _ in skipped] == ["volume.ssd"]
+    assert [t for t, _ in kept.iterpoints()] == ["volume.hdd", "instance"]
+
+    emptied = tmp_path / "emptied.yml"
+    emptied.write_text("")
+    conf.set_override("metrics_conf", str(emptied), "collect")
+    conf.set_override("skip_datapoints_expression", "usage_data_metric_name == 'instance'",
+                      "orchestrator")
+    kept, skipped = ck_host.split_skipped(frame, ck_host.skip_expressions(conf))
+    assert [t for t, _ in skipped] == ["instance"]
+    assert [t for t, _ in kept.iterpoints()] == ["volume.ssd", "volume.hdd"]
+    emptied.write_text(yaml.safe_dump({"fetcher": {}}))  # another key only
+    assert ck_host.skip_expressions(conf) == {"": "usage_data_metric_name == 'instance'"}
+
+
 def test_skip_expressions_see_what_they_see_in_cloudkitty(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -757,13 +918,15 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     # repeat within a frame (one flavor, one rate), equal values may differ in
     # exponent; a price may floor to zero; a type may hold no point at all; a
     # point may not be in the form DataPoint's constructor gives (a mutable groupby).
+    # A point may carry its metric's description (the collector's, from metrics.yml).
     frame = dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD))
     for price in (D("2"), D("2"), D("2.00"), D("0.123456789")):
         frame.add_point(point(price), "instance")
     frame.add_point(point(D("1")).set_price(0.25), "volume")
     frame.add_point(point(D("0.0000004")), "volume")
-    frame.add_point(point(D("3")), "volume")
-    frame.add_point(point(D("4"))._replace(groupby={"id": "y"}), "volume")
+    frame.add_point(point(D("3"))._replace(description="Volumes (GiB)"), "volume")
+    frame.add_point(point(D("4"))._replace(groupby={"id": "y"}, description="Volumes (GiB)"),
+                    "volume")
     frame.add_points([], "image")
     lines = ck_host.frame_lines(frame)
     assert [(line.id, line.amount) for line in lines] == [
@@ -782,6 +945,9 @@ def test_apply_settlement_builds_points_as_datapoint_does() -> None:
     got = dict(out.itertypes())
     assert [p.price for p in got["instance"]] == [D("0"), D("0"), D("0"), D("0.000000789")]
     assert [p.price for p in got["volume"]] == [D("0"), D("0.0000004"), D("0"), D("3")]
+    # Credit changes a point's price and metadata, never its description.
+    assert [p.description for p in got["volume"]] == [None, None, "Volumes (GiB)",
+                                                      "Volumes (GiB)"]
     assert got["image"] == []
     untouched = dict(frame.itertypes())["volume"][1]  # floors to zero: nothing to cover
     assert got["volume"][1] is untouched

@@ -4,15 +4,18 @@ Used up before its end, a credit is exhausted, not expired; past its end with
 something left, what is left reads as expired even before the expiry job runs;
 a re-rating after the job gives credit back to an expired credit, which reads
 as expired at once and is expired again by the next run. Each credit's grant
-says where it came from; an unknown credit is named in its refusal.
+says where it came from; its ledger entries read oldest first; an unknown credit
+is named in its refusal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.allocation import Line
@@ -118,3 +121,26 @@ def test_a_rerating_that_no_longer_uses_a_credit_gives_its_debit_back(
     assert figures(service.show_credit(voucher.id, at=AT)[0]) == (
         "active", Decimal(0), Decimal(0), Decimal(20))
 
+
+
+def test_a_credits_entries_read_oldest_first_whatever_order_the_database_scans_in(
+        service: CreditService) -> None:
+    # Only ORDER BY fixes the order of a SELECT: PostgreSQL and MariaDB may
+    # return rows in any order (parallel scans, another index). SQLite's own
+    # pragma for this makes every SELECT without ORDER BY scan backwards.
+    credit = buy(service, "p1", "100")
+    service.settle([period("p1", "30")], on_change="replace", at=AT)
+    service.settle([period("p1", "10")], on_change="replace", at=AT)
+    service.void_credit(credit.id, reason="charge-back", at=AT)
+    engine = service.database.engine  # SQLite: this file's backend
+
+    def scan_backwards(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.execute("PRAGMA reverse_unordered_selects = ON")
+
+    sa.event.listen(engine, "connect", scan_backwards)
+    engine.dispose()  # the pool's connections are made again, with the pragma
+    _, entries = service.show_credit(credit.id, at=AT)
+    assert [(e.type, e.amount) for e in entries] == [
+        ("grant", Decimal(100)), ("debit", Decimal(30)), ("reversal", Decimal(30)),
+        ("debit", Decimal(10)), ("void", Decimal(90))]
+    assert [e.id for e in entries] == sorted(e.id for e in entries)

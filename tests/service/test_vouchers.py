@@ -1171,3 +1171,79 @@ def test_the_try_under_way_lists_as_running_and_a_try_stops_counting_at_the_wind
     # A try counts for exactly the window: not at its end.
     assert [(r["event"], r["counted"]) for r in service.voucher_attempts(
         "p1", at=T0 + window, everything=True)] == [("failed", False), ("succeeded", False)]
+
+
+def test_a_resumed_activation_refused_at_the_redemption_is_a_failed_try_of_its_own_time(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # The first try's answer was lost before the catalog redeemed anything:
+    # its intent stays pending. Resumed later, the code has been used up
+    # meanwhile: the resumed try is refused, recorded as a failed try at the
+    # time it was made, and the intent goes, with the currency it fixed.
+    def lost(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.CatalogUnavailable("no complete answer within the 10 s deadline")
+
+    def used_up(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.VoucherAlreadyRedeemed("voucher is used up", status=409)
+
+    stub.on_redeem = lost
+    with pytest.raises(base.CatalogUnavailable):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    assert len(service.pending_activations()) == 1
+    assert service.voucher_attempts("p1", at=T0) == []  # an outage is not the customer's
+
+    later = T0 + dt.timedelta(minutes=5)
+    stub.on_redeem = used_up
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        service.activate_voucher("p1", "WELCOME-2026", at=later)
+    assert str(caught.value) == PUBLIC
+    [attempt] = service.voucher_attempts("p1", at=later)
+    assert (attempt["event"], attempt["created_at"]) == ("failed", later)
+    assert attempt["reason"].startswith(base.mask_code("WELCOME-2026"))
+    assert service.pending_activations() == []
+    assert service.list_credits("p1", at=later) == []
+    assert service.project_currency("p1") is None
+
+
+@pytest.mark.parametrize("gone", ["released during the redemption", "never recorded"])
+def test_a_grant_fixes_the_projects_currency_when_nothing_recorded_it(
+    service: CreditService, stub: StubCatalog, gone: str
+) -> None:
+    # The grant finds the project without a recorded currency either way:
+    # - released during the redemption: another try's refusal dropped this
+    #   try's intent and, the project then holding nothing, released its
+    #   currency (the project's row goes);
+    # - never recorded: an intent left pending by a version from before
+    #   intents fixed the project's currency (the schema is the same), resumed.
+    # The redeemed code is granted all the same, and fixes the currency then.
+    activations_table = schema.voucher_activations
+    later = T0 + dt.timedelta(minutes=5)
+
+    def release_then_redeem(code: str, **kwargs: Any) -> models.Redemption:
+        with service.database.engine.begin() as conn:
+            conn.execute(activations_table.delete()
+                         .where(activations_table.c.project_id == "p1"))
+            projects.forget_if_empty(conn, "p1")
+        assert service.project_currency("p1") is None
+        return stub.inner.redeem(code, **kwargs)
+
+    def lost(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.CatalogUnavailable("no complete answer within the 10 s deadline")
+
+    if gone == "never recorded":
+        stub.on_redeem = lost
+        with pytest.raises(base.CatalogUnavailable):
+            service.activate_voucher("p1", "WELCOME-2026", at=T0)
+        with service.database.engine.begin() as conn:
+            conn.execute(schema.projects.delete())
+        stub.on_redeem = None
+    else:
+        stub.on_redeem = release_then_redeem
+    credit, created = service.activate_voucher_outcome("p1", "WELCOME-2026", at=later)
+    assert created and credit.total == Decimal("50.00")
+    assert [c.id for c in service.list_credits("p1", at=later)] == [credit.id]
+    assert service.pending_activations() == []
+    table = schema.projects
+    with service.database.engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.id, table.c.currency, table.c.created_at)).all()
+    assert [tuple(r) for r in rows] == [("p1", "EUR", later)]
