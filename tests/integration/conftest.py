@@ -106,6 +106,30 @@ if HAVE_CLOUDKITTY:
 
 def _migrate_cloudkitty() -> None:
     """What `cloudkitty-dbsync upgrade` and `cloudkitty-storage-init` do, in-process."""
+    # CloudKitty's alembic env.py runs logging.config.fileConfig, which disables
+    # every logger created so far (ours too: caplog needs them) and gives the
+    # root logger a handler on the sys.stderr of that moment: a test session's
+    # capture, closed when the session ends, after which every error logged in
+    # the process ("--- Logging error ---") lands in the next test's stderr
+    # (mutation testing runs many sessions in one process). All of it is undone.
+    loggers = [logging.root, *(logger for logger in logging.root.manager.loggerDict.values()
+                               if isinstance(logger, logging.Logger))]
+    before = [(logger, list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+              for logger in loggers]
+    try:
+        _run_cloudkitty_migrations()
+    finally:
+        for logger in logging.root.manager.loggerDict.values():
+            if isinstance(logger, logging.Logger):
+                logger.handlers.clear()  # those fileConfig added to loggers new to it
+        for logger, handlers, level, propagate, disabled in before:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
+
+
+def _run_cloudkitty_migrations() -> None:
     ck_db_api.get_instance().get_migration().upgrade("head")
     # cloudkitty/cli/dbsync.py: every processor class with a `db_api`, ours
     # included (its migration runs on the ledger, already at head here).
@@ -114,11 +138,6 @@ def _migrate_cloudkitty() -> None:
             ext.plugin.db_api.get_migration().upgrade(None)
     storage.get_storage().init()
     storage_state.StateManager().init()
-    # CloudKitty's alembic env.py runs logging.config.fileConfig, which
-    # disables every logger created so far (ours too): caplog needs them.
-    for logger in logging.root.manager.loggerDict.values():
-        if isinstance(logger, logging.Logger):
-            logger.disabled = False
 
 
 #: CloudKitty's database as the first test of the session left it prepared, to
