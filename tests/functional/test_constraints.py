@@ -4,7 +4,8 @@
   (``SELECT ... FOR UPDATE``, credits in ascending id order, one statement) on
   PostgreSQL and MariaDB, and SQLite writers hold the write lock from
   ``BEGIN IMMEDIATE``; a second settlement of the same project waits for the
-  first and then sees its balance.
+  first and then sees its balance. An expiry job that waited on credits another
+  job (or a void) emptied leaves them alone.
 - Uniqueness (settlement keys, one credit per paid order, one activation per
   project and code, idempotency keys), foreign keys, the status/kind checks
   and the amounts' checks (a credit's figures and a settlement's add up to
@@ -202,6 +203,90 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     finally:
         first.close()
         second.close()
+
+
+def test_an_expiry_job_waiting_on_credits_another_job_expired_records_nothing(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    """Two expiry jobs at once: each ended credit expires once, with its balance.
+
+    The second job selects the two credits while the first holds their row
+    locks, then waits; it gets them empty and must leave them alone: no
+    second expiry entry (of zero), no second ``credit.expired``, nothing counted.
+    """
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
+    first, second = ledger.service(), ledger.service()
+    ids = _ended_credits(first, ("7", "5"))
+    second.list_credits("p1")  # schema check, a pooled connection
+    try:
+        done_first, done_second = race(
+            ledger.backend, server_pool,
+            holder=(first.database.engine, lambda: first.expire(at=T_SETTLE)),
+            waiter=(second.database.engine, lambda: second.expire(at=T_SETTLE)),
+            holds=lambda statement: re.search(
+                r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id IN",
+                statement) is not None,
+        )
+        assert done_first.credits_expired == 2, (done_first, done_second)
+        assert done_first.amount_expired == {"EUR": Decimal(12)}
+        assert (done_second.credits_expired, done_second.amount_expired) == (0, {}), done_second
+        assert _expiries(first) == sorted([(ids[0], Decimal(7)), (ids[1], Decimal(5))])
+        assert first.audit().ok
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_expiry_job_waiting_on_a_credit_being_voided_expires_the_others(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    """A void holds the first ended credit; the expiry job waits, skips it, expires the next."""
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
+    voider, expirer = ledger.service(), ledger.service()
+    ids = _ended_credits(voider, ("7", "5"))
+    expirer.list_credits("p1")  # schema check, a pooled connection
+    try:
+        voided, done = race(
+            ledger.backend, server_pool,
+            holder=(voider.database.engine,
+                    lambda: voider.void_credit(ids[0], reason="fraud", at=T_SETTLE)),
+            waiter=(expirer.database.engine, lambda: expirer.expire(at=T_SETTLE)),
+            holds=lambda statement: re.search(
+                r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id = ",
+                statement) is not None,
+        )
+        assert isinstance(voided, models.Credit) and voided.voided == Decimal(7), voided
+        assert (done.credits_expired, done.amount_expired) == (1, {"EUR": Decimal(5)}), done
+        assert _expiries(voider) == [(ids[1], Decimal(5))]
+        assert voider.audit().ok
+    finally:
+        voider.close()
+        expirer.close()
+
+
+def _ended_credits(service: CreditService, amounts: tuple[str, ...]) -> list[int]:
+    """Credits of p1 that ended a day after T0 (before T_SETTLE and the clock), lowest id first."""
+    def seed(conn: Connection) -> list[int]:
+        from ovh_credit_plugin.ledger import credits, projects
+
+        projects.ensure(conn, "p1", "EUR", at=T0)
+        return [credits.grant(conn, project_id="p1", kind="purchased", source=f"ended-{n}",
+                              description="ended", currency="EUR", amount=Decimal(amount),
+                              products=(), valid_from=T0, valid_until=T0 + dt.timedelta(days=1),
+                              at=T0)
+                for n, amount in enumerate(amounts)]
+
+    return sorted(service.database.write(seed))
+
+
+def _expiries(service: CreditService) -> list[tuple[int, Decimal]]:
+    entries = schema.ledger_entries.c
+    return sorted(service.database.read(lambda conn: [
+        (row.credit_id, Decimal(row.amount)) for row in conn.execute(
+            sa.select(entries.credit_id, entries.amount).where(entries.type == "expiry"))
+    ]))
 
 
 def test_a_cancellation_waits_for_the_payment_holding_its_order(
