@@ -5,8 +5,9 @@
   PostgreSQL and MariaDB, and SQLite writers hold the write lock from
   ``BEGIN IMMEDIATE``; a second settlement of the same project waits for the
   first and then sees its balance. An expiry job that waited on credits another
-  job (or a void) emptied leaves them alone; on MariaDB a settlement locks its
-  projects' rows before reading their credits.
+  job (or a void) emptied leaves them alone; a second activation of a voucher
+  code waits for the grant; on MariaDB a settlement locks its projects' rows
+  before reading their credits.
 - Uniqueness (settlement keys, one credit per paid order, one activation per
   project and code, idempotency keys), foreign keys, the status/kind checks
   and the amounts' checks (a credit's figures and a settlement's add up to
@@ -24,6 +25,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import threading
 import time
@@ -239,6 +241,82 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     finally:
         first.close()
         second.close()
+
+
+def test_a_second_activation_of_a_code_waits_for_the_grant_holding_its_intent(
+    ledger: Ledger, server_pool: ServerPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two activations of one code by one project at once: the second waits, then finds the grant.
+
+    Without the intent's row lock the second grants too, and the two deadlock
+    (each waits on the other's activation row or credit key): one is rolled
+    back and retried. One credit either way, but a transaction retried is one
+    a busy ledger may run out of attempts for; the lock makes it a plain wait.
+    """
+    caplog.set_level(logging.WARNING, logger="ovh_credit_plugin.ledger.database")
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
+    first, second = ledger.service(), ledger.service()
+    first.list_credits("p1")  # schema check, a pooled connection
+    second.list_credits("p1")
+    try:
+        granted, found = race(
+            ledger.backend, server_pool,
+            holder=(first.database.engine,
+                    lambda: first.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)),
+            waiter=(second.database.engine,
+                    lambda: second.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)),
+            holds=lambda statement: re.search(
+                r"^SELECT .*FROM cloud_credit_voucher_activations WHERE .*FOR UPDATE$",
+                statement) is not None,
+        )
+        assert isinstance(granted, tuple) and granted[1] is True, (granted, found)
+        assert isinstance(found, tuple) and found == (granted[0], False), (granted, found)
+        assert [c.id for c in first.list_credits("p1", at=T0)] == [granted[0].id]
+        retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+        assert retried == [], retried
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_grant_whose_intent_a_failure_dropped_records_it_again_locked(
+    ledger: Ledger,
+) -> None:
+    """The intent gone when the grant looks for it: recorded anew, and locked like the first.
+
+    A concurrent activation of the code that failed drops the intent (the key
+    is the same); the grant records it again in its own transaction. Another
+    activation may have recorded it first, so it is read under its row lock,
+    as the first read is.
+    """
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite has no row locks: BEGIN IMMEDIATE holds the database write lock")
+    service = ledger.service()
+    statements = Statements(service.database.engine)
+    dropper = sa.create_engine(ledger.url, poolclass=sa.pool.NullPool)
+    locked_read = r"^SELECT .*FROM cloud_credit_voucher_activations WHERE .*FOR UPDATE$"
+    dropped: list[int] = []
+
+    def drop(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not dropped and re.search(locked_read, " ".join(statement.split())):
+            table = schema.voucher_activations
+            with dropper.begin() as other:
+                dropped.append(other.execute(table.delete().where(
+                    table.c.project_id == "p1", table.c.status == "pending")).rowcount)
+
+    event.listen(service.database.engine, "before_cursor_execute", drop)
+    try:
+        credit, created = service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)
+        assert dropped == [1] and created
+        assert len(statements.matching(locked_read)) == 2, [s for s, _ in statements.seen]
+        assert [c.id for c in service.list_credits("p1", at=T0)] == [credit.id]
+        assert service.pending_activations() == []
+    finally:
+        event.remove(service.database.engine, "before_cursor_execute", drop)
+        statements.close()
+        dropper.dispose()
+        service.close()
 
 
 def test_an_expiry_job_waiting_on_credits_another_job_expired_records_nothing(
