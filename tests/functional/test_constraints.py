@@ -4,7 +4,10 @@
   (``SELECT ... FOR UPDATE``, credits in ascending id order, one statement) on
   PostgreSQL and MariaDB, and SQLite writers hold the write lock from
   ``BEGIN IMMEDIATE``; a second settlement of the same project waits for the
-  first and then sees its balance.
+  first and then sees its balance. An expiry job that waited on credits another
+  job (or a void) emptied leaves them alone; a second activation of a voucher
+  code waits for the grant; on MariaDB a settlement locks its projects' rows
+  before reading their credits.
 - Uniqueness (settlement keys, one credit per paid order, one activation per
   project and code, idempotency keys), foreign keys, the status/kind checks
   and the amounts' checks (a credit's figures and a settlement's add up to
@@ -22,6 +25,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import threading
 import time
@@ -126,6 +130,41 @@ def test_a_settlement_locks_the_open_credits_in_id_order_in_one_statement(
         assert projects == ["p1", "p2"], params  # sorted: the same order in every transaction
 
 
+@pytest.mark.parametrize("scheme", ["mysql+pymysql", "mariadb+pymysql"])
+def test_a_settlement_on_mariadb_queues_on_its_projects_rows_first(
+    ledger: Ledger, scheme: str
+) -> None:
+    """On MariaDB the projects' rows are locked (sorted, one statement) before the credit read.
+
+    What keeps a waiting settlement from missing a partly debited credit
+    (``test_a_waiting_settlement_still_sees_a_partly_debited_credit``, which
+    sees it only in some runs): pinned here by the statements, under either
+    URL scheme SQLAlchemy offers for MariaDB (its dialect is named after it).
+    """
+    if ledger.backend != "mariadb":
+        pytest.skip("MariaDB only: PostgreSQL re-checks a row it waited for; SQLite has no "
+                    "row locks")
+    service = ledger.service(connection=ledger.url.replace("mysql+pymysql", scheme, 1))
+    statements = Statements(service.database.engine)
+    try:
+        for project in ("p2", "p1"):
+            paid_credit(service, project)
+        statements.seen.clear()
+        settled = service.settle_invoices([invoice("I-2", "p2", "3"), invoice("I-1", "p1", "4")])
+        assert [s.credit_applied for s in settled] == [Decimal(3), Decimal(4)]
+        locks = statements.matching(
+            r"^SELECT cloud_credit_projects\.id FROM cloud_credit_projects WHERE .*FOR UPDATE$")
+        assert len(locks) == 1, [s for s, _ in statements.seen]
+        params = locks[0][1]
+        values = list(params.values()) if isinstance(params, dict) else list(params)
+        assert values == ["p1", "p2"], params  # sorted: the same order in every transaction
+        [read] = statements.matching(CREDIT_READ)
+        assert statements.seen.index(locks[0]) < statements.seen.index(read)
+    finally:
+        statements.close()
+        service.close()
+
+
 @pytest.mark.parametrize(
     ("operation", "pattern"),
     [
@@ -202,6 +241,166 @@ def test_a_second_settlement_waits_for_the_lock_and_sees_the_new_balance(
     finally:
         first.close()
         second.close()
+
+
+def test_a_second_activation_of_a_code_waits_for_the_grant_holding_its_intent(
+    ledger: Ledger, server_pool: ServerPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two activations of one code by one project at once: the second waits, then finds the grant.
+
+    Without the intent's row lock the second grants too, and the two deadlock
+    (each waits on the other's activation row or credit key): one is rolled
+    back and retried. One credit either way, but a transaction retried is one
+    a busy ledger may run out of attempts for; the lock makes it a plain wait.
+    """
+    caplog.set_level(logging.WARNING, logger="ovh_credit_plugin.ledger.database")
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
+    first, second = ledger.service(), ledger.service()
+    first.list_credits("p1")  # schema check, a pooled connection
+    second.list_credits("p1")
+    try:
+        granted, found = race(
+            ledger.backend, server_pool,
+            holder=(first.database.engine,
+                    lambda: first.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)),
+            waiter=(second.database.engine,
+                    lambda: second.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)),
+            holds=lambda statement: re.search(
+                r"^SELECT .*FROM cloud_credit_voucher_activations WHERE .*FOR UPDATE$",
+                statement) is not None,
+        )
+        assert isinstance(granted, tuple) and granted[1] is True, (granted, found)
+        assert isinstance(found, tuple) and found == (granted[0], False), (granted, found)
+        assert [c.id for c in first.list_credits("p1", at=T0)] == [granted[0].id]
+        retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+        assert retried == [], retried
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_grant_whose_intent_a_failure_dropped_records_it_again_locked(
+    ledger: Ledger,
+) -> None:
+    """The intent gone when the grant looks for it: recorded anew, and locked like the first.
+
+    A concurrent activation of the code that failed drops the intent (the key
+    is the same); the grant records it again in its own transaction. Another
+    activation may have recorded it first, so it is read under its row lock,
+    as the first read is.
+    """
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite has no row locks: BEGIN IMMEDIATE holds the database write lock")
+    service = ledger.service()
+    statements = Statements(service.database.engine)
+    dropper = sa.create_engine(ledger.url, poolclass=sa.pool.NullPool)
+    locked_read = r"^SELECT .*FROM cloud_credit_voucher_activations WHERE .*FOR UPDATE$"
+    dropped: list[int] = []
+
+    def drop(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not dropped and re.search(locked_read, " ".join(statement.split())):
+            table = schema.voucher_activations
+            with dropper.begin() as other:
+                dropped.append(other.execute(table.delete().where(
+                    table.c.project_id == "p1", table.c.status == "pending")).rowcount)
+
+    event.listen(service.database.engine, "before_cursor_execute", drop)
+    try:
+        credit, created = service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)
+        assert dropped == [1] and created
+        assert len(statements.matching(locked_read)) == 2, [s for s, _ in statements.seen]
+        assert [c.id for c in service.list_credits("p1", at=T0)] == [credit.id]
+        assert service.pending_activations() == []
+    finally:
+        event.remove(service.database.engine, "before_cursor_execute", drop)
+        statements.close()
+        dropper.dispose()
+        service.close()
+
+
+def test_an_expiry_job_waiting_on_credits_another_job_expired_records_nothing(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    """Two expiry jobs at once: each ended credit expires once, with its balance.
+
+    The second job selects the two credits while the first holds their row
+    locks, then waits; it gets them empty and must leave them alone: no
+    second expiry entry (of zero), no second ``credit.expired``, nothing counted.
+    """
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
+    first, second = ledger.service(), ledger.service()
+    ids = _ended_credits(first, ("7", "5"))
+    second.list_credits("p1")  # schema check, a pooled connection
+    try:
+        done_first, done_second = race(
+            ledger.backend, server_pool,
+            holder=(first.database.engine, lambda: first.expire(at=T_SETTLE)),
+            waiter=(second.database.engine, lambda: second.expire(at=T_SETTLE)),
+            holds=lambda statement: re.search(
+                r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id IN",
+                statement) is not None,
+        )
+        assert done_first.credits_expired == 2, (done_first, done_second)
+        assert done_first.amount_expired == {"EUR": Decimal(12)}
+        assert (done_second.credits_expired, done_second.amount_expired) == (0, {}), done_second
+        assert _expiries(first) == sorted([(ids[0], Decimal(7)), (ids[1], Decimal(5))])
+        assert first.audit().ok
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_expiry_job_waiting_on_a_credit_being_voided_expires_the_others(
+    ledger: Ledger, server_pool: ServerPool
+) -> None:
+    """A void holds the first ended credit; the expiry job waits, skips it, expires the next."""
+    if ledger.backend == "sqlite":
+        pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
+    voider, expirer = ledger.service(), ledger.service()
+    ids = _ended_credits(voider, ("7", "5"))
+    expirer.list_credits("p1")  # schema check, a pooled connection
+    try:
+        voided, done = race(
+            ledger.backend, server_pool,
+            holder=(voider.database.engine,
+                    lambda: voider.void_credit(ids[0], reason="fraud", at=T_SETTLE)),
+            waiter=(expirer.database.engine, lambda: expirer.expire(at=T_SETTLE)),
+            holds=lambda statement: re.search(
+                r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id = ",
+                statement) is not None,
+        )
+        assert isinstance(voided, models.Credit) and voided.voided == Decimal(7), voided
+        assert (done.credits_expired, done.amount_expired) == (1, {"EUR": Decimal(5)}), done
+        assert _expiries(voider) == [(ids[1], Decimal(5))]
+        assert voider.audit().ok
+    finally:
+        voider.close()
+        expirer.close()
+
+
+def _ended_credits(service: CreditService, amounts: tuple[str, ...]) -> list[int]:
+    """Credits of p1 that ended a day after T0 (before T_SETTLE and the clock), lowest id first."""
+    def seed(conn: Connection) -> list[int]:
+        from ovh_credit_plugin.ledger import credits, projects
+
+        projects.ensure(conn, "p1", "EUR", at=T0)
+        return [credits.grant(conn, project_id="p1", kind="purchased", source=f"ended-{n}",
+                              description="ended", currency="EUR", amount=Decimal(amount),
+                              products=(), valid_from=T0, valid_until=T0 + dt.timedelta(days=1),
+                              at=T0)
+                for n, amount in enumerate(amounts)]
+
+    return sorted(service.database.write(seed))
+
+
+def _expiries(service: CreditService) -> list[tuple[int, Decimal]]:
+    entries = schema.ledger_entries.c
+    return sorted(service.database.read(lambda conn: [
+        (row.credit_id, Decimal(row.amount)) for row in conn.execute(
+            sa.select(entries.credit_id, entries.amount).where(entries.type == "expiry"))
+    ]))
 
 
 def test_a_cancellation_waits_for_the_payment_holding_its_order(

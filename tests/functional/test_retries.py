@@ -526,7 +526,10 @@ def test_a_commit_whose_answer_is_lost_is_retried_without_doing_it_twice(
         with commit_answers_lost(ledger, server_pool, service.database.engine) as lost:
             lost["left"] = 1
             if operation == "order":
-                order = service.create_order("p1", "25", at=T0)
+                order, created = service.create_order_once("p1", "25", at=T0)
+                # The order this request made: answered as made (201), and
+                # its order.created sent (the attempt that committed sent nothing).
+                assert created
                 pending = [o.id for o in service.list_orders("p1", at=T0)
                            if o.status == "pending"]
                 assert pending == [order.id]

@@ -798,6 +798,24 @@ def test_skip_expressions_of_metric_variants_and_of_a_file_without_metrics(
     assert ck_host.skip_expressions(conf) == {"": "usage_data_metric_name == 'instance'"}
 
 
+def test_skip_expressions_outside_a_cloudkitty_service() -> None:
+    from oslo_config import cfg
+
+    # No [collect] metrics_conf (the CLI, the API outside CloudKitty): the
+    # global expression alone, by the empty type; none at all (an older
+    # CloudKitty) or CloudKitty's default keeps every point.
+    bare = cfg.ConfigOpts()
+    bare([])
+    assert ck_host.skip_expressions(bare) == {}
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("skip_datapoints_expression")], group="orchestrator")
+    conf([])
+    conf.set_override("skip_datapoints_expression", "True", "orchestrator")
+    assert ck_host.skip_expressions(conf) == {"": "True"}
+    conf.set_override("skip_datapoints_expression", " False ", "orchestrator")
+    assert ck_host.skip_expressions(conf) == {}
+
+
 def test_skip_expressions_see_what_they_see_in_cloudkitty(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
