@@ -1247,3 +1247,37 @@ def test_a_grant_fixes_the_projects_currency_when_nothing_recorded_it(
     with service.database.engine.connect() as conn:
         rows = conn.execute(sa.select(table.c.id, table.c.currency, table.c.created_at)).all()
     assert [tuple(r) for r in rows] == [("p1", "EUR", later)]
+
+
+@pytest.mark.parametrize(("reason", "operator", "message"), [
+    ("", "ops", "unblocking a project needs a reason"),
+    ("  ", "ops", "unblocking a project needs a reason"),
+    ("ticket 42", None, "unblocking a project needs the operator's name"),
+    ("ticket 42", "", "unblocking a project needs the operator's name"),
+])
+def test_an_unblock_without_a_reason_or_an_operator_is_refused_in_full(
+    service: CreditService, reason: Any, operator: Any, message: str
+) -> None:
+    # Who ended a throttle and why is the unblock's record: without either,
+    # the operator is told which is missing, and nothing is unblocked.
+    throttled_service(service, limit=2)
+    block(service)
+    with pytest.raises(exceptions.InvalidInput) as refused:
+        service.unblock_vouchers("p1", reason=reason, operator=operator, at=T0)
+    assert str(refused.value) == message
+    with pytest.raises(exceptions.TooManyAttempts):
+        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+
+
+def test_a_throttled_try_says_when_the_project_may_try_again_or_later_when_unknown() -> None:
+    from ovh_credit_plugin.service.voucher_throttle import throttled
+
+    at = dt.datetime(2035, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    known = throttled(at, 90)
+    assert (str(known), known.retry_after) == (
+        "too many failed voucher attempts on this project: try again after "
+        "2035-01-01T12:01:30Z", 90)
+    # Tries freed between the count and the computation (a race): no time to give.
+    unknown = throttled(at, None)
+    assert (str(unknown), unknown.retry_after) == (
+        "too many failed voucher attempts on this project: try again later", None)

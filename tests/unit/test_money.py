@@ -391,3 +391,37 @@ def test_ledger_if_exact_scales_only_what_stays_exact(value: Decimal, expected: 
 ])
 def test_floor_to_ledger_never_rounds_up(value: Decimal, expected: str) -> None:
     assert str(money.floor_to_ledger(value)) == expected
+
+
+# What a customer or an operator reads when an amount is refused: each refusal
+# says in full what is wrong (field, value, and what would be accepted).
+@pytest.mark.parametrize(("value", "kwargs", "message"), [
+    (1.5, {}, "amount must be a decimal string, not 1.5"),
+    (None, {}, "amount must be a decimal string, not None"),
+    ("NaN", {}, "amount must be a finite number, not 'NaN'"),
+    (Decimal("Infinity"), {}, "amount must be a finite number, not Decimal('Infinity')"),
+    ("1E3", {}, "amount '1E3' must be written as plain digits, like '12.50'"),
+    ("-5", {"field": "price"}, "price must not be negative: -5"),
+    ("0", {}, "amount must be greater than zero"),
+    ("1" + "0" * 30, {}, "amount " + "1" + "0" * 30 + " is too large"),
+    ("1.005", {"places": 2}, "amount 1.005 has more than 2 decimal places"),
+    ("12,50", {}, "amount '12,50' is not a decimal number"),
+])
+def test_each_refusal_of_an_amount_says_what_is_wrong_in_full(
+    value: Any, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(exceptions.InvalidAmount) as refused:
+        money.parse_amount(value, **kwargs)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    (978, "invalid currency 978: expected an ISO 4217 code"),  # the numeric code
+    ("EURO", "invalid currency 'EURO': expected an ISO 4217 code"),
+    ("ZZZ", "unknown currency 'ZZZ'"),
+    ("XAU", "currency 'XAU' has no minor unit"),
+])
+def test_a_currency_is_refused_in_full(code: Any, message: str) -> None:
+    with pytest.raises(exceptions.InvalidCurrency) as refused:
+        money.check_currency(code)
+    assert str(refused.value) == message
