@@ -1281,3 +1281,29 @@ def test_a_throttled_try_says_when_the_project_may_try_again_or_later_when_unkno
     unknown = throttled(at, None)
     assert (str(unknown), unknown.retry_after) == (
         "too many failed voucher attempts on this project: try again later", None)
+
+
+def test_a_failed_check_lists_as_a_failed_try_with_the_masked_code_and_why(
+    service: CreditService,
+) -> None:
+    # What an operator reads in `voucher attempts` before unblocking a project:
+    # each failed check as a failed try (not one still running), when it was
+    # made, the code masked, and why it failed.
+    throttled_service(service, limit=5)
+    service.activate_voucher("p2", "GPU-ONLY", at=T0)  # single use: now used up
+    with pytest.raises(base.VoucherNotFound) as unknown:
+        service.check_voucher("WRONG-2", project_id="p1", at=T0)
+    later = T0 + dt.timedelta(seconds=1)
+    used = service.check_voucher("GPU-ONLY", project_id="p1", at=later)
+    assert used.redeemable is False
+    history = service.voucher_attempts("p1", at=later)
+    assert [(r["event"], r["created_at"], r["counted"]) for r in history] == [
+        ("failed", T0, True), ("failed", later, True)]
+    assert [r["reason"] for r in history] == [
+        f"{base.mask_code('WRONG-2')}: checked: {unknown.value}",
+        f"{base.mask_code('GPU-ONLY')}: checked: {used.reason}"]
+    assert "WRONG-2" not in history[0]["reason"] and "GPU-ONLY" not in history[1]["reason"]
+    # The used code's preview still says what it was worth; a good code's says so.
+    assert used.voucher is not None and used.voucher.amount > 0
+    good = service.check_voucher("WELCOME-2026", project_id="p1", at=later)
+    assert (good.redeemable, good.reason) == (True, "redeemable")
