@@ -33,9 +33,15 @@ _COST: dict[str, float] = {}
 
 
 def _mutant() -> str | None:
-    """The mutant under test, None in a clean run (mutmut's name is empty there)."""
+    """The mutant under test, None in mutmut's runs of its own (clean, forced failure)."""
     name = os.environ.get("MUTANT_UNDER_TEST", "")
     return name if "__mutmut_" in name else None
+
+
+def _clean_run() -> bool:
+    # mutmut names no mutant in its clean run; its forced failure ("fail"), which
+    # follows in the same process, must not add its test's time to the cost.
+    return os.environ.get("MUTANT_UNDER_TEST") == ""
 
 
 def _killers_file() -> Path | None:
@@ -75,18 +81,17 @@ def sort(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:
-    if _mutant() is None and os.environ.get("MUTANT_UNDER_TEST") == "":
+    if _clean_run():
         _COST[nodeid] = 0.0
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    mutant = _mutant()
-    if mutant is None:
-        if report.nodeid in _COST:
-            _COST[report.nodeid] += report.duration
+    if _clean_run():
+        _COST[report.nodeid] = _COST.get(report.nodeid, 0.0) + report.duration
         return
+    mutant = _mutant()
     path = _killers_file()
-    if report.failed and path is not None:
+    if mutant is not None and report.failed and path is not None:
         # One short line in append mode: the two workers' lines do not interleave.
         with path.open("a") as out:
             out.write(f"{_function(mutant)}\t{report.nodeid}\n")
