@@ -80,6 +80,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if chosen is not None and chosen.max_examples > MUTATION_EXAMPLES:
             test._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
                 chosen, max_examples=MUTATION_EXAMPLES)
+    kept, not_selected = mutation_order.select(kept)
+    left_out += not_selected
     if left_out:
         config.hook.pytest_deselected(items=left_out)
     mutation_order.sort(kept)

@@ -84,15 +84,18 @@ def main(argv: list[str]) -> int:
     _migrate(migrated)
     env["OVH_CREDIT_TEST_MIGRATED_SQLITE"] = str(migrated)
     # Which test failed which function's mutants, for the order of the next ones'
-    # tests (tests/support/mutation_order.py).
-    env["OVH_CREDIT_MUTATION_KILLERS"] = str(Path(scratch.name) / "killers.tsv")
+    # tests (tests/support/mutation_order.py); kept after the run, to choose the
+    # tests of each module (its SELECTION).
+    killers = ROOT / "mutants" / "killers.tsv"
+    killers.parent.mkdir(exist_ok=True)
+    killers.unlink(missing_ok=True)
+    env["OVH_CREDIT_MUTATION_KILLERS"] = str(killers)
     # One mutmut run for every module: its clean run of the tests (which also
     # measures them for the order above) and its forced failure are paid once.
     began = time.monotonic()
     # mutmut's own output (a spinner, then a line per mutant) goes to a log: the
     # summary below is what a reader wants, the log what went wrong.
     log = ROOT / "mutants" / "mutmut.log"
-    log.parent.mkdir(exist_ok=True)
     patterns = [MODULES[name].removesuffix(".py").replace("/", ".") + ".*" for name in names]
     for _ in range(2):
         with log.open("w") as out:

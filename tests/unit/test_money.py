@@ -319,11 +319,14 @@ def test_parse_amount_fast_path_agrees_with_the_full_checks(
 @settings(max_examples=2000, deadline=None)
 @given(
     amount=st.builds(
-        lambda digits, exponent: Decimal(f"{digits}E{exponent}"),
-        st.integers(0, 10**24), st.integers(-6, 4),
+        # zeros: the same value below the ledger's exponent (12.3456780 is a
+        # ledger amount spelled with seven places, as arithmetic may leave it).
+        lambda digits, exponent, zeros: Decimal(f"{digits}{'0' * zeros}E{exponent - zeros}"),
+        st.integers(0, 10**24), st.integers(-6, 4), st.integers(0, 3),
     ).filter(lambda d: d < MAX_AMOUNT),
     currency=st.sampled_from(["EUR", "JPY", "KWD"]),
 )
+@example(amount=Decimal("12.3456780"), currency="EUR")
 def test_to_str_is_the_same_at_any_exponent(amount: Decimal, currency: str) -> None:
     # Ledger amounts (exponent -6) take a shortcut; any other exponent of the
     # same value must print the same text.
@@ -374,6 +377,14 @@ def test_the_ledger_helpers_ignore_a_lowered_thread_context() -> None:
         assert str(money.ledger_if_exact(Decimal("1234.567891"))) == "1234.567891"
         assert str(money.ledger_if_exact(Decimal("1234.5"))) == "1234.500000"
         assert str(money.floor_to_ledger(Decimal("1234.5678919"))) == "1234.567891"
+
+
+def test_exact_arithmetic_ignores_a_lowered_thread_context() -> None:
+    with decimal.localcontext() as ctx:
+        ctx.prec = 6  # what a host may set for its thread
+        with money.exact():
+            total = Decimal("1234.567891") + Decimal("0.000001")
+    assert str(total) == "1234.567892"
 
 
 @pytest.mark.parametrize(("value", "expected"), [
