@@ -404,9 +404,9 @@ def every_row(conn: Connection) -> Iterator[Any]:
 
 
 def purchased(conn: Connection) -> dict[int, Any]:
-    """(id, total, kind, source) of every purchased credit, by id."""
+    """(id, total, source) of every purchased credit, by id: the audit's match of orders."""
     return {
         r.id: r for r in conn.execute(
-            sa.select(_C.id, _C.total, _C.kind, _C.source).where(_C.kind == "purchased")
+            sa.select(_C.id, _C.total, _C.source).where(_C.kind == "purchased")
         )
     }

@@ -296,11 +296,10 @@ class Vouchers:
         self,
         project_id: str,
         masked: str,
-        error: catalog_base.CatalogError | str,
+        error: catalog_base.CatalogError,
         *,
         attempt: str | None,
         at: dt.datetime,
-        public: bool = True,
         drop_intent: str | None = None,
     ) -> NoReturn:
         """Record a failed try and raise: the customer sees one message, the log the reason.
@@ -322,11 +321,7 @@ class Vouchers:
         self.database.write(record)
         if drop_intent is not None:
             self.release_currency(project_id)
-        reason_text = error if isinstance(error, str) else exceptions.message_of(error)
-        refusal = exceptions.VoucherRefused(reason_text, public=public)
-        if isinstance(error, BaseException):
-            raise refusal from error
-        raise refusal
+        raise exceptions.VoucherRefused(exceptions.message_of(error)) from error
 
     def release_currency(self, project_id: str) -> None:
         """Undo the currency a refused redemption's intent fixed, if nothing else holds it.

@@ -180,6 +180,25 @@ def test_an_invoice_repeated_in_one_batch_is_a_replay_or_a_conflict(
     assert service.list_credits("p1", at=AT)[0].available == Decimal("85")
 
 
+def test_a_replay_then_other_content_in_one_batch_is_a_conflict_not_a_rerating(
+    service: CreditService,
+) -> None:
+    # A host's retried batch may hold a period as it was settled before, then
+    # with other content: the same period twice in one batch, two contents. The
+    # second is refused, even where a lone new content would be re-rated.
+    buy(service, "p1", "100")
+
+    def period(amount: str) -> Charge:
+        return Charge.of(key="host/p1/period-1", project_id="p1", invoice_id="period-1",
+                         currency="EUR", at=AT, lines=[Line("l0", "compute", Decimal(amount))])
+
+    service.settle([period("10")], on_change="replace", at=AT)
+    with pytest.raises(exceptions.SettlementConflict,
+                       match="appears twice with different content"):
+        service.settle([period("10"), period("12")], on_change="replace", at=AT)
+    assert service.list_credits("p1", at=AT)[0].available == Decimal("90")
+
+
 def test_a_month_end_run_is_dated_at_or_refused_before_it_reads_an_invoice(
     service: CreditService, database: Database,
 ) -> None:

@@ -1307,3 +1307,34 @@ def test_a_failed_check_lists_as_a_failed_try_with_the_masked_code_and_why(
     assert used.voucher is not None and used.voucher.amount > 0
     good = service.check_voucher("WELCOME-2026", project_id="p1", at=later)
     assert (good.redeemable, good.reason) == (True, "redeemable")
+
+
+def test_a_refused_activation_lists_as_a_failed_try_with_the_masked_code_and_why(
+    service: CreditService, stub: StubCatalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same record as a failed check, for both refusals of an activation:
+    # the catalog's GET (an unknown code) and its POST (a code used up between
+    # the two). The customer saw one message; the operator reads which.
+    throttled_service(service, limit=5)
+    with pytest.raises(exceptions.VoucherRefused) as unknown:
+        service.activate_voucher("p1", "WRONG-3", at=T0)
+
+    def used_up(code: str, **kwargs: Any) -> models.Redemption:
+        raise base.VoucherAlreadyRedeemed("voucher WEL…6 is used up", status=409)
+
+    stub.on_redeem = used_up
+    later = T0 + dt.timedelta(seconds=1)
+    with pytest.raises(exceptions.VoucherRefused) as used:
+        service.activate_voucher("p1", "WELCOME-2026", at=later)
+    assert str(unknown.value) == str(used.value) == "this voucher code cannot be activated"
+    history = service.voucher_attempts("p1", at=later)
+    assert [(r["event"], r["created_at"], r["counted"]) for r in history] == [
+        ("failed", T0, True), ("failed", later, True)]
+    wrong, welcome = base.mask_code("WRONG-3"), base.mask_code("WELCOME-2026")
+    assert [r["reason"] for r in history] == [
+        f"{wrong}: unknown voucher {wrong}", f"{welcome}: voucher WEL…6 is used up"]
+    assert "WRONG-3" not in history[0]["reason"]
+    # The log says which project, for the on-call engineer who has only it.
+    assert [r.getMessage() for r in caplog.records if "refused for project" in r.getMessage()] == [
+        f"voucher {wrong} refused for project p1: unknown voucher {wrong}",
+        f"voucher {welcome} refused for project p1: voucher WEL…6 is used up"]
