@@ -21,10 +21,11 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -38,6 +39,7 @@ pytestmark = [pytest.mark.skipif(_reason is not None, reason=_reason or ""),
               pytest.mark.timeout(900)]
 
 WAIT = 60
+T = TypeVar("T")
 # Three failed voucher attempts per project and hour: the fourth is refused.
 THROTTLE = "voucher_max_failed_attempts = 3"
 # The forecast warns about a credit that ends within 30 days with money that will
@@ -120,30 +122,37 @@ class Stack:
     def body(self) -> str:
         from selenium.webdriver.common.by import By
 
-        return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        return _settled(lambda: str(self.driver.find_element(By.TAG_NAME, "body").text))
 
     def texts(self, selector: str) -> list[str]:
         from selenium.webdriver.common.by import By
 
-        return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, selector)]
+        return _settled(lambda: [e.text for e in self.driver.find_elements(By.CSS_SELECTOR,
+                                                                           selector)])
 
     def rows(self, table: str) -> list[list[str]]:
         """The data rows of a Horizon table, cell texts (an empty table: [])."""
         from selenium.webdriver.common.by import By
 
-        rows = []
-        for row in self.driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr"):
-            if "empty" in (row.get_attribute("class") or ""):
-                continue
-            rows.append([cell.text for cell in row.find_elements(By.TAG_NAME, "td")])
-        return rows
+        def read() -> list[list[str]]:
+            rows = []
+            for row in self.driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr"):
+                if "empty" in (row.get_attribute("class") or ""):
+                    continue
+                rows.append([cell.text for cell in row.find_elements(By.TAG_NAME, "td")])
+            return rows
+
+        return _settled(read)
 
     def fill(self, field: str, value: str) -> None:
         from selenium.webdriver.common.by import By
 
-        element = self.driver.find_element(By.ID, field)
-        element.clear()
-        element.send_keys(value)
+        def type_in() -> None:
+            element = self.driver.find_element(By.ID, field)
+            element.clear()
+            element.send_keys(value)
+
+        _settled(type_in)
 
     def submit(self) -> None:
         """Submits the form, and returns once the answer's page replaced it."""
@@ -159,6 +168,25 @@ class Stack:
                  body: dict[str, Any] | None = None) -> requests.Response:
         return requests.request(method, f"{self.api.url}/v1{path}", json=body, timeout=60,
                                 headers={"X-Auth-Token": self.keystone.token(persona)})
+
+
+def _settled(read: Callable[[], T]) -> T:
+    """``read()`` again, from a new lookup, while Horizon's scripts are still replacing
+    the nodes it found (a modal form's answer is swapped in after the old form left
+    the page, so an element found in between can vanish under the call)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    for _ in range(20):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            pass
+        except WebDriverException as error:
+            # chromedriver's wording for a stale node in some versions ("unknown error").
+            if "does not belong to the document" not in str(error):
+                raise
+        time.sleep(0.1)
+    return read()
 
 
 def _set_rating_service(keystone: Keystone, url: str | None) -> None:
