@@ -147,6 +147,8 @@ class Stack:
     def fill(self, field: str, value: str) -> None:
         from selenium.webdriver.common.by import By
 
+        self.settle()
+
         def type_in() -> None:
             element = self.driver.find_element(By.ID, field)
             element.clear()
@@ -155,14 +157,32 @@ class Stack:
         _settled(type_in)
 
     def submit(self) -> None:
-        """Submits the form, and returns once the answer's page replaced it."""
+        """Submits the modal form, and returns once its answer has settled in: a new
+        page, or the form again (with its errors) as the only modal on show."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
+        self.settle()
+        # Not retried: a click that went through and failed late would order twice.
         button = self.driver.find_element(By.CSS_SELECTOR, ".modal-footer input[type=submit]")
         button.click()
-        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(button))
+        WebDriverWait(self.driver, WAIT).until(lambda _: _gone(button))
+        self.settle()
+
+    def settle(self) -> None:
+        """Waits until Horizon has no request in flight and at most one modal, fully
+        shown. Horizon answers a modal form by hiding it, showing a spinner and
+        appending the answer as a new modal; the old one leaves the page only once
+        its fade ends, so for a while a lookup can find a node on its way out."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            WebDriverWait(self.driver, WAIT).until(
+                lambda driver: driver.execute_script(_SETTLED_PAGE))
+        except Exception:
+            self.shot("failed-settling")
+            raise AssertionError(f"Horizon's modals never settled on "
+                                 f"{self.driver.current_url}:\n{self.body()[:2000]}") from None
 
     def api_call(self, persona: str, method: str, path: str,
                  body: dict[str, Any] | None = None) -> requests.Response:
@@ -170,23 +190,53 @@ class Stack:
                                 headers={"X-Auth-Token": self.keystone.token(persona)})
 
 
+_SETTLED_PAGE = """
+if (document.readyState !== 'complete') { return false; }
+if (window.jQuery && window.jQuery.active !== 0) { return false; }
+const modals = document.querySelectorAll('#modal_wrapper .modal');
+if (modals.length === 0) { return true; }
+const modal = modals[0];
+return modals.length === 1 && modal.classList.contains('in')
+    && !modal.classList.contains('loading') && getComputedStyle(modal).opacity === '1';
+"""
+
+
 def _settled(read: Callable[[], T]) -> T:
     """``read()`` again, from a new lookup, while Horizon's scripts are still replacing
     the nodes it found (a modal form's answer is swapped in after the old form left
     the page, so an element found in between can vanish under the call)."""
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-
     for _ in range(20):
         try:
             return read()
-        except StaleElementReferenceException:
-            pass
-        except WebDriverException as error:
-            # chromedriver's wording for a stale node in some versions ("unknown error").
-            if "does not belong to the document" not in str(error):
+        except Exception as error:
+            if not _detached(error):
                 raise
         time.sleep(0.1)
     return read()
+
+
+def _gone(element: Any) -> bool:
+    """Whether ``element`` has left the page (selenium's ``staleness_of``, which
+    knows only the standard error)."""
+    try:
+        element.is_enabled()
+    except Exception as error:
+        if _detached(error):
+            return True
+        raise
+    return False
+
+
+def _detached(error: Exception) -> bool:
+    """Whether a WebDriver error says the node has left the page. chromedriver says
+    so with a standard "stale element reference", or, when the node leaves while it
+    is being resolved, with an "unknown error" quoting the inspector's "does not
+    belong to the document" (seen in CI on chromium 156, in ``staleness_of`` itself)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    return isinstance(error, StaleElementReferenceException) or (
+        isinstance(error, WebDriverException)
+        and "does not belong to the document" in str(error))
 
 
 def _set_rating_service(keystone: Keystone, url: str | None) -> None:
