@@ -104,6 +104,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
         "tests/service/test_events.py",
         "tests/service/test_boundaries.py",
         "tests/functional/test_bad_input.py",
+        "tests/functional/test_retries.py",
     ),
 }
 
