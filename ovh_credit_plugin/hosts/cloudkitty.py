@@ -283,7 +283,10 @@ def _refuse_overlaps(
     start, end = contracts.utc(start), contracts.utc(end)
     prefix = _key_prefix(scope)
     for other in others:
-        if not other.startswith(prefix):  # a collation that sorts another scope in
+        # Another scope's key: one the collation sorts in, or one of a scope
+        # under this one ("org/1team" under "org": its keys start with "org"'s
+        # prefix, and sort before "org"'s own, which go on with a year).
+        if not other.startswith(prefix) or other[len(prefix):].count("/") != 1:
             continue
         try:
             begun, ended = (dt.datetime.fromisoformat(part.replace("Z", "+00:00"))

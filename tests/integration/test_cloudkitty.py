@@ -495,6 +495,30 @@ def test_a_window_across_settled_periods_is_refused_for_a_scope_id_holding_a_sla
     assert len(settlements(ledger)) == 1
 
 
+def test_a_scope_is_not_refused_for_the_period_of_a_scope_under_it(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    # "org/1team"'s keys start with "org"'s prefix and sort before "org"'s own
+    # (cloudkitty/org/1team/... < cloudkitty/org/2026-...): "org"'s first period
+    # is not another rating of "org/1team"'s, settled in the same hour.
+    hour = dt.timedelta(seconds=PERIOD)
+    team, org = "org/1team", "org"
+    team_credit = buy_credit(service, team, "100.00", day_before(cloudkitty))
+    org_credit = buy_credit(service, org, "100.00", day_before(cloudkitty))
+
+    def rated(scope: str, start: dt.datetime) -> Any:
+        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
+            dataframe.DataPoint("instance", 2, D("3"), {"id": "vm-1", "project_id": scope}, {}),
+        ]})
+
+    ck_host.CloudCreditProcessor(team).process(rated(team, cloudkitty.p1))
+    out = ck_host.CloudCreditProcessor(org).process(rated(org, cloudkitty.p1))
+    assert [p.price for _, p in out.iterpoints()] == [D("0")]
+    assert credit(service, team_credit).used == D("3")
+    assert credit(service, org_credit).used == D("3")
+    assert len(settlements(ledger)) == 2
+
+
 def test_only_periods_that_overlap_are_refused() -> None:
     hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
     start = dt.datetime(2026, 3, 1, 10, tzinfo=dt.timezone.utc)
