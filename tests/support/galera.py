@@ -34,9 +34,11 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -339,11 +341,9 @@ def start_cluster(base_dir: Path) -> GaleraCluster:
     used: set[int] = set()
 
     def port() -> int:
-        while True:
-            candidate = dbservers._free_port()
-            if candidate not in used:
-                used.add(candidate)
-                return candidate
+        candidate = _free_port_below_ephemeral(used)
+        used.add(candidate)
+        return candidate
 
     ports = [{"port": port(), "gcomm_port": port(), "ist_port": port(), "sst_port": port()}
              for _ in range(NODES)]
@@ -418,6 +418,35 @@ def start_cluster(base_dir: Path) -> GaleraCluster:
         raise
     cluster.startup_seconds = time.monotonic() - t0
     return cluster
+
+
+def _free_port_below_ephemeral(used: set[int]) -> int:
+    """A port nothing listens on, below the range the kernel draws from.
+
+    A node binds its ports seconds after they are drawn (the IST port only when
+    it joins), and while the suite runs, every outgoing connection takes a
+    source port from the ephemeral range: a port drawn there (``bind(0)``) was
+    once taken in between, the joiner could not listen for IST, its SST failed
+    and it aborted (CI, 2026-12-04). Below that range only a listener takes a
+    port, and every test server but these binds port 0.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = max(1024, low - 12000)
+    rng = random.Random()
+    for _ in range(1000):
+        candidate = rng.randrange(first, low)
+        if candidate in used:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, candidate))
+            except OSError:
+                continue
+        return candidate
+    raise DatabaseServerError(f"no free port in [{first}, {low}) on {HOST}")
 
 
 class _NotStarted(subprocess.Popen):  # type: ignore[type-arg]
