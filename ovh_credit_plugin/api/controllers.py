@@ -434,8 +434,8 @@ class CreditsController(_Resource):
         limit = _limit(query)
         status = _status(query, CREDIT_STATUSES)
         marker = query.get("marker")
-        page, more = self.service.list_credits_page(project, status=status, limit=limit,
-                                                    marker=marker)
+        page, more = self.service.list_credit_results_page(project, status=status, limit=limit,
+                                                           marker=marker)
         links = (_next_link(pecan.request, "credits", query, str(page[-1].id), limit)
                  if more else [])
         language = _language()

@@ -191,9 +191,18 @@ class CreditService:
     def list_credits_page(self, project_id: str, *, status: str | None = None, limit: int = 100,
                           marker: str | int | None = None, at: dt.datetime | None = None
                           ) -> tuple[list[models.Credit], bool]:
-        found, more = credits.page(self.database, self.times, project_id, status=status,
-                                   limit=limit, marker=marker, at=at)
+        found, more = self.list_credit_results_page(project_id, status=status, limit=limit,
+                                                    marker=marker, at=at)
         return [credit.model() for credit in found], more
+
+    def list_credit_results_page(
+        self, project_id: str, *, status: str | None = None, limit: int = 100,
+        marker: str | int | None = None, at: dt.datetime | None = None,
+    ) -> tuple[list[CreditResult], bool]:
+        """:meth:`list_credits_page`, the credits as plain values: the REST API's ``GET
+        credits`` writes their JSON without building a model of each (issue 15)."""
+        return credits.page(self.database, self.times, project_id, status=status,
+                            limit=limit, marker=marker, at=at)
 
     def show_credit(self, credit_id: Any, *, at: dt.datetime | None = None
                     ) -> tuple[models.Credit, list[models.LedgerEntry]]:

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from ovh_credit_plugin import exceptions
+from ovh_credit_plugin.contracts import CreditResult
 from ovh_credit_plugin.service import CreditService
 from tests.support.ledgers import T0
 
@@ -64,6 +65,10 @@ def test_credit_pages_keep_consumption_order(service: CreditService) -> None:
     first, more = service.list_credits_page("p1", limit=3, at=T0)
     rest, done = service.list_credits_page("p1", limit=3, marker=first[-1].id, at=T0)
     assert (first + rest, more, done) == (every, True, False)
+    # The REST API's page: the same credits as plain values.
+    results, more = service.list_credit_results_page("p1", limit=3, at=T0)
+    assert ([c.model() for c in results], more) == (first, True)
+    assert all(isinstance(c, CreditResult) for c in results)
     service.void_credit(every[0].id, reason="fraud", at=T0)
     active, _ = service.list_credits_page("p1", status="active", at=T0)
     assert [c.id for c in active] == [c.id for c in every[1:]]
