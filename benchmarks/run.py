@@ -66,7 +66,7 @@ class Sizes:
 QUICK = Sizes(projects=10_000, batch_reps=3, online_invoices=500, online_reps=3,
               history_entries=100_000, history_invoices=200, history_reps=3,
               memory_sizes=(10_000, 100_000), pg_projects=2_000, pg_online_invoices=200,
-              pg_reps=3, cloudkitty_reps=25, catalog_calls=60, api_requests=200, api_reps=3,
+              pg_reps=3, cloudkitty_reps=25, catalog_calls=60, api_requests=200, api_reps=7,
               cli_runs=9)
 FULL = Sizes(projects=10_000, batch_reps=5, online_invoices=3_000, online_reps=5,
              history_entries=100_000, history_invoices=1_000, history_reps=5,
