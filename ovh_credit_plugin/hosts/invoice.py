@@ -79,7 +79,7 @@ class InvoiceProcessor:
         one settled before with other content
         :class:`~ovh_credit_plugin.exceptions.SettlementConflict`.
         """
-        return self.service.settle_invoice(parse_invoice(invoice), at=at).json_ready()
+        return self.service.settle_invoice_json(parse_invoice(invoice), at=at)
 
     def process_many(
         self,

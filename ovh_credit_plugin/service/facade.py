@@ -250,10 +250,20 @@ class CreditService:
     def settle_invoice(self, invoice: models.Invoice, *,
                        at: dt.datetime | None = None) -> models.Settlement:
         """Apply credit to an invoice; idempotent on (project, invoice id)."""
+        return self._settle_one(invoice, at=at).model()
+
+    def settle_invoice_json(self, invoice: models.Invoice, *,
+                            at: dt.datetime | None = None) -> dict[str, object]:
+        """:meth:`settle_invoice`, the settlement as its JSON-ready dict (what hosts send
+        on), written without a model of it: the online path's share of issue 15."""
+        return self._settle_one(invoice, at=at).json_ready()
+
+    def _settle_one(self, invoice: models.Invoice, *,
+                    at: dt.datetime | None) -> models.SettlementResult:
         return settlement.settle_checked(self.database, self.times,
                                          [charges.Charge.from_invoice(invoice)],
                                          on_change="conflict", record_unpaid=True,
-                                         at=at)[0].model()
+                                         at=at)[0]
 
     def settle_invoices(
         self, invoices: Iterable[models.Invoice | models.InvoiceRefusal], *,

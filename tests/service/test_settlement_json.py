@@ -62,3 +62,24 @@ def test_settlement_json_equals_the_models_dump(service: CreditService) -> None:
     assert dumps[1]["credit_applied"] != "0.00" and len(dumps[1]["allocations"]) >= 3
     assert dumps[4]["currency"] == "JPY" and dumps[4]["credit_applied"] == "1000"
     assert dumps[0]["allocations"][1]["amount"] == "0.000123"
+
+
+def test_one_invoices_json_equals_the_models_dump(service: CreditService) -> None:
+    # InvoiceProcessor.process: one invoice, one transaction, the JSON written directly.
+    for project in ("p-credit", "p-scoped"):
+        service.pay_order(service.create_order(project, "25.5", at=T0).id, at=T0)
+    service.activate_voucher("p-scoped", "GPU-ONLY", at=T0)
+    first = invoice("I-1", "p-scoped", [("gpu", "30"), ("compute", "4.25")])
+    fresh = service.settle_invoice_json(first, at=T0)
+    replayed = service.settle_invoice(first, at=T0)
+    assert fresh == {**replayed.model_dump(mode="json"), "replayed": False}
+    assert replayed.replayed and len(replayed.allocations) >= 2
+    # A replay through it is the recorded settlement's, as the model says.
+    again = service.settle_invoice_json(first, at=T0)
+    assert again == replayed.model_dump(mode="json") == replayed.json_ready()
+    # An invoice no credit touches is recorded all the same.
+    none = invoice("I-2", "p-none", [("compute", "7")])
+    unpaid = service.settle_invoice_json(none, at=T0)
+    assert {**unpaid, "replayed": True} == service.settle_invoice(
+        none, at=T0).model_dump(mode="json")
+    assert unpaid["amount_due"] == "7.00" and unpaid["allocations"] == []
