@@ -98,6 +98,11 @@ def settle_batches(
             settled = iter(_settle_each(database, times, charges, at=at) if charges else ())
             results = [item if isinstance(item, models.InvoiceRefusal) else next(settled)
                        for item in items]
+            # Freed here, by reference counting: held while the results are
+            # yielded, the batch's invoices and charges (tens of thousands of
+            # objects) were what the collector's first pass after the pause
+            # scanned, to find nothing (docs/performance.md, fourth pass).
+            del items, charges, settled
         yield results
 
 

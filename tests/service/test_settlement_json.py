@@ -12,6 +12,7 @@ batch, scoped vouchers, sub-cent and zero-decimal currencies.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
 from ovh_credit_plugin import models
@@ -83,3 +84,16 @@ def test_one_invoices_json_equals_the_models_dump(service: CreditService) -> Non
     assert {**unpaid, "replayed": True} == service.settle_invoice(
         none, at=T0).model_dump(mode="json")
     assert unpaid["amount_due"] == "7.00" and unpaid["allocations"] == []
+
+
+def test_a_batchs_invoices_are_let_go_before_its_results_reach_the_caller(
+        service: CreditService) -> None:
+    # Freed by reference counting inside the collector's pause (collector.py), the
+    # batch's invoices and charges are not there for the collector's first pass
+    # after it to scan, nor held while the caller works on the results.
+    invoices = [invoice(f"I-{n}", "p-none", [("compute", "1")]) for n in range(3)]
+    held_by_the_list = [sys.getrefcount(each) for each in invoices]
+    results = service.settle_invoices_json(iter(invoices), batch_size=2, at=T0)
+    assert next(results)["invoice_id"] == "I-0"  # the first batch (I-0, I-1) is settled
+    assert [sys.getrefcount(each) for each in invoices] == held_by_the_list
+    assert [d["invoice_id"] for d in results] == ["I-1", "I-2"]
