@@ -669,7 +669,7 @@ class OvhController(_Resource):
         project = self.project_for(caller, "cloud_credit:credit:list",
                                    {"project_id": project_id})
         # OVH's list is every id at once (long[]): a project holds few credits.
-        return _json([credit.id for credit in self.service.list_credits(project)])
+        return _json([credit.id for credit in self.service.list_credit_results(project)])
 
     @handler
     def get_one(self, project_id: str, credit_id: str) -> webob.Response:
