@@ -97,7 +97,8 @@ class Database:
         """
         self.ensure_schema()
         # A plain loop rather than a tenacity.Retrying built per call: its
-        # objects cost ~40 us per transaction, paid by every online invoice.
+        # objects cost 12-55 us per transaction (a quiet or a loaded machine,
+        # docs/performance.md), paid by every online invoice.
         # The same policy: up to max_attempts, the error re-raised as it is,
         # full-jitter exponential backoff from 10 ms, at most 2 s.
         attempt = 1
