@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
 
 from ovh_credit_plugin import contracts, descriptions, exceptions, i18n, models, money
-from ovh_credit_plugin.api import errors, ovh, policy
+from ovh_credit_plugin.api import argspecs, errors, ovh, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _
@@ -49,34 +49,12 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
-def _argspec_cache(real: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """pecan's ``getargspec``, remembered per function.
-
-    pecan asks for a controller's argument spec about ten times per request
-    (routing, the REST verbs, the call), and each answer built a new named
-    tuple *class* on top of ``inspect.getfullargspec``: ~35% of a ``GET
-    credits`` (docs/performance.md, figure 8). A function's signature does not
-    change, and pecan only reads the answer (it copies ``args`` before
-    changing it), so the first answer is kept.
-    """
-    @functools.lru_cache(maxsize=4096)
-    def of_function(function: Any) -> Any:
-        return real(function)
-
-    def getargspec(function: Any) -> Any:
-        # A bound method's spec is its function's (self included).
-        target = getattr(function, "__func__", function)
-        try:
-            return of_function(target)
-        except TypeError:  # an unhashable callable object
-            return real(function)
-
-    getargspec.uncached = real  # type: ignore[attr-defined]
-    return getargspec
-
-
+# pecan asks for a controller's argument spec about ten times per request
+# (routing, the REST verbs, the call), and each answer built a new named tuple
+# *class* on top of ``inspect.getfullargspec``: ~35% of a ``GET credits``. pecan
+# only reads the answer (it copies ``args`` before changing it).
 if not hasattr(pecan_util._getargspec, "uncached"):
-    pecan_util._getargspec = _argspec_cache(pecan_util._getargspec)
+    pecan_util._getargspec = argspecs.per_function(pecan_util._getargspec)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -10,13 +10,13 @@ them. Authorization is only ever decided here, never by looking at roles.
 
 from __future__ import annotations
 
-import functools
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from oslo_config import cfg
 from oslo_policy import _checks, policy
+
+from ovh_credit_plugin.api import argspecs
 
 ADMIN = "role:admin"
 PROJECT_READER = "role:reader and project_id:%(project_id)s"
@@ -83,33 +83,19 @@ def list_rules() -> list[policy.DocumentedRuleDefault]:
 
 
 class _ArgspecCache:
-    """What oslo.policy's rule evaluation sees as ``inspect``: ``getfullargspec`` remembered
-    per function, everything else the real module's.
+    """What oslo.policy's rule evaluation sees as ``inspect``: ``getfullargspec``
+    remembered per function (:func:`argspecs.per_function`), the rest the real module's.
 
     oslo.policy evaluates every check of a rule through ``_checks._check``,
     which asks ``inspect.getfullargspec(rule.__call__)`` each time to choose
     between the current and the legacy ``__call__`` signature: four times a
-    ``GET credits``, ~15% of the request (docs/performance.md, figure 8).
-    A check class's ``__call__`` does not change, and the answer is only
-    read (its number of arguments), so the first answer per function is
-    kept, as ``controllers._argspec_cache`` does for pecan.
+    ``GET credits``, ~15% of the request (docs/performance.md, figure 8). It
+    only reads the answer's number of arguments.
     """
 
     def __init__(self, real: Any) -> None:
         self.real = real
-        self._of_function: Callable[[Any], Any] = functools.lru_cache(maxsize=1024)(
-            self._uncached)
-
-    def _uncached(self, function: Any) -> Any:
-        return self.real.getfullargspec(function)
-
-    def getfullargspec(self, function: Any) -> Any:
-        # A bound method's spec is its function's (self included).
-        target = getattr(function, "__func__", function)
-        try:
-            return self._of_function(target)
-        except TypeError:  # an unhashable callable object
-            return self.real.getfullargspec(function)
+        self.getfullargspec = argspecs.per_function(real.getfullargspec)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
