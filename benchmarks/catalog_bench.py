@@ -1,9 +1,10 @@
 """Figure 7: voucher activation against a loopback catalog, against what its design needs.
 
 Ours: ``CreditService.activate_voucher`` with the HTTP catalog driver, on a
-SQLite ledger (WAL, synchronous=FULL): throttle reservation with the intent
-(one transaction), GET, POST, grant. Floor (issue 15, decision 1): what that
-design cannot go below, in the same order: a bare durable commit, the GET
+SQLite ledger (WAL, synchronous=FULL): throttle reservation, GET, intent,
+POST, grant (three durable transactions; the two of issue 15's decision 1 are
+not merged, see docs/performance.md). Floor (decision 1): what the design
+with two cannot go below, in the same order: a bare durable commit, the GET
 and the POST of the wire contract with bare ``requests`` on a kept-alive
 session, another bare durable commit. The commits are ``sqlite3`` on a file
 beside the ledger (the plugin's pragmas: WAL, synchronous=FULL, busy

@@ -3,7 +3,9 @@
 Every write runs as a function of a connection, in one transaction, retried
 whole on the errors concurrent writers cause (deadlocks, serialization
 failures, a busy SQLite, a connection lost mid-way). Nothing half-applied
-survives: a failed attempt rolls back before the next one starts.
+survives: a failed attempt rolls back before the next one starts. Reads are
+retried the same way, so that a connection lost while it sat in the pool
+costs a retry, never an error.
 """
 
 from __future__ import annotations
@@ -96,23 +98,33 @@ class Database:
         first. SQLite writers are serialized already.
         """
         self.ensure_schema()
-        # A plain loop rather than a tenacity.Retrying built per call: its
-        # objects cost 12-55 us per transaction (a quiet or a loaded machine,
-        # docs/performance.md), paid by every online invoice.
-        # The same policy: up to max_attempts, the error re-raised as it is,
-        # full-jitter exponential backoff from 10 ms, at most 2 s.
-        attempt = 1
+
+        def attempt() -> T:
+            with money.exact(), self._begin(isolation_level) as conn:
+                return work(conn)
+
+        return self._retried(attempt)
+
+    def _retried(self, attempt: Callable[[], T]) -> T:
+        """``attempt()`` until it succeeds, fails for good, or max_attempts ran out.
+
+        A plain loop rather than a tenacity.Retrying built per call: its
+        objects cost 12-55 us per transaction (a quiet or a loaded machine,
+        docs/performance.md), paid by every online invoice. The same policy:
+        the error re-raised as it is, full-jitter exponential backoff from
+        10 ms, at most 2 s.
+        """
+        number = 1
         while True:
             try:
-                with money.exact(), self._begin(isolation_level) as conn:
-                    return work(conn)
+                return attempt()
             except Exception as error:
-                if attempt >= self.max_attempts or not is_retryable(error):
+                if number >= self.max_attempts or not is_retryable(error):
                     raise
                 LOG.warning("ledger transaction attempt %d failed (%s); retrying",
-                            attempt, type(error).__name__)
-                time.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 1))))  # noqa: S311
-                attempt += 1
+                            number, type(error).__name__)
+                time.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (number - 1))))  # noqa: S311
+                number += 1
 
     @contextmanager
     def _begin(self, isolation_level: str | None) -> Iterator[Connection]:
@@ -122,7 +134,7 @@ class Database:
             return
         # The pool resets the connection's isolation level when it is returned.
         with self.engine.connect() as conn:
-            conn.execution_options(isolation_level=isolation_level)
+            _set_isolation_level(conn, isolation_level)
             with conn.begin():
                 yield conn
 
@@ -136,15 +148,24 @@ class Database:
         ``work`` read one snapshot on PostgreSQL and MariaDB (as SQLite read
         transactions always do): for reads that must agree with each other
         while writers commit, like the audit.
+
+        Retried like a write: a pooled connection that the server, a proxy or
+        a failover closed fails the first statement, and the read is run
+        again on a fresh one (the pool does not ping at checkout, see
+        :func:`create_engine`).
         """
         self.ensure_schema()
-        with self.engine.connect() as conn:
-            conn.execution_options(**{READ_ONLY_OPTION: True})
-            if isolation_level is not None and self.dialect != "sqlite":
-                # Reset to the engine's level when the connection goes back to the pool.
-                conn.execution_options(isolation_level=isolation_level)
-            with money.exact(), conn.begin():
-                return work(conn)
+
+        def attempt() -> T:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{READ_ONLY_OPTION: True})
+                if isolation_level is not None and self.dialect != "sqlite":
+                    # Reset to the engine's level when the connection goes back to the pool.
+                    _set_isolation_level(conn, isolation_level)
+                with money.exact(), conn.begin():
+                    return work(conn)
+
+        return self._retried(attempt)
 
     def ensure_schema(self) -> None:
         if self._schema_checked:
@@ -154,3 +175,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _set_isolation_level(conn: Connection, level: str) -> None:
+    """Set ``level`` for the connection's transaction; a driver error fails as a statement's.
+
+    SQLAlchemy sets the level on the driver's connection outside of its
+    statement handling. On MariaDB that is a SET statement, the first thing
+    sent on a connection fresh from the pool: when the server closed it
+    meanwhile, the driver's own error would come out, which
+    :func:`is_retryable` does not know, and the dead connection would go
+    back to the pool.
+    """
+    try:
+        conn.execution_options(isolation_level=level)
+    except conn.dialect.loaded_dbapi.Error as error:
+        lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(error)
+        statement = f"SET TRANSACTION ISOLATION LEVEL {level}"  # what the error names
+        raise exc.DBAPIError.instance(
+            statement, None, error, conn.dialect.loaded_dbapi.Error,
+            connection_invalidated=lost, dialect=conn.dialect,
+        ) from error

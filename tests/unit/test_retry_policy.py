@@ -1,4 +1,4 @@
-"""How Database.write retries a transaction: how often, how long it waits, what it raises.
+"""How Database retries a transaction (writes and reads): how often, how long, what it raises.
 
 The policy of docs/operations.md ("Retries and backoff"): up to
 ``max_attempts`` attempts of the whole transaction, full-jitter exponential
@@ -96,3 +96,25 @@ def test_an_error_a_retry_cannot_cure_is_raised_at_once(ledger: Any) -> None:
     with pytest.raises(ValueError) as raised:
         db.write(work)
     assert (raised.value, len(calls), waits, _rows(db)) == (error, 1, [], 0)
+
+
+def test_a_read_is_retried_by_the_same_policy(ledger: Any) -> None:
+    db, waits = ledger
+    attempts: list[int] = []
+
+    def work(conn: Connection) -> int:
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise _busy()
+        return int(conn.execute(sa.text("SELECT count(*) FROM t")).scalar_one())
+
+    assert db.read(work) == 0
+    assert (len(attempts), waits) == (3, [0.01, 0.02])
+    refusal = ValueError("not the database's doing")
+
+    def refused(conn: Connection) -> None:
+        raise refusal
+
+    with pytest.raises(ValueError) as raised:
+        db.read(refused)
+    assert raised.value is refusal and waits == [0.01, 0.02]
