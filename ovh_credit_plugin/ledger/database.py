@@ -97,46 +97,7 @@ class Database:
         writers (serialization failure, deadlock), and the retry sees the
         first. SQLite writers are serialized already.
         """
-        self.ensure_schema()
-
-        def attempt() -> T:
-            with money.exact(), self._begin(isolation_level) as conn:
-                return work(conn)
-
-        return self._retried(attempt)
-
-    def _retried(self, attempt: Callable[[], T]) -> T:
-        """``attempt()`` until it succeeds, fails for good, or max_attempts ran out.
-
-        A plain loop rather than a tenacity.Retrying built per call: its
-        objects cost 12-55 us per transaction (a quiet or a loaded machine,
-        docs/performance.md), paid by every online invoice. The same policy:
-        the error re-raised as it is, full-jitter exponential backoff from
-        10 ms, at most 2 s.
-        """
-        number = 1
-        while True:
-            try:
-                return attempt()
-            except Exception as error:
-                if number >= self.max_attempts or not is_retryable(error):
-                    raise
-                LOG.warning("ledger transaction attempt %d failed (%s); retrying",
-                            number, type(error).__name__)
-                time.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (number - 1))))  # noqa: S311
-                number += 1
-
-    @contextmanager
-    def _begin(self, isolation_level: str | None) -> Iterator[Connection]:
-        if isolation_level is None or self.dialect == "sqlite":
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        # The pool resets the connection's isolation level when it is returned.
-        with self.engine.connect() as conn:
-            _set_isolation_level(conn, isolation_level)
-            with conn.begin():
-                yield conn
+        return self._run(work, isolation_level=isolation_level, read_only=False)
 
     def read(
         self, work: Callable[[Connection], T], *, isolation_level: str | None = None
@@ -154,18 +115,47 @@ class Database:
         again on a fresh one (the pool does not ping at checkout, see
         :func:`create_engine`).
         """
+        return self._run(work, isolation_level=isolation_level, read_only=True)
+
+    def _run(
+        self, work: Callable[[Connection], T], *, isolation_level: str | None, read_only: bool
+    ) -> T:
+        """``work`` in one transaction, until it succeeds, fails for good, or max_attempts ran out.
+
+        A plain loop rather than a tenacity.Retrying built per call: its
+        objects cost 12-55 us per transaction (a quiet or a loaded machine,
+        docs/performance.md), paid by every online invoice. The same policy:
+        the error re-raised as it is, full-jitter exponential backoff from
+        10 ms, at most 2 s.
+        """
         self.ensure_schema()
-
-        def attempt() -> T:
-            with self.engine.connect() as conn:
-                conn.execution_options(**{READ_ONLY_OPTION: True})
-                if isolation_level is not None and self.dialect != "sqlite":
-                    # Reset to the engine's level when the connection goes back to the pool.
-                    _set_isolation_level(conn, isolation_level)
-                with money.exact(), conn.begin():
+        attempt = 1
+        while True:
+            try:
+                with money.exact(), self._begin(isolation_level, read_only=read_only) as conn:
                     return work(conn)
+            except Exception as error:
+                if attempt >= self.max_attempts or not is_retryable(error):
+                    raise
+                LOG.warning("ledger transaction attempt %d failed (%s); retrying",
+                            attempt, type(error).__name__)
+                time.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 1))))  # noqa: S311
+                attempt += 1
 
-        return self._retried(attempt)
+    @contextmanager
+    def _begin(self, isolation_level: str | None, *, read_only: bool) -> Iterator[Connection]:
+        if not read_only and (isolation_level is None or self.dialect == "sqlite"):
+            with self.engine.begin() as conn:  # every settlement: the shortest way
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            if read_only:  # SQLite then starts a plain BEGIN (engine.py)
+                conn.execution_options(**{READ_ONLY_OPTION: True})
+            if isolation_level is not None and self.dialect != "sqlite":
+                # The pool resets the connection's isolation level when it is returned.
+                _set_isolation_level(conn, isolation_level)
+            with conn.begin():
+                yield conn
 
     def ensure_schema(self) -> None:
         if self._schema_checked:
