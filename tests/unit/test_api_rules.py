@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,35 @@ def test_a_policy_file_overrides_the_defaults(tmp_path: Path) -> None:
                               reader)
     # The other rules keep their defaults.
     assert not policy.allowed(enforcer, "cloud_credit:credit:void", target, reader)
+
+
+def test_a_policy_file_added_or_changed_later_takes_effect_within_the_recheck_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The files are looked at once per RECHECK_SECONDS, not before every check.
+    now = [1000.0]
+    monkeypatch.setattr(policy.time, "monotonic", lambda: now[0])
+    policy_file = tmp_path / "policy.yaml"
+    conf = cfg.ConfigOpts()
+    conf([], default_config_files=[])
+    policy.make_enforcer(conf)  # registers [oslo_policy]
+    conf.set_override("policy_file", str(policy_file), "oslo_policy")
+    enforcer = policy.make_enforcer(conf)
+    reader, target = _creds("p1", "reader"), {"project_id": "p1"}
+    assert policy.allowed(enforcer, "cloud_credit:credit:list", target, reader)
+
+    policy_file.write_text('"cloud_credit:credit:list": "role:admin"\n')
+    now[0] += policy.RECHECK_SECONDS / 2
+    assert policy.allowed(enforcer, "cloud_credit:credit:list", target, reader)
+    now[0] += policy.RECHECK_SECONDS / 2
+    assert not policy.allowed(enforcer, "cloud_credit:credit:list", target, reader)
+
+    policy_file.write_text('"cloud_credit:credit:list": "role:reader"\n')
+    # oslo.policy tells a change by the file's mtime: make it differ whatever the clock.
+    stat = policy_file.stat()
+    os.utime(policy_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    now[0] += policy.RECHECK_SECONDS
+    assert policy.allowed(enforcer, "cloud_credit:credit:list", target, reader)
 
 
 def test_system_scoped_tokens_are_refused() -> None:
