@@ -332,12 +332,67 @@ def order_fields(conn: Connection, credit_ids: Iterable[int]) -> dict[int, Any]:
     return {row.id: row for row in conn.execute(_ORDER_FIELDS, {"ids": ids})}
 
 
-_PROJECT_ROWS = sa.select(schema.credits).where(_C.project_id == sa.bindparam("project_id"))
+class CreditRecord(NamedTuple):
+    """A credits table row, with the values its column types give."""
+
+    id: int
+    project_id: str
+    kind: str
+    description: str
+    source: str
+    currency: str
+    products: str
+    total: Decimal
+    used: Decimal
+    expired: Decimal
+    voided: Decimal
+    available: Decimal
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    created_at: dt.datetime
+    voided_at: dt.datetime | None
+    void_reason: str | None
 
 
-def project_rows(conn: Connection, project_id: str) -> list[Row[Any]]:
-    # Built once: the REST API's GET credits runs it on every request.
-    return list(conn.execute(_PROJECT_ROWS, {"project_id": project_id}))
+# Built once: every REST API's GET credits and `credit list` runs it.
+_PROJECT_ROWS = (sa.select(*(schema.credits.c[name] for name in CreditRecord._fields))
+                 .where(_C.project_id == sa.bindparam("project_id")))
+_RECORD_CONVERTERS: dict[str, Callable[[Sequence[Any]], CreditRecord]] = {}
+
+
+def _record_converter(conn: Connection) -> Callable[[Sequence[Any]], CreditRecord]:
+    """Raw driver row of _PROJECT_ROWS -> CreditRecord, for this dialect."""
+    dialect = conn.dialect
+    found = _RECORD_CONVERTERS.get(dialect.name)
+    if found is not None:
+        return found
+    amount = types.Money.result_function(dialect)
+    moment = types.UTCDateTime.result_function(dialect)
+
+    def convert(row: Sequence[Any]) -> CreditRecord:
+        (ident, project_id, kind, description, source, currency, products, total, used,
+         expired, voided, available, valid_from, valid_until, created_at, voided_at,
+         void_reason) = row
+        return CreditRecord(
+            int(ident), project_id, kind, description, source, currency, products,
+            amount(total), amount(used), amount(expired), amount(voided), amount(available),
+            moment(valid_from), None if valid_until is None else moment(valid_until),
+            moment(created_at), None if voided_at is None else moment(voided_at), void_reason,
+        )
+
+    _RECORD_CONVERTERS[dialect.name] = convert
+    return convert
+
+
+def project_rows(conn: Connection, project_id: str) -> list[CreditRecord]:
+    """Every credit of the project, in no particular order.
+
+    On the driver's cursor (:func:`bulk.fetchall`): in ``conn``'s transaction
+    if it began one, else on its own (``Database.read_statement``).
+    """
+    convert = _record_converter(conn)
+    return [convert(row)
+            for row in bulk.fetchall(conn, _PROJECT_ROWS, {"project_id": project_id})]
 
 
 def entries_of(conn: Connection, credit_id: int) -> list[models.LedgerEntry]:

@@ -21,7 +21,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from ovh_credit_plugin import money
-from ovh_credit_plugin.ledger import migration
+from ovh_credit_plugin.ledger import bulk, migration
 from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION, create_engine
 
 __all__ = ["READ_ONLY_OPTION", "Database", "create_engine", "is_retryable"]
@@ -97,7 +97,7 @@ class Database:
         writers (serialization failure, deadlock), and the retry sees the
         first. SQLite writers are serialized already.
         """
-        return self._run(work, isolation_level=isolation_level, read_only=False)
+        return self._retried(lambda: self._transaction(work, isolation_level, read_only=False))
 
     def read(
         self, work: Callable[[Connection], T], *, isolation_level: str | None = None
@@ -115,12 +115,30 @@ class Database:
         again on a fresh one (the pool does not ping at checkout, see
         :func:`create_engine`).
         """
-        return self._run(work, isolation_level=isolation_level, read_only=True)
+        return self._retried(lambda: self._transaction(work, isolation_level, read_only=True))
 
-    def _run(
-        self, work: Callable[[Connection], T], *, isolation_level: str | None, read_only: bool
-    ) -> T:
-        """``work`` in one transaction, until it succeeds, fails for good, or max_attempts ran out.
+    def read_statement(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work``, a read of one statement, on a pooled connection and in no transaction.
+
+        One statement reads one snapshot on every backend: a BEGIN and a
+        COMMIT around it would change nothing but its cost (on SQLite, through
+        SQLAlchemy, about that of the statement itself). For the hottest read,
+        a project's credits (:func:`~ovh_credit_plugin.ledger.credits.project_rows`).
+        Retried like :meth:`read`.
+        """
+        def once() -> T:
+            with money.exact(), self.engine.connect() as conn:
+                return work(conn)
+
+        return self._retried(once)
+
+    def _transaction(self, work: Callable[[Connection], T], isolation_level: str | None, *,
+                     read_only: bool) -> T:
+        with money.exact(), self._begin(isolation_level, read_only=read_only) as conn:
+            return work(conn)
+
+    def _retried(self, run_once: Callable[[], T]) -> T:
+        """``run_once()`` until it succeeds, fails for good, or max_attempts ran out.
 
         A plain loop rather than a tenacity.Retrying built per call: its
         objects cost 12-55 us per transaction (a quiet or a loaded machine,
@@ -132,8 +150,7 @@ class Database:
         attempt = 1
         while True:
             try:
-                with money.exact(), self._begin(isolation_level, read_only=read_only) as conn:
-                    return work(conn)
+                return run_once()
             except Exception as error:
                 if attempt >= self.max_attempts or not is_retryable(error):
                     raise
@@ -180,11 +197,5 @@ def _set_isolation_level(conn: Connection, level: str) -> None:
     try:
         conn.execution_options(isolation_level=level)
     except conn.dialect.loaded_dbapi.Error as error:
-        lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
-        if lost:
-            conn.invalidate(error)
         statement = f"SET TRANSACTION ISOLATION LEVEL {level}"  # what the error names
-        raise exc.DBAPIError.instance(
-            statement, None, error, conn.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost, dialect=conn.dialect,
-        ) from error
+        raise bulk.driver_error(conn, error, statement, None) from error

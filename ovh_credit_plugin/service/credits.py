@@ -37,7 +37,7 @@ def list_of(
         rows.sort(key=allocation.consumption_key)
         return [credits.result(row, at=at) for row in rows]
 
-    return database.read(work)
+    return database.read_statement(work)
 
 
 STATUSES = ("active", "exhausted", "expired", "voided")

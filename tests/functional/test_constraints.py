@@ -797,7 +797,7 @@ def test_pool_options_reach_the_engine(ledger: Ledger, server_pool: ServerPool) 
         service.close()
 
 
-@pytest.mark.parametrize("use", ["read", "write", "audit"])
+@pytest.mark.parametrize("use", ["read", "write", "audit", "listing"])
 def test_a_connection_killed_in_the_pool_costs_a_retry_not_an_error(
     ledger: Ledger, server_pool: ServerPool, use: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -806,7 +806,9 @@ def test_a_connection_killed_in_the_pool_costs_a_retry_not_an_error(
     Nothing pings it at checkout: the transaction's first statement fails,
     the pool is invalidated, and the read or write runs again whole on a
     fresh connection. The audit reads at REPEATABLE READ, which MariaDB sets
-    with a statement of its own before the transaction.
+    with a statement of its own before the transaction. Listing a project's
+    credits is one statement on the driver's cursor, outside SQLAlchemy's
+    statement handling: its error must be retried the same.
     """
     if ledger.backend == "sqlite":
         pytest.skip("SQLite: no server to close the connection")
@@ -814,6 +816,8 @@ def test_a_connection_killed_in_the_pool_costs_a_retry_not_an_error(
     engine = service.database.engine
     try:
         service.create_order("p1", "10", currency="EUR", at=T0)
+        if use == "listing":
+            service.pay_order(service.list_orders("p1")[0].id, at=T0)
         engine.dispose()
         with engine.connect() as conn:  # the pool's only connection from now on
             raw = conn.connection.dbapi_connection
@@ -822,6 +826,8 @@ def test_a_connection_killed_in_the_pool_costs_a_retry_not_an_error(
         with caplog.at_level(logging.WARNING, logger="ovh_credit_plugin.ledger.database"):
             if use == "read":
                 assert [o.amount for o in service.list_orders("p1")] == [Decimal("10.00")]
+            elif use == "listing":
+                assert [c.total for c in service.list_credits("p1")] == [Decimal("10.00")]
             elif use == "write":
                 service.create_order("p1", "20", at=T0)
             else:

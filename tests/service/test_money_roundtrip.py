@@ -415,3 +415,31 @@ def test_the_settlement_read_of_open_credits_equals_the_typed_read(
         for name in ("valid_from", "valid_until", "created_at"):
             value = getattr(credit, name)
             assert value is None or value.utcoffset() == dt.timedelta(0), name
+
+
+def test_the_listing_read_of_a_projects_credits_equals_the_typed_read(
+    ledger: Ledger, service: Any
+) -> None:
+    # Listing a project's credits (every GET credits) reads raw driver rows
+    # on the driver's cursor and converts them itself (ledger.credits.project_rows);
+    # the whole row read through the column types must give the same values,
+    # exponents and zones, the nullable columns set and unset.
+    project = "listing-read"
+    for amount in ("5.01", "1234.5"):
+        order = service.create_order(project, amount, at=T0)
+        service.pay_order(order.id, at=T0 + dt.timedelta(microseconds=123457))
+    service.activate_voucher(project, "GPU-ONLY", at=T0)
+    voided = service.list_credits(project, at=T0)[0].id
+    service.void_credit(voided, reason="charge-back", at=T0 + dt.timedelta(seconds=1))
+    with service.database.engine.connect() as conn:
+        listed = credits.project_rows(conn, project)
+        typed = {r.id: credits.row(conn, r.id) for r in listed}
+    assert len(listed) == 3
+    assert {r.voided_at is None for r in listed} == {True, False}
+    for record in listed:
+        expected = typed[record.id]
+        assert tuple(record) == tuple(expected)
+        assert [str(value) for value in record] == [str(value) for value in expected]
+        for name in ("valid_from", "valid_until", "created_at", "voided_at"):
+            value = getattr(record, name)
+            assert value is None or value.utcoffset() == dt.timedelta(0), name
