@@ -691,6 +691,11 @@ class CreditRootController(rest.RestController):
         self.orders = OrdersController(runtime)
         self.settlements = SettlementsController(runtime)
         self.ovh = OvhController(runtime)
+        # What pecan's RestController routing finds for GET {base}/{resource}, found
+        # in one lookup: that routing is ~20% of a GET credits (two levels of it).
+        self._collections: dict[str, Callable[..., webob.Response]] = {
+            name: getattr(self, name).get_all for name in _CONTROLLERS
+            if hasattr(_CONTROLLERS[name], "get_all")}
 
     @pecan.expose(content_type="application/json")
     def _route(self, args: list[str], request: Any = None) -> Any:
@@ -707,6 +712,10 @@ class CreditRootController(rest.RestController):
                 or (args[0] in DOCUMENTS and any(args[1:]))):
             request.environ[_ROUTING_ERROR_ENV] = 404
             return self._routing_error, []
+        if (len(args) == 1 and request.method == "GET" and args[0] in self._collections
+                # pecan's answer too, but for a "_method" in the query (a 405 below)
+                and "_method" not in request.GET):
+            return self._collections[args[0]], []
         try:
             return super()._route(args, request)
         except webob_exc.HTTPException as error:

@@ -183,6 +183,10 @@ CASES = [
     Bad("DELETE an order", "DELETE", "orders/{pending}", 405, "method_not_allowed"),
     Bad("PUT a credit", "PUT", "credits/{credit}", 405, "method_not_allowed",
         {"available": "1000.00"}),
+    # A collection's GET skips pecan's routing (api/controllers.py); what pecan
+    # answers the rest of the way stays.
+    Bad("GET as DELETE", "GET", "orders?_method=delete", 405, "method_not_allowed"),
+    Bad("GET of a collection with a trailing segment", "GET", "forecast/x", 404, "not_found"),
     Bad("unknown resource", "GET", "refunds", 404, "not_found"),
     Bad("path too deep", "GET", "credits/{credit}/entries/1", 404, "not_found"),
 ]
