@@ -1,4 +1,4 @@
-"""Statements on the driver, for the ledger's hot paths.
+"""Statements on the driver's cursor, for the ledger's hot paths.
 
 SQLAlchemy's executemany builds, and runs every type processor on, one
 parameter dict per row; on the ledger's hot writes (entries, balances,
@@ -8,12 +8,14 @@ hand the driver rows whose values are already in driver form, converted
 with the columns' own bind processors, so what is stored is exactly what
 SQLAlchemy would have stored.
 
-:func:`fetchall` goes one step further for the hottest read (a project's
-credits, every ``GET credits``): the statement on the driver's own cursor,
-without SQLAlchemy's execution around it (docs/performance.md). Its driver
-errors come out as SQLAlchemy's would (:func:`driver_error`), so that
-retries see them the same; statement events (``before_cursor_execute``) do
-not see it.
+Both :func:`executemany` and :func:`fetchall` (the hottest reads: a
+settlement's key and its project's open credits, a project's credits for
+every ``GET credits``) run on the connection's driver cursor, without
+SQLAlchemy's execution context around each statement: ~25-45 us each on
+SQLite, about what the driver itself takes (docs/performance.md). What that
+context gives is kept: the cursor events (``before_cursor_execute`` and
+``after_cursor_execute``, without a context) and driver errors raised as
+SQLAlchemy's, the connection invalidated when lost (:func:`driver_error`).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def executemany(
     """``statement`` (a module-level Core statement) run once per row of driver values.
 
     ``names`` are the statement's bind names (column names for an INSERT),
-    in the order of each row's values.
+    in the order of each row's values. Runs in ``conn``'s transaction.
     """
     sql, order = _compiled(conn, statement, names, many=True)
     if order is None:
@@ -82,7 +84,7 @@ def executemany(
         params = list(rows)
     else:
         params = [tuple(row[i] for i in order) for row in rows]
-    conn.exec_driver_sql(sql, params)
+    _on_cursor(conn, sql, params, many=True)
 
 
 def fetchall(conn: Connection, statement: Any, params: dict[str, Any]) -> list[Sequence[Any]]:
@@ -95,11 +97,30 @@ def fetchall(conn: Connection, statement: Any, params: dict[str, Any]) -> list[S
     names = tuple(params)
     sql, order = _compiled(conn, statement, names, many=False)
     values: Any = params if order is None else tuple(params[names[i]] for i in order)
+    return _on_cursor(conn, sql, values, many=False)
+
+
+def _on_cursor(conn: Connection, sql: str, values: Any, *, many: bool) -> list[Sequence[Any]]:
+    """``sql`` on the driver's cursor, with SQLAlchemy's cursor events around it.
+
+    The events' listeners get no execution context (None). Rows are fetched
+    only for a single execution.
+    """
+    dispatch = conn.dispatch
     dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, values)
-        return list(cursor.fetchall())
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(conn, cursor, sql, values, None, many)
+        if many:
+            cursor.executemany(sql, values)
+            rows: list[Sequence[Any]] = []
+        else:
+            cursor.execute(sql, values)
+            rows = list(cursor.fetchall())
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(conn, cursor, sql, values, None, many)
+        return rows
     except dbapi_error as error:
         raise driver_error(conn, error, sql, values) from error
     finally:

@@ -123,11 +123,12 @@ _OPEN_CREDITS = _RAW_BALANCES.where(
     _C.available > ZERO,
     _C.voided_at.is_(None),
 ).order_by(_C.id).with_for_update()
-# One project (every online settlement): an "=" compiles once and is cached,
-# where an expanding IN is rendered again per call (~40 us on SQLite).
+# One project (every online settlement): an "=" compiles once, where an
+# expanding IN is rendered again per call (~40 us on SQLite); run on the
+# driver's cursor (bulk.fetchall), so zero is a bind whose driver value is given.
 _OPEN_CREDITS_ONE = _RAW_BALANCES.where(
     _C.project_id == sa.bindparam("project_id"),
-    _C.available > ZERO,
+    _C.available > sa.bindparam("zero"),
     _C.voided_at.is_(None),
 ).order_by(_C.id).with_for_update()
 _LOCK_PROJECTS = (
@@ -196,8 +197,9 @@ def lock_open_credits(conn: Connection, project_ids: Iterable[str]) -> dict[str,
         conn.execute(_LOCK_PROJECTS, {"project_ids": ids}).all()
     # pragma: no mutate end
     convert = _converter(conn)
-    rows = (conn.execute(_OPEN_CREDITS_ONE, {"project_id": ids[0]}) if len(ids) == 1
-            else conn.execute(_OPEN_CREDITS, {"project_ids": ids}))
+    rows = (bulk.fetchall(conn, _OPEN_CREDITS_ONE, {
+                "project_id": ids[0], "zero": bulk.driver_value(conn, _C.available)(ZERO)})
+            if len(ids) == 1 else conn.execute(_OPEN_CREDITS, {"project_ids": ids}))
     for row in rows:
         credit = convert(row)
         found[credit.project_id].append(credit)

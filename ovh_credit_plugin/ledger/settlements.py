@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import models, money
-from ovh_credit_plugin.ledger import bulk, schema
+from ovh_credit_plugin.ledger import bulk, schema, types
 
 ZERO = money.ZERO
 _S = schema.settlements.c
@@ -83,13 +83,40 @@ _RECORDED = (
     .order_by(_S.key)
     .with_for_update()
 )
-# One key (every online settlement): an "=" compiles once and is cached, where
-# an expanding IN is rendered again per call (~50 us on SQLite).
+# One key (every online settlement): an "=" compiles once, where an expanding
+# IN is rendered again per call (~50 us on SQLite); run on the driver's cursor.
 _RECORDED_ONE = (
     sa.select(*_RECORDED.selected_columns)
     .where(_S.key == sa.bindparam("key"))
     .with_for_update()
 )
+
+
+class Recorded(NamedTuple):
+    """A recorded settlement as _RECORDED reads it, with the values its column types give."""
+
+    key: str
+    fingerprint: str
+    allocations: str
+    revision: int
+    project_id: str
+    currency: str
+    total: Decimal
+    credit_applied: Decimal
+    amount_due: Decimal
+    invoice_id: str
+    note: str | None
+
+
+def _recorded_from_driver(conn: Connection, row: Sequence[Any]) -> Recorded:
+    # Once per online settlement that replays or re-rates: not worth a cache.
+    amount = types.Money.result_function(conn.dialect)
+    (key, fingerprint, allocations, revision, project_id, currency, total, applied, due,
+     invoice_id, note) = row
+    return Recorded(key, fingerprint, allocations, int(revision), project_id, currency,
+                    amount(total), amount(applied), amount(due), invoice_id, note)
+
+
 _LEGACY = sa.select(_S.key, _S.project_id, _S.invoice_id).where(
     _S.key.in_(sa.bindparam("keys", expanding=True))
 )
@@ -100,12 +127,13 @@ def lock_recorded(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
     recorded: dict[str, Any] = {}
     ordered = sorted(set(keys))
     if len(ordered) == 1:
-        for found in conn.execute(_RECORDED_ONE, {"key": ordered[0]}):
+        for row in bulk.fetchall(conn, _RECORDED_ONE, {"key": ordered[0]}):
+            found = _recorded_from_driver(conn, row)
             recorded[found.key] = found
         return recorded
     for start in range(0, len(ordered), 500):
-        for found in conn.execute(_RECORDED, {"keys": ordered[start : start + 500]}):
-            recorded[found.key] = found
+        for typed in conn.execute(_RECORDED, {"keys": ordered[start : start + 500]}):
+            recorded[typed.key] = typed
     return recorded
 
 

@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from ovh_credit_plugin import allocation, models
-from ovh_credit_plugin.ledger import credits, schema
+from ovh_credit_plugin.ledger import credits, schema, settlements
 from ovh_credit_plugin.ledger.types import Money
 from ovh_credit_plugin.service import fingerprint
 from tests.support.cli import Cli
@@ -443,3 +443,31 @@ def test_the_listing_read_of_a_projects_credits_equals_the_typed_read(
         for name in ("valid_from", "valid_until", "created_at", "voided_at"):
             value = getattr(record, name)
             assert value is None or value.utcoffset() == dt.timedelta(0), name
+
+
+def test_the_settlement_key_read_on_the_driver_equals_the_typed_read(
+    ledger: Ledger, service: Any
+) -> None:
+    # Settling one invoice (every online settlement) reads its key's recorded
+    # settlement raw on the driver's cursor (ledger.settlements.lock_recorded);
+    # several keys go through the column types. Both give the same values.
+    project = "recorded-read"
+    order = service.create_order(project, "5.01", at=T0)
+    service.pay_order(order.id, at=T0)
+    for invoice, amount in (("inv-1", "1234.567891"), ("inv-2", "0.000001")):
+        service.settle_invoice(models.Invoice.model_validate({
+            "id": invoice, "project_id": project, "currency": "EUR",
+            "issued_at": "2026-02-01T00:00:00Z",
+            "lines": [{"id": "l1", "product": "compute", "amount": amount}],
+        }))
+    table = schema.settlements
+    with service.database.engine.begin() as conn:
+        keys = list(conn.execute(sa.select(table.c.key).where(table.c.project_id == project)
+                                 .order_by(table.c.invoice_id)).scalars())
+        one = {key: settlements.lock_recorded(conn, [key])[key] for key in keys}
+        typed = settlements.lock_recorded(conn, keys)
+    assert set(typed) == set(keys)
+    for key in keys:
+        assert tuple(one[key]) == tuple(typed[key])
+        assert [str(v) for v in one[key]] == [str(v) for v in typed[key]]
+    assert one[keys[0]].amount_due == Decimal("1229.557891")
