@@ -66,6 +66,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from ovh_credit_plugin.ledger import credits
 
         credits._CONVERTERS.clear()
+        credits._RECORD_CONVERTERS.clear()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

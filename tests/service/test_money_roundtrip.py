@@ -399,10 +399,13 @@ def test_the_settlement_read_of_open_credits_equals_the_typed_read(
         "issued_at": "2026-02-01T00:00:00Z",
         "lines": [{"id": "l1", "product": "compute", "amount": "0.000001"}],
     }))
+    service.activate_voucher("raw-read-yen", "YEN-1000", at=T0)  # a credit without end
     with service.database.engine.begin() as conn:
-        raw = credits.lock_open_credits(conn, [project])[project]
+        raw = [*credits.lock_open_credits(conn, [project])[project],
+               *credits.lock_open_credits(conn, ["raw-read-yen"])["raw-read-yen"]]
         typed = {c.id: credits.row(conn, c.id) for c in raw}
-    assert len(raw) == 4
+    assert len(raw) == 5
+    assert {c.valid_until is None for c in raw} == {True, False}
     for credit in raw:
         expected = typed[credit.id]
         for name in ("id", "project_id", "kind", "currency", "total", "used", "expired",
@@ -431,11 +434,14 @@ def test_the_listing_read_of_a_projects_credits_equals_the_typed_read(
     service.activate_voucher(project, "GPU-ONLY", at=T0)
     voided = service.list_credits(project, at=T0)[0].id
     service.void_credit(voided, reason="charge-back", at=T0 + dt.timedelta(seconds=1))
+    service.activate_voucher("listing-read-yen", "YEN-1000", at=T0)  # a credit without end
     with service.database.engine.connect() as conn:
-        listed = credits.project_rows(conn, project)
+        listed = [*credits.project_rows(conn, project),
+                  *credits.project_rows(conn, "listing-read-yen")]
         typed = {r.id: credits.row(conn, r.id) for r in listed}
-    assert len(listed) == 3
+    assert len(listed) == 4
     assert {r.voided_at is None for r in listed} == {True, False}
+    assert {r.valid_until is None for r in listed} == {True, False}
     for record in listed:
         expected = typed[record.id]
         assert tuple(record) == tuple(expected)
