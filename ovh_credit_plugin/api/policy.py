@@ -108,6 +108,8 @@ if getattr(_checks, "inspect", None) is inspect:
 
 #: How often the enforcer looks for a new or changed policy file, in seconds.
 RECHECK_SECONDS = 1.0
+#: The enforcer's clock (a test moves it).
+_now = time.monotonic
 
 
 class Enforcer(policy.Enforcer):
@@ -123,7 +125,7 @@ class Enforcer(policy.Enforcer):
     _checked_at: float | None = None
 
     def load_rules(self, force_reload: bool = False) -> None:
-        now = time.monotonic()
+        now = _now()
         if (not force_reload and self._checked_at is not None
                 and now - self._checked_at < RECHECK_SECONDS):
             return

@@ -103,8 +103,9 @@ def fetchall(conn: Connection, statement: Any, params: dict[str, Any]) -> list[S
 def _on_cursor(conn: Connection, sql: str, values: Any, *, many: bool) -> list[Sequence[Any]]:
     """``sql`` on the driver's cursor, with SQLAlchemy's cursor events around it.
 
-    The events' listeners get no execution context (None). Rows are fetched
-    only for a single execution.
+    The events' listeners get no execution context (None), and a
+    ``retval=True`` listener cannot change the statement (none of ours is one).
+    Rows are fetched only for a single execution.
     """
     dispatch = conn.dispatch
     dbapi_error = conn.dialect.loaded_dbapi.Error

@@ -71,7 +71,7 @@ def test_a_policy_file_added_or_changed_later_takes_effect_within_the_recheck_in
 ) -> None:
     # The files are looked at once per RECHECK_SECONDS, not before every check.
     now = [1000.0]
-    monkeypatch.setattr(policy.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(policy, "_now", lambda: now[0])
     policy_file = tmp_path / "policy.yaml"
     conf = cfg.ConfigOpts()
     conf([], default_config_files=[])
