@@ -442,9 +442,10 @@ class VoucherCheck(_Base, ShowOne):
 
 
 class VoucherPending(_Base, Lister):
-    """List activations recorded but not granted (a crash between catalog and ledger).
+    """List activations recorded but not granted (a crash, or one running now).
 
-    Finish one by running ``voucher activate`` again with the same project and code.
+    Finish one by running ``voucher activate`` again with the same project and code
+    (harmless for one still running: both answer the same credit).
     Codes are masked unless ``--show-codes`` is given.
     """
 

@@ -119,11 +119,13 @@ def attempt_exists(conn: Connection, key: str) -> bool:
     return conn.execute(_ATTEMPT_EXISTS, {"key": key}).first() is not None
 
 
-def reserve_attempt(conn: Connection, project_id: str, key: str, *, at: dt.datetime) -> None:
-    """A running try, counted as a failure until it is closed; written once per key."""
-    if not attempt_exists(conn, key):
-        conn.execute(_INSERT_ATTEMPT, {"project_id": project_id, "key": key,
-                                       "reason": RUNNING, "at": at})
+def insert_attempt(conn: Connection, project_id: str, key: str, *, at: dt.datetime) -> None:
+    """A running try, counted as a failure until it is closed.
+
+    The caller knows ``key`` is not written yet (see ``Throttle.reserve``).
+    """
+    conn.execute(_INSERT_ATTEMPT, {"project_id": project_id, "key": key,
+                                   "reason": RUNNING, "at": at})
 
 
 def record_failure(

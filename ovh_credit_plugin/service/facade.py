@@ -94,7 +94,7 @@ class CreditService:
         return Vouchers(
             self.database, catalog=lambda: self.catalog,
             throttle=Throttle(self.database, settings=lambda: self.settings), times=self.times,
-            notifier=self.notifier,
+            notifier=self.notifier, default_currency=lambda: self.settings.default_currency,
         )
 
     @classmethod

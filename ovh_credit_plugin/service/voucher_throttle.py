@@ -65,13 +65,16 @@ class Throttle:
 
     def reserve(
         self, project_id: str, at: dt.datetime, *, first: Callable[[Connection], T],
-        skip: Callable[[T], bool],
+        skip: Callable[[T], bool], then: Callable[[Connection], object] | None = None,
     ) -> tuple[T, str | None]:
         """``first(conn)``, then, unless ``skip`` of its result, a reserved try: its key.
 
         ``first`` runs in the reserving transaction (the activation's status,
-        read with the reservation). Raises TooManyAttempts when the project
-        failed too often.
+        read with the reservation), and so does ``then``, once the try is
+        reserved (the activation's intent, written with the reservation).
+        Raises TooManyAttempts when the project failed too often; off SQLite
+        that is known only after the commit, and ``then`` has run: its writes
+        are the caller's to undo.
 
         Each try counts every reservation committed before its count, its own
         included (when tries collide at the limit, one too many may be
@@ -93,21 +96,26 @@ class Throttle:
         limit, window, since = self._window(at)
         serialized = self.database.dialect == "sqlite"
         key = new_attempt()
+        # What ``first`` found in a run of the transaction that went on to reserve.
+        reserving: list[T] = []
 
         def begin(conn: Connection) -> tuple[T, str | None, int | None]:
+            if reserving and activations.attempt_exists(conn, key):
+                # This transaction committed once already (its answer was
+                # lost): the try was let through then, and ``then`` wrote what
+                # ``first`` would now find instead of what it found then.
+                return reserving[0], key, None
             found = first(conn)
             if skip(found):
                 return found, None, None
-            if serialized:
-                if activations.attempt_exists(conn, key):
-                    # This transaction committed once already (its answer was
-                    # lost): the try was let through then.
-                    return found, key, None
-                if activations.failures_since(conn, project_id, since) >= limit:
-                    # Throttled: nothing written.
-                    return found, None, _retry_after(conn, project_id, since=since, limit=limit,
-                                                     window=window, at=at)
-            activations.reserve_attempt(conn, project_id, key, at=at)
+            if serialized and activations.failures_since(conn, project_id, since) >= limit:
+                # Throttled: nothing written.
+                return found, None, _retry_after(conn, project_id, since=since, limit=limit,
+                                                 window=window, at=at)
+            reserving[:] = [found]
+            activations.insert_attempt(conn, project_id, key, at=at)
+            if then is not None:
+                then(conn)
             return found, key, None
 
         found, attempt, retry_after = self.database.write(begin)

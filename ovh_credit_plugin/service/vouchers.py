@@ -41,8 +41,10 @@ class Vouchers:
         throttle: Throttle,
         times: inputs.Times,
         notifier: events.Notifier,
+        default_currency: Callable[[], str],
     ) -> None:
         self.database = database
+        self.default_currency = default_currency
         self.times = times
         self.notifier = notifier
         self._catalog = catalog
@@ -132,53 +134,72 @@ class Vouchers:
         used and expired codes all give the customer the same message, and
         the logs the precise reason.
 
-        A success costs three durable transactions, each one needed: the
-        throttle reservation (committed before the catalog is asked, so that
-        concurrent tries see it), the intent (committed before the catalog
-        redeems, for crash safety) and the grant, which also closes the
-        reservation. The intent cannot join the reservation: it would exist
-        before the code was checked, and a concurrent try that finds a
-        pending intent replays the redemption (see ``docs/voucher-catalog.md``).
+        A success costs two durable transactions: the throttle reservation
+        with the intent, committed before the catalog is called (concurrent
+        tries count the reservation; a crash after the catalog redeemed
+        finds the intent), and the grant, which also closes the reservation.
+        The intent is written before the GET has told the voucher's
+        currency, so it holds the project's, the default one for a project
+        that has none: a voucher in another currency moves the project to
+        it in a transaction of its own, before anything is redeemed, when
+        nothing else holds the project's currency (see ``docs/voucher-catalog.md``).
         """
         at = self.times.change(at)
         project_id = inputs.project_id(project_id)
         code = catalog_base.normalize_code(code)
-        masked = catalog_base.mask_code(code)
         key = catalog_base.idempotency_key(project_id, code)
+        held: list[str] = []  # the currency the intent holds, once written
 
-        status, attempt = self.throttle.reserve(
-            project_id, at,
-            first=lambda conn: activations.status(conn, project_id, code),
-            # pending: resumed below; granted: read back. Neither tries a code.
-            skip=lambda found: found is not None,
-        )
+        def intend(conn: Connection) -> None:
+            held[:] = [record_first_intent(conn, project_id=project_id, code=code, key=key,
+                                           default=self.default_currency(), at=at)]
+
+        try:
+            status, attempt = self.throttle.reserve(
+                project_id, at,
+                first=lambda conn: activations.status(conn, project_id, code),
+                # pending: resumed below; granted: read back. Neither tries a code.
+                skip=lambda found: found is not None,
+                then=intend,
+            )
+        except exceptions.TooManyAttempts:
+            if held:  # written, then counted over the limit (off SQLite)
+                self._abandon(project_id, key, attempt=None)
+            raise
         if status == "granted":
             return self.database.read(
                 lambda conn: _granted_credit(conn, project_id, code, at=at)
             ), False
         if status == "pending":
-            # Finishing a half-done activation tries no new code (the catalog
-            # accepted this one before): no throttle, so that an operator can
-            # finish it even for a throttled project, and no GET.
-            LOG.warning("voucher %s: resuming a pending activation for project %s",
-                        masked, project_id)
-            return self._redeem_and_grant(project_id, code, key, currency=None, attempt=None,
-                                          at=at)
-        assert attempt is not None
+            return self._resume(project_id, code, key, at=at)
+        assert attempt is not None and held
+        return self._first_try(project_id, code, key, held=held[0], attempt=attempt, at=at)
+
+    def _first_try(self, project_id: str, code: str, key: str, *, held: str, attempt: str,
+                   at: dt.datetime) -> tuple[models.Credit, bool]:
+        """The GET, then the redemption and the grant, for an intent this try wrote."""
+        masked = catalog_base.mask_code(code)
+        redeeming = False
         try:
             # The GET and the POST share one time budget: the activation as a
             # whole, not each call, is what must not stall the caller.
             with self.catalog.deadline():
                 try:
                     voucher = self.catalog.get(code)
-                    catalog_base.check_usable(voucher, code, at)
+                    try:
+                        catalog_base.check_usable(voucher, code, at)
+                    except catalog_base.VoucherAlreadyRedeemed as used_up:
+                        # Maybe by this very intent: another try of the code
+                        # found it and redeemed under its key (see _resume).
+                        # The redemption's answer tells ours from another's.
+                        LOG.info("voucher %s: %s; the redemption decides", masked, used_up)
                 except catalog_base.REFUSALS as error:
-                    self._refuse(project_id, masked, error, attempt=attempt, at=at)
-                self.database.write(
-                    lambda conn: record_intent(conn, project_id=project_id, code=code,
-                                               key=key, currency=voucher.currency, at=at)
-                )
-                LOG.info("voucher %s: activation recorded for project %s", masked, project_id)
+                    self._refuse(project_id, masked, error, attempt=attempt, at=at,
+                                 drop_intent=key)
+                self._hold_currency(project_id, code, key, held=held,
+                                    wanted=voucher.currency, at=at)
+                LOG.info("voucher %s: redeeming for project %s", masked, project_id)
+                redeeming = True
                 return self._redeem_and_grant(project_id, code, key,
                                               currency=voucher.currency, attempt=attempt,
                                               at=at)
@@ -187,8 +208,85 @@ class Vouchers:
         except Exception:
             # Not the customer's doing (catalog down or broken, ledger error,
             # wrong currency): no failed attempt is held against the project.
-            self.throttle.drop(attempt)
+            if redeeming:  # the catalog may have redeemed: the intent stays
+                self.throttle.drop(attempt)
+            else:
+                self._abandon(project_id, key, attempt=attempt)
             raise
+
+    def _resume(self, project_id: str, code: str, key: str, *, at: dt.datetime
+                ) -> tuple[models.Credit, bool]:
+        """Finish an activation whose intent another try wrote (crashed, or still running).
+
+        It tries no new code (the catalog may have redeemed this one under
+        the intent's key): no throttle, so that an operator can finish it
+        even for a throttled project, and the redemption's answer, not the
+        GET's, decides whether the code was redeemed. The GET only tells the
+        voucher's currency, which the project must hold before anything is
+        redeemed: the intent may have been written before any GET.
+        """
+        LOG.warning("voucher %s: resuming a pending activation for project %s",
+                    catalog_base.mask_code(code), project_id)
+        with self.catalog.deadline():
+            try:
+                currency: str | None = self.catalog.get(code).currency
+            except catalog_base.REFUSALS:
+                currency = None  # used up by this intent, or gone: the redemption decides
+            if currency is not None:
+                held = self.database.read(lambda conn: projects.currency(conn, project_id))
+                try:
+                    self._hold_currency(project_id, code, key, held=held, wanted=currency,
+                                        at=at)
+                except exceptions.CurrencyMismatch:
+                    # A POST under this key only ever follows a GET in the
+                    # currency the intent held since it was written: nothing
+                    # was redeemed, and a row left pending could never be
+                    # finished.
+                    self._abandon(project_id, key, attempt=None)
+                    raise
+            return self._redeem_and_grant(project_id, code, key, currency=currency,
+                                          attempt=None, at=at)
+
+    def _hold_currency(self, project_id: str, code: str, key: str, *, held: str | None,
+                       wanted: str, at: dt.datetime) -> None:
+        """Make the project hold the voucher's currency before the catalog redeems.
+
+        Mostly it does already (the intent fixed the default one, and the
+        voucher is in it). Otherwise the intent is written again with the
+        voucher's currency, in one transaction: the project moves to it when
+        nothing else holds its currency, or CurrencyMismatch is raised.
+        """
+        if held == wanted:
+            return
+
+        def move(conn: Connection) -> None:
+            if projects.currency(conn, project_id, lock=True) == wanted:
+                return  # another try of this code moved it
+            # The intent alone must not keep the project in its currency.
+            activations.drop_intent(conn, key)
+            record_intent(conn, project_id=project_id, code=code, key=key, currency=wanted,
+                          at=at)
+
+        self.database.write(move)
+
+    def _abandon(self, project_id: str, key: str, *, attempt: str | None) -> None:
+        """Drop an intent the catalog was never asked to redeem, with the try's reservation.
+
+        Best effort, like :meth:`Throttle.drop`: an intent left behind is
+        only a pending activation, finished by the next try of the code.
+        """
+        def drop(conn: Connection) -> None:
+            activations.drop_intent(conn, key)
+            if attempt is not None:
+                activations.drop_attempt(conn, attempt)
+
+        try:
+            self.database.write(drop)
+        except Exception as error:
+            LOG.warning("voucher activation for project %s could not be abandoned: %s",
+                        project_id, error)
+            return
+        self.release_currency(project_id)
 
     def unblock(self, project_id: str, *, reason: str, operator: str,
                 at: dt.datetime | None = None) -> Unblock:
@@ -202,7 +300,7 @@ class Vouchers:
         return self.throttle.history(project_id, at=self.times.read(at), everything=everything)
 
     def pending(self) -> list[dict[str, Any]]:
-        """Activations recorded but not granted: a crash between catalog and ledger.
+        """Activations recorded but not granted: a crash after the intent, or a try running.
 
         Finish one by activating the same code for the same project again.
         """
@@ -339,10 +437,28 @@ class Vouchers:
             LOG.warning("project %s: its currency could not be released: %s", project_id, error)
 
 
+def record_first_intent(
+    conn: Connection, *, project_id: str, code: str, key: str, default: str, at: dt.datetime
+) -> str:
+    """The intent of a new try, written with its reservation: the currency it holds.
+
+    The GET has not told the voucher's currency yet: the intent holds the
+    project's, or fixes ``default`` for a project that has none, and the
+    activation moves the project to the voucher's currency before the
+    redemption if they differ (``Vouchers._hold_currency``). The caller read
+    that the project has no activation of ``code``.
+    """
+    held = projects.currency(conn, project_id, lock=True)
+    if held is None:
+        held = projects.ensure(conn, project_id, default, at=at)
+    activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
+    return held
+
+
 def record_intent(
     conn: Connection, *, project_id: str, code: str, key: str, currency: str, at: dt.datetime
 ) -> None:
-    """The activation's intent, written before the catalog is asked to redeem.
+    """The activation's intent, holding ``currency``, unless the activation exists.
 
     It fixes the project's currency, as an order does: were it fixed only by
     the grant, an order in another currency made meanwhile would leave the

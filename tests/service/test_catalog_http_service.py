@@ -19,6 +19,7 @@ from ovh_credit_plugin.service import CreditService
 from tests.support.catalog_docs import (
     CODE,
     ENDPOINT,
+    KEY,
     MALFORMED_VOUCHERS,
     PROJECT,
     REDEEM_URL,
@@ -92,10 +93,8 @@ def test_no_post_after_a_malformed_get(
 
 @pytest.mark.parametrize(("status", "document"), [
     (404, {"message": "no such voucher"}),
-    (200, voucher_doc(status="exhausted")),
     (200, voucher_doc(status="revoked")),
     (200, voucher_doc(valid_until="2026-01-01T00:00:00Z")),
-    (200, voucher_doc(max_redemptions=1, redemptions=1)),
 ])
 def test_no_post_after_a_refusing_get(
     mocked: responses.RequestsMock, http_service: CreditService, status: int,
@@ -107,6 +106,25 @@ def test_no_post_after_a_refusing_get(
         http_service.activate_voucher(PROJECT, CODE, at=T0)
     assert str(caught.value) == exceptions.VoucherRefused.public_message
     assert calls(mocked, "POST") == []
+    assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 1}
+
+
+@pytest.mark.parametrize("document", [
+    voucher_doc(status="exhausted"),
+    voucher_doc(max_redemptions=1, redemptions=1),
+])
+def test_a_used_up_get_is_settled_by_the_post_under_the_intents_key(
+    mocked: responses.RequestsMock, http_service: CreditService, document: dict[str, Any],
+) -> None:
+    # "Used up" may be this very intent's doing (another try of the code
+    # redeemed under its key): the POST's answer decides, here a 409.
+    mocked.get(VOUCHER_URL, json=document)
+    mocked.post(REDEEM_URL, json={"message": "voucher exhausted"}, status=409)
+    with pytest.raises(exceptions.VoucherRefused) as caught:
+        http_service.activate_voucher(PROJECT, CODE, at=T0)
+    assert str(caught.value) == exceptions.VoucherRefused.public_message
+    [post] = calls(mocked, "POST")
+    assert json.loads(post.request.body)["idempotency_key"] == KEY
     assert _ledger_rows(http_service) == {"credits": 0, "activations": 0, "attempts": 1}
 
 
@@ -148,11 +166,16 @@ def test_malformed_redemption_leaves_the_intent_pending(
         http_service.activate_voucher(PROJECT, CODE, at=T0)
     assert _ledger_rows(http_service) == {"credits": 0, "activations": 1, "attempts": 0}
     assert [p["project_id"] for p in http_service.pending_activations()] == [PROJECT]
-    # Once the catalog answers properly, the same activation finishes: no new GET.
+    # Once the catalog answers properly, the same activation finishes. Its
+    # GET asks only for the currency: even a code the catalog no longer
+    # lists does not stop the POST, which replays under the intent's key.
+    mocked.replace(responses.GET, VOUCHER_URL, json={"message": "no such voucher"},
+                   status=404)
     mocked.replace(responses.POST, REDEEM_URL, json=redemption_doc(), status=200)
     credit = http_service.activate_voucher(PROJECT, CODE, at=T0)
     assert credit.total == Decimal("50.00")
-    assert len(calls(mocked, "GET")) == 1
+    assert [json.loads(c.request.body)["idempotency_key"] for c in calls(mocked, "POST")
+            ] == [KEY, KEY]
     assert http_service.pending_activations() == []
 
 

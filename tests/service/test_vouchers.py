@@ -83,6 +83,15 @@ class StubCatalog(base.VoucherCatalog):
             return self.on_redeem(code, **kwargs)
         return self.inner.redeem(code, **kwargs)
 
+    def answer_ahead(self, project_id: str, code: str) -> None:
+        """Fetch the GET's and the POST's answers now: the ``file`` catalog's redemption
+        is a write to the ledger database, which would blur a count of the activation's."""
+        voucher = self.inner.get(code)
+        redemption = self.inner.redeem(code, project_id=project_id, at=T0,
+                                       idempotency_key=base.idempotency_key(project_id, code))
+        self.on_get = lambda code: voucher
+        self.on_redeem = lambda code, **kwargs: redemption
+
 
 @pytest.fixture
 def stub(service: CreditService) -> Iterator[StubCatalog]:
@@ -309,19 +318,16 @@ def test_invalid_project_or_code_is_refused_offline(
 
 
 @on_every_backend
-def test_a_success_is_three_write_transactions(
+def test_a_success_is_two_write_transactions(
     service: CreditService, stub: StubCatalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Reservation, intent, grant (which closes the reservation): each commit
-    # is an fsync, so a fourth one is a regression. SQLite counts the tries
+    # The reservation with the intent, then the grant (which closes the
+    # reservation): each commit is an fsync, so a third one is a regression
+    # (issue 15, decision 1). SQLite counts the tries
     # inside the reserving transaction; the servers read after it. The file
     # catalog keeps its redemptions in the ledger database: its answers are
     # fetched before counting.
-    voucher = stub.inner.get("WELCOME-2026")
-    redemption = stub.inner.redeem("WELCOME-2026", project_id="p1", at=T0,
-                                   idempotency_key=base.idempotency_key("p1", "WELCOME-2026"))
-    stub.on_get = lambda code: voucher
-    stub.on_redeem = lambda code, **kwargs: redemption
+    stub.answer_ahead("p1", "WELCOME-2026")
     calls: list[str] = []
     write, read = service.database.write, service.database.read
 
@@ -335,7 +341,7 @@ def test_a_success_is_three_write_transactions(
     monkeypatch.setattr(service.database, "read", counted("read", read))
     service.activate_voucher("p1", "WELCOME-2026", at=T0)
     expected_reads = 0 if service.database.dialect == "sqlite" else 1
-    assert calls.count("write") == 3
+    assert calls.count("write") == 2
     assert calls.count("read") == expected_reads
     table = schema.voucher_attempts
     assert count(service, table, table.c.project_id == "p1", table.c.succeeded.is_(True)) == 1
@@ -477,6 +483,10 @@ def test_failed_activations_are_throttled_per_project(
         service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=10))
     assert stub.gets == gets
     assert failed_attempts(service) == 3  # being throttled does not extend the penalty
+    # Off SQLite the intent was written with the reservation, before the
+    # count: a throttled try takes it back, with the currency it fixed.
+    assert service.pending_activations() == []
+    assert service.project_currency("p1") is None
     # Another project is not affected.
     service.activate_voucher("p2", "WELCOME-2026", at=T0 + dt.timedelta(seconds=10))
     # Once the window has passed, p1 may try again.
@@ -798,14 +808,115 @@ def test_crash_after_redemption_is_recovered_once(
     pending = service.pending_activations()
     assert [(p["project_id"], p["code"]) for p in pending] == [("p1", "WELCOME-2026")]
 
-    gets = stub.gets
+    redeems = stub.redeems
     credit = service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(minutes=5))
     assert credit.total == Decimal("50.00")
-    assert stub.gets == gets  # resumed: the POST replays, no new GET
+    assert stub.redeems == redeems + 1  # resumed: the POST replays
     assert redemptions(service, "WELCOME-2026") == 1  # same key, same redemption
     assert len(service.list_credits("p1", at=T0)) == 1
     assert service.pending_activations() == []
     assert service.activate_voucher("p1", "WELCOME-2026", at=T0) == credit
+
+
+@on_every_backend
+def test_a_single_use_code_redeemed_before_a_crash_is_granted_when_resumed(
+    service: CreditService, monkeypatch: pytest.MonkeyPatch, stub: StubCatalog
+) -> None:
+    # The resumed try's GET says the code is used up (by this very intent):
+    # the redemption under the intent's key, not the GET, decides.
+    real_grant = credits.grant
+    monkeypatch.setattr(credits, "grant", lambda *a, **k: (_ for _ in ()).throw(
+        SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    monkeypatch.setattr(credits, "grant", real_grant)
+    assert not service.check_voucher("GPU-ONLY", at=T0).redeemable
+    credit = service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert credit.total == Decimal("20.00")
+    assert redemptions(service, "GPU-ONLY") == 1
+    assert service.pending_activations() == []
+    # The crashed try still counts as running (until the window ends); the
+    # resumed one reserved nothing and failed nothing.
+    assert [r["event"] for r in service.voucher_attempts("p1", at=T0)] == ["running"]
+
+
+def crash_before_the_get(service: CreditService, stub: StubCatalog, code: str) -> None:
+    """Activate ``code`` for p1, dying once its intent is committed, before the GET."""
+    def dying(code: str) -> models.Voucher:
+        raise SystemExit("killed")
+
+    stub.on_get = dying
+    with pytest.raises(SystemExit):
+        service.activate_voucher("p1", code, at=T0)
+    stub.on_get = None
+
+
+@on_every_backend
+def test_a_crash_before_the_catalog_was_asked_is_resumed_in_the_vouchers_currency(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # The intent is written before the GET, holding the new project's default
+    # currency (EUR). A crash before the GET, then the resumed activation of
+    # a JPY voucher: the project moves to JPY before the catalog redeems.
+    crash_before_the_get(service, stub, "YEN-1000")
+    assert [p["code"] for p in service.pending_activations()] == ["YEN-1000"]
+    assert service.project_currency("p1") == "EUR"
+    credit = service.activate_voucher("p1", "YEN-1000", at=T0)
+    assert (credit.currency, credit.total) == ("JPY", Decimal("1000"))
+    assert service.project_currency("p1") == "JPY"
+    assert service.pending_activations() == []
+
+
+@on_every_backend
+def test_an_order_after_a_crash_before_the_get_makes_the_resumed_voucher_a_mismatch(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # The intent holds EUR (the default) when the process dies before the
+    # GET; the project's first order is then in EUR. The resumed activation
+    # of a JPY voucher is refused before anything is redeemed: a POST under
+    # this key only ever follows a GET in the currency the project holds.
+    crash_before_the_get(service, stub, "YEN-1000")
+    service.create_order("p1", "10", at=T0)
+    with pytest.raises(exceptions.CurrencyMismatch):
+        service.activate_voucher("p1", "YEN-1000", at=T0)
+    assert stub.redeems == 0 and redemptions(service, "YEN-1000") == 0
+    assert service.project_currency("p1") == "EUR"
+    assert service.pending_activations() == []  # nothing left that could be finished
+    assert [r["event"] for r in service.voucher_attempts("p1", at=T0)] == ["running"]
+
+
+def test_a_voucher_in_another_currency_than_a_new_projects_default_takes_a_third_write(
+    service: CreditService, stub: StubCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The intent fixed EUR before the GET told JPY: the project moves to JPY
+    # in a transaction of its own, committed before the catalog redeems.
+    # (The answers are fetched first: the file catalog writes its own.)
+    stub.answer_ahead("p1", "YEN-1000")
+    writes: list[str] = []
+    write = service.database.write
+
+    def counted(work: Callable[..., Any], **kwargs: Any) -> Any:
+        writes.append(f"redeemed={stub.redeems}")
+        return write(work, **kwargs)
+
+    monkeypatch.setattr(service.database, "write", counted)
+    credit = service.activate_voucher("p1", "YEN-1000", at=T0)
+    assert credit.currency == "JPY"
+    assert writes == ["redeemed=0", "redeemed=0", "redeemed=1"]
+
+
+def test_a_used_up_code_is_refused_by_the_catalogs_redemption(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # The GET's "used up" is confirmed by the POST (a 409 for a new key):
+    # one failed try, and the intent goes with the currency it fixed.
+    service.activate_voucher("p2", "GPU-ONLY", at=T0)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    assert stub.redeems == 2 and redemptions(service, "GPU-ONLY") == 1
+    assert failed_attempts(service) == 1
+    assert service.pending_activations() == []
+    assert service.project_currency("p1") is None
 
 
 def test_lost_answer_keeps_the_intent_and_a_rerun_grants_once(
@@ -1096,30 +1207,36 @@ def test_an_intent_dropped_during_the_redemption_is_recorded_anew_and_granted_on
     assert kept == made
 
 
-def test_a_code_granted_by_another_try_during_the_redemption_is_answered_not_granted_twice(
-    service: CreditService, stub: StubCatalog, ledger: Ledger
+@on_every_backend
+@pytest.mark.parametrize(("step", "code"), [("redeem", "WELCOME-2026"), ("get", "GPU-ONLY")])
+def test_a_code_granted_by_another_try_during_this_ones_is_answered_not_granted_twice(
+    service: CreditService, stub: StubCatalog, ledger: Ledger, step: str, code: str
 ) -> None:
-    # While the catalog redeems the code for this try, a second try of the same
-    # project and code (another worker) finds its intent, replays the
-    # redemption under the same key and grants: this try answers that credit.
+    # While the catalog answers this try (its GET or its POST), a second try
+    # of the same project and code (another worker) finds its intent,
+    # replays the redemption under the same key and grants: this try
+    # answers that credit. At the GET, the single-use code then looks used
+    # up: this try's POST, under the same key, still gets the redemption,
+    # and no failed try is counted against the project.
     other = ledger.service()
     granted: list[models.Credit] = []
 
-    def other_try_first(code: str, **kwargs: Any) -> models.Redemption:
+    def other_try_first(code: str, **kwargs: Any) -> Any:
         if not granted:
             credit, created = other.activate_voucher_outcome("p1", code, at=T0)
             assert created
             granted.append(credit)
-        return stub.inner.redeem(code, **kwargs)
+        return getattr(stub.inner, step)(code, **kwargs)
 
-    stub.on_redeem = other_try_first
+    setattr(stub, f"on_{step}", other_try_first)
     try:
-        credit, created = service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)
+        credit, created = service.activate_voucher_outcome("p1", code, at=T0)
     finally:
         other.close()
     assert not created and credit == granted[0]
     assert [c.id for c in service.list_credits("p1", at=T0)] == [credit.id]
-    assert redemptions(service, "WELCOME-2026") == 1
+    assert redemptions(service, code) == 1
+    assert [r["event"] for r in service.voucher_attempts("p1", at=T0)] == ["succeeded"]
 
 
 def test_a_refusal_at_the_redemption_is_a_failed_try_with_the_code_masked(
