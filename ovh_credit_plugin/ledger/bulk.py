@@ -100,6 +100,12 @@ def fetchall(conn: Connection, statement: Any, params: dict[str, Any]) -> list[S
     return _on_cursor(conn, sql, values, many=False)
 
 
+def driver_sql(conn: Connection, sql: str) -> None:
+    """``sql``, a fixed text without parameters (SQLite's ``BEGIN IMMEDIATE``), on the
+    driver's cursor: every SQLite transaction's first statement, ~30 us cheaper so."""
+    _on_cursor(conn, sql, (), many=False)
+
+
 def _on_cursor(conn: Connection, sql: str, values: Any, *, many: bool) -> list[Sequence[Any]]:
     """``sql`` on the driver's cursor, with SQLAlchemy's cursor events around it.
 

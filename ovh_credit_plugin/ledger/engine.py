@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.i18n import _
+from ovh_credit_plugin.ledger import bulk
 
 #: Execution option of a read-only transaction (SQLite then starts a plain BEGIN).
 READ_ONLY_OPTION = "ovh_credit_read_only"
@@ -142,6 +143,6 @@ def _configure_sqlite(engine: Engine, *, busy_timeout: int) -> None:
         # read first could not upgrade without a busy error, and a read
         # followed by a write would otherwise race another writer.
         if conn.get_execution_options().get(READ_ONLY_OPTION):
-            conn.exec_driver_sql("BEGIN")
+            bulk.driver_sql(conn, "BEGIN")
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            bulk.driver_sql(conn, "BEGIN IMMEDIATE")

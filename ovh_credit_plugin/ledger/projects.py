@@ -16,6 +16,7 @@ _P = schema.projects.c
 
 _CURRENCY = sa.select(_P.currency).where(_P.id == sa.bindparam("project_id"))
 _CURRENCY_LOCKED = _CURRENCY.with_for_update()
+_INSERT = schema.projects.insert()
 _CURRENCIES = sa.select(_P.id, _P.currency).where(
     _P.id.in_(sa.bindparam("project_ids", expanding=True))
 )
@@ -87,7 +88,7 @@ def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> 
     """
     found = currency(conn, project_id, lock=True)
     if found is None:
-        conn.execute(schema.projects.insert().values(id=project_id, currency=code, created_at=at))
+        insert(conn, project_id, code, at=at)
         return code
     if found != code:
         released = conn.execute(
@@ -102,6 +103,11 @@ def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> 
             )
         return code
     return found
+
+
+def insert(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> None:
+    """A project in currency ``code``, for a caller that read (locked) that it has none."""
+    conn.execute(_INSERT, {"id": project_id, "currency": code, "created_at": at})
 
 
 def forget_if_empty(conn: Connection, project_id: str) -> None:

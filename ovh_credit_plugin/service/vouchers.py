@@ -450,7 +450,8 @@ def record_first_intent(
     """
     held = projects.currency(conn, project_id, lock=True)
     if held is None:
-        held = projects.ensure(conn, project_id, default, at=at)
+        projects.insert(conn, project_id, default, at=at)
+        held = default
     activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
     return held
 
