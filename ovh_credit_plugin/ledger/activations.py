@@ -1,23 +1,36 @@
 """Voucher activations (intents and grants) and the throttle's attempts.
 
 Statements are built once: building a Core statement (and its cache key)
-per call cost more than running it on SQLite.
+per call cost more than running it on SQLite. Those of an activation's two
+transactions run on the driver's cursor (:mod:`bulk`), ~20 us each less
+than through SQLAlchemy's execution on SQLite: twelve of them make about a
+tenth of an activation against a loopback catalog (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger import bulk, schema
 
 _A = schema.voucher_activations
 _T = schema.voucher_attempts
 
-_ACTIVATION = sa.select(_A).where(
+
+
+class Activation(NamedTuple):
+    """What a grant reads of an activation."""
+
+    id: int
+    status: str
+    credit_id: int | None
+
+
+_ACTIVATION = sa.select(_A.c.id, _A.c.status, _A.c.credit_id).where(
     _A.c.project_id == sa.bindparam("project_id"), _A.c.code == sa.bindparam("code")
 )
 _ACTIVATION_LOCKED = _ACTIVATION.with_for_update()
@@ -43,21 +56,30 @@ _PENDING = (
 )
 
 
-def find(conn: Connection, project_id: str, code: str, *, lock: bool = False) -> Row[Any] | None:
+def find(conn: Connection, project_id: str, code: str, *, lock: bool = False
+         ) -> Activation | None:
     """The project's activation of ``code`` (locked until commit with ``lock``)."""
     query = _ACTIVATION_LOCKED if lock else _ACTIVATION
-    return conn.execute(query, {"project_id": project_id, "code": code}).one_or_none()
+    for ident, found, credit_id in bulk.fetchall(conn, query,
+                                                 {"project_id": project_id, "code": code}):
+        return Activation(int(ident), found, None if credit_id is None else int(credit_id))
+    return None
 
 
 def status(conn: Connection, project_id: str, code: str) -> str | None:
     """``pending``, ``granted`` or None (never tried, or refused)."""
-    return conn.execute(_STATUS, {"project_id": project_id, "code": code}).scalar_one_or_none()
+    for (found,) in bulk.fetchall(conn, _STATUS, {"project_id": project_id, "code": code}):
+        return str(found)
+    return None
 
 
 def record_intent(
     conn: Connection, *, project_id: str, code: str, key: str, at: dt.datetime
 ) -> None:
-    conn.execute(_RECORD_INTENT, {"project_id": project_id, "code": code, "key": key, "at": at})
+    moment = bulk.driver_value(conn, _A.c.created_at)(at)
+    # "status" is the statement's literal (pending), a bind like the others.
+    bulk.executemany(conn, _RECORD_INTENT, ("project_id", "code", "key", "status", "at"),
+                     [(project_id, code, key, "pending", moment)])
 
 
 def drop_intent(conn: Connection, key: str) -> None:
@@ -67,8 +89,10 @@ def drop_intent(conn: Connection, key: str) -> None:
 def mark_granted(
     conn: Connection, activation: int, *, credit_id: int, redemption_id: str, at: dt.datetime
 ) -> None:
-    conn.execute(_GRANTED, {"activation": activation, "credit_id": credit_id,
-                            "redemption_id": redemption_id, "at": at})
+    moment = bulk.driver_value(conn, _A.c.updated_at)(at)
+    bulk.executemany(conn, _GRANTED,
+                     ("activation", "credit_id", "redemption_id", "status", "at"),
+                     [(activation, credit_id, redemption_id, "granted", moment)])
 
 
 def pending(conn: Connection) -> list[dict[str, Any]]:
@@ -124,8 +148,9 @@ def insert_attempt(conn: Connection, project_id: str, key: str, *, at: dt.dateti
 
     The caller knows ``key`` is not written yet (see ``Throttle.reserve``).
     """
-    conn.execute(_INSERT_ATTEMPT, {"project_id": project_id, "key": key,
-                                   "reason": RUNNING, "at": at})
+    bulk.executemany(conn, _INSERT_ATTEMPT, ("project_id", "key", "succeeded", "reason", "at"),
+                     [(project_id, key, bulk.driver_value(conn, _T.c.succeeded)(False), RUNNING,
+                       bulk.driver_value(conn, _T.c.created_at)(at))])
 
 
 def record_failure(
@@ -138,7 +163,8 @@ def record_failure(
 
 
 def close_attempt(conn: Connection, key: str, *, succeeded: bool, reason: str) -> None:
-    conn.execute(_CLOSE, {"key": key, "succeeded": succeeded, "reason": reason})
+    bulk.executemany(conn, _CLOSE, ("key", "succeeded", "reason"),
+                     [(key, bulk.driver_value(conn, _T.c.succeeded)(succeeded), reason)])
 
 
 def drop_attempt(conn: Connection, key: str) -> None:
@@ -147,7 +173,9 @@ def drop_attempt(conn: Connection, key: str) -> None:
 
 def failures_since(conn: Connection, project_id: str, since: dt.datetime) -> int:
     """Failed and running tries of the project after ``since`` that no unblock cleared."""
-    return int(conn.execute(_FAILURES, {"project": project_id, "since": since}).scalar_one())
+    [(count,)] = bulk.fetchall(conn, _FAILURES, {
+        "project": project_id, "since": bulk.driver_value(conn, _T.c.created_at)(since)})
+    return int(count)
 
 
 def nth_counted(conn: Connection, project_id: str, since: dt.datetime, n: int

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.i18n import _
-from ovh_credit_plugin.ledger import schema
+from ovh_credit_plugin.ledger import bulk, schema
 
 _P = schema.projects.c
 
@@ -47,7 +47,10 @@ _FORGET_EMPTY = schema.projects.delete().where(
 def currency(conn: Connection, project_id: str, *, lock: bool = False) -> str | None:
     """The project's currency (None: not fixed yet); ``lock`` holds its row until commit."""
     query = _CURRENCY_LOCKED if lock else _CURRENCY
-    return conn.execute(query, {"project_id": project_id}).scalar_one_or_none()
+    # On the driver's cursor (bulk): every voucher activation and order reads it.
+    for (code,) in bulk.fetchall(conn, query, {"project_id": project_id}):
+        return str(code)
+    return None
 
 
 def currencies(conn: Connection, project_ids: Iterable[str]) -> dict[str, str]:
@@ -107,7 +110,8 @@ def ensure(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> 
 
 def insert(conn: Connection, project_id: str, code: str, *, at: dt.datetime) -> None:
     """A project in currency ``code``, for a caller that read (locked) that it has none."""
-    conn.execute(_INSERT, {"id": project_id, "currency": code, "created_at": at})
+    moment = bulk.driver_value(conn, schema.projects.c.created_at)(at)
+    bulk.executemany(conn, _INSERT, ("id", "currency", "created_at"), [(project_id, code, moment)])
 
 
 def forget_if_empty(conn: Connection, project_id: str) -> None:

@@ -184,18 +184,27 @@ class Vouchers:
             # The GET and the POST share one time budget: the activation as a
             # whole, not each call, is what must not stall the caller.
             with self.catalog.deadline():
+                used_up: catalog_base.VoucherAlreadyRedeemed | None = None
                 try:
                     voucher = self.catalog.get(code)
                     try:
                         catalog_base.check_usable(voucher, code, at)
-                    except catalog_base.VoucherAlreadyRedeemed as used_up:
-                        # Maybe by this very intent: another try of the code
-                        # found it and redeemed under its key (see _resume).
-                        # The redemption's answer tells ours from another's.
-                        LOG.info("voucher %s: %s; the redemption decides", masked, used_up)
+                    except catalog_base.VoucherAlreadyRedeemed as error:
+                        used_up = error
                 except catalog_base.REFUSALS as error:
                     self._refuse(project_id, masked, error, attempt=attempt, at=at,
                                  drop_intent=key)
+                if used_up is not None:
+                    # Maybe by this very intent: another try of the code found
+                    # it and redeemed under its key (see _resume), after moving
+                    # the project to the voucher's currency if it had to. Then
+                    # the redemption's answer tells ours from another's.
+                    held = self.database.read(
+                        lambda conn: projects.currency(conn, project_id)) or held
+                    if held != voucher.currency:  # not ours: used up, as the GET said
+                        self._refuse(project_id, masked, used_up, attempt=attempt, at=at,
+                                     drop_intent=key)
+                    LOG.info("voucher %s: %s; the redemption decides", masked, used_up)
                 self._hold_currency(project_id, code, key, held=held,
                                     wanted=voucher.currency, at=at)
                 LOG.info("voucher %s: redeeming for project %s", masked, project_id)
@@ -350,6 +359,7 @@ class Vouchers:
             if attempt is not None:
                 Throttle.succeeded(conn, attempt, reason=f"{masked}: activated")
             if row.status == "granted":
+                assert row.credit_id is not None
                 return _credit(conn, row.credit_id, at=at), False
             # Activation is when the catalog redeemed the code: a run that
             # finishes a pending activation days later does not extend it.

@@ -905,6 +905,26 @@ def test_a_voucher_in_another_currency_than_a_new_projects_default_takes_a_third
     assert writes == ["redeemed=0", "redeemed=0", "redeemed=1"]
 
 
+@on_every_backend
+def test_a_used_up_code_in_another_currency_is_refused_as_used_up(
+    service: CreditService, stub: StubCatalog
+) -> None:
+    # Used up, and in EUR for a project that bills in JPY: no redemption under
+    # this try's key can exist (one needs the project in the voucher's
+    # currency first), so the customer is told what an unknown or used code
+    # tells, the failed try counts, and the catalog is not asked to redeem.
+    service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    service.activate_voucher("p2", "YEN-1000", at=T0)
+    redeems = stub.redeems
+    with pytest.raises(exceptions.VoucherRefused) as refused:
+        service.activate_voucher("p2", "GPU-ONLY", at=T0)
+    assert str(refused.value) == PUBLIC
+    assert stub.redeems == redeems
+    assert failed_attempts(service, "p2") == 1
+    assert service.pending_activations() == []
+    assert service.project_currency("p2") == "JPY"
+
+
 def test_a_used_up_code_is_refused_by_the_catalogs_redemption(
     service: CreditService, stub: StubCatalog
 ) -> None:
