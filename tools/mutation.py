@@ -90,6 +90,12 @@ def main(argv: list[str]) -> int:
     killers.parent.mkdir(exist_ok=True)
     killers.unlink(missing_ok=True)
     env["OVH_CREDIT_MUTATION_KILLERS"] = str(killers)
+    # mutmut records which tests reach which function once per test: a test
+    # that existed before a function was split or added is never recorded for
+    # the new one, whose mutants then run only the newer tests and survive
+    # what the older ones kill (the run of 2026-12-04 20:53: 77 survivors of
+    # service/vouchers.py, 0.884). Recorded afresh every run, ~1 minute.
+    (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     # One mutmut run for every module: its clean run of the tests (which also
     # measures them for the order above) and its forced failure are paid once.
     began = time.monotonic()

@@ -507,6 +507,12 @@ def test_successes_and_catalog_outages_do_not_count_as_failures(
     for _ in range(3):
         with pytest.raises(base.CatalogUnavailable):
             service.activate_voucher("p1", "GPU-ONLY", at=T0)
+    # A new project's intent, written before the GET, goes with the
+    # default currency it fixed: nothing was asked of the catalog.
+    with pytest.raises(base.CatalogUnavailable):
+        service.activate_voucher("p9", "GPU-ONLY", at=T0)
+    assert service.project_currency("p9") is None
+    assert service.pending_activations() == []
     stub.on_get = None
     assert failed_attempts(service) == 0
     service.activate_voucher("p1", "GPU-ONLY", at=T0)
@@ -921,8 +927,45 @@ def test_a_used_up_code_in_another_currency_is_refused_as_used_up(
     assert str(refused.value) == PUBLIC
     assert stub.redeems == redeems
     assert failed_attempts(service, "p2") == 1
+    [tried] = [r for r in service.voucher_attempts("p2", at=T0) if r["event"] == "failed"]
+    assert tried["reason"].startswith(base.mask_code("GPU-ONLY") + ": ")
     assert service.pending_activations() == []
     assert service.project_currency("p2") == "JPY"
+    # A new project's intent held the default currency (EUR): the same answer,
+    # and the currency goes with the intent.
+    stub.on_get = lambda code: stub.inner.get(code).model_copy(update={"currency": "JPY"})
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p3", "GPU-ONLY", at=T0)
+    assert stub.redeems == redeems
+    assert service.project_currency("p3") is None
+
+
+@on_every_backend
+def test_a_try_that_moved_the_project_during_this_ones_get_is_answered_not_refused(
+    service: CreditService, stub: StubCatalog, ledger: Ledger
+) -> None:
+    # This try's intent holds the new project's default currency (EUR). During
+    # its GET, a second try of the same JPY code finds the intent, moves the
+    # project to JPY, redeems and grants. The GET then says "used up", in JPY:
+    # the project now holds JPY, so the redemption decides, and it is ours.
+    other = ledger.service()
+    granted: list[models.Credit] = []
+
+    def other_try_first(code: str) -> models.Voucher:
+        if not granted:
+            credit, created = other.activate_voucher_outcome("p1", code, at=T0)
+            assert created
+            granted.append(credit)
+        return stub.inner.get(code).model_copy(update={"status": "exhausted"})
+
+    stub.on_get = other_try_first
+    try:
+        credit, created = service.activate_voucher_outcome("p1", "YEN-1000", at=T0)
+    finally:
+        other.close()
+    assert not created and credit == granted[0] and credit.currency == "JPY"
+    assert redemptions(service, "YEN-1000") == 1
+    assert [r["event"] for r in service.voucher_attempts("p1", at=T0)] == ["succeeded"]
 
 
 def test_a_used_up_code_is_refused_by_the_catalogs_redemption(
