@@ -142,23 +142,17 @@ def attempt_exists(conn: Connection, key: str) -> bool:
     return conn.execute(_ATTEMPT_EXISTS, {"key": key}).first() is not None
 
 
-def insert_attempt(conn: Connection, project_id: str, key: str, *, at: dt.datetime) -> None:
-    """A running try, counted as a failure until it is closed.
+def insert_attempt(conn: Connection, project_id: str, key: str, *, at: dt.datetime,
+                   reason: str = RUNNING) -> None:
+    """A try, counted as a failure: running until it is closed (a reservation), or
+    failed with ``reason`` (a try that reserved nothing).
 
-    The caller knows ``key`` is not written yet (see ``Throttle.reserve``).
+    The caller read that ``key`` is not written yet (``Throttle.reserve``,
+    ``Throttle.failed``): a retry after a lost COMMIT finds its row.
     """
     bulk.executemany(conn, _INSERT_ATTEMPT, ("project_id", "key", "succeeded", "reason", "at"),
-                     [(project_id, key, bulk.driver_value(conn, _T.c.succeeded)(False), RUNNING,
+                     [(project_id, key, bulk.driver_value(conn, _T.c.succeeded)(False), reason,
                        bulk.driver_value(conn, _T.c.created_at)(at))])
-
-
-def record_failure(
-    conn: Connection, project_id: str, key: str, *, reason: str, at: dt.datetime
-) -> None:
-    """A failed try that held no reservation; written once per key."""
-    if not attempt_exists(conn, key):
-        conn.execute(_INSERT_ATTEMPT, {"project_id": project_id, "key": key, "reason": reason,
-                                       "at": at})
 
 
 def close_attempt(conn: Connection, key: str, *, succeeded: bool, reason: str) -> None:

@@ -165,7 +165,7 @@ class Throttle:
         if activations.attempt_exists(conn, attempt):
             activations.close_attempt(conn, attempt, succeeded=False, reason=reason)
         else:
-            activations.record_failure(conn, project_id, attempt, reason=reason, at=at)
+            activations.insert_attempt(conn, project_id, attempt, at=at, reason=reason)
 
     # -- operators ------------------------------------------------------------------
 

@@ -790,9 +790,9 @@ def test_cli_voucher_unblock_refusals(cli: Cli, args: list[str], code: int,
 
 
 def crash_between_redemption_and_grant(
-    service: CreditService, monkeypatch: pytest.MonkeyPatch
+    service: CreditService, monkeypatch: pytest.MonkeyPatch, code: str = "WELCOME-2026"
 ) -> None:
-    """Activate WELCOME-2026 for p1, dying after the catalog redeemed it."""
+    """Activate ``code`` for p1, dying after the catalog redeemed it."""
     real_grant = credits.grant
 
     def dying(*args: Any, **kwargs: Any) -> int:
@@ -800,7 +800,7 @@ def crash_between_redemption_and_grant(
 
     monkeypatch.setattr(credits, "grant", dying)
     with pytest.raises(SystemExit):
-        service.activate_voucher("p1", "WELCOME-2026", at=T0)
+        service.activate_voucher("p1", code, at=T0)
     monkeypatch.setattr(credits, "grant", real_grant)
 
 
@@ -830,12 +830,7 @@ def test_a_single_use_code_redeemed_before_a_crash_is_granted_when_resumed(
 ) -> None:
     # The resumed try's GET says the code is used up (by this very intent):
     # the redemption under the intent's key, not the GET, decides.
-    real_grant = credits.grant
-    monkeypatch.setattr(credits, "grant", lambda *a, **k: (_ for _ in ()).throw(
-        SystemExit("killed")))
-    with pytest.raises(SystemExit):
-        service.activate_voucher("p1", "GPU-ONLY", at=T0)
-    monkeypatch.setattr(credits, "grant", real_grant)
+    crash_between_redemption_and_grant(service, monkeypatch, "GPU-ONLY")
     assert not service.check_voucher("GPU-ONLY", at=T0).redeemable
     credit = service.activate_voucher("p1", "GPU-ONLY", at=T0)
     assert credit.total == Decimal("20.00")
