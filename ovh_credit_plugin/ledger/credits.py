@@ -277,9 +277,12 @@ def insert_entries(conn: Connection, entries: Sequence[Entry], *, at: dt.datetim
     )
 
 
-# Built once, its values given at execution: a statement built per call (its
-# cache key, its values) cost more than running it on SQLite.
+# Built once, its values given at execution (a statement built per call cost
+# more than running it on SQLite).
 _INSERT_CREDIT = schema.credits.insert()
+_GRANT_COLUMNS = ("project_id", "kind", "description", "source", "currency", "products",
+                  "total", "used", "expired", "voided", "available", "valid_from",
+                  "valid_until", "created_at")
 
 
 def grant(
@@ -295,18 +298,26 @@ def grant(
     valid_from: dt.datetime,
     valid_until: dt.datetime | None,
     at: dt.datetime,
-) -> int:
-    """Create a credit and its grant entry; returns the credit id."""
-    result = conn.execute(_INSERT_CREDIT, {
-        "project_id": project_id, "kind": kind, "source": source, "description": description,
-        "currency": currency, "products": json.dumps(sorted(set(products))),
-        "total": amount, "used": ZERO, "expired": ZERO, "voided": ZERO, "available": amount,
-        "valid_from": valid_from, "valid_until": valid_until, "created_at": at,
-    })
-    assert result.inserted_primary_key is not None
-    credit_id = int(result.inserted_primary_key[0])
-    insert_entries(conn, [Entry(credit_id, "grant", amount, note=f"{kind} {source}")], at=at)
-    return credit_id
+) -> CreditRecord:
+    """Create a credit and its grant entry; returns the credit as stored.
+
+    The row is read back by its unique (project, kind, source) rather than
+    returned by the INSERT: one way on every backend (MySQL has no
+    ``INSERT ... RETURNING``), both statements on the driver's cursor.
+    """
+    # One column type for every amount, one for every moment.
+    money_in = bulk.driver_value(conn, _C.total)
+    moment_in = bulk.driver_value(conn, _C.valid_from)
+    zero = money_in(ZERO)
+    bulk.executemany(conn, _INSERT_CREDIT, _GRANT_COLUMNS, [(
+        project_id, kind, description, source, currency, json.dumps(sorted(set(products))),
+        money_in(amount), zero, zero, zero, money_in(amount), moment_in(valid_from),
+        None if valid_until is None else moment_in(valid_until), moment_in(at),
+    )])
+    (record,) = [_record_converter(conn)(row) for row in bulk.fetchall(
+        conn, _GRANTED, {"project_id": project_id, "kind": kind, "source": source})]
+    insert_entries(conn, [Entry(record.id, "grant", amount, note=f"{kind} {source}")], at=at)
+    return record
 
 
 def mark_voided(conn: Connection, credit_id: int, *, at: dt.datetime, reason: str) -> None:
@@ -360,8 +371,12 @@ class CreditRecord(NamedTuple):
 
 
 # Built once: every REST API's GET credits and `credit list` runs it.
-_PROJECT_ROWS = (sa.select(*(schema.credits.c[name] for name in CreditRecord._fields))
-                 .where(_C.project_id == sa.bindparam("project_id")))
+_RECORD_COLUMNS = [schema.credits.c[name] for name in CreditRecord._fields]
+_PROJECT_ROWS = sa.select(*_RECORD_COLUMNS).where(_C.project_id == sa.bindparam("project_id"))
+# A credit just granted, by its unique key (grant).
+_GRANTED = sa.select(*_RECORD_COLUMNS).where(
+    _C.project_id == sa.bindparam("project_id"), _C.kind == sa.bindparam("kind"),
+    _C.source == sa.bindparam("source"))
 _RECORD_CONVERTERS: dict[str, Callable[[Sequence[Any]], CreditRecord]] = {}
 
 

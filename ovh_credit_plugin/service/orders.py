@@ -184,7 +184,7 @@ def pay(
             at, order.created_at, _("order %(id)s was created") % {"id": order_id})
         if order.status == "expired" or paid_at >= order.expires_at:
             raise exceptions.InvalidState(_("order %(id)s has lapsed unpaid") % {"id": order_id})
-        credit_id = credits.grant(
+        credit = credits.grant(
             conn,
             project_id=order.project_id,
             kind="purchased",
@@ -197,11 +197,9 @@ def pay(
             valid_until=add_months(paid_at, settings.purchased_credit_validity_months),
             at=paid_at,
         )
-        orders.mark_paid(conn, order_id, at=paid_at, credit_id=credit_id)
-        LOG.info("order %s paid: credit %s granted", order_id, credit_id)
+        orders.mark_paid(conn, order_id, at=paid_at, credit_id=credit.id)
+        LOG.info("order %s paid: credit %s granted", order_id, credit.id)
         done = orders.result(orders.get(conn, order_id))
-        credit = credits.row(conn, credit_id)
-        assert credit is not None
         return done, [events.order_paid(done),
                       events.credit_granted(credits.result(credit, at=paid_at), at=paid_at,
                                             order_id=order_id)]

@@ -390,7 +390,7 @@ def _ended_credits(service: CreditService, amounts: tuple[str, ...]) -> list[int
         return [credits.grant(conn, project_id="p1", kind="purchased", source=f"ended-{n}",
                               description="ended", currency="EUR", amount=Decimal(amount),
                               products=(), valid_from=T0, valid_until=T0 + dt.timedelta(days=1),
-                              at=T0)
+                              at=T0).id
                 for n, amount in enumerate(amounts)]
 
     return sorted(service.database.write(seed))
@@ -464,7 +464,7 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(
             projects.ensure(conn, project, "EUR", at=T0)
             return credits.grant(conn, project_id=project, kind="purchased", source=f"seed-{n}",
                                description="seed", currency="EUR", amount=Decimal(amount),
-                               products=(), valid_from=T0, valid_until=None, at=T0)
+                               products=(), valid_from=T0, valid_until=None, at=T0).id
 
         for n in range(150):
             grant(f"other-{n:03d}", "50", n)

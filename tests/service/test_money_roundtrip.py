@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from ovh_credit_plugin import allocation, models
-from ovh_credit_plugin.ledger import credits, schema, settlements
+from ovh_credit_plugin.ledger import credits, projects, schema, settlements
 from ovh_credit_plugin.ledger.types import Money
 from ovh_credit_plugin.service import fingerprint
 from tests.support.cli import Cli
@@ -447,6 +447,34 @@ def test_the_listing_read_of_a_projects_credits_equals_the_typed_read(
         assert tuple(record) == tuple(expected)
         assert [str(value) for value in record] == [str(value) for value in expected]
         for name in ("valid_from", "valid_until", "created_at", "voided_at"):
+            value = getattr(record, name)
+            assert value is None or value.utcoffset() == dt.timedelta(0), name
+
+
+def test_the_credit_a_grant_returns_equals_the_typed_read(ledger: Ledger, service: Any) -> None:
+    # A grant (every voucher activation and paid order) answers with the
+    # credit it read back raw on the driver's cursor (ledger.credits.grant),
+    # not through the column types; both must give the same values,
+    # exponents and zones, with and without an end.
+    ends = (T0 + dt.timedelta(days=90, microseconds=123457), None)
+    with service.database.engine.begin() as conn:
+        projects.ensure(conn, "grant-read", "EUR", at=T0)
+        granted = [
+            credits.grant(conn, project_id="grant-read", kind="voucher", source=f"CODE-{n}",
+                          description="welcome", currency="EUR", amount=Decimal(amount),
+                          products=("storage", "compute", "storage"), valid_from=T0,
+                          valid_until=end, at=T0 + dt.timedelta(microseconds=1))
+            for n, (amount, end) in enumerate(zip(("1234.567891", "5.10"), ends, strict=True))
+        ]
+        typed = {record.id: credits.row(conn, record.id) for record in granted}
+    assert len(typed) == 2
+    assert [str(record.total) for record in granted] == ["1234.567891", "5.100000"]
+    assert granted[0].products == '["compute", "storage"]'
+    for record in granted:
+        expected = typed[record.id]
+        assert tuple(record) == tuple(expected)
+        assert [str(value) for value in record] == [str(value) for value in expected]
+        for name in ("valid_from", "valid_until", "created_at"):
             value = getattr(record, name)
             assert value is None or value.utcoffset() == dt.timedelta(0), name
 

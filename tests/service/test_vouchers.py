@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -795,7 +795,7 @@ def crash_between_redemption_and_grant(
     """Activate ``code`` for p1, dying after the catalog redeemed it."""
     real_grant = credits.grant
 
-    def dying(*args: Any, **kwargs: Any) -> int:
+    def dying(*args: Any, **kwargs: Any) -> NoReturn:
         raise SystemExit("killed")
 
     monkeypatch.setattr(credits, "grant", dying)
