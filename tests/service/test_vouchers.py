@@ -262,14 +262,17 @@ def test_a_refused_redemption_leaves_no_currency_behind(
 
 
 @on_every_backend
+@pytest.mark.parametrize("writer", ["first try", "resumed or regranted"])
 def test_releasing_a_currency_waits_for_an_intent_being_written(
-    service: CreditService, backend: str, server_pool: ServerPool
+    service: CreditService, backend: str, server_pool: ServerPool, writer: str
 ) -> None:
     # Activation A was refused at the POST and releases the project's currency
     # while activation B of another code, for the same project, is writing its
     # intent (it found the row, so it inserts none): the release waits for B
     # and then keeps the row, or B's grant would meet an order in another
-    # currency made meanwhile, after the catalog redeemed B's code.
+    # currency made meanwhile, after the catalog redeemed B's code. A new try
+    # writes its intent with record_first_intent (with its reservation), a
+    # grant whose intent was dropped meanwhile with record_intent.
     from ovh_credit_plugin.service import vouchers
 
     key_b = base.idempotency_key("p1", "WELCOME-2026")
@@ -278,8 +281,12 @@ def test_releasing_a_currency_waits_for_an_intent_being_written(
     writing = conn_b.begin()
     if service.database.dialect == "sqlite":
         conn_b.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: B holds the write lock
-    vouchers.record_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
-                           currency="EUR", at=T0)
+    if writer == "first try":
+        vouchers.record_first_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
+                                     default="USD", at=T0)
+    else:
+        vouchers.record_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
+                               currency="EUR", at=T0)
     waits = LockWaits(backend, server_pool)
 
     def began(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
