@@ -141,12 +141,20 @@ def driver_error(conn: Connection, error: Any, statement: str, params: Any
     """A driver's ``error`` on ``conn``, as SQLAlchemy raises a statement's.
 
     Wrapped in its :class:`~sqlalchemy.exc.DBAPIError` subclass (what
-    ``Database`` retries on), and ``conn`` invalidated when the error says the
-    connection is lost, so that it does not go back to the pool.
+    ``Database`` retries on). When the error says the connection is lost,
+    ``conn`` is invalidated (it does not go back to the pool) and so is every
+    connection the pool opened before it, as SQLAlchemy does for its own
+    statements: a server restart or a failover closed them all, and a retry
+    on the next one would only fail again (a pool of eight dead connections
+    used up ``Database``'s attempts).
     """
     dialect = conn.dialect
     lost = dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
     if lost:
+        # What Connection._handle_dbapi_exception calls; the pool has no public
+        # way to replace a generation of connections but dispose(), which would
+        # also close those opened since by other threads' retries.
+        conn.engine.pool._invalidate(conn.connection, error)
         conn.invalidate(error)
     return exc.DBAPIError.instance(  # type: ignore[no-any-return]
         statement, params, error, dialect.loaded_dbapi.Error,

@@ -797,41 +797,55 @@ def test_pool_options_reach_the_engine(ledger: Ledger, server_pool: ServerPool) 
         service.close()
 
 
-@pytest.mark.parametrize("use", ["read", "write", "audit", "listing"])
+@pytest.mark.parametrize("killed", [1, 4], ids=["one", "all four"])
+@pytest.mark.parametrize("use", ["read", "write", "audit", "listing", "settlement"])
 def test_a_connection_killed_in_the_pool_costs_a_retry_not_an_error(
-    ledger: Ledger, server_pool: ServerPool, use: str, caplog: pytest.LogCaptureFixture
+    ledger: Ledger, server_pool: ServerPool, use: str, killed: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The server (a restart, a failover, an idle timeout) closed a pooled connection.
+    """The server (a restart, a failover, an idle timeout) closed pooled connections.
 
-    Nothing pings it at checkout: the transaction's first statement fails,
-    the pool is invalidated, and the read or write runs again whole on a
-    fresh connection. The audit reads at REPEATABLE READ, which MariaDB sets
-    with a statement of its own before the transaction. Listing a project's
-    credits is one statement on the driver's cursor, outside SQLAlchemy's
-    statement handling: its error must be retried the same.
+    Nothing pings them at checkout: the transaction's first statement fails,
+    every connection the pool opened before that one is replaced, and the
+    read or write runs again whole on a fresh connection, not on the next
+    dead one. The audit reads at REPEATABLE READ, which MariaDB sets with a
+    statement of its own before the transaction. Listing a project's credits
+    and an online settlement begin on the driver's cursor, outside
+    SQLAlchemy's statement handling: their errors must be retried the same,
+    and replace the same connections (with only their own replaced, each
+    retry took the next dead connection of the pool).
     """
     if ledger.backend == "sqlite":
         pytest.skip("SQLite: no server to close the connection")
     service = ledger.service()
     engine = service.database.engine
     try:
-        service.create_order("p1", "10", currency="EUR", at=T0)
-        if use == "listing":
-            service.pay_order(service.list_orders("p1")[0].id, at=T0)
+        order = service.create_order("p1", "10", currency="EUR", at=T0)
+        service.pay_order(order.id, at=T0)
         engine.dispose()
-        with engine.connect() as conn:  # the pool's only connection from now on
-            raw = conn.connection.dbapi_connection
-            victim = raw.info.backend_pid if ledger.backend == "postgresql" else raw.thread_id()
-        _kill(server_pool, ledger.backend, victim)
+        held = [engine.connect() for _ in range(killed)]  # the pool's connections from now on
+        victims = [conn.connection.dbapi_connection for conn in held]
+        for conn in held:
+            conn.close()
+        for raw in victims:
+            _kill(server_pool, ledger.backend,
+                  raw.info.backend_pid if ledger.backend == "postgresql" else raw.thread_id())
         with caplog.at_level(logging.WARNING, logger="ovh_credit_plugin.ledger.database"):
             if use == "read":
                 assert [o.amount for o in service.list_orders("p1")] == [Decimal("10.00")]
-            elif use == "listing":
-                assert [c.total for c in service.list_credits("p1")] == [Decimal("10.00")]
             elif use == "write":
                 service.create_order("p1", "20", at=T0)
-            else:
+            elif use == "audit":
                 assert service.audit().ok
+            elif use == "listing":
+                assert [c.total for c in service.list_credits("p1")] == [Decimal("10.00")]
+            else:
+                settled = service.settle_invoice(models.Invoice.model_validate({
+                    "id": "inv-1", "project_id": "p1", "currency": "EUR",
+                    "issued_at": "2026-02-01T00:00:00Z",
+                    "lines": [{"id": "l1", "product": "compute", "amount": "4.00"}],
+                }))
+                assert settled.credit_applied == Decimal("4.00")
         retried = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
         assert len(retried) == 1, retried
         assert len(service.list_orders("p1")) == (2 if use == "write" else 1)
