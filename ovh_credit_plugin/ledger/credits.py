@@ -305,14 +305,14 @@ def grant(
     returned by the INSERT: one way on every backend (MySQL has no
     ``INSERT ... RETURNING``), both statements on the driver's cursor.
     """
-    # One column type for every amount, one for every moment.
+    # One column type for every amount, one for every moment (None passes through).
     money_in = bulk.driver_value(conn, _C.total)
     moment_in = bulk.driver_value(conn, _C.valid_from)
     zero = money_in(ZERO)
     bulk.executemany(conn, _INSERT_CREDIT, _GRANT_COLUMNS, [(
         project_id, kind, description, source, currency, json.dumps(sorted(set(products))),
         money_in(amount), zero, zero, zero, money_in(amount), moment_in(valid_from),
-        None if valid_until is None else moment_in(valid_until), moment_in(at),
+        moment_in(valid_until), moment_in(at),
     )])
     (record,) = [_record_converter(conn)(row) for row in bulk.fetchall(
         conn, _GRANTED, {"project_id": project_id, "kind": kind, "source": source})]

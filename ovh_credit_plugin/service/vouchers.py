@@ -376,7 +376,7 @@ class Vouchers:
                 if redemption.validity_days else None,
             ) if d is not None]
             projects.ensure(conn, project_id, redemption.currency, at=at)
-            credit = credits.grant(
+            granted = credits.grant(
                 conn,
                 project_id=project_id,
                 kind="voucher",
@@ -389,11 +389,11 @@ class Vouchers:
                 valid_until=min(ends) if ends else None,
                 at=at,
             )
-            activations.mark_granted(conn, row.id, credit_id=credit.id,
+            activations.mark_granted(conn, row.id, credit_id=granted.id,
                                      redemption_id=redemption.id, at=at)
             LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
-                     masked, redemption.id, credit.id, project_id)
-            return credits.result(credit, at=at).model(), True
+                     masked, redemption.id, granted.id, project_id)
+            return credits.result(granted, at=at).model(), True
 
         credit, created = self.database.write(grant)
         if created:  # by this call, not a concurrent one: sent once, after its commit

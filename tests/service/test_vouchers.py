@@ -262,7 +262,7 @@ def test_a_refused_redemption_leaves_no_currency_behind(
 
 
 @on_every_backend
-@pytest.mark.parametrize("writer", ["first try", "resumed or regranted"])
+@pytest.mark.parametrize("writer", ["with its reservation", "moving the currency or granting"])
 def test_releasing_a_currency_waits_for_an_intent_being_written(
     service: CreditService, backend: str, server_pool: ServerPool, writer: str
 ) -> None:
@@ -271,8 +271,9 @@ def test_releasing_a_currency_waits_for_an_intent_being_written(
     # intent (it found the row, so it inserts none): the release waits for B
     # and then keeps the row, or B's grant would meet an order in another
     # currency made meanwhile, after the catalog redeemed B's code. A new try
-    # writes its intent with record_first_intent (with its reservation), a
-    # grant whose intent was dropped meanwhile with record_intent.
+    # writes its intent with its reservation (record_first_intent); a try that
+    # moves the project to the voucher's currency, or a grant whose intent a
+    # failure dropped, writes it with record_intent.
     from ovh_credit_plugin.service import vouchers
 
     key_b = base.idempotency_key("p1", "WELCOME-2026")
@@ -281,7 +282,7 @@ def test_releasing_a_currency_waits_for_an_intent_being_written(
     writing = conn_b.begin()
     if service.database.dialect == "sqlite":
         conn_b.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: B holds the write lock
-    if writer == "first try":
+    if writer == "with its reservation":
         vouchers.record_first_intent(conn_b, project_id="p1", code="WELCOME-2026", key=key_b,
                                      default="USD", at=T0)
     else:
