@@ -438,12 +438,18 @@ def test_the_listing_read_of_a_projects_credits_equals_the_typed_read(
     with service.database.engine.connect() as conn:
         listed = [*credits.project_rows(conn, project),
                   *credits.project_rows(conn, "listing-read-yen")]
-        typed = {r.id: credits.row(conn, r.id) for r in listed}
+        assert_equal_to_typed_reads(conn, listed)
     assert len(listed) == 4
     assert {r.voided_at is None for r in listed} == {True, False}
     assert {r.valid_until is None for r in listed} == {True, False}
-    for record in listed:
-        expected = typed[record.id]
+
+
+def assert_equal_to_typed_reads(conn: Any, records: list[credits.CreditRecord]) -> None:
+    """Each record has the values, exponents and UTC zones of its row read through
+    the column types (``credits.row``)."""
+    for record in records:
+        expected = credits.row(conn, record.id)
+        assert expected is not None
         assert tuple(record) == tuple(expected)
         assert [str(value) for value in record] == [str(value) for value in expected]
         for name in ("valid_from", "valid_until", "created_at", "voided_at"):
@@ -466,17 +472,10 @@ def test_the_credit_a_grant_returns_equals_the_typed_read(ledger: Ledger, servic
                           valid_until=end, at=T0 + dt.timedelta(microseconds=1))
             for n, (amount, end) in enumerate(zip(("1234.567891", "5.10"), ends, strict=True))
         ]
-        typed = {record.id: credits.row(conn, record.id) for record in granted}
-    assert len(typed) == 2
+        assert_equal_to_typed_reads(conn, granted)
+    assert len({record.id for record in granted}) == 2
     assert [str(record.total) for record in granted] == ["1234.567891", "5.100000"]
     assert granted[0].products == '["compute", "storage"]'
-    for record in granted:
-        expected = typed[record.id]
-        assert tuple(record) == tuple(expected)
-        assert [str(value) for value in record] == [str(value) for value in expected]
-        for name in ("valid_from", "valid_until", "created_at"):
-            value = getattr(record, name)
-            assert value is None or value.utcoffset() == dt.timedelta(0), name
 
 
 def test_the_settlement_key_read_on_the_driver_equals_the_typed_read(
