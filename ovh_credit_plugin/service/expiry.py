@@ -42,9 +42,11 @@ def expire(
     run holds few locks at a time; a run interrupted between batches is
     finished by the next one.
 
-    A credit is expired only once its end has passed on the clock as well as
-    at ``at``: a mistyped ``--at`` must not destroy live credit (there is no
-    undo), and ``at`` may run ahead of the clock by the skew allowance.
+    A credit is expired, and an order lapsed, only once its end has passed on
+    the clock as well as at ``at``: a mistyped ``--at`` must not destroy live
+    credit (there is no undo), nor refuse the payment of an order its
+    customer may still pay, and ``at`` may run ahead of the clock by the skew
+    allowance.
 
     Each credit expired sends ``credit.expired`` once its batch committed.
     """
@@ -52,7 +54,7 @@ def expire(
     inputs.batch_size(batch_size)
     ended = min(at, times.now())
     summary = ExpirySummary(at=at)
-    summary.orders_lapsed = database.write(lambda conn: orders.lapse(conn, at=at))
+    summary.orders_lapsed = database.write(lambda conn: orders.lapse(conn, at=ended))
 
     def work(conn: Connection) -> tuple[int, int, dict[str, Decimal], list[events.Event]]:
         ids = credits.expiring_ids(conn, at=ended, limit=batch_size)

@@ -91,3 +91,19 @@ def test_expiry_waits_for_the_clock_even_within_the_skew(ledger: Ledger) -> None
     clock[0] = credit.valid_until + dt.timedelta(seconds=1)
     assert service.expire().credits_expired == 1
     assert service.audit().ok
+
+
+def test_the_expiry_job_ahead_of_the_clock_lapses_no_order_still_payable(
+        clocked: CreditService) -> None:
+    # Created almost a lapse delay ago: payable for one more minute on the clock.
+    order = clocked.create_order("p1", "10", at=NOW - dt.timedelta(days=7, minutes=-1))
+    assert order.expires_at == NOW + dt.timedelta(minutes=1)
+    # --at four minutes ahead (within the skew): past the order's end, not on the clock.
+    assert clocked.expire(at=NOW + dt.timedelta(minutes=4)).orders_lapsed == 0
+    # The customer paid; the payment provider's confirmation arrives now.
+    assert clocked.pay_order(order.id, at=NOW).status == "paid"
+    # An order whose end the clock has passed is lapsed by the same run.
+    late = clocked.create_order("p1", "10", at=NOW - dt.timedelta(days=7, minutes=1))
+    assert clocked.expire(at=NOW + dt.timedelta(minutes=4)).orders_lapsed == 1
+    with pytest.raises(exceptions.InvalidState, match="has lapsed unpaid"):
+        clocked.pay_order(late.id, at=NOW)
