@@ -457,6 +457,12 @@ class SettlementRecord(_Priced):
     revision: int
 
 
+def _writable(text: str) -> str:
+    """``text``, with what UTF-8 cannot encode (a lone surrogate, which JSON's
+    ``"\\ud800"`` gives) written as a backslash escape: a refusal is printed."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class InvoiceRefusal(NamedTuple):
     """An invoice of a run that was refused, reported in its place; the run goes on.
 
@@ -483,8 +489,9 @@ class InvoiceRefusal(NamedTuple):
         """The refusal of an input ``document`` (an invoice object, or whatever it is)."""
         ids = [document.get(name) if isinstance(document, Mapping) else None
                for name in ("id", "project_id")]
-        invoice, project_id = (value if isinstance(value, str) else None for value in ids)
-        return cls(invoice, project_id, str(error), error)
+        invoice, project_id = (_writable(value) if isinstance(value, str) else None
+                               for value in ids)
+        return cls(invoice, project_id, _writable(str(error)), error)
 
     def json_ready(self) -> dict[str, object]:
         return {"invoice": self.invoice, "project_id": self.project_id, "error": self.error}

@@ -203,9 +203,11 @@ def _first_char(stream: IO[str]) -> str:
 def _load(text: str, where: str, duplicates: list[str]) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_Pairs(duplicates))
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
+        # RecursionError: arrays or objects nested deeper than the decoder goes.
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
         raise exceptions.InvalidInput(
-            _("%(where)s is not valid JSON: %(error)s") % {"where": where, "error": error}
+            _("%(where)s is not valid JSON: %(error)s") % {"where": where, "error": reason}
         ) from None
 
 

@@ -246,6 +246,8 @@ CASES: list[tuple[str, list[str], str, str]] = [
     ("bad --at", ["order", "create", "p1", "10", "--at", "yesterday"], "", "invalid time"),
     ("missing invoice file", ["settle", "/nonexistent/invoices.json"], "", "no such invoice"),
     ("invoice not JSON", ["settle", "-"], "{not json", "not valid JSON"),
+    ("invoices nested deeper than JSON is read", ["settle", "-"],
+     "[" * 100_000 + "]" * 100_000, "the input is not valid JSON: nested too deeply"),
     ("invoice is a number", ["settle", "-"], "42", "invoice object"),
     (
         "invoice not UTF-8",
@@ -352,6 +354,23 @@ def test_a_bad_invoice_among_good_ones_stops_nothing(seeded: Seeded, seeded_cli:
     assert [o.get("invoice_id") for o in out] == ["INV-1", None, None, "I3"]
     assert out[1]["invoice"] == "I2" and "invoice #2" in out[1]["error"]
     assert out[2]["invoice"] == "INV-1" and "different content" in out[2]["error"]
+
+
+def test_json_lines_nested_too_deeply_or_naming_a_lone_surrogate_are_refused_in_place(
+        seeded: Seeded, seeded_cli: Cli) -> None:
+    seeded.dirty = True  # the good invoice is settled: the next case seeds anew
+    deep = '{"id": "I2", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    # Valid JSON ("\\ud800" is a lone surrogate), which no UTF-8 output can hold as is.
+    surrogate = bad_invoice(id="I3").replace('"I3"', '"\\ud800"')
+    result = seeded_cli("settle", "-", stdin="\n".join([json.dumps(GOOD_INVOICE), deep,
+                                                          surrogate]))
+    assert result.code == 3
+    assert "2 of 3 invoices refused" in result.stderr
+    settled, nested, unwritable = result.json()
+    assert settled["invoice_id"] == "INV-1"
+    assert nested["error"] == "line 2 is not valid JSON: nested too deeply"
+    assert unwritable["invoice"] == "\\ud800"  # escaped, so that a table can print it
+    assert unwritable["error"].encode("utf-8")
 
 
 def test_at_least_thirty_cases() -> None:
