@@ -144,6 +144,17 @@ def seed(url: str, specs: list[CreditSpec]) -> None:
             ]
             for start in range(0, len(entries), 5000):
                 conn.execute(schema.ledger_entries.insert(), entries[start:start + 5000])
+            # Purchased credit is an order's, paid (the audit holds every one to it).
+            owners = {(s.kind, s.source): s.project_id for s in specs}
+            orders = [
+                {"id": r.source, "project_id": owners[r.kind, r.source], "amount": r.total,
+                 "currency": CURRENCY, "status": "paid", "created_at": GRANTED_AT,
+                 "expires_at": GRANTED_AT + dt.timedelta(days=7), "paid_at": GRANTED_AT,
+                 "payment_url": "", "credit_id": r.id}
+                for r in ids if r.kind == "purchased"
+            ]
+            for start in range(0, len(orders), 5000):
+                conn.execute(schema.orders.insert(), orders[start:start + 5000])
     finally:
         engine.dispose()
 

@@ -483,9 +483,11 @@ def every_row(conn: Connection) -> Iterator[Any]:
 
 
 def purchased(conn: Connection) -> dict[int, Any]:
-    """(id, total, source) of every purchased credit, by id: the audit's match of orders."""
+    """(id, total, source, project_id, currency) of every purchased credit, by id: the
+    audit's match of orders."""
     return {
         r.id: r for r in conn.execute(
-            sa.select(_C.id, _C.total, _C.source).where(_C.kind == "purchased")
+            sa.select(_C.id, _C.total, _C.source, _C.project_id, _C.currency)
+            .where(_C.kind == "purchased")
         )
     }

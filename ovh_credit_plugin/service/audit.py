@@ -123,14 +123,24 @@ def _check_settlements(conn: Connection, report: AuditReport, by_key: dict[str, 
 def _check_orders(conn: Connection, report: AuditReport) -> None:
     count = 0
     grants = credits.purchased(conn)
+    paid_for: set[int] = set()
     for row in orders.every_row(conn):
         count += 1
         if row.status == "paid":
             credit = grants.get(row.credit_id)
             if credit is None:
                 report.violations.append(f"order {row.id}: paid but no credit")
-            elif credit.total != row.amount or credit.source != row.id:
+                continue
+            paid_for.add(credit.id)
+            if (credit.total, credit.source, credit.project_id, credit.currency) != (
+                    row.amount, row.id, row.project_id, row.currency):
                 report.violations.append(f"order {row.id}: credit {credit.id} does not match")
         elif row.credit_id is not None:
             report.violations.append(f"order {row.id}: {row.status} but has a credit")
+    # Purchased credit exists only once its order is paid: one that no paid
+    # order names (its order missing, not paid, or naming another) was never bought.
+    for credit_id in sorted(grants.keys() - paid_for):
+        credit = grants[credit_id]
+        report.violations.append(
+            f"credit {credit_id}: purchased, but no paid order {credit.source} has it")
     report.checked["orders"] = count

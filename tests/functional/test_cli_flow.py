@@ -458,6 +458,33 @@ def test_audit_detects_a_tampered_balance(cli: Cli, ledger: Ledger) -> None:
     assert any("ledger entries sum to" in v for v in report["violations"])
 
 
+@pytest.mark.tampers_ledger
+@pytest.mark.parametrize(("order_now", "violation"), [
+    ({"status": "cancelled", "credit_id": None, "paid_at": None},
+     "credit {credit}: purchased, but no paid order {order} has it"),
+    ({"currency": "USD"}, "order {order}: credit {credit} does not match"),
+], ids=["credit of an order not paid", "credit in another currency"])
+def test_audit_detects_purchased_credit_its_order_does_not_account_for(
+        cli: Cli, ledger: Ledger, order_now: dict[str, Any], violation: str) -> None:
+    import sqlalchemy as sa
+
+    from ovh_credit_plugin.ledger import schema
+    from ovh_credit_plugin.ledger.database import create_engine
+
+    order = cli.ok("order", "create", "p1", "20")
+    credit = cli.ok("order", "pay", order["id"])["credit_id"]
+    engine = create_engine(ledger.url)
+    with engine.begin() as conn:
+        # Every credit's balances still match its entries: only the order was changed.
+        conn.execute(sa.update(schema.orders).where(schema.orders.c.id == order["id"])
+                     .values(**order_now))
+    engine.dispose()
+    result = cli("audit")
+    assert result.code == 1
+    assert json.loads(result.stdout)["violations"] == [
+        violation.format(credit=credit, order=order["id"])]
+
+
 def test_cli_with_a_host_config_finds_the_hosts_database(tmp_path: Any) -> None:
     """Run with cloudkitty.conf (no [cloud_credit] connection), ovh-credit uses the
     host's [database] connection, as the plugin inside CloudKitty does, and never a

@@ -387,7 +387,7 @@ def _ended_credits(service: CreditService, amounts: tuple[str, ...]) -> list[int
         from ovh_credit_plugin.ledger import credits, projects
 
         projects.ensure(conn, "p1", "EUR", at=T0)
-        return [credits.grant(conn, project_id="p1", kind="purchased", source=f"ended-{n}",
+        return [credits.grant(conn, project_id="p1", kind="voucher", source=f"ended-{n}",
                               description="ended", currency="EUR", amount=Decimal(amount),
                               products=(), valid_from=T0, valid_until=T0 + dt.timedelta(days=1),
                               at=T0).id
@@ -462,7 +462,7 @@ def test_a_waiting_settlement_still_sees_a_partly_debited_credit(
 
         def grant(project: str, amount: str, n: int) -> int:
             projects.ensure(conn, project, "EUR", at=T0)
-            return credits.grant(conn, project_id=project, kind="purchased", source=f"seed-{n}",
+            return credits.grant(conn, project_id=project, kind="voucher", source=f"seed-{n}",
                                description="seed", currency="EUR", amount=Decimal(amount),
                                products=(), valid_from=T0, valid_until=None, at=T0).id
 
