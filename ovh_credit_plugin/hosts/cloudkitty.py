@@ -582,11 +582,14 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
             key, scope, latest_between=_neighbourhood(str(scope), data.end)
         )
         recorded, funded, currency = state.recorded, state.funded, state.currency
+        if not recorded:
+            # Before the fast path: a window across periods credit paid, rated
+            # at list price once the credit is used up, would bill that usage
+            # a second time.
+            _refuse_overlaps(str(scope), key, state.others, data.start, data.end)
         # Fast path, no write transaction: most projects hold no credit.
         if not recorded and not funded:
             return data
-        if not recorded:
-            _refuse_overlaps(str(scope), key, state.others, data.start, data.end)
         # Lines, settlement and the lowered frame: thousands of objects per
         # period and no cycles among them; see collector.py.
         with collector.paused(), money.exact():

@@ -183,6 +183,13 @@ def update(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
+_LATEST_BELOW = (
+    sa.select(_S.key)
+    .where(_S.key > sa.bindparam("low"), _S.key < sa.bindparam("high"),
+           _S.key != sa.bindparam("key"))
+    .order_by(_S.key.desc())
+    .limit(1)
+)
 _CHARGE_STATE = sa.select(
     sa.exists().where(_S.key == sa.bindparam("key")),
     sa.exists().where(schema.credits.c.project_id == sa.bindparam("project_id"),
@@ -191,28 +198,26 @@ _CHARGE_STATE = sa.select(
     .where(schema.projects.c.id == sa.bindparam("project_id"))
     .scalar_subquery(),
 )
-_LATEST_BELOW = (
-    sa.select(_S.key)
-    .where(_S.key > sa.bindparam("low"), _S.key < sa.bindparam("high"),
-           _S.key != sa.bindparam("key"))
-    .order_by(_S.key.desc())
-    .limit(1)
-)
+# The same, with the greatest other key in (low, high): one index lookup more.
+_CHARGE_STATE_NEAR = _CHARGE_STATE.add_columns(_LATEST_BELOW.scalar_subquery())
 
 
-def charge_state(conn: Connection, key: str, project_id: str) -> tuple[bool, bool, str | None]:
-    """(is ``key`` recorded, does the project hold a balance, its currency): one statement."""
-    recorded, funded, currency = conn.execute(
-        _CHARGE_STATE, {"key": key, "project_id": project_id}
+def charge_state(
+    conn: Connection, key: str, project_id: str, *, between: tuple[str, str] | None = None
+) -> tuple[bool, bool, str | None, str | None]:
+    """(is ``key`` recorded, does the project hold a balance, its currency, and with
+    ``between`` = (low, high) the greatest key strictly between them other than ``key``):
+    one statement."""
+    if between is None:
+        recorded, funded, currency = conn.execute(
+            _CHARGE_STATE, {"key": key, "project_id": project_id}
+        ).one()
+        return bool(recorded), bool(funded), currency, None
+    low, high = between
+    recorded, funded, currency, latest = conn.execute(
+        _CHARGE_STATE_NEAR, {"key": key, "project_id": project_id, "low": low, "high": high}
     ).one()
-    return bool(recorded), bool(funded), currency
-
-
-def latest_between(conn: Connection, low: str, high: str, *, other_than: str) -> tuple[str, ...]:
-    """The greatest key strictly between ``low`` and ``high`` other than ``other_than``."""
-    return tuple(conn.execute(
-        _LATEST_BELOW, {"low": low, "high": high, "key": other_than}
-    ).scalars())
+    return bool(recorded), bool(funded), currency, latest
 
 
 class DailyDebit(NamedTuple):

@@ -118,21 +118,16 @@ def charge_state(
     database: Database, key: str, project_id: str, *,
     latest_between: tuple[str, str] | None = None,
 ) -> ChargeState:
-    """What a host needs before settling, in one read transaction.
-
-    Whether ``key`` is recorded, whether the project holds any balance, its
-    currency, in one statement (CloudKitty asks for every period of every
-    scope) and, for a key not recorded of a project with credit and given
-    ``(low, high)``, the greatest other key strictly between them (an index
-    lookup): the last period a new one might overlap. A project without
-    credit settles nothing: no second statement.
+    """What a host needs before settling, in one statement (CloudKitty asks for every
+    period of every scope): whether ``key`` is recorded, whether the project holds any
+    balance, its currency, and, given ``(low, high)``, for a key not recorded, the
+    greatest other key strictly between them (an index lookup): the last period a new
+    one might overlap, with or without credit left.
     """
     def work(conn: Connection) -> ChargeState:
-        recorded, funded, currency = settlements.charge_state(conn, key, project_id)
-        others: tuple[str, ...] = ()
-        if latest_between is not None and funded and not recorded:
-            low, high = latest_between
-            others = settlements.latest_between(conn, low, high, other_than=key)
+        recorded, funded, currency, latest = settlements.charge_state(
+            conn, key, project_id, between=latest_between)
+        others = (latest,) if latest is not None and not recorded else ()
         return ChargeState(recorded, funded, currency, others)
 
     return database.read(work)

@@ -495,6 +495,30 @@ def test_a_window_across_settled_periods_is_refused_for_a_scope_id_holding_a_sla
     assert len(settlements(ledger)) == 1
 
 
+def test_a_window_across_a_period_credit_paid_is_refused_once_the_credit_ran_out(
+    cloudkitty: CloudKitty, ledger: Any, service: CreditService
+) -> None:
+    # The first hour uses the credit up. A window across it, rated at list
+    # price because no credit is left, would bill the usage credit paid.
+    credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
+    hour = dt.timedelta(seconds=PERIOD)
+
+    def rated(start: dt.datetime) -> Any:
+        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
+            dataframe.DataPoint("instance", 2, D("5"), {"id": "vm-1", "project_id": SCOPE}, {}),
+        ]})
+
+    processor = ck_host.CloudCreditProcessor(SCOPE)
+    processor.process(rated(cloudkitty.p1))
+    assert credit(service, credit_id).available == D("0")
+    with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
+        processor.process(rated(cloudkitty.p1 + hour / 2))
+    # The next hour is no overlap: at list price, nothing written.
+    out = processor.process(rated(cloudkitty.p1 + hour))
+    assert [p.price for _, p in out.iterpoints()] == [D("5")]
+    assert len(settlements(ledger)) == 1
+
+
 def test_a_scope_is_not_refused_for_the_period_of_a_scope_under_it(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -1042,6 +1066,11 @@ def test_charge_state_is_one_read_of_key_balance_and_currency(
                    on_change="replace", record_unpaid=False)
     # Recorded, and nothing left: a re-rated period must still be settled.
     assert service.charge_state(key, SCOPE)[:3] == (True, False, "EUR")
+    # The last other key in (low, high), for a key not recorded, whatever the balance.
+    near = (f"cloudkitty/{SCOPE}/", f"cloudkitty/{SCOPE}/zzz")
+    assert service.charge_state(f"{key}-2", SCOPE, latest_between=near).others == (key,)
+    assert service.charge_state(key, SCOPE, latest_between=near).others == ()
+    assert service.charge_state(f"{key}-2", SCOPE, latest_between=(key, near[1])).others == ()
     assert service.charge_state(key, OTHER_SCOPE)[:3] == (True, False, None)
     assert service.charge_state("cloudkitty/other", SCOPE)[:3] == (False, False, "EUR")
     # The same answers as the three plain reads it stands for.
