@@ -470,6 +470,14 @@ def test_a_reprocessing_window_across_rated_periods_is_refused(
     assert [(r.key, r.revision) for r in settlements(ledger)] == before
 
 
+def an_hour_of_one_vm(scope: str, start: dt.datetime, price: str = "3") -> Any:
+    """A rated hour of ``scope``: one instance point priced ``price``."""
+    return dataframe.DataFrame(start=start, end=start + dt.timedelta(seconds=PERIOD), usage={
+        "instance": [dataframe.DataPoint("instance", 2, D(price),
+                                         {"id": "vm-1", "project_id": scope}, {})],
+    })
+
+
 def test_a_window_across_settled_periods_is_refused_for_a_scope_id_holding_a_slash(
     cloudkitty: CloudKitty, ledger: Any, service: CreditService
 ) -> None:
@@ -480,17 +488,12 @@ def test_a_window_across_settled_periods_is_refused_for_a_scope_id_holding_a_sla
     credit_id = buy_credit(service, scope, "100.00", day_before(cloudkitty))
     hour = dt.timedelta(seconds=PERIOD)
 
-    def rated(start: dt.datetime) -> Any:
-        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
-            dataframe.DataPoint("instance", 2, D("3"), {"id": "vm-1", "project_id": scope}, {}),
-        ]})
-
     processor = ck_host.CloudCreditProcessor(scope)
-    out = processor.process(rated(cloudkitty.p1))
+    out = processor.process(an_hour_of_one_vm(scope, cloudkitty.p1))
     assert [p.price for _, p in out.iterpoints()] == [D("0")]
     assert credit(service, credit_id).used == D("3")
     with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
-        processor.process(rated(cloudkitty.p1 + hour / 2))
+        processor.process(an_hour_of_one_vm(scope, cloudkitty.p1 + hour / 2))
     assert credit(service, credit_id).used == D("3")
     assert len(settlements(ledger)) == 1
 
@@ -503,18 +506,13 @@ def test_a_window_across_a_period_credit_paid_is_refused_once_the_credit_ran_out
     credit_id = buy_credit(service, SCOPE, "5.00", day_before(cloudkitty))
     hour = dt.timedelta(seconds=PERIOD)
 
-    def rated(start: dt.datetime) -> Any:
-        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
-            dataframe.DataPoint("instance", 2, D("5"), {"id": "vm-1", "project_id": SCOPE}, {}),
-        ]})
-
     processor = ck_host.CloudCreditProcessor(SCOPE)
-    processor.process(rated(cloudkitty.p1))
+    processor.process(an_hour_of_one_vm(SCOPE, cloudkitty.p1, "5"))
     assert credit(service, credit_id).available == D("0")
     with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
-        processor.process(rated(cloudkitty.p1 + hour / 2))
+        processor.process(an_hour_of_one_vm(SCOPE, cloudkitty.p1 + hour / 2, "5"))
     # The next hour is no overlap: at list price, nothing written.
-    out = processor.process(rated(cloudkitty.p1 + hour))
+    out = processor.process(an_hour_of_one_vm(SCOPE, cloudkitty.p1 + hour, "5"))
     assert [p.price for _, p in out.iterpoints()] == [D("5")]
     assert len(settlements(ledger)) == 1
 
@@ -525,18 +523,12 @@ def test_a_scope_is_not_refused_for_the_period_of_a_scope_under_it(
     # "org/1team"'s keys start with "org"'s prefix and sort before "org"'s own
     # (cloudkitty/org/1team/... < cloudkitty/org/2026-...): "org"'s first period
     # is not another rating of "org/1team"'s, settled in the same hour.
-    hour = dt.timedelta(seconds=PERIOD)
     team, org = "org/1team", "org"
     team_credit = buy_credit(service, team, "100.00", day_before(cloudkitty))
     org_credit = buy_credit(service, org, "100.00", day_before(cloudkitty))
 
-    def rated(scope: str, start: dt.datetime) -> Any:
-        return dataframe.DataFrame(start=start, end=start + hour, usage={"instance": [
-            dataframe.DataPoint("instance", 2, D("3"), {"id": "vm-1", "project_id": scope}, {}),
-        ]})
-
-    ck_host.CloudCreditProcessor(team).process(rated(team, cloudkitty.p1))
-    out = ck_host.CloudCreditProcessor(org).process(rated(org, cloudkitty.p1))
+    ck_host.CloudCreditProcessor(team).process(an_hour_of_one_vm(team, cloudkitty.p1))
+    out = ck_host.CloudCreditProcessor(org).process(an_hour_of_one_vm(org, cloudkitty.p1))
     assert [p.price for _, p in out.iterpoints()] == [D("0")]
     assert credit(service, team_credit).used == D("3")
     assert credit(service, org_credit).used == D("3")
