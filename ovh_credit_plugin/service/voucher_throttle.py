@@ -250,14 +250,18 @@ def throttled(at: dt.datetime, retry_after: int | None) -> exceptions.TooManyAtt
 
 
 def _retry_after(conn: Connection, project_id: str, *, since: dt.datetime, limit: int,
-                 window: int, at: dt.datetime) -> int | None:
-    """Seconds until enough counted tries leave the window for one more to fit."""
+                 window: int, at: dt.datetime) -> int:
+    """Seconds until enough counted tries leave the window for one more to fit.
+
+    One second when one fits already: a try that ended well or an unblock
+    freed a place after the refused try was counted (PostgreSQL and MariaDB
+    count after reserving), and the project may try again at once.
+    """
     counted = activations.failures_since(conn, project_id, since)
-    if counted < limit:
-        return None  # freed meanwhile (a try ended well, an unblock)
-    oldest = activations.nth_counted(conn, project_id, since, counted - limit)
+    oldest = (activations.nth_counted(conn, project_id, since, counted - limit)
+              if counted >= limit else None)
     if oldest is None:
-        return None
+        return 1
     seconds = (oldest + dt.timedelta(seconds=window) - at).total_seconds()
     return max(1, math.ceil(seconds))
 

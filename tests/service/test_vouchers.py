@@ -585,6 +585,49 @@ def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditServ
     service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=600))
 
 
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "sqlite"], indirect=True)
+def test_a_try_refused_while_a_place_frees_up_may_try_again_at_once(
+        service: CreditService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Off SQLite a try reserves, then counts: at the limit it drops its
+    # reservation and is refused. When the other running try ends well in
+    # between, a place is free: the refused one is told to try again in one
+    # second (it was told "later", which the API made a whole window).
+    from ovh_credit_plugin.service.voucher_throttle import Throttle
+
+    throttled_service(service, limit=1, window=3600)
+    attempts = schema.voucher_attempts.c
+    drop = Throttle.drop
+    refused: list[exceptions.TooManyAttempts] = []
+
+    def drop_while_the_other_try_ends_well(throttle: Throttle, attempt: str) -> None:
+        drop(throttle, attempt)
+        service.database.write(lambda conn: conn.execute(
+            schema.voucher_attempts.update()
+            .where(attempts.attempt_key != attempt, attempts.reason == "in progress")
+            .values(succeeded=True, reason="activated")))
+
+    get = service.catalog.get
+
+    def get_while_another_try_collides(code: str) -> Any:
+        if code == "WELCOME-2026" and not refused:  # this try's place is held meanwhile
+            monkeypatch.setattr(Throttle, "drop", drop_while_the_other_try_ends_well)
+            try:
+                service.activate_voucher("p1", "GPU-ONLY", at=T0)
+            except exceptions.TooManyAttempts as error:
+                refused.append(error)
+            finally:
+                monkeypatch.setattr(Throttle, "drop", drop)
+        return get(code)
+
+    monkeypatch.setattr(service.catalog, "get", get_while_another_try_collides)
+    service.activate_voucher("p1", "WELCOME-2026", at=T0)
+    [error] = refused
+    assert (str(error), error.retry_after) == (
+        "too many failed voucher attempts on this project: try again after "
+        f"{contracts.isoformat(T0 + dt.timedelta(seconds=1))}", 1)
+    assert service.activate_voucher("p1", "GPU-ONLY", at=T0).kind == "voucher"
+
+
 # -- voucher check, for a project ----------------------------------------------------------
 
 
