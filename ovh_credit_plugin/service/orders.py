@@ -95,7 +95,10 @@ def create_once(
                         _("idempotency key %(key)r was used for another order request")
                         % {"key": key}
                     )
-                return orders.result(orders.get(conn, found.order_id), at=at), False
+                # This call's own order when its first attempt committed and
+                # the answer was lost: made by this request, so created.
+                return (orders.result(orders.get(conn, found.order_id), at=at),
+                        found.order_id == order_id)
         made = orders.find(conn, order_id)
         if made is not None:
             return orders.result(made), True

@@ -511,7 +511,7 @@ def commit_answers_lost(
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
-@pytest.mark.parametrize("operation", ["order", "void"])
+@pytest.mark.parametrize("operation", ["order", "order with an idempotency key", "void"])
 def test_a_commit_whose_answer_is_lost_is_retried_without_doing_it_twice(
     ledger: Ledger, server_pool: ServerPool, operation: str
 ) -> None:
@@ -526,8 +526,10 @@ def test_a_commit_whose_answer_is_lost_is_retried_without_doing_it_twice(
         credit_id = _paid_credit(service, "p1")
         with commit_answers_lost(ledger, server_pool, service.database.engine) as lost:
             lost["left"] = 1
-            if operation == "order":
-                order, created = service.create_order_once("p1", "25", at=T0)
+            if operation.startswith("order"):
+                key = "k-1" if operation.endswith("key") else None
+                order, created = service.create_order_once("p1", "25", idempotency_key=key,
+                                                           at=T0)
                 # The order this request made: answered as made (201), and
                 # its order.created sent (the attempt that committed sent nothing).
                 assert created
