@@ -290,6 +290,7 @@ cloud_credit_opts: list[cfg.Opt] = [
         "order_lapse_days",
         default=7,
         min=1,
+        max=3660,
         help="Days after which an unpaid purchase order lapses (status expired).",
     ),
     cfg.Opt(

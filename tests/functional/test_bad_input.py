@@ -409,6 +409,8 @@ CONFIG_CASES: list[tuple[str, dict[str, str], dict[str, str], list[str], tuple[s
      ("purchase_max_amount", "greater than zero")),
     ("purchase_max_amount absurd", {"purchase_max_amount": "1" + "0" * 30}, {}, ORDER_CREATE,
      ("purchase_max_amount", "too large")),
+    ("order_lapse_days beyond ten years", {"order_lapse_days": "3000000"}, {}, ORDER_CREATE,
+     ("order_lapse_days", "3660")),
     ("purchase min above max", {"purchase_min_amount": "500", "purchase_max_amount": "100"}, {},
      ORDER_CREATE, ("purchase_min_amount is above purchase_max_amount",)),
     ("purchase limit with decimals its currency has not",
