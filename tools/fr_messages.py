@@ -10,6 +10,14 @@ FR = {
     "the request body is too large": "le corps de la requête est trop volumineux",
     "no such resource: %(path)s": "ressource inexistante : %(path)s",
     "%(method)s is not allowed on %(path)s": "%(method)s n'est pas autorisé sur %(path)s",
+    "the request is malformed": "la requête est mal formée",
+    "the request path is not UTF-8: %(path)s":
+        "le chemin de la requête n'est pas en UTF-8 : %(path)s",
+    "the query string is not UTF-8": "les paramètres de requête ne sont pas en UTF-8",
+    "answers are application/json only, which the Accept header refuses":
+        "les réponses sont uniquement en application/json, ce que l'en-tête Accept refuse",
+    "the request failed with HTTP status %(status)d":
+        "la requête a échoué avec le statut HTTP %(status)d",
     "field '%(field)s' is given twice": "le champ « %(field)s » est donné deux fois",
     "%(value)s is not a JSON value here": "%(value)s n'est pas une valeur JSON ici",
     "the request body is larger than %(limit)d bytes":
@@ -20,6 +28,8 @@ FR = {
     "the body is not UTF-8": "le corps de la requête n'est pas en UTF-8",
     "malformed JSON: %(error)s": "JSON mal formé : %(error)s",
     "malformed JSON: nested too deep": "JSON mal formé : imbrication trop profonde",
+    "malformed JSON: a number has too many digits":
+        "JSON mal formé : un nombre a trop de chiffres",
     "unknown query parameter '%(name)s'": "paramètre de requête inconnu « %(name)s »",
     "query parameter '%(name)s' is given twice":
         "le paramètre de requête « %(name)s » est donné deux fois",
@@ -39,6 +49,7 @@ FR = {
     "Not found": "Introuvable",
     "Unknown voucher": "Bon d'achat inconnu",
     "Method not allowed": "Méthode non autorisée",
+    "Not acceptable": "Non acceptable",
     "Voucher already redeemed": "Bon d'achat déjà utilisé",
     "Currency mismatch": "Devise différente",
     "Order not pending": "Bon de commande non en attente",
@@ -145,7 +156,6 @@ FR = {
     "project_id goes with invoice: a key names its project":
         "project_id va avec invoice : une clé désigne déjà son projet",
     "no settlement %(key)s": "aucun règlement %(key)s",
-    "no credit %(id)s in project %(project)s": "aucun crédit %(id)s dans le projet %(project)s",
     "no settlement of invoice %(invoice)s of project %(project)s":
         "aucun règlement de la facture %(invoice)s du projet %(project)s",
     "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)":

@@ -37,7 +37,6 @@ from oslo_middleware import request_id as request_id_middleware
 from ovh_credit_plugin.api import errors
 from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
 from ovh_credit_plugin.conf import register_api_opts, register_opts
-from ovh_credit_plugin.i18n import _
 
 LOG = logging.getLogger(__name__)
 
@@ -73,6 +72,8 @@ class ApiSigErrors:
     The controllers write their own; pecan's routing, the body size limit
     and keystonemiddleware (401) write theirs in other formats, rewritten
     here. An exception that escapes is a 500, logged with the request id.
+    A path or query string that is not UTF-8 is a 400 before anything else
+    reads it (webob cannot decode it; pecan logs a traceback for it).
     """
 
     def __init__(self, app: WSGIApp) -> None:
@@ -81,21 +82,19 @@ class ApiSigErrors:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         request = webob.Request(environ)
+        unreadable = errors.undecodable(environ)
+        if unreadable is not None:
+            response = errors.error_response(errors.ApiError("invalid_request", unreadable),
+                                             request)
+            return response(environ, start_response)  # type: ignore[no-any-return]
         try:
             response = request.get_response(self.app)
         except Exception:
-            LOG.exception("%s %s failed", request.method, request.path)
+            LOG.exception("%s %s failed", request.method, errors.request_path(environ))
             response = errors.error_response(
                 errors.ApiError("internal_error", errors.INTERNAL_ERROR_DETAIL), request)
         if response.status_code >= 400 and not _is_api_sig(response):
-            status = response.status_code
-            detail = {401: _("a valid X-Auth-Token is required"),
-                      413: _("the request body is too large"),
-                      404: _("no such resource: %(path)s") % {"path": request.path},
-                      405: _("%(method)s is not allowed on %(path)s")
-                      % {"method": request.method, "path": request.path}}.get(
-                          status, response.status)
-            error = errors.ApiError(errors.code_for_status(status), detail, status=status)
+            error = errors.http_error(response.status_code, environ, request.method)
             rewritten = errors.error_response(error, request)
             for name in ("WWW-Authenticate", "Retry-After", "Allow"):
                 if name in response.headers:

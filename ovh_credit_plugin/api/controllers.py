@@ -61,7 +61,10 @@ MAX_LIMIT = 1000
 DEFAULT_MAX_BODY = 65536
 _BASE_URL_ENV = "ovh_credit.base_url"
 _ROUTING_ERROR_ENV = "ovh_credit.routing_error"
+_ALLOW_ENV = "ovh_credit.allow"
 _BODY_ENV = "ovh_credit.body"
+#: The methods whose body a handler reads.
+_BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 
@@ -174,18 +177,28 @@ def capture_body(request: webob.Request, max_body: int) -> None:
     """Read and parse the body once, before pecan does; keep the outcome for the handler.
 
     pecan parses a JSON body itself to pass its fields as keyword arguments,
+    whatever the method (but GET), even to the handler of a routing error,
     and an exception there (a nesting too deep) escapes as a 500: the body
-    it sees is replaced by ``{}``. A failure is kept, not raised: a handler
-    checks the caller first, so that a refused caller learns nothing about
-    what its body would have done.
+    it sees is replaced by ``{}``, for every request that carries one. A
+    failure is kept, not raised: a handler checks the caller first, so that
+    a refused caller learns nothing about what its body would have done.
     """
-    if request.method not in ("POST", "PUT", "PATCH"):
+    if not _carries_body(request):
         return
     try:
         request.environ[_BODY_ENV] = _parse_body(request, max_body)
     except errors.ApiError as error:
         request.environ[_BODY_ENV] = error
     request.body = b"{}"
+
+
+def _carries_body(request: webob.Request) -> bool:
+    if request.method in _BODY_METHODS:
+        return True
+    length: int | None = request.content_length
+    if length is not None:
+        return length > 0
+    return "chunked" in str(request.headers.get("Transfer-Encoding", "")).lower()
 
 
 def _parse_body(request: webob.Request, max_body: int) -> Any:
@@ -214,6 +227,10 @@ def _parse_body(request: webob.Request, max_body: int) -> Any:
             "invalid_request", _("malformed JSON: %(error)s") % {"error": error}) from None
     except RecursionError:
         raise errors.ApiError("invalid_request", _("malformed JSON: nested too deep")) from None
+    except ValueError:
+        # Python's limit on the digits of an int (4300 by default), not a JSONDecodeError.
+        raise errors.ApiError(
+            "invalid_request", _("malformed JSON: a number has too many digits")) from None
 
 
 def read_body(request: webob.Request, model: type[_B]) -> _B:
@@ -337,15 +354,16 @@ def handler(func: _F) -> _F:
         request = pecan.request
         try:
             if len(args) != len(positional):
-                raise errors.ApiError(
-                    "not_found", _("no such resource: %(path)s") % {"path": request.path})
+                raise errors.ApiError("not_found", _("no such resource: %(path)s")
+                                      % {"path": errors.request_path(request.environ)})
             return func(self, *args)
         except Exception as error:
             api_error = errors.from_exception(error, throttle_window=self.runtime.throttle_window)
+            path = errors.request_path(request.environ)
             if api_error.status >= 500 and not isinstance(error, catalog_base.CatalogError):
-                LOG.exception("%s %s failed", request.method, request.path)
+                LOG.exception("%s %s failed", request.method, path)
             elif api_error.status >= 500:
-                LOG.warning("%s %s: %s", request.method, request.path, error)
+                LOG.warning("%s %s: %s", request.method, path, error)
             return errors.error_response(api_error, request)
 
     # Seen by pecan as (self, *args, **kwargs): no path arguments checked by pecan.
@@ -630,11 +648,16 @@ class OvhController(_Resource):
     PATHS = {"get_all": "ovh/cloud/project/{project_id}/credit",
              "get_one": "ovh/cloud/project/{project_id}/credit/{credit_id}"}
 
+    @staticmethod
+    def served(args: list[str]) -> bool:
+        """Whether ``args`` (the path under ``{base}/ovh``) is one of the two paths."""
+        return len(args) in (4, 5) and args[:2] == ["cloud", "project"] and args[3] == "credit"
+
     @pecan.expose()
     def _route(self, args: list[str], request: Any = None) -> Any:
         if request is None:
             request = pecan.request
-        if len(args) not in (4, 5) or args[:2] != ["cloud", "project"] or args[3] != "credit":
+        if not self.served(args):
             raise PecanNotFound
         if request.method != "GET":
             raise webob_exc.HTTPMethodNotAllowed
@@ -660,10 +683,12 @@ class OvhController(_Resource):
             credit, _entries = self.service.show_credit(ident)
         except exceptions.CreditNotFound:
             raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": ident}) from None
-        if credit.project_id != project_id:
-            raise errors.ApiError("not_found", _("no credit %(id)s in project %(project)s")
-                                  % {"id": ident, "project": project_id})
+        # Another project's credit, or the path naming another project than the
+        # credit's: the answer a missing id gets, so that neither the credit nor
+        # its owner can be probed.
         self.owned(caller, rule, credit.project_id, _("no credit %(id)s") % {"id": ident})
+        if credit.project_id != project_id:
+            raise errors.ApiError("not_found", _("no credit %(id)s") % {"id": ident})
         language = _language()
         return _json(None, text=ovh.dumps(ovh.credit(descriptions.localized(credit, language))),
                      language=language)
@@ -701,38 +726,78 @@ class CreditRootController(rest.RestController):
     def _route(self, args: list[str], request: Any = None) -> Any:
         if request is None:
             request = pecan.request
+        # First: pecan parses the body of whatever it routes to, a routing error too.
+        capture_body(request, self.runtime.max_body)
+        try:
+            return self._find(args, request)
+        except webob_exc.HTTPException as error:
+            # pecan's 405s; its 400 for a query string webob cannot decode.
+            status = error.code
+        except PecanNotFound:
+            status = 404
+        if status == 405:
+            allowed = allowed_methods(args)
+            if allowed:
+                request.environ[_ALLOW_ENV] = ", ".join(allowed)
+            else:
+                status = 404  # no method at all: no such resource
+        request.environ[_ROUTING_ERROR_ENV] = status
+        return self._routing_error, []
+
+    def _find(self, args: list[str], request: Any) -> Any:
         # {base} as the client sees it, for Location and next links.
         rest_of_path = "/".join(args)
         url = request.path_url
         if rest_of_path and url.endswith(rest_of_path):
             url = url[: -len(rest_of_path)]
         request.environ[_BASE_URL_ENV] = url.rstrip("/")
-        capture_body(request, self.runtime.max_body)
         if (not args or args[0] not in RESOURCES
                 or (args[0] in DOCUMENTS and any(args[1:]))):
-            request.environ[_ROUTING_ERROR_ENV] = 404
-            return self._routing_error, []
+            raise PecanNotFound
         if (len(args) == 1 and request.method == "GET" and args[0] in self._collections
                 # pecan's answer too, but for a "_method" in the query (a 405 below)
                 and "_method" not in request.GET):
             return self._collections[args[0]], []
-        try:
-            return super()._route(args, request)
-        except webob_exc.HTTPException as error:
-            request.environ[_ROUTING_ERROR_ENV] = error.code
-        except PecanNotFound:
-            request.environ[_ROUTING_ERROR_ENV] = 404
-        return self._routing_error, []
+        return super()._route(args, request)
 
     @pecan.expose(content_type="application/json")
     def _routing_error(self, *args: Any, **kwargs: Any) -> webob.Response:
         request = pecan.request
         status = int(request.environ.get(_ROUTING_ERROR_ENV) or 404)
-        code = errors.code_for_status(status)
-        detail = (_("%(method)s is not allowed on %(path)s")
-                  % {"method": request.method, "path": request.path} if status == 405
-                  else _("no such resource: %(path)s") % {"path": request.path})
-        return errors.error_response(errors.ApiError(code, detail), request)
+        method = request.method
+        if status == 405:
+            # The method pecan routed: "GET ...?_method=delete" is a DELETE.
+            method = str(request.params.get("_method", method)).upper()
+        error = errors.http_error(status, request.environ, method)
+        allow = request.environ.get(_ALLOW_ENV)
+        if allow:
+            error.headers["Allow"] = allow
+        return errors.error_response(error, request)
+
+
+def allowed_methods(args: list[str]) -> list[str]:
+    """The methods the handlers serve at ``{base}/`` + ``args`` (the ``Allow`` of a 405)."""
+    segments = list(args)
+    while segments and not segments[-1]:  # a trailing slash
+        segments.pop()
+    if not segments:
+        return []
+    resource, rest = segments[0], segments[1:]
+    if resource == "ovh":
+        return ["GET"] if OvhController.served(rest) else []
+    controller = _CONTROLLERS.get(resource)
+    if controller is None:
+        return []
+    if not rest:
+        found = [method for name, method in (("get_all", "GET"), ("post", "POST"))
+                 if hasattr(controller, name)]
+    elif len(rest) == 1:
+        found = ["GET"] if hasattr(controller, "get_one") else []
+    elif len(rest) == 2:
+        found = list(controller._custom_actions.get(rest[1], []))
+    else:
+        found = []
+    return sorted(found)
 
 
 _CONTROLLERS: dict[str, type[_Resource]] = {

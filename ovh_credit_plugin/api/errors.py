@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import webob
 
@@ -30,6 +31,7 @@ CODES: dict[str, tuple[int, str]] = {
     "not_found": (404, deferred("Not found")),
     "voucher_unknown": (404, deferred("Unknown voucher")),
     "method_not_allowed": (405, deferred("Method not allowed")),
+    "not_acceptable": (406, deferred("Not acceptable")),
     "voucher_redeemed": (409, deferred("Voucher already redeemed")),
     "currency_mismatch": (409, deferred("Currency mismatch")),
     "order_not_pending": (409, deferred("Order not pending")),
@@ -50,8 +52,8 @@ CATALOG_RETRY_AFTER = 30
 
 # Plain HTTP errors (pecan's routing, webob, middlewares) by status.
 _CODE_OF_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
-                   404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                   503: "service_unavailable"}
+                   404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
+                   413: "too_large", 503: "service_unavailable"}
 
 
 class ApiError(Exception):
@@ -72,6 +74,57 @@ class ApiError(Exception):
 
 def code_for_status(status: int) -> str:
     return _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
+
+
+def request_path(environ: Mapping[str, Any]) -> str:
+    """The request's path (``SCRIPT_NAME`` + ``PATH_INFO``), as text whatever its bytes.
+
+    webob's ``request.path`` raises UnicodeDecodeError for a percent-escape
+    that is not UTF-8 (``/v1/credits/%ff``); here such bytes become U+FFFD.
+    """
+    raw = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+    # WSGI (PEP 3333) carries the bytes as latin-1 text.
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
+def undecodable(environ: Mapping[str, Any]) -> str | None:
+    """Why the request's path or query string cannot be read as UTF-8; None if they can.
+
+    The detail of a 400: webob (and pecan, which answers 400 for it) would fail
+    to decode them.
+    """
+    raw_path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+    try:
+        raw_path.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return _("the request path is not UTF-8: %(path)s") % {"path": request_path(environ)}
+    query = str(environ.get("QUERY_STRING", "")).encode("latin-1", "replace")
+    try:
+        unquote_to_bytes(query).decode("utf-8")
+    except UnicodeError:
+        return _("the query string is not UTF-8")
+    return None
+
+
+def http_error(status: int, environ: Mapping[str, Any], method: str) -> ApiError:
+    """The API error for a plain HTTP error of a layer below (pecan's routing, webob,
+    keystonemiddleware): its code by status, a translated detail."""
+    path = request_path(environ)
+    if status == 400:
+        detail = undecodable(environ) or _("the request is malformed")
+    elif status == 401:
+        detail = _("a valid X-Auth-Token is required")
+    elif status == 404:
+        detail = _("no such resource: %(path)s") % {"path": path}
+    elif status == 405:
+        detail = _("%(method)s is not allowed on %(path)s") % {"method": method, "path": path}
+    elif status == 406:
+        detail = _("answers are application/json only, which the Accept header refuses")
+    elif status == 413:
+        detail = _("the request body is too large")
+    else:
+        detail = _("the request failed with HTTP status %(status)d") % {"status": status}
+    return ApiError(code_for_status(status), detail, status=status)
 
 
 def error_document(error: ApiError, request_id: str | None, *,

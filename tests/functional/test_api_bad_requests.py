@@ -61,9 +61,13 @@ class Bad:
     persona: str | None = "member"  # None: no token; "expired", "bogus": those tokens
     headers: dict[str, str] = field(default_factory=dict)
     detail: str = ""  # a fragment of the error's detail, when it matters
+    allow: str | None = None  # a 405's Allow header (RFC 9110: it must have one)
 
 
 J = "application/json"
+# Deep enough for Python's JSON parser to give up (RecursionError), small enough
+# for MAX_BODY.
+DEEP = b'{"a": ' + b"[" * 1500 + b"]" * 1500 + b"}"
 
 
 def _order(amount: Any, **more: Any) -> dict[str, Any]:
@@ -151,6 +155,23 @@ CASES = [
     Bad("credit id not a number", "GET", "credits/abc", 404, "not_found"),
     Bad("credit id in superscript digits", "GET", "credits/%C2%B2", 404, "not_found"),
     Bad("limit in Arabic-Indic digits", "GET", "credits?limit=%D9%A3", 400, "invalid_request"),
+    # A percent-escape that is not UTF-8: webob cannot decode it.
+    Bad("credit id not UTF-8", "GET", "credits/%ff", 400, "invalid_request",
+        detail="the request path is not UTF-8: /v1/credits/\ufffd"),
+    Bad("order id not UTF-8", "GET", "orders/%ff", 400, "invalid_request",
+        detail="the request path is not UTF-8"),
+    Bad("voucher code not UTF-8", "GET", "vouchers/%ff", 400, "invalid_request",
+        detail="the request path is not UTF-8"),
+    Bad("OVH credit id not UTF-8", "GET", f"ovh/cloud/project/{PROJECT}/credit/%ff", 400,
+        "invalid_request", detail="the request path is not UTF-8"),
+    Bad("resource not UTF-8", "POST", "%C3%28", 400, "invalid_request", _order("20.00"),
+        detail="the request path is not UTF-8"),
+    Bad("no token and a path not UTF-8", "GET", "credits/%ff", 400, "invalid_request",
+        persona=None),
+    Bad("query parameter not UTF-8", "GET", "credits?status=%ff", 400, "invalid_request",
+        detail="the query string is not UTF-8"),
+    Bad("query parameter name not UTF-8", "GET", "orders/{pending}?%ff=1", 400,
+        "invalid_request", detail="the query string is not UTF-8"),
     Bad("no such order", "POST", "orders/00000000-0000-0000-0000-000000000000/cancel", 404,
         "not_found"),
     Bad("other project as a member", "POST", f"orders?project_id={OTHER}", 403, "forbidden",
@@ -180,12 +201,32 @@ CASES = [
     Bad("member pays", "POST", "orders/{pending}/payment", 403, "forbidden",
         {"amount": "30.00", "currency": "EUR"}),
     Bad("service reads credits", "GET", "credits", 403, "forbidden", persona="service"),
-    Bad("DELETE an order", "DELETE", "orders/{pending}", 405, "method_not_allowed"),
+    Bad("DELETE an order", "DELETE", "orders/{pending}", 405, "method_not_allowed",
+        allow="GET"),
     Bad("PUT a credit", "PUT", "credits/{credit}", 405, "method_not_allowed",
-        {"available": "1000.00"}),
+        {"available": "1000.00"}, allow="GET"),
+    Bad("DELETE the credits", "DELETE", "credits", 405, "method_not_allowed", allow="GET"),
+    Bad("PATCH the orders", "PATCH", "orders", 405, "method_not_allowed", {}, allow="GET, POST"),
+    Bad("DELETE an order's cancel", "DELETE", "orders/{pending}/cancel", 405,
+        "method_not_allowed", allow="POST"),
+    Bad("POST the forecast", "POST", "forecast", 405, "method_not_allowed", {}, allow="GET"),
+    Bad("DELETE an OVH credit", "DELETE", f"ovh/cloud/project/{PROJECT}/credit/{{credit}}", 405,
+        "method_not_allowed", allow="GET"),
+    # pecan parses the body of any method but GET, a routing error's too: a body it
+    # cannot parse does not turn a 405 into a 500.
+    Bad("DELETE the credits with a deep body", "DELETE", "credits", 405, "method_not_allowed",
+        DEEP, allow="GET"),
+    Bad("DELETE an order with a deep body", "DELETE", "orders/{pending}", 405,
+        "method_not_allowed", DEEP, allow="GET"),
+    Bad("DELETE OVH credits with a deep body", "DELETE", f"ovh/cloud/project/{PROJECT}/credit",
+        405, "method_not_allowed", DEEP, allow="GET"),
+    Bad("a deep body on an unknown path", "DELETE", "refunds/1", 404, "not_found", DEEP),
     # A collection's GET skips pecan's routing (api/controllers.py); what pecan
     # answers the rest of the way stays.
-    Bad("GET as DELETE", "GET", "orders?_method=delete", 405, "method_not_allowed"),
+    Bad("GET as DELETE", "GET", "orders?_method=delete", 405, "method_not_allowed",
+        allow="GET, POST", detail="DELETE is not allowed on /v1/orders"),
+    # No method at all there: not found, as for a GET of it.
+    Bad("DELETE under a credit", "DELETE", "credits/{credit}/entries/1", 404, "not_found"),
     Bad("GET of a collection with a trailing segment", "GET", "forecast/x", 404, "not_found"),
     Bad("unknown resource", "GET", "refunds", 404, "not_found"),
     Bad("path too deep", "GET", "credits/{credit}/entries/1", 404, "not_found"),
@@ -230,6 +271,7 @@ def check(response: Any, case: Bad) -> None:
     assert error["title"] and error["detail"]
     assert case.detail in error["detail"], (case.name, error)
     assert error["request_id"] == request_id
+    assert response.headers.get("Allow") == case.allow, (case.name, response.headers)
 
 
 @pytest.fixture
@@ -250,6 +292,25 @@ def test_bad_request(ledger: Ledger, tokens: Tokens, case: Bad) -> None:
     with standalone(ledger, auth="keystone", max_body=MAX_BODY) as url:
         check(send(url, tokens, seeded, case), case)
     assert ledger.checksum() == before  # nothing written (the fixture then audits)
+
+
+def test_a_json_integer_past_pythons_digit_limit_is_a_400(ledger: Ledger, tokens: Tokens
+                                                          ) -> None:
+    # More digits than int() converts (4300): json.loads raises a plain ValueError.
+    # Too long for MAX_BODY, hence the default limit here.
+    seeded = seed(ledger)
+    before = ledger.checksum()
+    huge = b"9" * 5000
+    with standalone(ledger, auth="keystone") as url:
+        for persona, path, body in (
+                ("member", "orders", b'{"amount": ' + huge + b"}"),
+                ("member", "vouchers", b'{"code": "WELCOME-2026", "n": [' + huge + b"]}"),
+                ("admin", f"credits/{seeded.credit}/void", b'{"reason": ' + huge + b"}")):
+            response = call("POST", f"{url}/v1/{path}", data=body,
+                            headers={**tokens.headers(persona), "Content-Type": J})
+            check(response, Bad(path, "POST", path, 400, "invalid_request",
+                                detail="malformed JSON: a number has too many digits"))
+    assert ledger.checksum() == before
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)

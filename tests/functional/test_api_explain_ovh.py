@@ -182,6 +182,36 @@ def test_a_currency_without_decimals_and_a_credit_without_end(ledger: Ledger) ->
     assert document["validity"]["to"] is None
 
 
+def test_another_projects_credit_is_answered_as_a_missing_one(ledger: Ledger) -> None:
+    """Neither a credit of another project nor the project owning a credit can be probed:
+    one answer, but for the id, as for ``{base}/credits/{id}``."""
+    ids = seed(ledger)
+    service = ledger.service(clock=inputs.now)
+    try:
+        theirs = service.activate_voucher(OTHER, "WELCOME-2026", at=T0).id
+    finally:
+        service.close()
+    missing = max(theirs, *ids.values()) + 1000
+    admin = {"X-Project-Id": "ops", "X-User-Id": "root", "X-Roles": "admin,reader"}
+    with standalone(ledger) as url:
+        def detail(path: str, headers: dict[str, str]) -> str:
+            response = call("GET", f"{url}/v1/ovh/cloud/project/{path}", headers=headers)
+            assert error(response, 404) == "cloud_credit.not_found"
+            return str(response.json()["errors"][0]["detail"])
+
+        assert detail(f"{PROJECT}/credit/{missing}", reader()) == f"no credit {missing}"
+        # Another project's credit, under the caller's project or under its own.
+        assert detail(f"{PROJECT}/credit/{theirs}", reader()) == f"no credit {theirs}"
+        assert detail(f"{OTHER}/credit/{theirs}", reader()) == f"no credit {theirs}"
+        # An admin may read both projects: a path naming another project than the
+        # credit's does not say whose it is either.
+        bought = ids["bought"]
+        assert detail(f"{OTHER}/credit/{bought}", admin) == f"no credit {bought}"
+        assert detail(f"{OTHER}/credit/{missing}", admin) == f"no credit {missing}"
+        assert detail(f"{PROJECT}/credit/{theirs}",
+                      {**reader(), "Accept-Language": "fr"}) == f"aucun crédit {theirs}"
+
+
 def test_wrong_paths_ids_and_methods(ledger: Ledger) -> None:
     ids = seed(ledger)
     admin = {"X-Project-Id": "ops", "X-User-Id": "root", "X-Roles": "admin,reader"}

@@ -81,6 +81,43 @@ def test_errors_with_values_and_errors_of_the_layers_below_are_translated(
             "la politique d'accès n'autorise pas cloud_credit:credit:list")
 
 
+def test_the_answers_of_the_layers_below_are_translated_too(ledger: Ledger) -> None:
+    french = {**MEMBER, "Accept-Language": "fr"}
+    with standalone(ledger) as url:
+        # pecan refuses an Accept without JSON before any handler runs.
+        xml = call("GET", f"{url}/v1/credits", headers={**french, "Accept": "application/xml"})
+        assert xml.status_code == 406
+        assert xml.headers["Content-Language"] == "fr"
+        assert first_error(xml)["code"] == "cloud_credit.not_acceptable"
+        assert (first_error(xml)["title"], first_error(xml)["detail"]) == (
+            "Non acceptable",
+            "les réponses sont uniquement en application/json, ce que l'en-tête Accept refuse")
+        english = call("GET", f"{url}/v1/credits", headers={**MEMBER, "Accept": "text/xml"})
+        assert (english.status_code, first_error(english)["detail"]) == (
+            406, "answers are application/json only, which the Accept header refuses")
+
+        # What webob cannot decode.
+        query = call("GET", f"{url}/v1/credits?status=%ff", headers=french)
+        assert query.status_code == 400
+        assert (first_error(query)["title"], first_error(query)["detail"]) == (
+            "Requête invalide", "les paramètres de requête ne sont pas en UTF-8")
+        path = requests.get(f"{url}/v1/orders/%ff", headers=french, timeout=60)
+        assert path.status_code == 400
+        assert first_error(path)["detail"] == (
+            "le chemin de la requête n'est pas en UTF-8 : /v1/orders/\ufffd")
+
+        # pecan's routing.
+        not_allowed = call("DELETE", f"{url}/v1/orders/x", headers=french)
+        assert (not_allowed.status_code, not_allowed.headers["Allow"]) == (405, "GET")
+        assert (first_error(not_allowed)["title"], first_error(not_allowed)["detail"]) == (
+            "Méthode non autorisée", "DELETE n'est pas autorisé sur /v1/orders/x")
+
+        huge = call("POST", f"{url}/v1/orders", data=b'{"amount": ' + b"7" * 5000 + b"}",
+                    headers={**french, "Content-Type": "application/json"})
+        assert huge.status_code == 400
+        assert first_error(huge)["detail"] == "JSON mal formé : un nombre a trop de chiffres"
+
+
 @pytest.mark.parametrize(("language", "expected"), [
     ("fr", "ovh-credit: un code de bon d'achat compte de 4 à 64 lettres, chiffres ou tirets"),
     ("en", "ovh-credit: a voucher code is 4 to 64 letters, digits or dashes"),

@@ -144,3 +144,49 @@ def test_every_contract_code_is_known() -> None:
                 "too_large": 413, "voucher_throttled": 429, "catalog_unavailable": 503,
                 "unauthorized": 401, "forbidden": 403}
     assert {code: errors.CODES[code][0] for code in contract} == contract
+
+
+def test_http_errors_of_the_layers_below_get_a_code_and_a_translated_detail() -> None:
+    from ovh_credit_plugin import i18n
+
+    environ = {"SCRIPT_NAME": "/v1", "PATH_INFO": "/credits/\xff", "QUERY_STRING": ""}
+    cases = {
+        400: ("invalid_request",
+              "le chemin de la requête n'est pas en UTF-8 : /v1/credits/\ufffd"),
+        404: ("not_found", "ressource inexistante : /v1/credits/\ufffd"),
+        405: ("method_not_allowed", "DELETE n'est pas autorisé sur /v1/credits/\ufffd"),
+        406: ("not_acceptable",
+              "les réponses sont uniquement en application/json, ce que l'en-tête Accept refuse"),
+        # Any other status: its code by class, a generic detail naming it.
+        415: ("invalid_request", "la requête a échoué avec le statut HTTP 415"),
+        502: ("internal_error", "la requête a échoué avec le statut HTTP 502"),
+    }
+    for status, (code, french) in cases.items():
+        error = errors.http_error(status, environ, "DELETE")
+        assert (error.code, error.status) == (code, status)
+        document = errors.error_document(error, "req-1", language="fr")["errors"][0]
+        assert (document["status"], document["detail"]) == (status, french)
+    assert i18n.translate(errors.CODES["not_acceptable"][1], "fr") == "Non acceptable"
+    # A 400 with a readable path and query: the generic detail.
+    fine = {"PATH_INFO": "/credits", "QUERY_STRING": "status=active"}
+    assert errors.undecodable(fine) is None
+    assert errors.error_document(errors.http_error(400, fine, "GET"), None, language="fr")[
+        "errors"][0]["detail"] == "la requête est mal formée"
+
+
+@pytest.mark.parametrize(("environ", "path", "problem"), [
+    ({"PATH_INFO": "/credits/\xc3\xa9"}, "/credits/é", None),  # UTF-8 é, as WSGI carries it
+    ({"PATH_INFO": "/credits/\xff"}, "/credits/\ufffd", "the request path is not UTF-8"),
+    ({"SCRIPT_NAME": "/\xe9", "PATH_INFO": "/x"}, "/\ufffd/x", "the request path is not UTF-8"),
+    ({"PATH_INFO": "/c", "QUERY_STRING": "status=%ff"}, "/c", "the query string is not UTF-8"),
+    ({"PATH_INFO": "/c", "QUERY_STRING": "%FF=1"}, "/c", "the query string is not UTF-8"),
+    ({"PATH_INFO": "/c", "QUERY_STRING": "q=%C3%A9&limit=2"}, "/c", None),
+])
+def test_a_path_or_query_that_is_not_utf8_is_named_without_failing(
+        environ: dict[str, str], path: str, problem: str | None) -> None:
+    assert errors.request_path(environ) == path
+    found = errors.undecodable(environ)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and str(found).startswith(problem)
