@@ -91,9 +91,28 @@ class Vouchers:
         if preview.redeemable:
             # Not a failure, and nothing worth keeping: a preview leaves no trace.
             self.throttle.drop(attempt)
-        else:
-            self._failed_check(project_id, masked, preview.reason, attempt=attempt, at=at)
+            return self._in_the_projects_currency(project_id, preview)
+        self._failed_check(project_id, masked, preview.reason, attempt=attempt, at=at)
         return preview
+
+    def _in_the_projects_currency(self, project_id: str, preview: VoucherPreview
+                                  ) -> VoucherPreview:
+        """``preview``, or not redeemable when the project bills in another currency that
+        something holds (its activation would be refused: not a failed try either)."""
+        wanted = preview.voucher.currency
+
+        def bills_in(conn: Connection) -> str | None:
+            found = projects.currency(conn, project_id)
+            if found in (None, wanted) or project_id not in projects.held(conn, {project_id}):
+                return None  # fixed now, or moved to the voucher's by its activation
+            return found
+
+        found = self.database.read(bills_in)
+        if found is None:
+            return preview
+        return VoucherPreview(preview.voucher, False, _(
+            "this voucher is in %(currency)s but project %(project)s bills in %(found)s")
+            % {"currency": wanted, "project": project_id, "found": found})
 
     def _preview(self, code: str, at: dt.datetime) -> VoucherPreview:
         voucher = self.catalog.get(code)

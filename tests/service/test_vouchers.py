@@ -672,6 +672,25 @@ def test_a_check_of_a_used_code_counts_and_of_a_good_one_does_not(
     assert count(service, table, table.c.project_id == "p1") == 1
 
 
+def test_a_check_tells_a_project_whose_currency_is_held_it_cannot_take_the_voucher(
+    service: CreditService,
+) -> None:
+    # p1 bills in EUR, held by a pending order: a yen voucher would be refused
+    # at activation (a currency mismatch, not a failed try), so a check says so.
+    throttled_service(service, limit=1)
+    order = service.create_order("p1", "10", at=T0)
+    preview = service.check_voucher("YEN-1000", project_id="p1", at=T0)
+    assert (preview.redeemable, preview.reason) == (
+        False, "this voucher is in JPY but project p1 bills in EUR")
+    with pytest.raises(exceptions.CurrencyMismatch, match=preview.reason):
+        service.activate_voucher("p1", "YEN-1000", at=T0)
+    assert failed_attempts(service, "p1") == 0
+    # Once nothing holds the euro (the order cancelled), the project moves to the yen.
+    service.cancel_order(order.id, at=T0)
+    assert service.check_voucher("YEN-1000", project_id="p1", at=T0).redeemable
+    assert service.activate_voucher("p1", "YEN-1000", at=T0).currency == "JPY"
+
+
 def test_checking_a_code_the_project_activated_is_neither_throttled_nor_counted(
     service: CreditService,
 ) -> None:
