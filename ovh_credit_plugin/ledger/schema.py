@@ -5,9 +5,13 @@ own database (CloudKitty's) without clashing. Ledger entries are
 append-only; the balance columns of a credit are a cache of its entries,
 updated in the same transaction (``ovh-credit audit`` proves it).
 Amounts are :class:`~ovh_credit_plugin.ledger.types.Money`, never floats.
+Text is :class:`ExactString` or :class:`ExactText`: compared byte by byte on
+every backend (ids that differ only by case are two ids).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,11 +27,64 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.compiler import compiles
 
 from ovh_credit_plugin.ledger.types import AmountsAddUp, Money, UTCDateTime, non_negative
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.sql.compiler import TypeCompiler
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def mysql_binary_collation(dialect: Dialect) -> str:
+    """The utf8mb4 collation that compares text byte by byte on this MySQL or MariaDB server.
+
+    Their default collations (utf8mb4_general_ci, ..._0900_ai_ci, ...) ignore
+    case and accents: "acme" would find project "ACME"'s rows, "inv-a" be taken
+    for invoice "INV-a". PostgreSQL and SQLite compare text byte by byte, and
+    so does the Python code. Binary, and NO PAD too: utf8mb4_bin, the one name
+    both servers know, pads with spaces ('k' = 'k '), which would make two
+    Idempotency-Keys one. MariaDB (10.2 on) calls it utf8mb4_nopad_bin, MySQL
+    (8.0.17 on) utf8mb4_0900_bin; an older MySQL only has utf8mb4_bin.
+    Migration 0007_binary_collation converts the tables to it.
+    """
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    if (getattr(dialect, "server_version_info", None) or ()) >= (8, 0, 17):
+        return "utf8mb4_0900_bin"
+    return "utf8mb4_bin"
+
+
+class ExactString(String):
+    """A ``VARCHAR`` compared byte by byte: utf8mb4 with :func:`mysql_binary_collation`
+    on MySQL and MariaDB, plain ``VARCHAR`` elsewhere (already exact there)."""
+
+
+class ExactText(Text):
+    """A ``TEXT`` compared byte by byte, as :class:`ExactString`."""
+
+
+@compiles(ExactString, "mysql")
+@compiles(ExactString, "mariadb")
+def _exact_string(type_: ExactString, compiler: TypeCompiler, **kw: Any) -> str:
+    from sqlalchemy.dialects import mysql  # loaded already there; not on every start
+
+    exact = mysql.VARCHAR(type_.length, charset="utf8mb4",
+                          collation=mysql_binary_collation(compiler.dialect))
+    return compiler.process(exact, **kw)
+
+
+@compiles(ExactText, "mysql")
+@compiles(ExactText, "mariadb")
+def _exact_text(type_: ExactText, compiler: TypeCompiler, **kw: Any) -> str:
+    from sqlalchemy.dialects import mysql
+
+    exact = mysql.TEXT(charset="utf8mb4", collation=mysql_binary_collation(compiler.dialect))
+    return compiler.process(exact, **kw)
+
 
 metadata = MetaData(
     naming_convention={
@@ -44,8 +101,8 @@ ID = 255  # identifiers from hosts: project ids, invoice ids, line ids
 projects = Table(
     "cloud_credit_projects",
     metadata,
-    Column("id", String(ID), primary_key=True),
-    Column("currency", String(3), nullable=False),
+    Column("id", ExactString(ID), primary_key=True),
+    Column("currency", ExactString(3), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -53,14 +110,14 @@ credits = Table(
     "cloud_credit_credits",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("project_id", String(ID), ForeignKey(projects.c.id), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("description", Text(), nullable=False),
+    Column("project_id", ExactString(ID), ForeignKey(projects.c.id), nullable=False),
+    Column("kind", ExactString(16), nullable=False),
+    Column("description", ExactText(), nullable=False),
     # The order id of purchased credit, the voucher code of a voucher.
-    Column("source", String(ID), nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("source", ExactString(ID), nullable=False),
+    Column("currency", ExactString(3), nullable=False),
     # JSON list of product names; empty: every product.
-    Column("products", Text(), nullable=False),
+    Column("products", ExactText(), nullable=False),
     Column("total", Money(), nullable=False),
     Column("used", Money(), nullable=False),
     Column("expired", Money(), nullable=False),
@@ -70,7 +127,7 @@ credits = Table(
     Column("valid_until", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("voided_at", UTCDateTime(), nullable=True),
-    Column("void_reason", Text(), nullable=True),
+    Column("void_reason", ExactText(), nullable=True),
     CheckConstraint("kind IN ('voucher', 'purchased')", name="kind"),
     # The ledger invariant, kept by CreditRow before every write, also
     # refused by the database: a bug or a hand-made UPDATE cannot store it.
@@ -88,11 +145,11 @@ ledger_entries = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("credit_id", BigId, ForeignKey(credits.c.id), nullable=False),
-    Column("type", String(16), nullable=False),
+    Column("type", ExactString(16), nullable=False),
     Column("amount", Money(), nullable=False),
-    Column("settlement_key", String(600), nullable=True),
-    Column("line_id", String(ID), nullable=True),
-    Column("note", Text(), nullable=False),
+    Column("settlement_key", ExactString(600), nullable=True),
+    Column("line_id", ExactString(ID), nullable=True),
+    Column("note", ExactText(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     CheckConstraint(
         "type IN ('grant', 'debit', 'reversal', 'expiry', 'void')", name="type"
@@ -106,16 +163,16 @@ ledger_entries = Table(
 orders = Table(
     "cloud_credit_orders",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("project_id", String(ID), ForeignKey(projects.c.id), nullable=False),
+    Column("id", ExactString(36), primary_key=True),
+    Column("project_id", ExactString(ID), ForeignKey(projects.c.id), nullable=False),
     Column("amount", Money(), nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("currency", ExactString(3), nullable=False),
+    Column("status", ExactString(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("paid_at", UTCDateTime(), nullable=True),
     Column("cancelled_at", UTCDateTime(), nullable=True),
-    Column("payment_url", Text(), nullable=False),
+    Column("payment_url", ExactText(), nullable=False),
     # One credit per paid order, whatever the code does.
     Column("credit_id", BigId, ForeignKey(credits.c.id), nullable=True, unique=True),
     CheckConstraint(
@@ -131,12 +188,12 @@ orders = Table(
 order_keys = Table(
     "cloud_credit_order_keys",
     metadata,
-    Column("project_id", String(ID), primary_key=True),
-    Column("idempotency_key", String(ID), primary_key=True),
+    Column("project_id", ExactString(ID), primary_key=True),
+    Column("idempotency_key", ExactString(ID), primary_key=True),
     # SHA-256 of the request (amount, currency): the same key with another
     # request is a conflict, never a second order.
-    Column("fingerprint", String(64), nullable=False),
-    Column("order_id", String(36), ForeignKey(orders.c.id), nullable=False, unique=True),
+    Column("fingerprint", ExactString(64), nullable=False),
+    Column("order_id", ExactString(36), ForeignKey(orders.c.id), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
@@ -145,25 +202,25 @@ settlements = Table(
     metadata,
     # "invoice/<project>/<invoice id>" (service.invoice_key) or
     # "cloudkitty/<scope>/<start>/<end>".
-    Column("key", String(600), primary_key=True),
-    Column("project_id", String(ID), nullable=False),
-    Column("invoice_id", String(ID), nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("key", ExactString(600), primary_key=True),
+    Column("project_id", ExactString(ID), nullable=False),
+    Column("invoice_id", ExactString(ID), nullable=False),
+    Column("currency", ExactString(3), nullable=False),
     Column("total", Money(), nullable=False),
     Column("credit_applied", Money(), nullable=False),
     Column("amount_due", Money(), nullable=False),
     # SHA-256 of the settled content: a replay must match it.
-    Column("fingerprint", String(64), nullable=False),
+    Column("fingerprint", ExactString(64), nullable=False),
     # JSON [[line_id, credit_id, kind, amount, place, skipped?], ...] of the current
     # revision (place and skipped: why the credit paid, ledger/settlements.py);
     # the debit and reversal entries carrying this key are the truth.
-    Column("allocations", Text(), nullable=False),
+    Column("allocations", ExactText(), nullable=False),
     Column("revision", Integer(), nullable=False),
     Column("settled_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     # Why credit could not pay the charge ("currency_mismatch"); NULL otherwise.
-    Column("note", String(32), nullable=True),
+    Column("note", ExactString(32), nullable=True),
     CheckConstraint(AmountsAddUp(("credit_applied", "amount_due"), "total"), name="amounts"),
     Index(None, "project_id"),
 )
@@ -172,13 +229,13 @@ voucher_activations = Table(
     "cloud_credit_voucher_activations",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("project_id", String(ID), nullable=False),
-    Column("code", String(64), nullable=False),
+    Column("project_id", ExactString(ID), nullable=False),
+    Column("code", ExactString(64), nullable=False),
     # Deterministic per (project, code): a retry after a crash recovers the
     # redemption the catalog recorded but the ledger did not.
-    Column("idempotency_key", String(64), nullable=False, unique=True),
-    Column("status", String(16), nullable=False),
-    Column("redemption_id", String(ID), nullable=True),
+    Column("idempotency_key", ExactString(64), nullable=False, unique=True),
+    Column("status", ExactString(16), nullable=False),
+    Column("redemption_id", ExactString(ID), nullable=True),
     Column("credit_id", BigId, ForeignKey(credits.c.id), nullable=True, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
@@ -192,10 +249,10 @@ voucher_activations = Table(
 voucher_unblocks = Table(
     "cloud_credit_voucher_unblocks",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("project_id", String(ID), nullable=False),
-    Column("reason", Text(), nullable=False),
-    Column("operator", String(ID), nullable=False),
+    Column("id", ExactString(36), primary_key=True),
+    Column("project_id", ExactString(ID), nullable=False),
+    Column("reason", ExactText(), nullable=False),
+    Column("operator", ExactString(ID), nullable=False),
     # How many counted tries it cleared.
     Column("cleared", Integer(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -206,16 +263,16 @@ voucher_attempts = Table(
     "cloud_credit_voucher_attempts",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("project_id", String(ID), nullable=False),
+    Column("project_id", ExactString(ID), nullable=False),
     Column("succeeded", Boolean(), nullable=False),
-    Column("reason", Text(), nullable=False),
+    Column("reason", ExactText(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     # Drawn by the client once per try, before its transaction: a retry after
     # a lost COMMIT finds the row its first attempt wrote instead of adding
     # one (which would count the try twice).
-    Column("attempt_key", String(36), nullable=False, unique=True),
+    Column("attempt_key", ExactString(36), nullable=False, unique=True),
     # Set when an operator's unblock cleared this try: it no longer counts.
-    Column("unblock_id", String(36),
+    Column("unblock_id", ExactString(36),
            # Named: the convention's name is longer than MariaDB's 64 characters.
            ForeignKey(voucher_unblocks.c.id, name="fk_cloud_credit_voucher_attempts_unblock_id"),
            nullable=True),
@@ -227,11 +284,11 @@ voucher_attempts = Table(
 catalog_redemptions = Table(
     "cloud_credit_catalog_redemptions",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("code", String(64), nullable=False),
-    Column("project_id", String(ID), nullable=False),
-    Column("idempotency_key", String(64), nullable=False, unique=True),
-    Column("document", Text(), nullable=False),
+    Column("id", ExactString(36), primary_key=True),
+    Column("code", ExactString(64), nullable=False),
+    Column("project_id", ExactString(ID), nullable=False),
+    Column("idempotency_key", ExactString(64), nullable=False, unique=True),
+    Column("document", ExactText(), nullable=False),
     Column("redeemed_at", UTCDateTime(), nullable=False),
     Index(None, "code"),
 )
@@ -244,7 +301,7 @@ catalog_redemptions = Table(
 catalog_voucher_counts = Table(
     "cloud_credit_catalog_voucher_counts",
     metadata,
-    Column("code", String(64), primary_key=True),
+    Column("code", ExactString(64), primary_key=True),
     Column("redemptions", Integer(), nullable=False),
     CheckConstraint("redemptions >= 0", name="non_negative"),
 )
