@@ -197,11 +197,6 @@ FR = {
         "%(key)s chevauche %(other)s, déjà réglé : non réglé, pour que le crédit ne paie pas "
         "deux fois la même consommation (une fenêtre de retraitement non alignée sur les "
         "périodes valorisées ?)",
-    "%(masked)s for another project than %(project_id)s":
-        "%(masked)s pour un autre projet que %(project_id)s",
-    "%(masked)s for nothing": "%(masked)s pour un montant nul",
-    "%(masked)s in %(currency)s, but the voucher is in %(voucher_currency)s":
-        "%(masked)s en %(currency)s, mais le bon d'achat est en %(voucher_currency)s",
     "%(message)s (catalog request %(request_id)s)":
         "%(message)s (requête du catalogue %(request_id)s)",
     "%(option)s: %(code)s is given twice": "%(option)s : %(code)s est donné deux fois",
@@ -275,7 +270,6 @@ FR = {
     "a voucher amount must be positive": "le montant d'un bon d'achat doit être positif",
     "an idempotency key is 1 to 255 printable ASCII characters":
         "une clé d'idempotence compte de 1 à 255 caractères ASCII imprimables",
-    "another code than %(masked)s": "un autre code que %(masked)s",
     "batch_size must be at least 1, not %(value)r":
         "batch_size doit valoir au moins 1, pas %(value)r",
     "charge %(key)s line %(line)s amount": "montant de la ligne %(line)s de la charge %(key)s",
@@ -376,10 +370,93 @@ FR = {
     "voucher %(code)s is not valid before %(time)s":
         "le bon d'achat %(code)s n'est pas valable avant le %(time)s",
     "voucher %(code)s is revoked": "le bon d'achat %(code)s est révoqué",
-    "voucher %(code)s is revoked or expired%(detail)s":
-        "le bon d'achat %(code)s est révoqué ou expiré%(detail)s",
     "warning days must be positive integers, not %(days)r":
         "les jours d'avertissement sont des entiers positifs, pas %(days)r",
+    # The voucher catalog's errors (ovh_credit_plugin.catalog): the CLI prints them.
+    "the catalog redeemed another code than %(masked)s":
+        "le catalogue a utilisé un autre code que %(masked)s",
+    "the catalog redeemed %(masked)s for another project than %(project_id)s":
+        "le catalogue a utilisé %(masked)s pour un autre projet que %(project_id)s",
+    "the catalog redeemed %(masked)s for nothing":
+        "le catalogue a utilisé %(masked)s pour un montant nul",
+    "the catalog redeemed %(masked)s in %(currency)s, but the voucher is in "
+    "%(voucher_currency)s":
+        "le catalogue a utilisé %(masked)s en %(currency)s, mais le bon d'achat est en "
+        "%(voucher_currency)s",
+    "voucher %(code)s is revoked or expired": "le bon d'achat %(code)s est révoqué ou expiré",
+    "voucher %(code)s is revoked or expired: %(detail)s":
+        "le bon d'achat %(code)s est révoqué ou expiré : %(detail)s",
+    "cannot connect (%(reason)s)": "connexion impossible (%(reason)s)",
+    "cannot connect (connection failed)": "connexion impossible (échec de la connexion)",
+    "connection timed out": "délai de connexion dépassé",
+    "read timed out": "délai de lecture dépassé",
+    "voucher catalog at %(where)s unavailable: %(error)s":
+        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : %(error)s",
+    "voucher catalog at %(where)s unavailable: no answer":
+        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : aucune réponse",
+    "voucher catalog at %(where)s unavailable: no complete answer within the %(seconds)s s "
+    "deadline":
+        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : aucune réponse "
+        "complète dans le délai de %(seconds)s s",
+    "voucher catalog at %(where)s unavailable: no complete answer within the %(seconds)s s "
+    "deadline (last error: %(error)s)":
+        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : aucune réponse "
+        "complète dans le délai de %(seconds)s s (dernière erreur : %(error)s)",
+    "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d attempt(s)":
+        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : HTTP "
+        "%(status)d après %(attempts)d tentative(s)",
+    "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d "
+    "attempt(s): %(detail)s":
+        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : HTTP "
+        "%(status)d après %(attempts)d tentative(s) : %(detail)s",
+    "TLS with the voucher catalog at %(where)s failed: %(error)s; set [voucher_catalog] "
+    "ca_file to the CA that signed the catalog's certificate":
+        "la connexion TLS au catalogue des bons d'achat à l'adresse %(where)s a échoué : "
+        "%(error)s ; définissez [voucher_catalog] ca_file avec l'autorité de certification qui "
+        "a signé le certificat du catalogue",
+    "TLS with the voucher catalog at %(where)s failed: %(error)s; check [voucher_catalog] "
+    "TLS options (ca_file, cert_file, key_file)":
+        "la connexion TLS au catalogue des bons d'achat à l'adresse %(where)s a échoué : "
+        "%(error)s ; vérifiez les options TLS de [voucher_catalog] (ca_file, cert_file, "
+        "key_file)",
+    "the voucher catalog at %(where)s refused our credentials (HTTP %(status)d): check "
+    "[voucher_catalog] auth_token":
+        "le catalogue des bons d'achat à l'adresse %(where)s a refusé nos identifiants (HTTP "
+        "%(status)d) : vérifiez [voucher_catalog] auth_token",
+    "the voucher catalog at %(where)s refused our credentials (HTTP %(status)d: %(detail)s): "
+    "check [voucher_catalog] auth_token":
+        "le catalogue des bons d'achat à l'adresse %(where)s a refusé nos identifiants (HTTP "
+        "%(status)d : %(detail)s) : vérifiez [voucher_catalog] auth_token",
+    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)d "
+    "attempt(s))":
+        "le catalogue des bons d'achat à l'adresse %(where)s limite nos requêtes (HTTP 429 "
+        "après %(attempts)d tentative(s))",
+    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)d "
+    "attempt(s), it asks to wait %(wait)s s)":
+        "le catalogue des bons d'achat à l'adresse %(where)s limite nos requêtes (HTTP 429 "
+        "après %(attempts)d tentative(s), il demande d'attendre %(wait)s s)",
+    "unexpected HTTP %(status)d from the voucher catalog at %(where)s":
+        "réponse HTTP %(status)d inattendue du catalogue des bons d'achat à l'adresse "
+        "%(where)s",
+    "unexpected HTTP %(status)d from the voucher catalog at %(where)s: %(detail)s":
+        "réponse HTTP %(status)d inattendue du catalogue des bons d'achat à l'adresse "
+        "%(where)s : %(detail)s",
+    "the voucher catalog's voucher for %(code)s is not a JSON object":
+        "le bon d'achat %(code)s envoyé par le catalogue des bons d'achat n'est pas un objet "
+        "JSON",
+    "the voucher catalog's redemption for %(code)s is not a JSON object":
+        "l'utilisation de %(code)s envoyée par le catalogue des bons d'achat n'est pas un "
+        "objet JSON",
+    "the voucher catalog's answer for %(code)s is not a JSON object":
+        "la réponse du catalogue des bons d'achat pour %(code)s n'est pas un objet JSON",
+    "the voucher catalog's voucher for %(code)s is invalid: %(problem)s":
+        "le bon d'achat %(code)s envoyé par le catalogue des bons d'achat est invalide : "
+        "%(problem)s",
+    "the voucher catalog's redemption for %(code)s is invalid: %(problem)s":
+        "l'utilisation de %(code)s envoyée par le catalogue des bons d'achat est invalide : "
+        "%(problem)s",
+    "the voucher catalog's answer for %(code)s is invalid: %(problem)s":
+        "la réponse du catalogue des bons d'achat pour %(code)s est invalide : %(problem)s",
     # pydantic's problems, in our words (models.first_error).
     "this field is required": "ce champ est obligatoire",
     "unknown field": "champ inconnu",

@@ -167,24 +167,27 @@ def check_redemption(
     the error); the service again with the voucher's currency.
     """
     masked = mask_code(code)
-
-    def refuse(problem: str) -> CatalogProtocolError:
-        return CatalogProtocolError(f"the catalog redeemed {problem}", status=status,
-                                    request_id=request_id)
-
+    # One whole sentence each, never a translated piece inside an English one:
+    # a lazy message (the REST API) is translated whole in the reader's language.
     if not same_code(redemption.code, code):
-        raise refuse(_("another code than %(masked)s")
-                     % {"masked": masked})
+        raise CatalogProtocolError(
+            _("the catalog redeemed another code than %(masked)s") % {"masked": masked},
+            status=status, request_id=request_id)
     if redemption.project_id != project_id:
-        raise refuse(_("%(masked)s for another project than %(project_id)s")
-                     % {"masked": masked, "project_id": project_id})
+        raise CatalogProtocolError(
+            _("the catalog redeemed %(masked)s for another project than %(project_id)s")
+            % {"masked": masked, "project_id": project_id},
+            status=status, request_id=request_id)
     if redemption.amount <= 0:
-        raise refuse(_("%(masked)s for nothing")
-                     % {"masked": masked})
+        raise CatalogProtocolError(
+            _("the catalog redeemed %(masked)s for nothing") % {"masked": masked},
+            status=status, request_id=request_id)
     if currency is not None and redemption.currency != currency:
-        raise refuse(_("%(masked)s in %(currency)s, but the voucher is in %(voucher_currency)s")
-                     % {"masked": masked, "currency": redemption.currency,
-                        "voucher_currency": currency})
+        raise CatalogProtocolError(
+            _("the catalog redeemed %(masked)s in %(currency)s, but the voucher is in "
+              "%(voucher_currency)s")
+            % {"masked": masked, "currency": redemption.currency, "voucher_currency": currency},
+            status=status, request_id=request_id)
 
 
 class RedemptionLedger(Protocol):

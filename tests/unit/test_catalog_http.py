@@ -20,17 +20,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import oslo_i18n
 import pytest
 import requests
 import responses
 import yaml
+from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import RequestHistory
 
-from ovh_credit_plugin import contracts, exceptions, models
+from ovh_credit_plugin import contracts, exceptions, i18n, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog import http as catalog_http
-from ovh_credit_plugin.catalog.http import HttpVoucherCatalog, deadline, transport
+from ovh_credit_plugin.catalog.http import HttpVoucherCatalog, deadline, errors, transport, wire
 from tests.support.catalog_docs import (
     CODE,
     KEY,
@@ -457,6 +459,153 @@ def test_expiry_shuts_down_only_the_connections_still_held(released: bool) -> No
         operation.finish()
         mine.close()
         peer.close()
+
+
+# -- messages in the reader's language -----------------------------------------------------
+# docs/translations.md: every error the CLI prints is translated, the http
+# catalog's included. In the REST API (lazy mode) a message is translated when
+# it is read, so each one must be one whole message, not English around French.
+
+WHERE = "https://catalog.test"
+
+
+@pytest.fixture
+def lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The REST API's mode (api.controllers.Runtime, oslo_i18n.enable_lazy), for
+    # this test only: messages stay oslo_i18n Messages until translated.
+    monkeypatch.setattr(oslo_i18n._lazy, "USE_LAZY", True)
+
+
+def _answer(status: int, message: str | None = None, **headers: Any) -> wire.Answer:
+    body = json.dumps({"message": message}).encode() if message else b""
+    return wire.Answer(status=status, body=body, request_id=headers.get("request_id"),
+                       attempts=2, retry_after=headers.get("retry_after"))
+
+
+def _wire_error(what: wire.WireWhat, body: bytes) -> wire.WireError:
+    answer = wire.Answer(status=201, body=body, request_id=None, attempts=1, retry_after=None)
+    try:
+        wire.parse(wire.RedemptionDocument, answer, what=what)
+    except wire.WireError as error:
+        return error
+    raise AssertionError("parsed")
+
+
+def _redeemed(**changes: Any) -> BaseException:
+    # Through the model's own checks first; an amount of nothing it refuses itself.
+    redemption = models.Redemption.model_validate(redemption_doc()).model_copy(update=changes)
+    try:
+        base.check_redemption(redemption, code=CODE, project_id=PROJECT, currency="EUR")
+    except base.CatalogProtocolError as error:
+        return error
+    raise AssertionError("accepted")
+
+
+def _expired() -> deadline.Operation:
+    operation = deadline.Operation(seconds=10)
+    operation.expire()
+    return operation
+
+
+REFUSED = urllib3_exceptions.NewConnectionError(
+    None, "Failed to establish a new connection: [Errno 111] Connection refused")
+
+CATALOG_ERRORS: dict[str, tuple[Any, str, str]] = {
+    "auth, the catalog's message": (
+        lambda: errors.from_answer(_answer(401, "bad token"), where=WHERE, code=CODE),
+        "the voucher catalog at https://catalog.test refused our credentials (HTTP 401: "
+        "bad token): check [voucher_catalog] auth_token",
+        "le catalogue des bons d'achat à l'adresse https://catalog.test a refusé nos "
+        "identifiants (HTTP 401 : bad token) : vérifiez [voucher_catalog] auth_token"),
+    "auth, with a request id": (
+        lambda: errors.from_answer(_answer(403, request_id="rq-7"), where=WHERE, code=CODE),
+        "the voucher catalog at https://catalog.test refused our credentials (HTTP 403): "
+        "check [voucher_catalog] auth_token (catalog request rq-7)",
+        "le catalogue des bons d'achat à l'adresse https://catalog.test a refusé nos "
+        "identifiants (HTTP 403) : vérifiez [voucher_catalog] auth_token (requête du "
+        "catalogue rq-7)"),
+    "revoked": (
+        lambda: errors.from_answer(_answer(410, "revoked"), where=WHERE, code=CODE),
+        "voucher WEL…6 is revoked or expired: revoked",
+        "le bon d'achat WEL…6 est révoqué ou expiré : revoked"),
+    "throttled": (
+        lambda: errors.from_answer(_answer(429, retry_after="30"), where=WHERE, code=CODE),
+        "the voucher catalog at https://catalog.test is throttling us (HTTP 429 after 2 "
+        "attempt(s), it asks to wait 30 s)",
+        "le catalogue des bons d'achat à l'adresse https://catalog.test limite nos requêtes "
+        "(HTTP 429 après 2 tentative(s), il demande d'attendre 30 s)"),
+    "5xx": (
+        lambda: errors.from_answer(_answer(503, "busy"), where=WHERE, code=CODE),
+        "voucher catalog at https://catalog.test unavailable: HTTP 503 after 2 attempt(s): "
+        "busy",
+        "le catalogue des bons d'achat à l'adresse https://catalog.test est indisponible : "
+        "HTTP 503 après 2 tentative(s) : busy"),
+    "another status": (
+        lambda: errors.from_answer(_answer(418), where=WHERE, code=CODE),
+        "unexpected HTTP 418 from the voucher catalog at https://catalog.test",
+        "réponse HTTP 418 inattendue du catalogue des bons d'achat à l'adresse "
+        "https://catalog.test"),
+    "cannot connect": (
+        lambda: errors.from_exception(REFUSED, operation=deadline.Operation(seconds=10),
+                                      where=WHERE, code=CODE),
+        "voucher catalog at https://catalog.test unavailable: cannot connect ([Errno 111] "
+        "Connection refused)",
+        "le catalogue des bons d'achat à l'adresse https://catalog.test est indisponible : "
+        "connexion impossible ([Errno 111] Connection refused)"),
+    "deadline": (
+        lambda: errors.from_exception(REFUSED, operation=_expired(), where=WHERE, code=CODE),
+        "voucher catalog at https://catalog.test unavailable: no complete answer within the "
+        "10 s deadline (last error: cannot connect ([Errno 111] Connection refused))",
+        "le catalogue des bons d'achat à l'adresse https://catalog.test est indisponible : "
+        "aucune réponse complète dans le délai de 10 s (dernière erreur : connexion impossible "
+        "([Errno 111] Connection refused))"),
+    "TLS": (
+        lambda: errors.from_exception(
+            requests.exceptions.SSLError("certificate verify failed: self-signed certificate"),
+            operation=deadline.Operation(seconds=10), where=WHERE, code=CODE),
+        "TLS with the voucher catalog at https://catalog.test failed: SSLError: certificate "
+        "verify failed: self-signed certificate; set [voucher_catalog] ca_file to the CA that "
+        "signed the catalog's certificate",
+        "la connexion TLS au catalogue des bons d'achat à l'adresse https://catalog.test a "
+        "échoué : SSLError: certificate verify failed: self-signed certificate ; définissez "
+        "[voucher_catalog] ca_file avec l'autorité de certification qui a signé le certificat "
+        "du catalogue"),
+    "not JSON": (
+        lambda: errors.from_wire_error(_wire_error("voucher", b"<html>"), code=CODE),
+        "the voucher catalog's voucher for WEL…6 is not a JSON object",
+        "le bon d'achat WEL…6 envoyé par le catalogue des bons d'achat n'est pas un objet "
+        "JSON"),
+    "a field missing": (
+        lambda: errors.from_wire_error(_wire_error("redemption", b"{}"), code=CODE),
+        "the voucher catalog's redemption for WEL…6 is invalid: id: this field is required",
+        "l'utilisation de WEL…6 envoyée par le catalogue des bons d'achat est invalide : "
+        "id : ce champ est obligatoire"),
+    "redeemed another code": (
+        lambda: _redeemed(code="SPRING-SALE"),
+        "the catalog redeemed another code than WEL…6",
+        "le catalogue a utilisé un autre code que WEL…6"),
+    "redeemed for another project": (
+        lambda: _redeemed(project_id="someone-else"),
+        "the catalog redeemed WEL…6 for another project than p1",
+        "le catalogue a utilisé WEL…6 pour un autre projet que p1"),
+    "redeemed for nothing": (
+        lambda: _redeemed(amount=Decimal("0.00")),
+        "the catalog redeemed WEL…6 for nothing",
+        "le catalogue a utilisé WEL…6 pour un montant nul"),
+    "redeemed in another currency": (
+        lambda: _redeemed(currency="USD"),
+        "the catalog redeemed WEL…6 in USD, but the voucher is in EUR",
+        "le catalogue a utilisé WEL…6 en USD, mais le bon d'achat est en EUR"),
+}
+
+
+@pytest.mark.usefixtures("lazy")
+@pytest.mark.parametrize("name", sorted(CATALOG_ERRORS))
+def test_catalog_errors_are_whole_messages_in_the_readers_language(name: str) -> None:
+    make, english, french = CATALOG_ERRORS[name]
+    message = exceptions.message_of(make())
+    assert i18n.translate(message, "en") == english
+    assert i18n.translate(message, "fr") == french
 
 
 # -- configuration ---------------------------------------------------------------------

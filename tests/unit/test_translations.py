@@ -13,6 +13,7 @@ keywords ``_`` and ``deferred``), so a new message without a French text in
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from pathlib import Path
 
@@ -70,53 +71,155 @@ PROGRAMMING_ERRORS = {"TypeError", "AssertionError", "NotImplementedError", "Att
 # Checks of values the plugin itself builds (a ledger column's Python value,
 # an API error code, a money document): a failure there is a bug, not input.
 INTERNAL_MODULES = {"ledger/types.py", "api/errors.py", "api/ovh.py"}
+# The calls that mark a message; what they are given is translated.
+MARKERS = {"_", "deferred"}
+# Messages the check finds that stay as they are, by module and the start of
+# the call: each with its reason. An entry the check no longer finds fails
+# (test_every_message_left_unmarked_is_still_there): remove it.
+LEFT_UNMARKED = {
+    # An exit status: _usage_error writes the usage error, in English like
+    # argparse's own ("error: ...; see 'ovh-credit --help'").
+    ("cli/app.py", "SystemExit(self._usage_error("),
+    # TO FIX (ledger/, not part of the catalog's change): an operator reads it
+    # from 'ovh-credit db upgrade' and the API's 503; found when the check
+    # learned to look at errors that are returned, not raised.
+    ("ledger/migration.py", "exceptions.DatabaseNotReady(f'the ledger schema is at revision"),
+}
 
 
-def unmarked_raises(source: str) -> list[tuple[int, str]]:
-    """``raise X("text")`` or ``raise X(f"...")``: a message a person reads, not marked."""
+def _name(node: ast.expr) -> str:
+    return ast.unparse(node).rsplit(".", 1)[-1]
+
+
+def exception_classes(sources: list[str]) -> set[str]:
+    """The names of the exception classes: Python's, and the classes the sources
+    derive from them (``class VoucherNotFound(CatalogError, LookupError)``), by name."""
+    found = {name for name, value in vars(builtins).items()
+             if isinstance(value, type) and issubclass(value, BaseException)}
+    classes = [node for source in sources for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.ClassDef)]
+    while True:
+        more = {node.name for node in classes if node.name not in found
+                and any(_name(base) in found for base in node.bases)}
+        if not more:
+            return found - PROGRAMMING_ERRORS
+        found |= more
+
+
+def carries_unmarked_text(message: ast.expr) -> bool:
+    """Whether a message is built from literal words not marked with ``_()``.
+
+    Literal text with a letter in it: a string, an f-string, either of them
+    ``%``-formatted, ``+``-joined, ``.format()``-ed, chosen by ``... if ... else``,
+    or passed through a function (``redaction.scrub(f"...")``). A value
+    (``str(error)``, a name) is not literal text; nor are ``f"{a}: {b}"``'s colon
+    and blank, nothing there to translate.
+    """
+    if isinstance(message, ast.Constant):
+        return isinstance(message.value, str) and any(c.isalpha() for c in message.value)
+    if isinstance(message, ast.JoinedStr):
+        return any(carries_unmarked_text(part) for part in message.values
+                   if isinstance(part, ast.Constant))
+    if isinstance(message, ast.BinOp):  # "..." % values, "..." + "..."
+        return carries_unmarked_text(message.left) or (
+            isinstance(message.op, ast.Add) and carries_unmarked_text(message.right))
+    if isinstance(message, ast.IfExp):
+        return carries_unmarked_text(message.body) or carries_unmarked_text(message.orelse)
+    if isinstance(message, ast.Call):
+        if _name(message.func) in MARKERS:
+            return False
+        if isinstance(message.func, ast.Attribute) and message.func.attr == "format":
+            return carries_unmarked_text(message.func.value)
+        return bool(message.args) and carries_unmarked_text(message.args[0])
+    return False
+
+
+def unmarked_messages(source: str, exceptions: set[str]) -> list[tuple[int, str]]:
+    """Exceptions built with a message a person reads, not marked for translation.
+
+    Every call of one of ``exceptions``, wherever it is: raised, returned,
+    kept in a variable (a helper that builds an error for its caller to raise
+    is where such a message hides).
+    """
     found = []
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
-                and node.exc.args):
+        if not (isinstance(node, ast.Call) and _name(node.func) in exceptions):
             continue
-        name = ast.unparse(node.exc.func).rsplit(".", 1)[-1]
-        if name in PROGRAMMING_ERRORS:
-            continue
+        name = _name(node.func)
         # An API error's first argument is its code (never translated), the detail next.
-        message = node.exc.args[1 if name == "ApiError" and len(node.exc.args) > 1 else 0]
-        while isinstance(message, ast.BinOp):  # "..." % values, "..." + "..."
-            message = message.left
-        if isinstance(message, ast.JoinedStr) or (
-                isinstance(message, ast.Constant) and isinstance(message.value, str)):
-            found.append((node.lineno, ast.unparse(node.exc)[:80]))
-    return found
+        position = 1 if name == "ApiError" else 0
+        messages = [*node.args[position:position + 1],
+                    *(keyword.value for keyword in node.keywords
+                      if keyword.arg in ("message", "detail"))]
+        if any(carries_unmarked_text(message) for message in messages):
+            found.append((node.lineno, ast.unparse(node)[:80]))
+    return sorted(found)
 
 
-def test_the_raise_check_finds_unmarked_messages() -> None:
+GUARDED = """\
+class Refused(base.CatalogError): ...
+raise InvalidInput(f"bad {x}")
+raise exceptions.ConfigError("no")
+raise ValueError("a %s" % x)
+raise InvalidInput(_("marked"))
+raise InvalidInput(_("marked %(x)s") % {"x": x})
+raise TypeError("for programmers")
+raise errors.ApiError("not_found", f"no {x}")
+raise errors.ApiError("not_found", _("no %(x)s") % {"x": x})
+def unavailable(where):
+    return base.CatalogUnavailable(f"catalog at {where} unavailable")
+error = Refused("used up", status=409)
+raise base.CatalogProtocolError(redaction.scrub(f"the {what} is wrong", code=code))
+raise InvalidInput(_("marked") if x else "not marked")
+raise InvalidInput((_("a %(x)s") if y else _("b %(x)s")) % {"x": x})
+raise CatalogError(message=f"the catalog said {x}")
+raise CreditError(f"{error.strerror}: {error.filename}")
+raise CreditError(str(error))
+raise CatalogUnavailable(_(_NOT_JSON[what]) % {"code": masked})
+raise NotAnError("whatever")
+"""
+
+
+def test_the_message_check_finds_unmarked_messages() -> None:
     # Guards the test below: a check that finds nothing would pass it.
-    assert [line for line, _text in unmarked_raises(
-        'raise InvalidInput(f"bad {x}")\n'
-        'raise exceptions.ConfigError("no")\n'
-        'raise ValueError("a %s" % x)\n'
-        'raise InvalidInput(_("marked"))\n'
-        'raise InvalidInput(_("marked %(x)s") % {"x": x})\n'
-        'raise TypeError("for programmers")\n'
-        'raise errors.ApiError("not_found", f"no {x}")\n'
-        'raise errors.ApiError("not_found", _("no %(x)s") % {"x": x})\n'
-    )] == [1, 2, 3, 7]
+    exceptions = exception_classes([*(path.read_text() for path in PACKAGE.rglob("*.py")),
+                                    GUARDED])
+    assert {"CatalogProtocolError", "VoucherNotFound", "ApiError", "Refused"} <= exceptions
+    assert "TypeError" not in exceptions
+    assert [line for line, _text in unmarked_messages(GUARDED, exceptions)] == [
+        2, 3, 4, 8, 11, 12, 13, 14, 16]
 
 
-def test_every_raised_message_is_marked_for_translation() -> None:
-    # A message raised with literal text reaches a person (the API's detail,
-    # the CLI's one line on stderr) in English whatever their language.
-    unmarked = [
-        f"{path.relative_to(PACKAGE)}:{line}: {text}"
-        for path in sorted(PACKAGE.rglob("*.py"))
+def _unmarked_in_package() -> list[tuple[str, int, str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    exceptions = exception_classes([path.read_text() for path in paths])
+    return [
+        (str(path.relative_to(PACKAGE)), line, text)
+        for path in paths
         if "migrations" not in path.parts
         and str(path.relative_to(PACKAGE)) not in INTERNAL_MODULES
-        for line, text in unmarked_raises(path.read_text())
+        for line, text in unmarked_messages(path.read_text(), exceptions)
     ]
+
+
+def _left_unmarked(module: str, text: str) -> bool:
+    return any(module == where and text.startswith(start) for where, start in LEFT_UNMARKED)
+
+
+def test_every_error_message_is_marked_for_translation() -> None:
+    # A message built with literal text reaches a person (the API's detail,
+    # the CLI's one line on stderr) in English whatever their language.
+    unmarked = [f"{module}:{line}: {text}" for module, line, text in _unmarked_in_package()
+                if not _left_unmarked(module, text)]
     assert unmarked == [], "mark with _() (docs/translations.md):\n" + "\n".join(unmarked)
+
+
+def test_every_message_left_unmarked_is_still_there() -> None:
+    found = _unmarked_in_package()
+    stale = [(module, start) for module, start in LEFT_UNMARKED
+             if not any(where == module and text.startswith(start)
+                        for where, _line, text in found)]
+    assert stale == [], "no longer found: remove from LEFT_UNMARKED"
 
 
 def test_the_compiled_catalog_ships_and_translates() -> None:

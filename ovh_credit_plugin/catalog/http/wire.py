@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import pydantic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -106,6 +106,11 @@ class Answer:
     retry_after: str | None
 
 
+#: What a :class:`WireError` is about: the document read, or the answer once
+#: read when its values are wrong.
+WireWhat = Literal["voucher", "redemption", "answer"]
+
+
 class WireError(Exception):
     """An answer that does not follow the contract.
 
@@ -114,10 +119,12 @@ class WireError(Exception):
     place that turns what went wrong into a ``CatalogError``.
     """
 
-    def __init__(self, *, answer: Answer, what: str, problem: str) -> None:
-        super().__init__(f"{what} {problem}")
+    def __init__(self, *, answer: Answer, what: WireWhat, problem: str | None) -> None:
+        super().__init__(what, problem)
         self.answer = answer
-        # Completes "the voucher catalog's <what> for <code> <problem>".
+        # What is wrong: None when the body is not a JSON object, else the
+        # first problem, in the reader's language (a lazy message in the REST
+        # API); ``errors`` words the whole sentence around it.
         self.what = what
         self.problem = problem
 
@@ -126,16 +133,14 @@ _Model = TypeVar("_Model", models.Voucher, models.Redemption)
 _Document = TypeVar("_Document", VoucherDocument, RedemptionDocument)
 
 
-def parse(model: type[_Document], answer: Answer, *, what: str) -> _Document:
+def parse(model: type[_Document], answer: Answer, *, what: WireWhat) -> _Document:
     """The answer's body as a wire document; :class:`WireError` when it is not one."""
     try:
         return model.model_validate_json(answer.body)
     except pydantic.ValidationError as error:
         first = models.first_error(error)
-        if first.type in ("json_invalid", "json_type", "model_type"):
-            problem = "is not a JSON object"
-        else:
-            problem = f"is invalid: {first}" if first.where else first.message
+        problem = (None if first.type in ("json_invalid", "json_type", "model_type")
+                   else first.described())
         raise WireError(answer=answer, what=what, problem=problem) from None
 
 
@@ -148,6 +153,8 @@ def convert(
     try:
         return model.model_validate(document.model_dump())
     except (pydantic.ValidationError, exceptions.InvalidInput, ValueError) as error:
-        detail = (str(models.first_error(error))
-                  if isinstance(error, pydantic.ValidationError) else str(error))
-        raise WireError(answer=answer, what="answer", problem=f"is invalid: {detail}") from None
+        # A lazy message stays one (str() would fix its language now).
+        problem = (models.first_error(error).described()
+                   if isinstance(error, pydantic.ValidationError)
+                   else exceptions.message_of(error))
+        raise WireError(answer=answer, what="answer", problem=problem) from None
