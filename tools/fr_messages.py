@@ -117,6 +117,12 @@ FR = {
     "%(where)s: key %(key)r appears twice in one object":
         "%(where)s : la clé %(key)r apparaît deux fois dans un même objet",
     "%(where)s is not valid JSON: %(error)s": "%(where)s n'est pas du JSON valide : %(error)s",
+    "%(where)s is not valid JSON: nested too deeply":
+        "%(where)s n'est pas du JSON valide : imbrication trop profonde",
+    "the ledger schema is at revision %(found)s, newer than this code knows (its newest is "
+    "%(head)s): upgrade ovh-credit-plugin":
+        "le schéma du registre est à la révision %(found)s, plus récente que ce que ce code "
+        "connaît (sa plus récente est %(head)s) : mettez à jour ovh-credit-plugin",
     "no such invoice file: %(name)s": "fichier de factures introuvable : %(name)s",
     "invoice %(invoice)s of project %(project)s appears twice with different content":
         "la facture %(invoice)s du projet %(project)s apparaît deux fois avec un contenu "

@@ -203,11 +203,13 @@ def _first_char(stream: IO[str]) -> str:
 def _load(text: str, where: str, duplicates: list[str]) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_Pairs(duplicates))
-    except (ValueError, RecursionError) as error:
-        # RecursionError: arrays or objects nested deeper than the decoder goes.
-        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+    except RecursionError:  # arrays or objects nested deeper than the decoder goes
         raise exceptions.InvalidInput(
-            _("%(where)s is not valid JSON: %(error)s") % {"where": where, "error": reason}
+            _("%(where)s is not valid JSON: nested too deeply") % {"where": where}
+        ) from None
+    except ValueError as error:
+        raise exceptions.InvalidInput(
+            _("%(where)s is not valid JSON: %(error)s") % {"where": where, "error": error}
         ) from None
 
 

@@ -115,8 +115,9 @@ def known(revision: str) -> bool:
 
 def _newer_than_this_code(found: str) -> exceptions.DatabaseNotReady:
     return exceptions.DatabaseNotReady(
-        f"the ledger schema is at revision {found}, newer than this code knows (its newest "
-        f"is {head()}): upgrade ovh-credit-plugin"
+        _("the ledger schema is at revision %(found)s, newer than this code knows (its "
+          "newest is %(head)s): upgrade ovh-credit-plugin")
+        % {"found": found, "head": head()}
     )
 
 
