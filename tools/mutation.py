@@ -115,6 +115,11 @@ def main(argv: list[str]) -> int:
         # Logging error ---" (tests/integration/conftest.py).
         if any(f["not checked"] < sum(f.values()) for f in found.values()):
             break
+    if "Failed to run clean test" in log.read_text(errors="replace"):
+        # The statuses left from earlier runs are not this tree's: no score.
+        print(f"mutmut's clean run of the tests failed, no mutant was checked: see {log}",
+              file=sys.stderr)
+        return 1
     took = time.monotonic() - began
     print(f"{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'timeout':>7} "
           f"{'score':>6} {'seconds':>7}")
