@@ -7,7 +7,11 @@ or left as a pending activation that the next run finishes).
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +33,7 @@ from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import CreditService
 from tests.support.catalog_server import CatalogServer, Fault, free_port, running
 from tests.support.cli import Cli
-from tests.support.ledgers import Ledger
+from tests.support.ledgers import Ledger, write_config
 
 TOKEN = "catalog-token-0123456789"
 CODE = "WELCOME-2026"
@@ -503,3 +507,32 @@ def test_client_certificate(ca: trustme.CA, ca_file: str, tmp_path: Path,
         known = make_service(server.url, ca_file=ca_file, cert_file=str(cert_file),
                              key_file=str(key_file))
         assert known.activate_voucher("p1", CODE).total == Decimal("50.00")
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("fr", "ovh-credit: le catalogue des bons d'achat à l'adresse {where} est indisponible : "
+           "connexion impossible ("),
+    ("en", "ovh-credit: voucher catalog at {where} unavailable: cannot connect ("),
+])
+def test_the_cli_says_the_catalog_is_down_in_the_language_of_the_locale(
+    ledger: Ledger, tmp_path: Path, language: str, expected: str
+) -> None:
+    # docs/translations.md: every error line the CLI prints is translated, the
+    # http catalog's as the file catalog's (its errors were English f-strings).
+    # A process of its own, on the compiled catalog (a functional test: the
+    # mutation run's copy of the package has none).
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        where = f"http://127.0.0.1:{refusing.getsockname()[1]}"
+        config = write_config(tmp_path / "http.conf", ledger.url, ledger.vouchers)
+        config.write_text(config.read_text().replace("driver = file", "driver = http")
+                          + f"endpoint = {where}\nretries = 0\ntimeout = 10\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "ovh_credit_plugin.cli.app", "--config-file", str(config),
+             "voucher", "activate", "p1", CODE],
+            capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "LANGUAGE": language},
+        )
+    assert done.returncode != 0
+    # What follows is the system's text ("[Errno 111] Connexion refusée"), as it says it.
+    assert done.stderr.startswith(expected.format(where=where)), done.stderr

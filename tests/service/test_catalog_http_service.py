@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +31,7 @@ from tests.support.catalog_docs import (
     redemption_doc,
     voucher_doc,
 )
-from tests.support.ledgers import T0, Ledger, write_config
+from tests.support.ledgers import T0, Ledger
 
 
 @pytest.fixture
@@ -261,33 +256,6 @@ def test_urllib3_retry_warnings_are_masked(caplog: pytest.LogCaptureFixture) -> 
         f"/v1/vouchers/{CODE}/redemptions",
     )
     assert caplog.records[-1].getMessage().endswith("/v1/vouchers/WEL…6/redemptions")
-
-
-@pytest.mark.parametrize(("language", "expected"), [
-    ("fr", "ovh-credit: le catalogue des bons d'achat à l'adresse {where} est indisponible : "
-           "connexion impossible ("),
-    ("en", "ovh-credit: voucher catalog at {where} unavailable: cannot connect ("),
-])
-def test_the_cli_says_the_catalog_is_down_in_the_language_of_the_locale(
-    ledger: Ledger, tmp_path: Path, language: str, expected: str
-) -> None:
-    # docs/translations.md: every error line the CLI prints is translated, the
-    # http catalog's as the file catalog's (its errors were English f-strings).
-    with socket.socket() as refusing:
-        refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
-        where = f"http://127.0.0.1:{refusing.getsockname()[1]}"
-        config = write_config(tmp_path / "http.conf", ledger.url, ledger.vouchers)
-        config.write_text(config.read_text().replace("driver = file", "driver = http")
-                          + f"endpoint = {where}\nretries = 0\ntimeout = 10\n")
-        done = subprocess.run(
-            [sys.executable, "-m", "ovh_credit_plugin.cli.app", "--config-file", str(config),
-             "voucher", "activate", PROJECT, CODE],
-            capture_output=True, text=True, timeout=120, check=False,
-            env={**os.environ, "LANGUAGE": language},
-        )
-    assert done.returncode != 0
-    # What follows is the system's text ("[Errno 111] Connexion refusée"), as it says it.
-    assert done.stderr.startswith(expected.format(where=where)), done.stderr
 
 
 def test_the_http_driver_is_registered_for_stevedore(ledger: Ledger) -> None:
