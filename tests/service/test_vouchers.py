@@ -680,6 +680,7 @@ def test_a_check_tells_a_project_whose_currency_is_held_it_cannot_take_the_vouch
     throttled_service(service, limit=1)
     order = service.create_order("p1", "10", at=T0)
     preview = service.check_voucher("YEN-1000", project_id="p1", at=T0)
+    assert (preview.voucher.amount, preview.voucher.currency) == (Decimal(1000), "JPY")
     assert (preview.redeemable, preview.reason) == (
         False, "this voucher is in JPY but project p1 bills in EUR")
     with pytest.raises(exceptions.CurrencyMismatch, match=preview.reason):
