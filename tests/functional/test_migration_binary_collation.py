@@ -74,6 +74,17 @@ def service_at(ledger: Ledger, revision: str, monkeypatch: pytest.MonkeyPatch,
             service.close()
 
 
+@contextmanager
+def seeded_at_0006(ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                   **options: Any) -> Iterator[CreditService]:
+    """``ledger`` migrated to 0006 and seeded (:func:`seed`) by that release's service,
+    which stays open for more."""
+    migration.upgrade(engine, BEFORE)
+    with service_at(ledger, BEFORE, monkeypatch, **options) as service:
+        seed(service)
+        yield service
+
+
 def invoice(project: str, invoice_id: str, amount: str) -> models.Invoice:
     return models.Invoice.model_validate({
         "id": invoice_id, "project_id": project, "currency": "EUR",
@@ -142,10 +153,8 @@ def test_0007_converts_a_ledger_with_data_and_then_ids_that_differ_by_case_are_t
     unmigrated: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with engine_of(unmigrated) as engine:
-        migration.upgrade(engine, BEFORE)
-        with service_at(unmigrated, BEFORE, monkeypatch,
-                        voucher_max_failed_attempts=2) as service:
-            seed(service)
+        with seeded_at_0006(unmigrated, engine, monkeypatch,
+                            voucher_max_failed_attempts=2) as service:
             # What the case-insensitive collation made of "acme": ACME's project row
             # taken for its own (no row of its own), its order and credit pointing at it.
             paid = service.pay_order(service.create_order("acme", "20", at=T0).id, at=T0)
@@ -195,10 +204,8 @@ def test_0007_goes_down_to_the_databases_collation_and_up_again(
     unmigrated: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with engine_of(unmigrated) as engine:
-        migration.upgrade(engine, BEFORE)
-        with service_at(unmigrated, BEFORE, monkeypatch,
-                        voucher_max_failed_attempts=2) as service:
-            seed(service)
+        with seeded_at_0006(unmigrated, engine, monkeypatch, voucher_max_failed_attempts=2):
+            pass
         at_0006 = text_collations(engine)
         assert set(at_0006.values()) == {("utf8mb4", DEFAULT)}
         before = rows(engine)
@@ -221,9 +228,7 @@ def test_an_upgrade_stopped_half_way_runs_again(
     """MariaDB commits each ALTER: a foreign key 0007 cannot add back stops it after the
     tables before it were converted; once the row is repaired, it runs again to the end."""
     with engine_of(unmigrated) as engine:
-        migration.upgrade(engine, BEFORE)
-        with service_at(unmigrated, BEFORE, monkeypatch) as service:
-            seed(service)
+        with seeded_at_0006(unmigrated, engine, monkeypatch) as service:
             order = service.create_order("ACME", "25", at=T0)
         keys = sa.table("cloud_credit_order_keys", sa.column("project_id"),
                         sa.column("idempotency_key"), sa.column("fingerprint"),
