@@ -76,15 +76,20 @@ def code_for_status(status: int) -> str:
     return _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
 
 
+def _raw_path(environ: Mapping[str, Any], *, errors: str) -> bytes:
+    """``SCRIPT_NAME`` + ``PATH_INFO`` as the bytes the client sent (WSGI, PEP 3333,
+    carries them as latin-1 text); ``errors`` for a server that breaks that rule."""
+    text = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
+    return text.encode("latin-1", errors)
+
+
 def request_path(environ: Mapping[str, Any]) -> str:
     """The request's path (``SCRIPT_NAME`` + ``PATH_INFO``), as text whatever its bytes.
 
     webob's ``request.path`` raises UnicodeDecodeError for a percent-escape
     that is not UTF-8 (``/v1/credits/%ff``); here such bytes become U+FFFD.
     """
-    raw = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
-    # WSGI (PEP 3333) carries the bytes as latin-1 text.
-    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+    return _raw_path(environ, errors="replace").decode("utf-8", "replace")
 
 
 def undecodable(environ: Mapping[str, Any]) -> str | None:
@@ -93,9 +98,8 @@ def undecodable(environ: Mapping[str, Any]) -> str | None:
     The detail of a 400: webob (and pecan, which answers 400 for it) would fail
     to decode them.
     """
-    raw_path = f"{environ.get('SCRIPT_NAME', '')}{environ.get('PATH_INFO', '')}"
     try:
-        raw_path.encode("latin-1").decode("utf-8")
+        _raw_path(environ, errors="strict").decode("utf-8")
     except UnicodeError:
         return _("the request path is not UTF-8: %(path)s") % {"path": request_path(environ)}
     query = str(environ.get("QUERY_STRING", "")).encode("latin-1", "replace")

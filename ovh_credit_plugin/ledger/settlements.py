@@ -208,16 +208,12 @@ def charge_state(
     """(is ``key`` recorded, does the project hold a balance, its currency, and with
     ``between`` = (low, high) the greatest key strictly between them other than ``key``):
     one statement."""
-    if between is None:
-        recorded, funded, currency = conn.execute(
-            _CHARGE_STATE, {"key": key, "project_id": project_id}
-        ).one()
-        return bool(recorded), bool(funded), currency, None
-    low, high = between
-    recorded, funded, currency, latest = conn.execute(
-        _CHARGE_STATE_NEAR, {"key": key, "project_id": project_id, "low": low, "high": high}
-    ).one()
-    return bool(recorded), bool(funded), currency, latest
+    statement, params = _CHARGE_STATE, {"key": key, "project_id": project_id}
+    if between is not None:
+        statement = _CHARGE_STATE_NEAR
+        params.update(low=between[0], high=between[1])
+    recorded, funded, currency, *near = conn.execute(statement, params).one()
+    return bool(recorded), bool(funded), currency, near[0] if near else None
 
 
 class DailyDebit(NamedTuple):
