@@ -27,6 +27,19 @@ FR = {
     "the body must be application/json": "le corps de la requête doit être en application/json",
     "the body is not UTF-8": "le corps de la requête n'est pas en UTF-8",
     "malformed JSON: %(error)s": "JSON mal formé : %(error)s",
+    "a value is expected": "une valeur est attendue",
+    "a property name in double quotes is expected":
+        "un nom de propriété entre guillemets doubles est attendu",
+    "':' is expected": "« : » est attendu",
+    "',' is expected": "« , » est attendu",
+    "a string is not closed": "une chaîne n'est pas fermée",
+    "a control character is not allowed in a string":
+        "un caractère de contrôle n'est pas permis dans une chaîne",
+    "an escape sequence is not valid": "une séquence d'échappement n'est pas valide",
+    "something follows the JSON value": "quelque chose suit la valeur JSON",
+    "a trailing comma is not allowed": "une virgule finale n'est pas permise",
+    "%(problem)s (line %(line)d, column %(column)d)":
+        "%(problem)s (ligne %(line)d, colonne %(column)d)",
     "malformed JSON: nested too deep": "JSON mal formé : imbrication trop profonde",
     "malformed JSON: a number has too many digits":
         "JSON mal formé : un nombre a trop de chiffres",
@@ -117,6 +130,20 @@ FR = {
     "%(where)s: key %(key)r appears twice in one object":
         "%(where)s : la clé %(key)r apparaît deux fois dans un même objet",
     "%(where)s is not valid JSON: %(error)s": "%(where)s n'est pas du JSON valide : %(error)s",
+    "project %(project)s is not blocked (%(counted)d failed or running voucher attempts "
+    "counted, limit %(limit)d): nothing done":
+        "le projet %(project)s n'est pas bloqué (%(counted)d tentatives de bon d'achat "
+        "échouées ou en cours comptées, limite %(limit)d) : rien n'est fait",
+    "%(refused)d of %(total)d invoices refused, the others settled (each refusal's error is "
+    "in the output)":
+        "%(refused)d factures sur %(total)d refusées, les autres sont réglées (l'erreur de "
+        "chaque refus est dans la sortie)",
+    "the input": "l'entrée",
+    "the invoice": "la facture",
+    "invoice #%(number)d": "la facture n° %(number)d",
+    "line %(number)d": "la ligne %(number)d",
+    "%(where)s is not valid JSON: a number has too many digits":
+        "%(where)s n'est pas du JSON valide : un nombre a trop de chiffres",
     "%(where)s is not valid JSON: nested too deeply":
         "%(where)s n'est pas du JSON valide : imbrication trop profonde",
     "the ledger schema is at revision %(found)s, newer than this code knows (its newest is "

@@ -35,7 +35,7 @@ from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import exc as webob_exc
 
-from ovh_credit_plugin import contracts, descriptions, exceptions, i18n, models, money
+from ovh_credit_plugin import contracts, descriptions, exceptions, i18n, json_syntax, models, money
 from ovh_credit_plugin.api import argspecs, errors, ovh, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
@@ -224,7 +224,9 @@ def _parse_body(request: webob.Request, max_body: int) -> Any:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
         raise errors.ApiError(
-            "invalid_request", _("malformed JSON: %(error)s") % {"error": error}) from None
+            "invalid_request",
+            _("malformed JSON: %(error)s") % {"error": json_syntax.syntax_error(error)}
+        ) from None
     except RecursionError:
         raise errors.ApiError("invalid_request", _("malformed JSON: nested too deep")) from None
     except ValueError:

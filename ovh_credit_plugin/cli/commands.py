@@ -500,9 +500,10 @@ class VoucherUnblock(_Base, ShowOne):
         done = self.service.unblock_vouchers(parsed_args.project, reason=parsed_args.reason,
                                              operator=_operator(), at=parsed_args.at)
         if not done.unblocked:
-            self.app.stderr.write(
-                f"ovh-credit: project {done.project_id} is not blocked ({done.counted} failed "
-                f"or running voucher attempts counted, limit {done.limit}): nothing done\n")
+            nothing = _("project %(project)s is not blocked (%(counted)d failed or running "
+                        "voucher attempts counted, limit %(limit)d): nothing done") % {
+                "project": done.project_id, "counted": done.counted, "limit": done.limit}
+            self.app.stderr.write(f"ovh-credit: {nothing}\n")
         created = contracts.isoformat(done.created_at) if done.created_at else None
         return self.FIELDS, (done.project_id, done.unblocked, done.counted, done.limit,
                              done.cleared, done.id, done.operator, done.reason, created)
@@ -753,10 +754,10 @@ class Settle(_Base, Lister):
         self._refused, self._total = 0, 0
         result = super().run(parsed_args)
         if result == 0 and self._refused:
-            self.app.stderr.write(
-                f"ovh-credit: {self._refused} of {self._total} invoices refused, the others "
-                "settled (each refusal's error is in the output)\n"
-            )
+            refused = _("%(refused)d of %(total)d invoices refused, the others settled (each "
+                        "refusal's error is in the output)") % {
+                "refused": self._refused, "total": self._total}
+            self.app.stderr.write(f"ovh-credit: {refused}\n")
             return SOME_REFUSED
         return result
 
@@ -920,6 +921,7 @@ class Audit(_Base, ShowOne):
     def run(self, parsed_args: argparse.Namespace) -> int:
         result = super().run(parsed_args)
         if result == 0 and not self._ok:
+            # English, as the audit's lines are (docs/translations.md).
             self.app.stderr.write("ovh-credit: audit found ledger violations\n")
             return 1
         return result

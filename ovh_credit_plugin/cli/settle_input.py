@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import exceptions, json_syntax, models
 from ovh_credit_plugin.i18n import _
 
 
@@ -87,14 +87,15 @@ class Source:
                 return
             if first == "[":
                 duplicates: list[str] = []
-                documents = _load(stream.read(), "the input", duplicates)
+                documents = _load(stream.read(), _("the input"), duplicates)
                 if not isinstance(documents, list):  # pragma: no cover - '[' starts a list
                     raise exceptions.InvalidInput(_("the input is not a JSON array"))
                 if not duplicates:
                     yield from documents
                     return
                 for number, document in enumerate(documents, start=1):
-                    yield _refused_if_duplicated(document, f"invoice #{number}")
+                    yield _refused_if_duplicated(
+                        document, _("invoice #%(number)d") % {"number": number})
                 return
             if first != "{":
                 raise exceptions.InvalidInput(
@@ -107,20 +108,24 @@ class Source:
             except ValueError:
                 # Not one object per line: a single (pretty-printed) object.
                 duplicates = []
-                document = _load(head + stream.read(), "the input", duplicates)
-                yield _refused_if_duplicated(document, "the invoice") if duplicates else document
+                document = _load(head + stream.read(), _("the input"), duplicates)
+                yield (_refused_if_duplicated(document, _("the invoice")) if duplicates
+                       else document)
                 return
-            yield _refused_if_duplicated(document, "line 1") if duplicates else document
+            yield (_refused_if_duplicated(document, _("line %(number)d") % {"number": 1})
+                   if duplicates else document)
             for number, line in enumerate(stream, start=2):
                 if line.strip():
-                    yield _line(line, f"line {number}")
+                    yield _line(line, number)
 
 
-def _line(text: str, where: str) -> Any:
+def _line(text: str, number: int) -> Any:
     """One JSON line's invoice, or its refusal: one bad line never stops a run."""
     duplicates: list[str] = []
+    where = _("line %(number)d") % {"number": number}
     try:
-        document = _load(text, where, duplicates)
+        # Without its end of line, a line cut short is told at its last column.
+        document = _load(text.rstrip("\r\n"), where, duplicates, first_line=number)
     except exceptions.InvalidInput as error:
         return models.InvoiceRefusal(None, None, str(error), error)
     return _refused_if_duplicated(document, where) if duplicates else document
@@ -200,16 +205,23 @@ def _first_char(stream: IO[str]) -> str:
             return char
 
 
-def _load(text: str, where: str, duplicates: list[str]) -> Any:
+def _load(text: str, where: str, duplicates: list[str], *, first_line: int = 1) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_Pairs(duplicates))
     except RecursionError:  # arrays or objects nested deeper than the decoder goes
         raise exceptions.InvalidInput(
             _("%(where)s is not valid JSON: nested too deeply") % {"where": where}
         ) from None
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise exceptions.InvalidInput(
-            _("%(where)s is not valid JSON: %(error)s") % {"where": where, "error": error}
+            _("%(where)s is not valid JSON: %(error)s")
+            % {"where": where,
+               "error": json_syntax.syntax_error(error, first_line=first_line)}
+        ) from None
+    except ValueError:
+        # Python's limit on the digits of an int (4300 by default), not a JSONDecodeError.
+        raise exceptions.InvalidInput(
+            _("%(where)s is not valid JSON: a number has too many digits") % {"where": where}
         ) from None
 
 

@@ -6,6 +6,7 @@ translated when the answer is written); the CLI from the locale (LANGUAGE).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -117,6 +118,17 @@ def test_the_answers_of_the_layers_below_are_translated_too(ledger: Ledger) -> N
         assert huge.status_code == 400
         assert first_error(huge)["detail"] == "JSON mal formé : un nombre a trop de chiffres"
 
+        # Python's decoder words its errors in English: ours, with the place.
+        broken = call("POST", f"{url}/v1/orders", data=b'{"amount": "10",\n "currency" "EUR"}',
+                      headers={**french, "Content-Type": "application/json"})
+        assert broken.status_code == 400
+        assert first_error(broken)["detail"] == (
+            "JSON mal formé : « : » est attendu (ligne 2, colonne 13)")
+        english = call("POST", f"{url}/v1/orders", data=b'{"amount": }',
+                       headers={**MEMBER, "Content-Type": "application/json"})
+        assert first_error(english)["detail"] == (
+            "malformed JSON: a value is expected (line 1, column 12)")
+
 
 @pytest.mark.parametrize(("language", "expected"), [
     ("fr", "ovh-credit: un code de bon d'achat compte de 4 à 64 lettres, chiffres ou tirets"),
@@ -202,11 +214,11 @@ def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
     order = service.create_order(PROJECT, "10")
     service.pay_order(order.id)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "ovh_credit_plugin.cli.app", "--config-file",
              str(ledger.config), *args],
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True, text=True, timeout=120, check=False, input=stdin,
             env={**os.environ, "LANGUAGE": "fr"},
         )
 
@@ -217,3 +229,18 @@ def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
     listed = cli("credit", "list", PROJECT, "-f", "value", "-c", "description")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.strip() == f"Crédit cloud (bon de commande {order.id})"
+
+    # Python's decoder words its errors in English: the line is refused in French.
+    broken = cli("settle", "-", "-f", "json", stdin='{"id": "I1",\n "lines": [}\n')
+    assert broken.returncode != 0
+    assert broken.stderr.strip() == ("ovh-credit: l'entrée n'est pas du JSON valide : "
+                                     "une valeur est attendue (ligne 2, colonne 12)")
+    lines = cli("settle", "-", "-f", "json", stdin='{"id": "I1"}\n\n{"id": \n')
+    assert json.loads(lines.stdout)[1]["error"] == (
+        "la ligne 3 n'est pas du JSON valide : une valeur est attendue (ligne 3, colonne 8)")
+    assert lines.stderr.strip() == (
+        "ovh-credit: 2 factures sur 2 refusées, les autres sont réglées (l'erreur de chaque "
+        "refus est dans la sortie)")
+    huge = cli("settle", "-", "-f", "json", stdin='{"id": "I1"}\n{"id": ' + "7" * 5000 + "}\n")
+    assert json.loads(huge.stdout)[1]["error"] == (
+        "la ligne 2 n'est pas du JSON valide : un nombre a trop de chiffres")
