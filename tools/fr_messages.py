@@ -138,6 +138,11 @@ FR = {
     "in the output)":
         "%(refused)d factures sur %(total)d refusées, les autres sont réglées (l'erreur de "
         "chaque refus est dans la sortie)",
+    "%(unsent)d expiry warnings could not be sent (the notification transport failed, see "
+    "the log); they are not recorded as sent: the next run sends them":
+        "%(unsent)d avertissements d'expiration n'ont pas pu être envoyés (le transport des "
+        "notifications a échoué, voir le journal) ; ils ne sont pas enregistrés comme "
+        "envoyés : la prochaine exécution les enverra",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from ovh_credit_plugin.service import CreditService
 
 PROG = "ovh-credit"
-_NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging")
+# oslo.messaging's drivers log through oslo_log, as "oslo.messaging._drivers...".
+_NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging", "oslo.messaging")
 # Log lines of the plugin, and the notifications oslo.messaging's `log` driver
 # writes: shown with -v, not in a command's normal output.
 _OURS = ("ovh_credit_plugin", "oslo.messaging.notification")

@@ -884,7 +884,8 @@ class Expire(_Base, ShowOne):
 class NotifyExpiring(_Base, ShowOne):
     """Send cloud_credit.credit.expiring for the forecast's warnings (credits that will
     still hold money at their end, within [cloud_credit] forecast_warning_days), once per
-    credit and threshold."""
+    credit and threshold. Exit status 1 when the notification transport failed to send
+    some (they are not recorded as sent: the next run sends them)."""
 
     FIELDS = ("at", "forecast_warning_days", "projects_forecast", "credits_notified",
               "by_threshold")
@@ -893,10 +894,22 @@ class NotifyExpiring(_Base, ShowOne):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         summary = self.service.notify_expiring(at=parsed_args.at)
+        self._unsent = summary.credits_unsent
         counts = {str(days): summary.by_threshold.get(days, 0) for days in summary.thresholds}
         return self.FIELDS, (contracts.isoformat(summary.at), Listing(summary.thresholds),
                              summary.projects_forecast, summary.credits_notified,
                              _Checked(counts))
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        self._unsent = 0
+        result = super().run(parsed_args)
+        if result == 0 and self._unsent:
+            unsent = _("%(unsent)d expiry warnings could not be sent (the notification "
+                       "transport failed, see the log); they are not recorded as sent: the "
+                       "next run sends them") % {"unsent": self._unsent}
+            self.app.stderr.write(f"ovh-credit: {unsent}\n")
+            return 1
+        return result
 
 
 class _Amounts(columns.FormattableColumn[dict[str, str]]):

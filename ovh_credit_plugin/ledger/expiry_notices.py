@@ -83,3 +83,14 @@ def record(conn: Connection, notices: Iterable[tuple[int, int]], *, at: dt.datet
             for credit_id, days in sorted(set(notices))]
     if rows:
         conn.execute(schema.expiry_notices.insert(), rows)
+
+
+def forget(conn: Connection, notices: Iterable[tuple[int, int]]) -> None:
+    """Delete (credit_id, threshold_days) pairs recorded by a run that could not send
+    their warning: the next run finds them unsent, and sends them."""
+    by_days: dict[int, set[int]] = {}
+    for credit_id, days in notices:
+        by_days.setdefault(days, set()).add(credit_id)
+    for days, ids in sorted(by_days.items()):
+        conn.execute(schema.expiry_notices.delete().where(
+            _N.threshold_days == days, _N.credit_id.in_(sorted(ids))))

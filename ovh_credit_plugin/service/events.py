@@ -9,7 +9,8 @@ transaction builds its own), a rolled-back transaction's never leave it.
 Sending is best effort and never raises: the money has moved whatever the
 message bus does, so a failure is logged and the operation succeeds. Events
 are therefore sent at most once; the ledger, not the bus, is the record
-(docs/events.md).
+(docs/events.md). The expiry warnings, recorded as sent once each, are sent
+with :meth:`Notifier.deliver`, which tells which were sent.
 
 The options are oslo.messaging's own (``[oslo_messaging_notifications]
 driver``, ``transport_url``, ``topics``, ``retry``). oslo.messaging is
@@ -20,12 +21,13 @@ with notifications off should not pay.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import socket
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -218,6 +220,39 @@ class Notifier:
             LOG.exception("notifications %s could not be sent",
                           ", ".join(event.event_type for event in pending))
 
+    def deliver(self, events: Iterable[Event]) -> int:
+        """Send ``events`` in order, stopping at the first one that could not be sent;
+        how many were sent. Logs, never raises.
+
+        For a caller that records what it sent and must not record a lost message
+        as sent (the expiry warnings, sent once each): :meth:`emit` cannot tell it.
+        oslo.messaging's notifier and its messaging driver catch a failed send
+        (a broker down past ``retry``, a wrong transport URL) and log it at ERROR:
+        such a record, logged by this thread while an event is handed over, is
+        that event's failure (:func:`_failures`).
+        """
+        pending = list(events)
+        if not pending:
+            return 0
+        sent = 0
+        with _failures() as failures:
+            try:
+                sender = self._get_sender()
+                if sender is None:
+                    return 0
+                for event in pending:
+                    send = sender.warn if event.priority == "WARN" else sender.info
+                    send({}, event.event_type, event.payload)
+                    if failures.seen:
+                        LOG.warning("notification %s could not be sent: %s",
+                                    event.event_type, failures.seen)
+                        break
+                    sent += 1
+            except Exception:
+                LOG.exception("notifications %s could not be sent",
+                              ", ".join(event.event_type for event in pending[sent:]))
+        return sent
+
     def close(self) -> None:
         with self._lock:
             transport, self._transport, self._sender = self._transport, None, None
@@ -256,6 +291,54 @@ class Notifier:
                 )
                 self._transport = transport
             return self._sender
+
+
+#: Where oslo.messaging's notifier and its messaging driver log a send they failed
+#: (and do not raise).
+_OSLO_NOTIFY_LOGGERS = ("oslo_messaging.notify.notifier", "oslo_messaging.notify.messaging")
+
+
+class _Failures(logging.Handler):
+    """Sees the ERROR records of the thread that made it (a send it failed)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self._thread = threading.get_ident()
+        self.seen = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread and not self.seen:
+            try:
+                self.seen = record.getMessage().splitlines()[0][:200] or "error"
+            except Exception:
+                self.seen = "error"
+
+
+@contextlib.contextmanager
+def _failures() -> Iterator[_Failures]:
+    """A :class:`_Failures` on oslo.messaging's notify loggers while the block runs.
+
+    A logger the process silenced (``ovh-credit`` sets ``oslo_messaging`` to
+    CRITICAL) would not even make the record: such a logger is set to ERROR
+    for the block, its records kept from its parents' handlers (the process
+    still does not print them), then put back as it was.
+    """
+    failures = _Failures()
+    saved = []
+    for name in _OSLO_NOTIFY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        if not logger.isEnabledFor(logging.ERROR):
+            logger.setLevel(logging.ERROR)
+            logger.propagate = False
+        logger.addHandler(failures)
+    try:
+        yield failures
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(failures)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def _host(conf: cfg.ConfigOpts) -> str:

@@ -12,7 +12,10 @@ not warned for it yet are forecast, once each per run: the job's cost follows
 the credits about to end, not the ledger's size. Each batch of projects is
 forecast in a read transaction (no write lock is held while it simulates),
 then its new warnings are recorded in one write transaction, which decides
-which are new, and sent after it commits.
+which are new, and sent after it commits. A warning the notification
+transport fails to send (a broker down past ``retry``) is not left recorded
+as sent: its records are deleted, the run stops there, and the next run sends
+it (``credits_unsent`` says how many were left for it).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -45,6 +49,8 @@ class ExpiringSummary:
     credits_notified: int = 0
     # Threshold (days) -> warnings sent for it.
     by_threshold: dict[int, int] = field(default_factory=dict)
+    # Warnings the transport failed to send: not recorded, the next run sends them.
+    credits_unsent: int = 0
 
 
 def notify_expiring(
@@ -90,15 +96,28 @@ def notify_expiring(
         summary.projects_forecast += len(found)
 
         def work(conn: Connection, found: Sequence[ProjectForecast] = found
-                 ) -> list[tuple[ExpiryWarning, events.Event]]:
+                 ) -> list[_New]:
             return _record_new(conn, found, thresholds=thresholds, at=at)
 
-        sent = database.write(work)
-        notifier.emit(event for _warning, event in sent)
-        for warning, _event in sent:
+        recorded = database.write(work)
+        delivered = notifier.deliver(new.event for new in recorded)
+        for new in recorded[:delivered]:
             summary.credits_notified += 1
-            summary.by_threshold[warning.threshold] = (
-                summary.by_threshold.get(warning.threshold, 0) + 1)
+            summary.by_threshold[new.warning.threshold] = (
+                summary.by_threshold.get(new.warning.threshold, 0) + 1)
+        if delivered < len(recorded):
+            # Recorded as sent, never sent: forgotten, so that the next run sends
+            # them. The transport is failing: the next batches would fail as well.
+            unsent = recorded[delivered:]
+
+            def forget(conn: Connection, unsent: Sequence[_New] = unsent) -> None:
+                expiry_notices.forget(conn, (pair for new in unsent for pair in new.recorded))
+
+            database.write(forget)
+            summary.credits_unsent += len(unsent)
+            LOG.warning("expiry warnings at %s: %d could not be sent; not recorded as sent, "
+                        "the next run sends them", contracts.isoformat(at), len(unsent))
+            break
     LOG.info("expiry warnings at %s: %d projects forecast, %d sent (%s)",
              contracts.isoformat(at), summary.projects_forecast, summary.credits_notified,
              ", ".join(f"{days} days: {count}"
@@ -106,32 +125,38 @@ def notify_expiring(
     return summary
 
 
+class _New(NamedTuple):
+    """A warning recorded by this run: its event, and the (credit_id, threshold_days)
+    pairs recorded for it (its threshold and the larger ones it makes needless)."""
+
+    warning: ExpiryWarning
+    event: events.Event
+    recorded: tuple[tuple[int, int], ...]
+
+
 def _record_new(
     conn: Connection, found: Sequence[ProjectForecast], *, thresholds: Sequence[int],
     at: dt.datetime,
-) -> list[tuple[ExpiryWarning, events.Event]]:
+) -> list[_New]:
     """Record the forecasts' warnings not sent before, with the larger thresholds they
     make needless; their events, to send once this transaction commits."""
     warned = [(project, warning) for project in found for warning in project.forecast.warnings]
     done = expiry_notices.recorded(conn, (warning.credit_id for _p, warning in warned))
     new = [(project, warning) for project, warning in warned
            if (warning.credit_id, warning.threshold) not in done]
-    expiry_notices.record(
-        conn,
-        ((warning.credit_id, days) for _p, warning in new for days in thresholds
-         if days >= warning.threshold and (warning.credit_id, days) not in done),
-        at=at,
-    )
-    sent = []
+    made = []
     for project, warning in new:
         credit = _credit(project, warning.credit_id)
         assert credit.valid_until is not None  # a credit without end is never at risk
-        sent.append((warning, events.credit_expiring(
+        made.append(_New(warning, events.credit_expiring(
             credit_id=warning.credit_id, project_id=project.project_id, kind=credit.kind,
             currency=project.currency, expires_unused=warning.amount,
             available=credit.available, valid_until=credit.valid_until,
-            days_left=warning.days_left, threshold_days=warning.threshold, at=at)))
-    return sent
+            days_left=warning.days_left, threshold_days=warning.threshold, at=at),
+            tuple((warning.credit_id, days) for days in thresholds
+                  if days >= warning.threshold and (warning.credit_id, days) not in done)))
+    expiry_notices.record(conn, (pair for new in made for pair in new.recorded), at=at)
+    return made
 
 
 def _credit(project: ProjectForecast, credit_id: int) -> CreditForecast:
