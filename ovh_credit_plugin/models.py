@@ -7,6 +7,7 @@ catalog all speak through these models.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal, NamedTuple, Protocol, TypeVar
@@ -14,6 +15,7 @@ from typing import Annotated, ClassVar, Literal, NamedTuple, Protocol, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -124,8 +126,27 @@ def first_error(error: ValidationError) -> FirstError:
                       str(first["type"]), problem)
 
 
+#: What a time given as text starts with: ISO 8601's extended date.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def _iso_time(value: object) -> object:
+    """A time is ISO 8601 text (or a datetime, from a Python host), never a number.
+
+    pydantic reads a number, and a string of digits, as Unix time: an
+    invoice's ``"issued_at": "20260131"`` (ISO 8601's basic format) was
+    settled on 1970-08-23, when no credit is valid, and recorded so.
+    """
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        return value
+    if isinstance(value, (str, bytes, bytearray, int, float, Decimal)):
+        raise ValueError(_("a time is expected (ISO 8601)"))
+    return value
+
+
 Timestamp = Annotated[
-    dt.datetime, AfterValidator(utc), PlainSerializer(isoformat, return_type=str)
+    dt.datetime, BeforeValidator(_iso_time), AfterValidator(utc),
+    PlainSerializer(isoformat, return_type=str)
 ]
 Identifier = Annotated[str, AfterValidator(check_id)]
 #: A project id (an OpenStack project id, or a host's own), as every contract spells it.

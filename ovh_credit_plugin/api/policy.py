@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from oslo_config import cfg
@@ -147,9 +148,37 @@ def make_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
     return enforcer
 
 
+def _credential(credentials: Any, *names: str) -> Any:
+    if isinstance(credentials, Mapping):
+        return next((credentials[name] for name in names if credentials.get(name)), None)
+    return next((value for name in names if (value := getattr(credentials, name, None))),
+                None)
+
+
+def project_scoped(credentials: Any) -> bool:
+    """Whether ``credentials`` are a project-scoped token's: a project, no system or domain scope.
+
+    The rules' ``scope_types`` are ``["project"]``, but oslo.policy only
+    refuses another scope when ``[oslo_policy] enforce_scope`` is on (off by
+    default before oslo.policy 4.4, and an operator may turn it off): a
+    system- or domain-scoped admin token would then pass ``role:admin`` on
+    every project. A caller without a project would match
+    ``project_id:%(project_id)s`` on the project "None". Refused here, whatever
+    the option says.
+    """
+    return (_credential(credentials, "project_id") is not None
+            and _credential(credentials, "system_scope", "system") is None
+            and _credential(credentials, "domain_id") is None)
+
+
 def allowed(enforcer: policy.Enforcer, rule: str, target: dict[str, Any], credentials: Any
             ) -> bool:
-    """Whether ``credentials`` (an oslo.context) may apply ``rule`` to ``target``."""
+    """Whether ``credentials`` (an oslo.context) may apply ``rule`` to ``target``.
+
+    Only a project-scoped token may (:func:`project_scoped`); then oslo.policy decides.
+    """
+    if not project_scoped(credentials):
+        return False
     try:
         return bool(enforcer.authorize(rule, target, credentials, do_raise=False))
     except policy.InvalidScope:

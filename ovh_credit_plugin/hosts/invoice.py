@@ -30,10 +30,16 @@ from ovh_credit_plugin.service import CreditService
 NAMESPACE = "ovh_credit_plugin.invoice_processors"
 
 
-def parse_invoice(document: Any, *, where: str = "invoice") -> models.Invoice:
-    """Validate one invoice object of the contract; one clear error otherwise."""
+def parse_invoice(document: Any, *, where: str | None = None) -> models.Invoice:
+    """Validate one invoice object of the contract; one clear error otherwise.
+
+    ``where`` names the invoice in the error (translated: "invoice #3");
+    by default "the invoice".
+    """
     if isinstance(document, models.Invoice):
         return document
+    if where is None:
+        where = _("the invoice")
     if not isinstance(document, Mapping):
         raise exceptions.InvalidInput(_("%(where)s: expected an invoice object")
                                       % {"where": where})
@@ -48,9 +54,9 @@ def parse_invoice(document: Any, *, where: str = "invoice") -> models.Invoice:
 
 
 def describe(error: pydantic.ValidationError) -> str:
-    """The first problem of a validation error, in one line."""
-    first = models.first_error(error)
-    return f"{first.where or 'document'}: {first.text}"
+    """The first problem of a validation error, in one line, in the reader's language:
+    ``lines.0.amount: ...`` for a field's, the problem alone for a rule across fields."""
+    return models.first_error(error).described()
 
 
 class InvoiceProcessor:
@@ -104,7 +110,8 @@ class InvoiceProcessor:
                     yield document
                     continue
                 try:
-                    yield parse_invoice(document, where=f"invoice #{number}")
+                    yield parse_invoice(
+                        document, where=_("invoice #%(number)d") % {"number": number})
                 except exceptions.InvalidInput as error:
                     yield models.InvoiceRefusal.of_document(document, error)
 
