@@ -143,6 +143,16 @@ FR = {
         "%(unsent)d avertissements d'expiration n'ont pas pu être envoyés (le transport des "
         "notifications a échoué, voir le journal) ; ils ne sont pas enregistrés comme "
         "envoyés : la prochaine exécution les enverra",
+    "Bad request": "Requête invalide",
+    "Unauthorized: no valid token": "Non authentifié : aucun jeton valide",
+    "Conflict": "Conflit",
+    "Request too large": "Requête trop volumineuse",
+    "Too many requests": "Trop de requêtes",
+    "Server error": "Erreur du serveur",
+    "error": "erreur",
+    "request %(request_id)s": "requête %(request_id)s",
+    "retry after %(seconds)ss": "réessayer dans %(seconds)s s",
+    "retry after %(date)s": "réessayer après %(date)s",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

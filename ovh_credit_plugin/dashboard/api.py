@@ -24,6 +24,10 @@ from ovh_credit_plugin.osc.client import CreditAPIError, CreditClient, Request
 __all__ = ["CreditAPIError", "client", "credits", "forecast", "orders"]
 
 SERVICE_TYPE = "rating"
+#: Seconds a request of the panel waits for the API (``CLOUD_CREDIT_API_TIMEOUT``):
+#: without one, an API that accepts the connection and never answers would hold
+#: the page, and the web server's worker, for ever.
+DEFAULT_TIMEOUT = 30
 
 
 def client(request: Any) -> CreditClient:
@@ -45,9 +49,10 @@ def client(request: Any) -> CreditClient:
     cacert = getattr(settings, "OPENSTACK_SSL_CACERT", None)
     if verify and cacert:
         verify = cacert
+    timeout = getattr(settings, "CLOUD_CREDIT_API_TIMEOUT", None) or DEFAULT_TIMEOUT
     ks_adapter = adapter.Adapter(
         session.Session(auth=token_endpoint.Token(endpoint, request.user.token.id),
-                        verify=verify),
+                        verify=verify, timeout=timeout),
         endpoint_override=endpoint,
         additional_headers={"Accept-Language": translation.get_language() or "en"})
     return CreditClient(ks_adapter, getattr(settings, "CLOUD_CREDIT_API", None))

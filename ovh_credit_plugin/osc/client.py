@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ovh_credit_plugin import i18n
-from ovh_credit_plugin.i18n import _
+from ovh_credit_plugin.i18n import _, deferred
 
 API_MODES = {
     "cloudkitty": "/v1/rating/module_config/cloud_credit",
@@ -33,6 +33,9 @@ DEFAULT_MODE = "cloudkitty"
 # A list follows ``next`` links at most this many times: a server that always
 # answers one would otherwise keep the command running for ever.
 MAX_PAGES = 1000
+# The API's largest page (docs/api.md "Lists"): a larger ``limit`` is a 400 there,
+# so a command's ``--limit`` above it is fetched in pages of this size.
+MAX_PAGE_SIZE = 1000
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 
 
@@ -49,6 +52,9 @@ class CreditAPIError(Exception):
         self.text = text if text is not None else message
         #: ``Retry-After`` in seconds, when the server said when to try again.
         self.retry_after = retry_after
+        #: When the server said nothing: our word for its status, untranslated
+        #: (:func:`ovh_credit_plugin.i18n.translate` puts it in a user's language).
+        self.reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,7 @@ def _list_params(project_id: str | None, status: str | None, limit: int | None,
     if status:
         params["status"] = status
     if limit is not None:
-        params["limit"] = str(limit)
+        params["limit"] = str(min(limit, MAX_PAGE_SIZE))
     if marker:
         params["marker"] = marker
     return params
@@ -217,7 +223,7 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
         if code:
             extra.append(code)
         if request_id:
-            extra.append(f"request {request_id}")
+            extra.append(_("request %(request_id)s") % {"request_id": request_id})
     else:
         if isinstance(document, dict):
             # CloudKitty (WSME) and keystonemiddleware shapes.
@@ -228,19 +234,36 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
         extra = [f"HTTP {status}"]
         request_id = headers.get("X-Openstack-Request-Id")
         if request_id:
-            extra.append(f"request {request_id}")
-    retry_after = headers.get("Retry-After")
+            extra.append(_("request %(request_id)s") % {"request_id": request_id})
+    retry_after = (headers.get("Retry-After") or "").strip()
+    seconds = int(retry_after) if retry_after.isdigit() else None
     if retry_after and status in (429, 503):
-        extra.append(f"retry after {retry_after}s")
-    line = " ".join(text.split())[:300] or _REASONS.get(status, "error")
-    seconds = int(retry_after) if retry_after and retry_after.strip().isdigit() else None
-    return CreditAPIError(f"{line} ({', '.join(extra)})", status=status, code=code, text=line,
-                          retry_after=seconds)
+        # Seconds, or an HTTP date (a proxy's), which takes no "s".
+        extra.append(_("retry after %(seconds)ss") % {"seconds": seconds} if seconds is not None
+                     else _("retry after %(date)s") % {"date": retry_after})
+    line = " ".join(text.split())[:300]
+    # The server said nothing: our word for its status, translated here (the
+    # command line's locale) and kept in English for the dashboard's (its user's).
+    reason = None if line else _REASONS.get(status, _DEFAULT_REASON)
+    if reason is not None:
+        line = _(reason)
+    failure = CreditAPIError(f"{line} ({', '.join(extra)})", status=status, code=code,
+                             text=line, retry_after=seconds)
+    failure.reason = reason
+    return failure
 
 
-_REASONS = {400: "Bad request", 401: "Unauthorized: no valid token",
-            403: "Forbidden", 404: "Not found", 409: "Conflict", 413: "Request too large",
-            429: "Too many requests", 500: "Server error", 503: "Service unavailable"}
+_REASONS = {400: deferred("Bad request"), 401: deferred("Unauthorized: no valid token"),
+            403: deferred("Forbidden"), 404: deferred("Not found"), 409: deferred("Conflict"),
+            413: deferred("Request too large"), 429: deferred("Too many requests"),
+            500: deferred("Server error"), 503: deferred("Service unavailable")}
+_DEFAULT_REASON = deferred("error")
+
+
+def _has_header(adapter: Any, name: str) -> bool:
+    """Whether the adapter adds header ``name`` to every request itself."""
+    added = getattr(adapter, "additional_headers", None) or {}
+    return any(str(key).lower() == name.lower() for key in added)
 
 
 class CreditClient:
@@ -255,9 +278,11 @@ class CreditClient:
         from keystoneauth1 import exceptions as ks_exceptions
 
         headers = {"Accept": "application/json", **request.headers}
-        # The server's words (errors, descriptions) in the user's language.
+        # The server's words (errors, descriptions) in the user's language: the
+        # adapter's when its owner knows it (the dashboard: the Horizon user's),
+        # else the process locale's (a command line).
         language = i18n.accept_language()
-        if language:
+        if language and not _has_header(self.adapter, "Accept-Language"):
             headers["Accept-Language"] = language
         kwargs: dict[str, Any] = {"headers": headers, "raise_exc": False}
         if request.params:

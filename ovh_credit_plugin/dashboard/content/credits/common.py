@@ -6,9 +6,10 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from ovh_credit_plugin import i18n
 from ovh_credit_plugin.dashboard import api
 
 # Which forms and actions the page offers. The API's policy decides (a reader's
@@ -88,6 +89,15 @@ REFUSALS = {
 }
 
 
+def error_text(error: api.CreditAPIError) -> str:
+    """The words of an API error for the user: the server's (asked in the user's
+    language), else the client's word for the HTTP status, in the user's language."""
+    reason = getattr(error, "reason", None)
+    if reason:
+        return i18n.translate(reason, translation.get_language() or i18n.SOURCE_LANGUAGE)
+    return error.text
+
+
 def voucher_refusal(error: api.CreditAPIError, *, now: dt.datetime | None = None) -> str:
     """The API's refusal of a voucher code, in plain words."""
     if error.code == "cloud_credit.voucher_throttled":
@@ -100,4 +110,4 @@ def voucher_refusal(error: api.CreditAPIError, *, now: dt.datetime | None = None
                      "Try again later."))
     if error.code in REFUSALS:
         return str(REFUSALS[error.code])
-    return error.text
+    return error_text(error)

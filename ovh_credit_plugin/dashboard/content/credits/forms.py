@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -27,6 +29,10 @@ class AddCreditForm(forms.SelfHandlingForm):
 
     project_id = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
     currency = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
+    # Drawn when the form is shown, posted back with it: submitting the same form
+    # again (after a lost answer, a double click) is the same order, not a second one.
+    request_key = django_forms.CharField(widget=django_forms.HiddenInput, required=False,
+                                         max_length=64)
     amount = django_forms.CharField(
         label=_("Amount"), max_length=32,
         help_text=_("The amount of credit to buy, before tax. You pay it on the payment "
@@ -56,14 +62,23 @@ class AddCreditForm(forms.SelfHandlingForm):
         # its refusal (in the user's language) is shown on the form.
         return format(amount, "f")
 
+    def idempotency_key(self, data: dict[str, Any]) -> str:
+        """The form's key and the amount: another amount on the same form is another order
+        (the API would refuse the same key with another amount)."""
+        form_key = "".join(c for c in str(data.get("request_key") or "")
+                           if c.isascii() and c.isalnum()) or uuid.uuid4().hex
+        amount = hashlib.sha256(str(Decimal(data["amount"]).normalize()).encode()).hexdigest()
+        return f"horizon-{form_key[:64]}-{amount[:16]}"
+
     def handle(self, request: Any, data: dict[str, Any]) -> Any:
         project_id = common.target_project(request)
         client = api.client(request)
         try:
-            order = client.send(client.requests.create_order(data["amount"],
-                                                             project_id=project_id))
+            order = client.send(client.requests.create_order(
+                data["amount"], project_id=project_id,
+                idempotency_key=self.idempotency_key(data)))
         except api.CreditAPIError as error:
-            self.api_error(error.text)
+            self.api_error(common.error_text(error))
             return False
         url = reverse("horizon:project:cloud_credit:order", args=[order["id"]])
         return http.HttpResponseRedirect(url)
@@ -101,7 +116,7 @@ class VoidForm(forms.SelfHandlingForm):
         try:
             client.send(client.requests.void_credit(data["credit_id"], data["reason"]))
         except api.CreditAPIError as error:
-            self.api_error(error.text)
+            self.api_error(common.error_text(error))
             return False
         messages.success(request, _("The credit is voided."))
         return http.HttpResponseRedirect(_index(common.target_project(request)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.urls import reverse, reverse_lazy
@@ -35,7 +36,7 @@ class IndexView(tables.MultiTableView):
             except api.CreditAPIError as error:
                 self._all_credits = []
                 exceptions.handle(self.request, _("Unable to list the credits: %s")
-                                  % error.text)
+                                  % common.error_text(error))
         return self._all_credits
 
     def get_credits_data(self) -> list[dict[str, Any]]:
@@ -49,7 +50,7 @@ class IndexView(tables.MultiTableView):
             return api.orders(self._client(), project_id=common.target_project(self.request))
         except api.CreditAPIError as error:
             exceptions.handle(self.request, _("Unable to list the purchase orders: %s")
-                              % error.text)
+                              % common.error_text(error))
             return []
 
     def _warnings(self) -> list[str]:
@@ -96,6 +97,7 @@ class AddCreditView(_FormView):
 
     def get_initial(self) -> dict[str, Any]:
         initial: dict[str, Any] = super().get_initial()
+        initial["request_key"] = uuid.uuid4().hex
         try:
             forecast = api.forecast(api.client(self.request),
                                     project_id=common.target_project(self.request))
@@ -146,7 +148,8 @@ class OrderView(views.HorizonTemplateView):
             order = client.send(client.requests.show_order(kwargs["order_id"]))
         except api.CreditAPIError as error:
             redirect = reverse("horizon:project:cloud_credit:index")
-            exceptions.handle(self.request, _("Unable to show the order: %s") % error.text,
+            exceptions.handle(self.request,
+                              _("Unable to show the order: %s") % common.error_text(error),
                               redirect=redirect)
             raise
         context["order"] = order
