@@ -31,8 +31,10 @@ The model, in the words docs/api.md uses:
   or nothing consumes it). The project's: the latest of its credits', when
   every one of them runs out; None when some of its credit expires first or
   is never consumed (burn 0, a scope without history), or it holds none.
-* Warnings: one per credit with money at risk whose ``valid_until`` is at
-  most the largest of ``warning_days`` away; ``days_left`` is the time to
+* Warnings: one per credit with money at risk (at least ``least_at_risk``:
+  the currency's minor unit, below which what is left is the burn rate's
+  rounding, not money) whose ``valid_until`` is at most the largest of
+  ``warning_days`` away; ``days_left`` is the time to
   its end in days, rounded up (ends in 20 days: 20; in 6 hours: 1), and
   ``threshold`` the smallest of ``warning_days`` at or above it.
 
@@ -118,6 +120,7 @@ def forecast(
     at: dt.datetime,
     window_days: int,
     warning_days: Sequence[int] = (30, 7),
+    least_at_risk: Decimal = ZERO,
 ) -> Forecast:
     """The forecast at ``at`` of a project holding ``credits``, given its window's ``debits``.
 
@@ -151,7 +154,8 @@ def forecast(
             runs_out_at=max(ends) if ends and len(ends) == len(results) else None,
             amount_at_risk=sum((r.expires_unused for r in results), ZERO),
             credits=tuple(results),
-            warnings=_warnings(held, results, at=at, warning_days=warning_days),
+            warnings=_warnings(held, results, at=at, warning_days=warning_days,
+                               least_at_risk=least_at_risk),
         )
 
 
@@ -219,14 +223,15 @@ def _simulate(
 
 def _warnings(
     held: Sequence[CreditState], results: Sequence[CreditForecast], *, at: dt.datetime,
-    warning_days: Sequence[int],
+    warning_days: Sequence[int], least_at_risk: Decimal,
 ) -> tuple[ExpiryWarning, ...]:
     if not warning_days:
         return ()
     horizon = max(warning_days)
     found = []
     for credit, result in zip(held, results, strict=True):
-        if result.expires_unused <= ZERO or credit.valid_until is None:
+        if (result.expires_unused <= ZERO or result.expires_unused < least_at_risk
+                or credit.valid_until is None):
             continue
         days_left = days_until(credit.valid_until, at=at)
         if days_left <= horizon:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import allocation, forecast, models
+from ovh_credit_plugin import allocation, forecast, models, money
 from ovh_credit_plugin.ledger import credits, projects, settlements
 from ovh_credit_plugin.ledger.database import Database
 from ovh_credit_plugin.service import inputs
@@ -99,7 +100,11 @@ def _forecast(history: _History, settings: Settings, *, at: dt.datetime) -> Proj
             for row in rows if row.voided_at is None]
     debits = [forecast.Debit(d.day, scopes.get(d.credit_id, frozenset()), d.amount)
               for d in history.daily]
-    found = forecast.forecast(held, debits, at=at, window_days=settings.forecast_window_days,
-                              warning_days=settings.forecast_warning_days)
     currency = history.currency or (rows[0].currency if rows else settings.default_currency)
+    # Less than a cent left at the end is the burn rate's rounding (to 6 decimals):
+    # no customer is warned about it.
+    found = forecast.forecast(
+        held, debits, at=at, window_days=settings.forecast_window_days,
+        warning_days=settings.forecast_warning_days,
+        least_at_risk=Decimal(1).scaleb(-money.currency_places(currency)))
     return ProjectForecast(history.project_id, currency, found)

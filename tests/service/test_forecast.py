@@ -187,3 +187,15 @@ def test_options_set_the_window_and_the_warnings(ledger: Ledger) -> None:
             quiet.close()
     finally:
         service.close()
+
+
+def test_no_warning_for_what_the_burn_rates_rounding_leaves(service: CreditService) -> None:
+    # 40.00 bought, 20.00 used in the window: 0.666666 a day (rounded down), and the
+    # 20.00 left ends in 30 days: 0.000020 would be left, less than a cent.
+    credit_id = buy(service, "40.00", at=PAID + 10 * DAY)  # ends 30 days after AT
+    service.settle_invoice(invoice("I1", AT - 2 * DAY, ("instance", "20.00")))
+    found = service.forecast("p1", at=AT)
+    assert found.burn_rate_per_day == Decimal("0.666666")
+    assert [(c.credit_id, c.expires_unused) for c in found.credits] == [
+        (credit_id, Decimal("0.000020"))]
+    assert found.warnings == []

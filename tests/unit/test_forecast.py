@@ -423,3 +423,18 @@ def test_no_history_puts_everything_that_ends_at_risk(
     assert result.burn_rate_per_day == 0 and result.runs_out_at is None
     for c in result.credits:
         assert c.expires_unused == (c.available if c.valid_until is not None else 0)
+
+
+def test_what_the_burn_rates_rounding_leaves_is_no_money_at_risk() -> None:
+    # 20.00 used in 30 days: 0.666666 a day (rounded down), so 20.00 ending in 30
+    # days keeps 0.000020 at its end: shown, but no customer is warned about it.
+    used = [Debit((AT - DAY).date(), ALL, eur("20.00"))]
+    result = forecast([credit(1, "20.00", ends_in=30)], used, at=AT, window_days=30,
+                      least_at_risk=eur("0.01"))
+    assert result.burn_rate_per_day == eur("0.666666")
+    assert result.credits[0].expires_unused == eur("0.000020")
+    assert result.warnings == ()
+    # A cent is money: warned.
+    result = forecast([credit(1, "20.01", ends_in=30)], used, at=AT, window_days=30,
+                      least_at_risk=eur("0.01"))
+    assert [(w.credit_id, w.amount) for w in result.warnings] == [(1, eur("0.010020"))]
