@@ -74,7 +74,8 @@ def create_once(
     """
     at = times.change(at)
     project_id = inputs.project_id(project_id)
-    currency = money.check_currency(currency) if currency else None
+    # "" is a currency given wrong, not one left out: refused, not the project's.
+    currency = money.check_currency(currency) if currency is not None else None
     value = money.parse_amount(amount)
     key = inputs.idempotency_key(idempotency_key)
     # "20" and "20.00" are one request.

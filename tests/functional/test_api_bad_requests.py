@@ -126,6 +126,8 @@ CASES = [
         _order("20.00", currency="eur")),
     Bad("currency without minor unit", "POST", "orders", 400, "invalid_request",
         _order("20.00", currency="XAU")),
+    Bad("empty currency", "POST", "orders", 400, "invalid_request",
+        _order("20.00", currency="")),
     Bad("another currency than the project's", "POST", "orders", 409, "currency_mismatch",
         _order("2000", currency="JPY")),
     Bad("currency without purchase limits", "POST", "orders", 400, "invalid_request",
