@@ -64,7 +64,7 @@ class Source:
         when the run reaches it.
         """
         try:
-            with self.path.open(encoding="utf-8") as stream:
+            with self.path.open(encoding=_ENCODING) as stream:
                 first = _first_char(stream)
                 if first != "{":
                     return sum(1 for _ in self._documents())
@@ -81,7 +81,7 @@ class Source:
             ) from None
 
     def _documents(self) -> Iterator[Any]:
-        with self.path.open(encoding="utf-8") as stream:
+        with self.path.open(encoding=_ENCODING) as stream:
             first = _first_char(stream)
             if first == "":
                 return
@@ -223,6 +223,10 @@ def _load(text: str, where: str, duplicates: list[str], *, first_line: int = 1) 
         raise exceptions.InvalidInput(
             _("%(where)s is not valid JSON: a number has too many digits") % {"where": where}
         ) from None
+
+
+#: UTF-8, with the byte order mark some Windows tools write first skipped if there.
+_ENCODING = "utf-8-sig"
 
 
 def open_source(name: str, stdin: IO[str]) -> Source:

@@ -44,6 +44,18 @@ def test_single_invoice_in_every_shape(tmp_path: Path, text: str) -> None:
     assert documents(tmp_path, text) == [DOC]
 
 
+@pytest.mark.parametrize("text", [json.dumps(DOC), json.dumps([DOC]),
+                                  json.dumps(DOC) + "\n" + json.dumps(DOC)],
+                         ids=["object", "array", "json lines"])
+def test_a_byte_order_mark_before_the_input_is_skipped(tmp_path: Path, text: str) -> None:
+    # What Windows tools (PowerShell's Out-File, Notepad) write first in UTF-8.
+    path = tmp_path / "in.json"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    with settle_input.open_source(str(path), io.StringIO()) as source:
+        assert source.count() == len(list(source.documents())) >= 1
+        assert all(document == DOC for document in source.documents())
+
+
 def test_json_lines_skip_blank_lines_and_keep_order(tmp_path: Path) -> None:
     docs = [{**DOC, "id": str(n)} for n in range(4)]
     text = (
