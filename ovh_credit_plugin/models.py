@@ -130,12 +130,13 @@ def first_error(error: ValidationError) -> FirstError:
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
-def _iso_time(value: object) -> object:
+def iso_time(value: object) -> object:
     """A time is ISO 8601 text (or a datetime, from a Python host), never a number.
 
     pydantic reads a number, and a string of digits, as Unix time: an
     invoice's ``"issued_at": "20260131"`` (ISO 8601's basic format) was
-    settled on 1970-08-23, when no credit is valid, and recorded so.
+    settled on 1970-08-23, when no credit is valid, and recorded so. (A
+    ``BeforeValidator`` for every time read: invoices, catalogs' answers.)
     """
     if isinstance(value, str) and _ISO_DATE.match(value):
         return value
@@ -145,7 +146,7 @@ def _iso_time(value: object) -> object:
 
 
 Timestamp = Annotated[
-    dt.datetime, BeforeValidator(_iso_time), AfterValidator(utc),
+    dt.datetime, BeforeValidator(iso_time), AfterValidator(utc),
     PlainSerializer(isoformat, return_type=str)
 ]
 Identifier = Annotated[str, AfterValidator(check_id)]

@@ -83,6 +83,9 @@ MALFORMED_VOUCHERS = {
     "unknown status": voucher_doc(status="on-sale"),
     "naive datetime": voucher_doc(valid_until="2027-01-01T00:00:00"),
     "not a datetime": voucher_doc(valid_until="tomorrow"),
+    # pydantic reads digits as Unix time: "20270131" would be 1970-08-23.
+    "basic ISO date read as Unix time": voucher_doc(valid_until="20270131"),
+    "Unix time as text": voucher_doc(valid_from="1769853600"),
     "days as string": voucher_doc(validity_days="90"),
     "zero days": voucher_doc(validity_days=0),
     "negative redemptions": voucher_doc(redemptions=-1),

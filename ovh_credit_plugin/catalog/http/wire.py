@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, TypeVar
 
 import pydantic
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.i18n import _
 
 API_PREFIX = "/v1/vouchers"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -43,6 +44,24 @@ WireAmount = Annotated[str, Field(pattern=AMOUNT_PATTERN)]
 WireCurrency = Annotated[str, Field(pattern=CURRENCY_PATTERN)]
 
 
+_TIME_TEXT = pydantic.TypeAdapter(AwareDatetime)
+
+
+def _wire_time(value: object) -> object:
+    # ISO 8601 text, read here: pydantic would read "20270131" (ISO's basic date)
+    # as Unix time, and after a validator of ours, strict mode takes no text.
+    if isinstance(value, str):
+        models.iso_time(value)
+        try:
+            return _TIME_TEXT.validate_python(value)
+        except pydantic.ValidationError:
+            raise ValueError(_("a time is expected (ISO 8601)")) from None
+    return value
+
+
+WireTime = Annotated[AwareDatetime, BeforeValidator(_wire_time)]
+
+
 class VoucherDocument(_Wire):
     """``Voucher`` of the contract: the answer to ``GET /v1/vouchers/{code}``."""
 
@@ -50,8 +69,8 @@ class VoucherDocument(_Wire):
     amount: WireAmount
     currency: WireCurrency
     status: models.VoucherStatus
-    valid_from: AwareDatetime | None
-    valid_until: AwareDatetime | None
+    valid_from: WireTime | None
+    valid_until: WireTime | None
     validity_days: Annotated[int, Field(ge=1, le=36600)] | None
     products: list[Annotated[str, Field(min_length=1, max_length=255)]]
     max_redemptions: Annotated[int, Field(ge=1)] | None
@@ -67,12 +86,12 @@ class RedemptionDocument(_Wire):
     project_id: Annotated[str, Field(min_length=1, max_length=255)]
     amount: WireAmount
     currency: WireCurrency
-    valid_from: AwareDatetime | None
-    valid_until: AwareDatetime | None
+    valid_from: WireTime | None
+    valid_until: WireTime | None
     validity_days: Annotated[int, Field(ge=1, le=36600)] | None
     products: list[Annotated[str, Field(min_length=1, max_length=255)]]
     description: Annotated[str, Field(max_length=1000)]
-    redeemed_at: AwareDatetime
+    redeemed_at: WireTime
 
 
 class RedemptionRequest(_Wire):
