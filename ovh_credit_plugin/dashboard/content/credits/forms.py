@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,6 +25,9 @@ def _index(project_id: str | None) -> str:
     return f"{url}?{urlencode({'project_id': project_id})}" if project_id else url
 
 
+_PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
 class AddCreditForm(forms.SelfHandlingForm):
     """An amount: the API makes a pending purchase order, the credit exists once paid."""
 
@@ -40,12 +44,13 @@ class AddCreditForm(forms.SelfHandlingForm):
 
     def clean_amount(self) -> str:
         text = self.cleaned_data["amount"].strip().replace(",", ".")
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
+        # Digits and one decimal mark: Decimal would also take "1e100000000" (a
+        # hundred million digits once written out for the API), "1_000", "١٢".
+        if not _PLAIN_AMOUNT.fullmatch(text):
             raise django_forms.ValidationError(
-                _("Write an amount as a number, for example 50.00.")) from None
-        if not amount.is_finite() or amount <= 0:
+                _("Write an amount as a number, for example 50.00."))
+        amount = Decimal(text)
+        if amount <= 0:
             raise django_forms.ValidationError(_("The amount must be more than zero."))
         currency = (self.data.get("currency") or "").strip()
         if currency:
