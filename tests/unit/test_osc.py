@@ -205,7 +205,8 @@ def test_amounts_are_sent_as_exact_decimal_strings(text: str, sent: str) -> None
     assert credit_client.amount_text(text) == sent
 
 
-@pytest.mark.parametrize("text", ["", "abc", "1,5", "NaN", "inf", "0x10", "1.2.3"])
+@pytest.mark.parametrize("text", ["", "abc", "1,5", "NaN", "inf", "0x10", "1.2.3",
+                                  "1E+100000000", "1E+64", "1E-65"])
 def test_non_numbers_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="invalid amount"):
         credit_client.amount_text(text)
