@@ -32,9 +32,10 @@ def create_engine(
     """An engine with the settings a shared ledger needs on each backend."""
     try:
         parsed = sa.make_url(url)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        # The URL as written, its password hidden: error messages end up in logs.
         raise exceptions.ConfigError(_("invalid [cloud_credit] connection URL: %(url)r")
-                                     % {"url": url}) from None
+                                     % {"url": _password_hidden(url)}) from None
     if parsed.get_backend_name() == "postgres":
         # SQLAlchemy dropped this alias (and its own error says only "Can't load plugin").
         raise exceptions.ConfigError(
@@ -85,8 +86,26 @@ def shown(url: str | sa.URL) -> str:
     """The URL as an operator may read it: the password hidden."""
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):
         return "<invalid URL>"
+
+
+def _password_hidden(text: str) -> str:
+    """``text``, a URL SQLAlchemy cannot parse, with what may be a password masked.
+
+    Everything between the first ``:`` of the user part (after ``//`` when
+    there is one) and the last ``@``: more than the password when the URL is
+    mangled, never less.
+    """
+    at = text.rfind("@")
+    if at < 0:
+        return text
+    slashes = text.find("//", 0, at)
+    start = slashes + 2 if slashes >= 0 else 0
+    colon = text.find(":", start, at)
+    if colon < 0:
+        return text
+    return f"{text[:colon + 1]}***{text[at:]}"
 
 
 def describe_error(url: str | sa.URL, error: BaseException) -> str:
@@ -98,7 +117,10 @@ def describe_error(url: str | sa.URL, error: BaseException) -> str:
 
 def sqlite_cause(url: str | sa.URL) -> str | None:
     """What keeps a SQLite ledger file from being opened or written, if anything."""
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except (exc.ArgumentError, ValueError):
+        return None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     if str(parsed.query.get("mode", "")) == "ro":

@@ -40,9 +40,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ovh_credit_plugin import models
+from ovh_credit_plugin.allocation import Line
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import create_engine
-from ovh_credit_plugin.service import CreditService
+from ovh_credit_plugin.service import Charge, CreditService
 from tests.support.ledgers import Ledger, ServerPool
 from tests.support.locks import LockWaits, race
 
@@ -946,3 +947,29 @@ def test_the_audit_reads_one_snapshot_while_writers_commit(ledger: Ledger) -> No
     finally:
         auditor.close()
         writer.close()
+
+
+@pytest.mark.tampers_ledger
+def test_the_audit_reports_entries_whose_settlement_is_gone_even_when_they_net_to_zero(
+    service: CreditService, ledger: Ledger
+) -> None:
+    """docs/operations.md: "debits carrying a key with no settlement are reported". A
+    period debited, then re-rated to nothing (its debit reversed): its settlement row is
+    the only record of why; a ledger that lost it (restored in part, deleted by hand)
+    is broken, whatever the entries add up to."""
+    service.pay_order(service.create_order("p1", "10", at=T0).id, at=T0)
+    at = dt.datetime(2026, 3, 1, tzinfo=UTC)
+
+    def period(amount: str) -> Charge:
+        return Charge.of(key="cloudkitty/p1/2026-03-01T00:00:00Z", project_id="p1",
+                         invoice_id="2026-03-01T00:00:00Z", currency="EUR", at=at,
+                         lines=[Line("compute", "compute", Decimal(amount))])
+
+    service.settle([period("4")], on_change="replace", at=at)
+    service.settle([period("0")], on_change="replace", at=at)
+    assert service.audit().ok
+    with sa.create_engine(ledger.url, poolclass=sa.pool.NullPool).begin() as conn:
+        conn.execute(schema.settlements.delete())
+    report = service.audit()
+    assert not report.ok
+    assert any("cloudkitty/p1/2026-03-01T00:00:00Z" in v for v in report.violations)

@@ -237,3 +237,38 @@ def test_the_migrated_checks_are_the_declared_ones(unmigrated: Ledger) -> None:
                         if isinstance(c, sa.CheckConstraint) and c.name}
             found = {c["name"] for c in inspector.get_check_constraints(table.name)}
             assert found == declared, table.name
+
+
+def test_0005_stopped_at_a_later_table_runs_again_once_repaired(
+    unmigrated: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/operations.md: a ledger that breaks a constraint stops 0005 at that table,
+    the schema left at 0004: repair it and run `db upgrade` again. MariaDB commits each
+    ALTER, so the checks of the tables before the broken one are already there."""
+    with engine_of(unmigrated) as engine:
+        migration.upgrade(engine, KEYS)
+        with monkeypatch.context() as patch:
+            patch.setattr(migration, "head", lambda: KEYS)
+            service = unmigrated.service()
+            try:
+                service.pay_order(service.create_order("p1", "10", at=T0).id, at=T0)
+                service.settle_invoice(models.Invoice.model_validate({
+                    "id": "INV-1", "project_id": "p1", "currency": "EUR",
+                    "issued_at": "2026-03-01T00:00:00Z",
+                    "lines": [{"id": "l1", "product": "compute", "amount": "4"}],
+                }), at=dt.datetime(2026, 3, 1, tzinfo=UTC))
+            finally:
+                service.close()
+        settlements = schema.settlements
+        with engine.begin() as conn:  # a hand-made change to the last table 0005 checks
+            conn.execute(settlements.update().values(amount_due=Decimal(1)))
+        with pytest.raises(sa.exc.DBAPIError):
+            migration.upgrade(engine)
+        assert migration.current(engine) == KEYS
+        with engine.begin() as conn:  # repaired
+            conn.execute(settlements.update().values(amount_due=Decimal(0)))
+        migration.upgrade(engine)
+        assert migration.current(engine) == migration.head()
+        inspector = sa.inspect(engine)
+        names = {c["name"] for c in inspector.get_check_constraints("cloud_credit_credits")}
+        assert "ck_cloud_credit_credits_balances" in names

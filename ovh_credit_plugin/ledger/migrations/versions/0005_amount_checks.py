@@ -16,6 +16,7 @@ MariaDB copies it: time proportional to the ledger, with writers stopped.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 from ovh_credit_plugin.ledger.types import AmountsAddUp, non_negative
@@ -38,7 +39,14 @@ _CHECKS = (
 
 
 def upgrade() -> None:
+    # MariaDB and MySQL commit each ALTER TABLE: an upgrade stopped at a later
+    # table (a row that breaks its check) left the checks of the tables before
+    # it in place, and running it again once the row is repaired must not try
+    # to add them twice ("Duplicate CHECK constraint name").
+    inspector = sa.inspect(op.get_bind())
     for table, name, condition in _CHECKS:
+        if op.f(name) in {c["name"] for c in inspector.get_check_constraints(table)}:
+            continue
         with op.batch_alter_table(table) as batch_op:
             batch_op.create_check_constraint(op.f(name), condition)
 
