@@ -153,6 +153,10 @@ FR = {
     "request %(request_id)s": "requête %(request_id)s",
     "retry after %(seconds)ss": "réessayer dans %(seconds)s s",
     "retry after %(date)s": "réessayer après %(date)s",
+    "a void reason must be UTF-8 text without NUL characters":
+        "un motif d'annulation doit être du texte UTF-8 sans caractère NUL",
+    "charge %(key)s: line id %(id)r appears twice":
+        "charge %(key)s : l'identifiant de ligne %(id)r apparaît deux fois",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

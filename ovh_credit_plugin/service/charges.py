@@ -108,6 +108,7 @@ def check(charge: Charge) -> None:
             _("charge %(key)s: settlement time must be an aware datetime, not %(at)r")
             % {"key": charge.key, "at": charge.at}
         )
+    seen: set[str] = set()
     for line in charge.lines:
         # The ledger's columns are 255 characters: longer text would be a
         # driver error on PostgreSQL and MariaDB (SQLite would store it).
@@ -115,6 +116,12 @@ def check(charge: Charge) -> None:
             if not isinstance(text, str) or not 0 < len(text) <= 255:
                 raise exceptions.InvalidInput(_("charge %(key)s: invalid %(what)s %(text)r")
                                               % {"key": charge.key, "what": what, "text": text})
+        # As in an invoice: an allocation, a debit and its explanation name their
+        # line by its id, which two lines (of two products) would share.
+        if line.id in seen:
+            raise exceptions.InvalidInput(_("charge %(key)s: line id %(id)r appears twice")
+                                          % {"key": charge.key, "id": line.id})
+        seen.add(line.id)
         if not money.is_ledger_amount(line.amount):
             field = (_("charge %(key)s line %(line)s amount")
                      % {"key": charge.key, "line": line.id})

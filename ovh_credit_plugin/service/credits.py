@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def list_of(
     database: Database, times: inputs.Times, project_id: str, *, at: dt.datetime | None = None
 ) -> list[CreditResult]:
@@ -87,7 +95,10 @@ def show(
             raise exceptions.CreditNotFound(_("no credit %(id)s") % {"id": credit_id})
         return credits.result(row, at=at), credits.entries_of(conn, ident)
 
-    return database.read(work)
+    # One snapshot for both statements (PostgreSQL and MariaDB read each statement's
+    # own under READ COMMITTED): a settlement committed between them would show
+    # figures that are not the sums of the entries shown with them.
+    return database.read(work, isolation_level="REPEATABLE READ")
 
 
 def void(
@@ -105,6 +116,11 @@ def void(
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
         raise exceptions.InvalidInput(_("voiding a credit needs a reason"))
+    if "\x00" in reason or not _encodable(reason):
+        # PostgreSQL refuses a NUL in text, and no backend stores a lone surrogate
+        # (a command line argument that was not UTF-8): refused alike everywhere.
+        raise exceptions.InvalidInput(
+            _("a void reason must be UTF-8 text without NUL characters"))
 
     def work(conn: Connection) -> tuple[CreditResult, list[events.Event]]:
         credit = credits.lock_credit(conn, ident)
