@@ -89,10 +89,10 @@ def amount_text(text: str) -> str:
     except decimal.InvalidOperation:
         raise ValueError(_("invalid amount %(text)r: use a decimal number, e.g. 50.00")
                          % {"text": text}) from None
+    _sign, digits, exponent = value.as_tuple()
     # Written out, "1E+100000000" is a hundred million digits: past 64 either side of
     # the point, no amount the server takes.
-    if not value.is_finite() or not -64 <= value.as_tuple().exponent <= 64 - len(
-            value.as_tuple().digits):
+    if not isinstance(exponent, int) or not -64 <= exponent <= 64 - len(digits):
         raise ValueError(_("invalid amount %(text)r: use a decimal number, e.g. 50.00")
                          % {"text": text})
     return format(value, "f")
