@@ -157,6 +157,14 @@ FR = {
         "un motif d'annulation doit être du texte UTF-8 sans caractère NUL",
     "charge %(key)s: line id %(id)r appears twice":
         "charge %(key)s : l'identifiant de ligne %(id)r apparaît deux fois",
+    "TLS with the voucher catalog at %(where)s failed: %(error)s; the catalog's certificate "
+    "is not valid for the host of [voucher_catalog] endpoint":
+        "la connexion TLS au catalogue des bons d'achat à l'adresse %(where)s a échoué : "
+        "%(error)s ; le certificat du catalogue n'est pas valide pour l'hôte de "
+        "[voucher_catalog] endpoint",
+    "[voucher_catalog] auth_token has characters an HTTP header cannot carry":
+        "[voucher_catalog] auth_token contient des caractères qu'un en-tête HTTP ne peut pas "
+        "transporter",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

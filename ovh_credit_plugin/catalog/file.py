@@ -101,8 +101,12 @@ class FileVoucherCatalog(base.VoucherCatalog):
         now = contracts.utc(at or dt.datetime.now(dt.timezone.utc))
         voucher = self._load().get(code)
         if voucher is None:
-            raise base.VoucherNotFound(
-                _("unknown voucher %(code)s") % {"code": base.mask_code(code)}, status=404)
+            # Gone from the file (or never in it). A redemption recorded under
+            # this key before the operator removed the code is still returned:
+            # the same key gets the same redemption, whatever happened since,
+            # or a replay after a crash would burn the voucher for no credit.
+            return self._replayed_only(code, project_id=project_id,
+                                       idempotency_key=idempotency_key)
 
         redemption = models.Redemption(
             id=str(uuid.uuid4()),
@@ -136,6 +140,27 @@ class FileVoucherCatalog(base.VoucherCatalog):
             raise base.VoucherAlreadyRedeemed(
                 _("voucher %(code)s is used up") % {"code": base.mask_code(code)}, status=409
             )
+        return recorded
+
+    def _replayed_only(
+        self, code: str, *, project_id: str, idempotency_key: str
+    ) -> models.Redemption:
+        """The redemption recorded under ``idempotency_key`` for a code the file lacks.
+
+        Nothing is ever recorded here: the check refuses a new key as unknown
+        (the placeholder is never written).
+        """
+        unknown = base.VoucherNotFound(
+            _("unknown voucher %(code)s") % {"code": base.mask_code(code)}, status=404)
+
+        def refuse() -> None:
+            raise unknown
+
+        placeholder = models.Redemption.model_construct(code=code, project_id=project_id)
+        recorded = self._redemptions.redeem(
+            placeholder, idempotency_key=idempotency_key, limit=0, check=refuse)
+        if recorded is None:  # pragma: no cover - the check refuses first
+            raise unknown
         return recorded
 
 

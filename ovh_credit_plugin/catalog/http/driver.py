@@ -9,6 +9,7 @@ failure told through ``errors``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -44,6 +45,9 @@ except metadata.PackageNotFoundError:  # pragma: no cover - source checkout
 class _BodyError(Exception):
     """The answer broke off mid-body: urllib3 does not retry that, we do."""
 
+    #: Attempts the failed call made (urllib3's retries included).
+    attempts = 1
+
 
 class HttpVoucherCatalog(base.VoucherCatalog):
     """The remote voucher catalog (``[voucher_catalog] driver = http``)."""
@@ -74,6 +78,7 @@ class HttpVoucherCatalog(base.VoucherCatalog):
             "Accept-Encoding": "identity",
         }
         if group.auth_token:
+            _check_token(group.auth_token)
             headers[wire.AUTH_HEADER] = group.auth_token
             redaction.add_secret(group.auth_token)
         self._session = transport.new_session(
@@ -166,23 +171,28 @@ class HttpVoucherCatalog(base.VoucherCatalog):
         with running(seconds=self._timeout) as operation:
             masked_path = path.replace(code, base.mask_code(code))
             started = time.monotonic()
-            failures = 0
+            # Attempts made so far: urllib3's retries and ours share one
+            # budget of ``retries`` after the first attempt.
+            made = 0
             while True:
                 try:
-                    answer = self._attempt(method, path, payload, operation, code=code)
+                    with transport.retries_left(self._retries - made):
+                        answer = self._attempt(method, path, payload, operation, code=code)
                 except _BodyError as error:
-                    failures += 1
+                    made += error.attempts
                     cause = error.__cause__ or error
-                    if failures > self._retries or operation.out_of_time():
+                    if made > self._retries or operation.out_of_time():
                         raise errors.from_exception(
                             cause, operation=operation, where=self._where, code=code
                         ) from None
-                    wait = self._backoff_factor * 2 ** (failures - 1)
+                    wait = self._backoff_factor * 2 ** (made - 1)
                     wait = min(self._backoff_max, wait) * random.uniform(0.5, 1)  # noqa: S311
                     LOG.warning("voucher catalog %s %s: answer broken off (%s); retrying",
                                 method, masked_path, errors.describe(cause, code=code))
                     time.sleep(max(0.0, min(wait, operation.remaining())))
                     continue
+                if made:
+                    answer = dataclasses.replace(answer, attempts=made + answer.attempts)
                 LOG.debug("voucher catalog %s %s -> %d in %.3fs, %d attempt(s)%s",
                           method, masked_path, answer.status, time.monotonic() - started,
                           answer.attempts,
@@ -220,11 +230,19 @@ class HttpVoucherCatalog(base.VoucherCatalog):
             )
         except (requests.RequestException, urllib3_exceptions.HTTPError) as error:
             raise self._failure(error, operation, code=code) from None
+        except OSError as error:
+            # requests looks for ca_file, cert_file and key_file on every
+            # call: one gone since the driver was built (a certificate
+            # rotation) is a plain OSError, told like any TLS failure.
+            raise self._failure(error, operation, code=code) from None
+        history = getattr(getattr(response.raw, "retries", None), "history", ())
         try:
             body = self._read_body(response, operation, code=code)
+        except _BodyError as error:
+            error.attempts = len(history) + 1
+            raise
         finally:
             response.close()
-        history = getattr(getattr(response.raw, "retries", None), "history", ())
         return wire.Answer(
             status=response.status_code,
             body=body,
@@ -281,15 +299,16 @@ def _check_endpoint(endpoint: str | None) -> tuple[str, str]:
         raise exceptions.ConfigError(_("[voucher_catalog] endpoint is required by the http "
                                        "driver"))
     parts = urllib.parse.urlsplit(endpoint)
+    # Credentials first: every later message quotes the endpoint.
+    if parts.username or parts.password or "@" in parts.netloc:
+        # They would end up in logs; the token option is the secret one.
+        raise exceptions.ConfigError(
+            _("[voucher_catalog] endpoint must not carry credentials: use auth_token")
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise exceptions.ConfigError(
             _("[voucher_catalog] endpoint must be an http(s) URL, not %(endpoint)r")
             % {"endpoint": endpoint}
-        )
-    if parts.username or parts.password:
-        # They would end up in logs; the token option is the secret one.
-        raise exceptions.ConfigError(
-            _("[voucher_catalog] endpoint must not carry credentials: use auth_token")
         )
     if parts.query or parts.fragment:
         raise exceptions.ConfigError(
@@ -304,6 +323,20 @@ def _check_endpoint(endpoint: str | None) -> tuple[str, str]:
         ) from None
     where = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
     return endpoint.rstrip("/"), where
+
+
+def _check_token(token: str) -> None:
+    """A token an HTTP header can carry (latin-1, no control character); never quoted."""
+    try:
+        token.encode("latin-1")
+    except UnicodeEncodeError:
+        valid = False
+    else:
+        valid = all(" " <= c != "\x7f" for c in token)
+    if not valid:
+        raise exceptions.ConfigError(
+            _("[voucher_catalog] auth_token has characters an HTTP header cannot carry")
+        )
 
 
 def _verify_option(group: Any) -> bool | str:

@@ -57,7 +57,8 @@ def from_exception(
     the fix is a configuration option); everything else is the catalog
     being unavailable, said as a passed deadline when it is one.
     """
-    if isinstance(error, requests.exceptions.SSLError):
+    if error is not None and (isinstance(error, requests.exceptions.SSLError)
+                              or _is_tls_file_error(error)):
         return _tls_error(error, where=where, code=code)
     if operation.out_of_time():
         values = {"where": where, "seconds": f"{operation.seconds:g}"}
@@ -81,10 +82,24 @@ def from_exception(
     )
 
 
+def _is_tls_file_error(error: BaseException) -> bool:
+    """requests' own check of the TLS files (a plain OSError: "Could not find the TLS ...")."""
+    return (isinstance(error, OSError)
+            and not isinstance(error, requests.RequestException | urllib3_exceptions.HTTPError)
+            and "TLS" in str(error))
+
+
 def _tls_error(error: BaseException, *, where: str, code: str) -> base.CatalogTLSError:
     found = describe(error, code=code)
     values = {"where": where, "error": describe(error, code=code, translated=True)}
     if "CERTIFICATE_VERIFY_FAILED" in found or "certificate verify failed" in found:
+        if "mismatch" in found or "doesn't match" in found:
+            # The CA is trusted; the certificate names another host.
+            return base.CatalogTLSError(
+                _("TLS with the voucher catalog at %(where)s failed: %(error)s; the "
+                  "catalog's certificate is not valid for the host of [voucher_catalog] "
+                  "endpoint") % values
+            )
         return base.CatalogTLSError(
             _("TLS with the voucher catalog at %(where)s failed: %(error)s; set "
               "[voucher_catalog] ca_file to the CA that signed the catalog's certificate")

@@ -8,8 +8,10 @@ rest is requests' and urllib3's own.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import requests
@@ -24,6 +26,23 @@ from ovh_credit_plugin.catalog.http import deadline
 # Statuses worth another try: throttling and the server errors a proxy or a
 # restarting catalog produce. Anything else is an answer.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# The retries the running call may still make: the driver retries a
+# broken-off answer itself, by calling again, and that call must not get a
+# fresh urllib3 budget ((retries + 1)² attempts on a catalog in trouble).
+_RETRIES_LEFT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "ovh_credit_catalog_retries_left", default=None
+)
+
+
+@contextlib.contextmanager
+def retries_left(left: int) -> Iterator[None]:
+    """Within the block, urllib3 retries at most ``left`` times (what the call has left)."""
+    token = _RETRIES_LEFT.set(max(0, left))
+    try:
+        yield
+    finally:
+        _RETRIES_LEFT.reset(token)
 
 
 class CatalogRetry(Retry):
@@ -85,6 +104,11 @@ class CatalogRetry(Retry):
         _stacktrace: Any = None,
     ) -> CatalogRetry:
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        left = _RETRIES_LEFT.get()
+        if left is not None and len(retry.history) > left:
+            # The call's budget is spent (partly by retries of broken-off answers).
+            reason = error or urllib3_exceptions.ResponseError("too many retries")
+            raise urllib3_exceptions.MaxRetryError(_pool, url or "", reason) from reason
         operation = deadline.current()
         if operation is not None:
             wanted = retry.wanted_retry_after(response) if response is not None else None
