@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import allocation, exceptions
+from ovh_credit_plugin import allocation, contracts, exceptions
 from ovh_credit_plugin.contracts import CreditResult
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits
@@ -134,16 +134,29 @@ def void(
                 % {"id": ident, "reason": done.void_reason})
         voided_at = times.not_before(
             at, credit.created_at, _("credit %(id)s was granted") % {"id": ident})
+        entries, sent = [], []
+        ended = credit.valid_until
+        if ended is not None and ended <= min(voided_at, times.now()) and credit.available:
+            # Past its end, what it holds is lost to expiry, as the expiry job
+            # records it (at the same clock guard): a void recorded before the
+            # job ran must not move that loss from expired to voided.
+            entries.append(credit.expire_rest(note=f"valid until {contracts.isoformat(ended)}"))
+            sent.append(events.credit_expired(
+                credit_id=ident, project_id=credit.project_id, kind=credit.kind,
+                currency=credit.currency, amount=entries[-1].amount, valid_until=ended,
+                at=voided_at))
         entry = credit.void_rest(reason=reason)
+        entries.append(entry)
         credits.write_balances(conn, [credit])
         credits.mark_voided(conn, ident, at=voided_at, reason=reason)
-        credits.insert_entries(conn, [entry], at=voided_at)
+        credits.insert_entries(conn, entries, at=voided_at)
         LOG.warning("credit %s voided (%s): %s lost", ident, reason, entry.amount)
         row = credits.row(conn, ident)
         assert row is not None
-        return credits.result(row, at=voided_at), [events.credit_voided(
+        sent.append(events.credit_voided(
             credit_id=ident, project_id=credit.project_id, kind=credit.kind,
-            currency=credit.currency, amount=entry.amount, reason=reason, at=voided_at)]
+            currency=credit.currency, amount=entry.amount, reason=reason, at=voided_at))
+        return credits.result(row, at=voided_at), sent
 
     voided, voided_events = database.write(work)
     notifier.emit(voided_events)

@@ -357,7 +357,8 @@ def test_an_expiry_job_waiting_on_credits_another_job_expired_records_nothing(
 def test_an_expiry_job_waiting_on_a_credit_being_voided_expires_the_others(
     ledger: Ledger, server_pool: ServerPool
 ) -> None:
-    """A void holds the first ended credit; the expiry job waits, skips it, expires the next."""
+    """A void holds the first ended credit (and records its loss as expiry, as the job
+    would); the expiry job waits, skips it, expires the next."""
     if ledger.backend == "sqlite":
         pytest.skip("SQLite writers never race: BEGIN IMMEDIATE holds the database write lock")
     voider, expirer = ledger.service(), ledger.service()
@@ -373,9 +374,10 @@ def test_an_expiry_job_waiting_on_a_credit_being_voided_expires_the_others(
                 r"^SELECT .*FROM cloud_credit_credits WHERE cloud_credit_credits\.id = ",
                 statement) is not None,
         )
-        assert isinstance(voided, models.Credit) and voided.voided == Decimal(7), voided
+        assert isinstance(voided, models.Credit), voided
+        assert (voided.expired, voided.voided) == (Decimal(7), Decimal(0)), voided
         assert (done.credits_expired, done.amount_expired) == (1, {"EUR": Decimal(5)}), done
-        assert _expiries(voider) == [(ids[1], Decimal(5))]
+        assert _expiries(voider) == [(ids[0], Decimal(7)), (ids[1], Decimal(5))]
         assert voider.audit().ok
     finally:
         voider.close()

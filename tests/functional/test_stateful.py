@@ -747,6 +747,11 @@ class LedgerMachine(RuleBasedStateMachine):
             assert credit.void_reason == reason.strip()
             note("void replayed")
             return
+        if credit.past_its_end(self.model.now):
+            # Lost to expiry, as the expiry job would record it; the void loses nothing.
+            credit.expired += credit.available
+            credit.available = ZERO
+            note("void past the credit's end")
         credit.voided += credit.available
         credit.available = ZERO
         credit.voided_at = self.model.now

@@ -168,6 +168,30 @@ def test_void_sends_credit_voided_with_its_reason(notifying: CreditService, sent
     })]
 
 
+def test_a_void_past_the_credits_end_records_its_loss_as_expiry_first(
+    notifying: CreditService, sent: Sent
+) -> None:
+    # The expiry job has not run yet: what the ended credit holds is lost to expiry,
+    # as the job would record it, and the void loses nothing more. The figures do not
+    # depend on which of the two ran first.
+    credit_id = paid_credit(notifying, amount="70")
+    after = PAID_UNTIL + dt.timedelta(days=1)
+    voided = notifying.void_credit(credit_id, reason="charge-back", at=after)
+    assert (voided.status, voided.expired, voided.voided, voided.available) == (
+        "voided", Decimal("70"), Decimal("0"), Decimal("0"))
+    assert sent()[3:] == [
+        ("INFO", "cloud_credit.credit.expired", {
+            "credit_id": credit_id, "project_id": "p1", "kind": "purchased", "amount": "70.00",
+            "currency": "EUR", "valid_until": "2027-02-28T10:00:00Z",
+            "expired_at": "2027-03-01T10:00:00Z"}),
+        ("INFO", "cloud_credit.credit.voided", {
+            "credit_id": credit_id, "project_id": "p1", "kind": "purchased", "amount": "0.00",
+            "currency": "EUR", "reason": "charge-back", "voided_at": "2027-03-01T10:00:00Z"}),
+    ]
+    assert notifying.expire(at=after).credits_expired == 0  # nothing left for the job
+    assert notifying.audit().ok
+
+
 def test_expiry_sends_credit_expired_with_the_amount_lost(
     notifying: CreditService, sent: Sent
 ) -> None:
