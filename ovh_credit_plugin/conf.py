@@ -8,11 +8,13 @@ calls :func:`register_opts` on its own ``ConfigOpts`` object, and
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import string
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from oslo_config import cfg, types
 
@@ -101,11 +103,41 @@ class PaymentUrlTemplate(types.String):
                 raise ValueError(_("unknown field {%(name)s}: use %(known)s")
                                  % {"name": name, "known": known})
         try:
-            template.format(order_id="o", project_id="p", amount="1", currency="EUR")
+            url = template.format(order_id="o", project_id="p", amount="1", currency="EUR")
         except ValueError as error:  # a bad format spec
             raise ValueError(_("not a valid template: %(error)s")
                              % {"error": error}) from None
+        # Every order a customer gets carries this link: an empty value, or a
+        # link the payment page cannot tie to the order, is no payment page.
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(_("not an http(s) URL: %(template)r") % {"template": template})
+        if "order_id" not in fields:
+            raise ValueError(_("%(template)r has no {order_id}: the payment page could not "
+                               "tell which order is paid") % {"template": template})
         return template
+
+
+class FiniteFloat(types.Float):
+    """A number of seconds: oslo.config's float, but ``inf`` and ``nan`` are refused.
+
+    ``types.Float`` reads them, and ``nan`` passes every ``min``: ``timeout = inf``
+    would break every catalog call instead of meaning "no limit".
+    """
+
+    def __init__(self, option: str, *, min: float | None = None) -> None:
+        super().__init__(min=min)
+        self.option = option  # named in its errors, as the operator wrote it
+
+    def __call__(self, value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = 0.0  # not a number at all: types.Float says so
+        if not math.isfinite(number):
+            raise ValueError(_("%(field)s must be a finite number, not %(value)r")
+                             % {"field": self.option, "value": value})
+        return cast(float, super().__call__(value))
 
 
 def error_message(error: Exception) -> str:
@@ -297,8 +329,8 @@ cloud_credit_opts: list[cfg.Opt] = [
         "payment_url_template",
         type=PaymentUrlTemplate(),
         default="https://www.ovh.com/cgi-bin/order/displayOrder.cgi?orderId={order_id}",
-        help="Payment page of a purchase order. Fields: {order_id}, {project_id}, "
-        "{amount}, {currency}.",
+        help="Payment page of a purchase order: an http(s) URL naming {order_id}. "
+        "Fields: {order_id}, {project_id}, {amount}, {currency}.",
     ),
     cfg.IntOpt(
         "clock_skew_allowance",
@@ -408,16 +440,16 @@ voucher_catalog_opts: list[cfg.Opt] = [
         secret=True,
         help="Sent as the X-Auth-Token header to the voucher catalog.",
     ),
-    cfg.FloatOpt(
+    cfg.Opt(
         "timeout",
+        type=FiniteFloat("timeout", min=0.1),
         default=10.0,
-        min=0.1,
         help="Total seconds one voucher catalog operation may take, retries included.",
     ),
-    cfg.FloatOpt(
+    cfg.Opt(
         "connect_timeout",
+        type=FiniteFloat("connect_timeout", min=0.1),
         default=3.05,
-        min=0.1,
         help="Seconds to establish a connection to the voucher catalog.",
     ),
     cfg.IntOpt(
@@ -426,10 +458,10 @@ voucher_catalog_opts: list[cfg.Opt] = [
         min=0,
         help="Retries of a failed catalog call (429, 5xx, connection errors, timeouts).",
     ),
-    cfg.FloatOpt(
+    cfg.Opt(
         "max_retry_after",
+        type=FiniteFloat("max_retry_after", min=0),
         default=30.0,
-        min=0,
         help="Longest Retry-After the client honours, in seconds.",
     ),
     cfg.BoolOpt(
@@ -492,7 +524,7 @@ def _closest(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str |
     return found[0] if found else None
 
 
-def check_config_files(paths: Iterable[str]) -> None:
+def check_config_files(paths: Iterable[str], *, api: bool = False) -> None:
     """Refuse an unknown option in our sections, or a section named almost like ours.
 
     A typo there is silent in oslo.config: ``[cloud-credit]`` or ``conection =``
@@ -500,8 +532,11 @@ def check_config_files(paths: Iterable[str]) -> None:
     of its own in the working directory. Only our sections are checked, and
     sections whose name is close to ours: the file may be a host's
     (``cloudkitty.conf``, whose many other sections are the host's business).
+    ``[api]`` is ours only for ``ovh-credit-api`` (``api=True``): in a host's
+    file it is the host's own (CloudKitty's ``[api] port``).
     """
-    known = {group.name: {opt.dest for opt in opts} for group, opts in list_opts()}
+    known = {group.name: {opt.dest for opt in opts} for group, opts in list_opts()
+             if api or group.name != api_group.name}
     for path in paths:
         sections: dict[str, dict[str, Any]] = {}
         try:

@@ -165,6 +165,14 @@ FR = {
     "[voucher_catalog] auth_token has characters an HTTP header cannot carry":
         "[voucher_catalog] auth_token contient des caractères qu'un en-tête HTTP ne peut pas "
         "transporter",
+    "cannot listen on %(address)s: %(reason)s":
+        "impossible d'écouter sur %(address)s : %(reason)s",
+    "cannot open the log file %(path)s: %(reason)s":
+        "impossible d'ouvrir le fichier journal %(path)s : %(reason)s",
+    "not an http(s) URL: %(template)r": "ce n'est pas une URL http(s) : %(template)r",
+    "%(template)r has no {order_id}: the payment page could not tell which order is paid":
+        "%(template)r ne contient pas {order_id} : la page de paiement ne saurait pas quelle "
+        "commande est payée",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

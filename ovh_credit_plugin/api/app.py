@@ -24,6 +24,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import Any
@@ -34,11 +35,25 @@ import webob
 from oslo_config import cfg
 from oslo_middleware import request_id as request_id_middleware
 
+from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.api import errors
 from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
-from ovh_credit_plugin.conf import register_api_opts, register_opts
+from ovh_credit_plugin.conf import (
+    check_config_files,
+    error_message,
+    list_opts,
+    register_api_opts,
+    register_opts,
+)
+from ovh_credit_plugin.i18n import _
 
 LOG = logging.getLogger(__name__)
+
+PROG = "ovh-credit-api"
+
+#: Seconds the requests in flight at SIGTERM or SIGINT may still take before the
+#: server exits anyway (a second signal ends the wait at once).
+SHUTDOWN_GRACE = 30.0
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -175,9 +190,18 @@ def make_app(conf: cfg.ConfigOpts, *, runtime: Runtime | None = None) -> CreditA
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    # Daemon threads, so that a stuck client cannot keep the process alive;
+    # the requests in flight are counted, and waited for (wait_for_requests)
+    # before the application is closed.
     daemon_threads = True
+    block_on_close = False
     # Bursts of clients (50 at once in the tests) must not be refused at connect.
     request_queue_size = 128
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         # wsgiref sends the headers and the body in two writes: with Nagle's
@@ -186,17 +210,86 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection, address
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Counted here, in the serving thread, before the request's thread
+        # starts: a shutdown right after cannot miss it.
+        with self._idle:
+            self._in_flight += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._done()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._idle:
+            return self._in_flight
+
+    def wait_for_requests(self, timeout: float, give_up: threading.Event | None = None) -> int:
+        """Wait until no request is in flight, ``timeout`` seconds at most, or until
+        ``give_up`` is set; returns how many are still in flight."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight and not (give_up is not None and give_up.is_set()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                # Short waits: a signal handler may set give_up meanwhile.
+                self._idle.wait(min(remaining, 0.1))
+            return self._in_flight
+
+
+class _ThreadingServer6(_ThreadingServer):
+    address_family = socket.AF_INET6
+
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("%s - %s", self.address_string(), format % args)
 
 
+def _address_family(host: str, port: int) -> socket.AddressFamily:
+    """IPv4 when ``host`` has an IPv4 address (as before IPv6 was served), else IPv6."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return socket.AF_INET  # bind says what is wrong with the name
+    families = {info[0] for info in found}
+    if socket.AF_INET in families or socket.AF_INET6 not in families:
+        return socket.AF_INET
+    return socket.AF_INET6
+
+
+def _bind(host: str, port: int) -> _ThreadingServer:
+    """The threaded server, listening, without its application yet (``set_app``)."""
+    server_class = (_ThreadingServer6 if _address_family(host, port) == socket.AF_INET6
+                    else _ThreadingServer)
+    return server_class((host, port), _QuietHandler)
+
+
 def make_server(app: WSGIApp, host: str = "127.0.0.1", port: int = 0
-                ) -> simple_server.WSGIServer:
+                ) -> _ThreadingServer:
     """A threaded WSGI server for ``app`` (port 0: any free port, see ``server_port``)."""
-    return simple_server.make_server(host, port, app, server_class=_ThreadingServer,
-                                     handler_class=_QuietHandler)
+    server = _bind(host, port)
+    server.set_app(app)
+    return server
+
+
+def _shown(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def load_conf(argv: Sequence[str] | None = None) -> cfg.ConfigOpts:
@@ -210,23 +303,87 @@ def load_conf(argv: Sequence[str] | None = None) -> cfg.ConfigOpts:
     return conf
 
 
+def check_conf(conf: cfg.ConfigOpts) -> None:
+    """Read now every option a request would read: a configuration error is the
+    operator's, at start, not a 500 for every request (``cfg.Error`` or ``ConfigError``).
+
+    The checks of ``ovh-credit`` (a typo in a section or an option name, which
+    would leave the ledger's URL unset), then every option's value, the
+    purchase limits across options, and the catalog driver's name.
+    """
+    from importlib import metadata
+
+    from ovh_credit_plugin.catalog import base as catalog_base
+    from ovh_credit_plugin.service.settings import Settings
+
+    check_config_files(conf.config_file, api=True)
+    for group, opts in list_opts():
+        for opt in opts:
+            conf[group.name][opt.dest]
+    Settings.from_conf(conf)
+    driver = conf.voucher_catalog.driver
+    if driver not in {entry.name for entry in
+                      metadata.entry_points(group=catalog_base.NAMESPACE)}:
+        raise exceptions.ConfigError(_("[voucher_catalog] driver %(name)r is not installed")
+                                     % {"name": driver})
+
+
 def load_app(argv: Sequence[str] | None = None) -> CreditApi:
-    """For WSGI servers (uWSGI, gunicorn, mod_wsgi): ``application = load_app([...])``."""
-    return make_app(load_conf(argv))
+    """For WSGI servers (uWSGI, gunicorn, mod_wsgi): ``application = load_app([...])``.
+
+    A configuration every request would fail on is refused here (``check_conf``).
+    """
+    conf = load_conf(argv)
+    check_conf(conf)
+    return make_app(conf)
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"{PROG}: {message}\n")
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``ovh-credit-api [--config-file PATH]``: serve the API until SIGINT or SIGTERM."""
-    conf = load_conf(argv)
+    """``ovh-credit-api [--config-file PATH]``: serve the API until SIGINT or SIGTERM.
+
+    A configuration error, or an address it cannot listen on: one line on
+    stderr, exit status 1. On SIGTERM or SIGINT it stops accepting, lets the
+    requests in flight finish (``SHUTDOWN_GRACE`` seconds at most; a second
+    signal stops waiting), then exits 0.
+    """
+    try:
+        conf = load_conf(argv)
+        check_conf(conf)
+    except cfg.Error as error:
+        return _fail(error_message(error))
+    except exceptions.ConfigError as error:
+        return _fail(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    app = make_app(conf)
-    server = make_server(app, conf.api.bind_host, conf.api.bind_port)
+    try:  # before the application: its start-up lines would come before this error's
+        server = _bind(conf.api.bind_host, conf.api.bind_port)
+    except OSError as error:
+        return _fail(_("cannot listen on %(address)s: %(reason)s")
+                     % {"address": _shown(conf.api.bind_host, conf.api.bind_port),
+                        "reason": error.strerror or error})
+    try:
+        app = make_app(conf)
+    except BaseException:
+        server.server_close()
+        raise
+    server.set_app(app)
     host, port = server.server_address[:2]
-    LOG.info("ovh-credit-api listening on http://%s:%s/ (auth_strategy %s)", host, port,
-             conf.api.auth_strategy)
+    LOG.info("ovh-credit-api listening on http://%s/ (auth_strategy %s)",
+             _shown(str(host), int(port)), conf.api.auth_strategy)
+
+    stopping = threading.Event()
+    give_up = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            give_up.set()  # a second signal: stop waiting for the requests in flight
+            return
+        stopping.set()
         # shutdown() waits for serve_forever, which runs in this very thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
@@ -234,6 +391,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         server.serve_forever()
+        # No new connection from here (refused, not left in the backlog).
+        server.server_close()
+        if server.in_flight:
+            LOG.info("ovh-credit-api stopping: waiting for %d request(s) in flight",
+                     server.in_flight)
+        left = server.wait_for_requests(SHUTDOWN_GRACE, give_up)
+        if left:
+            LOG.warning("ovh-credit-api stopped with %d request(s) unfinished", left)
     finally:
         server.server_close()
         app.close()

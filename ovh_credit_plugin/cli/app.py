@@ -11,8 +11,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from cliff import _argparse as cliff_argparse
 from cliff import command as cliff_command
 from cliff import help as cliff_help
 from cliff.app import App
@@ -73,6 +74,14 @@ class _Help(cliff_help.HelpAction):
             super().__call__(parser, namespace, values, option_string)
         finally:
             cliff_command._dists_by_mods = saved
+
+
+class _OneLineParser(cliff_argparse.ArgumentParser):
+    """The global options' usage errors as one line, exit status 2 (argparse
+    prints its usage first: three lines, unlike every other usage error)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}; see '{PROG} --help'\n")
 
 
 class _StartUp:
@@ -146,6 +155,7 @@ class CreditApp(App):
         self, description: str | None, version: str | None, argparse_kwargs: Any = None
     ) -> Any:
         parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser.__class__ = _OneLineParser
         for action in parser._actions:
             if isinstance(action, argparse._VersionAction):
                 action.__class__ = _LazyVersion
@@ -177,12 +187,20 @@ class CreditApp(App):
             _Help([], argparse.SUPPRESS, default=self)(self.parser, self.options, None, None)
 
     def configure_logging(self) -> None:
-        super().configure_logging()
-        if self.options.verbose_level <= 1:
+        try:
+            super().configure_logging()
+        except OSError as error:  # --log-file: cliff would print the bare OSError
+            unusable = _("cannot open the log file %(path)s: %(reason)s") % {
+                "path": self.options.log_file, "reason": error.strerror or error}
+            self.stderr.write(f"{PROG}: {unusable}\n")
+            raise SystemExit(1) from None
+        for name in _OURS:
             # The command's own error line says what matters; the library's
-            # warnings are for -v runs and host logs.
-            for name in _OURS:
-                logging.getLogger(name).setLevel(logging.ERROR)
+            # warnings are for -v runs and host logs. With -v, all of ours: the
+            # log driver's notifications would otherwise take the level of their
+            # parent, "oslo.messaging", one of the noisy below.
+            logging.getLogger(name).setLevel(
+                logging.ERROR if self.options.verbose_level <= 1 else logging.DEBUG)
         for noisy in _NOISY:
             if self.options.verbose_level <= 1:
                 # stevedore logs "Could not load <driver>" before the error we

@@ -256,6 +256,10 @@ def test_notify_expiring_warns_once_per_credit_and_threshold(cli: Cli, ledger: L
     message = json.loads(line.removeprefix("ovh-credit: "))
     assert (message["priority"], message["payload"]["threshold_days"],
             message["payload"]["expires_unused"]) == ("WARN", 7, "50.00")
+    # And an INFO one: the log driver's loggers are below "oslo.messaging", kept quiet.
+    made = cli("-v", "order", "create", "p1", "10", "--at", "2027-02-22T00:00:00Z")
+    assert made.code == 0
+    assert any("cloud_credit.order.created" in text for text in made.stderr.splitlines())
 
 
 def test_unpaid_order_lapses_and_cannot_be_paid(cli: Cli) -> None:
