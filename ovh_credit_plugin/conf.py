@@ -519,6 +519,23 @@ def ledger_connection(conf: cfg.ConfigOpts) -> str | None:
     return None
 
 
+def uses_fallback_ledger(conf: cfg.ConfigOpts) -> bool:
+    """True when no option names the ledger: ``./ovh-credit-ledger.sqlite`` is used.
+
+    ``connection =`` left empty names a ledger, not given: a ConfigError, not a
+    reason to open another.
+    """
+    if ledger_connection(conf) is not None:
+        return False
+    if conf.cloud_credit.connection == "":
+        raise exceptions.ConfigError(
+            _("[cloud_credit] connection is empty: write the ledger's URL, or remove the "
+              "line to use %(path)s in the working directory")
+            % {"path": DEFAULT_SQLITE_CONNECTION.removeprefix("sqlite:///")}
+        )
+    return True
+
+
 def _closest(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
     found = difflib.get_close_matches(name.lower(), sorted(choices), n=1, cutoff=cutoff)
     return found[0] if found else None

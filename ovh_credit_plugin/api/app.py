@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import socketserver
@@ -39,11 +40,13 @@ from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.api import errors
 from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
 from ovh_credit_plugin.conf import (
+    DEFAULT_SQLITE_CONNECTION,
     check_config_files,
     error_message,
     list_opts,
     register_api_opts,
     register_opts,
+    uses_fallback_ledger,
 )
 from ovh_credit_plugin.i18n import _
 
@@ -320,6 +323,10 @@ def check_conf(conf: cfg.ConfigOpts) -> None:
     for group, opts in list_opts():
         for opt in opts:
             conf[group.name][opt.dest]
+    if uses_fallback_ledger(conf):
+        LOG.warning("no [cloud_credit] connection: the ledger is %s in the working "
+                    "directory, %s", DEFAULT_SQLITE_CONNECTION.removeprefix("sqlite:///"),
+                    os.getcwd())
     Settings.from_conf(conf)
     driver = conf.voucher_catalog.driver
     if driver not in {entry.name for entry in

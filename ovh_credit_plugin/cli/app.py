@@ -27,6 +27,7 @@ from ovh_credit_plugin.conf import (
     ledger_connection,
     register_host_database_opt,
     register_opts,
+    uses_fallback_ledger,
 )
 from ovh_credit_plugin.i18n import _
 
@@ -233,16 +234,7 @@ class CreditApp(App):
     @property
     def uses_fallback_ledger(self) -> bool:
         """True when no config file names a connection: ``./ovh-credit-ledger.sqlite``."""
-        if ledger_connection(self.conf) is not None:
-            return False
-        if self.conf.cloud_credit.connection == "":
-            # "connection =" names a ledger, left empty: not a reason to open another.
-            raise exceptions.ConfigError(
-                _("[cloud_credit] connection is empty: write the ledger's URL, or remove the "
-                  "line to use %(path)s in the working directory")
-                % {"path": DEFAULT_SQLITE_CONNECTION.removeprefix('sqlite:///')}
-            )
-        return True
+        return uses_fallback_ledger(self.conf)
 
     @property
     def service(self) -> CreditService:

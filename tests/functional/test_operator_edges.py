@@ -133,6 +133,27 @@ def test_api_refuses_at_start_what_every_request_would_fail_on(
     assert fragment in line
 
 
+def test_api_refuses_an_empty_connection_and_says_when_it_uses_the_default_ledger(
+    tmp_path: Path,
+) -> None:
+    # As ovh-credit: "connection =" names a ledger, left empty; it was served from
+    # ./ovh-credit-ledger.sqlite without a word (then 503s: that file has no tables).
+    empty = _api_conf(tmp_path, _free_port(), "[cloud_credit]\nconnection =\n")
+    line = _one_line_failure(_run_api(empty, timeout=30))
+    assert "[cloud_credit] connection is empty" in line
+    port = _free_port()
+    process = subprocess.Popen([API, "--config-file", str(_api_conf(tmp_path, port))],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        _wait_listening(process, port)
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=60)
+    assert (f"no [cloud_credit] connection: the ledger is ovh-credit-ledger.sqlite in the "
+            f"working directory, {tmp_path}") in err
+
+
 def test_api_on_a_port_in_use_is_one_line(tmp_path: Path, ledger_conf: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
