@@ -29,8 +29,9 @@ __all__ = ["READ_ONLY_OPTION", "Database", "create_engine", "is_retryable"]
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# PostgreSQL: serialization_failure, deadlock_detected.
-_PG_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available (an
+# operator's lock_timeout ran out: as MariaDB's 1205 lock wait timeout).
+_PG_RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 # MySQL/MariaDB, and what a Galera node answers when a transaction loses a
 # certification conflict or the node cannot serve it right now: 1213 deadlock
 # (Galera: "WSREP detected deadlock/conflict"), 1205 lock wait timeout, 1020

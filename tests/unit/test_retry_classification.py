@@ -67,3 +67,22 @@ def test_integrity_errors_and_concurrent_updates_are_retried() -> None:
     assert isinstance(duplicate, exc.IntegrityError)
     assert is_retryable(duplicate)
     assert not is_retryable(ValueError("not a database error"))
+
+
+def _postgresql(error: Exception) -> exc.DBAPIError:
+    import psycopg
+
+    return exc.DBAPIError.instance("UPDATE", {}, error, psycopg.Error)
+
+
+def test_postgresql_conflicts_and_lock_timeouts_are_retried() -> None:
+    import psycopg
+
+    errors = psycopg.errors
+    assert is_retryable(_postgresql(errors.SerializationFailure("could not serialize")))
+    assert is_retryable(_postgresql(errors.DeadlockDetected("deadlock detected")))
+    # An operator's lock_timeout (55P03): as MariaDB's 1205 lock wait timeout.
+    assert is_retryable(_postgresql(errors.LockNotAvailable(
+        "canceling statement due to lock timeout")))
+    assert not is_retryable(_postgresql(errors.UndefinedTable(
+        'relation "cloud_credit_credits" does not exist')))
