@@ -270,7 +270,7 @@ cloud_credit_opts: list[cfg.Opt] = [
         "pool_recycle",
         default=3600,
         min=-1,
-        help="Seconds after which a pooled connection is replaced (-1: never).",
+        help="Seconds after which a pooled connection is replaced (0 or -1: never).",
     ),
     cfg.IntOpt(
         "sqlite_busy_timeout",

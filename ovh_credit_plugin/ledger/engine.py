@@ -54,7 +54,9 @@ def create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_recycle=pool_recycle,
+            # SQLAlchemy's 0 replaces the connection at every checkout (a reconnect
+            # per transaction); an operator writing 0 means "never", as -1 does.
+            pool_recycle=pool_recycle if pool_recycle > 0 else -1,
             # No ping at checkout: it is a round trip before every transaction
             # (0.2-0.3 ms of an online invoice on loopback PostgreSQL,
             # docs/performance.md), and Database retries every read and write

@@ -798,6 +798,18 @@ def test_pool_options_reach_the_engine(ledger: Ledger, server_pool: ServerPool) 
             assert id(conn.connection.dbapi_connection) != first
     finally:
         service.close()
+    # 0 is "never" as -1 is, not SQLAlchemy's "at every checkout".
+    never = ledger.service(pool_recycle=0)
+    try:
+        engine = never.database.engine
+        assert engine.pool._recycle == -1  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            first = id(conn.connection.dbapi_connection)
+        time.sleep(0.05)
+        with engine.connect() as conn:
+            assert id(conn.connection.dbapi_connection) == first
+    finally:
+        never.close()
 
 
 @pytest.mark.parametrize("killed", [1, 4], ids=["one", "all four"])
