@@ -8,7 +8,9 @@ calls :func:`register_opts` on its own ``ConfigOpts`` object, and
 from __future__ import annotations
 
 import difflib
+import glob
 import math
+import os
 import re
 import string
 import urllib.parse
@@ -539,6 +541,31 @@ def uses_fallback_ledger(conf: cfg.ConfigOpts) -> bool:
 def _closest(name: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
     found = difflib.get_close_matches(name.lower(), sorted(choices), n=1, cutoff=cutoff)
     return found[0] if found else None
+
+
+def not_utf8(paths: Iterable[str]) -> exceptions.ConfigError:
+    """The error for a configuration file that is not UTF-8 (oslo.config raises a bare
+    UnicodeDecodeError, naming no file): the first of ``paths`` that is not."""
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                handle.read().decode("utf-8")
+        except UnicodeDecodeError as error:
+            return exceptions.ConfigError(
+                _("%(path)s is not UTF-8 text (byte %(position)d)")
+                % {"path": path, "position": error.start})
+        except OSError:
+            continue
+    return exceptions.ConfigError(_("a configuration file is not UTF-8 text"))
+
+
+def config_paths(conf: cfg.ConfigOpts) -> list[str]:
+    """The files oslo.config read: ``--config-file``'s, then each config directory's
+    ``*.conf`` in name order (``--config-dir``), as oslo.config reads them."""
+    found = list(conf.config_file)
+    for directory in conf.config_dirs or ():
+        found += sorted(glob.glob(os.path.join(directory, "*.conf")))
+    return found
 
 
 def check_config_files(paths: Iterable[str], *, api: bool = False) -> None:

@@ -173,6 +173,10 @@ FR = {
     "%(template)r has no {order_id}: the payment page could not tell which order is paid":
         "%(template)r ne contient pas {order_id} : la page de paiement ne saurait pas quelle "
         "commande est payée",
+    "%(path)s is not UTF-8 text (byte %(position)d)":
+        "%(path)s n'est pas du texte UTF-8 (octet %(position)d)",
+    "a configuration file is not UTF-8 text":
+        "un fichier de configuration n'est pas du texte UTF-8",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

@@ -42,8 +42,10 @@ from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
 from ovh_credit_plugin.conf import (
     DEFAULT_SQLITE_CONNECTION,
     check_config_files,
+    config_paths,
     error_message,
     list_opts,
+    not_utf8,
     register_api_opts,
     register_opts,
     uses_fallback_ledger,
@@ -301,9 +303,26 @@ def load_conf(argv: Sequence[str] | None = None) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     register_opts(conf)
     register_api_opts(conf)
-    conf(list(sys.argv[1:] if argv is None else argv), project="ovh-credit-plugin",
-         prog="ovh-credit-api")
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        conf(args, project="ovh-credit-plugin", prog="ovh-credit-api")
+    except UnicodeDecodeError:
+        raise not_utf8(_named_files(args)
+                       or cfg.find_config_files(project="ovh-credit-plugin")) from None
     return conf
+
+
+def _named_files(args: Sequence[str]) -> list[str]:
+    """The files ``args`` name (``--config-file``, ``--config-dir``'s ``*.conf``)."""
+    import argparse
+    import glob
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config-file", action="append", default=[])
+    parser.add_argument("--config-dir", action="append", default=[])
+    known, _rest = parser.parse_known_args(args)
+    return [*known.config_file, *(path for directory in known.config_dir
+                                  for path in sorted(glob.glob(f"{directory}/*.conf")))]
 
 
 def check_conf(conf: cfg.ConfigOpts) -> None:
@@ -319,7 +338,7 @@ def check_conf(conf: cfg.ConfigOpts) -> None:
     from ovh_credit_plugin.catalog import base as catalog_base
     from ovh_credit_plugin.service.settings import Settings
 
-    check_config_files(conf.config_file, api=True)
+    check_config_files(config_paths(conf), api=True)
     for group, opts in list_opts():
         for opt in opts:
             conf[group.name][opt.dest]

@@ -24,7 +24,9 @@ from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.conf import (
     DEFAULT_SQLITE_CONNECTION,
     check_config_files,
+    config_paths,
     ledger_connection,
+    not_utf8,
     register_host_database_opt,
     register_opts,
     uses_fallback_ledger,
@@ -221,7 +223,10 @@ class CreditApp(App):
                 conf(args=[], project="ovh-credit-plugin", default_config_files=files)
             except cfg.Error as error:
                 raise exceptions.ConfigError(str(error).splitlines()[0]) from None
-            check_config_files(conf.config_file)
+            except UnicodeDecodeError:
+                raise not_utf8(
+                    files or cfg.find_config_files(project="ovh-credit-plugin")) from None
+            check_config_files(config_paths(conf))
             self._conf = conf
         return self._conf
 

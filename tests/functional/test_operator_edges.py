@@ -50,10 +50,11 @@ def _api_conf(tmp_path: Path, port: int, extra: str = "", name: str = "api.conf"
     return conf
 
 
-def _run_api(*configs: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _run_api(*configs: Path | str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``ovh-credit-api --config-file`` each of ``configs`` (an option: given as is)."""
     argv = [API]
     for config in configs:
-        argv += ["--config-file", str(config)]
+        argv += [config] if str(config).startswith("--") else ["--config-file", str(config)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -224,6 +225,26 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path, ledger_conf: Pa
     assert answer.startswith(b"HTTP/1.0 201"), (answer, err)
     assert b'"12.50"' in answer
     assert process.returncode == 0, err
+
+
+def test_a_config_dirs_typo_and_a_file_not_in_utf8_are_one_line_naming_the_file(
+    tmp_path: Path, ledger_conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --config-dir's files were read, not checked; a file not in UTF-8 was a traceback
+    # (ovh-credit-api), or a codec message naming no file (ovh-credit).
+    directory = tmp_path / "conf.d"
+    directory.mkdir()
+    (directory / "10-ledger.conf").write_text("[cloud_credit]\nconection = sqlite://\n")
+    line = _one_line_failure(_run_api(_api_conf(tmp_path, _free_port()),
+                                      f"--config-dir={directory}", timeout=30))
+    assert "10-ledger.conf: unknown option 'conection' in [cloud_credit]" in line
+    latin = tmp_path / "latin.conf"
+    latin.write_bytes(b"[cloud_credit]\n# r\xe9sum\xe9\nconnection = sqlite://\n")
+    line = _one_line_failure(_run_api(latin, timeout=30))
+    assert line == f"ovh-credit-api: {latin} is not UTF-8 text (byte 18)"
+    capsys.readouterr()
+    assert main(["--config-file", str(latin), "credit", "list", "p-1"]) == 1
+    assert capsys.readouterr().err == f"ovh-credit: {latin} is not UTF-8 text (byte 18)\n"
 
 
 # -- ovh-credit --------------------------------------------------------------------------
