@@ -177,6 +177,11 @@ FR = {
         "%(path)s n'est pas du texte UTF-8 (octet %(position)d)",
     "a configuration file is not UTF-8 text":
         "un fichier de configuration n'est pas du texte UTF-8",
+    "rated period %(start)s/%(end)s: metric type %(type)s has a price that is not a usable "
+    "amount (not a number, infinite or far too large): not settled; fix its pricing rule":
+        "période tarifée %(start)s/%(end)s : le type de métrique %(type)s a un prix qui n'est "
+        "pas un montant utilisable (pas un nombre, infini ou bien trop grand) : non réglée ; "
+        "corrigez sa règle de tarification",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

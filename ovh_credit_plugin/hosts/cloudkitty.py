@@ -31,6 +31,7 @@ What happens to one rated period (a ``DataFrame`` of one scope):
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import logging
 import os
 import threading
@@ -216,12 +217,25 @@ def frame_lines(frame: Any, floors: dict[str, Decimal] | None = None) -> list[Li
     lines: list[Line] = []
     leftover = ZERO  # discount not absorbed by its own type
     for metric_type, points in frame.itertypes():
-        amount, discount = _floors(points, floors)
-        typed = [Line(metric_type, metric_type, amount)] if amount > ZERO else []
-        typed, rest = _lower(typed, discount)
+        try:
+            amount, discount = _floors(points, floors)
+            typed = [Line(metric_type, metric_type, amount)] if amount > ZERO else []
+            typed, rest = _lower(typed, discount)
+        except decimal.InvalidOperation:
+            # NaN, an infinity, or more digits than any amount has (our
+            # context traps these): what docs/cloudkitty.md promises for an
+            # absurd amount, naming the type, rather than a bare
+            # "[<class 'decimal.InvalidOperation'>]" in CloudKitty's log.
+            raise exceptions.InvalidAmount(
+                _("rated period %(start)s/%(end)s: metric type %(type)s has a price that is "
+                  "not a usable amount (not a number, infinite or far too large): not "
+                  "settled; fix its pricing rule")
+                % {"start": contracts.isoformat(frame.start),
+                   "end": contracts.isoformat(frame.end), "type": metric_type}
+            ) from None
         leftover += rest
         lines.extend(typed)
-    lines, _ = _lower(lines, leftover)
+    lines, _unused = _lower(lines, leftover)
     return lines
 
 

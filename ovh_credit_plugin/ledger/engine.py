@@ -43,6 +43,15 @@ def create_engine(
               "%(drivername)s://")
             % {"url": shown(parsed), "drivername": parsed.drivername}
         )
+    charset = parsed.query.get("charset")
+    if (parsed.get_backend_name() == "mysql" and isinstance(charset, str)
+            and charset.lower() in ("utf8", "utf8mb3")):
+        # MySQL's 3-byte "utf8", which deployment tools write in a host's own URL
+        # (OpenStack-Ansible, devstack: CloudKitty's [database] connection, the
+        # ledger's inside CloudKitty). The ledger's columns are utf8mb4: over it
+        # the server refuses any character outside the BMP (error 1366: a void
+        # reason, a voucher description with an emoji, and the request fails).
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed, connect_args={"timeout": sqlite_busy_timeout}, pool_pre_ping=False
