@@ -16,6 +16,8 @@ from ovh_credit_plugin.ledger import bulk, schema, types
 
 ZERO = money.ZERO
 _S = schema.settlements.c
+#: The longest settlement key the ledger stores (the key column's, and its entries').
+KEY_LENGTH: int = _S.key.type.length  # type: ignore[attr-defined]
 
 #: One allocation as the ``allocations`` column stores it, in this order.
 Stored = tuple[str, int, str, Decimal]  # line_id, credit_id, kind, amount

@@ -79,7 +79,8 @@ def settle_each(
     """Settle invoices' charges on ``conn``; a refused one is reported in its place.
 
     The batch stays one transaction with or without refusals: every refusal
-    (a conflicting replay, a key recorded for another invoice) is raised by
+    (a conflicting replay, a key recorded for another invoice, a key
+    longer than the ledger holds) is raised by
     :meth:`_Batch.settle` before it changes anything of the batch (invoices
     never change, so nothing is reversed first), so the charges around it are
     settled as if it were not there, and nothing is retried.
@@ -156,8 +157,23 @@ class _Batch:
         return batch
 
     def settle(self, charge: Charge) -> models.SettlementResult:
+        if len(charge.key) > settlements.KEY_LENGTH:
+            # An invoice's key escapes each "/" of its project id ("%2F"): valid
+            # ids can make one longer than the column. PostgreSQL and MariaDB
+            # would fail the whole batch at its INSERT (SQLite would store it):
+            # refused here, in its place, before anything of it is changed.
+            raise exceptions.InvalidInput(
+                _("invoice %(invoice)s of project %(project)s cannot be settled: its "
+                  "settlement key would be %(length)d characters long, the ledger holds "
+                  "%(limit)d")
+                % {"invoice": charge.invoice_id, "project": charge.project_id,
+                   "length": len(charge.key), "limit": settlements.KEY_LENGTH}
+            )
         previous = self.done.get(charge.key)
         if previous is not None:
+            # Settled earlier in this batch: a replay only of the same project's
+            # invoice, as for a key recorded by an earlier batch (_same).
+            self._owned(charge, previous[1])
             if previous[0] != charge.fingerprint:
                 raise exceptions.SettlementConflict(
                     _("invoice %(invoice)s of project %(project)s appears twice with "
@@ -194,17 +210,23 @@ class _Batch:
                          new=row is None)
         return result
 
-    def _same(self, charge: Charge, row: Any) -> bool:
-        """True for a replay of ``row``; a re-rating reverses it (or is refused)."""
+    @staticmethod
+    def _owned(charge: Charge, row: Any) -> None:
+        """Refuse ``charge`` when its key is ``row``'s, another project's or invoice's."""
         if row.project_id != charge.project_id or row.invoice_id != charge.invoice_id:
-            # Only a key written by an earlier version can be another pair's
-            # (see invoice_key): never a replay of someone else's.
+            # An invoice's key is its pair's; only a key written by an earlier
+            # version (see invoice_key), or a host's own, can be another pair's:
+            # never a replay of someone else's.
             raise exceptions.SettlementConflict(
                 _("invoice %(invoice)s of project %(project)s: its settlement key is "
                   "recorded for invoice %(other_invoice)s of project %(other_project)s")
                 % {"invoice": charge.invoice_id, "project": charge.project_id,
                    "other_invoice": row.invoice_id, "other_project": row.project_id}
             )
+
+    def _same(self, charge: Charge, row: Any) -> bool:
+        """True for a replay of ``row``; a re-rating reverses it (or is refused)."""
+        self._owned(charge, row)
         if row.fingerprint == charge.fingerprint:
             return True
         if self.on_change == "conflict":
