@@ -182,6 +182,12 @@ FR = {
         "période tarifée %(start)s/%(end)s : le type de métrique %(type)s a un prix qui n'est "
         "pas un montant utilisable (pas un nombre, infini ou bien trop grand) : non réglée ; "
         "corrigez sa règle de tarification",
+    "invoice %(invoice)s of project %(project)s cannot be settled: its settlement key would be "
+    "%(length)d characters long, the ledger holds %(limit)d":
+        "la facture %(invoice)s du projet %(project)s ne peut pas être réglée : sa clé de "
+        "règlement compterait %(length)d caractères, le registre en accepte %(limit)d",
+    "project %(project)s has already activated this voucher":
+        "le projet %(project)s a déjà activé ce bon d'achat",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

@@ -27,9 +27,16 @@ class Activation(NamedTuple):
     id: int
     status: str
     credit_id: int | None
+    #: Pending, and a resumed try may have sent its key to the catalog.
+    sent: bool = False
 
 
-_ACTIVATION = sa.select(_A.c.id, _A.c.status, _A.c.credit_id).where(
+#: The ``redemption_id`` of a pending activation whose key a resumed try may
+#: have sent to the catalog (:func:`mark_sent`): the try that wrote the intent
+#: must not drop it when it fails before its own POST.
+SENT = "(redemption sent)"
+
+_ACTIVATION = sa.select(_A.c.id, _A.c.status, _A.c.credit_id, _A.c.redemption_id).where(
     _A.c.project_id == sa.bindparam("project_id"), _A.c.code == sa.bindparam("code")
 )
 _ACTIVATION_LOCKED = _ACTIVATION.with_for_update()
@@ -44,6 +51,10 @@ _RECORD_INTENT = _A.insert().values(
 _DROP_INTENT = _A.delete().where(
     _A.c.idempotency_key == sa.bindparam("key"), _A.c.status == "pending"
 )
+_DROP_UNSENT = _DROP_INTENT.where(_A.c.redemption_id.is_(None))
+_MARK_SENT = _A.update().where(
+    _A.c.idempotency_key == sa.bindparam("key"), _A.c.status == "pending"
+).values(redemption_id=SENT)
 _GRANTED = _A.update().where(_A.c.id == sa.bindparam("activation")).values(
     status="granted", credit_id=sa.bindparam("credit_id"),
     redemption_id=sa.bindparam("redemption_id"), updated_at=sa.bindparam("at"),
@@ -59,9 +70,10 @@ def find(conn: Connection, project_id: str, code: str, *, lock: bool = False
          ) -> Activation | None:
     """The project's activation of ``code`` (locked until commit with ``lock``)."""
     query = _ACTIVATION_LOCKED if lock else _ACTIVATION
-    for ident, found, credit_id in bulk.fetchall(conn, query,
-                                                 {"project_id": project_id, "code": code}):
-        return Activation(int(ident), found, None if credit_id is None else int(credit_id))
+    for ident, found, credit_id, redemption_id in bulk.fetchall(
+            conn, query, {"project_id": project_id, "code": code}):
+        return Activation(int(ident), found, None if credit_id is None else int(credit_id),
+                          found == "pending" and redemption_id == SENT)
     return None
 
 
@@ -81,8 +93,16 @@ def record_intent(
                      [(project_id, code, key, "pending", moment)])
 
 
-def drop_intent(conn: Connection, key: str) -> None:
-    conn.execute(_DROP_INTENT, {"key": key})
+def drop_intent(conn: Connection, key: str, *, sent: bool = False) -> None:
+    """Drop the pending intent under ``key``: only one no try sent to the catalog,
+    unless ``sent`` (the catalog refused the key: nothing is redeemed under it)."""
+    conn.execute(_DROP_INTENT if sent else _DROP_UNSENT, {"key": key})
+
+
+def mark_sent(conn: Connection, key: str) -> bool:
+    """Record that the pending intent under ``key`` is about to be sent to the catalog
+    by a try that did not write it (a resume); False when there is no such intent."""
+    return bool(conn.execute(_MARK_SENT, {"key": key}).rowcount)
 
 
 def mark_granted(

@@ -46,7 +46,10 @@ class CatalogRedemptions:
                 return previous
             check()
             if not _claim(conn, redemption.code, limit):
-                return None
+                # A call under the same key (a try and its resume) may have
+                # taken the last place since the lookup above: READ COMMITTED,
+                # this statement sees its commit, and the key is redeemed.
+                return _find(conn, idempotency_key)
             _insert(conn, redemption, idempotency_key)
             return redemption
 

@@ -73,13 +73,20 @@ class Vouchers:
         at = self.times.change(at)  # it records the try
         project_id = inputs.project_id(project_id)
         masked = catalog_base.mask_code(normalized)
-        _, attempt = self.throttle.reserve(
+        found, attempt = self.throttle.reserve(
             project_id, at,
             first=lambda conn: activations.status(conn, project_id, normalized),
             skip=lambda found: found is not None,
         )
         if attempt is None:
-            return self._preview(normalized, at)
+            preview = self._preview(normalized, at)
+            if found == "granted" and preview.redeemable:
+                # Redeemable for others: activating it again here grants
+                # nothing new (its credit comes back).
+                return VoucherPreview(preview.voucher, False, _(
+                    "project %(project)s has already activated this voucher")
+                    % {"project": project_id})
+            return preview
         try:
             preview = self._preview(normalized, at)
         except catalog_base.REFUSALS as error:  # an unknown code
@@ -256,22 +263,47 @@ class Vouchers:
         LOG.warning("voucher %s: resuming a pending activation for project %s",
                     catalog_base.mask_code(code), project_id)
         with self.catalog.deadline():
+            refused: catalog_base.CatalogError | None = None
             try:
                 currency: str | None = self.catalog.get(code).currency
-            except catalog_base.REFUSALS:
+            except catalog_base.REFUSALS as error:
                 currency = None  # used up by this intent, or gone: the redemption decides
-            if currency is not None:
-                held = self.database.read(lambda conn: projects.currency(conn, project_id))
-                try:
-                    self._hold_currency(project_id, code, key, held=held, wanted=currency,
-                                        at=at)
-                except exceptions.CurrencyMismatch:
-                    # A POST under this key only ever follows a GET in the
-                    # currency the intent held since it was written: nothing
-                    # was redeemed, and a row left pending could never be
-                    # finished.
-                    self._abandon(project_id, key, attempt=None)
-                    raise
+                refused = error
+
+            def claim(conn: Connection) -> bool:
+                # The intent is marked as sent before the POST, in the
+                # voucher's currency: the try that wrote it, still running
+                # (its GET failing now), must not drop it and release the
+                # project's currency once this POST may have redeemed.
+                row = activations.find(conn, project_id, code, lock=True)
+                if row is not None and row.status == "granted":
+                    return True  # the POST replays, the grant reads it back
+                moving = currency is not None and (
+                    projects.currency(conn, project_id, lock=True) != currency)
+                if moving or row is None:
+                    if currency is None:
+                        # Its first try dropped it, before any POST under its
+                        # key (it was not marked): nothing is redeemed.
+                        return False
+                    activations.drop_intent(conn, key, sent=True)
+                    record_intent(conn, project_id=project_id, code=code, key=key,
+                                  currency=currency, at=at)
+                activations.mark_sent(conn, key)
+                return True
+
+            try:
+                claimed = self.database.write(claim)
+            except exceptions.CurrencyMismatch:
+                # A POST under this key only ever follows a GET in the
+                # currency the intent held since it was written: nothing
+                # was redeemed (unless a resume marked it), and a row left
+                # pending could never be finished.
+                self._abandon(project_id, key, attempt=None)
+                raise
+            if not claimed:
+                assert refused is not None
+                self._refuse(project_id, catalog_base.mask_code(code), refused, attempt=None,
+                             at=at)
             return self._redeem_and_grant(project_id, code, key, currency=currency,
                                           attempt=None, at=at)
 
@@ -290,10 +322,13 @@ class Vouchers:
         def move(conn: Connection) -> None:
             if projects.currency(conn, project_id, lock=True) == wanted:
                 return  # another try of this code moved it
+            row = activations.find(conn, project_id, code, lock=True)
             # The intent alone must not keep the project in its currency.
-            activations.drop_intent(conn, key)
+            activations.drop_intent(conn, key, sent=True)
             record_intent(conn, project_id=project_id, code=code, key=key, currency=wanted,
                           at=at)
+            if row is not None and row.sent:
+                activations.mark_sent(conn, key)
 
         self.database.write(move)
 
@@ -357,7 +392,8 @@ class Vouchers:
             # A refusal means nothing is redeemed under this key: the intent
             # goes (with the failed attempt, in one transaction), and the
             # code may be tried again later.
-            self._refuse(project_id, masked, error, attempt=attempt, at=at, drop_intent=key)
+            self._refuse(project_id, masked, error, attempt=attempt, at=at, drop_intent=key,
+                         sent=True)
         # Any other failure above or below leaves the intent pending: the
         # catalog may have committed the redemption (timeout, lost or broken
         # answer), and only a replay with the same key can tell.
@@ -428,11 +464,13 @@ class Vouchers:
         attempt: str | None,
         at: dt.datetime,
         drop_intent: str | None = None,
+        sent: bool = False,
     ) -> NoReturn:
         """Record a failed try and raise: the customer sees one message, the log the reason.
 
         The failure is recorded in one transaction with dropping the intent
-        under ``drop_intent``, when the catalog refused the POST.
+        under ``drop_intent``: one a resumed try may have sent to the catalog
+        only when the catalog refused its key (``sent``).
         """
         LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
         reason = f"{masked}: {error}"
@@ -442,7 +480,7 @@ class Vouchers:
 
         def record(conn: Connection) -> None:
             if drop_intent is not None:
-                activations.drop_intent(conn, drop_intent)
+                activations.drop_intent(conn, drop_intent, sent=sent)
             Throttle.failed(conn, project_id, key, reason=reason, at=at)
 
         self.database.write(record)
