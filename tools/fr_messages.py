@@ -188,6 +188,8 @@ FR = {
         "règlement compterait %(length)d caractères, le registre en accepte %(limit)d",
     "project %(project)s has already activated this voucher":
         "le projet %(project)s a déjà activé ce bon d'achat",
+    "the request body ended before its Content-Length":
+        "le corps de la requête s'est terminé avant sa Content-Length",
     "the input": "l'entrée",
     "the invoice": "la facture",
     "invoice #%(number)d": "la facture n° %(number)d",

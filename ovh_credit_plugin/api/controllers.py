@@ -207,14 +207,21 @@ def _parse_body(request: webob.Request, max_body: int) -> Any:
         raise errors.ApiError(
             "too_large", _("the request body is larger than %(limit)d bytes")
             % {"limit": max_body})
-    raw = request.body_file.read(max_body + 1) if length is None else request.body
+    try:
+        raw = request.body_file.read(max_body + 1) if length is None else request.body
+    except OSError:
+        # webob's DisconnectionError (an OSError): the client stopped sending, or
+        # its connection broke, before Content-Length bytes came.
+        raise errors.ApiError(
+            "invalid_request", _("the request body ended before its Content-Length")) from None
     if len(raw) > max_body:
         raise errors.ApiError(
             "too_large", _("the request body is larger than %(limit)d bytes")
             % {"limit": max_body})
     if not raw:
         raise errors.ApiError("invalid_request", _("a JSON object is expected in the body"))
-    if request.content_type != "application/json":
+    # Media types are case-insensitive (RFC 9110 8.3.1): "Application/JSON" is JSON.
+    if request.content_type.lower() != "application/json":
         raise errors.ApiError("invalid_request", _("the body must be application/json"))
     try:
         text = raw.decode("utf-8")
@@ -291,6 +298,12 @@ def _limit(params: Mapping[str, str]) -> int:
         raise errors.ApiError(
             "invalid_request", _("limit is an integer from 1 to %(max)d") % {"max": MAX_LIMIT})
     return int(text)
+
+
+def _storable(text: str) -> bool:
+    """Whether ``text`` can be looked up in the ledger: PostgreSQL refuses a NUL in a
+    text parameter (an error, not a miss), which no id or key holds."""
+    return "\x00" not in text
 
 
 def _status(params: Mapping[str, str], statuses: tuple[str, ...]) -> str | None:
@@ -543,8 +556,12 @@ class OrdersController(_Resource):
         project = self.project_for(caller, "cloud_credit:order:list", query)
         limit = _limit(query)
         status = _status(query, ORDER_STATUSES)
+        marker = query.get("marker")
+        if marker is not None and not _storable(marker):
+            raise errors.ApiError("invalid_request",
+                                  _("unknown marker %(marker)r") % {"marker": marker})
         page, more = self.service.list_orders_page(project, status=status, limit=limit,
-                                                   marker=query.get("marker"))
+                                                   marker=marker)
         links = _next_link(pecan.request, "orders", query, page[-1].id, limit) if more else []
         return _json({"orders": [o.json_ready() for o in page], "links": links})
 
@@ -595,6 +612,8 @@ class OrdersController(_Resource):
     def _order(self, caller: Caller, rule: str, order_id: str) -> models.Order:
         self.may(caller, rule)
         try:
+            if not _storable(order_id):
+                raise exceptions.OrderNotFound(order_id)
             order = self.service.show_order(order_id)
         except exceptions.OrderNotFound:
             raise errors.ApiError("not_found", _("no order %(id)s") % {"id": order_id}) from None
@@ -629,6 +648,9 @@ class SettlementsController(_Resource):
                 raise errors.ApiError("invalid_request",
                                       _("project_id goes with invoice: a key names its project"))
             self.may(caller, rule)
+            if not _storable(query["key"]):
+                raise errors.ApiError("not_found",
+                                      _("no settlement %(key)s") % {"key": query["key"]})
             record = self.service.show_settlement(query["key"])
             self.owned(caller, rule, record.project_id,
                        _("no settlement %(key)s") % {"key": query["key"]})
@@ -730,13 +752,25 @@ class CreditRootController(rest.RestController):
             request = pecan.request
         # First: pecan parses the body of whatever it routes to, a routing error too.
         capture_body(request, self.runtime.max_body)
+        # HEAD wherever GET is served (RFC 9110 9.3.2): routed as a GET, answered
+        # as one; webob's Response leaves the body out for the HEAD it is again
+        # by the time the answer is written.
+        head = request.method == "HEAD"
+        if head:
+            request.method = "GET"
         try:
-            return self._find(args, request)
+            if not _accepts_json(request):
+                status = 406
+            else:
+                return self._find(args, request)
         except webob_exc.HTTPException as error:
             # pecan's 405s; its 400 for a query string webob cannot decode.
             status = error.code
         except PecanNotFound:
             status = 404
+        finally:
+            if head:
+                request.method = "HEAD"
         if status == 405:
             allowed = allowed_methods(args)
             if allowed:
@@ -760,6 +794,13 @@ class CreditRootController(rest.RestController):
                 # pecan's answer too, but for a "_method" in the query (a 405 below)
                 and "_method" not in request.GET):
             return self._collections[args[0]], []
+        if len(args) > 1 and "_method" not in request.GET:
+            # pecan hands an item's path to a collection's POST and an action's
+            # to the item's GET, whose handlers then answer 404: a method the
+            # path does not serve is a 405 naming those it does, whatever it is.
+            allowed = allowed_methods(args)
+            if allowed and request.method not in allowed:
+                raise webob_exc.HTTPMethodNotAllowed
         return super()._route(args, request)
 
     @pecan.expose(content_type="application/json")
@@ -775,6 +816,19 @@ class CreditRootController(rest.RestController):
         if allow:
             error.headers["Allow"] = allow
         return errors.error_response(error, request)
+
+
+def _accepts_json(request: webob.Request) -> bool:
+    """Whether the request's ``Accept`` takes ``application/json``, the only type answered.
+
+    pecan's own check lets ``application/json;q=0`` through (a prefix match
+    after the negotiation refused it); an Accept that merely allows JSON
+    (none, ``*/*``) costs a dictionary lookup.
+    """
+    accept = request.environ.get("HTTP_ACCEPT")
+    if not accept or accept in ("*/*", "application/json"):
+        return True
+    return bool(request.accept.acceptable_offers(["application/json"]))
 
 
 def allowed_methods(args: list[str]) -> list[str]:
