@@ -106,4 +106,8 @@ FR = {
         "Votre bon de commande attend son paiement. Le crédit apparaît une fois payé.",
     "no %(service)s endpoint in the catalog: %(error)s":
         "aucun point d'accès %(service)s dans le catalogue : %(error)s",
+    "The credit service did not answer in time. Try again in a few minutes.":
+        "Le service de crédit cloud n'a pas répondu à temps. Réessayez dans quelques minutes.",
+    "The credit service cannot be reached. Try again in a few minutes.":
+        "Le service de crédit cloud est injoignable. Réessayez dans quelques minutes.",
 }

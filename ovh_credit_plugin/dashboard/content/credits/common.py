@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 
+from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -43,6 +45,17 @@ def target_project(request: Any) -> str | None:
     if project_id and is_admin(request) and project_id != request.user.project_id:
         return project_id
     return None
+
+
+def with_project(request: Any, url: str) -> str:
+    """``url`` on the project the admin is looking at (``?project_id=``), if another."""
+    project_id = target_project(request)
+    return f"{url}?{urlencode({'project_id': project_id})}" if project_id else url
+
+
+def index_url(request: Any) -> str:
+    """The panel's page, on the project the admin is looking at."""
+    return with_project(request, reverse("horizon:project:cloud_credit:index"))
 
 
 def money(amount: str | None, currency: str | None) -> str:
@@ -89,12 +102,34 @@ REFUSALS = {
 }
 
 
+def log_in_again(error: api.CreditAPIError) -> None:
+    """A 401 of the API (the user's token expired or was revoked): Horizon's
+    NotAuthenticated, which its middleware answers with the login page (a modal's
+    request: a 401 that Horizon's scripts follow there), as for any page once the
+    token has expired. Any other error: nothing."""
+    if error.status == 401:
+        from horizon import exceptions
+
+        raise exceptions.NotAuthenticated() from error
+
+
 def error_text(error: api.CreditAPIError) -> str:
     """The words of an API error for the user: the server's (asked in the user's
-    language), else the client's word for the HTTP status, in the user's language."""
+    language), else the client's word for the HTTP status, in the user's language;
+    no answer at all (keystoneauth's English, the server's address): in plain words."""
     reason = getattr(error, "reason", None)
     if reason:
         return i18n.translate(reason, translation.get_language() or i18n.SOURCE_LANGUAGE)
+    if error.status is None:
+        from keystoneauth1 import exceptions as ks_exceptions
+
+        cause = error.__cause__
+        if isinstance(cause, ks_exceptions.ConnectTimeout):
+            return str(_("The credit service did not answer in time. Try again in a few "
+                         "minutes."))
+        if isinstance(cause, ks_exceptions.ClientException):
+            return str(_("The credit service cannot be reached. Try again in a few "
+                         "minutes."))
     return error.text
 
 

@@ -77,16 +77,18 @@ class AddCreditForm(forms.SelfHandlingForm):
 
     def handle(self, request: Any, data: dict[str, Any]) -> Any:
         project_id = common.target_project(request)
-        client = api.client(request)
         try:
+            client = api.client(request)
             order = client.send(client.requests.create_order(
                 data["amount"], project_id=project_id,
                 idempotency_key=self.idempotency_key(data)))
         except api.CreditAPIError as error:
+            common.log_in_again(error)
             self.api_error(common.error_text(error))
             return False
+        # The order's page on the project it was made for: its "Back" link returns there.
         url = reverse("horizon:project:cloud_credit:order", args=[order["id"]])
-        return http.HttpResponseRedirect(url)
+        return http.HttpResponseRedirect(common.with_project(request, url))
 
 
 class AddVoucherForm(forms.SelfHandlingForm):
@@ -97,11 +99,12 @@ class AddVoucherForm(forms.SelfHandlingForm):
 
     def handle(self, request: Any, data: dict[str, Any]) -> Any:
         project_id = common.target_project(request)
-        client = api.client(request)
         try:
+            client = api.client(request)
             credit = client.send(client.requests.activate_voucher(data["code"],
                                                                   project_id=project_id))
         except api.CreditAPIError as error:
+            common.log_in_again(error)
             self.api_error(common.voucher_refusal(error))
             return False
         messages.success(request, str(_("Voucher activated: %(amount)s of credit.")) % {
@@ -112,15 +115,18 @@ class AddVoucherForm(forms.SelfHandlingForm):
 class VoidForm(forms.SelfHandlingForm):
     project_id = django_forms.CharField(widget=django_forms.HiddenInput, required=False)
     credit_id = django_forms.CharField(widget=django_forms.HiddenInput)
-    reason = django_forms.CharField(label=_("Reason"), max_length=255,
+    # The API takes up to 1000 characters (docs/api.openapi.yaml, VoidBody).
+    reason = django_forms.CharField(label=_("Reason"), max_length=1000,
+                                    widget=django_forms.Textarea(attrs={"rows": 3}),
                                     help_text=_("Why the credit is voided (kept in its "
                                                 "ledger), for example a charge-back."))
 
     def handle(self, request: Any, data: dict[str, Any]) -> Any:
-        client = api.client(request)
         try:
+            client = api.client(request)
             client.send(client.requests.void_credit(data["credit_id"], data["reason"]))
         except api.CreditAPIError as error:
+            common.log_in_again(error)
             self.api_error(common.error_text(error))
             return False
         messages.success(request, _("The credit is voided."))

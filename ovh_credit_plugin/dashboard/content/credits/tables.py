@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils.html import format_html
@@ -13,10 +12,7 @@ from horizon import tables
 
 from ovh_credit_plugin.dashboard.content.credits import common
 
-
-def _with_project(request: Any, url: str) -> str:
-    project_id = common.target_project(request)
-    return f"{url}?{urlencode({'project_id': project_id})}" if project_id else url
+_with_project = common.with_project
 
 
 class AddCredit(tables.LinkAction):
@@ -153,8 +149,11 @@ def _payment(order: dict[str, Any]) -> Any:
                        'target="_blank">{}</a>', order["payment_url"], _("Pay this order"))
 
 
-def _order_link(order: dict[str, Any]) -> str:
-    return str(reverse("horizon:project:cloud_credit:order", args=[order["id"]]))
+def _order_link(order: dict[str, Any], request: Any = None) -> str:
+    # An admin looking at another project stays on it: the order page's "Back" link
+    # returns to that project (Horizon passes ``request`` to a link that takes one).
+    url = str(reverse("horizon:project:cloud_credit:order", args=[order["id"]]))
+    return common.with_project(request, url) if request is not None else url
 
 
 class OrdersTable(tables.DataTable):

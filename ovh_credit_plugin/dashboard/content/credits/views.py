@@ -34,6 +34,7 @@ class IndexView(tables.MultiTableView):
                 self._all_credits = api.credits(
                     self._client(), project_id=common.target_project(self.request))
             except api.CreditAPIError as error:
+                common.log_in_again(error)
                 self._all_credits = []
                 exceptions.handle(self.request, _("Unable to list the credits: %s")
                                   % common.error_text(error))
@@ -49,6 +50,7 @@ class IndexView(tables.MultiTableView):
         try:
             return api.orders(self._client(), project_id=common.target_project(self.request))
         except api.CreditAPIError as error:
+            common.log_in_again(error)
             exceptions.handle(self.request, _("Unable to list the purchase orders: %s")
                               % common.error_text(error))
             return []
@@ -84,6 +86,10 @@ class _FormView(forms.ModalFormView):
 
     def get_initial(self) -> dict[str, Any]:
         return {"project_id": common.target_project(self.request) or ""}
+
+    def get_cancel_url(self) -> str:
+        # Cancel on the form's own page: back to the project the admin is looking at.
+        return common.index_url(self.request)
 
 
 class AddCreditView(_FormView):
@@ -143,16 +149,20 @@ class OrderView(views.HorizonTemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context: dict[str, Any] = super().get_context_data(**kwargs)
-        client = api.client(self.request)
+        # Back to the project the admin is looking at (?project_id=), not the token's.
+        index = common.index_url(self.request)
         try:
+            client = api.client(self.request)
             order = client.send(client.requests.show_order(kwargs["order_id"]))
         except api.CreditAPIError as error:
-            redirect = reverse("horizon:project:cloud_credit:index")
+            common.log_in_again(error)
+            redirect = index
             exceptions.handle(self.request,
                               _("Unable to show the order: %s") % common.error_text(error),
                               redirect=redirect)
             raise
         context["order"] = order
+        context["index_url"] = index
         context["amount"] = common.money(order.get("amount"), order.get("currency"))
         context["status"] = common.STATUSES.get(str(order.get("status")), order.get("status"))
         context["created"] = common.moment(order.get("created_at"))
