@@ -261,6 +261,10 @@ class _ThreadingServer6(_ThreadingServer):
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
+    # Seconds a connection may stay silent (no request line, a body that stopped
+    # coming): a thread each, no limit on their number, and a shutdown waits for
+    # them. Then the connection is closed.
+    timeout = 60
     def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("%s - %s", self.address_string(), format % args)
 

@@ -16,8 +16,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -304,3 +306,28 @@ def test_an_unwritable_log_file_is_one_line_naming_it(
     assert out == ""
     [line] = err.splitlines()
     assert line.startswith("ovh-credit: ") and str(log) in line
+
+
+def test_a_client_that_sends_nothing_is_disconnected(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It held a server thread for ever (and a shutdown waited for it).
+    from ovh_credit_plugin.api import app as api_app
+
+    # A minute by default (standard library: None, never); half a second here.
+    assert api_app._QuietHandler.timeout == 60
+    monkeypatch.setattr(api_app._QuietHandler, "timeout", 0.5)
+
+    def nothing(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = api_app.make_server(nothing, "127.0.0.1", 0)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=10) as silent:
+            silent.sendall(b"GET / HTTP/1.0\r\n")  # and then nothing more
+            assert silent.recv(1024) == b""  # closed by the server, within its timeout
+        assert server.wait_for_requests(5) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
