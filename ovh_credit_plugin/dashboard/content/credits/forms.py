@@ -7,7 +7,6 @@ import re
 import uuid
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
 
 from django import forms as django_forms
 from django import http
@@ -18,12 +17,6 @@ from horizon import forms, messages
 from ovh_credit_plugin.dashboard import api
 from ovh_credit_plugin.dashboard.content.credits import common
 from ovh_credit_plugin.money import currency_places
-
-
-def _index(project_id: str | None) -> str:
-    url = reverse("horizon:project:cloud_credit:index")
-    return f"{url}?{urlencode({'project_id': project_id})}" if project_id else url
-
 
 _PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
@@ -109,7 +102,7 @@ class AddVoucherForm(forms.SelfHandlingForm):
             return False
         messages.success(request, str(_("Voucher activated: %(amount)s of credit.")) % {
             "amount": common.money(credit.get("total"), credit.get("currency"))})
-        return http.HttpResponseRedirect(_index(project_id))
+        return http.HttpResponseRedirect(common.index_url(request))
 
 
 class VoidForm(forms.SelfHandlingForm):
@@ -130,4 +123,4 @@ class VoidForm(forms.SelfHandlingForm):
             self.api_error(common.error_text(error))
             return False
         messages.success(request, _("The credit is voided."))
-        return http.HttpResponseRedirect(_index(common.target_project(request)))
+        return http.HttpResponseRedirect(common.index_url(request))

@@ -12,8 +12,6 @@ from horizon import tables
 
 from ovh_credit_plugin.dashboard.content.credits import common
 
-_with_project = common.with_project
-
 
 class AddCredit(tables.LinkAction):
     name = "add_credit"
@@ -26,7 +24,7 @@ class AddCredit(tables.LinkAction):
         return common.may_buy(request)
 
     def get_link_url(self, datum: Any = None) -> str:
-        return _with_project(self.table.request, reverse(self.url))
+        return common.with_project(self.table.request, reverse(self.url))
 
 
 class AddVoucher(tables.LinkAction):
@@ -39,7 +37,7 @@ class AddVoucher(tables.LinkAction):
         return common.may_buy(request)
 
     def get_link_url(self, datum: Any = None) -> str:
-        return _with_project(self.table.request, reverse(self.url))
+        return common.with_project(self.table.request, reverse(self.url))
 
 
 class VoidCredit(tables.LinkAction):
@@ -53,7 +51,7 @@ class VoidCredit(tables.LinkAction):
 
     def get_link_url(self, datum: Any = None) -> str:
         assert datum is not None
-        return _with_project(self.table.request, reverse(self.url, args=[datum["id"]]))
+        return common.with_project(self.table.request, reverse(self.url, args=[datum["id"]]))
 
 
 def _kind(credit: dict[str, Any]) -> str:
