@@ -86,6 +86,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
         "tests/service/test_order_rules.py",
         "tests/service/test_order_and_credit_pages.py",
         "tests/service/test_order_cancel.py",
+        "tests/service/test_order_settlement_edges.py",
         "tests/service/test_purchase_limits.py",
         "tests/service/test_events.py",
         "tests/service/test_settlement_refusals.py",
@@ -93,6 +94,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
     ),
     "ovh_credit_plugin.service.vouchers.": (
         "tests/service/test_vouchers.py",
+        "tests/service/test_voucher_edges.py",
         "tests/service/test_catalog_http_service.py",
         "tests/service/test_events.py",
         "tests/service/test_boundaries.py",
@@ -101,6 +103,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
     ),
     "ovh_credit_plugin.service.voucher_throttle.": (
         "tests/service/test_vouchers.py",
+        "tests/service/test_voucher_edges.py",
         "tests/service/test_events.py",
         "tests/service/test_boundaries.py",
         "tests/functional/test_bad_input.py",
