@@ -6,7 +6,6 @@ Every test here failed on the code it was written against.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +14,11 @@ import pytest
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.service import CreditService
-from tests.service.test_vouchers import StubCatalog, redemptions
+from tests.service.test_vouchers import (  # noqa: F401 (stub: a fixture)
+    StubCatalog,
+    redemptions,
+    stub,
+)
 from tests.support.ledgers import BACKENDS, T0
 
 on_every_backend = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
@@ -24,15 +27,6 @@ on_every_backend = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.fixture(params=["sqlite"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def stub(service: CreditService) -> Iterator[StubCatalog]:
-    stub = StubCatalog(service.catalog)
-    original = service.catalog
-    service.catalog = stub
-    yield stub
-    service.catalog = original
 
 
 def credits_of(service: CreditService, project: str) -> list[models.Credit]:
@@ -45,7 +39,7 @@ def credits_of(service: CreditService, project: str) -> list[models.Credit]:
 @on_every_backend
 @pytest.mark.parametrize("failure", ["outage", "revoked"])
 def test_a_first_try_failing_at_its_get_keeps_the_intent_a_resume_redeemed_under(
-    service: CreditService, stub: StubCatalog, failure: str
+    service: CreditService, stub: StubCatalog, failure: str,  # noqa: F811
 ) -> None:
     # Try A writes its intent (the project's currency, EUR, held by it) and
     # asks the GET. Meanwhile try B (a second click, another worker) finds the
