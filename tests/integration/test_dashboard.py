@@ -386,8 +386,10 @@ def _settle(stack: Stack, amount: str) -> None:
     invoice = stack.ledger / "invoice.json"
     invoice.write_text(json.dumps({
         "id": "INV-1", "project_id": stack.keystone.personas["member"].project_id,
-        "currency": "EUR", "issued_at": dt.datetime.now(dt.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"),
+        # To the microsecond: cut to the second, "now" could come before the
+        # voucher the previous test activated in the same second, which then
+        # was not yet valid and paid nothing.
+        "currency": "EUR", "issued_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "lines": [{"id": "compute", "product": "compute", "amount": amount}]}))
     result = subprocess.run(
         [str(api_stack.BIN / "ovh-credit"), "--config-file",
