@@ -564,8 +564,13 @@ def config_paths(conf: cfg.ConfigOpts) -> list[str]:
     ``*.conf`` in name order (``--config-dir``), as oslo.config reads them."""
     found = list(conf.config_file)
     for directory in conf.config_dirs or ():
-        found += sorted(glob.glob(os.path.join(directory, "*.conf")))
+        found += directory_files(directory)
     return found
+
+
+def directory_files(directory: str) -> list[str]:
+    """A config directory's files, in the order oslo.config reads them."""
+    return sorted(glob.glob(os.path.join(directory, "*.conf")))
 
 
 def check_config_files(paths: Iterable[str], *, api: bool = False) -> None:

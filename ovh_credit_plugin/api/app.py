@@ -43,6 +43,7 @@ from ovh_credit_plugin.conf import (
     DEFAULT_SQLITE_CONNECTION,
     check_config_files,
     config_paths,
+    directory_files,
     error_message,
     list_opts,
     not_utf8,
@@ -319,14 +320,13 @@ def load_conf(argv: Sequence[str] | None = None) -> cfg.ConfigOpts:
 def _named_files(args: Sequence[str]) -> list[str]:
     """The files ``args`` name (``--config-file``, ``--config-dir``'s ``*.conf``)."""
     import argparse
-    import glob
 
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--config-file", action="append", default=[])
     parser.add_argument("--config-dir", action="append", default=[])
     known, _rest = parser.parse_known_args(args)
     return [*known.config_file, *(path for directory in known.config_dir
-                                  for path in sorted(glob.glob(f"{directory}/*.conf")))]
+                                  for path in directory_files(directory))]
 
 
 def check_conf(conf: cfg.ConfigOpts) -> None:
