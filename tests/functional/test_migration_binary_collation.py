@@ -24,11 +24,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
-from tests.support.ledgers import Ledger, ServerPool, unmigrated_ledger
+from tests.support.ledgers import Ledger, ServerPool, invoice, unmigrated_ledger
 
 pytestmark = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 
@@ -85,13 +85,6 @@ def seeded_at_0006(ledger: Ledger, engine: Engine, monkeypatch: pytest.MonkeyPat
         yield service
 
 
-def invoice(project: str, invoice_id: str, amount: str) -> models.Invoice:
-    return models.Invoice.model_validate({
-        "id": invoice_id, "project_id": project, "currency": "EUR",
-        "issued_at": "2026-03-01T00:00:00Z",
-        "lines": [{"id": "l1", "product": "compute", "amount": amount}]})
-
-
 def seed(service: CreditService) -> None:
     """Rows in every table with a text column: orders (one under an Idempotency-Key),
     credits, entries, settlements, a voucher activation and its catalog redemption,
@@ -99,7 +92,7 @@ def seed(service: CreditService) -> None:
     service.pay_order(service.create_order("ACME", "100", at=T0).id, at=T0)
     service.create_order_once("ACME", "15", idempotency_key="key 1", at=T0)
     service.activate_voucher("ACME", "WELCOME-2026", at=T0)
-    service.settle_invoice(invoice("ACME", "INV-a", "30.000001"), at=AT)
+    service.settle_invoice(invoice("ACME", "INV-a", "30.000001", issued_at=AT), at=AT)
     for n in range(2):
         with pytest.raises(exceptions.VoucherRefused):
             service.activate_voucher("p2", f"NOPE-{n}", at=T0)
@@ -178,15 +171,16 @@ def test_0007_converts_a_ledger_with_data_and_then_ids_that_differ_by_case_are_t
         service = unmigrated.service()
         try:
             # "acme"'s invoice is paid by its own credit only; ACME's stays as it was.
-            settled = service.settle_invoice(invoice("acme", "I1", "30"), at=AT)
+            settled = service.settle_invoice(invoice("acme", "I1", "30", issued_at=AT), at=AT)
             assert settled.credit_applied == Decimal(20)
             assert [c.id for c in service.list_credits("acme", at=AT)] == [paid.credit_id]
             assert sum(c.available for c in service.list_credits("ACME", at=AT)) == Decimal(
                 "119.999999")
             # "inv-a" after "INV-a" is another invoice.
-            second = service.settle_invoice(invoice("ACME", "inv-a", "20"), at=AT)
+            second = service.settle_invoice(invoice("ACME", "inv-a", "20", issued_at=AT), at=AT)
             assert (second.credit_applied, second.replayed) == (Decimal(20), False)
-            replayed = service.settle_invoice(invoice("ACME", "INV-a", "30.000001"), at=AT)
+            replayed = service.settle_invoice(
+                invoice("ACME", "INV-a", "30.000001", issued_at=AT), at=AT)
             assert replayed.replayed
             assert service.audit().ok
         finally:

@@ -17,18 +17,11 @@ from decimal import Decimal
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.service import CreditService
+from tests.support.ledgers import invoice
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
 AT = T0 + dt.timedelta(days=1)
-
-
-def invoice(project: str, invoice_id: str, amount: str) -> models.Invoice:
-    return models.Invoice.model_validate({
-        "id": invoice_id, "project_id": project, "currency": "EUR",
-        "issued_at": AT.isoformat(),
-        "lines": [{"id": "l1", "product": "compute", "amount": amount}],
-    })
 
 
 def race(workers: list[Callable[[], None]]) -> list[BaseException]:
@@ -55,7 +48,7 @@ def test_runs_racing_over_the_same_invoices_debit_each_once(service: CreditServi
     for project in projects[:3]:
         order = service.create_order(project, "100", at=T0)
         service.pay_order(order.id, at=T0)
-    invoices = [invoice(p, f"I{n}", "1.5") for p in projects for n in range(20)]
+    invoices = [invoice(p, f"I{n}", "1.5", issued_at=AT) for p in projects for n in range(20)]
     seen: list[list[models.Settlement | models.InvoiceRefusal]] = []
 
     def run(seed: int) -> Callable[[], None]:

@@ -18,23 +18,17 @@ from decimal import Decimal
 
 from ovh_credit_plugin import models
 from ovh_credit_plugin.service import CreditService
+from tests.support.ledgers import invoice
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
 AT = T0 + dt.timedelta(days=1)
 
 
-def invoice(project: str, invoice_id: str, amount: str) -> models.Invoice:
-    return models.Invoice.model_validate({
-        "id": invoice_id, "project_id": project, "currency": "EUR",
-        "issued_at": AT.isoformat(),
-        "lines": [{"id": "l1", "product": "compute", "amount": amount}]})
-
-
 def test_another_projects_credit_is_not_touched(service: CreditService) -> None:
     service.pay_order(service.create_order("ACME", "100", at=T0).id, at=T0)
     # "acme" is another project: it holds no credit.
-    settlement = service.settle_invoice(invoice("acme", "I1", "30"), at=AT)
+    settlement = service.settle_invoice(invoice("acme", "I1", "30", issued_at=AT), at=AT)
     assert settlement.credit_applied == Decimal(0)
     assert service.list_credits("ACME", at=AT)[0].available == Decimal(100)
     assert service.list_credits("acme", at=AT) == []
@@ -44,10 +38,11 @@ def test_two_invoices_whose_ids_differ_by_case_are_two_invoices(
     service: CreditService,
 ) -> None:
     service.pay_order(service.create_order("p1", "100", at=T0).id, at=T0)
-    service.settle_invoice(invoice("p1", "INV-a", "30"), at=AT)
+    service.settle_invoice(invoice("p1", "INV-a", "30", issued_at=AT), at=AT)
     # In a month-end batch too: a refusal there would be the batch's, on every run.
     batch = list(service.settle_invoices(
-        [invoice("p1", "inv-a", "20"), invoice("p1", "INV-b", "5")], at=AT))
+        [invoice("p1", "inv-a", "20", issued_at=AT),
+         invoice("p1", "INV-b", "5", issued_at=AT)], at=AT))
     assert all(isinstance(s, models.Settlement) for s in batch), batch
     assert [(s.invoice_id, s.credit_applied, s.replayed) for s in batch
             if isinstance(s, models.Settlement)] == [

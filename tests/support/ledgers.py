@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ovh_credit_plugin import models
 from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
@@ -78,6 +79,17 @@ VOUCHERS = {
         },
     ]
 }
+
+
+def invoice(project: str, invoice_id: str, *amounts: str, issued_at: dt.datetime | str,
+            currency: str = "EUR") -> models.Invoice:
+    """An invoice of ``project`` with one ``compute`` line per amount (ids l1, l2...)."""
+    return models.Invoice.model_validate({
+        "id": invoice_id, "project_id": project, "currency": currency,
+        "issued_at": issued_at if isinstance(issued_at, str) else issued_at.isoformat(),
+        "lines": [{"id": f"l{n}", "product": "compute", "amount": amount}
+                  for n, amount in enumerate(amounts, start=1)],
+    })
 
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
