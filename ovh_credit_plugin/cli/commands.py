@@ -280,12 +280,16 @@ class DbUpgrade(_Base, Command):
         fallback = self.app.uses_fallback_ledger
         database = facade.ledger_database(self.app.conf, connection=self.app.ledger_url)
         url = database.engine.url
-        created = migration.missing_sqlite_file(database.engine)
+        missing = migration.missing_sqlite_file(database.engine)
         try:
-            ledger.upgrade(database.engine)
+            # Another upgrade running (deploy tooling runs one on every node at
+            # once): this one waits for it, then finds the ledger at head.
+            found = ledger.upgrade(database.engine)
             revision = ledger.current(database.engine)
         finally:
             database.dispose()
+        # Created by this upgrade, not by another one that ran at the same time.
+        created = missing and found is None
         where = ledger_engine.shown(url)
         if created:
             where = f"{Path(str(url.database)).absolute()}, created"

@@ -8,14 +8,28 @@ revision that is not this code's head): importing it costs a short command
 of the CLI about a fifth of a second, and the schema check every command
 makes needs only the stored revision (one plain ``SELECT``) and the head's
 id (read from the revision files' ``revision`` and ``down_revision`` lines).
+
+Upgrades are serialized (deploy tooling runs ``db upgrade`` on every node at
+once): an upgrade takes the ledger's upgrade lock, then alembic reads the
+stored revision in its migration's transaction, so the second of two waits
+for the first and finds nothing left to do. PostgreSQL: a session-level
+advisory lock; MariaDB/MySQL: ``GET_LOCK``, both on a connection of their
+own, held until the migration has committed (a killed upgrade's connection
+closes, and its lock goes with it). SQLite: the migration's transaction
+starts with ``BEGIN IMMEDIATE`` (:mod:`engine`): its write lock is the
+upgrade lock. The schema check every command makes takes no lock, nor does
+an upgrade that finds the ledger at head.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -28,6 +42,19 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 VERSION_TABLE = "cloud_credit_alembic_version"
+#: How long an upgrade waits for another one (PostgreSQL, MariaDB) before giving up.
+#: Generous: the waiting upgrade holds nothing, and has nothing left to do once the
+#: other one commits, while giving up early fails the deploy on every node but one;
+#: migrations that copy tables take time proportional to the ledger (0005, 0007).
+#: Bounded all the same: an upgrade stuck (on a writer's lock, a hung client) ends
+#: the others' wait with a message instead of hanging a deploy forever.
+#: SQLite waits ``[cloud_credit] sqlite_busy_timeout`` (its write lock).
+LOCK_TIMEOUT = 600
+#: PostgreSQL's advisory lock key of the upgrade (per database): the first 8 bytes
+#: of SHA-256("ovh_credit_plugin.upgrade"), as a signed bigint.
+UPGRADE_LOCK_KEY = 893301531141288193
+_LOCK_NAME = "ovh_credit_plugin.upgrade"
+_MYSQL_LOCK_NAME_MAX = 64  # MySQL refuses longer GET_LOCK names
 SCRIPT_LOCATION = str(Path(__file__).with_name("migrations"))
 VERSIONS = Path(SCRIPT_LOCATION) / "versions"
 
@@ -121,21 +148,138 @@ def _newer_than_this_code(found: str) -> exceptions.DatabaseNotReady:
     )
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *,
+            lock_timeout: float | None = None) -> str | None:
+    """Migrate the ledger to ``revision``; returns the revision it found (None: no tables).
+
+    The revision found is read once the upgrade lock is held (see the module's
+    docstring): a second upgrade that waited for a first finds the first's.
+    ``lock_timeout``: seconds to wait for another upgrade (default :data:`LOCK_TIMEOUT`).
+    """
     found = current(engine)
-    if found is not None and not known(found):
-        # alembic would only say "Can't locate revision": the ledger was
-        # migrated by a newer release, and only upgrading the code helps.
-        raise _newer_than_this_code(found)
+    if found is not None and found == head() and revision in ("head", found):
+        return found  # nothing to do: no lock, no alembic
+    with _upgrade_lock(engine, LOCK_TIMEOUT if lock_timeout is None else lock_timeout):
+        return _alembic_upgrade(engine, revision)
+
+
+def _alembic_upgrade(engine: Engine, revision: str) -> str | None:
+    """alembic's ``command.upgrade``, and the revision its migration read."""
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config(engine)
+    script = ScriptDirectory.from_config(config)
+    found: list[str | None] = []
+
+    def steps(heads: tuple[str, ...], context: Any) -> Any:
+        # Called once the migration's transaction has read the stored revision
+        # (after the upgrade lock, and SQLite's write lock, were granted).
+        for stored in heads:
+            if not known(stored):
+                # alembic would only say "Can't locate revision": the ledger was
+                # migrated by a newer release, and only upgrading the code helps.
+                raise _newer_than_this_code(stored)
+        found.append(", ".join(heads) or None)
+        # What command.upgrade runs (alembic passes it the heads, typed as a str).
+        return script._upgrade_revs(revision, heads)  # type: ignore[arg-type]
+
+    with EnvironmentContext(config, script, fn=steps, as_sql=False, starting_rev=None,
+                            destination_rev=revision, tag=None):
+        _sqlite_lock_timeout_said(engine, script.run_env)
+    return found[0] if found else None
+
+
+def downgrade(engine: Engine, revision: str, *, lock_timeout: float | None = None) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    with _upgrade_lock(engine, LOCK_TIMEOUT if lock_timeout is None else lock_timeout):
+        _sqlite_lock_timeout_said(
+            engine, lambda: command.downgrade(alembic_config(engine), revision))
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    from alembic import command
+def upgrade_lock_name(database: str) -> str:
+    """MariaDB/MySQL's ``GET_LOCK`` name of the upgrade of ``database``.
 
-    command.downgrade(alembic_config(engine), revision)
+    Per database, as PostgreSQL's advisory locks are: ``GET_LOCK`` names are
+    the server's, and two ledgers on one server do not wait for each other.
+    """
+    name = f"{_LOCK_NAME}.{database}"
+    if len(name) <= _MYSQL_LOCK_NAME_MAX:
+        return name
+    digest = hashlib.sha256(database.encode()).hexdigest()[:16]
+    return f"{name[:_MYSQL_LOCK_NAME_MAX - len(digest) - 1]}.{digest}"
+
+
+def _lock_timed_out(engine: Engine, timeout: float) -> exceptions.DatabaseNotReady:
+    return exceptions.DatabaseNotReady(
+        _("another 'db upgrade' of the ledger database %(url)s has held the upgrade lock "
+          "for longer than %(seconds)s s: run 'ovh-credit db upgrade' again once it is done")
+        % {"url": shown(engine.url), "seconds": f"{timeout:g}"}
+    )
+
+
+@contextlib.contextmanager
+def _upgrade_lock(engine: Engine, timeout: float) -> Iterator[None]:
+    """Hold the ledger's upgrade lock (PostgreSQL, MariaDB/MySQL) while migrating.
+
+    On a connection of its own: alembic's runs the migration. SQLite: nothing
+    here, the migration's ``BEGIN IMMEDIATE`` is the lock.
+    """
+    name = engine.dialect.name
+    if name not in ("postgresql", "mysql", "mariadb"):
+        yield
+        return
+    with engine.connect() as conn:
+        if name == "postgresql":
+            with conn.begin():
+                # A role's statement_timeout would end the wait with another error.
+                conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(int(timeout * 1000), 1)}")
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_lock(:key)"),
+                                 {"key": UPGRADE_LOCK_KEY})
+                except sa.exc.OperationalError as error:
+                    if getattr(error.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                        raise _lock_timed_out(engine, timeout) from None
+                    raise
+            release = sa.text("SELECT pg_advisory_unlock(:key)").bindparams(key=UPGRADE_LOCK_KEY)
+        else:
+            with conn.begin():
+                database = conn.execute(sa.text("SELECT DATABASE()")).scalar()
+                lock = upgrade_lock_name(str(database))
+                # The connection idles while the migration runs: a short
+                # wait_timeout would close it, and free the lock, half-way.
+                conn.exec_driver_sql("SET SESSION wait_timeout = 86400")
+                got = conn.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"),
+                                   {"name": lock, "timeout": timeout}).scalar()
+            if got != 1:  # 0: timed out (NULL: an error, such as the wait killed)
+                raise _lock_timed_out(engine, timeout)
+            release = sa.text("SELECT RELEASE_LOCK(:name)").bindparams(name=lock)
+        try:
+            yield
+        finally:
+            try:
+                with conn.begin():
+                    conn.execute(release)
+            except sa.exc.SQLAlchemyError:
+                # Closing the session releases its locks: never leave one pooled.
+                conn.invalidate()
+
+
+def _sqlite_lock_timeout_said(engine: Engine, run: Any) -> None:
+    """``run()``, SQLite's "database is locked" (its busy timeout spent) said plainly."""
+    try:
+        run()
+    except sa.exc.OperationalError as error:
+        if engine.dialect.name != "sqlite" or "database is locked" not in str(error.orig):
+            raise
+        raise exceptions.DatabaseNotReady(
+            _("the ledger database %(url)s stayed locked by another process (another "
+              "'db upgrade', or a writer) for longer than [cloud_credit] "
+              "sqlite_busy_timeout: run 'ovh-credit db upgrade' again once it is done")
+            % {"url": shown(engine.url)}
+        ) from None
 
 
 def missing_sqlite_file(engine: Engine) -> bool:
