@@ -504,11 +504,17 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def register_api_opts(conf: cfg.ConfigOpts) -> None:
-    """Register ``[api]`` (the standalone server's options) on ``conf`` (idempotent)."""
+    """Register the standalone server's options on ``conf`` (idempotent): ``[api]``,
+    and ``[oslo_middleware] enable_proxy_headers_parsing``, oslo.middleware's own
+    option (the ``api`` extra installs it), which ``ovh-credit-api`` reads too
+    (docs/api.md, "Behind a TLS-terminating proxy")."""
+    from oslo_middleware import http_proxy_to_wsgi
+
     if api_group.name not in conf:
         conf.register_group(cfg.OptGroup(name=api_group.name, title=api_group.title,
                                           help=api_group.help))
     conf.register_opts(api_opts, group=api_group.name)
+    conf.register_opts(http_proxy_to_wsgi.OPTS, group="oslo_middleware")
 
 
 def ledger_connection(conf: cfg.ConfigOpts) -> str | None:

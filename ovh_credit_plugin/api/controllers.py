@@ -65,6 +65,12 @@ _ALLOW_ENV = "ovh_credit.allow"
 _BODY_ENV = "ovh_credit.body"
 #: The methods whose body a handler reads.
 _BODY_METHODS = ("POST", "PUT", "PATCH")
+#: Set by keystonemiddleware's auth_token on every request it passes on.
+_IDENTITY_STATUS_ENV = "HTTP_X_IDENTITY_STATUS"
+#: The challenge of a 401 when no authentication middleware is in front
+#: (``auth_strategy = noauth``): the caller names itself in X-Project-Id,
+#: X-User-Id and X-Roles.
+NOAUTH_CHALLENGE = 'Noauth realm="cloud_credit"'
 
 
 
@@ -127,6 +133,19 @@ class Runtime:
 
     def allowed(self, caller: Caller, rule: str, project_id: str | None) -> bool:
         return policy.allowed(self.enforcer, rule, {"project_id": project_id}, caller.context)
+
+    def describe_ledger_error(self, error: BaseException) -> str:
+        """One line for the log: the ledger's URL (password hidden), the driver's error."""
+        from ovh_credit_plugin.ledger.engine import describe_error
+
+        try:
+            service = self._service if self._cache else self._make_service()
+            url = service.database.engine.url if service is not None else None
+        except Exception:  # the line must be written whatever else is broken
+            url = None
+        if url is None:
+            return f"ledger database: {str(getattr(error, 'orig', None) or error).splitlines()[0]}"
+        return describe_error(url, error)
 
 
 # -- request bodies -----------------------------------------------------------------
@@ -203,6 +222,13 @@ def _carries_body(request: webob.Request) -> bool:
 
 def _parse_body(request: webob.Request, max_body: int) -> Any:
     length = request.content_length
+    if (length is None and "HTTP_TRANSFER_ENCODING" in request.environ
+            and not request.is_body_readable):
+        # A chunked body that the server did not decode: wsgiref (ovh-credit-api)
+        # passes the raw chunks on, and tells no end; webob would read it as
+        # empty. Servers that decode it (gunicorn, mod_wsgi) say so
+        # (wsgi.input_terminated), and it is read below up to the limit.
+        raise errors.ApiError("length_required", errors.LENGTH_REQUIRED_DETAIL)
     if length is not None and length > max_body:
         raise errors.ApiError(
             "too_large", _("the request body is larger than %(limit)d bytes")
@@ -374,8 +400,12 @@ def handler(func: _F) -> _F:
             return func(self, *args)
         except Exception as error:
             api_error = errors.from_exception(error, throttle_window=self.runtime.throttle_window)
-            path = errors.request_path(request.environ)
-            if api_error.status >= 500 and not isinstance(error, catalog_base.CatalogError):
+            path = errors.logged_path(request.environ)
+            if api_error.code == "ledger_unavailable":
+                # An outage, not a bug: no traceback, but what failed, for the on-call.
+                LOG.error("%s %s: %s", request.method, path,
+                          self.runtime.describe_ledger_error(error))
+            elif api_error.status >= 500 and not isinstance(error, catalog_base.CatalogError):
                 LOG.exception("%s %s failed", request.method, path)
             elif api_error.status >= 500:
                 LOG.warning("%s %s: %s", request.method, path, error)
@@ -398,9 +428,18 @@ class _Resource(rest.RestController):
     # -- who may do what ----------------------------------------------------------
 
     def caller(self) -> Caller:
-        caller = caller_of(pecan.request)
+        request = pecan.request
+        caller = caller_of(request)
         if caller.project_id is None and caller.user_id is None and not caller.roles:
-            raise errors.ApiError("unauthorized", _("no credentials came with the request"))
+            # A 401 names how to authenticate (RFC 9110 11.6.1). Behind
+            # keystonemiddleware (it marks what it passed on) the challenge is
+            # its own, added to this answer by it when it let the request
+            # through undecided (delay_auth_decision); with no auth in front,
+            # the identity headers are the credentials.
+            headers = ({} if _IDENTITY_STATUS_ENV in request.environ
+                       else {"WWW-Authenticate": NOAUTH_CHALLENGE})
+            raise errors.ApiError("unauthorized", _("no credentials came with the request"),
+                                  headers=headers)
         return caller
 
     def project_for(self, caller: Caller, rule: str, params: Mapping[str, str]) -> str:

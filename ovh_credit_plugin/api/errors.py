@@ -7,15 +7,18 @@ Body: ``{"errors": [{"status", "code": "cloud_credit.<name>", "title", "detail",
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 import webob
+from sqlalchemy import exc as sa_exc
 
 from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _, deferred
+from ovh_credit_plugin.ledger.database import is_retryable
 
 #: The request id oslo.middleware's RequestId puts in the WSGI environ.
 REQUEST_ID_ENV = "openstack.request_id"
@@ -38,22 +41,28 @@ CODES: dict[str, tuple[int, str]] = {
     "invalid_state": (409, deferred("Invalid state")),
     "idempotency_conflict": (409, deferred("Idempotency key reused")),
     "voucher_expired": (410, deferred("Voucher expired")),
+    "length_required": (411, deferred("Length required")),
     "too_large": (413, deferred("Request body too large")),
     "voucher_throttled": (429, deferred("Too many voucher attempts")),
     "internal_error": (500, deferred("Internal error")),
     "catalog_unavailable": (503, deferred("Voucher catalog unavailable")),
     "service_unavailable": (503, deferred("Service unavailable")),
+    "ledger_unavailable": (503, deferred("Service temporarily unavailable")),
 }
 
 INTERNAL_ERROR_DETAIL = deferred("internal error; the request id finds it in the logs")
+LENGTH_REQUIRED_DETAIL = deferred(
+    "a request body needs a Content-Length header: chunked bodies are not read here")
 
 # Seconds a client should wait after a catalog outage before trying again.
 CATALOG_RETRY_AFTER = 30
+# The same after the ledger database could not serve a request.
+LEDGER_RETRY_AFTER = 30
 
 # Plain HTTP errors (pecan's routing, webob, middlewares) by status.
 _CODE_OF_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
                    404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
-                   413: "too_large", 503: "service_unavailable"}
+                   411: "length_required", 413: "too_large", 503: "service_unavailable"}
 
 
 class ApiError(Exception):
@@ -92,6 +101,23 @@ def request_path(environ: Mapping[str, Any]) -> str:
     return _raw_path(environ, errors="replace").decode("utf-8", "replace")
 
 
+_VOUCHER_IN_PATH = re.compile(r"(/vouchers/)([^/?\s]+)")
+
+
+def logged_path(environ: Mapping[str, Any]) -> str:
+    """:func:`request_path` for the logs: a voucher code in it masked, as every log
+    line shows codes (``GET /v1/vouchers/WEL…6``): a log is read by more people
+    than may activate a customer's voucher."""
+    return masked_vouchers(request_path(environ))
+
+
+def masked_vouchers(text: str) -> str:
+    """``text`` (a path, a request line) with the code after ``/vouchers/`` masked."""
+    return _VOUCHER_IN_PATH.sub(
+        lambda found: found[1] + catalog_base.mask_code(unquote(found[2]).strip().upper()),
+        text)
+
+
 def undecodable(environ: Mapping[str, Any]) -> str | None:
     """Why the request's path or query string cannot be read as UTF-8; None if they can.
 
@@ -124,6 +150,8 @@ def http_error(status: int, environ: Mapping[str, Any], method: str) -> ApiError
         detail = _("%(method)s is not allowed on %(path)s") % {"method": method, "path": path}
     elif status == 406:
         detail = _("answers are application/json only, which the Accept header refuses")
+    elif status == 411:
+        detail = LENGTH_REQUIRED_DETAIL
     elif status == 413:
         detail = _("the request body is too large")
     else:
@@ -202,4 +230,36 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
                         headers={"Retry-After": str(CATALOG_RETRY_AFTER)})
     if isinstance(error, exceptions.DatabaseNotReady):
         return ApiError("service_unavailable", _("the credit ledger is not ready"))
+    if ledger_unavailable(error):
+        return ApiError("ledger_unavailable",
+                        _("the credit service is temporarily unavailable; try again later"),
+                        headers={"Retry-After": str(LEDGER_RETRY_AFTER)})
     return ApiError("internal_error", INTERNAL_ERROR_DETAIL)
+
+
+def ledger_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the ledger database cannot serve now, not that the code is wrong.
+
+    - What the ledger retries (``ledger.database.is_retryable``) and still
+      failed when the attempts ran out: the connection lost (a server gone, a
+      failover), deadlocks and serialization failures, a lock wait timeout, a
+      SQLite database locked beyond its busy timeout, a Galera node not ready.
+      Not a unique-constraint violation, which it retries too: one that
+      outlived the retries is a bug.
+    - An OperationalError outside any statement (SQLAlchemy names none): the
+      connection could not be opened (refused, unknown host, too many
+      connections, the server starting or shutting down, credentials
+      refused, a SQLite file that cannot be opened), or the server failed a
+      COMMIT's round trip. The drivers also raise OperationalError for
+      statements that are wrong (SQLite's "no such column", MySQL's 1054):
+      those name their statement, and stay 500s.
+    - The connection pool exhausted (SQLAlchemy's TimeoutError): every
+      connection busy for ``pool_timeout``; an overload.
+    """
+    if isinstance(error, sa_exc.TimeoutError):
+        return True
+    if not isinstance(error, sa_exc.DBAPIError) or isinstance(error, sa_exc.IntegrityError):
+        return False
+    if is_retryable(error):
+        return True
+    return isinstance(error, sa_exc.OperationalError) and error.statement is None
