@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
 PROG = "ovh-credit"
 # oslo.messaging's drivers log through oslo_log, as "oslo.messaging._drivers...".
-_NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging", "oslo.messaging")
+# urllib3 warns of each retry of the voucher catalog: "Retrying (CatalogRetry(...))
+# after connection broken by ...", lines that are not the command's error.
+_NOISY = ("stevedore", "alembic", "cliff", "oslo_service", "oslo_messaging", "oslo.messaging",
+          "urllib3")
 # Log lines of the plugin, and the notifications oslo.messaging's `log` driver
 # writes: shown with -v, not in a command's normal output.
 _OURS = ("ovh_credit_plugin", "oslo.messaging.notification")
@@ -131,6 +134,18 @@ class _StartUp:
             gc.enable()
 
 
+def _console_filter(record: logging.LogRecord) -> bool:
+    """What the console shows of the lines a log file gets (``--log-file`` without -v):
+    the levels it shows without a log file."""
+    name = record.name
+    # Ours first: "oslo.messaging.notification" is under a noisy one.
+    if any(name == ours or name.startswith(f"{ours}.") for ours in _OURS):
+        return record.levelno >= logging.ERROR
+    if any(name == noisy or name.startswith(f"{noisy}.") for noisy in _NOISY):
+        return record.levelno >= logging.CRITICAL
+    return True
+
+
 class CreditApp(App):
     CONSOLE_MESSAGE_FORMAT = f"{PROG}: %(message)s"
     # cliff names the program after sys.argv[0] ("app" under python -m).
@@ -190,6 +205,7 @@ class CreditApp(App):
             _Help([], argparse.SUPPRESS, default=self)(self.parser, self.options, None, None)
 
     def configure_logging(self) -> None:
+        before = list(logging.getLogger().handlers)  # an embedding process's (tests)
         try:
             super().configure_logging()
         except OSError as error:  # --log-file: cliff would print the bare OSError
@@ -197,20 +213,31 @@ class CreditApp(App):
                 "path": self.options.log_file, "reason": error.strerror or error}
             self.stderr.write(f"{PROG}: {unusable}\n")
             raise SystemExit(1) from None
+        quiet = self.options.verbose_level <= 1
+        # --log-file without -v: the file gets what a host's log would (ours
+        # from INFO, the libraries' warnings: a cron job's expiry summary, a
+        # retry, a notification that failed), the console only the errors.
+        to_file = bool(self.options.log_file) and quiet
         for name in _OURS:
             # The command's own error line says what matters; the library's
-            # warnings are for -v runs and host logs. With -v, all of ours: the
-            # log driver's notifications would otherwise take the level of their
-            # parent, "oslo.messaging", one of the noisy below.
+            # warnings are for -v runs, log files and host logs. With -v, all
+            # of ours: the log driver's notifications would otherwise take the
+            # level of their parent, "oslo.messaging", one of the noisy below.
             logging.getLogger(name).setLevel(
-                logging.ERROR if self.options.verbose_level <= 1 else logging.DEBUG)
+                logging.DEBUG if not quiet else logging.INFO if to_file else logging.ERROR)
         for noisy in _NOISY:
-            if self.options.verbose_level <= 1:
+            if quiet:
                 # stevedore logs "Could not load <driver>" before the error we
                 # raise for it: one line on stderr is ours.
-                logging.getLogger(noisy).setLevel(logging.CRITICAL)
+                logging.getLogger(noisy).setLevel(logging.WARNING if to_file
+                                                  else logging.CRITICAL)
             elif self.options.verbose_level == 2:
                 logging.getLogger(noisy).setLevel(logging.WARNING)
+        if to_file:
+            for handler in logging.getLogger().handlers:
+                # cliff's console, not its file nor an embedding process's handlers.
+                if handler not in before and not isinstance(handler, logging.FileHandler):
+                    handler.addFilter(_console_filter)
 
     @property
     def conf(self) -> cfg.ConfigOpts:

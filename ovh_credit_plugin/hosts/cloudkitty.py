@@ -637,19 +637,28 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
             # settlement (its credit is in another one): rated at list price.
             LOG.warning("scope %s, period %s: no credit applied (%s)", scope, invoice_id,
                         settlement.note)
-        if settlement.credit_applied > ZERO:
+        # A period rated again with new prices gave its earlier debits back:
+        # said even when no credit pays the new ones, or the log would show the
+        # period's first debit and nothing of its reversal.
+        rerated = recorded and not settlement.replayed
+        if settlement.credit_applied > ZERO or rerated:
             LOG.info(
                 "scope %s, period %s: %s %s of credit applied (%s)",
                 scope, invoice_id, settlement.credit_applied, currency,
-                "replayed" if settlement.replayed else "settled",
+                "replayed" if settlement.replayed
+                else "re-rated: its earlier debits reversed" if rerated else "settled",
             )
         return apply_settlement(data, settlement.allocations, currency, floors)
 
     def _warn_on_run_order(self) -> None:
         try:
             late = modules_not_before(self.module_name)
-        except Exception:  # the check only warns: never let it block rating
-            LOG.exception("could not check the run order of the rating modules")
+        except Exception as error:  # the check only warns: never let it block rating
+            # Not an ERROR with a traceback every 5 minutes: rating goes on.
+            LOG.warning("could not check the run order of the rating modules (%s: %s); "
+                        "rating goes on, the check runs again in %d minutes",
+                        type(error).__name__, error, _ORDER_CHECK_INTERVAL // 60,
+                        exc_info=LOG.isEnabledFor(logging.DEBUG))
             return
         if late:
             names = ", ".join(f"{name} (priority {priority})" for name, priority in late)

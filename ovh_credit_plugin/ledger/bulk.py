@@ -158,5 +158,7 @@ def driver_error(conn: Connection, error: Any, statement: str, params: Any
         conn.invalidate(error)
     return exc.DBAPIError.instance(  # type: ignore[no-any-return]
         statement, params, error, dialect.loaded_dbapi.Error,
+        # As the engine's own statements' errors (create_engine: hide_parameters).
+        hide_parameters=conn.engine.hide_parameters,
         connection_invalidated=lost, dialect=dialect,
     )

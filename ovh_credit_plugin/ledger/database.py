@@ -24,7 +24,8 @@ from ovh_credit_plugin import money
 from ovh_credit_plugin.ledger import bulk, migration
 from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION, create_engine
 
-__all__ = ["READ_ONLY_OPTION", "Database", "create_engine", "is_retryable"]
+__all__ = ["READ_ONLY_OPTION", "Database", "create_engine", "describe_failure",
+           "is_retryable"]
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +74,45 @@ def is_retryable(error: BaseException) -> bool:
         return True
     message = str(orig).lower()
     return "database is locked" in message or "database table is locked" in message
+
+
+# What a log line calls each retried error, by its code.
+_CAUSES: dict[str | int, str] = {
+    "40001": "serialization failure", "40P01": "deadlock", "55P03": "lock not available",
+    1213: "deadlock or Galera certification conflict", 1205: "lock wait timeout",
+    1020: "record changed since last read", 1180: "error during COMMIT",
+    1047: "Galera node not ready", 2006: "server has gone away",
+    2013: "connection lost during query",
+}
+
+
+def describe_failure(error: BaseException) -> str:
+    """What failed, in a few words for a log line.
+
+    A database error by its class and code, never its whole text: that
+    quotes the statement's values (MySQL's duplicate-key error, and
+    SQLAlchemy's own text when an engine shows parameters), among them a
+    voucher code. SQLite's messages name tables and columns only, and say
+    what no code does ("database is locked"). Anything else by its class and
+    first line (the plugin's messages mask codes).
+    """
+    name = type(error).__name__
+    if not isinstance(error, exc.DBAPIError):
+        first = (str(error).splitlines() or [""])[0][:300]
+        return f"{name}: {first}" if first else name
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    args = getattr(orig, "args", ())
+    code: str | int | None = sqlstate or (
+        args[0] if args and isinstance(args[0], int) else None)
+    if code is not None:
+        known = _CAUSES.get(code)
+        label = f"SQLSTATE {code}" if sqlstate else f"error {code}"
+        return f"{name} {label}: {known}" if known else f"{name} {label}"
+    if type(orig).__module__ == "sqlite3":
+        first = (str(orig).splitlines() or [""])[0][:200]
+        return f"{name}: {first}" if first else name
+    return f"{name}: connection lost" if error.connection_invalidated else name
 
 
 class Database:
@@ -153,10 +193,18 @@ class Database:
             try:
                 return run_once()
             except Exception as error:
-                if attempt >= self.max_attempts or not is_retryable(error):
+                if not is_retryable(error):
                     raise
-                LOG.warning("ledger transaction attempt %d failed (%s); retrying",
-                            attempt, type(error).__name__)
+                if attempt >= self.max_attempts:
+                    # The caller logs the error itself; what only this loop
+                    # knows is that the retries ran out (a hot row, a node
+                    # down, a SQLite writer holding the lock), not a one-off.
+                    LOG.warning("ledger transaction gave up after %d attempt(s) (%s): "
+                                "[cloud_credit] max_transaction_attempts ran out",
+                                attempt, describe_failure(error))
+                    raise
+                LOG.warning("ledger transaction attempt %d of %d failed (%s); retrying",
+                            attempt, self.max_attempts, describe_failure(error))
                 time.sleep(random.uniform(0, min(2.0, 0.01 * 2 ** (attempt - 1))))  # noqa: S311
                 attempt += 1
 

@@ -54,13 +54,18 @@ def create_engine(
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
-            parsed, connect_args={"timeout": sqlite_busy_timeout}, pool_pre_ping=False
+            parsed, connect_args={"timeout": sqlite_busy_timeout}, pool_pre_ping=False,
+            hide_parameters=True,
         )
         _configure_sqlite(engine, busy_timeout=sqlite_busy_timeout)
         return engine
     try:
         return sa.create_engine(
             parsed,
+            # A statement's values stay out of its errors' text, which hosts log
+            # with their tracebacks: a voucher code is one (a credit's source,
+            # an activation's key), and codes are masked in logs.
+            hide_parameters=True,
             pool_size=pool_size,
             max_overflow=max_overflow,
             # SQLAlchemy's 0 replaces the connection at every checkout (a reconnect

@@ -150,7 +150,6 @@ def void(
         credits.write_balances(conn, [credit])
         credits.mark_voided(conn, ident, at=voided_at, reason=reason)
         credits.insert_entries(conn, entries, at=voided_at)
-        LOG.warning("credit %s voided (%s): %s lost", ident, reason, entry.amount)
         row = credits.row(conn, ident)
         assert row is not None
         sent.append(events.credit_voided(
@@ -159,5 +158,11 @@ def void(
         return credits.result(row, at=voided_at), sent
 
     voided, voided_events = database.write(work)
+    for event in voided_events:  # logged once committed, by the call that voided it
+        if event.event_type == events.CREDIT_VOIDED:
+            payload = event.payload
+            LOG.warning("credit %s of project %s voided (%s): %s %s lost", ident,
+                        payload["project_id"], reason, payload["amount"],
+                        payload["currency"])
     notifier.emit(voided_events)
     return voided

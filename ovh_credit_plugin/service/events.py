@@ -214,11 +214,10 @@ class Notifier:
             for event in pending:
                 send = sender.warn if event.priority == "WARN" else sender.info
                 send({}, event.event_type, event.payload)
-        except Exception:
+        except Exception as error:
             # The ledger has committed: a notification that cannot be sent is
             # an operator's problem to see in the log, not the caller's error.
-            LOG.exception("notifications %s could not be sent",
-                          ", ".join(event.event_type for event in pending))
+            _lost(pending, error)
 
     def deliver(self, events: Iterable[Event]) -> int:
         """Send ``events`` in order, stopping at the first one that could not be sent;
@@ -245,12 +244,11 @@ class Notifier:
                     send({}, event.event_type, event.payload)
                     if failures.seen:
                         LOG.warning("notification %s could not be sent: %s",
-                                    event.event_type, failures.seen)
+                                    about([event]), failures.seen)
                         break
                     sent += 1
-            except Exception:
-                LOG.exception("notifications %s could not be sent",
-                              ", ".join(event.event_type for event in pending[sent:]))
+            except Exception as error:
+                _lost(pending[sent:], error)
         return sent
 
     def close(self) -> None:
@@ -291,6 +289,30 @@ class Notifier:
                 )
                 self._transport = transport
             return self._sender
+
+
+def about(events: Sequence[Event], *, limit: int = 10) -> str:
+    """``events`` as a log line names them: each one's type, and what it is about (its
+    order, credit and project), so that a lost one can be found in the ledger."""
+    named = []
+    for event in events[:limit]:
+        payload = event.payload
+        ids = ", ".join(f"{word} {payload[key]}" for key, word in (
+            ("order_id", "order"), ("credit_id", "credit"), ("project_id", "project"))
+            if payload.get(key) is not None)
+        named.append(f"{event.event_type} ({ids})" if ids else event.event_type)
+    if len(events) > limit:
+        named.append(f"and {len(events) - limit} more")
+    return ", ".join(named)
+
+
+def _lost(events: Sequence[Event], error: Exception) -> None:
+    """Log notifications that could not be sent: at ERROR, one line (a transport that
+    cannot be built fails every operation's send; the traceback with -v/DEBUG)."""
+    LOG.error("notifications %s could not be sent (%s: %s); the changes are committed, "
+              "the notifications lost: check [oslo_messaging_notifications] driver and "
+              "transport_url", about(events), type(error).__name__, error,
+              exc_info=LOG.isEnabledFor(logging.DEBUG))
 
 
 #: Where oslo.messaging's notifier and its messaging driver log a send they failed

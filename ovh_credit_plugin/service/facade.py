@@ -260,10 +260,11 @@ class CreditService:
 
     def _settle_one(self, invoice: models.Invoice, *,
                     at: dt.datetime | None) -> models.SettlementResult:
-        return settlement.settle_checked(self.database, self.times,
-                                         [charges.Charge.from_invoice(invoice)],
-                                         on_change="conflict", record_unpaid=True,
-                                         at=at)[0]
+        results = settlement.settle_checked(self.database, self.times,
+                                            [charges.Charge.from_invoice(invoice)],
+                                            on_change="conflict", record_unpaid=True, at=at)
+        settlement.log_unpaid(results)
+        return results[0]
 
     def settle_invoices(
         self, invoices: Iterable[models.Invoice | models.InvoiceRefusal], *,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import allocation, collector, exceptions, models
+from ovh_credit_plugin import allocation, collector, exceptions, models, money
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, settlements
 from ovh_credit_plugin.ledger.database import Database
@@ -17,6 +18,8 @@ from ovh_credit_plugin.service import charges as charges_module
 from ovh_credit_plugin.service import inputs, settlement_txn
 from ovh_credit_plugin.service.charges import Charge, invoice_key
 from ovh_credit_plugin.service.settlement_txn import OnChange
+
+LOG = logging.getLogger(__name__)
 
 
 class ChargeState(NamedTuple):
@@ -111,7 +114,24 @@ def _settle_each(
     at: dt.datetime | None,
 ) -> list[models.SettlementResult | models.InvoiceRefusal]:
     moment = times.change(at)
-    return database.write(lambda conn: settlement_txn.settle_each(conn, charges, at=moment))
+    results = database.write(lambda conn: settlement_txn.settle_each(conn, charges, at=moment))
+    log_unpaid(results)
+    return results
+
+
+def log_unpaid(results: Iterable[models.SettlementResult | models.InvoiceRefusal]) -> None:
+    """Warn of the invoices just settled that credit could not pay as the ledger says
+    it should: refused (its id settled before with other content), or in another
+    currency than the project's credit. Replays say nothing new."""
+    for result in results:
+        if isinstance(result, models.InvoiceRefusal):
+            # Its error names the invoice and the project.
+            LOG.warning("invoice refused, nothing of it settled: %s", result.error)
+        elif result.note == "currency_mismatch" and not result.replayed:
+            LOG.warning("invoice %s of project %s: no credit applied, %s %s due in full: "
+                        "the project's credit is in another currency (never converted)",
+                        result.invoice_id, result.project_id,
+                        money.to_str(result.amount_due, result.currency), result.currency)
 
 
 def charge_state(

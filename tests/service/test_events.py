@@ -379,13 +379,18 @@ def test_a_transport_that_cannot_be_built_never_fails_the_operation(
         assert service.show_credit(credit_id)[0].status == "voided"
     finally:
         service.close()
-    failures = [r.getMessage() for r in caplog.records
+    failures = [r.getMessage().split(" could not be sent")[0] for r in caplog.records
                 if r.name == "ovh_credit_plugin.service.events"]
+    [order] = {r.split("order ")[1].split(",")[0] for r in failures[:2]}
     assert failures == [
-        "notifications cloud_credit.order.created could not be sent",
-        "notifications cloud_credit.order.paid, cloud_credit.credit.granted could not be sent",
-        "notifications cloud_credit.credit.voided could not be sent",
+        f"notifications cloud_credit.order.created (order {order}, project p1)",
+        f"notifications cloud_credit.order.paid (order {order}, credit {credit_id}, project p1), "
+        f"cloud_credit.credit.granted (order {order}, credit {credit_id}, project p1)",
+        f"notifications cloud_credit.credit.voided (credit {credit_id}, project p1)",
     ]
+    # One line each, without a traceback: every operation logs one while the
+    # transport cannot be built.
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 # -- the log driver ----------------------------------------------------------------------

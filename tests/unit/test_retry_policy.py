@@ -72,7 +72,8 @@ def test_a_busy_ledger_is_retried_whole_with_growing_waits(
     # Each failed attempt was rolled back: one row, from the attempt that committed.
     assert _rows(db) == 1
     assert [r.getMessage() for r in caplog.records] == [
-        f"ledger transaction attempt {n} failed (OperationalError); retrying"
+        f"ledger transaction attempt {n} of 10 failed (OperationalError: database is locked); "
+        "retrying"
         for n in (1, 2, 3)]
 
 

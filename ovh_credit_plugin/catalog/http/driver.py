@@ -193,10 +193,15 @@ class HttpVoucherCatalog(base.VoucherCatalog):
                     continue
                 if made:
                     answer = dataclasses.replace(answer, attempts=made + answer.attempts)
-                LOG.debug("voucher catalog %s %s -> %d in %.3fs, %d attempt(s)%s",
-                          method, masked_path, answer.status, time.monotonic() - started,
-                          answer.attempts,
-                          f", request id {answer.request_id}" if answer.request_id else "")
+                # Retried (a 429, a 5xx, a connection error on the way): a
+                # warning, once per call, so that a flaky or throttling
+                # catalog shows in a host's log; urllib3 logs its status
+                # retries at DEBUG only.
+                LOG.log(logging.WARNING if answer.attempts > 1 else logging.DEBUG,
+                        "voucher catalog %s %s -> %d in %.3fs, %d attempt(s)%s",
+                        method, masked_path, answer.status, time.monotonic() - started,
+                        answer.attempts,
+                        f", request id {answer.request_id}" if answer.request_id else "")
                 return answer
 
     def _attempt(
