@@ -115,8 +115,10 @@ def main(argv: list[str]) -> int:
         # Logging error ---" (tests/integration/conftest.py).
         if any(f["not checked"] < sum(f.values()) for f in found.values()):
             break
-    if "Failed to run clean test" in log.read_text(errors="replace"):
-        # The statuses left from earlier runs are not this tree's: no score.
+    said = log.read_text(errors="replace").lower()
+    if "failed to run clean test" in said or "failed to collect stats" in said:
+        # The statuses left from earlier runs are not this tree's: no score. (The
+        # second: a test file changed while mutmut copied it would not import.)
         print(f"mutmut's clean run of the tests failed, no mutant was checked: see {log}",
               file=sys.stderr)
         return 1

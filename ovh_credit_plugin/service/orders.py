@@ -136,11 +136,13 @@ def create_once(
         if key is not None:
             orders.insert_key(conn, project_id=project_id, key=key, fingerprint=fingerprint,
                               order_id=order_id, at=at)
-        LOG.info("order %s created for project %s: %s %s", order_id, project_id, checked, code)
         return orders.result(orders.get(conn, order_id)), True
 
     order, created = database.write(work)
     if created:
+        # Logged once committed: an attempt rolled back and retried made nothing.
+        LOG.info("order %s created for project %s: %s %s", order.id, order.project_id,
+                 money.to_str(order.amount, order.currency), order.currency)
         # Also when a retry found the order its lost-at-COMMIT attempt made:
         # that attempt raised, and sent nothing.
         notifier.emit([events.order_created(order)])
@@ -202,13 +204,26 @@ def pay(
             at=paid_at,
         )
         orders.mark_paid(conn, order_id, at=paid_at, credit_id=credit.id)
-        LOG.info("order %s paid: credit %s granted", order_id, credit.id)
         done = orders.result(orders.get(conn, order_id))
         return done, [events.order_paid(done),
                       events.credit_granted(credits.result(credit, at=paid_at), at=paid_at,
                                             order_id=order_id)]
 
-    done, paid_events = database.write(work)
+    try:
+        done, paid_events = database.write(work)
+    except (exceptions.InvalidInput, exceptions.InvalidState,
+            exceptions.OrderNotFound) as error:
+        # The payment system says a customer paid: refused, no credit exists
+        # for that money (another amount or currency, a cancelled, lapsed or
+        # unknown order).
+        LOG.warning("payment confirmation of order %s refused, no credit granted: %s; "
+                    "reconcile it with the payment provider (refund, or a new order)",
+                    order_id, error)
+        raise
+    if paid_events:  # this confirmation paid it (once committed), not a repeated one
+        LOG.info("order %s of project %s paid: credit %s granted (%s %s)", done.id,
+                 done.project_id, done.credit_id, money.to_str(done.amount, done.currency),
+                 done.currency)
     notifier.emit(paid_events)
     return done
 
@@ -223,11 +238,13 @@ def cancel(
         if order.status == "cancelled":
             return orders.result(order)
         if order.status != "pending" or at >= order.expires_at:
-            status = "expired" if order.status == "pending" else order.status
-            raise exceptions.InvalidState(
-                _("order %(id)s is %(status)s; only a pending order can be cancelled")
-                % {"id": order_id, "status": status}
-            )
+            # One sentence per state: a status word formatted into a sentence
+            # stays English in a translation.
+            message = (
+                _("order %(id)s is paid; only a pending order can be cancelled")
+                if order.status == "paid" else
+                _("order %(id)s is expired; only a pending order can be cancelled"))
+            raise exceptions.InvalidState(message % {"id": order_id})
         cancelled_at = times.not_before(
             at, order.created_at, _("order %(id)s was created") % {"id": order_id})
         orders.mark_cancelled(conn, order_id, at=cancelled_at)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from ovh_credit_plugin import contracts, exceptions
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations
-from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.ledger.database import Database, describe_failure
 from ovh_credit_plugin.service import inputs
 from ovh_credit_plugin.service.settings import Settings
 
@@ -137,8 +137,9 @@ class Throttle:
                 )
         # pragma: no mutate end
         if attempt is None:
-            LOG.warning("voucher try throttled for project %s (at least %d failed or running "
-                        "tries in %d s)", project_id, limit, window)
+            LOG.warning("voucher attempt throttled for project %s (at least %d failed or "
+                        "running attempts in %d s)%s", project_id, limit, window,
+                        "" if retry_after is None else f"; allowed again in {retry_after} s")
             raise throttled(at, retry_after)
         return found, attempt
 
@@ -149,7 +150,8 @@ class Throttle:
         except Exception as error:
             # The try's own result matters more; a reservation left behind
             # only counts as a failure until the window ends.
-            LOG.warning("voucher attempt %s could not be closed: %s", attempt, error)
+            LOG.warning("voucher attempt %s could not be closed (%s): it counts as failed "
+                        "until its window ends", attempt, describe_failure(error))
 
     @staticmethod
     def succeeded(conn: Connection, attempt: str, *, reason: str) -> None:
@@ -200,7 +202,7 @@ class Throttle:
 
         result = self.database.write(work)
         if result.unblocked:
-            LOG.warning("voucher throttle of project %s ended by %s (%d tries cleared): %s",
+            LOG.warning("voucher throttle of project %s ended by %s (%d attempts cleared): %s",
                         project_id, operator, result.cleared, reason)
         return result
 
@@ -245,8 +247,15 @@ def throttled(at: dt.datetime, retry_after: int | None) -> exceptions.TooManyAtt
         _("too many failed voucher attempts on this project: try again later")
         if retry_after is None else
         _("too many failed voucher attempts on this project: try again after %(when)s")
-        % {"when": contracts.isoformat(at + dt.timedelta(seconds=retry_after))})
+        % {"when": contracts.isoformat(_to_the_second(at + dt.timedelta(seconds=retry_after)))})
     return exceptions.TooManyAttempts(message, retry_after=retry_after)
+
+
+def _to_the_second(moment: dt.datetime) -> dt.datetime:
+    """``moment`` rounded up to a whole second: a customer reads the time, and a
+    time a fraction too early would be refused."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + dt.timedelta(seconds=1)
 
 
 def _retry_after(conn: Connection, project_id: str, *, since: dt.datetime, limit: int,

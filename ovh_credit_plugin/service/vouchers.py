@@ -14,7 +14,7 @@ from ovh_credit_plugin import descriptions, exceptions, models
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations, credits, projects
-from ovh_credit_plugin.ledger.database import Database
+from ovh_credit_plugin.ledger.database import Database, describe_failure
 from ovh_credit_plugin.service import events, inputs
 from ovh_credit_plugin.service.voucher_throttle import Throttle, Unblock, new_attempt
 
@@ -240,10 +240,11 @@ class Vouchers:
                                               at=at)
         except exceptions.VoucherRefused:
             raise  # recorded as a failed attempt by _refuse
-        except Exception:
+        except Exception as error:
             # Not the customer's doing (catalog down or broken, ledger error,
             # wrong currency): no failed attempt is held against the project.
             if redeeming:  # the catalog may have redeemed: the intent stays
+                _left_pending(masked, project_id, error)
                 self.throttle.drop(attempt)
             else:
                 self._abandon(project_id, key, attempt=attempt)
@@ -304,8 +305,14 @@ class Vouchers:
                 assert refused is not None
                 self._refuse(project_id, catalog_base.mask_code(code), refused, attempt=None,
                              at=at)
-            return self._redeem_and_grant(project_id, code, key, currency=currency,
-                                          attempt=None, at=at)
+            try:
+                return self._redeem_and_grant(project_id, code, key, currency=currency,
+                                              attempt=None, at=at)
+            except exceptions.VoucherRefused:
+                raise
+            except Exception as error:
+                _left_pending(catalog_base.mask_code(code), project_id, error)
+                raise
 
     def _hold_currency(self, project_id: str, code: str, key: str, *, held: str | None,
                        wanted: str, at: dt.datetime) -> None:
@@ -346,8 +353,9 @@ class Vouchers:
         try:
             self.database.write(drop)
         except Exception as error:
-            LOG.warning("voucher activation for project %s could not be abandoned: %s",
-                        project_id, error)
+            LOG.warning("voucher activation for project %s could not be abandoned (%s): it "
+                        "stays pending until the same code is tried again",
+                        project_id, describe_failure(error))
             return
         self.release_currency(project_id)
 
@@ -407,6 +415,17 @@ class Vouchers:
                               currency=redemption.currency, at=at)
                 row = activations.find(conn, project_id, code, lock=True)
                 assert row is not None
+            elif currency is None and row.status != "granted" and (
+                    projects.currency(conn, project_id, lock=True) != redemption.currency):
+                # A resume whose GET was refused sent the key without knowing
+                # the voucher's currency: the redemption tells it. The intent
+                # moves the project to it, as _hold_currency would have before
+                # the POST, or CurrencyMismatch leaves the intent pending.
+                activations.drop_intent(conn, key, sent=True)
+                record_intent(conn, project_id=project_id, code=code, key=key,
+                              currency=redemption.currency, at=at)
+                row = activations.find(conn, project_id, code, lock=True)
+                assert row is not None
             # The reservation closes with the grant: one durable commit less
             # than a transaction of its own, and a success is never left
             # counting as a running try. A grant that fails rolls it back
@@ -446,12 +465,12 @@ class Vouchers:
             )
             activations.mark_granted(conn, row.id, credit_id=granted.id,
                                      redemption_id=redemption.id, at=at)
-            LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
-                     masked, redemption.id, granted.id, project_id)
             return credits.result(granted, at=at).model(), True
 
         credit, created = self.database.write(grant)
         if created:  # by this call, not a concurrent one: sent once, after its commit
+            LOG.info("voucher %s redeemed (%s): credit %s granted to project %s",
+                     masked, redemption.id, credit.id, project_id)
             self.notifier.emit([events.credit_granted(credit, at=at, voucher=masked)])
         return credit, created
 
@@ -501,7 +520,21 @@ class Vouchers:
         try:
             self.database.write(lambda conn: projects.forget_if_empty(conn, project_id))
         except Exception as error:
-            LOG.warning("project %s: its currency could not be released: %s", project_id, error)
+            LOG.warning("project %s: its currency could not be released: %s", project_id,
+                        describe_failure(error))
+
+
+def _left_pending(masked: str, project_id: str, error: BaseException) -> None:
+    """Say that an activation stays pending after the redemption was asked for.
+
+    The catalog may have redeemed the code (a timeout, a lost answer) or did
+    (the grant failed): the customer may have lost the voucher and has no
+    credit until someone activates the same code for the same project again.
+    """
+    LOG.warning("voucher %s: activation for project %s left pending (%s): the catalog "
+                "may have redeemed it; activating the same code for the same project "
+                "again finishes it (ovh-credit voucher pending lists them)",
+                masked, project_id, describe_failure(error))
 
 
 def record_first_intent(

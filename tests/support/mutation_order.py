@@ -95,6 +95,7 @@ SELECTION: dict[str, tuple[str, ...]] = {
     "ovh_credit_plugin.service.vouchers.": (
         "tests/service/test_vouchers.py",
         "tests/service/test_voucher_edges.py",
+        "tests/service/test_voucher_resume_interleavings.py",
         "tests/service/test_catalog_http_service.py",
         "tests/service/test_events.py",
         "tests/service/test_boundaries.py",

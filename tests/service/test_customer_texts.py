@@ -1,0 +1,50 @@
+"""What a customer reads in a refusal: whole sentences (a status word formatted into one
+stays English in French), and times to the second."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ovh_credit_plugin import exceptions, i18n
+from ovh_credit_plugin.service import CreditService
+from tests.service.test_vouchers import throttled_service
+from tests.support.ledgers import T0
+
+
+def test_a_throttled_try_says_a_whole_second_never_before_it_may_try_again(
+        service: CreditService) -> None:
+    throttled_service(service, limit=1, window=600)
+    at = T0 + dt.timedelta(microseconds=250_000)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=at)
+    with pytest.raises(exceptions.TooManyAttempts) as throttled:
+        service.activate_voucher("p1", "WRONG-2", at=at)
+    allowed = at + dt.timedelta(seconds=throttled.value.retry_after or 0)
+    said = str(throttled.value).rsplit("try again after ", 1)[1]
+    assert "." not in said, said
+    assert dt.datetime.fromisoformat(said.replace("Z", "+00:00")) >= allowed
+
+
+@pytest.fixture
+def lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The REST API's mode: a message stays an oslo_i18n Message until translated.
+    import oslo_i18n
+
+    monkeypatch.setattr(oslo_i18n._lazy, "USE_LAZY", True)
+
+
+@pytest.mark.usefixtures("lazy")
+@pytest.mark.parametrize("state", ["paid", "expired"])
+def test_cancelling_an_order_that_is_not_pending_reads_whole_in_french(
+        service: CreditService, state: str) -> None:
+    order = service.create_order("p1", "10", at=T0)
+    if state == "paid":
+        service.pay_order(order.id, at=T0)
+    with pytest.raises(exceptions.InvalidState) as refused:
+        service.cancel_order(order.id, at=T0 + dt.timedelta(days=60))
+    message = exceptions.message_of(refused.value)
+    french = i18n.translate(message, "fr")
+    assert french != i18n.translate(message, "en"), french
+    assert state not in french.replace(";", " ").split(), french
