@@ -19,9 +19,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ovh_credit_plugin.osc.client import CreditAPIError, CreditClient, Request
+from ovh_credit_plugin.osc.client import (
+    CreditAPIError,
+    CreditClient,
+    Request,
+    UnexpectedAnswer,
+)
 
-__all__ = ["CreditAPIError", "client", "credits", "forecast", "orders"]
+__all__ = ["CreditAPIError", "UnexpectedAnswer", "client", "credits", "forecast", "orders"]
 
 SERVICE_TYPE = "rating"
 #: Seconds a request of the panel waits for the API (``CLOUD_CREDIT_API_TIMEOUT``):
@@ -55,7 +60,8 @@ def client(request: Any) -> CreditClient:
                         verify=verify, timeout=timeout),
         endpoint_override=endpoint,
         additional_headers={"Accept-Language": translation.get_language() or "en"})
-    return CreditClient(ks_adapter, getattr(settings, "CLOUD_CREDIT_API", None))
+    return CreditClient(ks_adapter, getattr(settings, "CLOUD_CREDIT_API", None),
+                        mode_setting="CLOUD_CREDIT_API")
 
 
 def _all(api: CreditClient, request: Request, key: str) -> list[dict[str, Any]]:

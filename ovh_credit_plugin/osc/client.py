@@ -37,6 +37,7 @@ MAX_PAGES = 1000
 # so a command's ``--limit`` above it is fetched in pages of this size.
 MAX_PAGE_SIZE = 1000
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+_BLANKS = re.compile(r"[ \t\r\n\f\v]+")
 
 
 class CreditAPIError(Exception):
@@ -55,6 +56,12 @@ class CreditAPIError(Exception):
         #: When the server said nothing: our word for its status, untranslated
         #: (:func:`ovh_credit_plugin.i18n.translate` puts it in a user's language).
         self.reason: str | None = None
+
+
+class UnexpectedAnswer(CreditAPIError):
+    """The server answered, but not with the API's JSON: most often the endpoint is
+    another service than the one the client's mode expects (its words name the
+    setting to check, for whoever configured the client)."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +251,8 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
         # Seconds, or an HTTP date (a proxy's), which takes no "s".
         extra.append(_("retry after %(seconds)ss") % {"seconds": seconds} if seconds is not None
                      else _("retry after %(date)s") % {"date": retry_after})
-    line = " ".join(text.split())[:300]
+    # One line, but French's no-break spaces kept (str.split would take them too).
+    line = _BLANKS.sub(" ", text).strip()[:300]
     # The server said nothing: our word for its status, translated here (the
     # command line's locale) and kept in English for the dashboard's (its user's).
     reason = None if line else _REASONS.get(status, _DEFAULT_REASON)
@@ -272,9 +280,12 @@ def _has_header(adapter: Any, name: str) -> bool:
 class CreditClient:
     """Sends :class:`Request` objects through a keystoneauth adapter."""
 
-    def __init__(self, adapter: Any, mode: str | None = None):
+    def __init__(self, adapter: Any, mode: str | None = None, *,
+                 mode_setting: str = "--os-cloud-credit-api"):
         self.adapter = adapter
         self.mode = mode or DEFAULT_MODE
+        #: Where ``mode`` came from, named when an answer suggests it is wrong.
+        self.mode_setting = mode_setting
         self.requests = Requests(base_path(self.mode))
 
     def send(self, request: Request) -> dict[str, Any]:
@@ -312,14 +323,15 @@ class CreditClient:
         try:
             document = response.json()
         except ValueError:
-            raise CreditAPIError(
+            raise UnexpectedAnswer(
                 _("the server answered HTTP %(status_code)s with a body that is not JSON (is "
-                  "--os-cloud-credit-api %(mode)r right for this endpoint?)")
-                % {"status_code": response.status_code, "mode": self.mode}
+                  "%(setting)s %(mode)r right for this endpoint?)")
+                % {"status_code": response.status_code, "setting": self.mode_setting,
+                   "mode": self.mode}
             ) from None
         if not isinstance(document, dict):
-            raise CreditAPIError(_("unexpected answer from the server: %(answer)s")
-                                 % {"answer": str(document)[:100]})
+            raise UnexpectedAnswer(_("unexpected answer from the server: %(answer)s")
+                                   % {"answer": str(document)[:100]})
         return document
 
     def pages(self, request: Request, key: str, limit: int | None = None
@@ -330,8 +342,8 @@ class CreditClient:
             document = self.send(request)
             items = document.get(key)
             if not isinstance(items, list):
-                raise CreditAPIError(_("unexpected answer from the server: no %(key)r list")
-                                     % {"key": key})
+                raise UnexpectedAnswer(_("unexpected answer from the server: no %(key)r list")
+                                       % {"key": key})
             for item in items:
                 if limit is not None and seen >= limit:
                     return

@@ -521,3 +521,12 @@ def test_requests_ask_for_the_language_of_the_locale(monkeypatch: pytest.MonkeyP
     client = make_client("standalone", project_id="p1", user_id="u1", roles="reader")
     client.send(client.requests.list_credits())
     assert responses.calls[0].request.headers["Accept-Language"] == "fr"
+
+
+def test_an_error_keeps_the_no_break_spaces_of_french_and_loses_line_breaks() -> None:
+    body = json.dumps({"errors": [{
+        "status": 400, "code": "cloud_credit.invalid_amount", "title": "Montant invalide",
+        "detail": "amount\u00a0: 10.5 a trop de décimales\n(maximum\u00a0: 0)"}]}).encode()
+    failure = credit_client.error_message(400, body, {})
+    assert failure.text == ("Montant invalide: amount\u00a0: 10.5 a trop de décimales "
+                            "(maximum\u00a0: 0)")

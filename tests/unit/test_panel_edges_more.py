@@ -11,6 +11,7 @@ the Django settings both use).
 
 from __future__ import annotations
 
+import logging
 import sys
 import types
 from typing import Any
@@ -376,3 +377,25 @@ def test_credit_cells_are_text(catalog: dict[str, Any]) -> None:
     table = credit_tables.CreditsTable(request, data=[dict(CREDIT, currency="<b>X</b>")])
     available = str(table.columns["available"].get_data(table.data[0]))
     assert "<b>" not in available and "&lt;b&gt;" in available
+
+
+# -- an answer that is not the API's: the customer is not told to fix a setting -----------
+
+
+@responses.activate
+@pytest.mark.parametrize("body", ["<html>Horizon</html>", "[]", '{"items": []}'])
+def test_an_answer_that_is_not_the_apis_is_plain_words_and_the_setting_is_logged(
+        catalog: dict[str, Any], caplog: pytest.LogCaptureFixture, body: str) -> None:
+    responses.get(f"{CK}/credits", body=body, content_type="application/json")
+    client = dashboard_api.client(_request(roles=("member",)))
+    with pytest.raises(dashboard_api.UnexpectedAnswer) as raised:
+        dashboard_api.credits(client)
+    with caplog.at_level(logging.WARNING), translation.override("en"):
+        shown = common.error_text(raised.value)
+    assert shown.startswith("The credit service gave an answer that cannot be read"), shown
+    assert "--os-cloud-credit-api" not in shown and "CLOUD_CREDIT_API" not in shown
+    [logged] = [r.getMessage() for r in caplog.records if r.name == common.__name__]
+    assert "cannot be read" in logged
+    if body.startswith("<"):
+        # Which setting to check is the operator's, in the log.
+        assert "CLOUD_CREDIT_API 'cloudkitty'" in logged, logged

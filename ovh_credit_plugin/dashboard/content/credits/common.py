@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -14,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from ovh_credit_plugin import i18n
 from ovh_credit_plugin.dashboard import api
 
+LOG = logging.getLogger(__name__)
 # Which forms and actions the page offers. The API's policy decides (a reader's
 # order is refused there whatever the page shows); the page only leaves out
 # what the API's default rules would refuse to the user's roles.
@@ -117,6 +119,12 @@ def error_text(error: api.CreditAPIError) -> str:
     """The words of an API error for the user: the server's (asked in the user's
     language), else the client's word for the HTTP status, in the user's language;
     no answer at all (keystoneauth's English, the server's address): in plain words."""
+    if isinstance(error, api.UnexpectedAnswer):
+        # Nothing the customer can do: the operator's setting (CLOUD_CREDIT_API) or
+        # the endpoint is wrong, which the client's words say, in the log.
+        LOG.warning("the credit API's answer cannot be read: %s", error)
+        return str(_("The credit service gave an answer that cannot be read. Try again "
+                     "later, or contact support if it persists."))
     reason = getattr(error, "reason", None)
     if reason:
         return i18n.translate(reason, translation.get_language() or i18n.SOURCE_LANGUAGE)
