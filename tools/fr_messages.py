@@ -3,7 +3,17 @@
 ``python tools/update_catalogs.py`` extracts the messages, updates the ``.po``
 files and fills them from this table; the catalog stays the source of truth
 that ships (tests check every message has a French translation).
+
+The vocabulary is the customer guide's (docs/translations.md, « Ajouter du crédit
+cloud »): crédit cloud; voucher (the guide's own word, masculine: « Activer un
+voucher », « le code du voucher »); bon de commande (purchase order); HT (amounts
+before tax). A voided credit is « invalidé », a cancelled order « annulé ». No
+count is put before a noun that would need a plural form (« 1 décimales »): the
+French says « décimales : 2 » instead. Written with ordinary spaces: fr_typography
+puts the no-break spaces French wants before « : ; ? ! » and inside guillemets.
 """
+
+from fr_typography import french_table
 
 FR = {
     "a valid X-Auth-Token is required": "un X-Auth-Token valide est requis",
@@ -60,54 +70,59 @@ FR = {
     "Authentication required": "Authentification requise",
     "Forbidden": "Accès refusé",
     "Not found": "Introuvable",
-    "Unknown voucher": "Bon d'achat inconnu",
+    "Unknown voucher": "Voucher inconnu",
     "Method not allowed": "Méthode non autorisée",
     "Not acceptable": "Non acceptable",
-    "Voucher already redeemed": "Bon d'achat déjà utilisé",
+    "Voucher already redeemed": "Voucher déjà utilisé",
     "Currency mismatch": "Devise différente",
-    "Order not pending": "Bon de commande non en attente",
+    "Order not pending": "Bon de commande non en attente de paiement",
     "Invalid state": "État incompatible",
     "Idempotency key reused": "Clé d'idempotence réutilisée",
-    "Voucher expired": "Bon d'achat expiré",
+    "Voucher expired": "Voucher expiré",
     "Request body too large": "Corps de requête trop volumineux",
-    "Too many voucher attempts": "Trop de tentatives de bons d'achat",
+    "Too many voucher attempts": "Trop de tentatives de voucher",
     "Internal error": "Erreur interne",
-    "Voucher catalog unavailable": "Catalogue des bons d'achat indisponible",
+    "Voucher catalog unavailable": "Catalogue des vouchers indisponible",
     "Service unavailable": "Service indisponible",
+    "Service temporarily unavailable": "Service temporairement indisponible",
+    "the credit service is temporarily unavailable; try again later":
+        "le service de crédit cloud est temporairement indisponible ; réessayez plus tard",
+    "Length required": "Longueur requise",
+    "a request body needs a Content-Length header: chunked bodies are not read here":
+        "le corps d'une requête doit avoir un en-tête Content-Length : un corps envoyé par "
+        "morceaux (chunked) n'est pas lu ici",
     "internal error; the request id finds it in the logs":
         "erreur interne ; l'identifiant de la requête permet de la retrouver dans les journaux",
-    "too many failed voucher activations on this project: try again in %(seconds)d seconds":
-        "trop d'activations de bons d'achat ont échoué sur ce projet : "
-        "réessayez dans %(seconds)d secondes",
-    "no such voucher code": "ce code de bon d'achat n'existe pas",
+    "no such voucher code": "ce code de voucher n'existe pas",
     "the voucher catalog cannot be reached; try again later":
-        "le catalogue des bons d'achat est injoignable ; réessayez plus tard",
+        "le catalogue des vouchers est injoignable ; réessayez plus tard",
     "the credit ledger is not ready": "le registre des crédits n'est pas prêt",
-    "a voucher code must be text": "un code de bon d'achat doit être du texte",
+    "a voucher code must be text": "un code de voucher doit être du texte",
     "a voucher code is 4 to 64 letters, digits or dashes":
-        "un code de bon d'achat compte de 4 à 64 lettres, chiffres ou tirets",
-    "this voucher code cannot be activated": "ce code de bon d'achat ne peut pas être activé",
+        "un code de voucher compte de 4 à 64 lettres, chiffres ou tirets",
+    "this voucher code cannot be activated": "ce code de voucher ne peut pas être activé",
     "invalid currency %(code)r: expected an ISO 4217 code":
         "devise %(code)r invalide : un code ISO 4217 est attendu",
     "unknown currency %(code)r": "devise %(code)r inconnue",
     "currency %(code)r has no minor unit": "la devise %(code)r n'a pas de subdivision",
     "%(field)s must be a decimal string, not %(value)r":
-        "%(field)s doit être un nombre décimal écrit en texte, pas %(value)r",
+        "%(field)s : un nombre décimal écrit en texte est attendu, pas %(value)r",
     "%(field)s %(value)r is not a decimal number":
-        "%(field)s %(value)r n'est pas un nombre décimal",
+        "%(field)s : %(value)r n'est pas un nombre décimal",
     "%(field)s must be a finite number, not %(value)r":
-        "%(field)s doit être un nombre fini, pas %(value)r",
+        "%(field)s : un nombre fini est attendu, pas %(value)r",
     "%(field)s %(value)r must be written as plain digits, like '12.50'":
-        "%(field)s %(value)r doit s'écrire en chiffres, comme « 12.50 »",
-    "%(field)s must not be negative: %(value)s": "%(field)s ne peut pas être négatif : %(value)s",
-    "%(field)s must be greater than zero": "%(field)s doit être supérieur à zéro",
-    "%(field)s %(value)s is too large": "%(field)s %(value)s est trop grand",
+        "%(field)s : %(value)r doit s'écrire en chiffres, comme « 12.50 »",
+    "%(field)s must not be negative: %(value)s":
+        "%(field)s : %(value)s est négatif, ce qui n'est pas permis",
+    "%(field)s must be greater than zero": "%(field)s : un montant supérieur à zéro est attendu",
+    "%(field)s %(value)s is too large": "%(field)s : %(value)s est trop grand",
     "%(field)s %(value)s has more than %(places)d decimal places":
-        "%(field)s %(value)s a plus de %(places)d décimales",
+        "%(field)s : %(value)s a trop de décimales (maximum : %(places)d)",
     "unknown marker %(marker)r": "marqueur %(marker)r inconnu",
-    "voiding a credit needs a reason": "annuler un crédit demande un motif",
+    "voiding a credit needs a reason": "invalider un crédit demande un motif",
     "credit %(id)s is already voided (%(reason)s)":
-        "le crédit %(id)s est déjà annulé (%(reason)s)",
+        "le crédit %(id)s est déjà invalidé (%(reason)s)",
     "idempotency key %(key)r was used for another order request":
         "la clé d'idempotence %(key)r a servi pour une autre demande de bon de commande",
     "payment of %(paid)s does not match order %(id)s (%(amount)s %(currency)s)":
@@ -117,11 +132,15 @@ FR = {
         "un paiement en %(paid)s ne correspond pas au bon de commande %(id)s (%(currency)s)",
     "order %(id)s is cancelled": "le bon de commande %(id)s est annulé",
     "order %(id)s has lapsed unpaid": "le bon de commande %(id)s a expiré sans être payé",
-    "order %(id)s is %(status)s; only a pending order can be cancelled":
-        "le bon de commande %(id)s est à l'état %(status)s ; seul un bon de commande "
-        "en attente peut être annulé",
+    "order %(id)s is paid; only a pending order can be cancelled":
+        "le bon de commande %(id)s est déjà payé ; seul un bon de commande en attente de "
+        "paiement peut être annulé",
+    "order %(id)s is expired; only a pending order can be cancelled":
+        "le bon de commande %(id)s a expiré ; seul un bon de commande en attente de "
+        "paiement peut être annulé",
     "this voucher is in %(currency)s but project %(project)s bills in %(found)s":
-        "ce bon d'achat est en %(currency)s mais le projet %(project)s est facturé en %(found)s",
+        "ce voucher est en %(currency)s, mais le projet %(project)s est facturé en "
+        "%(found)s",
     "the input is not UTF-8 (line %(line)d)": "l'entrée n'est pas en UTF-8 (ligne %(line)d)",
     "the input is not UTF-8": "l'entrée n'est pas en UTF-8",
     "the input is not a JSON array": "l'entrée n'est pas un tableau JSON",
@@ -132,15 +151,15 @@ FR = {
     "%(where)s is not valid JSON: %(error)s": "%(where)s n'est pas du JSON valide : %(error)s",
     "project %(project)s is not blocked (%(counted)d failed or running voucher attempts "
     "counted, limit %(limit)d): nothing done":
-        "le projet %(project)s n'est pas bloqué (%(counted)d tentatives de bon d'achat "
-        "échouées ou en cours comptées, limite %(limit)d) : rien n'est fait",
+        "le projet %(project)s n'est pas bloqué (tentatives de voucher échouées ou en "
+        "cours comptées : %(counted)d, limite : %(limit)d) : rien n'est fait",
     "%(refused)d of %(total)d invoices refused, the others settled (each refusal's error is "
     "in the output)":
-        "%(refused)d factures sur %(total)d refusées, les autres sont réglées (l'erreur de "
-        "chaque refus est dans la sortie)",
+        "factures refusées : %(refused)d sur %(total)d, les autres sont réglées (l'erreur "
+        "de chaque refus est dans la sortie)",
     "%(unsent)d expiry warnings could not be sent (the notification transport failed, see "
     "the log); they are not recorded as sent: the next run sends them":
-        "%(unsent)d avertissements d'expiration n'ont pas pu être envoyés (le transport des "
+        "avertissements d'expiration non envoyés : %(unsent)d (le transport des "
         "notifications a échoué, voir le journal) ; ils ne sont pas enregistrés comme "
         "envoyés : la prochaine exécution les enverra",
     "Bad request": "Requête invalide",
@@ -154,12 +173,12 @@ FR = {
     "retry after %(seconds)ss": "réessayer dans %(seconds)s s",
     "retry after %(date)s": "réessayer après %(date)s",
     "a void reason must be UTF-8 text without NUL characters":
-        "un motif d'annulation doit être du texte UTF-8 sans caractère NUL",
+        "un motif d'invalidation doit être du texte UTF-8 sans caractère NUL",
     "charge %(key)s: line id %(id)r appears twice":
         "charge %(key)s : l'identifiant de ligne %(id)r apparaît deux fois",
     "TLS with the voucher catalog at %(where)s failed: %(error)s; the catalog's certificate "
     "is not valid for the host of [voucher_catalog] endpoint":
-        "la connexion TLS au catalogue des bons d'achat à l'adresse %(where)s a échoué : "
+        "la connexion TLS au catalogue des vouchers à l'adresse %(where)s a échoué : "
         "%(error)s ; le certificat du catalogue n'est pas valide pour l'hôte de "
         "[voucher_catalog] endpoint",
     "[voucher_catalog] auth_token has characters an HTTP header cannot carry":
@@ -187,7 +206,7 @@ FR = {
         "la facture %(invoice)s du projet %(project)s ne peut pas être réglée : sa clé de "
         "règlement compterait %(length)d caractères, le registre en accepte %(limit)d",
     "project %(project)s has already activated this voucher":
-        "le projet %(project)s a déjà activé ce bon d'achat",
+        "le projet %(project)s a déjà activé ce voucher",
     "the request body ended before its Content-Length":
         "le corps de la requête s'est terminé avant sa Content-Length",
     "the input": "l'entrée",
@@ -213,24 +232,24 @@ FR = {
     "invoice %(invoice)s of project %(project)s was already settled with different content":
         "la facture %(invoice)s du projet %(project)s a déjà été réglée avec un contenu différent",
     "voucher file %(path)r is not readable: %(error)s":
-        "le fichier de bons d'achat %(path)r est illisible : %(error)s",
-    "unknown voucher %(code)s": "bon d'achat %(code)s inconnu",
-    "voucher %(code)s is used up": "le bon d'achat %(code)s est épuisé",
-    "voucher file %(path)r does not exist": "le fichier de bons d'achat %(path)r n'existe pas",
+        "le fichier de vouchers %(path)r est illisible : %(error)s",
+    "unknown voucher %(code)s": "voucher %(code)s inconnu",
+    "voucher %(code)s is used up": "le voucher %(code)s est épuisé",
+    "voucher file %(path)r does not exist": "le fichier de vouchers %(path)r n'existe pas",
     "voucher file %(path)r is not readable JSON: %(error)s":
-        "le fichier de bons d'achat %(path)r n'est pas du JSON lisible : %(error)s",
+        "le fichier de vouchers %(path)r n'est pas du JSON lisible : %(error)s",
     'voucher file %(path)r must hold {"vouchers": [...]}':
-        'le fichier de bons d\'achat %(path)r doit contenir {"vouchers": [...]}',
+        'le fichier de vouchers %(path)r doit contenir {"vouchers": [...]}',
     "voucher #%(index)d of %(path)r is invalid: %(error)s at %(where)s":
-        "le bon d'achat n° %(index)d de %(path)r est invalide : %(error)s (%(where)s)",
+        "le voucher n° %(index)d de %(path)r est invalide : %(error)s (%(where)s)",
     "voucher #%(index)d of %(path)r is invalid: %(error)s":
-        "le bon d'achat n° %(index)d de %(path)r est invalide : %(error)s",
+        "le voucher n° %(index)d de %(path)r est invalide : %(error)s",
     "voucher #%(index)d of %(path)r has an invalid code: codes are 4 to 64 letters, digits or "
     "dashes":
-        "le bon d'achat n° %(index)d de %(path)r a un code invalide : un code compte de 4 à 64 "
+        "le voucher n° %(index)d de %(path)r a un code invalide : un code compte de 4 à 64 "
         "lettres, chiffres ou tirets",
     "voucher #%(index)d of %(path)r repeats the code of an earlier voucher":
-        "le bon d'achat n° %(index)d de %(path)r reprend le code d'un bon d'achat précédent",
+        "le voucher n° %(index)d de %(path)r reprend le code d'un voucher précédent",
     "notifications are off: set [oslo_messaging_notifications] driver "
     "(e.g. messagingv2 or log) before sending expiry warnings":
         "les notifications sont désactivées : définissez [oslo_messaging_notifications] "
@@ -244,16 +263,16 @@ FR = {
     "no settlement of invoice %(invoice)s of project %(project)s":
         "aucun règlement de la facture %(invoice)s du projet %(project)s",
     "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)":
-        "ligne %(line)s : %(amount)s %(currency)s payés par le crédit %(credit)s (%(kind)s)",
+        "ligne %(line)s : %(amount)s %(currency)s du crédit %(credit)s (%(kind)s)",
     "recorded without an explanation": "enregistré sans explication",
     "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place %(place)d "
     "in the consumption order (valid until %(valid_until)s, created %(created)s)":
-        "ligne %(line)s : %(amount)s %(currency)s payés par le crédit %(credit)s (%(kind)s), "
+        "ligne %(line)s : %(amount)s %(currency)s du crédit %(credit)s (%(kind)s), "
         "rang %(place)d dans l'ordre de consommation (valable jusqu'au %(valid_until)s, créé "
         "le %(created)s)",
     "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place %(place)d "
     "in the consumption order (no end date, created %(created)s)":
-        "ligne %(line)s : %(amount)s %(currency)s payés par le crédit %(credit)s (%(kind)s), "
+        "ligne %(line)s : %(amount)s %(currency)s du crédit %(credit)s (%(kind)s), "
         "rang %(place)d dans l'ordre de consommation (sans date de fin, créé le %(created)s)",
     "credit %(skipped)s comes first but does not cover this line's product":
         "le crédit %(skipped)s passe avant mais ne couvre pas le produit de cette ligne",
@@ -262,9 +281,10 @@ FR = {
         "le crédit %(skipped)s passe avant mais a payé %(products)s, que le crédit %(credit)s "
         "ne couvre pas",
     "too many failed voucher attempts on this project: try again later":
-        "trop d'essais de bons d'achat ont échoué sur ce projet : réessayez plus tard",
+        "trop de tentatives de voucher ont échoué sur ce projet : réessayez plus tard",
     "too many failed voucher attempts on this project: try again after %(when)s":
-        "trop d'essais de bons d'achat ont échoué sur ce projet : réessayez après %(when)s",
+        "trop de tentatives de voucher ont échoué sur ce projet : réessayez après le "
+        "%(when)s",
     "no purchase limits for %(currency)s: set [cloud_credit] purchase_min_amount and "
     "purchase_max_amount for it, e.g. %(example)s":
         "aucune limite d'achat pour %(currency)s : définissez [cloud_credit] "
@@ -313,7 +333,7 @@ FR = {
     "--summary and --long do not go together: the summary has columns of its own":
         "--summary et --long ne vont pas ensemble : le résumé a ses propres colonnes",
     "Cloud credit (order %(order)s)": "Crédit cloud (bon de commande %(order)s)",
-    "Voucher %(code)s": "Bon d'achat %(code)s",
+    "Voucher %(code)s": "Voucher %(code)s",
     "[cloud_credit] %(error)s": "[cloud_credit] %(error)s",
     "[cloud_credit] %(name)s has a limit for %(missing)s, %(other)s has none: every currency "
     "sold needs both (e.g. %(example)s; a single amount is for default_currency "
@@ -351,8 +371,9 @@ FR = {
         "[voucher_catalog] endpoint ne doit avoir ni requête ni fragment",
     "[voucher_catalog] key_file needs cert_file": "[voucher_catalog] key_file exige cert_file",
     "a credit purchase is between %(lowest)s and %(highest)s %(currency)s":
-        "un achat de crédit est compris entre %(lowest)s et %(highest)s %(currency)s",
-    "a voucher amount must be positive": "le montant d'un bon d'achat doit être positif",
+        "un achat de crédit cloud est compris entre %(lowest)s et %(highest)s %(currency)s "
+        "HT",
+    "a voucher amount must be positive": "le montant d'un voucher doit être positif",
     "an idempotency key is 1 to 255 printable ASCII characters":
         "une clé d'idempotence compte de 1 à 255 caractères ASCII imprimables",
     "batch_size must be at least 1, not %(value)r":
@@ -366,7 +387,8 @@ FR = {
     "invalid [cloud_credit] connection URL: %(url)r":
         "URL de connexion [cloud_credit] invalide : %(url)r",
     "invalid amount %(text)r: use a decimal number, e.g. 50.00":
-        "montant %(text)r invalide : écrivez un nombre décimal, par exemple 50.00",
+        "montant %(text)r invalide : écrivez un nombre décimal avec un point, par exemple "
+        "50.00",
     "invalid credit id %(value)r: a positive integer":
         "identifiant de crédit %(value)r invalide : un entier positif est attendu",
     "invalid idempotency key": "clé d'idempotence invalide",
@@ -408,7 +430,7 @@ FR = {
         "connection de CloudKitty) dans cloudkitty.conf",
     "no order %(after)r": "aucun bon de commande %(after)r",
     "no order %(order_id)r": "aucun bon de commande %(order_id)r",
-    "no voucher catalog is configured": "aucun catalogue de bons d'achat n'est configuré",
+    "no voucher catalog is configured": "aucun catalogue de vouchers n'est configuré",
     "not a valid template: %(error)s": "modèle invalide : %(error)s",
     "on_change must be 'conflict' or 'replace', not %(on_change)r":
         "on_change vaut « conflict » ou « replace », pas %(on_change)r",
@@ -428,6 +450,17 @@ FR = {
     "the ledger database %(url)s has no tables yet: run 'ovh-credit db upgrade'":
         "la base du registre %(url)s n'a pas encore de tables : lancez « ovh-credit db upgrade »",
     "the ledger database %(url)s: %(cause)s": "la base du registre %(url)s : %(cause)s",
+    "another 'db upgrade' of the ledger database %(url)s has held the upgrade lock for longer "
+    "than %(seconds)s s: run 'ovh-credit db upgrade' again once it is done":
+        "un autre « db upgrade » de la base du registre %(url)s détient le verrou de mise à "
+        "jour depuis plus de %(seconds)s s : relancez « ovh-credit db upgrade » une fois "
+        "qu'il est terminé",
+    "the ledger database %(url)s stayed locked by another process (another 'db upgrade', or "
+    "a writer) for longer than [cloud_credit] sqlite_busy_timeout: run 'ovh-credit db "
+    "upgrade' again once it is done":
+        "la base du registre %(url)s est restée verrouillée par un autre processus (un autre "
+        "« db upgrade », ou une écriture) plus longtemps que [cloud_credit] "
+        "sqlite_busy_timeout : relancez « ovh-credit db upgrade » une fois qu'il a terminé",
     "the ledger schema of %(url)s is at revision %(found)s, this code needs %(head)s: run "
     "'ovh-credit db upgrade'":
         "le schéma du registre %(url)s est à la révision %(found)s, ce code attend %(head)s : "
@@ -435,13 +468,13 @@ FR = {
     "the lines add up to more than the largest amount":
         "la somme des lignes dépasse le plus grand montant possible",
     "the server answered HTTP %(status_code)s with a body that is not JSON (is "
-    "--os-cloud-credit-api %(mode)r right for this endpoint?)":
+    "%(setting)s %(mode)r right for this endpoint?)":
         "le serveur a répondu HTTP %(status_code)s avec un corps qui n'est pas du JSON "
-        "(--os-cloud-credit-api %(mode)r convient-il à ce point d'accès ?)",
+        "(%(setting)s %(mode)r convient-il à ce point d'accès ?)",
     "the voucher catalog answered about another code than %(code)s":
-        "le catalogue des bons d'achat a répondu à propos d'un autre code que %(code)s",
+        "le catalogue des vouchers a répondu à propos d'un autre code que %(code)s",
     "the voucher catalog's answer is larger than %(limit)s bytes":
-        "la réponse du catalogue des bons d'achat dépasse %(limit)s octets",
+        "la réponse du catalogue des vouchers dépasse %(limit)s octets",
     "unexpected answer from the server: %(answer)s": "réponse inattendue du serveur : %(answer)s",
     "unexpected answer from the server: no %(key)r list":
         "réponse inattendue du serveur : pas de liste %(key)r",
@@ -451,10 +484,10 @@ FR = {
         "colonne %(unknown)r inconnue pour -c : choisissez parmi %(fields)s",
     "unknown field {%(name)s}: use %(known)s": "champ {%(name)s} inconnu : utilisez %(known)s",
     "valid_until must be later than valid_from": "valid_until doit être postérieur à valid_from",
-    "voucher %(code)s has expired": "le bon d'achat %(code)s a expiré",
+    "voucher %(code)s has expired": "le voucher %(code)s a expiré",
     "voucher %(code)s is not valid before %(time)s":
-        "le bon d'achat %(code)s n'est pas valable avant le %(time)s",
-    "voucher %(code)s is revoked": "le bon d'achat %(code)s est révoqué",
+        "le voucher %(code)s n'est pas valable avant le %(time)s",
+    "voucher %(code)s is revoked": "le voucher %(code)s est révoqué",
     "warning days must be positive integers, not %(days)r":
         "les jours d'avertissement sont des entiers positifs, pas %(days)r",
     # The voucher catalog's errors (ovh_credit_plugin.catalog): the CLI prints them.
@@ -466,82 +499,82 @@ FR = {
         "le catalogue a utilisé %(masked)s pour un montant nul",
     "the catalog redeemed %(masked)s in %(currency)s, but the voucher is in "
     "%(voucher_currency)s":
-        "le catalogue a utilisé %(masked)s en %(currency)s, mais le bon d'achat est en "
+        "le catalogue a utilisé %(masked)s en %(currency)s, mais le voucher est en "
         "%(voucher_currency)s",
-    "voucher %(code)s is revoked or expired": "le bon d'achat %(code)s est révoqué ou expiré",
+    "voucher %(code)s is revoked or expired": "le voucher %(code)s est révoqué ou expiré",
     "voucher %(code)s is revoked or expired: %(detail)s":
-        "le bon d'achat %(code)s est révoqué ou expiré : %(detail)s",
+        "le voucher %(code)s est révoqué ou expiré : %(detail)s",
     "cannot connect (%(reason)s)": "connexion impossible (%(reason)s)",
     "cannot connect (connection failed)": "connexion impossible (échec de la connexion)",
     "connection timed out": "délai de connexion dépassé",
     "read timed out": "délai de lecture dépassé",
     "voucher catalog at %(where)s unavailable: %(error)s":
-        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : %(error)s",
+        "le catalogue des vouchers à l'adresse %(where)s est indisponible : %(error)s",
     "voucher catalog at %(where)s unavailable: no answer":
-        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : aucune réponse",
+        "le catalogue des vouchers à l'adresse %(where)s est indisponible : aucune réponse",
     "voucher catalog at %(where)s unavailable: no complete answer within the %(seconds)s s "
     "deadline":
-        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : aucune réponse "
+        "le catalogue des vouchers à l'adresse %(where)s est indisponible : aucune réponse "
         "complète dans le délai de %(seconds)s s",
     "voucher catalog at %(where)s unavailable: no complete answer within the %(seconds)s s "
     "deadline (last error: %(error)s)":
-        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : aucune réponse "
+        "le catalogue des vouchers à l'adresse %(where)s est indisponible : aucune réponse "
         "complète dans le délai de %(seconds)s s (dernière erreur : %(error)s)",
     "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d attempt(s)":
-        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : HTTP "
+        "le catalogue des vouchers à l'adresse %(where)s est indisponible : HTTP "
         "%(status)d après %(attempts)d tentative(s)",
     "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d "
     "attempt(s): %(detail)s":
-        "le catalogue des bons d'achat à l'adresse %(where)s est indisponible : HTTP "
+        "le catalogue des vouchers à l'adresse %(where)s est indisponible : HTTP "
         "%(status)d après %(attempts)d tentative(s) : %(detail)s",
     "TLS with the voucher catalog at %(where)s failed: %(error)s; set [voucher_catalog] "
     "ca_file to the CA that signed the catalog's certificate":
-        "la connexion TLS au catalogue des bons d'achat à l'adresse %(where)s a échoué : "
+        "la connexion TLS au catalogue des vouchers à l'adresse %(where)s a échoué : "
         "%(error)s ; définissez [voucher_catalog] ca_file avec l'autorité de certification qui "
         "a signé le certificat du catalogue",
     "TLS with the voucher catalog at %(where)s failed: %(error)s; check [voucher_catalog] "
     "TLS options (ca_file, cert_file, key_file)":
-        "la connexion TLS au catalogue des bons d'achat à l'adresse %(where)s a échoué : "
+        "la connexion TLS au catalogue des vouchers à l'adresse %(where)s a échoué : "
         "%(error)s ; vérifiez les options TLS de [voucher_catalog] (ca_file, cert_file, "
         "key_file)",
     "the voucher catalog at %(where)s refused our credentials (HTTP %(status)d): check "
     "[voucher_catalog] auth_token":
-        "le catalogue des bons d'achat à l'adresse %(where)s a refusé nos identifiants (HTTP "
+        "le catalogue des vouchers à l'adresse %(where)s a refusé nos identifiants (HTTP "
         "%(status)d) : vérifiez [voucher_catalog] auth_token",
     "the voucher catalog at %(where)s refused our credentials (HTTP %(status)d: %(detail)s): "
     "check [voucher_catalog] auth_token":
-        "le catalogue des bons d'achat à l'adresse %(where)s a refusé nos identifiants (HTTP "
+        "le catalogue des vouchers à l'adresse %(where)s a refusé nos identifiants (HTTP "
         "%(status)d : %(detail)s) : vérifiez [voucher_catalog] auth_token",
     "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)d "
     "attempt(s))":
-        "le catalogue des bons d'achat à l'adresse %(where)s limite nos requêtes (HTTP 429 "
+        "le catalogue des vouchers à l'adresse %(where)s limite nos requêtes (HTTP 429 "
         "après %(attempts)d tentative(s))",
     "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)d "
     "attempt(s), it asks to wait %(wait)s s)":
-        "le catalogue des bons d'achat à l'adresse %(where)s limite nos requêtes (HTTP 429 "
+        "le catalogue des vouchers à l'adresse %(where)s limite nos requêtes (HTTP 429 "
         "après %(attempts)d tentative(s), il demande d'attendre %(wait)s s)",
     "unexpected HTTP %(status)d from the voucher catalog at %(where)s":
-        "réponse HTTP %(status)d inattendue du catalogue des bons d'achat à l'adresse "
+        "réponse HTTP %(status)d inattendue du catalogue des vouchers à l'adresse "
         "%(where)s",
     "unexpected HTTP %(status)d from the voucher catalog at %(where)s: %(detail)s":
-        "réponse HTTP %(status)d inattendue du catalogue des bons d'achat à l'adresse "
+        "réponse HTTP %(status)d inattendue du catalogue des vouchers à l'adresse "
         "%(where)s : %(detail)s",
     "the voucher catalog's voucher for %(code)s is not a JSON object":
-        "le bon d'achat %(code)s envoyé par le catalogue des bons d'achat n'est pas un objet "
+        "le voucher %(code)s envoyé par le catalogue des vouchers n'est pas un objet "
         "JSON",
     "the voucher catalog's redemption for %(code)s is not a JSON object":
-        "l'utilisation de %(code)s envoyée par le catalogue des bons d'achat n'est pas un "
+        "l'utilisation de %(code)s envoyée par le catalogue des vouchers n'est pas un "
         "objet JSON",
     "the voucher catalog's answer for %(code)s is not a JSON object":
-        "la réponse du catalogue des bons d'achat pour %(code)s n'est pas un objet JSON",
+        "la réponse du catalogue des vouchers pour %(code)s n'est pas un objet JSON",
     "the voucher catalog's voucher for %(code)s is invalid: %(problem)s":
-        "le bon d'achat %(code)s envoyé par le catalogue des bons d'achat est invalide : "
+        "le voucher %(code)s envoyé par le catalogue des vouchers est invalide : "
         "%(problem)s",
     "the voucher catalog's redemption for %(code)s is invalid: %(problem)s":
-        "l'utilisation de %(code)s envoyée par le catalogue des bons d'achat est invalide : "
+        "l'utilisation de %(code)s envoyée par le catalogue des vouchers est invalide : "
         "%(problem)s",
     "the voucher catalog's answer for %(code)s is invalid: %(problem)s":
-        "la réponse du catalogue des bons d'achat pour %(code)s est invalide : %(problem)s",
+        "la réponse du catalogue des vouchers pour %(code)s est invalide : %(problem)s",
     # pydantic's problems, in our words (models.first_error).
     "this field is required": "ce champ est obligatoire",
     "unknown field": "champ inconnu",
@@ -554,11 +587,13 @@ FR = {
     "a time is expected (ISO 8601)": "une heure est attendue (ISO 8601)",
     "a time with its time zone is expected": "une heure avec son fuseau horaire est attendue",
     "at least %(min_length)s characters are expected":
-        "au moins %(min_length)s caractères sont attendus",
+        "trop court (nombre minimal de caractères : %(min_length)s)",
     "at most %(max_length)s characters are allowed":
-        "%(max_length)s caractères au plus sont permis",
-    "at least %(min_length)s items are expected": "au moins %(min_length)s éléments sont attendus",
-    "at most %(max_length)s items are allowed": "%(max_length)s éléments au plus sont permis",
+        "trop long (nombre maximal de caractères : %(max_length)s)",
+    "at least %(min_length)s items are expected":
+        "trop peu d'éléments (nombre minimal : %(min_length)s)",
+    "at most %(max_length)s items are allowed":
+        "trop d'éléments (nombre maximal : %(max_length)s)",
     "one of %(expected)s is expected": "l'une de ces valeurs est attendue : %(expected)s",
     "a number greater than %(gt)s is expected": "un nombre supérieur à %(gt)s est attendu",
     "a number of at least %(ge)s is expected": "un nombre d'au moins %(ge)s est attendu",
@@ -566,3 +601,5 @@ FR = {
     "a number of at most %(le)s is expected": "un nombre d'au plus %(le)s est attendu",
     "malformed JSON": "JSON mal formé",
 }
+
+FR = french_table(FR)

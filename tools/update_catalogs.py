@@ -25,7 +25,7 @@ def main() -> None:
     subprocess.run([PYBABEL, "extract", "-F", "babel.cfg", "-k", "_", "-k", "deferred",
                     "--no-default-keywords", "--sort-by-file", "--no-location",
                     "-o", str(POT), "."], cwd=ROOT, check=True)
-    subprocess.run([PYBABEL, "update", "--no-fuzzy-matching", "-i", str(POT),
+    subprocess.run([PYBABEL, "update", "--no-fuzzy-matching", "--ignore-obsolete", "-i", str(POT),
                     "-d", str(LOCALE), "-D", "ovh_credit_plugin"], cwd=ROOT, check=True)
     po_path = LOCALE / "fr" / "LC_MESSAGES" / "ovh_credit_plugin.po"
     with po_path.open("rb") as handle:

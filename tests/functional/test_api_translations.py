@@ -40,8 +40,8 @@ def test_a_bad_voucher_code_is_answered_in_the_language_asked(ledger: Ledger) ->
         french = activate("NOPE-1234", "fr-FR,fr;q=0.9,en;q=0.5")
         assert french.status_code == 404
         assert french.headers["Content-Language"] == "fr"
-        assert first_error(french)["title"] == "Bon d'achat inconnu"
-        assert first_error(french)["detail"] == "ce code de bon d'achat ne peut pas être activé"
+        assert first_error(french)["title"] == "Voucher inconnu"
+        assert first_error(french)["detail"] == "ce code de voucher ne peut pas être activé"
         assert first_error(french)["code"] == "cloud_credit.voucher_unknown"  # codes stay
 
         english = activate("NOPE-1234", None)
@@ -50,7 +50,7 @@ def test_a_bad_voucher_code_is_answered_in_the_language_asked(ledger: Ledger) ->
             "Unknown voucher", "this voucher code cannot be activated")
 
         # The same process answers each request in its own language.
-        assert first_error(activate("NOPE-1234", "de, fr;q=0.5"))["title"] == "Bon d'achat inconnu"
+        assert first_error(activate("NOPE-1234", "de, fr;q=0.5"))["title"] == "Voucher inconnu"
         assert first_error(activate("NOPE-1234", "de"))["title"] == "Unknown voucher"
 
 
@@ -62,18 +62,21 @@ def test_errors_with_values_and_errors_of_the_layers_below_are_translated(
                            json_body={"amount": "10.001", "currency": "EUR"})
         assert too_precise.status_code == 400
         assert first_error(too_precise)["title"] == "Montant invalide"
-        assert "a plus de 2 décimales" in first_error(too_precise)["detail"]
+        assert first_error(too_precise)["detail"] == (
+            "amount\u00a0: 10.001 a trop de décimales (maximum\u00a0: 2)")
 
         not_sold = call("POST", f"{url}/v1/orders", headers=french,
                         json_body={"amount": "10", "currency": "GBP"})
         assert not_sold.status_code == 400
         assert first_error(not_sold)["detail"] == (
-            "aucune limite d'achat pour GBP : définissez [cloud_credit] purchase_min_amount et "
-            "purchase_max_amount pour cette devise, par exemple EUR:5,JPY:500")
+            "aucune limite d'achat pour GBP\u00a0: définissez [cloud_credit] "
+            "purchase_min_amount et purchase_max_amount pour cette devise, par exemple "
+            "EUR:5,JPY:500")
 
         no_such_route = call("GET", f"{url}/v1/nothing-here", headers=french)
         assert no_such_route.status_code == 404
-        assert first_error(no_such_route)["detail"] == "ressource inexistante : /v1/nothing-here"
+        assert first_error(no_such_route)["detail"] == (
+            "ressource inexistante\u00a0: /v1/nothing-here")
 
         not_a_member = call("GET", f"{url}/v1/credits?project_id=other", headers=french)
         assert not_a_member.status_code == 403
@@ -105,7 +108,7 @@ def test_the_answers_of_the_layers_below_are_translated_too(ledger: Ledger) -> N
         path = requests.get(f"{url}/v1/orders/%ff", headers=french, timeout=60)
         assert path.status_code == 400
         assert first_error(path)["detail"] == (
-            "le chemin de la requête n'est pas en UTF-8 : /v1/orders/\ufffd")
+            "le chemin de la requête n'est pas en UTF-8\u00a0: /v1/orders/\ufffd")
 
         # pecan's routing.
         not_allowed = call("DELETE", f"{url}/v1/orders/x", headers=french)
@@ -116,14 +119,15 @@ def test_the_answers_of_the_layers_below_are_translated_too(ledger: Ledger) -> N
         huge = call("POST", f"{url}/v1/orders", data=b'{"amount": ' + b"7" * 5000 + b"}",
                     headers={**french, "Content-Type": "application/json"})
         assert huge.status_code == 400
-        assert first_error(huge)["detail"] == "JSON mal formé : un nombre a trop de chiffres"
+        assert first_error(huge)["detail"] == (
+            "JSON mal formé\u00a0: un nombre a trop de chiffres")
 
         # Python's decoder words its errors in English: ours, with the place.
         broken = call("POST", f"{url}/v1/orders", data=b'{"amount": "10",\n "currency" "EUR"}',
                       headers={**french, "Content-Type": "application/json"})
         assert broken.status_code == 400
         assert first_error(broken)["detail"] == (
-            "JSON mal formé : « : » est attendu (ligne 2, colonne 13)")
+            "JSON mal formé\u00a0: «\u00a0:\u00a0» est attendu (ligne 2, colonne 13)")
         english = call("POST", f"{url}/v1/orders", data=b'{"amount": }',
                        headers={**MEMBER, "Content-Type": "application/json"})
         assert first_error(english)["detail"] == (
@@ -131,7 +135,7 @@ def test_the_answers_of_the_layers_below_are_translated_too(ledger: Ledger) -> N
 
 
 @pytest.mark.parametrize(("language", "expected"), [
-    ("fr", "ovh-credit: un code de bon d'achat compte de 4 à 64 lettres, chiffres ou tirets"),
+    ("fr", "ovh-credit: un code de voucher compte de 4 à 64 lettres, chiffres ou tirets"),
     ("en", "ovh-credit: a voucher code is 4 to 64 letters, digits or dashes"),
 ])
 def test_the_cli_speaks_the_language_of_the_locale(ledger: Ledger, language: str,
@@ -184,7 +188,7 @@ def test_the_descriptions_the_plugin_writes_are_shown_in_the_language_asked(
         activated = call("POST", f"{url}/v1/vouchers", headers=yen,
                          json_body={"code": "YEN-1000"})
         assert activated.status_code == 201, activated.text
-        assert activated.json()["description"] == "Bon d'achat YE…"
+        assert activated.json()["description"] == "Voucher YE…"
         assert activated.headers["Content-Language"] == "fr"
 
     # The ledger keeps the source language: every tool reading it reads the same.
@@ -200,12 +204,12 @@ def test_problems_with_the_shape_of_a_body_are_translated(ledger: Ledger) -> Non
                                     headers={**MEMBER, "Accept-Language": language},
                                     json_body=body))
 
-        assert activate({}, "fr")["detail"] == "code : ce champ est obligatoire"
+        assert activate({}, "fr")["detail"] == "code\u00a0: ce champ est obligatoire"
         assert activate({}, "en")["detail"] == "code: this field is required"
         assert activate({"code": "WELCOME-2026", "coupon": 1}, "fr")["detail"] == (
-            "coupon : champ inconnu")
+            "coupon\u00a0: champ inconnu")
         assert activate({"code": 12}, "fr")["detail"] == (
-            "code : une chaîne de caractères est attendue")
+            "code\u00a0: une chaîne de caractères est attendue")
 
 
 def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
@@ -225,7 +229,8 @@ def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
     refused = cli("credit", "list", PROJECT, "--summary", "--long")
     assert refused.returncode != 0
     assert refused.stderr.strip() == (
-        "ovh-credit: --summary et --long ne vont pas ensemble : le résumé a ses propres colonnes")
+        "ovh-credit: --summary et --long ne vont pas ensemble\u00a0: le résumé a ses propres "
+        "colonnes")
     listed = cli("credit", "list", PROJECT, "-f", "value", "-c", "description")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.strip() == f"Crédit cloud (bon de commande {order.id})"
@@ -233,14 +238,15 @@ def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
     # Python's decoder words its errors in English: the line is refused in French.
     broken = cli("settle", "-", "-f", "json", stdin='{"id": "I1",\n "lines": [}\n')
     assert broken.returncode != 0
-    assert broken.stderr.strip() == ("ovh-credit: l'entrée n'est pas du JSON valide : "
+    assert broken.stderr.strip() == ("ovh-credit: l'entrée n'est pas du JSON valide\u00a0: "
                                      "une valeur est attendue (ligne 2, colonne 12)")
     lines = cli("settle", "-", "-f", "json", stdin='{"id": "I1"}\n\n{"id": \n')
     assert json.loads(lines.stdout)[1]["error"] == (
-        "la ligne 3 n'est pas du JSON valide : une valeur est attendue (ligne 3, colonne 8)")
+        "la ligne 3 n'est pas du JSON valide\u00a0: une valeur est attendue (ligne 3, "
+        "colonne 8)")
     assert lines.stderr.strip() == (
-        "ovh-credit: 2 factures sur 2 refusées, les autres sont réglées (l'erreur de chaque "
-        "refus est dans la sortie)")
+        "ovh-credit: factures refusées\u00a0: 2 sur 2, les autres sont réglées (l'erreur de "
+        "chaque refus est dans la sortie)")
     huge = cli("settle", "-", "-f", "json", stdin='{"id": "I1"}\n{"id": ' + "7" * 5000 + "}\n")
     assert json.loads(huge.stdout)[1]["error"] == (
-        "la ligne 2 n'est pas du JSON valide : un nombre a trop de chiffres")
+        "la ligne 2 n'est pas du JSON valide\u00a0: un nombre a trop de chiffres")

@@ -510,7 +510,7 @@ def test_client_certificate(ca: trustme.CA, ca_file: str, tmp_path: Path,
 
 
 @pytest.mark.parametrize(("language", "expected"), [
-    ("fr", "ovh-credit: le catalogue des bons d'achat à l'adresse {where} est indisponible : "
+    ("fr", "ovh-credit: le catalogue des vouchers à l'adresse {where} est indisponible\u00a0: "
            "connexion impossible ("),
     ("en", "ovh-credit: voucher catalog at {where} unavailable: cannot connect ("),
 ])

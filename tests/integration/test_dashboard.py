@@ -486,12 +486,14 @@ def test_french_ui(stack: Stack) -> None:
     stack.get("/project/cloud_credit/")
     stack.wait_for("#credits")
     body = stack.body()
-    assert "Crédits et bons d'achat" in body
-    assert "Ajouter du crédit" in body and "Ajouter un bon d'achat" in body
+    # The customer guide's words: its list, its two buttons.
+    assert "Crédits & Vouchers" in body
+    assert "Acheter du crédit cloud" in body and "Activer un voucher" in body
     [warning] = stack.texts(".cloud-credit-warning")
-    assert "5,00 EUR de votre crédit expireront sans être utilisés le" in warning
+    # (WebDriver reads a no-break space as a space.)
+    assert "Votre crédit perdra 5,00 EUR à son expiration le" in warning
     kinds = [r[0] for r in stack.rows("credits")]
-    assert kinds[0] == "Bon d'achat" and kinds[-1] == "Crédit acheté", kinds
+    assert kinds[0] == "Voucher" and kinds[-1] == "Crédit acheté", kinds
     assert f"{SOON.day} " in warning and str(SOON.year) in warning
     stack.shot("13-french", docs="dashboard-fr.png")
     stack.driver.find_element(By.ID, "credits__action_add_voucher").click()
@@ -499,5 +501,5 @@ def test_french_ui(stack: Stack) -> None:
     stack.fill("id_code", "NOPE-9999")
     stack.submit()
     stack.wait_for(".alert-danger")
-    assert "Ce code de bon d'achat est inconnu" in stack.body()
+    assert "Ce code de voucher est inconnu" in stack.body()
     stack.shot("14-french-refusal")

@@ -515,50 +515,50 @@ CATALOG_ERRORS: dict[str, tuple[Any, str, str]] = {
         lambda: errors.from_answer(_answer(401, "bad token"), where=WHERE, code=CODE),
         "the voucher catalog at https://catalog.test refused our credentials (HTTP 401: "
         "bad token): check [voucher_catalog] auth_token",
-        "le catalogue des bons d'achat à l'adresse https://catalog.test a refusé nos "
-        "identifiants (HTTP 401 : bad token) : vérifiez [voucher_catalog] auth_token"),
+        "le catalogue des vouchers à l'adresse https://catalog.test a refusé nos "
+        "identifiants (HTTP 401\u00a0: bad token)\u00a0: vérifiez [voucher_catalog] auth_token"),
     "auth, with a request id": (
         lambda: errors.from_answer(_answer(403, request_id="rq-7"), where=WHERE, code=CODE),
         "the voucher catalog at https://catalog.test refused our credentials (HTTP 403): "
         "check [voucher_catalog] auth_token (catalog request rq-7)",
-        "le catalogue des bons d'achat à l'adresse https://catalog.test a refusé nos "
-        "identifiants (HTTP 403) : vérifiez [voucher_catalog] auth_token (requête du "
+        "le catalogue des vouchers à l'adresse https://catalog.test a refusé nos "
+        "identifiants (HTTP 403)\u00a0: vérifiez [voucher_catalog] auth_token (requête du "
         "catalogue rq-7)"),
     "revoked": (
         lambda: errors.from_answer(_answer(410, "revoked"), where=WHERE, code=CODE),
         "voucher WEL…6 is revoked or expired: revoked",
-        "le bon d'achat WEL…6 est révoqué ou expiré : revoked"),
+        "le voucher WEL…6 est révoqué ou expiré\u00a0: revoked"),
     "throttled": (
         lambda: errors.from_answer(_answer(429, retry_after="30"), where=WHERE, code=CODE),
         "the voucher catalog at https://catalog.test is throttling us (HTTP 429 after 2 "
         "attempt(s), it asks to wait 30 s)",
-        "le catalogue des bons d'achat à l'adresse https://catalog.test limite nos requêtes "
+        "le catalogue des vouchers à l'adresse https://catalog.test limite nos requêtes "
         "(HTTP 429 après 2 tentative(s), il demande d'attendre 30 s)"),
     "5xx": (
         lambda: errors.from_answer(_answer(503, "busy"), where=WHERE, code=CODE),
         "voucher catalog at https://catalog.test unavailable: HTTP 503 after 2 attempt(s): "
         "busy",
-        "le catalogue des bons d'achat à l'adresse https://catalog.test est indisponible : "
-        "HTTP 503 après 2 tentative(s) : busy"),
+        "le catalogue des vouchers à l'adresse https://catalog.test est indisponible\u00a0: "
+        "HTTP 503 après 2 tentative(s)\u00a0: busy"),
     "another status": (
         lambda: errors.from_answer(_answer(418), where=WHERE, code=CODE),
         "unexpected HTTP 418 from the voucher catalog at https://catalog.test",
-        "réponse HTTP 418 inattendue du catalogue des bons d'achat à l'adresse "
+        "réponse HTTP 418 inattendue du catalogue des vouchers à l'adresse "
         "https://catalog.test"),
     "cannot connect": (
         lambda: errors.from_exception(REFUSED, operation=deadline.Operation(seconds=10),
                                       where=WHERE, code=CODE),
         "voucher catalog at https://catalog.test unavailable: cannot connect ([Errno 111] "
         "Connection refused)",
-        "le catalogue des bons d'achat à l'adresse https://catalog.test est indisponible : "
+        "le catalogue des vouchers à l'adresse https://catalog.test est indisponible\u00a0: "
         "connexion impossible ([Errno 111] Connection refused)"),
     "deadline": (
         lambda: errors.from_exception(REFUSED, operation=_expired(), where=WHERE, code=CODE),
         "voucher catalog at https://catalog.test unavailable: no complete answer within the "
         "10 s deadline (last error: cannot connect ([Errno 111] Connection refused))",
-        "le catalogue des bons d'achat à l'adresse https://catalog.test est indisponible : "
-        "aucune réponse complète dans le délai de 10 s (dernière erreur : connexion impossible "
-        "([Errno 111] Connection refused))"),
+        "le catalogue des vouchers à l'adresse https://catalog.test est indisponible\u00a0: "
+        "aucune réponse complète dans le délai de 10 s (dernière erreur\u00a0: connexion "
+        "impossible ([Errno 111] Connection refused))"),
     "TLS": (
         lambda: errors.from_exception(
             requests.exceptions.SSLError("certificate verify failed: self-signed certificate"),
@@ -566,20 +566,20 @@ CATALOG_ERRORS: dict[str, tuple[Any, str, str]] = {
         "TLS with the voucher catalog at https://catalog.test failed: SSLError: certificate "
         "verify failed: self-signed certificate; set [voucher_catalog] ca_file to the CA that "
         "signed the catalog's certificate",
-        "la connexion TLS au catalogue des bons d'achat à l'adresse https://catalog.test a "
-        "échoué : SSLError: certificate verify failed: self-signed certificate ; définissez "
-        "[voucher_catalog] ca_file avec l'autorité de certification qui a signé le certificat "
-        "du catalogue"),
+        "la connexion TLS au catalogue des vouchers à l'adresse https://catalog.test a "
+        "échoué\u00a0: SSLError: certificate verify failed: self-signed certificate\u00a0; "
+        "définissez [voucher_catalog] ca_file avec l'autorité de certification qui a signé le "
+        "certificat du catalogue"),
     "not JSON": (
         lambda: errors.from_wire_error(_wire_error("voucher", b"<html>"), code=CODE),
         "the voucher catalog's voucher for WEL…6 is not a JSON object",
-        "le bon d'achat WEL…6 envoyé par le catalogue des bons d'achat n'est pas un objet "
+        "le voucher WEL…6 envoyé par le catalogue des vouchers n'est pas un objet "
         "JSON"),
     "a field missing": (
         lambda: errors.from_wire_error(_wire_error("redemption", b"{}"), code=CODE),
         "the voucher catalog's redemption for WEL…6 is invalid: id: this field is required",
-        "l'utilisation de WEL…6 envoyée par le catalogue des bons d'achat est invalide : "
-        "id : ce champ est obligatoire"),
+        "l'utilisation de WEL…6 envoyée par le catalogue des vouchers est invalide\u00a0: "
+        "id\u00a0: ce champ est obligatoire"),
     "redeemed another code": (
         lambda: _redeemed(code="SPRING-SALE"),
         "the catalog redeemed another code than WEL…6",
@@ -595,7 +595,7 @@ CATALOG_ERRORS: dict[str, tuple[Any, str, str]] = {
     "redeemed in another currency": (
         lambda: _redeemed(currency="USD"),
         "the catalog redeemed WEL…6 in USD, but the voucher is in EUR",
-        "le catalogue a utilisé WEL…6 en USD, mais le bon d'achat est en EUR"),
+        "le catalogue a utilisé WEL…6 en USD, mais le voucher est en EUR"),
 }
 
 

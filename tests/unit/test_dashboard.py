@@ -73,7 +73,7 @@ def test_another_refusal_shows_the_server_words() -> None:
 def test_french_words_and_numbers() -> None:
     with translation.override("fr"):
         assert common.voucher_refusal(_throttled("1200"), now=NOW).startswith(
-            "Trop de codes de bon d'achat erronés")
+            "Trop de codes de voucher erronés")
         assert common.money("1234.50", "EUR") == "1\xa0234,50\xa0EUR"
         assert common.day("2035-02-01T00:00:00Z") == "1 février 2035"
     with translation.override("en"):

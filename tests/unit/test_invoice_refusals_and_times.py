@@ -67,13 +67,14 @@ def test_a_refused_invoice_is_told_wholly_in_french() -> None:
     found = _refusals(BAD, "fr")
     many, one = found["many"], found["one"]
     # Where: the invoice's place in the run, or the one invoice, in French.
-    assert [text.split(" : ")[0] for text in many] == [
+    assert [text.split("\u00a0: ")[0] for text in many] == [
         "la facture n° 1", "la facture n° 2", "la facture n° 3"], many
-    assert all(text.startswith("la facture : ") for text in one), one
+    assert all(text.startswith("la facture\u00a0: ") for text in one), one
     for text in many + one:
         assert "invoice" not in text and "document" not in text, text
-    # A field's problem names the field the French way (a space before the colon).
-    assert "lines.0.amount : " in many[0], many[0]
+    # A field's problem names the field the French way (a no-break space before the
+    # colon).
+    assert "lines.0.amount\u00a0: " in many[0], many[0]
     assert "l'identifiant de ligne 'l1' apparaît deux fois" in many[1], many[1]
 
 
