@@ -13,7 +13,6 @@ import logging
 import re
 import sqlite3
 import warnings
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +26,7 @@ from ovh_credit_plugin.catalog.http import HttpVoucherCatalog
 from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import Charge, CreditService
+from tests.service.test_expiry_warning_delivery import notifying  # noqa: F401
 from tests.support.catalog_server import Fault, running
 from tests.support.ledgers import T0, Ledger, invoice
 
@@ -187,19 +187,14 @@ def test_an_invoice_refused_in_a_run_is_a_warning_naming_it_and_a_replay_is_sile
 
 
 @pytest.fixture
-def failing_bus(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> Iterator[CreditService]:
+def failing_bus(notifying: CreditService,  # noqa: F811
+                monkeypatch: pytest.MonkeyPatch) -> CreditService:
     """oslo.messaging's ``test`` driver failing every send (a broker down past ``retry``)."""
     def notify(self: Any, ctxt: Any, message: Any, priority: Any, retry: Any) -> None:
         raise ConnectionError("broker unreachable")
 
-    _impl_test.reset()
     monkeypatch.setattr(_impl_test.TestDriver, "notify", notify)
-    with ledger.config.open("a") as config:
-        config.write("[oslo_messaging_notifications]\ndriver = test\n")
-    service = ledger.service()
-    yield service
-    service.close()
-    _impl_test.reset()
+    return notifying
 
 
 def test_an_expiry_warning_that_could_not_be_sent_names_its_credit_and_project(
