@@ -286,9 +286,8 @@ class Vouchers:
                         # Its first try dropped it, before any POST under its
                         # key (it was not marked): nothing is redeemed.
                         return False
-                    activations.drop_intent(conn, key, sent=True)
-                    record_intent(conn, project_id=project_id, code=code, key=key,
-                                  currency=currency, at=at)
+                    rewrite_intent(conn, project_id=project_id, code=code, key=key,
+                                   currency=currency, at=at)
                 activations.mark_sent(conn, key)
                 return True
 
@@ -330,10 +329,8 @@ class Vouchers:
             if projects.currency(conn, project_id, lock=True) == wanted:
                 return  # another try of this code moved it
             row = activations.find(conn, project_id, code, lock=True)
-            # The intent alone must not keep the project in its currency.
-            activations.drop_intent(conn, key, sent=True)
-            record_intent(conn, project_id=project_id, code=code, key=key, currency=wanted,
-                          at=at)
+            rewrite_intent(conn, project_id=project_id, code=code, key=key, currency=wanted,
+                           at=at)
             if row is not None and row.sent:
                 activations.mark_sent(conn, key)
 
@@ -421,9 +418,8 @@ class Vouchers:
                 # the voucher's currency: the redemption tells it. The intent
                 # moves the project to it, as _hold_currency would have before
                 # the POST, or CurrencyMismatch leaves the intent pending.
-                activations.drop_intent(conn, key, sent=True)
-                record_intent(conn, project_id=project_id, code=code, key=key,
-                              currency=redemption.currency, at=at)
+                rewrite_intent(conn, project_id=project_id, code=code, key=key,
+                               currency=redemption.currency, at=at)
                 row = activations.find(conn, project_id, code, lock=True)
                 assert row is not None
             # The reservation closes with the grant: one durable commit less
@@ -579,6 +575,20 @@ def record_intent(
             % {"currency": currency, "project": project_id, "found": found}
         ) from None
     activations.record_intent(conn, project_id=project_id, code=code, key=key, at=at)
+
+
+def rewrite_intent(
+    conn: Connection, *, project_id: str, code: str, key: str, currency: str, at: dt.datetime
+) -> None:
+    """The pending intent under ``key`` written again, holding ``currency``.
+
+    Dropped first: the intent alone must not keep the project in its old
+    currency. A project nothing else holds moves; otherwise CurrencyMismatch,
+    and the transaction rolls the drop back with it. What it was marked with
+    (sent) is the caller's to write again.
+    """
+    activations.drop_intent(conn, key, sent=True)
+    record_intent(conn, project_id=project_id, code=code, key=key, currency=currency, at=at)
 
 
 def _granted_credit(
