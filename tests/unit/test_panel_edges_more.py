@@ -238,25 +238,16 @@ def test_the_order_page_without_a_rating_endpoint_returns_to_the_list(
 
 
 @responses.activate
-def test_the_list_with_a_token_the_api_refuses_sends_the_user_to_log_in(
-        catalog: dict[str, Any]) -> None:
-    responses.get(f"{CK}/credits", status=401, json=UNAUTHORIZED)
+@pytest.mark.parametrize(("path", "table"), [("credits", "get_credits_data"),
+                                             ("orders", "get_orders_data")])
+def test_the_lists_with_a_token_the_api_refuses_send_the_user_to_log_in(
+        catalog: dict[str, Any], path: str, table: str) -> None:
+    responses.get(f"{CK}/{path}", status=401, json=UNAUTHORIZED)
     view = credit_views.IndexView()
     view.request = _request(roles=("member",))
     view.kwargs = {}
     with pytest.raises(horizon_exceptions.NotAuthenticated):
-        view.get_credits_data()
-
-
-@responses.activate
-def test_the_orders_with_a_token_the_api_refuses_send_the_user_to_log_in(
-        catalog: dict[str, Any]) -> None:
-    responses.get(f"{CK}/orders", status=401, json=UNAUTHORIZED)
-    view = credit_views.IndexView()
-    view.request = _request(roles=("member",))
-    view.kwargs = {}
-    with pytest.raises(horizon_exceptions.NotAuthenticated):
-        view.get_orders_data()
+        getattr(view, table)()
 
 
 @responses.activate
