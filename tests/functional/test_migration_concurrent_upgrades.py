@@ -38,6 +38,7 @@ from ovh_credit_plugin.cli.app import main
 from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.ledger.database import create_engine
 from tests.support.ledgers import ServerPool, new_database_url
+from tests.support.process import join_or_terminate
 
 #: How long each upgrade waits after reading the stored revision: the other
 #: one has read it too by then, unless it is waiting for the lock.
@@ -93,11 +94,7 @@ def _race(config: Path) -> list[tuple[int, str, str]]:
     except queue.Empty:
         pass
     finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
+        join_or_terminate(processes)
     return outcomes
 
 

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from ovh_credit_plugin.ledger import schema
 from tests.support.catalog_server import CatalogServer, running
 from tests.support.ledgers import Ledger
+from tests.support.process import join_or_terminate
 
 WORKERS = 50
 THROTTLE_LIMIT = 5
@@ -137,11 +138,7 @@ def _run_race(configs: Sequence[Path]) -> dict[str, list[tuple[int, str, str]]]:
     except queue.Empty:
         pass
     finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=5)
+        join_or_terminate(processes)
     return outcomes
 
 

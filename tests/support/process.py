@@ -9,6 +9,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import IO
 
@@ -93,3 +95,13 @@ class ServerProcess:
             if stream is not None and not stream.closed:
                 stream.close()
         self._log.close()
+
+
+def join_or_terminate(processes: Iterable[BaseProcess]) -> None:
+    """Wait for each child of a multiprocessing race; one still running (its test gave
+    up waiting for it) is terminated, never left behind."""
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
