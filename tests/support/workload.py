@@ -1099,12 +1099,20 @@ def _check_expiry_and_voids(events: list[dict[str, Any]], rows: dict[str, list[A
                 reported[currency] += dec(amount)
     currency_of = {c.id: c.currency for c in rows["credits"]}
     recorded: dict[str, Decimal] = collections.defaultdict(Decimal)
-    expiries = [e for e in rows["entries"] if e.type == "expiry"]
-    for entry in expiries:
-        recorded[currency_of[entry.credit_id]] += entry.amount
+    # A void of a credit past its end records the expiry first, in the void's
+    # transaction and at its time (service/credits.py: as the job would have):
+    # that one is in no job's summary.
+    voided = {(e.credit_id, e.created_at) for e in rows["entries"] if e.type == "void"}
+    expiries = []
+    for entry in rows["entries"]:
+        if entry.type != "expiry":
+            continue
         if entry.amount <= ZERO:
             bad.append(f"expiry entry {entry.id} of credit {entry.credit_id} records "
                        f"{entry.amount}")
+        if (entry.credit_id, entry.created_at) not in voided:
+            expiries.append(entry)
+            recorded[currency_of[entry.credit_id]] += entry.amount
     # An expiry whose COMMIT was lost with its node is in the ledger, not in
     # the summary of the retry (docs/operations.md): then only a lower bound.
     if any(e["op"] == "expire" and e.get("retried") for e in events):
