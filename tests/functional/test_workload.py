@@ -18,7 +18,8 @@ moving forward. Then, from the parent (:func:`tests.support.workload.verify`):
   confirmation of a paid order named the same credit, none of a cancelled or
   lapsed one succeeded; the ``max_redemptions`` voucher was granted exactly
   ``min(max, EUR projects that tried)`` times; expiry summaries add up to
-  the expiry entries; each credit voided at most once;
+  the expiry entries (but those a void past a credit's end records); each
+  credit voided at most once;
 * ``service.audit()`` is clean;
 * outcomes, from a model independent of the code and of the interleaving: per
   project, what its settlements applied is what its credits were used for; two
