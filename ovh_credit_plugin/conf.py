@@ -452,7 +452,8 @@ voucher_catalog_opts: list[cfg.Opt] = [
         "connect_timeout",
         type=FiniteFloat("connect_timeout", min=0.1),
         default=3.05,
-        help="Seconds to establish a connection to the voucher catalog.",
+        help="Seconds to resolve the voucher catalog's host name, then seconds to "
+        "establish a connection to it (each capped by what is left of timeout).",
     ),
     cfg.IntOpt(
         "retries",

@@ -80,6 +80,13 @@ LEFT_UNMARKED = {
     # An exit status: _usage_error writes the usage error, in English like
     # argparse's own ("error: ...; see 'ovh-credit --help'").
     ("cli/app.py", "SystemExit(self._usage_error("),
+    # urllib3's own words for a name that resolves to no address, in the
+    # connection loop that replaces urllib3's: an OS-level error, shown as the
+    # system's errors beside it are (untranslated), inside a catalog message.
+    ("catalog/http/transport.py", "OSError('getaddrinfo returns an empty list')"),
+    # Never shown: the transport turns it into urllib3's connect timeout,
+    # told as "connection timed out" (translated).
+    ("catalog/http/resolver.py", "ResolutionTimeout(f'"),
 }
 
 

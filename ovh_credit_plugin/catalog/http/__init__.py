@@ -14,6 +14,10 @@ client guarantees, and the module that keeps each promise:
   between (``driver``), and a watchdog shuts the socket down when the
   deadline passes, so even an answer whose headers drip one byte at a time
   cannot outlive it;
+* ``resolver``: the endpoint's name is resolved in a small shared pool of
+  threads and waited for no longer than the connect timeout (``transport``'s
+  connections), so that a hung DNS server cannot outlive the deadline
+  either: it fails the attempt as a connect timeout would;
 * ``wire``: every answer is validated before it is returned: not JSON, a
   missing field, a bad amount or currency; ``driver``: an answer about
   another code or project. Either is a :class:`~base.CatalogProtocolError`,
@@ -23,8 +27,8 @@ client guarantees, and the module that keeps each promise:
   kept in errors, not even when the catalog echoes it back (it is replaced
   by ``***``).
 
-Import direction: ``wire``, ``redaction`` and ``deadline`` are leaves;
-``transport`` uses ``deadline``; ``errors`` uses ``wire`` and
+Import direction: ``wire``, ``redaction``, ``deadline`` and ``resolver`` are
+leaves; ``transport`` uses ``deadline`` and ``resolver``; ``errors`` uses ``wire`` and
 ``redaction`` (and reads a ``deadline.Operation`` to say that a deadline
 passed); ``driver`` uses them all. The entry point is
 ``ovh_credit_plugin.catalog.http:HttpVoucherCatalog``.

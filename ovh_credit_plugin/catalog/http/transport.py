@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import random
+import socket
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,8 +22,9 @@ from urllib3 import connection as urllib3_connection
 from urllib3 import connectionpool
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.util import Retry
+from urllib3.util.connection import allowed_gai_family
 
-from ovh_credit_plugin.catalog.http import deadline
+from ovh_credit_plugin.catalog.http import deadline, resolver
 
 # Statuses worth another try: throttling and the server errors a proxy or a
 # restarting catalog produce. Anything else is an answer.
@@ -124,7 +127,11 @@ class CatalogRetry(Retry):
 
 
 class _Watched(urllib3_connection.HTTPConnection):
-    """Registers the connection with the watchdog before it connects or sends."""
+    """Registers the connection with the watchdog before it connects or sends.
+
+    And resolves the host's name within the connect timeout (``resolver``):
+    the watchdog cannot reach a thread stuck in ``getaddrinfo``.
+    """
 
     # The operation holding the connection, until the pool gets it back.
     operation: deadline.Operation | None = None
@@ -136,6 +143,96 @@ class _Watched(urllib3_connection.HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self)
         super().request(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        """urllib3's ``_new_conn``, the name resolved in a bounded time.
+
+        A name not resolved within the connect timeout (capped by the
+        deadline, as it always is) is a ``ConnectTimeoutError``, as if the
+        connect had timed out: retried as one, told as one. Only the socket
+        is made here: TLS (SNI, the certificate's host name) still uses the
+        host's name (``self.host``), never the address found.
+        """
+        host = self._dns_host.strip("[]")
+        if not resolver.needs_lookup(host):
+            # An IP address or localhost: no DNS to wait for, urllib3's own way.
+            return super()._new_conn()
+        seconds = _connect_seconds(self.timeout)
+        if seconds is None:  # no time limit at all (not a catalog call)
+            return super()._new_conn()
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise urllib3_exceptions.LocationParseError(
+                f"'{host}', label empty or too long"
+            ) from None
+        try:
+            addresses = resolver.getaddrinfo(
+                host, self.port, allowed_gai_family(), socket.SOCK_STREAM, timeout=seconds
+            )
+        except socket.gaierror as error:
+            raise urllib3_exceptions.NameResolutionError(self.host, self, error) from error
+        except resolver.ResolutionTimeout as error:
+            raise urllib3_exceptions.ConnectTimeoutError(
+                self,
+                f"Connection to {self.host} timed out. (connect timeout={self.timeout}, "
+                "resolving the name)",
+            ) from error
+        # What resolving took is not given back: the connect gets the
+        # connect timeout still, but never beyond the deadline.
+        seconds = _connect_seconds(self.timeout) or seconds
+        try:
+            sock = _connect_any(addresses, seconds, self.source_address, self.socket_options)
+        except TimeoutError as error:
+            raise urllib3_exceptions.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from error
+        except OSError as error:
+            raise urllib3_exceptions.NewConnectionError(
+                self, f"Failed to establish a new connection: {error}"
+            ) from error
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
+
+
+def _connect_seconds(timeout: Any) -> float | None:
+    """The connect timeout capped by the running operation's deadline; None: no limit."""
+    seconds = float(timeout) if isinstance(timeout, int | float) else None
+    remaining = deadline.remaining()
+    if remaining is not None:
+        seconds = remaining if seconds is None else min(seconds, remaining)
+    return None if seconds is None else max(0.001, seconds)
+
+
+def _connect_any(
+    addresses: list[tuple[Any, ...]],
+    timeout: float,
+    source_address: tuple[str, int] | None,
+    socket_options: Any,
+) -> socket.socket:
+    """A socket connected to the first of ``addresses`` that accepts: urllib3's loop."""
+    error: OSError | None = None
+    for family, kind, proto, _name, address in addresses:
+        sock = None
+        try:
+            sock = socket.socket(family, kind, proto)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(address)
+            return sock
+        except OSError as caught:
+            error = caught
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        try:
+            raise error
+        finally:
+            error = None  # no reference cycle through the traceback
+    raise OSError("getaddrinfo returns an empty list")
 
 
 class WatchedHTTPConnection(_Watched):
