@@ -1,4 +1,25 @@
-"""Voucher codes: check one, activate one (intent, redemption, grant), list pending ones."""
+"""Voucher codes: check one, activate one (intent, redemption, grant), list pending ones.
+
+Lock order (PostgreSQL, MariaDB; SQLite writers run one at a time). A
+transaction that locks an activation's row and its project's row locks the
+activation's first (``activations.find(..., lock=True)``, SELECT ... FOR
+UPDATE), then the project's (``projects.currency(..., lock=True)`` or
+``projects.ensure``, SELECT ... FOR UPDATE; a credit's INSERT, through its
+foreign key): a resume's claim, a grant, and the move of a project to the
+voucher's currency (``Vouchers._hold_currency``, off the common path: it
+used to lock the project first, and deadlocked with a resume of the same
+code, the ledger retrying one of them). What such a transaction then does
+to the activation (``rewrite_intent``, ``mark_sent``, ``mark_granted``)
+touches the row it holds. An intent's INSERT (``record_first_intent``,
+``record_intent``) comes after the project's lock: its row is new, and the
+tries that could write it queue on the project's lock. Dropping an intent
+(``_abandon``, ``_refuse``) takes the activation's row alone, and
+``release_currency`` the project's, each in a transaction of its own.
+The exception, on MariaDB: ``release_currency``'s DELETE reads the
+project's activations with shared locks after it locked the project
+(``ledger.projects.forget_if_empty``), and may deadlock with a claim or a
+grant for the project, then retried (tests/service/test_voucher_lock_order.py).
+"""
 
 from __future__ import annotations
 
@@ -326,9 +347,11 @@ class Vouchers:
             return
 
         def move(conn: Connection) -> None:
+            # The activation's row, then the project's: the module's lock order
+            # (its docstring). A resume holding the row is waited for here.
+            row = activations.find(conn, project_id, code, lock=True)
             if projects.currency(conn, project_id, lock=True) == wanted:
                 return  # another try of this code moved it
-            row = activations.find(conn, project_id, code, lock=True)
             rewrite_intent(conn, project_id=project_id, code=code, key=key, currency=wanted,
                            at=at)
             if row is not None and row.sent:
