@@ -36,12 +36,15 @@ _REFIX = (
     .where(_P.id == sa.bindparam("project_id"), _P.currency == sa.bindparam("found"), ~_HELD)
     .values(currency=sa.bindparam("code"))
 )
-_FORGET_EMPTY = schema.projects.delete().where(
-    _P.id == sa.bindparam("project_id"),
-    ~sa.exists().where(schema.credits.c.project_id == _P.id),
-    ~sa.exists().where(schema.orders.c.project_id == _P.id),
-    ~sa.exists().where(schema.voucher_activations.c.project_id == _P.id),
+# What a project's row is referenced by: it cannot be deleted while any is there.
+_REFERENCED = sa.or_(
+    sa.exists().where(schema.credits.c.project_id == _P.id),
+    sa.exists().where(schema.orders.c.project_id == _P.id),
+    sa.exists().where(schema.voucher_activations.c.project_id == _P.id),
 )
+_FORGET_EMPTY = schema.projects.delete().where(_P.id == sa.bindparam("project_id"), ~_REFERENCED)
+_IS_REFERENCED = sa.select(_P.id).where(_P.id == sa.bindparam("project_id"), _REFERENCED)
+_FORGET = schema.projects.delete().where(_P.id == sa.bindparam("project_id"))
 
 
 def currency(conn: Connection, project_id: str, *, lock: bool = False) -> str | None:
@@ -122,6 +125,18 @@ def forget_if_empty(conn: Connection, project_id: str) -> None:
     READ COMMITTED, then sees what they committed.
     """
     values = {"project_id": project_id}
-    if conn.dialect.name != "sqlite" and conn.execute(_CURRENCY_LOCKED, values).first() is None:
+    if conn.dialect.name == "sqlite":
+        conn.execute(_FORGET_EMPTY, values)
         return
-    conn.execute(_FORGET_EMPTY, values)
+    if conn.execute(_CURRENCY_LOCKED, values).first() is None:
+        return
+    # The check is a plain read, then the row is deleted by its id: MariaDB
+    # reads a DELETE's subqueries with shared locks, even under READ
+    # COMMITTED, and those on the project's activations, taken after the
+    # project's row, deadlocked with a resume or a grant, which lock the
+    # activation first (the lock order of service/vouchers.py). Nothing can
+    # reference the row between the two: a credit or an order inserted
+    # waits on the row's lock (their foreign key), an intent is written after
+    # locking the row (record_intent).
+    if conn.execute(_IS_REFERENCED, values).first() is None:
+        conn.execute(_FORGET, values)

@@ -14,11 +14,9 @@ touches the row it holds. An intent's INSERT (``record_first_intent``,
 ``record_intent``) comes after the project's lock: its row is new, and the
 tries that could write it queue on the project's lock. Dropping an intent
 (``_abandon``, ``_refuse``) takes the activation's row alone, and
-``release_currency`` the project's, each in a transaction of its own.
-The exception, on MariaDB: ``release_currency``'s DELETE reads the
-project's activations with shared locks after it locked the project
-(``ledger.projects.forget_if_empty``), and may deadlock with a claim or a
-grant for the project, then retried (tests/service/test_voucher_lock_order.py).
+``release_currency`` the project's, each in a transaction of its own
+(``ledger.projects.forget_if_empty`` reads the activations without locking
+them). tests/service/test_voucher_lock_order.py drives each pair.
 """
 
 from __future__ import annotations

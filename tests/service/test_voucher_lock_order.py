@@ -9,8 +9,9 @@ transaction: nothing lost, but a wasted round and a retry WARNING in the logs.
 
 Driven step by step on the real servers (SQLite writers never race): the
 resume pauses inside its transaction holding its first lock, the first try's
-move starts and is seen waiting on a lock, then the resume goes on. The one
-exception left (a currency's release on MariaDB, in the ledger) is an xfail below.
+move starts and is seen waiting on a lock, then the resume goes on. The
+release of a project's currency, which locks the project's row alone, is
+driven against a resume the same way.
 """
 
 from __future__ import annotations
@@ -137,12 +138,7 @@ LOCKED_PROJECT = re.compile(r"^SELECT .*FROM cloud_credit_projects WHERE .*FOR U
 
 
 @pytest.mark.parametrize("backend", [
-    "postgresql",
-    pytest.param("mariadb", marks=pytest.mark.xfail(strict=True, reason=(
-        "the one exception to the lock order, in ledger.projects.forget_if_empty: on "
-        "MariaDB its DELETE's NOT EXISTS reads the project's activations with shared "
-        "locks (READ COMMITTED does not spare a DELETE's subquery) after it locked the "
-        "project's row: a deadlock with a resume or a grant for the project, retried"))),
+    "postgresql", "mariadb",
 ], indirect=True)
 def test_releasing_a_projects_currency_waits_for_a_resume_instead_of_deadlocking(
     service: CreditService, stub: StubCatalog, ledger: Ledger,  # noqa: F811
