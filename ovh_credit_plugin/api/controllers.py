@@ -405,6 +405,10 @@ def handler(func: _F) -> _F:
                 # An outage, not a bug: no traceback, but what failed, for the on-call.
                 LOG.error("%s %s: %s", request.method, path,
                           self.runtime.describe_ledger_error(error))
+            elif isinstance(error, exceptions.DatabaseNotReady):
+                # Every request until the schema is upgraded: its message says
+                # which revision and what to run, and a traceback says nothing more.
+                LOG.error("%s %s: %s", request.method, path, error)
             elif api_error.status >= 500 and not isinstance(error, catalog_base.CatalogError):
                 LOG.exception("%s %s failed", request.method, path)
             elif api_error.status >= 500:

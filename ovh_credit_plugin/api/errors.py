@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.catalog import base as catalog_base
 from ovh_credit_plugin.i18n import _, deferred
-from ovh_credit_plugin.ledger.database import is_retryable
+from ovh_credit_plugin.ledger.database import is_canceled, is_retryable
 
 #: The request id oslo.middleware's RequestId puts in the WSGI environ.
 REQUEST_ID_ENV = "openstack.request_id"
@@ -56,7 +56,11 @@ LENGTH_REQUIRED_DETAIL = deferred(
 
 # Seconds a client should wait after a catalog outage before trying again.
 CATALOG_RETRY_AFTER = 30
-# The same after the ledger database could not serve a request.
+# The same after the ledger database could not serve a request, or was not
+# ready: not migrated yet, or migrated by a newer release during a rolling
+# upgrade. An operator's 'db upgrade' or the rest of the upgrade ends that
+# within minutes; a client or a load balancer polling every 30 s sees it soon
+# enough, and each poll costs the ledger one schema check.
 LEDGER_RETRY_AFTER = 30
 
 # Plain HTTP errors (pecan's routing, webob, middlewares) by status.
@@ -229,7 +233,8 @@ def from_exception(error: BaseException, *, throttle_window: int) -> ApiError:
                         _("the voucher catalog cannot be reached; try again later"),
                         headers={"Retry-After": str(CATALOG_RETRY_AFTER)})
     if isinstance(error, exceptions.DatabaseNotReady):
-        return ApiError("service_unavailable", _("the credit ledger is not ready"))
+        return ApiError("service_unavailable", _("the credit ledger is not ready"),
+                        headers={"Retry-After": str(LEDGER_RETRY_AFTER)})
     if ledger_unavailable(error):
         return ApiError("ledger_unavailable",
                         _("the credit service is temporarily unavailable; try again later"),
@@ -245,7 +250,13 @@ def ledger_unavailable(error: BaseException) -> bool:
       failover), deadlocks and serialization failures, a lock wait timeout, a
       SQLite database locked beyond its busy timeout, a Galera node not ready.
       Not a unique-constraint violation, which it retries too: one that
-      outlived the retries is a bug.
+      outlived the retries is a bug. Among them, a server that refuses
+      writes as read-only (a standby, a primary demoted by a failover:
+      PostgreSQL's 25006, MariaDB's 1290 and 1792): the ledger reconnects
+      and retries it.
+    - A statement the server canceled (``ledger.database.is_canceled``):
+      statement_timeout, max_statement_time, an operator's cancel. An
+      overload, or a lock held too long; not retried by the ledger.
     - An OperationalError outside any statement (SQLAlchemy names none): the
       connection could not be opened (refused, unknown host, too many
       connections, the server starting or shutting down, credentials
@@ -260,6 +271,6 @@ def ledger_unavailable(error: BaseException) -> bool:
         return True
     if not isinstance(error, sa_exc.DBAPIError) or isinstance(error, sa_exc.IntegrityError):
         return False
-    if is_retryable(error):
+    if is_retryable(error) or is_canceled(error):
         return True
     return isinstance(error, sa_exc.OperationalError) and error.statement is None

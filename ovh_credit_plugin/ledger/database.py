@@ -22,10 +22,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from ovh_credit_plugin import money
 from ovh_credit_plugin.ledger import bulk, migration
-from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION, create_engine
+from ovh_credit_plugin.ledger.engine import (
+    READ_ONLY_OPTION,
+    create_engine,
+    driver_code,
+    refused_as_read_only,
+)
 
 __all__ = ["READ_ONLY_OPTION", "Database", "create_engine", "describe_failure",
-           "is_retryable"]
+           "is_canceled", "is_retryable"]
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +54,19 @@ _MYSQL_RETRY_CODES = frozenset({1213, 1205, 1020, 1180, 1047})
 # key (docs/operations.md, "Retries and backoff"), which is the rule for
 # every function given to Database.write.
 _MYSQL_CONNECTION_LOST = frozenset({2006, 2013})
+# A statement the server ended before it was done: PostgreSQL 57014
+# query_canceled (statement_timeout ran out, or an operator's
+# pg_cancel_backend), MariaDB 1969 (max_statement_time), MySQL 3024
+# (max_execution_time), 1317 query interrupted (KILL QUERY: an operator,
+# pt-kill). Not retried: the server is overloaded or a statement waits on a
+# lock held too long, and a retry would run the same statement for as long
+# again (eight attempts: eight times the limit a DBA set, as load on a server
+# that is already short of it). The caller hears it at once: the API answers
+# 503 with Retry-After, CloudKitty rates the period again later. Lock waits
+# that end with their own error (lock_timeout's 55P03, 1205) stay retried:
+# a lock holder that committed meanwhile lets the retry through.
+_PG_CANCELED_SQLSTATES = frozenset({"57014"})
+_MYSQL_CANCELED_CODES = frozenset({1969, 3024, 1317})
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -64,25 +82,44 @@ def is_retryable(error: BaseException) -> bool:
         # surfaces once the attempts run out.
         return True
     orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate in _PG_RETRY_SQLSTATES:
+    code = driver_code(orig)
+    if code in _PG_RETRY_SQLSTATES or code in _MYSQL_RETRY_CODES or code in _MYSQL_CONNECTION_LOST:
         return True
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in (
-        _MYSQL_RETRY_CODES | _MYSQL_CONNECTION_LOST
-    ):
+    if refused_as_read_only(orig):
+        # A standby or a demoted primary (engine.py): the engine's connections
+        # are invalidated already, and the retry runs on a new one. Named here
+        # too so that it is retried however the error was wrapped.
         return True
     message = str(orig).lower()
     return "database is locked" in message or "database table is locked" in message
 
 
-# What a log line calls each retried error, by its code.
+def is_canceled(error: BaseException) -> bool:
+    """True for a statement the server canceled before it was done: a time limit
+    (statement_timeout, max_statement_time, max_execution_time) or an operator.
+
+    Not retried (see ``_PG_CANCELED_SQLSTATES``); an overload, not a bug.
+    """
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    code = driver_code(error.orig)
+    return code in _PG_CANCELED_SQLSTATES or code in _MYSQL_CANCELED_CODES
+
+
+# What a log line calls each error, by its code: the retried ones, and those
+# the API answers 503 for.
 _CAUSES: dict[str | int, str] = {
     "40001": "serialization failure", "40P01": "deadlock", "55P03": "lock not available",
     1213: "deadlock or Galera certification conflict", 1205: "lock wait timeout",
     1020: "record changed since last read", 1180: "error during COMMIT",
     1047: "Galera node not ready", 2006: "server has gone away",
     2013: "connection lost during query",
+    "25006": "read-only transaction (a standby, or a primary demoted by a failover)",
+    1290: "server is read-only (a replica, or a primary demoted by a failover)",
+    1792: "read-only transaction",
+    "57014": "statement canceled (statement_timeout, or an operator)",
+    1969: "max_statement_time exceeded", 3024: "max_execution_time exceeded",
+    1317: "query interrupted (KILL QUERY)",
 }
 
 
@@ -101,13 +138,10 @@ def describe_failure(error: BaseException) -> str:
         first = (str(error).splitlines() or [""])[0][:300]
         return f"{name}: {first}" if first else name
     orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    args = getattr(orig, "args", ())
-    code: str | int | None = sqlstate or (
-        args[0] if args and isinstance(args[0], int) else None)
+    code = driver_code(orig)
     if code is not None:
         known = _CAUSES.get(code)
-        label = f"SQLSTATE {code}" if sqlstate else f"error {code}"
+        label = f"SQLSTATE {code}" if isinstance(code, str) else f"error {code}"
         return f"{name} {label}: {known}" if known else f"{name} {label}"
     if type(orig).__module__ == "sqlite3":
         first = (str(orig).splitlines() or [""])[0][:200]

@@ -20,6 +20,38 @@ from ovh_credit_plugin.ledger import bulk
 #: Execution option of a read-only transaction (SQLite then starts a plain BEGIN).
 READ_ONLY_OPTION = "ovh_credit_read_only"
 
+# What a server answers a write it refuses because it serves no writes now: a
+# PostgreSQL hot standby, or a primary a failover demoted, 25006
+# read_only_sql_transaction; MariaDB/MySQL with read_only or super_read_only on
+# (a replica, a demoted primary: an Aurora or RDS failover, Orchestrator)
+# 1290, and 1792 in a transaction a session or a proxy made READ ONLY. 1290
+# also says that another server option forbids a statement (secure_file_priv,
+# skip-grant-tables), for statements the ledger never runs. The plugin starts
+# no READ ONLY transaction of its own on these servers (READ_ONLY_OPTION only
+# changes SQLite's BEGIN): none of these is its code's doing.
+_READ_ONLY_SQLSTATES = frozenset({"25006"})
+_READ_ONLY_MYSQL_CODES = frozenset({1290, 1792})
+
+
+def driver_code(driver_error: BaseException | None) -> str | int | None:
+    """A driver error's code: MySQL/MariaDB's error number, PostgreSQL's SQLSTATE (a str).
+
+    The number first: PyMySQL gives its errors the server's SQLSTATE too, and
+    MySQL's are coarse (HY000 for most, 1290 among them; 40001 for a 1213
+    deadlock, a PostgreSQL serialization failure's code).
+    """
+    args = getattr(driver_error, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+    return str(sqlstate) if sqlstate else None
+
+
+def refused_as_read_only(driver_error: BaseException | None) -> bool:
+    """Whether the server refused a write because it serves reads only (see above)."""
+    code = driver_code(driver_error)
+    return code in _READ_ONLY_SQLSTATES or code in _READ_ONLY_MYSQL_CODES
+
 
 def create_engine(
     url: str,
@@ -60,7 +92,7 @@ def create_engine(
         _configure_sqlite(engine, busy_timeout=sqlite_busy_timeout)
         return engine
     try:
-        return sa.create_engine(
+        engine = sa.create_engine(
             parsed,
             # A statement's values stay out of its errors' text, which hosts log
             # with their tracebacks: a voucher code is one (a credit's source,
@@ -96,6 +128,39 @@ def create_engine(
               "[mysql] (%(error)s)%(hint)s")
             % {"drivername": parsed.drivername, "error": error, "hint": hint}
         ) from None
+    _read_only_is_a_lost_connection(engine)
+    return engine
+
+
+def _read_only_is_a_lost_connection(engine: Engine) -> None:
+    """Make ``engine`` drop its connections when the server refuses writes as read-only.
+
+    After a failover, a pooled connection still open on the demoted primary,
+    or one that reached a standby through a stale address (DNS, a proxy), is
+    on a server that will not take writes again: once the address leads to the
+    new primary, only a new connection can write (so too a session whose
+    ``default_transaction_read_only`` or ``SET SESSION TRANSACTION READ ONLY``
+    was fixed when it started). So the error is handled as a lost connection
+    is: this connection closed, and every connection the pool opened before
+    it replaced at its next checkout (they went to the same server); then
+    ``Database`` retries the transaction on a new connection (``is_retryable``:
+    ``connection_invalidated``), which succeeds as soon as the address leads to
+    a writable server. The server refused the statement, nothing was written:
+    the retry cannot apply anything twice. A server that stays read-only costs
+    a reconnect per attempt, and the API answers 503 once they ran out.
+
+    Through the dialect's ``is_disconnect``, not a ``handle_error`` listener:
+    that event only sees the statements SQLAlchemy runs, while the ledger's
+    hot writes run on the driver's cursor (``bulk.driver_error``), which asks
+    the dialect directly. The dialect is this engine's own instance.
+    """
+    dialect = engine.dialect
+    lost = dialect.is_disconnect
+
+    def is_disconnect(error: Any, connection: Any, cursor: Any) -> bool:
+        return bool(lost(error, connection, cursor)) or refused_as_read_only(error)
+
+    dialect.is_disconnect = is_disconnect  # type: ignore[method-assign, assignment]
 
 
 def shown(url: str | sa.URL) -> str:

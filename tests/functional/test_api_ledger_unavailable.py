@@ -194,3 +194,23 @@ def test_a_statement_the_database_refuses_stays_a_500(
             assert line.exc_info is not None  # a bug: its traceback is logged
     finally:
         engine.dispose()
+
+
+def test_a_ledger_not_migrated_is_503_with_retry_after_and_one_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Every request fails the same way until an operator runs 'db upgrade': the
+    # client is told when to come back, the log says what to run, once a request.
+    url = f"sqlite:///{tmp_path / 'not-migrated.sqlite'}"
+    sqlite3.connect(tmp_path / "not-migrated.sqlite").close()
+    with standalone(ledger_at(url, tmp_path)) as api:
+        caplog.clear()
+        answer = call("GET", f"{api}/v1/credits", headers=MEMBER)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "30"
+        (error,) = answer.json()["errors"]
+        assert error["code"] == "cloud_credit.service_unavailable"
+        assert error["detail"] == "the credit ledger is not ready"
+        (line,) = outage_lines(caplog)
+        assert line.getMessage().startswith("GET /v1/credits: ")
+        assert "ovh-credit db upgrade" in line.getMessage()
+        assert line.exc_info is None  # no traceback on every request
