@@ -34,7 +34,18 @@ class InvalidCurrency(InvalidInput):
 
 
 class PurchaseNotOffered(InvalidCurrency):
-    """Credit is not sold in this currency: no purchase limits are configured for it."""
+    """Credit is not sold in this currency: no purchase limits are configured for it.
+
+    ``str(error)`` is the customer's (« cloud credit is not sold in GBP »): the
+    REST API answers with it. ``operator_hint`` says which options sell it, for
+    an operator only: logged where the order is refused, and appended to the
+    operator CLI's error line (``ovh-credit order create``), never in an API answer.
+    """
+
+    def __init__(self, message: str, *, currency: str, operator_hint: str) -> None:
+        super().__init__(message)
+        self.currency = currency
+        self.operator_hint = operator_hint
 
 
 class CurrencyMismatch(InvalidInput):

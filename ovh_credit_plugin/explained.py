@@ -11,22 +11,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from ovh_credit_plugin.i18n import _
+from ovh_credit_plugin.i18n import _, deferred
+
+#: A credit's kind as a customer reads it: the words of the guide and of the
+#: dashboard's « Type » column (« Voucher », « Crédit acheté »). A kind this
+#: table does not know (a newer server's) is shown as the API gives it.
+KINDS = {"voucher": deferred("voucher"), "purchased": deferred("purchased")}
 
 
 def sentence(allocation: dict[str, Any], currency: str) -> str:
     """``line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order (...)``.
 
-    The parts are joined with ``; ``, each translated on its own.
+    Each part is translated on its own, the kind too; they are joined with the
+    language's ``; `` (French puts a no-break space before the semicolon).
     """
+    kind = allocation["kind"]
     paid = {"line": allocation["line_id"], "amount": allocation["amount"],
             "currency": currency, "credit": allocation["credit_id"],
-            "kind": allocation["kind"]}
+            "kind": _(KINDS[kind]) if kind in KINDS else kind}
+    # The separator between two parts of the sentence, as the language writes it.
+    separator = str(_("; "))
     why = allocation.get("explanation")
     if why is None:
-        return "; ".join([
-            _("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)") % paid,
-            _("recorded without an explanation"),
+        return separator.join([
+            str(_("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)")
+                % paid),
+            str(_("recorded without an explanation")),
         ])
     key = why["order_key"]
     place = {**paid, "place": why["place"], "created": key["created_at"],
@@ -49,4 +59,4 @@ def sentence(allocation: dict[str, Any], currency: str) -> str:
                          % {"skipped": skipped["credit_id"],
                             "products": ", ".join(skipped["products"]),
                             "credit": allocation["credit_id"]})
-    return "; ".join(str(part) for part in parts)
+    return separator.join(str(part) for part in parts)

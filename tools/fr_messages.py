@@ -285,11 +285,19 @@ FR = {
     "too many failed voucher attempts on this project: try again after %(when)s":
         "trop de tentatives de voucher ont échoué sur ce projet : réessayez après le "
         "%(when)s",
-    "no purchase limits for %(currency)s: set [cloud_credit] purchase_min_amount and "
-    "purchase_max_amount for it, e.g. %(example)s":
-        "aucune limite d'achat pour %(currency)s : définissez [cloud_credit] "
-        "purchase_min_amount et purchase_max_amount pour cette devise, par exemple "
-        "%(example)s",
+    # An order in a currency without purchase limits: the customer's words (the API's
+    # detail), then the operator's hint, which the operator CLI joins to them.
+    "cloud credit is not sold in %(currency)s": "le crédit cloud n'est pas vendu en %(currency)s",
+    "to sell it, set [cloud_credit] purchase_min_amount and purchase_max_amount for "
+    "%(currency)s, e.g. %(example)s":
+        "pour le vendre, définissez [cloud_credit] purchase_min_amount et purchase_max_amount "
+        "pour %(currency)s, par exemple %(example)s",
+    "%(refusal)s; %(hint)s": "%(refusal)s ; %(hint)s",
+    # A settlement explained (explained.py): the kinds of credit as the panel names them
+    # (« Voucher », « Crédit acheté »), and the parts of the sentence joined.
+    "voucher": "voucher",
+    "purchased": "crédit acheté",
+    "; ": " ; ",
     # Inputs of the service and the CLI.
     " (the [postgresql] extra installs psycopg 3: write postgresql+psycopg://)":
         " (l'extra [postgresql] installe psycopg 3 : écrivez postgresql+psycopg://)",
@@ -600,6 +608,103 @@ FR = {
     "a number less than %(lt)s is expected": "un nombre inférieur à %(lt)s est attendu",
     "a number of at most %(le)s is expected": "un nombre d'au plus %(le)s est attendu",
     "malformed JSON": "JSON mal formé",
+    # An API error read by the client (osc/client.py), joined in the answer's language.
+    "%(title)s: %(detail)s": "%(title)s : %(detail)s",
+    # openstack rating credit ...: the commands' descriptions and help (osc/).
+    "List a project's credits (vouchers and purchased credit) in consumption order.":
+        "Lister les crédits d'un projet (vouchers et crédit acheté) dans l'ordre de "
+        "consommation.",
+    "Show one credit with its ledger entries.":
+        "Afficher un crédit et ses écritures dans le registre.",
+    "Void a credit (fraud, charge-back): its balance can no longer be used. Admin only.":
+        "Invalider un crédit (fraude, rétrofacturation) : son solde ne peut plus être utilisé. "
+        "Administrateurs uniquement.",
+    "When the project's credit runs out at its burn rate, and how much expires unused.\n\n"
+    "The burn rate is the credit the project used per day over the server's window (30 days "
+    "by default); credits are spent at that rate in the order they pay, and what a credit "
+    "still holds at its end is at risk.":
+        "Quand le crédit du projet sera épuisé au rythme de sa consommation, et combien "
+        "expirera sans être utilisé.\n\n"
+        "Le rythme de consommation est le crédit que le projet a utilisé par jour sur la "
+        "période du serveur (30 jours par défaut) ; les crédits sont dépensés à ce rythme dans "
+        "l'ordre où ils paient, et ce qu'il reste sur un crédit à sa fin de validité risque "
+        "d'être perdu.",
+    "Activate a voucher code: the project gets its credit (again: the same credit).":
+        "Activer un code de voucher : le projet reçoit son crédit (une seconde fois : le même "
+        "crédit).",
+    "Show what a voucher code would grant, without activating it.":
+        "Afficher ce qu'un code de voucher accorderait, sans l'activer.",
+    "Buy cloud credit: a pending order to pay at its payment_url (no credit until paid).":
+        "Acheter du crédit cloud : un bon de commande en attente, à payer à son payment_url "
+        "(aucun crédit avant le paiement).",
+    "List a project's purchase orders.": "Lister les bons de commande d'un projet.",
+    "Show one purchase order.": "Afficher un bon de commande.",
+    "Cancel a pending purchase order.": "Annuler un bon de commande en attente.",
+    "Confirm an order's payment: its credit is created once (admin or service role).":
+        "Confirmer le paiement d'un bon de commande : son crédit est créé une seule fois (rôle "
+        "admin ou service).",
+    "Show how an invoice was settled: which credit paid how much of each line, and why.":
+        "Afficher le règlement d'une facture : quel crédit a payé combien de chaque ligne, et "
+        "pourquoi.",
+    "Act on this project (ID) instead of the token's: admins only (sent as ?project_id=).":
+        "Agir sur ce projet (identifiant) plutôt que sur celui du jeton : administrateurs "
+        "uniquement (envoyé dans le paramètre de requête project_id).",
+    "Only those in this status": "Uniquement ceux qui ont ce statut",
+    "Every field": "Tous les champs",
+    "At most this many (default: all, page by page)":
+        "Au plus ce nombre (par défaut : tous, page par page)",
+    "Start after this ID (the previous page's last)":
+        "Commencer après cet identifiant (le dernier de la page précédente)",
+    "Credit ID": "Identifiant du crédit",
+    "Why (recorded in the ledger; the same reason again is a replay, not a second void)":
+        "Motif (enregistré dans le registre ; redonner le même motif rejoue l'invalidation "
+        "au lieu d'en faire une seconde)",
+    "The voucher code to activate": "Le code du voucher à activer",
+    "The voucher code to check": "Le code du voucher à vérifier",
+    "Amount excluding tax, e.g. 50.00": "Montant HT, par exemple 50.00",
+    "The project's currency (default: the project's, or the server's default for a "
+    "project's first order)":
+        "La devise du projet (par défaut : celle du projet, ou celle du serveur pour le "
+        "premier bon de commande d'un projet)",
+    "Run again with the same key and amount after a lost answer: the same order, not a "
+    "second one":
+        "Relancer avec la même clé et le même montant après une réponse perdue : le même bon "
+        "de commande, pas un second",
+    "Order ID": "Identifiant du bon de commande",
+    "The amount paid (refused unless it is the order's)":
+        "Le montant payé (refusé si ce n'est pas celui du bon de commande)",
+    "The currency paid (refused unless it is the order's)":
+        "La devise du paiement (refusée si ce n'est pas celle du bon de commande)",
+    "The invoice's ID (with --key: a settlement key)":
+        "L'identifiant de la facture (avec --key : une clé de règlement)",
+    "Read the argument as a settlement key, as a credit's ledger entries show it (a "
+    "CloudKitty period's, say)":
+        "Lire l'argument comme une clé de règlement, telle que les écritures d'un crédit dans "
+        "le registre la montrent (celle d'une période de CloudKitty, par exemple)",
+    "Which server answers 'openstack rating credit' commands at the rating endpoint: "
+    "'cloudkitty' (default; CloudKitty's API with the cloud_credit module, path "
+    "%(cloudkitty)s) or 'standalone' (ovh-credit-api, path %(standalone)s). Env: "
+    "OS_CLOUD_CREDIT_API; clouds.yaml: %(option)s.":
+        "Le serveur qui répond aux commandes « openstack rating credit » au point d'accès "
+        "rating : « cloudkitty » (par défaut ; l'API de CloudKitty avec le module "
+        "cloud_credit, chemin %(cloudkitty)s) ou « standalone » (ovh-credit-api, chemin "
+        "%(standalone)s). Variable d'environnement : OS_CLOUD_CREDIT_API ; clouds.yaml : "
+        "%(option)s.",
+    "The API's root URL, e.g. http://127.0.0.1:8890":
+        "L'URL racine de l'API, par exemple http://127.0.0.1:8890",
+    "The project to act as (X-Project-Id)": "Le projet au nom duquel agir (X-Project-Id)",
+    "The user to act as (X-User-Id)": "L'utilisateur au nom duquel agir (X-User-Id)",
+    "Comma-separated roles (X-Roles), e.g. admin or service":
+        "Rôles séparés par des virgules (X-Roles), par exemple admin ou service",
+    "invalid number of seconds %(text)r: use a positive number, at most %(most)d (a day)":
+        "nombre de secondes %(text)r invalide : indiquez un nombre positif, au plus %(most)d "
+        "(un jour)",
+    "the ledger database %(url)s stayed locked by another process (another 'db upgrade', or "
+    "a writer) for longer than %(seconds)s s (--lock-timeout): run 'ovh-credit db upgrade' "
+    "again once it is done":
+        "la base du registre %(url)s est restée verrouillée par un autre processus (un autre "
+        "« db upgrade », ou une écriture) plus de %(seconds)s s (--lock-timeout) : relancez "
+        "« ovh-credit db upgrade » une fois qu'il a terminé",
 }
 
 FR = french_table(FR)

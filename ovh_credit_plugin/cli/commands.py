@@ -176,6 +176,12 @@ class _Base:
                 _("%(error)s (the default ledger: no configuration file names a "
                   "[cloud_credit] connection)")
                 % {"error": error}) from error
+        except exceptions.PurchaseNotOffered as error:
+            # The service's words are the customer's; the operator is also told
+            # which options sell credit in that currency.
+            raise exceptions.PurchaseNotOffered(
+                _("%(refusal)s; %(hint)s") % {"refusal": error, "hint": error.operator_hint},
+                currency=error.currency, operator_hint=error.operator_hint) from error
         except exceptions.CreditError:
             raise
         except pydantic.ValidationError as error:

@@ -227,7 +227,14 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
         code = str(error.get("code") or "") or None
         title = str(error.get("title") or "").strip()
         detail = str(error.get("detail") or "").strip()
-        text = f"{title}: {detail}" if title and detail and detail != title else title or detail
+        if title and detail and detail != title:
+            # Joined as the language of the server's words writes it (« Montant
+            # invalide : ... » in French): the answer's, not the locale's (the
+            # dashboard asks in its user's language, whatever the server's locale).
+            text = i18n.translate(_TITLE_AND_DETAIL, answer_language(headers)) % {
+                "title": title, "detail": detail}
+        else:
+            text = title or detail
         request_id = error.get("request_id")
         extra = [f"HTTP {status}"]
         if code:
@@ -262,6 +269,21 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
                              text=line, retry_after=seconds)
     failure.reason = reason
     return failure
+
+
+_TITLE_AND_DETAIL = deferred("%(title)s: %(detail)s")
+
+
+def answer_language(headers: Mapping[str, str]) -> str:
+    """The language of an answer's words: its ``Content-Language`` (``fr-FR``
+    gives ``fr_FR``, which gettext looks up as ``fr_FR`` then ``fr``); English,
+    the API's own, when the answer does not say."""
+    found = ""
+    for name, value in headers.items():
+        if str(name).lower() == "content-language":
+            found = str(value).split(",", 1)[0].strip()
+            break
+    return found.replace("-", "_") or i18n.SOURCE_LANGUAGE
 
 
 _REASONS = {400: deferred("Bad request"), 401: deferred("Unauthorized: no valid token"),

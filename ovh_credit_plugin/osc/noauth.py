@@ -17,6 +17,8 @@ from typing import Any
 
 from keystoneauth1 import loading, plugin
 
+from ovh_credit_plugin.i18n import _
+
 
 class CreditNoAuthPlugin(plugin.FixedEndpointPlugin):
     """A fixed endpoint, no token, and the caller's identity in plain headers."""
@@ -56,9 +58,9 @@ class CreditNoAuthLoader(loading.BaseLoader[CreditNoAuthPlugin]):
         return [
             *super().get_options(),
             loading.Opt("endpoint", required=True,
-                        help="The API's root URL, e.g. http://127.0.0.1:8890"),
-            loading.Opt("project-id", help="The project to act as (X-Project-Id)"),
-            loading.Opt("user-id", help="The user to act as (X-User-Id)"),
+                        help=_("The API's root URL, e.g. http://127.0.0.1:8890")),
+            loading.Opt("project-id", help=_("The project to act as (X-Project-Id)")),
+            loading.Opt("user-id", help=_("The user to act as (X-User-Id)")),
             loading.Opt("roles", default="reader,member",
-                        help="Comma-separated roles (X-Roles), e.g. admin or service"),
+                        help=_("Comma-separated roles (X-Roles), e.g. admin or service")),
         ]

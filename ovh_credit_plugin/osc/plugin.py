@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.osc.client import API_MODES, DEFAULT_MODE, CreditClient
 
 API_NAME = "cloud_credit"
@@ -40,10 +41,11 @@ def build_option_parser(parser: Any) -> Any:
         metavar="<cloudkitty|standalone>",
         choices=sorted(API_MODES),
         default=os.environ.get("OS_CLOUD_CREDIT_API") or None,
-        help="Which server answers 'openstack rating credit' commands at the rating "
-        "endpoint: 'cloudkitty' (default; CloudKitty's API with the cloud_credit module, "
-        f"path {API_MODES['cloudkitty']}) or 'standalone' (ovh-credit-api, path "
-        f"{API_MODES['standalone']}). Env: OS_CLOUD_CREDIT_API; clouds.yaml: "
-        f"{MODE_OPTION}.",
+        help=_("Which server answers 'openstack rating credit' commands at the rating "
+               "endpoint: 'cloudkitty' (default; CloudKitty's API with the cloud_credit "
+               "module, path %(cloudkitty)s) or 'standalone' (ovh-credit-api, path "
+               "%(standalone)s). Env: OS_CLOUD_CREDIT_API; clouds.yaml: %(option)s.")
+        % {"cloudkitty": API_MODES["cloudkitty"], "standalone": API_MODES["standalone"],
+           "option": MODE_OPTION},
     )
     return parser

@@ -17,7 +17,7 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from ovh_credit_plugin import explained
-from ovh_credit_plugin.i18n import _
+from ovh_credit_plugin.i18n import _, deferred
 from ovh_credit_plugin.osc import client as credit_client
 
 CREDIT_FIELDS = (
@@ -111,9 +111,15 @@ def _positive_int(text: str) -> int:
 
 
 class _CreditCommand:
-    """Shared by every command: the client; ``--project`` where the API takes it."""
+    """Shared by every command: the client; ``--project`` where the API takes it.
+
+    Each command's description is its ``_description`` (cliff's attribute for a
+    translatable one), marked with :func:`deferred`; its help texts are marked
+    with ``_``: a French locale reads ``openstack rating credit list --help`` in French.
+    """
 
     app: Any
+    _description = ""
     # Lists and creations act on a project; a credit or an order is found by
     # its id alone, so those commands have no --project.
     takes_project = False
@@ -125,10 +131,16 @@ class _CreditCommand:
                 "--project",
                 metavar="<project-id>",
                 default=None,
-                help="Act on this project (ID) instead of the token's: admins only "
-                "(sent as ?project_id=).",
+                help=_("Act on this project (ID) instead of the token's: admins only "
+                       "(sent as ?project_id=)."),
             )
         return parser
+
+    def get_description(self) -> str:
+        # cliff shows _description (the parser's description, the one-liner of
+        # ``openstack help``): marked with deferred() for the catalog, translated
+        # here, when the help is written, in the language of the locale.
+        return str(_(self._description)) if self._description else ""
 
     @property
     def client(self) -> credit_client.CreditClient:
@@ -153,18 +165,19 @@ class _ListCommand(_CreditCommand, Lister):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--status", choices=self.statuses, default=None,
-                            help="Only those in this status")
+                            help=_("Only those in this status"))
         parser.add_argument("--long", action="store_true", default=False,
-                            help="Every field")
+                            help=_("Every field"))
         parser.add_argument("--limit", type=_positive_int, default=None, metavar="<n>",
-                            help="At most this many (default: all, page by page)")
+                            help=_("At most this many (default: all, page by page)"))
         parser.add_argument("--marker", default=None, metavar="<id>",
-                            help="Start after this ID (the previous page's last)")
+                            help=_("Start after this ID (the previous page's last)"))
         return parser
 
 
 class ListCredits(_ListCommand):
-    """List a project's credits (vouchers and purchased credit) in consumption order."""
+    _description = deferred("List a project's credits (vouchers and purchased credit) in "
+                            "consumption order.")
 
     statuses = CREDIT_STATUSES
 
@@ -178,11 +191,11 @@ class ListCredits(_ListCommand):
 
 
 class ShowCredit(_CreditCommand, ShowOne):
-    """Show one credit with its ledger entries."""
+    _description = deferred("Show one credit with its ledger entries.")
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("credit", metavar="<credit-id>", help="Credit ID")
+        parser.add_argument("credit", metavar="<credit-id>", help=_("Credit ID"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -192,14 +205,15 @@ class ShowCredit(_CreditCommand, ShowOne):
 
 
 class VoidCredit(_CreditCommand, ShowOne):
-    """Void a credit (fraud, charge-back): its balance can no longer be used. Admin only."""
+    _description = deferred("Void a credit (fraud, charge-back): its balance can no longer be "
+                            "used. Admin only.")
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("credit", metavar="<credit-id>", help="Credit ID")
+        parser.add_argument("credit", metavar="<credit-id>", help=_("Credit ID"))
         parser.add_argument("--reason", required=True, metavar="<text>",
-                            help="Why (recorded in the ledger; the same reason again is a "
-                            "replay, not a second void)")
+                            help=_("Why (recorded in the ledger; the same reason again is "
+                                   "a replay, not a second void)"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -211,12 +225,12 @@ class VoidCredit(_CreditCommand, ShowOne):
 
 
 class ShowForecast(_CreditCommand, ShowOne):
-    """When the project's credit runs out at its burn rate, and how much expires unused.
-
-    The burn rate is the credit the project used per day over the server's
-    window (30 days by default); credits are spent at that rate in the order
-    they pay, and what a credit still holds at its end is at risk.
-    """
+    _description = deferred(
+        "When the project's credit runs out at its burn rate, and how much expires unused."
+        "\n\n"
+        "The burn rate is the credit the project used per day over the server's window (30 "
+        "days by default); credits are spent at that rate in the order they pay, and what a "
+        "credit still holds at its end is at risk.")
 
     takes_project = True
 
@@ -226,13 +240,14 @@ class ShowForecast(_CreditCommand, ShowOne):
 
 
 class ActivateVoucher(_CreditCommand, ShowOne):
-    """Activate a voucher code: the project gets its credit (again: the same credit)."""
+    _description = deferred("Activate a voucher code: the project gets its credit (again: the "
+                            "same credit).")
 
     takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("code", metavar="<code>", help="Voucher code")
+        parser.add_argument("code", metavar="<code>", help=_("The voucher code to activate"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -242,13 +257,13 @@ class ActivateVoucher(_CreditCommand, ShowOne):
 
 
 class CheckVoucher(_CreditCommand, ShowOne):
-    """Show what a voucher code would grant, without activating it."""
+    _description = deferred("Show what a voucher code would grant, without activating it.")
 
     takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("code", metavar="<code>", help="Voucher code")
+        parser.add_argument("code", metavar="<code>", help=_("The voucher code to check"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -259,20 +274,21 @@ class CheckVoucher(_CreditCommand, ShowOne):
 
 
 class CreateOrder(_CreditCommand, ShowOne):
-    """Buy cloud credit: a pending order to pay at its payment_url (no credit until paid)."""
+    _description = deferred("Buy cloud credit: a pending order to pay at its payment_url (no "
+                            "credit until paid).")
 
     takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("amount", metavar="<amount>", type=_amount,
-                            help="Amount excluding tax, e.g. 50.00")
+                            help=_("Amount excluding tax, e.g. 50.00"))
         parser.add_argument("--currency", metavar="<ISO 4217>", default=None,
-                            help="The project's currency (default: the project's, or the "
-                            "server's default for a project's first order)")
+                            help=_("The project's currency (default: the project's, or the "
+                                   "server's default for a project's first order)"))
         parser.add_argument("--idempotency-key", metavar="<key>", default=None,
-                            help="Run again with the same key and amount after a lost "
-                            "answer: the same order, not a second one")
+                            help=_("Run again with the same key and amount after a lost "
+                                   "answer: the same order, not a second one"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -283,7 +299,7 @@ class CreateOrder(_CreditCommand, ShowOne):
 
 
 class ListOrders(_ListCommand):
-    """List a project's purchase orders."""
+    _description = deferred("List a project's purchase orders.")
 
     statuses = ORDER_STATUSES
 
@@ -299,12 +315,12 @@ class ListOrders(_ListCommand):
 class _OrderCommand(_CreditCommand, ShowOne):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("order", metavar="<order-id>", help="Order ID")
+        parser.add_argument("order", metavar="<order-id>", help=_("Order ID"))
         return parser
 
 
 class ShowOrder(_OrderCommand):
-    """Show one purchase order."""
+    _description = deferred("Show one purchase order.")
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         document = self.send(self.client.requests.show_order(
@@ -313,7 +329,7 @@ class ShowOrder(_OrderCommand):
 
 
 class CancelOrder(_OrderCommand):
-    """Cancel a pending purchase order."""
+    _description = deferred("Cancel a pending purchase order.")
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         document = self.send(self.client.requests.cancel_order(
@@ -322,14 +338,16 @@ class CancelOrder(_OrderCommand):
 
 
 class PayOrder(_OrderCommand):
-    """Confirm an order's payment: its credit is created once (admin or service role)."""
+    _description = deferred("Confirm an order's payment: its credit is created once (admin or "
+                            "service role).")
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--amount", required=True, type=_amount, metavar="<amount>",
-                            help="The amount paid (refused unless it is the order's)")
+                            help=_("The amount paid (refused unless it is the order's)"))
         parser.add_argument("--currency", required=True, metavar="<ISO 4217>",
-                            help="The currency paid (refused unless it is the order's)")
+                            help=_("The currency paid (refused unless it is the "
+                                   "order's)"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -350,17 +368,18 @@ class ExplainedColumn(columns.FormattableColumn[Any]):
 
 
 class ShowSettlement(_CreditCommand, ShowOne):
-    """Show how an invoice was settled: which credit paid how much of each line, and why."""
+    _description = deferred("Show how an invoice was settled: which credit paid how much of "
+                            "each line, and why.")
 
     takes_project = True
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("invoice", metavar="<invoice-id>",
-                            help="The invoice's ID (with --key: a settlement key)")
+                            help=_("The invoice's ID (with --key: a settlement key)"))
         parser.add_argument("--key", action="store_true", default=False,
-                            help="Read the argument as a settlement key, as a credit's "
-                            "ledger entries show it (a CloudKitty period's, say)")
+                            help=_("Read the argument as a settlement key, as a credit's "
+                                   "ledger entries show it (a CloudKitty period's, say)"))
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:

@@ -106,10 +106,15 @@ def create_once(
         code = currency or projects.currency(conn, project_id) or settings.default_currency
         limits = settings.purchase_limits.get(code)
         if limits is None:
+            # The customer reads what is refused; the operator (the log, the
+            # operator CLI) how to sell it: option names mean nothing to a customer.
             raise exceptions.PurchaseNotOffered(
-                _("no purchase limits for %(currency)s: set [cloud_credit] "
-                  "purchase_min_amount and purchase_max_amount for it, e.g. %(example)s")
-                % {"currency": code, "example": plugin_conf.PURCHASE_LIMITS_EXAMPLE}
+                _("cloud credit is not sold in %(currency)s") % {"currency": code},
+                currency=code,
+                operator_hint=_(
+                    "to sell it, set [cloud_credit] purchase_min_amount and "
+                    "purchase_max_amount for %(currency)s, e.g. %(example)s")
+                % {"currency": code, "example": plugin_conf.PURCHASE_LIMITS_EXAMPLE},
             )
         checked = money.parse_amount(value, places=money.currency_places(code))
         lowest, highest = limits
@@ -138,7 +143,15 @@ def create_once(
                               order_id=order_id, at=at)
         return orders.result(orders.get(conn, order_id)), True
 
-    order, created = database.write(work)
+    try:
+        order, created = database.write(work)
+    except exceptions.PurchaseNotOffered as refused:
+        # Once per refused request, after the transaction (a retried attempt
+        # does not log twice); in English, as every log line.
+        LOG.warning("order refused for project %s: no purchase limits for %s; set "
+                    "[cloud_credit] purchase_min_amount and purchase_max_amount for it, "
+                    "e.g. %s", project_id, refused.currency, plugin_conf.PURCHASE_LIMITS_EXAMPLE)
+        raise
     if created:
         # Logged once committed: an attempt rolled back and retried made nothing.
         LOG.info("order %s created for project %s: %s %s", order.id, order.project_id,

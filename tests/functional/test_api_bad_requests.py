@@ -132,8 +132,7 @@ CASES = [
         _order("2000", currency="JPY")),
     Bad("currency without purchase limits", "POST", "orders", 400, "invalid_request",
         _order("20.00", currency="GBP"),
-        detail="no purchase limits for GBP: set [cloud_credit] purchase_min_amount and "
-        "purchase_max_amount"),
+        detail="cloud credit is not sold in GBP"),
     Bad("idempotency key too long", "POST", "orders", 400, "invalid_request",
         _order("20.00"), headers={"Idempotency-Key": "k" * 300}),
     # -- query parameters

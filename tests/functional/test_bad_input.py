@@ -205,8 +205,9 @@ CASES: list[tuple[str, list[str], str, str]] = [
         "currency without purchase limits",
         ["order", "create", "p2", "10", "--currency", "GBP"],
         "",
-        "no purchase limits for GBP: set [cloud_credit] purchase_min_amount and "
-        "purchase_max_amount for it, e.g. EUR:5,JPY:500",
+        # The customer's words, then the operator's: the options that sell it.
+        "cloud credit is not sold in GBP; to sell it, set [cloud_credit] purchase_min_amount "
+        "and purchase_max_amount for GBP, e.g. EUR:5,JPY:500",
     ),
     ("bad project id", ["order", "create", "p 1", "10"], "", "invalid project id"),
     ("unknown order pay", ["order", "pay", "no-such-order"], "", "no order"),

@@ -46,6 +46,6 @@ def test_in_french_with_a_french_locale() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           check=True, env={**os.environ, "LANGUAGE": "fr"}, timeout=60)
     assert done.stdout.strip() == (
-        "ligne c\u00a0: 30.00 EUR du crédit 8 (purchased), rang 2 dans l'ordre de "
-        "consommation (sans date de fin, créé le 2026-01-31T10:00:00Z); le crédit 7 passe "
-        "avant mais ne couvre pas le produit de cette ligne")
+        "ligne c\u00a0: 30.00 EUR du crédit 8 (crédit acheté), rang 2 dans l'ordre de "
+        "consommation (sans date de fin, créé le 2026-01-31T10:00:00Z)\u00a0; le crédit 7 "
+        "passe avant mais ne couvre pas le produit de cette ligne")

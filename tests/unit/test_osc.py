@@ -527,6 +527,7 @@ def test_an_error_keeps_the_no_break_spaces_of_french_and_loses_line_breaks() ->
     body = json.dumps({"errors": [{
         "status": 400, "code": "cloud_credit.invalid_amount", "title": "Montant invalide",
         "detail": "amount\u00a0: 10.5 a trop de décimales\n(maximum\u00a0: 0)"}]}).encode()
-    failure = credit_client.error_message(400, body, {})
-    assert failure.text == ("Montant invalide: amount\u00a0: 10.5 a trop de décimales "
+    # Title and detail joined as the answer's language writes it (its Content-Language).
+    failure = credit_client.error_message(400, body, {"Content-Language": "fr"})
+    assert failure.text == ("Montant invalide\u00a0: amount\u00a0: 10.5 a trop de décimales "
                             "(maximum\u00a0: 0)")
