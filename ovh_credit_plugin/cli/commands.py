@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import getpass
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -131,6 +132,26 @@ def parse_time(text: str) -> dt.datetime:
             % {"text": text}
         ) from None
     return contracts.utc(value)
+
+
+#: The longest ``--lock-timeout`` of ``db upgrade``: a day (the lock's MariaDB
+#: connection keeps a wait_timeout of a day; PostgreSQL's lock_timeout ends at ~24 days).
+MAX_LOCK_TIMEOUT = 86400
+
+
+def parse_lock_timeout(text: str) -> float:
+    """``--lock-timeout`` values: a positive number of seconds, a day at most."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_LOCK_TIMEOUT:  # NaN is neither
+        raise argparse.ArgumentTypeError(
+            _("invalid number of seconds %(text)r: use a positive number, at most "
+              "%(most)d (a day)")
+            % {"text": text, "most": MAX_LOCK_TIMEOUT}
+        )
+    return seconds
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -280,18 +301,47 @@ def _check_columns(requested: Sequence[str] | None, fields: Sequence[str]) -> No
 class DbUpgrade(_Base, Command):
     """Create or upgrade the ledger's tables (alembic)."""
 
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            "--lock-timeout", type=parse_lock_timeout, default=None, metavar="SECONDS",
+            help="Seconds to wait for another upgrade holding the ledger's upgrade lock "
+            f"before giving up with exit status 1 (at most {MAX_LOCK_TIMEOUT}); default "
+            f"{migration.LOCK_TIMEOUT}, on SQLite [cloud_credit] sqlite_busy_timeout (the "
+            "lock is the write lock there: a writer holding it is waited for too).",
+        )
+        return parser
+
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         # Only the ledger: a schema upgrade must not wait on the other
         # options being right (a bad payment_url_template, a catalog).
         fallback = self.app.uses_fallback_ledger
+        lock_timeout: float | None = parsed_args.lock_timeout
+        if lock_timeout is not None:
+            # SQLite's upgrade lock is the migration's write lock: its engine
+            # waits its busy timeout for it (whole seconds, rounded up).
+            self.app.conf.set_override("sqlite_busy_timeout", math.ceil(lock_timeout),
+                                       group="cloud_credit")
         database = facade.ledger_database(self.app.conf, connection=self.app.ledger_url)
         url = database.engine.url
         missing = migration.missing_sqlite_file(database.engine)
         try:
             # Another upgrade running (deploy tooling runs one on every node at
             # once): this one waits for it, then finds the ledger at head.
-            found = ledger.upgrade(database.engine)
+            found = ledger.upgrade(database.engine, lock_timeout=lock_timeout)
             revision = ledger.current(database.engine)
+        except exceptions.DatabaseNotReady as error:
+            if (lock_timeout is None or url.get_backend_name() != "sqlite"
+                    or not isinstance(error.__context__, sqlalchemy_exc.OperationalError)):
+                raise
+            # SQLite's "database is locked", which the ledger blames on
+            # sqlite_busy_timeout: the wait was --lock-timeout's.
+            raise exceptions.DatabaseNotReady(
+                _("the ledger database %(url)s stayed locked by another process (another "
+                  "'db upgrade', or a writer) for longer than %(seconds)s s "
+                  "(--lock-timeout): run 'ovh-credit db upgrade' again once it is done")
+                % {"url": ledger_engine.shown(url), "seconds": math.ceil(lock_timeout)}
+            ) from None
         finally:
             database.dispose()
         # Created by this upgrade, not by another one that ran at the same time.
