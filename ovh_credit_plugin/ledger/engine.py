@@ -6,6 +6,8 @@ A leaf of the ledger: :mod:`migration` and :mod:`database` both build on it.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +226,32 @@ def sqlite_cause(url: str | sa.URL) -> str | None:
     return None
 
 
+#: Seconds between two tries to switch a locked database to WAL.
+_WAL_PAUSE = 0.05
+
+
+def _wal(cursor: Any, busy_timeout: int) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting up to ``busy_timeout`` for a lock.
+
+    A database still in rollback-journal mode (a file another program made,
+    the ledger's first connection) cannot switch while another connection
+    writes to it, and SQLite answers "database is locked" at once there,
+    without its busy handler: the wait that every other statement gets is
+    given here, so that ``sqlite_busy_timeout`` (and ``db upgrade
+    --lock-timeout``) mean the same for the first connection too. A WAL
+    database (every ledger after its first connection) answers at once.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_PAUSE)
+
+
 def _configure_sqlite(engine: Engine, *, busy_timeout: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -232,7 +260,7 @@ def _configure_sqlite(engine: Engine, *, busy_timeout: int) -> None:
         cursor = dbapi_connection.cursor()
         try:
             if engine.url.database not in (None, "", ":memory:"):
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _wal(cursor, busy_timeout)
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout) * 1000}")
             cursor.execute("PRAGMA foreign_keys=ON")
             # A ledger commit survives power loss, not only a crash.
