@@ -24,12 +24,20 @@ So that a dead DNS server under load cannot pile such threads up:
 Nothing is cached: an answer goes to the callers waiting for it, and the
 next connection asks the system again (its own caches, and the records'
 time to live, decide). A leaf module.
+
+Under eventlet's (or gevent's) monkey patching the pool's threads are green
+threads, and its locks green locks, also when this module was imported
+before the patching (the OS lock made then, taken by a green thread, froze
+the whole process). A green ``getaddrinfo`` (eventlet's greendns) is bounded
+as above; the system's (``EVENTLET_NO_GREENDNS=yes``) blocks every green
+thread until it returns, as it did without this module.
 """
 
 from __future__ import annotations
 
 import collections
 import copy
+import errno
 import functools
 import ipaddress
 import os
@@ -64,6 +72,29 @@ class _Lookup:
         self.waiters = 0
 
 
+class _State:
+    """The pool's threads, queue and lookups, behind one lock.
+
+    Each thread keeps the state it was started for: a state replaced (after
+    a fork, or when green threads replaced the threading module's locks)
+    is never touched again by the threads of another.
+    """
+
+    __slots__ = ("idle", "lock", "lock_type", "lookups", "queue", "threads", "work")
+
+    def __init__(self) -> None:
+        # The threading module's Lock as it is now: eventlet or gevent, when
+        # they patched it, give their green lock (a blocking OS lock taken in
+        # a green thread would stop every other one).
+        self.lock_type = threading.Lock
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)
+        self.queue: collections.deque[_Lookup] = collections.deque()
+        self.lookups: dict[_Key, _Lookup] = {}
+        self.threads = 0
+        self.idle = 0
+
+
 class _Pool:
     """At most ``size`` threads running lookups; one lookup per distinct question."""
 
@@ -74,88 +105,128 @@ class _Pool:
     def _reset(self) -> None:
         # Also the child's state after a fork: the parent's threads (and the
         # lookups they run) are not in the child, and its lock may be held.
-        self._lock = threading.Lock()
-        self._work = threading.Condition(self._lock)
-        self._queue: collections.deque[_Lookup] = collections.deque()
-        self._lookups: dict[_Key, _Lookup] = {}
-        self._threads = 0
-        self._idle = 0
+        self._state = _State()
+
+    def _current(self) -> _State:
+        state = self._state
+        if state.lock_type is not threading.Lock:
+            # The threading module was patched (eventlet.monkey_patch(), gevent)
+            # after this module was imported: a state of green locks, for green
+            # threads. No green thread switch happens between the test and the
+            # assignment: green threads cannot both replace it.
+            self._reset()
+            state = self._state
+        return state
 
     def stats(self) -> dict[str, int]:
         """Threads alive, lookups queued and lookups not finished: for tests and debugging."""
-        with self._lock:
-            return {"threads": self._threads, "queued": len(self._queue),
-                    "lookups": len(self._lookups)}
+        state = self._current()
+        with state.lock:
+            return {"threads": state.threads, "queued": len(state.queue),
+                    "lookups": len(state.lookups)}
 
     def resolve(self, key: _Key, timeout: float) -> AddrInfo:
-        with self._lock:
-            lookup = self._lookups.get(key)
+        state = self._current()
+        with state.lock:
+            lookup = state.lookups.get(key)
             if lookup is None:
                 lookup = _Lookup(key)
-                self._lookups[key] = lookup
-                self._queue.append(lookup)
-                self._dispatch()
+                state.lookups[key] = lookup
+                state.queue.append(lookup)
+                self._dispatch(state)
             lookup.waiters += 1
         try:
             lookup.done.wait(timeout)
         finally:
-            with self._lock:
+            with state.lock:
                 lookup.waiters -= 1
                 answered = lookup.done.is_set()
                 if not answered and lookup.waiters == 0 and not lookup.started:
                     # Nobody wants it any more: a thread freed later would
                     # resolve for nobody.
-                    self._queue.remove(lookup)
-                    del self._lookups[key]
+                    state.queue.remove(lookup)
+                    del state.lookups[key]
         if not answered:
             raise ResolutionTimeout(f"{key[0]!r} not resolved within {timeout:g} s")
         if lookup.error is not None:
             # A copy: the waiters of one lookup raise it in their own threads,
             # each with its own traceback.
-            raise copy.copy(lookup.error)
+            raise _copied(lookup.error)
         assert lookup.result is not None  # set with done, under the lock
         return list(lookup.result)
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, state: _State) -> None:
         """A lookup was just queued (the lock held): wake an idle thread or start one."""
-        if self._idle >= len(self._queue):
-            self._work.notify()
+        if state.idle >= len(state.queue):
+            state.work.notify()
             return
-        if self._threads >= self._size:
+        if state.threads >= self._size:
             return  # it waits for a thread; its waiters time out meanwhile
-        thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
-        self._threads += 1
+        thread = threading.Thread(target=self._run, args=(state,), name=THREAD_NAME,
+                                  daemon=True)
+        state.threads += 1
         try:
             thread.start()
         except RuntimeError:  # no more threads in this process: the waiters time out
-            self._threads -= 1
+            state.threads -= 1
 
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    self._idle += 1
-                    woken = self._work.wait(IDLE_SECONDS)
-                    self._idle -= 1
-                    if not woken and not self._queue:
-                        self._threads -= 1
-                        return
-                lookup = self._queue.popleft()
-                lookup.started = True
-            host, port, family, kind = lookup.key
-            result: AddrInfo | None = None
-            error: Exception | None = None
-            try:
-                # Looked up when called: the system's resolver, or whatever
-                # replaced it (a test's).
-                result = socket.getaddrinfo(host, port, family, kind)
-            except Exception as caught:  # gaierror, UnicodeError...: for the waiters
-                error = caught
-            with self._lock:
+    def _run(self, state: _State) -> None:
+        counted = True
+        try:
+            while True:
+                with state.lock:
+                    while not state.queue:
+                        state.idle += 1
+                        try:
+                            woken = state.work.wait(IDLE_SECONDS)
+                        finally:  # wait() takes the lock back, even when interrupted
+                            state.idle -= 1
+                        if not woken and not state.queue:
+                            state.threads -= 1
+                            counted = False
+                            return
+                    lookup = state.queue.popleft()
+                    lookup.started = True
+                self._look_up(state, lookup)
+        finally:
+            if counted:  # ended by an exception the lookup let through
+                with state.lock:
+                    state.threads -= 1
+
+    @staticmethod
+    def _look_up(state: _State, lookup: _Lookup) -> None:
+        host, port, family, kind = lookup.key
+        result: AddrInfo | None = None
+        error: Exception | None = None
+        try:
+            # Looked up when called: the system's resolver, or whatever
+            # replaced it (a test's).
+            result = socket.getaddrinfo(host, port, family, kind)
+        except Exception as caught:  # gaierror, UnicodeError...: for the waiters
+            error = caught
+        except BaseException:
+            # SystemExit, a green thread killed (GreenletExit): this thread
+            # ends, but the lookup must not stay unfinished, or every later
+            # lookup of the name would join it and time out, for good. Its
+            # waiters hear a connection that failed ("[Errno 4] Interrupted
+            # system call"), which is retried.
+            error = InterruptedError(errno.EINTR, os.strerror(errno.EINTR))
+            raise
+        finally:
+            with state.lock:
                 lookup.result, lookup.error = result, error
-                if self._lookups.get(lookup.key) is lookup:
-                    del self._lookups[lookup.key]
+                if state.lookups.get(lookup.key) is lookup:
+                    del state.lookups[lookup.key]
                 lookup.done.set()
+
+
+def _copied(error: Exception) -> Exception:
+    """A copy of ``error`` to raise (``copy.copy`` rebuilds it from its ``args``), or
+    ``error`` itself when its class cannot be rebuilt so."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an __init__ that does not take its own args back
+        return error
 
 
 _POOL = _Pool(MAX_THREADS)

@@ -172,11 +172,18 @@ class _Watched(urllib3_connection.HTTPConnection):
             )
         except socket.gaierror as error:
             raise urllib3_exceptions.NameResolutionError(self.host, self, error) from error
-        except resolver.ResolutionTimeout as error:
+        except TimeoutError as error:  # resolver.ResolutionTimeout: no answer in time
             raise urllib3_exceptions.ConnectTimeoutError(
                 self,
                 f"Connection to {self.host} timed out. (connect timeout={self.timeout}, "
                 "resolving the name)",
+            ) from error
+        except OSError as error:
+            # getaddrinfo's EAI_SYSTEM is an OSError of errno (EMFILE: too many
+            # open files), not a gaierror: a connection that failed, as urllib3
+            # tells it, not a bare OSError (a "Connection aborted." read error).
+            raise urllib3_exceptions.NewConnectionError(
+                self, f"Failed to establish a new connection: {error}"
             ) from error
         # What resolving took is not given back: the connect gets the
         # connect timeout still, but never beyond the deadline.
