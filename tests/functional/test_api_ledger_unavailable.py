@@ -167,11 +167,12 @@ def test_a_sqlite_ledger_locked_beyond_the_retries_is_503_and_writes_nothing(
         assert answer.status_code == 201, answer.text
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb", "postgresql"])
 def test_a_statement_the_database_refuses_stays_a_500(
         ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
     """SQLite ("no such column") and MySQL (1054) raise OperationalError for a statement
-    that does not fit the schema: a bug (or a hand-made schema change), not an outage."""
+    that does not fit the schema, PostgreSQL a ProgrammingError (42703): a bug (or a
+    hand-made schema change), not an outage."""
     engine = sa.create_engine(ledger.url, poolclass=sa.pool.NullPool)
 
     def rename(old: str, new: str) -> None:

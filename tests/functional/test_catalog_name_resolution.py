@@ -18,38 +18,31 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import sqlalchemy as sa
 import trustme
-from oslo_config import cfg
 
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import HttpVoucherCatalog, resolver
-from ovh_credit_plugin.conf import register_opts
 from ovh_credit_plugin.ledger import schema
 from ovh_credit_plugin.ledger.database import Database, create_engine
 from ovh_credit_plugin.service import CreditService
+from tests.functional.test_catalog_http_server import (  # noqa: F401 (fixtures)
+    CODE,
+    TOKEN,
+    VOUCHERS,
+    backend,
+    conf_for,
+)
 from tests.support.catalog_server import CatalogServer, running
 from tests.support.ledgers import Ledger
 
-TOKEN = "catalog-token-0123456789"
-CODE = "WELCOME-2026"
-VOUCHERS = [
-    {"code": CODE, "amount": "50.00", "currency": "EUR", "validity_days": 90,
-     "description": "Welcome voucher"},
-]
 # How long a hung lookup hangs before the (fake) resolver gives up, as a dead
 # DNS server's does (glibc: 5 s per try, times attempts and nameservers). Far
 # above every deadline below, so that an unbounded lookup fails the tests.
 HANG = 8.0
-
-
-@pytest.fixture
-def backend() -> str:
-    # The network is under test here, not the database.
-    return "sqlite"
 
 
 class Resolver:
@@ -80,10 +73,12 @@ class Resolver:
         return {thread for asked, thread in self.calls if asked == host}
 
 
-@pytest.fixture
-def names(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
-    fake = Resolver(socket.getaddrinfo)
-    fake.hung.add("hung.test")
+R = TypeVar("R", bound=Resolver)
+
+
+@contextmanager
+def installed(fake: R, monkeypatch: pytest.MonkeyPatch) -> Iterator[R]:
+    """``fake`` as the system's resolver for the test."""
     monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo)
     try:
         yield fake
@@ -101,21 +96,16 @@ def server() -> Iterator[CatalogServer]:
         yield catalog
 
 
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch) -> Iterator[Resolver]:
+    fake = Resolver(socket.getaddrinfo)
+    fake.hung.add("hung.test")
+    with installed(fake, monkeypatch):
+        yield fake
+
+
 def driver_for(endpoint: str, **options: Any) -> HttpVoucherCatalog:
     return HttpVoucherCatalog(conf=conf_for(endpoint, **options), backoff_factor=0.01)
-
-
-def conf_for(endpoint: str, **options: Any) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
-    register_opts(conf)
-    conf(args=[])
-    options.setdefault("auth_token", TOKEN)
-    options.setdefault("timeout", 5.0)
-    options.setdefault("retries", 3)
-    conf.set_override("endpoint", endpoint, group="voucher_catalog")
-    for name, value in options.items():
-        conf.set_override(name, value, group="voucher_catalog")
-    return conf
 
 
 def failure(catalog: HttpVoucherCatalog) -> tuple[base.CatalogError, float]:

@@ -32,13 +32,15 @@ import pytest
 
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import resolver
-from tests.functional.test_catalog_name_resolution import (
+from tests.functional.test_catalog_name_resolution import (  # noqa: F401 (fixtures)
     CODE,
     TOKEN,
     VOUCHERS,
     Resolver,
+    backend,
     driver_for,
     failure,
+    installed,
 )
 from tests.support.catalog_server import CatalogServer, running
 
@@ -63,27 +65,15 @@ class FailingResolver(Resolver):
 
 
 @pytest.fixture
-def backend() -> str:
-    return "sqlite"
+def server() -> Iterator[CatalogServer]:
+    with running(vouchers=VOUCHERS, token=TOKEN) as catalog:
+        yield catalog
 
 
 @pytest.fixture
 def names(monkeypatch: pytest.MonkeyPatch) -> Iterator[FailingResolver]:
-    fake = FailingResolver(socket.getaddrinfo)
-    monkeypatch.setattr(socket, "getaddrinfo", fake.getaddrinfo)
-    try:
+    with installed(FailingResolver(socket.getaddrinfo), monkeypatch) as fake:
         yield fake
-    finally:
-        fake.release.set()
-        stop = time.monotonic() + 5
-        while resolver.stats()["lookups"] and time.monotonic() < stop:
-            time.sleep(0.01)
-
-
-@pytest.fixture
-def server() -> Iterator[CatalogServer]:
-    with running(vouchers=VOUCHERS, token=TOKEN) as catalog:
-        yield catalog
 
 
 def test_a_system_error_of_getaddrinfo_is_a_failed_connection_as_for_an_address(

@@ -19,7 +19,11 @@ import sqlalchemy as sa
 from ovh_credit_plugin.cli.app import main
 from ovh_credit_plugin.ledger import migration
 from ovh_credit_plugin.ledger.database import create_engine
-from tests.functional.test_migration_concurrent_upgrades import _config, _lock_held
+from tests.functional.test_migration_concurrent_upgrades import (
+    _config,
+    _lock_held,
+    an_empty_ledger,
+)
 from tests.support.ledgers import ServerPool, new_database_url
 
 
@@ -30,23 +34,12 @@ def _cli(config: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[
     return code, out, err
 
 
-def _an_empty_ledger(backend: str, server_pool: ServerPool, tmp_path: Path) -> str:
-    url = new_database_url(backend, server_pool, tmp_path)
-    engine = create_engine(url)
-    try:
-        with engine.connect():
-            pass  # a SQLite file exists, in WAL mode, as a ledger being migrated has it
-    finally:
-        engine.dispose()
-    return url
-
-
 @pytest.mark.parametrize("seconds", ["1", "0.5"])
 def test_an_upgrade_waits_for_a_held_lock_as_long_as_lock_timeout_says(
     backend: str, server_pool: ServerPool, tmp_path: Path,
     capsys: pytest.CaptureFixture[str], seconds: str,
 ) -> None:
-    url = _an_empty_ledger(backend, server_pool, tmp_path)
+    url = an_empty_ledger(backend, server_pool, tmp_path)
     # The defaults: 600 s for the lock, 30 s for SQLite's write lock.
     config = _config(tmp_path / "ovh-credit.conf", url)
     shown = sa.make_url(url).render_as_string(hide_password=True)

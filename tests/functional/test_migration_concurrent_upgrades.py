@@ -205,17 +205,23 @@ def _lock_held(backend: str, url: str) -> Iterator[None]:
         engine.dispose()  # the session ends: the lock is released
 
 
-def test_an_upgrade_held_up_too_long_says_so_in_one_line(
-    backend: str, server_pool: ServerPool, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def an_empty_ledger(backend: str, server_pool: ServerPool, tmp_path: Path) -> str:
+    """A new database; on SQLite a file in WAL mode, as a ledger being migrated has it."""
     url = new_database_url(backend, server_pool, tmp_path)
     engine = create_engine(url)
     try:
         with engine.connect():
-            pass  # a SQLite file exists, in WAL mode, as a ledger being migrated has it
+            pass
     finally:
         engine.dispose()
+    return url
+
+
+def test_an_upgrade_held_up_too_long_says_so_in_one_line(
+    backend: str, server_pool: ServerPool, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = an_empty_ledger(backend, server_pool, tmp_path)
     monkeypatch.setattr(migration, "LOCK_TIMEOUT", 1)
     config = _config(tmp_path / "ovh-credit.conf", url, "sqlite_busy_timeout = 1\n")
     shown = sa.make_url(url).render_as_string(hide_password=True)
