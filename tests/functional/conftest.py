@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.support import galera
 from tests.support.galera import GaleraLedger, new_galera_ledger
@@ -46,3 +47,16 @@ def galera_ledger(galera_cluster: galera.GaleraCluster, tmp_path: Path) -> Itera
             service.close()
         assert report.ok, (node, report.violations)
     galera_cluster.drop_database(made.name)
+
+
+# The catalog's TLS tests (a CA per module, its certificate as a file).
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)

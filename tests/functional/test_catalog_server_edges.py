@@ -122,11 +122,6 @@ def test_the_budget_left_still_recovers_a_broken_off_answer(server: CatalogServe
 # -- TLS files that go away while the host runs ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def tls_context(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
