@@ -81,8 +81,12 @@ def normalize_code(code: str) -> str:
     """Strip and upper-case a code; refuse anything that is not one (offline)."""
     if not isinstance(code, str):
         raise exceptions.InvalidVoucherCode(_("a voucher code must be text"))
-    normalized = code.strip().upper()
-    if not contracts.VOUCHER_CODE_RE.fullmatch(normalized):
+    stripped = code.strip()
+    normalized = stripped.upper()
+    # Checked as typed too: str.upper() turns some letters that are not ASCII
+    # into ASCII ones (the sharp s into "SS", the dotless i into "I"), which would
+    # make another code of a typo or a lookalike.
+    if not stripped.isascii() or not contracts.VOUCHER_CODE_RE.fullmatch(normalized):
         raise exceptions.InvalidVoucherCode(
             _("a voucher code is 4 to 64 letters, digits or dashes")
         )
