@@ -48,7 +48,10 @@ def expire(
     customer may still pay, and ``at`` may run ahead of the clock by the skew
     allowance.
 
-    Each credit expired sends ``credit.expired`` once its batch committed.
+    Each credit expired sends ``credit.expired`` once its batch committed. Once
+    a send failed, the rest of the run sends nothing and logs what it lost: each
+    send to a transport that is down waits out its retries (seconds), and one
+    per credit would stall the job for hours.
     """
     at = times.change(at)
     inputs.batch_size(batch_size)
@@ -81,9 +84,16 @@ def expire(
         credits.insert_entries(conn, entries, at=at)
         return len(ids), len(entries), lost, expired
 
+    notifying = sending = notifier.enabled
     while True:
         selected, done, lost, expired = database.write(work)
-        notifier.emit(expired)
+        unsent = expired
+        if sending:
+            unsent = expired[notifier.deliver(expired):]
+            sending = not unsent
+        if unsent and notifying:
+            LOG.error("notifications %s not sent: the notification transport failed; the "
+                      "credits are expired all the same", events.about(unsent))
         if not selected:
             break
         for currency, amount in lost.items():
