@@ -16,6 +16,7 @@ The choice is ``--os-cloud-credit-api``, ``OS_CLOUD_CREDIT_API`` or
 from __future__ import annotations
 
 import decimal
+import html
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,8 @@ MAX_PAGES = 1000
 MAX_PAGE_SIZE = 1000
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _BLANKS = re.compile(r"[ \t\r\n\f\v]+")
+_PAGE_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_MARKUP = re.compile(r"<[^>]*>")
 
 
 class CreditAPIError(Exception):
@@ -60,8 +63,9 @@ class CreditAPIError(Exception):
 
 class UnexpectedAnswer(CreditAPIError):
     """The server answered, but not with the API's JSON: most often the endpoint is
-    another service than the one the client's mode expects (its words name the
-    setting to check, for whoever configured the client)."""
+    another service than the one the client's mode expects (a success's words name the
+    setting to check, for whoever configured the client), or an error page of what
+    stands in front of the API (a proxy's 502)."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
     """One line from an error answer: the API-SIG error when there is one.
 
     Other bodies come from what stands in front of the API (keystonemiddleware's
-    401, CloudKitty's own errors, a proxy's HTML page): their first line is kept.
+    401, CloudKitty's own errors, a proxy's HTML page): their message, a web page's
+    title. A body that is not JSON is an :class:`UnexpectedAnswer`: not the API's
+    words, and not for a customer to read.
     """
     import json
 
@@ -247,7 +253,7 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
             fault = document.get("faultstring") or (document.get("error") or {})
             text = str(fault.get("message", "")) if isinstance(fault, dict) else str(fault)
         elif document is None:
-            text = body.decode("utf-8", "replace")
+            text = _page_words(body.decode("utf-8", "replace"))
         extra = [f"HTTP {status}"]
         request_id = headers.get("X-Openstack-Request-Id")
         if request_id:
@@ -265,13 +271,23 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
     reason = None if line else _REASONS.get(status, _DEFAULT_REASON)
     if reason is not None:
         line = _(reason)
-    failure = CreditAPIError(f"{line} ({', '.join(extra)})", status=status, code=code,
-                             text=line, retry_after=seconds)
+    kind = UnexpectedAnswer if document is None and body.strip() else CreditAPIError
+    failure = kind(f"{line} ({', '.join(extra)})", status=status, code=code,
+                   text=line, retry_after=seconds)
     failure.reason = reason
     return failure
 
 
 _TITLE_AND_DETAIL = deferred("%(title)s: %(detail)s")
+
+
+def _page_words(text: str) -> str:
+    """A web page's (a proxy's 502, a web server's 404) title, else its text without
+    markup; any other text as it is."""
+    if not text.lstrip().startswith("<"):
+        return text
+    title = _PAGE_TITLE.search(text)
+    return html.unescape(title.group(1) if title else _MARKUP.sub(" ", text))
 
 
 def answer_language(headers: Mapping[str, str]) -> str:

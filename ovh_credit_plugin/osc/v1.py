@@ -8,6 +8,7 @@ decimal strings, unchanged (``-f json`` gives the same strings as the API).
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -37,6 +38,8 @@ FORECAST_FIELDS = (
 )
 CREDIT_STATUSES = ("active", "exhausted", "expired", "voided")
 ORDER_STATUSES = ("pending", "paid", "cancelled", "expired")
+# The amounts of a list's rows: sorted by value (``--sort-column``), shown as the API wrote them.
+MONEY_FIELDS = frozenset({"amount", "total", "used", "expired", "voided", "available"})
 SETTLEMENT_FIELDS = (
     "key", "invoice_id", "project_id", "currency", "total", "credit_applied", "amount_due",
     "allocations", "note", "settled_at", "revision",
@@ -66,6 +69,25 @@ class JsonText(columns.FormattableColumn[Any]):
         return json.dumps(self._value)
 
 
+class Money(columns.FormattableColumn[str]):
+    """An amount: the API's decimal string in every format, compared by its value
+    (as text, "10.00" would sort before "9.00")."""
+
+    def _key(self) -> tuple[int, decimal.Decimal | str]:
+        try:
+            return 0, decimal.Decimal(self._value)
+        except (decimal.InvalidOperation, TypeError, ValueError):
+            return 1, str(self._value)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def human_readable(self) -> str:
+        return str(self._value)
+
+
 # csv, value and shell print a list's Python repr, which no other program reads.
 _TEXT_FORMATTERS = frozenset({"csv", "value", "shell"})
 
@@ -88,8 +110,12 @@ def _show(document: dict[str, Any], fields: Sequence[str]
     return tuple(names), tuple(_cell(document[n]) for n in names)
 
 
+def _row_cell(name: str, value: Any) -> Any:
+    return Money(value) if name in MONEY_FIELDS and isinstance(value, str) else _cell(value)
+
+
 def _rows(items: Iterable[dict[str, Any]], names: Sequence[str]) -> Iterable[tuple[Any, ...]]:
-    return (tuple(_cell(item.get(n)) for n in names) for item in items)
+    return (tuple(_row_cell(n, item.get(n)) for n in names) for item in items)
 
 
 def _amount(text: str) -> str:
