@@ -35,6 +35,26 @@ SERVICE_TYPE = "rating"
 DEFAULT_TIMEOUT = 30
 
 
+class PageClient(CreditClient):
+    """The client of one page: once a request got no answer (a timeout, a refused
+    connection), the page's next requests fail the same way without waiting again, so a
+    silent API holds the page, and the web server's worker, for one timeout only."""
+
+    _no_answer: CreditAPIError | None = None
+
+    def send(self, request: Request) -> dict[str, Any]:
+        if self._no_answer is not None:
+            raise self._no_answer
+        try:
+            return super().send(request)
+        except UnexpectedAnswer:
+            raise
+        except CreditAPIError as error:
+            if error.status is None:
+                self._no_answer = error
+            raise
+
+
 def client(request: Any) -> CreditClient:
     """A client of the API for the user of ``request`` (a Horizon request)."""
     from django.conf import settings
@@ -60,8 +80,8 @@ def client(request: Any) -> CreditClient:
                         verify=verify, timeout=timeout),
         endpoint_override=endpoint,
         additional_headers={"Accept-Language": translation.get_language() or "en"})
-    return CreditClient(ks_adapter, getattr(settings, "CLOUD_CREDIT_API", None),
-                        mode_setting="CLOUD_CREDIT_API")
+    return PageClient(ks_adapter, getattr(settings, "CLOUD_CREDIT_API", None),
+                      mode_setting="CLOUD_CREDIT_API")
 
 
 def _all(api: CreditClient, request: Request, key: str) -> list[dict[str, Any]]:

@@ -115,10 +115,20 @@ def log_in_again(error: api.CreditAPIError) -> None:
         raise exceptions.NotAuthenticated() from error
 
 
+# What a proxy in front of the API answers when the API is down or too slow.
+_GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
 def error_text(error: api.CreditAPIError) -> str:
     """The words of an API error for the user: the server's (asked in the user's
     language), else the client's word for the HTTP status, in the user's language;
-    no answer at all (keystoneauth's English, the server's address): in plain words."""
+    no answer at all (keystoneauth's English, the server's address), or a proxy's
+    page: in plain words."""
+    if isinstance(error, api.UnexpectedAnswer) and error.status in _GATEWAY_STATUSES:
+        # A proxy's error page: its status and words are the operator's to read, in
+        # the log.
+        LOG.warning("the credit API is unavailable: %s", error)
+        return str(_("The credit service cannot be reached. Try again in a few minutes."))
     if isinstance(error, api.UnexpectedAnswer):
         # Nothing the customer can do: the operator's setting (CLOUD_CREDIT_API) or
         # the endpoint is wrong, which the client's words say, in the log.
@@ -139,6 +149,21 @@ def error_text(error: api.CreditAPIError) -> str:
             return str(_("The credit service cannot be reached. Try again in a few "
                          "minutes."))
     return error.text
+
+
+def handle(request: Any, message: str, error: api.CreditAPIError, *,
+           redirect: str | None = None) -> None:
+    """Horizon's ``exceptions.handle`` for an error of the API: ``message`` shown.
+
+    Horizon adds the exception's text as the message's "Details": the API's own
+    error keeps it (its request id is what support asks for); otherwise it is the
+    client's words for an operator (a setting, keystoneauth's English, the API's
+    address, a proxy's page), which :func:`error_text` has put in plain words.
+    """
+    from horizon import exceptions
+
+    details = None if error.code else ""
+    exceptions.handle(request, message, redirect=redirect, details=details)
 
 
 def voucher_refusal(error: api.CreditAPIError, *, now: dt.datetime | None = None) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.urls import reverse, reverse_lazy
 from django.utils.translation import gettext_lazy as _
-from horizon import exceptions, forms, tables, views
+from horizon import forms, tables, views
 
 from ovh_credit_plugin.dashboard import api
 from ovh_credit_plugin.dashboard.content.credits import common
@@ -36,8 +36,8 @@ class IndexView(tables.MultiTableView):
             except api.CreditAPIError as error:
                 common.log_in_again(error)
                 self._all_credits = []
-                exceptions.handle(self.request, _("Unable to list the credits: %s")
-                                  % common.error_text(error))
+                common.handle(self.request, _("Unable to list the credits: %s")
+                              % common.error_text(error), error)
         return self._all_credits
 
     def get_credits_data(self) -> list[dict[str, Any]]:
@@ -51,8 +51,8 @@ class IndexView(tables.MultiTableView):
             return api.orders(self._client(), project_id=common.target_project(self.request))
         except api.CreditAPIError as error:
             common.log_in_again(error)
-            exceptions.handle(self.request, _("Unable to list the purchase orders: %s")
-                              % common.error_text(error))
+            common.handle(self.request, _("Unable to list the purchase orders: %s")
+                          % common.error_text(error), error)
             return []
 
     def _warnings(self) -> list[str]:
@@ -157,9 +157,9 @@ class OrderView(views.HorizonTemplateView):
         except api.CreditAPIError as error:
             common.log_in_again(error)
             redirect = index
-            exceptions.handle(self.request,
-                              _("Unable to show the order: %s") % common.error_text(error),
-                              redirect=redirect)
+            common.handle(self.request,
+                          _("Unable to show the order: %s") % common.error_text(error),
+                          error, redirect=redirect)
             raise
         context["order"] = order
         context["index_url"] = index
