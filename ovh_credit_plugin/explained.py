@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ovh_credit_plugin import i18n
 from ovh_credit_plugin.i18n import _, deferred
 
 #: A credit's kind as a customer reads it: the words of the guide and of the
@@ -20,21 +21,25 @@ KINDS = {"voucher": deferred("voucher"), "purchased": deferred("purchased")}
 
 
 def sentence(allocation: dict[str, Any], currency: str) -> str:
-    """``line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order (...)``.
+    """``line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order (...)``
+    (French: ``ligne c : 1 234,50 EUR du crédit 8 ...``).
 
     Each part is translated on its own, the kind too; they are joined with the
     language's ``; `` (French puts a no-break space before the semicolon).
     """
     kind = allocation["kind"]
-    paid = {"line": allocation["line_id"], "amount": allocation["amount"],
-            "currency": currency, "credit": allocation["credit_id"],
+    # The amount as the API gives it (its places kept), in the reader's numbers;
+    # written now, as the sentence is (str() below), in the locale's language.
+    paid = {"line": allocation["line_id"],
+            "amount": i18n.amount(str(allocation["amount"]), currency, now=True),
+            "credit": allocation["credit_id"],
             "kind": _(KINDS[kind]) if kind in KINDS else kind}
     # The separator between two parts of the sentence, as the language writes it.
     separator = str(_("; "))
     why = allocation.get("explanation")
     if why is None:
         return separator.join([
-            str(_("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)")
+            str(_("line %(line)s: %(amount)s from credit %(credit)s (%(kind)s)")
                 % paid),
             str(_("recorded without an explanation")),
         ])
@@ -42,11 +47,11 @@ def sentence(allocation: dict[str, Any], currency: str) -> str:
     place = {**paid, "place": why["place"], "created": key["created_at"],
              "valid_until": key["valid_until"]}
     parts = [
-        _("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place "
+        _("line %(line)s: %(amount)s from credit %(credit)s (%(kind)s), place "
           "%(place)d in the consumption order (valid until %(valid_until)s, created "
           "%(created)s)") % place
         if key["valid_until"] else
-        _("line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place "
+        _("line %(line)s: %(amount)s from credit %(credit)s (%(kind)s), place "
           "%(place)d in the consumption order (no end date, created %(created)s)") % place
     ]
     for skipped in why["skipped"]:

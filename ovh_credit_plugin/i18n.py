@@ -7,6 +7,10 @@ mode: a message stays a :class:`oslo_i18n.Message` until the answer is written,
 then :func:`translate` renders it in the language the request's
 ``Accept-Language`` picked (:func:`best_language`).
 
+An amount inside a message (:func:`amount`) is written as the message's
+language writes numbers (CLDR, through Babel): rendered at once in the
+locale's language, or, in lazy mode, when the message is translated.
+
 Catalogs: ``locale/<lang>/LC_MESSAGES/ovh_credit_plugin.po`` in the package
 are the source; the ``.mo`` files are compiled from them when the package is
 built (``setup.py``) and shipped in the wheel.
@@ -14,13 +18,23 @@ built (``setup.py``) and shipped in the wheel.
 
 from __future__ import annotations
 
+import copy
+import decimal
 import functools
 import gettext
 import os
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import oslo_i18n
+from oslo_i18n import _lazy, _message
+
+if TYPE_CHECKING:
+    from babel import Locale
+    from babel.numbers import NumberPattern
 
 DOMAIN = "ovh_credit_plugin"
 
@@ -41,6 +55,23 @@ _translators = oslo_i18n.TranslatorFactory(domain=DOMAIN,
 #: Marks a message for translation: translated now (command line) or kept as a
 #: lazy message (REST API).
 _ = _translators.primary
+
+
+def _locale_language() -> str:
+    # The catalog gettext picks for the process locale, as oslo.i18n did for
+    # ``_`` just above (once, at import): the first of LANGUAGE, LC_ALL,
+    # LC_MESSAGES, LANG that is set, its first language with a catalog; none
+    # gives the source language. Numbers are then written as the words are.
+    found = gettext.find(DOMAIN, localedir=os.environ[_LOCALEDIR_VARIABLE])
+    return Path(found).parent.parent.name if found else SOURCE_LANGUAGE
+
+
+_PROCESS_LANGUAGE = _locale_language()
+
+
+def process_language() -> str:
+    """The language a command line's messages are translated into (its locale's)."""
+    return _PROCESS_LANGUAGE
 
 
 def deferred(message: str) -> str:
@@ -126,3 +157,92 @@ def translate(text: object, language: str) -> str:
 def enable_lazy() -> None:
     """Keep messages untranslated until the answer knows its language (the REST API)."""
     oslo_i18n.enable_lazy()
+
+
+# -- amounts inside messages -------------------------------------------------------------
+
+NBSP = "\u00a0"
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def amount(value: Decimal | str, currency: str | None = None, *, now: bool = False) -> str:
+    """``value`` (and ``currency`` after it) for a message's placeholder, as the
+    reader's language writes numbers: ``1 234,50 EUR`` in French, ``1,234.50 EUR``
+    in English.
+
+    Exactly the places of ``value`` (a decimal string's, or a Decimal's own
+    exponent): :func:`ovh_credit_plugin.money.in_sentence` passes a ledger amount
+    with its currency's. Written at once in the locale's language (a command
+    line), or, in lazy mode (the REST API), when the message is translated:
+    ``str()`` of it is then the machine form (``1234.50 EUR``), which log lines
+    quote. ``now`` writes it at once even in lazy mode (text a command line
+    prints itself).
+    """
+    text = value if isinstance(value, str) else format(value, "f")
+    if _lazy.USE_LAZY and not now:
+        return _Amount(text, currency)
+    return written(text, currency, _PROCESS_LANGUAGE)
+
+
+def written(value: Decimal | str, currency: str | None, language: str) -> str:
+    """``value`` and ``currency`` as ``language`` writes them (see :func:`amount`).
+
+    The group separator CLDR gives French (U+202F) is written U+00A0, and the
+    currency follows the number after a U+00A0: the dashboard panel writes
+    amounts so (Django's formats), and one page shows both. Text that is not
+    a plain decimal (no sign, no exponent) is shown as given.
+    """
+    text = value if isinstance(value, str) else format(value, "f")
+    number = _number(text, language) if _PLAIN_DECIMAL.fullmatch(text) else text
+    return f"{number}{NBSP}{currency}" if currency else number
+
+
+def _number(text: str, language: str) -> str:
+    locale, pattern = _pattern(language, len(text.partition(".")[2]))
+    # Babel normalizes and quantizes in the thread's context, which a host may
+    # have lowered: a context of our own, precise enough for every digit of
+    # the text, so that nothing is ever rounded.
+    exact = decimal.Context(prec=len(text) + 2, rounding=decimal.ROUND_HALF_EVEN,
+                            traps=[decimal.Inexact, decimal.InvalidOperation])
+    with decimal.localcontext(exact):
+        number = pattern.apply(Decimal(text), locale)
+    return str(number).replace("\u202f", NBSP)
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(language: str, places: int) -> tuple[Locale, NumberPattern]:
+    # Imported on the first amount written: Babel's tables take ~40 ms to load,
+    # which a command that writes none does not pay.
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        locale = Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        locale = Locale.parse(SOURCE_LANGUAGE)
+    # The language's own pattern (its grouping), with exactly ``places`` decimals.
+    pattern = copy.copy(locale.decimal_formats[None])
+    pattern.frac_prec = (places, places)
+    return locale, pattern
+
+
+class _Amount(_message.Message):
+    """An amount as a lazy message's parameter: oslo.i18n translates a parameter
+    that is a Message with the message (``Message.translation``), so it is written
+    in the language the message is, when it is."""
+
+    _text: str
+    _currency: str | None
+
+    def __new__(cls, text: str, currency: str | None) -> _Amount:
+        machine = f"{text} {currency}" if currency else text
+        made = cast("_Amount", super().__new__(cls, machine, msgtext=machine, domain=DOMAIN))
+        made._text = text
+        made._currency = currency
+        return made
+
+    def translation(self, desired_locale: str | None = None) -> str:
+        return written(self._text, self._currency, desired_locale or _PROCESS_LANGUAGE)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # oslo.i18n deep-copies a message's parameters: rebuilt from its value.
+        return (_Amount, (self._text, self._currency))

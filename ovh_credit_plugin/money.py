@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.i18n import _
 
 LEDGER_PLACES = 6
@@ -226,6 +226,17 @@ def to_human(amount: Decimal, currency: str) -> str:
     whole, _, fraction = text.partition(".")
     grouped = f"{int(whole):,}".replace(",", "\u202f")
     return f"{grouped}.{fraction} {currency}" if fraction else f"{grouped} {currency}"
+
+
+def in_sentence(amount: Decimal, currency: str, *, with_currency: bool = True) -> str:
+    """``amount`` for a translated message's placeholder: :func:`to_str`'s places,
+    written as the reader's language writes numbers (``1 234,50 EUR`` in French,
+    ``1,234.50 EUR`` in English; :func:`ovh_credit_plugin.i18n.amount`).
+
+    ``with_currency=False`` for the first of two amounts sharing one currency
+    (« entre 5,00 et 100 000,00 EUR »). JSON and log lines keep :func:`to_str`.
+    """
+    return i18n.amount(to_str(amount, currency), currency if with_currency else None)
 
 
 def _validate(value: Any) -> Decimal:

@@ -125,9 +125,8 @@ FR = {
         "le crédit %(id)s est déjà invalidé (%(reason)s)",
     "idempotency key %(key)r was used for another order request":
         "la clé d'idempotence %(key)r a servi pour une autre demande de bon de commande",
-    "payment of %(paid)s does not match order %(id)s (%(amount)s %(currency)s)":
-        "le paiement de %(paid)s ne correspond pas au bon de commande %(id)s "
-        "(%(amount)s %(currency)s HT)",
+    "payment of %(paid)s does not match order %(id)s (%(amount)s)":
+        "le paiement de %(paid)s ne correspond pas au bon de commande %(id)s (%(amount)s HT)",
     "payment in %(paid)s does not match order %(id)s (%(currency)s)":
         "un paiement en %(paid)s ne correspond pas au bon de commande %(id)s (%(currency)s)",
     "order %(id)s is cancelled": "le bon de commande %(id)s est annulé",
@@ -262,17 +261,17 @@ FR = {
     "no settlement %(key)s": "aucun règlement %(key)s",
     "no settlement of invoice %(invoice)s of project %(project)s":
         "aucun règlement de la facture %(invoice)s du projet %(project)s",
-    "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s)":
-        "ligne %(line)s : %(amount)s %(currency)s du crédit %(credit)s (%(kind)s)",
+    "line %(line)s: %(amount)s from credit %(credit)s (%(kind)s)":
+        "ligne %(line)s : %(amount)s du crédit %(credit)s (%(kind)s)",
     "recorded without an explanation": "enregistré sans explication",
-    "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place %(place)d "
+    "line %(line)s: %(amount)s from credit %(credit)s (%(kind)s), place %(place)d "
     "in the consumption order (valid until %(valid_until)s, created %(created)s)":
-        "ligne %(line)s : %(amount)s %(currency)s du crédit %(credit)s (%(kind)s), "
+        "ligne %(line)s : %(amount)s du crédit %(credit)s (%(kind)s), "
         "rang %(place)d dans l'ordre de consommation (valable jusqu'au %(valid_until)s, créé "
         "le %(created)s)",
-    "line %(line)s: %(amount)s %(currency)s from credit %(credit)s (%(kind)s), place %(place)d "
+    "line %(line)s: %(amount)s from credit %(credit)s (%(kind)s), place %(place)d "
     "in the consumption order (no end date, created %(created)s)":
-        "ligne %(line)s : %(amount)s %(currency)s du crédit %(credit)s (%(kind)s), "
+        "ligne %(line)s : %(amount)s du crédit %(credit)s (%(kind)s), "
         "rang %(place)d dans l'ordre de consommation (sans date de fin, créé le %(created)s)",
     "credit %(skipped)s comes first but does not cover this line's product":
         "le crédit %(skipped)s passe avant mais ne couvre pas le produit de cette ligne",
@@ -378,9 +377,8 @@ FR = {
     "[voucher_catalog] endpoint must not have a query or fragment":
         "[voucher_catalog] endpoint ne doit avoir ni requête ni fragment",
     "[voucher_catalog] key_file needs cert_file": "[voucher_catalog] key_file exige cert_file",
-    "a credit purchase is between %(lowest)s and %(highest)s %(currency)s":
-        "un achat de crédit cloud est compris entre %(lowest)s et %(highest)s %(currency)s "
-        "HT",
+    "a credit purchase is between %(lowest)s and %(highest)s":
+        "un achat de crédit cloud est compris entre %(lowest)s et %(highest)s HT",
     "a voucher amount must be positive": "le montant d'un voucher doit être positif",
     "an idempotency key is 1 to 255 printable ASCII characters":
         "une clé d'idempotence compte de 1 à 255 caractères ASCII imprimables",

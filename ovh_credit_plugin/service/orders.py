@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ovh_credit_plugin import conf as plugin_conf
-from ovh_credit_plugin import descriptions, exceptions, money
+from ovh_credit_plugin import descriptions, exceptions, i18n, money
 from ovh_credit_plugin.contracts import OrderResult
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, orders, projects
@@ -120,9 +120,9 @@ def create_once(
         lowest, highest = limits
         if checked < lowest or checked > highest:
             raise exceptions.InvalidAmount(
-                _("a credit purchase is between %(lowest)s and %(highest)s %(currency)s")
-                % {"lowest": money.to_str(lowest, code), "highest": money.to_str(highest, code),
-                   "currency": code}
+                _("a credit purchase is between %(lowest)s and %(highest)s")
+                % {"lowest": money.in_sentence(lowest, code, with_currency=False),
+                   "highest": money.in_sentence(highest, code)}
             )
         projects.ensure(conn, project_id, code, at=at)
         orders.insert(
@@ -186,9 +186,9 @@ def pay(
         order = orders.get(conn, order_id, lock=True)
         if paid is not None and paid != order.amount:
             raise exceptions.InvalidAmount(
-                _("payment of %(paid)s does not match order %(id)s (%(amount)s %(currency)s)")
-                % {"paid": paid, "id": order_id, "currency": order.currency,
-                   "amount": money.to_str(order.amount, order.currency)}
+                _("payment of %(paid)s does not match order %(id)s (%(amount)s)")
+                % {"paid": i18n.amount(paid), "id": order_id,
+                   "amount": money.in_sentence(order.amount, order.currency)}
             )
         if paid_currency is not None and paid_currency != order.currency:
             raise exceptions.CurrencyMismatch(

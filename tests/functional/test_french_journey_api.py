@@ -108,10 +108,12 @@ def test_every_refusal_on_the_customer_journey_reads_in_french(ledger: Ledger) -
             Refusal("no amount", "POST", "/orders", 400, "invalid_amount", amount,
                     f"amount{NBSP}: ce champ est obligatoire", headers=buyer, body={}),
             Refusal("below the minimum", "POST", "/orders", 400, "invalid_amount", amount,
-                    "un achat de crédit cloud est compris entre 5.00 et 100000.00 EUR HT",
+                    f"un achat de crédit cloud est compris entre 5,00 et "
+                    f"100{NBSP}000,00{NBSP}EUR HT",
                     headers=buyer, body={"amount": "1"}),
             Refusal("above the maximum", "POST", "/orders", 400, "invalid_amount", amount,
-                    "un achat de crédit cloud est compris entre 5.00 et 100000.00 EUR HT",
+                    f"un achat de crédit cloud est compris entre 5,00 et "
+                    f"100{NBSP}000,00{NBSP}EUR HT",
                     headers=buyer, body={"amount": "1000000"}),
             Refusal("another currency than the project's", "POST", "/orders", 409,
                     "currency_mismatch", "Devise différente",

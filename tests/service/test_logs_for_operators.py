@@ -296,6 +296,16 @@ def test_what_a_change_logs_names_its_project_and_amount(
     ]
 
 
+@pytest.fixture
+def lazy_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The REST API's mode, where payment confirmations arrive: a refusal logged
+    # quotes its amounts in the machine form (100.00 EUR), whatever the reader's.
+    import oslo_i18n
+
+    monkeypatch.setattr(oslo_i18n._lazy, "USE_LAZY", True)
+
+
+@pytest.mark.usefixtures("lazy_messages")
 def test_a_payment_confirmation_refused_is_a_warning_saying_no_credit_exists_for_it(
     service: CreditService, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -28,6 +28,16 @@ US = dt.timedelta(microseconds=1)
 HOUR = dt.timedelta(hours=1)
 
 
+@pytest.fixture(autouse=True)
+def _eager_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Messages translated at once, as a command line has them: an in-process API
+    # test earlier in the session leaves oslo.i18n's lazy mode on, whose str()
+    # writes amounts in the machine form (log lines) instead of the reader's.
+    import oslo_i18n
+
+    monkeypatch.setattr(oslo_i18n._lazy, "USE_LAZY", False)
+
+
 @pytest.fixture(params=["sqlite"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -42,7 +52,8 @@ def test_each_refusal_of_a_payment_or_a_cancellation_says_why(
     order = service.create_order("p1", "10", at=T0)
     with pytest.raises(exceptions.InvalidInput) as wrong:
         service.pay_order(order.id, amount="9.99", at=T0)
-    assert refusal(wrong) == f"payment of 9.99 does not match order {order.id} (10.00 EUR)"
+    assert refusal(wrong) == (
+        f"payment of 9.99 does not match order {order.id} (10.00\u00a0EUR)")
     with pytest.raises(exceptions.InvalidInput) as wrong:
         service.pay_order(order.id, currency="USD", at=T0)
     assert refusal(wrong) == f"payment in USD does not match order {order.id} (EUR)"
@@ -70,7 +81,7 @@ def test_a_purchase_out_of_bounds_and_a_reused_key_are_refused_in_full(
         service: CreditService) -> None:
     with pytest.raises(exceptions.InvalidAmount) as small:
         service.create_order("p1", "4.99", at=T0)
-    assert refusal(small) == "a credit purchase is between 5.00 and 100000.00 EUR"
+    assert refusal(small) == "a credit purchase is between 5.00 and 100,000.00\u00a0EUR"
     service.create_order_once("p1", "10", idempotency_key="k-1", at=T0)
     with pytest.raises(exceptions.IdempotencyConflict) as reused:
         service.create_order_once("p1", "11", idempotency_key="k-1", at=T0)

@@ -22,14 +22,14 @@ def test_needed_elsewhere_names_the_products_the_payer_does_not_cover() -> None:
         "place": 2, "order_key": KEY, "reason": "scope",
         "skipped": [{"credit_id": 1, "cause": "needed_elsewhere",
                      "products": ["gpu", "storage"]}]}), "EUR")
-    assert text == ("line c: 5.00 EUR from credit 2 (voucher), place 2 in the consumption order "
-                    "(no end date, created 2026-01-31T10:00:00Z); credit 1 comes first but "
-                    "paid gpu, storage, which credit 2 does not cover")
+    assert text == ("line c: 5.00\u00a0EUR from credit 2 (voucher), place 2 in the consumption "
+                    "order (no end date, created 2026-01-31T10:00:00Z); credit 1 comes first "
+                    "but paid gpu, storage, which credit 2 does not cover")
 
 
 def test_a_settlement_recorded_before_explanations() -> None:
     assert explained.sentence(allocation(None), "JPY") == (
-        "line c: 5.00 JPY from credit 2 (voucher); recorded without an explanation")
+        "line c: 5.00\u00a0JPY from credit 2 (voucher); recorded without an explanation")
 
 
 def test_in_french_with_a_french_locale() -> None:
@@ -46,6 +46,6 @@ def test_in_french_with_a_french_locale() -> None:
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           check=True, env={**os.environ, "LANGUAGE": "fr"}, timeout=60)
     assert done.stdout.strip() == (
-        "ligne c\u00a0: 30.00 EUR du crédit 8 (crédit acheté), rang 2 dans l'ordre de "
+        "ligne c\u00a0: 30,00\u00a0EUR du crédit 8 (crédit acheté), rang 2 dans l'ordre de "
         "consommation (sans date de fin, créé le 2026-01-31T10:00:00Z)\u00a0; le crédit 7 "
         "passe avant mais ne couvre pas le produit de cette ligne")

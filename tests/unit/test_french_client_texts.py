@@ -168,23 +168,23 @@ print(json.dumps([explained.sentence(a, "EUR") for a in {ALLOCATIONS!r}]))
 def test_the_settlement_explained_in_french_names_the_kind_and_puts_a_no_break_space() -> None:
     purchased, voucher, unknown = french_process(SENTENCES)
     assert purchased == (
-        f"ligne c{NBSP}: 30.00 EUR du crédit 8 (crédit acheté), rang 2 dans l'ordre de "
+        f"ligne c{NBSP}: 30,00{NBSP}EUR du crédit 8 (crédit acheté), rang 2 dans l'ordre de "
         f"consommation (sans date de fin, créé le 2026-01-31T10:00:00Z){NBSP}; le crédit 7 "
         "passe avant mais ne couvre pas le produit de cette ligne")
-    assert voucher == (f"ligne d{NBSP}: 5.00 EUR du crédit 2 (voucher){NBSP}; "
+    assert voucher == (f"ligne d{NBSP}: 5,00{NBSP}EUR du crédit 2 (voucher){NBSP}; "
                        "enregistré sans explication")
     # A kind this client does not know (a newer server's): as the API gives it.
-    assert unknown == f"ligne e{NBSP}: 1.00 EUR du crédit 3 (gift){NBSP}; enregistré sans " \
+    assert unknown == f"ligne e{NBSP}: 1,00{NBSP}EUR du crédit 3 (gift){NBSP}; enregistré sans " \
         "explication"
 
 
 def test_the_settlement_explained_in_english_is_unchanged() -> None:
     assert [explained.sentence(a, "EUR") for a in ALLOCATIONS] == [
-        "line c: 30.00 EUR from credit 8 (purchased), place 2 in the consumption order (no end "
-        "date, created 2026-01-31T10:00:00Z); credit 7 comes first but does not cover this "
-        "line's product",
-        "line d: 5.00 EUR from credit 2 (voucher); recorded without an explanation",
-        "line e: 1.00 EUR from credit 3 (gift); recorded without an explanation",
+        f"line c: 30.00{NBSP}EUR from credit 8 (purchased), place 2 in the consumption order "
+        "(no end date, created 2026-01-31T10:00:00Z); credit 7 comes first but does not cover "
+        "this line's product",
+        f"line d: 5.00{NBSP}EUR from credit 2 (voucher); recorded without an explanation",
+        f"line e: 1.00{NBSP}EUR from credit 3 (gift); recorded without an explanation",
     ]
 
 
