@@ -58,6 +58,26 @@ def currency_places(code: str) -> int:
     return int(exponent)
 
 
+#: Currencies ISO 4217 has withdrawn that a release of ``iso4217`` this plugin
+#: accepts (``>= 1.11``, pyproject.toml) still listed, with their minor units
+#: there: a ledger may hold them, written before the package was upgraded (BGN
+#: left with 1.15, when Bulgaria took the euro). Read from those releases' own
+#: tables (docs/operations.md says how to extend it). Used to show what the
+#: ledger holds, never to accept new money in them.
+WITHDRAWN_PLACES = {"ANG": 2, "BGN": 2, "CUC": 2, "HRK": 2, "SLL": 2, "ZWL": 2}
+
+
+@cache
+def held_places(code: str) -> int:
+    """:func:`currency_places` of a currency the ledger holds, a withdrawn one's too."""
+    try:
+        return currency_places(code)
+    except exceptions.InvalidCurrency:
+        if code in WITHDRAWN_PLACES:
+            return WITHDRAWN_PLACES[code]
+        raise
+
+
 def check_currency(code: Any) -> str:
     if not isinstance(code, str):  # before the cache, which would need it hashable
         raise exceptions.InvalidCurrency(
@@ -198,12 +218,12 @@ def add(*amounts: Decimal) -> Decimal:
 
 def to_str(amount: Decimal, currency: str) -> str:
     """Decimal string with the currency's decimals, or more when sub-unit digits exist."""
-    return _to_str(amount, currency_places(currency))
+    return _to_str(amount, held_places(currency))
 
 
 def formatter(currency: str) -> Callable[[Decimal], str]:
     """:func:`to_str` for one currency, its places looked up once (settlements by the thousand)."""
-    places = currency_places(currency)
+    places = held_places(currency)
     return lambda amount: _to_str(amount, places)
 
 

@@ -26,7 +26,7 @@ SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "CAD": "$", "AUD": "$", "SGD":
 
 def price(amount: Decimal, currency: str, *, rounding: str) -> dict[str, Any]:
     """OVH's ``order.Price``: ``amount`` at the currency's decimals, rounded so."""
-    places = money.currency_places(currency)
+    places = money.held_places(currency)
     value = amount.quantize(Decimal(1).scaleb(-places), rounding=rounding,
                             context=decimal.Context(prec=60))
     return {"currencyCode": currency, "text": f"{value:f} {SYMBOLS.get(currency, currency)}",

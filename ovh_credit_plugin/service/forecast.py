@@ -106,5 +106,5 @@ def _forecast(history: _History, settings: Settings, *, at: dt.datetime) -> Proj
     found = forecast.forecast(
         held, debits, at=at, window_days=settings.forecast_window_days,
         warning_days=settings.forecast_warning_days,
-        least_at_risk=Decimal(1).scaleb(-money.currency_places(currency)))
+        least_at_risk=Decimal(1).scaleb(-money.held_places(currency)))
     return ProjectForecast(history.project_id, currency, found)
