@@ -157,10 +157,12 @@ FR = {
         "factures refusées : %(refused)d sur %(total)d, les autres sont réglées (l'erreur "
         "de chaque refus est dans la sortie)",
     "%(unsent)d expiry warnings could not be sent (the notification transport failed, see "
-    "the log); they are not recorded as sent: the next run sends them":
+    "the log); they are not recorded as sent, and the run stopped there: the next run sends "
+    "them and the rest":
         "avertissements d'expiration non envoyés : %(unsent)d (le transport des "
         "notifications a échoué, voir le journal) ; ils ne sont pas enregistrés comme "
-        "envoyés : la prochaine exécution les enverra",
+        "envoyés, et l'exécution s'est arrêtée là : la prochaine les enverra, avec les "
+        "suivants",
     "Bad request": "Requête invalide",
     "Unauthorized: no valid token": "Non authentifié : aucun jeton valide",
     "Conflict": "Conflit",

@@ -964,9 +964,12 @@ class NotifyExpiring(_Base, ShowOne):
         self._unsent = 0
         result = super().run(parsed_args)
         if result == 0 and self._unsent:
+            # The run stopped at the first batch it could not send: the count is
+            # that batch's, and projects after it were not looked at.
             unsent = _("%(unsent)d expiry warnings could not be sent (the notification "
-                       "transport failed, see the log); they are not recorded as sent: the "
-                       "next run sends them") % {"unsent": self._unsent}
+                       "transport failed, see the log); they are not recorded as sent, and "
+                       "the run stopped there: the next run sends them and the rest"
+                       ) % {"unsent": self._unsent}
             self.app.stderr.write(f"ovh-credit: {unsent}\n")
             return 1
         return result
