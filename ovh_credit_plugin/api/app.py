@@ -28,6 +28,7 @@ import socketserver
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import Any
@@ -41,7 +42,7 @@ from oslo_middleware import request_id as request_id_middleware
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.api import errors
-from ovh_credit_plugin.api.controllers import CreditRootController, Runtime
+from ovh_credit_plugin.api.controllers import CreditRootController, Runtime, accepts_json
 from ovh_credit_plugin.conf import (
     DEFAULT_SQLITE_CONNECTION,
     check_config_files,
@@ -70,14 +71,27 @@ VERSION = "v1.0"
 
 
 class _Root:
-    """``/``: the version document; ``/v1``: the resources."""
+    """``/v1``: the resources (``/`` is :func:`_versions`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.v1 = CreditRootController(runtime)
 
-    @pecan.expose(content_type="application/json")
-    def index(self) -> webob.Response:
-        return version_document(pecan.request)
+
+def _versions(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """``/``: the version document, to GET and HEAD only.
+
+    Not pecan's: it answered the document to any method (a DELETE was a 200)
+    and logged an ERROR for every Accept it could not serve.
+    """
+    request = webob.Request(environ)
+    if not accepts_json(request):
+        error = errors.http_error(406, environ, request.method)
+    elif request.method not in ("GET", "HEAD"):
+        error = errors.http_error(405, environ, request.method)
+        error.headers["Allow"] = "GET"
+    else:
+        return version_document(request)(environ, start_response)  # type: ignore[no-any-return]
+    return errors.error_response(error, request)(environ, start_response)  # type: ignore[no-any-return]
 
 
 def version_document(request: webob.Request) -> webob.Response:
@@ -114,7 +128,8 @@ class ApiSigErrors:
         try:
             response = request.get_response(self.app)
         except Exception:
-            LOG.exception("%s %s failed", request.method, errors.logged_path(environ))
+            LOG.exception("%s %s failed (request %s)", request.method,
+                          errors.logged_path(environ), environ.get(errors.REQUEST_ID_ENV))
             response = errors.error_response(
                 errors.ApiError("internal_error", errors.INTERNAL_ERROR_DETAIL), request)
         if response.status_code >= 400 and not _is_api_sig(response):
@@ -191,7 +206,7 @@ def make_app(conf: cfg.ConfigOpts, *, runtime: Runtime | None = None) -> CreditA
                     "X-Roles headers say; for development only, never expose this server")
     # No oslo.middleware size limit in front: it enforced the controllers' own
     # limit a second time, for ~8% of a GET credits (docs/performance.md).
-    app: WSGIApp = request_id_middleware.RequestId(ApiSigErrors(_Dispatch(pecan_app, protected)))
+    app: WSGIApp = request_id_middleware.RequestId(ApiSigErrors(_Dispatch(_versions, protected)))
     if conf.oslo_middleware.enable_proxy_headers_parsing:
         # Outermost: the scheme, host and prefix a TLS-terminating proxy reports
         # (Forwarded, X-Forwarded-Proto/-Host/-Prefix) make every link, and a
@@ -299,6 +314,31 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
         if LOG.isEnabledFor(logging.DEBUG):  # not built for every request otherwise
             LOG.debug("%s - %s", self.address_string(),
                       errors.masked_vouchers(format % args))
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """What the server refuses before the application sees the request (a request
+        line or header too long, too many headers, a malformed request line): an
+        API-SIG document with a request id, as every other error, not http.server's
+        HTML page. In English: the headers that would say otherwise are not read."""
+        request_id = f"req-{uuid.uuid4()}"
+        error = errors.http_error(code, {}, self.command or "")
+        body = json.dumps(errors.error_document(error, request_id)).encode()
+        self.log_error("code %d, message %s", code, message)
+        if self.request_version == "HTTP/0.9":
+            # A request line without a readable version: http.server would send
+            # the body alone, which no client of this API can read.
+            self.request_version = "HTTP/1.0"
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", errors.NO_STORE)
+        self.send_header(errors.REQUEST_ID_HEADER, request_id)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.close_connection = True
 
 
 def _address_family(host: str, port: int) -> socket.AddressFamily:

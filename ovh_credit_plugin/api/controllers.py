@@ -33,6 +33,7 @@ from pecan import rest
 from pecan import util as pecan_util
 from pecan.routing import PecanNotFound
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from webob import acceptparse
 from webob import exc as webob_exc
 
 from ovh_credit_plugin import contracts, descriptions, exceptions, i18n, json_syntax, models, money
@@ -353,6 +354,7 @@ def _json(document: Any, status: int = 200, *, location: str | None = None,
     body = json.dumps(document) if text is None else text
     response = webob.Response(status=status, content_type="application/json", charset="UTF-8",
                               body=body.encode())
+    response.headers["Cache-Control"] = errors.NO_STORE
     if location is not None:
         response.headers["Location"] = location
     if language is not None:
@@ -401,18 +403,21 @@ def handler(func: _F) -> _F:
         except Exception as error:
             api_error = errors.from_exception(error, throttle_window=self.runtime.throttle_window)
             path = errors.logged_path(request.environ)
+            # The request id each line ends with is what the caller was answered
+            # ("the request id finds it in the logs"); a log format need not show it.
+            request_id = request.environ.get(errors.REQUEST_ID_ENV)
             if api_error.code == "ledger_unavailable":
                 # An outage, not a bug: no traceback, but what failed, for the on-call.
-                LOG.error("%s %s: %s", request.method, path,
-                          self.runtime.describe_ledger_error(error))
+                LOG.error("%s %s: %s (request %s)", request.method, path,
+                          self.runtime.describe_ledger_error(error), request_id)
             elif isinstance(error, exceptions.DatabaseNotReady):
                 # Every request until the schema is upgraded: its message says
                 # which revision and what to run, and a traceback says nothing more.
-                LOG.error("%s %s: %s", request.method, path, error)
+                LOG.error("%s %s: %s (request %s)", request.method, path, error, request_id)
             elif api_error.status >= 500 and not isinstance(error, catalog_base.CatalogError):
-                LOG.exception("%s %s failed", request.method, path)
+                LOG.exception("%s %s failed (request %s)", request.method, path, request_id)
             elif api_error.status >= 500:
-                LOG.warning("%s %s: %s", request.method, path, error)
+                LOG.warning("%s %s: %s (request %s)", request.method, path, error, request_id)
             return errors.error_response(api_error, request)
 
     # Seen by pecan as (self, *args, **kwargs): no path arguments checked by pecan.
@@ -795,6 +800,12 @@ class CreditRootController(rest.RestController):
             request = pecan.request
         # First: pecan parses the body of whatever it routes to, a routing error too.
         capture_body(request, self.runtime.max_body)
+        state = getattr(request, "pecan", None)
+        if isinstance(state, dict) and not state.get("content_type"):
+            # Every answer is JSON, the Accept checked below (accepts_json): pecan's
+            # own negotiation after routing would refuse what that check takes
+            # ("application/json; charset=utf-8") and log an ERROR for each 406.
+            state["content_type"] = "application/json"
         # HEAD wherever GET is served (RFC 9110 9.3.2): routed as a GET, answered
         # as one; webob's Response leaves the body out for the HEAD it is again
         # by the time the answer is written.
@@ -802,7 +813,7 @@ class CreditRootController(rest.RestController):
         if head:
             request.method = "GET"
         try:
-            if not _accepts_json(request):
+            if not accepts_json(request):
                 status = 406
             else:
                 return self._find(args, request)
@@ -861,17 +872,20 @@ class CreditRootController(rest.RestController):
         return errors.error_response(error, request)
 
 
-def _accepts_json(request: webob.Request) -> bool:
+def accepts_json(request: webob.Request) -> bool:
     """Whether the request's ``Accept`` takes ``application/json``, the only type answered.
 
     pecan's own check lets ``application/json;q=0`` through (a prefix match
     after the negotiation refused it); an Accept that merely allows JSON
-    (none, ``*/*``) costs a dictionary lookup.
+    (none, ``*/*``) costs a dictionary lookup. The answers are UTF-8: an
+    Accept naming that charset takes them (webob compares parameter values
+    case-sensitively; media types and charsets are not, RFC 9110 8.3.1 and 8.3.2).
     """
     accept = request.environ.get("HTTP_ACCEPT")
     if not accept or accept in ("*/*", "application/json"):
         return True
-    return bool(request.accept.acceptable_offers(["application/json"]))
+    return bool(acceptparse.create_accept_header(accept.lower()).acceptable_offers(
+        ["application/json", "application/json;charset=utf-8"]))
 
 
 def allowed_methods(args: list[str]) -> list[str]:

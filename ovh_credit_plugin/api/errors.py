@@ -24,6 +24,10 @@ from ovh_credit_plugin.ledger.database import is_canceled, is_retryable
 REQUEST_ID_ENV = "openstack.request_id"
 REQUEST_ID_HEADER = "X-Openstack-Request-Id"
 JSON = "application/json"
+#: The Cache-Control of every answer but the version document's: each depends on
+#: the caller's token, which a shared cache does not key on (X-Auth-Token is not
+#: Authorization), and a balance read again must be read from the ledger.
+NO_STORE = "no-store"
 
 # code -> (HTTP status, title); titles are translated when an answer is written.
 CODES: dict[str, tuple[int, str]] = {
@@ -182,6 +186,7 @@ def error_response(error: ApiError, request: webob.Request) -> webob.Response:
         body=json.dumps(document).encode(),
     )
     response.headers["Content-Language"] = language
+    response.headers["Cache-Control"] = NO_STORE
     for name, value in error.headers.items():
         response.headers[name] = value
     return response

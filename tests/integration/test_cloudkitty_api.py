@@ -112,6 +112,15 @@ def test_noauth_the_customers_actions_under_cloudkittys_api(cloudkitty_api: Any)
         assert missing.json()["errors"][0]["code"] == "cloud_credit.not_found"
         other = call("GET", f"{base}/credits/{voucher.json()['id']}", headers=member("b" * 32))
         assert other.status_code == 404
+        # What the API answers, asked for by its charset: served, not stored by a cache.
+        utf8 = call("GET", f"{base}/credits",
+                    headers={**member(), "Accept": "application/json; charset=UTF-8"})
+        assert utf8.status_code == 200, utf8.text
+        assert utf8.headers["Cache-Control"] == "no-store"
+        # An Accept that refuses JSON: our 406 (API-SIG), not CloudKitty's pecan's.
+        html = call("GET", f"{base}/credits", headers={**member(), "Accept": "text/html"})
+        assert (html.status_code, html.json()["errors"][0]["code"]) == (
+            406, "cloud_credit.not_acceptable")
 
 
 @pytest.mark.parametrize(("persona", "method", "path", "body", "status"), [
