@@ -117,6 +117,10 @@ _CAUSES: dict[str | int, str] = {
     "25006": "read-only transaction (a standby, or a primary demoted by a failover)",
     1290: "server is read-only (a replica, or a primary demoted by a failover)",
     1792: "read-only transaction",
+    1036: "table is read only (innodb_read_only: until the server restarts without it)",
+    1836: "running in read-only mode",
+    1874: "InnoDB is in read only mode (innodb_read_only: until the server restarts "
+          "without it)",
     "57014": "statement canceled (statement_timeout, or an operator)",
     1969: "max_statement_time exceeded", 3024: "max_execution_time exceeded",
     1317: "query interrupted (KILL QUERY)",

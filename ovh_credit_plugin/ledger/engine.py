@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import QueuePool
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.i18n import _
@@ -28,11 +30,19 @@ READ_ONLY_OPTION = "ovh_credit_read_only"
 # (a replica, a demoted primary: an Aurora or RDS failover, Orchestrator)
 # 1290, and 1792 in a transaction a session or a proxy made READ ONLY. 1290
 # also says that another server option forbids a statement (secure_file_priv,
-# skip-grant-tables), for statements the ledger never runs. The plugin starts
-# no READ ONLY transaction of its own on these servers (READ_ONLY_OPTION only
-# changes SQLite's BEGIN): none of these is its code's doing.
+# skip-grant-tables), for statements the ledger never runs. MariaDB started
+# with innodb_read_only (a read-only instance on shared storage, a replica
+# started so) answers every write 1036 ER_OPEN_AS_READONLY "Table '...' is
+# read only" (MariaDB 10.11; 1836 ER_READ_ONLY_MODE comes with it as a
+# warning), and 1874 ER_INNODB_READ_ONLY or 1836 may come as the error: that
+# lasts until the server restarts without the option, yet a new connection
+# may still reach a writable server when the address moved (a failover), so
+# it is handled as 1290 is. The ledger's tables are InnoDB only: 1036 on them
+# says the server cannot write them. The plugin starts no READ ONLY
+# transaction of its own on these servers (READ_ONLY_OPTION only changes
+# SQLite's BEGIN): none of these is its code's doing.
 _READ_ONLY_SQLSTATES = frozenset({"25006"})
-_READ_ONLY_MYSQL_CODES = frozenset({1290, 1792})
+_READ_ONLY_MYSQL_CODES = frozenset({1290, 1792, 1036, 1836, 1874})
 
 
 def driver_code(driver_error: BaseException | None) -> str | int | None:
@@ -100,6 +110,7 @@ def create_engine(
             # with their tracebacks: a voucher code is one (a credit's source,
             # an activation's key), and codes are masked in logs.
             hide_parameters=True,
+            poolclass=_ReadOnlyAwarePool,
             pool_size=pool_size,
             max_overflow=max_overflow,
             # SQLAlchemy's 0 replaces the connection at every checkout (a reconnect
@@ -134,6 +145,65 @@ def create_engine(
     return engine
 
 
+#: Seconds during which a connection refused as read-only, opened since the pool
+#: was last replaced, closes alone: the pool is replaced at most this often.
+READ_ONLY_REPLACEMENT_INTERVAL = 1.0
+
+
+class _ReadOnlyAwarePool(QueuePool):
+    """A QueuePool that does not replace itself at every write a read-only server refuses.
+
+    A connection the server refused as read-only is closed, as a lost one is
+    (see :func:`_read_only_is_a_lost_connection`). SQLAlchemy then also marks
+    every connection the pool opened before it for replacement at its next
+    checkout (``Pool._invalidate``: ``_invalidate_time``), which after a
+    failover is right: they all went to the old server. While the server
+    stays read-only, though, each refused write marked them all again, and
+    nearly every transaction of every thread opened a new connection (4
+    threads, 100 writes refused twice each and 200 reads: 308 connections on
+    PostgreSQL, 108 beyond the 200 the refused attempts closed). So within
+    ``READ_ONLY_REPLACEMENT_INTERVAL`` of the last replacement, a refused
+    connection opened since then closes alone: the connections opened around
+    it went to the same address, and each one the server refuses goes in
+    turn. Later, the first refusal replaces them all
+    again, so that a failover after a read-only spell (the connections opened
+    during it sit on the old server) costs one retry, as the first one did.
+
+    ``Pool._invalidate`` is what SQLAlchemy's statements and the ledger's
+    driver-cursor statements (``bulk.driver_error``) call on a lost
+    connection. A subclass rather than a patched instance: ``Engine.dispose``
+    recreates the pool through its class. Lost connections keep SQLAlchemy's
+    behaviour.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Threads of the API, CloudKitty's workers: one decision at a time, so
+        # that two refusals at once replace the pool once. Held for no I/O.
+        self._replacement_lock = threading.Lock()
+        self._replaced_at: float | None = None  # time.monotonic() of the last replacement
+
+    def _invalidate(self, connection: Any, exception: BaseException | None = None,
+                    _checkin: bool = True) -> None:
+        with self._replacement_lock:
+            record = getattr(connection, "_connection_record", None)
+            now = time.monotonic()
+            # SQLAlchemy's clock: wall time, as its records' start times.
+            since_replacement = (record is not None
+                                 and record.starttime > self._invalidate_time)
+            alone = (since_replacement and refused_as_read_only(exception)
+                     and self._replaced_at is not None
+                     and now - self._replaced_at < READ_ONLY_REPLACEMENT_INTERVAL)
+            if not alone:
+                replaced = self._invalidate_time
+                super()._invalidate(connection, exception, _checkin=False)
+                if self._invalidate_time != replaced:
+                    self._replaced_at = now
+        # As Pool._invalidate does; closing is I/O, out of the lock.
+        if _checkin and getattr(connection, "is_valid", False):
+            connection.invalidate(exception)
+
+
 def _read_only_is_a_lost_connection(engine: Engine) -> None:
     """Make ``engine`` drop its connections when the server refuses writes as read-only.
 
@@ -144,12 +214,14 @@ def _read_only_is_a_lost_connection(engine: Engine) -> None:
     ``default_transaction_read_only`` or ``SET SESSION TRANSACTION READ ONLY``
     was fixed when it started). So the error is handled as a lost connection
     is: this connection closed, and every connection the pool opened before
-    it replaced at its next checkout (they went to the same server); then
-    ``Database`` retries the transaction on a new connection (``is_retryable``:
-    ``connection_invalidated``), which succeeds as soon as the address leads to
-    a writable server. The server refused the statement, nothing was written:
-    the retry cannot apply anything twice. A server that stays read-only costs
-    a reconnect per attempt, and the API answers 503 once they ran out.
+    it replaced at its next checkout (they went to the same server; at most
+    once per ``READ_ONLY_REPLACEMENT_INTERVAL``, :class:`_ReadOnlyAwarePool`);
+    then ``Database`` retries the transaction on a new connection
+    (``is_retryable``: ``connection_invalidated``), which succeeds as soon as
+    the address leads to a writable server. The server refused the statement,
+    nothing was written: the retry cannot apply anything twice. A server that
+    stays read-only costs a reconnect per refused attempt, and the API answers
+    503 once they ran out.
 
     Through the dialect's ``is_disconnect``, not a ``handle_error`` listener:
     that event only sees the statements SQLAlchemy runs, while the ledger's
