@@ -307,10 +307,12 @@ FR = {
         "connection dans [cloud_credit])",
     "%(field)s must be a Decimal, not %(name)s": "%(field)s doit être un Decimal, pas %(name)s",
     "%(key)s overlaps %(other)s, settled before: not settled, so that credit does not pay the "
-    "same usage twice (a reprocessing window not aligned with the rated periods?)":
+    "same usage twice (a reprocessing window not aligned with the rated periods, or a shorter "
+    "[collect] period: see the CloudKitty guide's scope state reset)":
         "%(key)s chevauche %(other)s, déjà réglé : non réglé, pour que le crédit ne paie pas "
         "deux fois la même consommation (une fenêtre de retraitement non alignée sur les "
-        "périodes valorisées ?)",
+        "périodes valorisées, ou une période [collect] raccourcie : voir la remise à zéro de "
+        "l'état des scopes dans le guide CloudKitty)",
     "%(message)s (catalog request %(request_id)s)":
         "%(message)s (requête du catalogue %(request_id)s)",
     "%(option)s: %(code)s is given twice": "%(option)s : %(code)s est donné deux fois",

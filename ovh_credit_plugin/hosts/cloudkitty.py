@@ -311,7 +311,8 @@ def _refuse_overlaps(
             raise exceptions.SettlementConflict(
                 _("%(key)s overlaps %(other)s, settled before: not settled, so that credit "
                   "does not pay the same usage twice (a reprocessing window not aligned with "
-                  "the rated periods?)")
+                  "the rated periods, or a shorter [collect] period: see the CloudKitty "
+                  "guide's scope state reset)")
                 % {"key": key, "other": other}
             )
 
@@ -628,6 +629,18 @@ class CloudCreditProcessor(rating.RatingProcessorBase):  # type: ignore[misc]
         if not recorded and not lines:
             return data
         currency = currency or service.settings.default_currency
+        if not recorded:
+            try:
+                money.check_currency(currency)
+            except exceptions.InvalidCurrency as error:
+                # The project's credit is in a currency ISO 4217 has since
+                # withdrawn (BGN): no charge is taken in it any more, and a
+                # refusal would leave every period of the scope unrated for
+                # good. Rated at list price, as for a currency mismatch.
+                LOG.warning("scope %s, period %s: no credit applied, rated at list price: the "
+                            "project's credit is in %s, which cannot be charged (%s)",
+                            scope, invoice_id, currency, error)
+                return data
         charge = Charge.of(key=key, project_id=scope, invoice_id=invoice_id, currency=currency,
                            at=contracts.utc(data.start), lines=lines)
         # "replace": a re-rated period with new prices reverses and re-applies.

@@ -574,7 +574,8 @@ def test_only_periods_that_overlap_are_refused() -> None:
     assert str(caught.value) == (
         f"{key(start - hour / 2, hour)} overlaps {settled}, settled before: not settled, so "
         "that credit does not pay the same usage twice (a reprocessing window not aligned "
-        "with the rated periods?)")
+        "with the rated periods, or a shorter [collect] period: see the CloudKitty guide's "
+        "scope state reset)")
 
 
 def old_frame_lines(frame: Any) -> list[allocation.Line]:
