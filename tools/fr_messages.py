@@ -84,6 +84,8 @@ FR = {
     "Internal error": "Erreur interne",
     "Voucher catalog unavailable": "Catalogue des vouchers indisponible",
     "Service unavailable": "Service indisponible",
+    "Bad gateway": "Passerelle incorrecte",
+    "Gateway timeout": "Délai de la passerelle dépassé",
     "Service temporarily unavailable": "Service temporairement indisponible",
     "the credit service is temporarily unavailable; try again later":
         "le service de crédit cloud est temporairement indisponible ; réessayez plus tard",

@@ -305,7 +305,8 @@ def answer_language(headers: Mapping[str, str]) -> str:
 _REASONS = {400: deferred("Bad request"), 401: deferred("Unauthorized: no valid token"),
             403: deferred("Forbidden"), 404: deferred("Not found"), 409: deferred("Conflict"),
             413: deferred("Request too large"), 429: deferred("Too many requests"),
-            500: deferred("Server error"), 503: deferred("Service unavailable")}
+            500: deferred("Server error"), 502: deferred("Bad gateway"),
+            503: deferred("Service unavailable"), 504: deferred("Gateway timeout")}
 _DEFAULT_REASON = deferred("error")
 
 

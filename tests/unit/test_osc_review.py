@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("keystoneauth1")
 responses = pytest.importorskip("responses")
 
+from ovh_credit_plugin import i18n  # noqa: E402
 from ovh_credit_plugin.osc import client as credit_client  # noqa: E402
 from tests.unit.test_osc import CK, CREDIT, ORDER, run  # noqa: E402
 
@@ -55,3 +56,15 @@ def test_a_proxys_html_error_page_is_its_title_on_one_line() -> None:
 def test_a_plain_text_error_body_is_kept() -> None:
     error = credit_client.error_message(503, b"Service Unavailable\n", {})
     assert str(error) == "Service Unavailable (HTTP 503)"
+
+
+@pytest.mark.parametrize(("status", "english", "french"), [
+    (502, "Bad gateway", "Passerelle incorrecte"),
+    (504, "Gateway timeout", "Délai de la passerelle dépassé"),
+])
+def test_a_proxys_bodiless_gateway_error_has_its_own_words(
+        status: int, english: str, french: str) -> None:
+    # A load balancer's 502 or 504 with no body: what failed, not a bare "error".
+    error = credit_client.error_message(status, b"", {})
+    assert str(error) == f"{english} (HTTP {status})"
+    assert i18n.translate(error.reason, "fr") == french
