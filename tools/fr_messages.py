@@ -462,6 +462,15 @@ FR = {
     "the ledger database %(url)s has no tables yet: run 'ovh-credit db upgrade'":
         "la base du registre %(url)s n'a pas encore de tables : lancez « ovh-credit db upgrade »",
     "the ledger database %(url)s: %(cause)s": "la base du registre %(url)s : %(cause)s",
+    "the ledger database %(url)s holds ledger tables (%(tables)s) but no schema revision in "
+    "cloud_credit_alembic_version: a first 'db upgrade' stopped half-way (MariaDB, MySQL), "
+    "or the revision was lost. If those tables are empty, drop them and run 'ovh-credit db "
+    "upgrade'; otherwise restore the ledger from a backup":
+        "la base du registre %(url)s contient des tables du registre (%(tables)s) mais aucune "
+        "révision de schéma dans cloud_credit_alembic_version : un premier « db upgrade » "
+        "arrêté en cours de route (MariaDB, MySQL), ou la révision a été perdue. Si ces "
+        "tables sont vides, supprimez-les puis lancez « ovh-credit db upgrade » ; sinon "
+        "restaurez le registre depuis une sauvegarde",
     "another 'db upgrade' of the ledger database %(url)s has held the upgrade lock for longer "
     "than %(seconds)s s: run 'ovh-credit db upgrade' again once it is done":
         "un autre « db upgrade » de la base du registre %(url)s détient le verrou de mise à "

@@ -148,6 +148,23 @@ def _newer_than_this_code(found: str) -> exceptions.DatabaseNotReady:
     )
 
 
+def _ledger_tables(bind: Engine | sa.Connection) -> list[str]:
+    """The ledger's tables in the database, its version table left out."""
+    return sorted(name for name in sa.inspect(bind).get_table_names()
+                  if name.startswith("cloud_credit_") and name != VERSION_TABLE)
+
+
+def _no_revision(engine: Engine, tables: list[str]) -> exceptions.DatabaseNotReady:
+    # Never "no tables yet": 'db upgrade' would then stop at "table ... already exists".
+    return exceptions.DatabaseNotReady(
+        _("the ledger database %(url)s holds ledger tables (%(tables)s) but no schema "
+          "revision in cloud_credit_alembic_version: a first 'db upgrade' stopped half-way "
+          "(MariaDB, MySQL), or the revision was lost. If those tables are empty, drop "
+          "them and run 'ovh-credit db upgrade'; otherwise restore the ledger from a backup")
+        % {"url": shown(engine.url), "tables": ", ".join(tables)}
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head", *,
             lock_timeout: float | None = None) -> str | None:
     """Migrate the ledger to ``revision``; returns the revision it found (None: no tables).
@@ -180,6 +197,8 @@ def _alembic_upgrade(engine: Engine, revision: str) -> str | None:
                 # alembic would only say "Can't locate revision": the ledger was
                 # migrated by a newer release, and only upgrading the code helps.
                 raise _newer_than_this_code(stored)
+        if not heads and (tables := _ledger_tables(context.connection)):
+            raise _no_revision(engine, tables)
         found.append(", ".join(heads) or None)
         # What command.upgrade runs (alembic passes it the heads, typed as a str).
         return script._upgrade_revs(revision, heads)  # type: ignore[arg-type]
@@ -302,6 +321,8 @@ def check_current(engine: Engine) -> None:
         raise exceptions.DatabaseNotReady(_("the ledger database %(url)s: %(cause)s")
                                           % {"url": shown(engine.url), "cause": cause})
     found = None if missing else current(engine)
+    if found is None and not missing and (tables := _ledger_tables(engine)):
+        raise _no_revision(engine, tables)
     if found is None:
         raise exceptions.DatabaseNotReady(
             _("the ledger database %(url)s has no tables yet: run 'ovh-credit db upgrade'")

@@ -19,41 +19,53 @@ depends_on = None
 
 _ATTEMPTS = "cloud_credit_voucher_attempts"
 _FK = "fk_cloud_credit_voucher_attempts_unblock_id"
+_UNBLOCKS = "cloud_credit_voucher_unblocks"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "cloud_credit_voucher_unblocks",
-        sa.Column("id", sa.String(length=36), nullable=False),
-        sa.Column("project_id", sa.String(length=255), nullable=False),
-        sa.Column("reason", sa.Text(), nullable=False),
-        sa.Column("operator", sa.String(length=255), nullable=False),
-        sa.Column("cleared", sa.Integer(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_cloud_credit_voucher_unblocks")),
-    )
-    op.create_index(op.f("ix_cloud_credit_voucher_unblocks_project_id_created_at"),
-                    "cloud_credit_voucher_unblocks", ["project_id", "created_at"])
+    # MariaDB and MySQL commit each CREATE and ALTER by itself: an upgrade stopped
+    # half-way (a service still holding the attempts' table, a killed query) left
+    # the steps before it done, the revision at 0003. Running it again does only
+    # the steps still missing (elsewhere the whole upgrade was rolled back).
+    inspector = sa.inspect(op.get_bind())
+    new_table = not inspector.has_table(_UNBLOCKS)
+    if new_table:
+        op.create_table(
+            _UNBLOCKS,
+            sa.Column("id", sa.String(length=36), nullable=False),
+            sa.Column("project_id", sa.String(length=255), nullable=False),
+            sa.Column("reason", sa.Text(), nullable=False),
+            sa.Column("operator", sa.String(length=255), nullable=False),
+            sa.Column("cleared", sa.Integer(), nullable=False),
+            sa.Column("created_at", UTCDateTime(), nullable=False),
+            sa.PrimaryKeyConstraint("id", name=op.f("pk_cloud_credit_voucher_unblocks")),
+        )
+    index = op.f("ix_cloud_credit_voucher_unblocks_project_id_created_at")
+    if new_table or index not in {i["name"] for i in inspector.get_indexes(_UNBLOCKS)}:
+        op.create_index(index, _UNBLOCKS, ["project_id", "created_at"])
 
-    # Nullable first, so that the rows already there can get their key.
-    op.add_column(_ATTEMPTS, sa.Column("attempt_key", sa.String(length=36), nullable=True))
+    columns = {c["name"] for c in inspector.get_columns(_ATTEMPTS)}
+    if "attempt_key" not in columns:
+        # Nullable first, so that the rows already there can get their key.
+        op.add_column(_ATTEMPTS, sa.Column("attempt_key", sa.String(length=36), nullable=True))
     attempts = sa.table(_ATTEMPTS, sa.column("id", sa.BigInteger()),
                         sa.column("attempt_key", sa.String(36)))
     # A key of their own that no client draws (clients draw UUIDs). The table
     # holds the tries of the throttle's windows: small, one statement.
     op.execute(attempts.update().values(
         attempt_key=sa.literal("migrated-") + sa.cast(attempts.c.id, sa.String(20))
-    ))
+    ).where(attempts.c.attempt_key.is_(None)))
+    unique = op.f("uq_cloud_credit_voucher_attempts_attempt_key")
     # SQLite rebuilds the table (batch mode); the others alter it in place.
     with op.batch_alter_table(_ATTEMPTS) as batch_op:
         batch_op.alter_column("attempt_key", existing_type=sa.String(length=36),
                               nullable=False)
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_cloud_credit_voucher_attempts_attempt_key"), ["attempt_key"]
-        )
-        batch_op.add_column(sa.Column("unblock_id", sa.String(length=36), nullable=True))
-        batch_op.create_foreign_key(_FK, "cloud_credit_voucher_unblocks", ["unblock_id"],
-                                    ["id"])
+        if unique not in {u["name"] for u in inspector.get_unique_constraints(_ATTEMPTS)}:
+            batch_op.create_unique_constraint(unique, ["attempt_key"])
+        if "unblock_id" not in columns:
+            batch_op.add_column(sa.Column("unblock_id", sa.String(length=36), nullable=True))
+        if _FK not in {k["name"] for k in inspector.get_foreign_keys(_ATTEMPTS)}:
+            batch_op.create_foreign_key(_FK, _UNBLOCKS, ["unblock_id"], ["id"])
 
 
 def downgrade() -> None:
