@@ -1,9 +1,10 @@
 """The standalone REST API: ``make_app(conf)`` (a WSGI application) and ``ovh-credit-api``.
 
-The same controllers as inside CloudKitty, at ``/v1``, with a version
-document at ``/``. Around them, outermost first: oslo.middleware's
-HTTPProxyToWSGI only when ``[oslo_middleware] enable_proxy_headers_parsing``
-is on (behind a TLS-terminating proxy: https links), oslo.middleware's RequestId
+The same controllers as inside CloudKitty, at ``/v1``, with version
+documents at ``/`` (the versions) and ``/v1`` (this one). Around them,
+outermost first: oslo.middleware's HTTPProxyToWSGI only when
+``[oslo_middleware] enable_proxy_headers_parsing`` is on (behind a
+TLS-terminating proxy: https links), oslo.middleware's RequestId
 (``X-Openstack-Request-Id`` on every answer), API-SIG error bodies for the
 errors the layers below write in their own format, then keystonemiddleware's
 auth_token (``[api] auth_strategy = keystone``, options in
@@ -71,14 +72,21 @@ VERSION = "v1.0"
 
 
 class _Root:
-    """``/v1``: the resources (``/`` is :func:`_versions`)."""
+    """``/v1/...``: the resources (``/``, ``/v1`` and ``/v1/`` are :func:`_versions`)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.v1 = CreditRootController(runtime)
 
 
+#: The paths of the version documents: ``/`` lists the versions, ``/v1`` (and
+#: ``/v1/``, the ``self`` link) is the one version, as keystone answers ``/v3``
+#: and nova ``/v2.1``: keystoneauth's discovery fetches the endpoint it is given.
+_ROOT_PATHS = frozenset({"", "/"})
+_VERSION_PATHS = frozenset({"/v1", "/v1/"})
+
+
 def _versions(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """``/``: the version document, to GET and HEAD only.
+    """``/``, ``/v1`` and ``/v1/``: the version documents, to GET and HEAD only.
 
     Not pecan's: it answered the document to any method (a DELETE was a 200)
     and logged an ERROR for every Accept it could not serve.
@@ -90,16 +98,24 @@ def _versions(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
         error = errors.http_error(405, environ, request.method)
         error.headers["Allow"] = "GET"
     else:
-        return version_document(request)(environ, start_response)  # type: ignore[no-any-return]
+        versioned = environ.get("PATH_INFO", "") in _VERSION_PATHS
+        response = version_document(request, versioned=versioned)
+        return response(environ, start_response)  # type: ignore[no-any-return]
     return errors.error_response(error, request)(environ, start_response)  # type: ignore[no-any-return]
 
 
-def version_document(request: webob.Request) -> webob.Response:
-    document = {"versions": [{
+def version_document(request: webob.Request, *, versioned: bool = False) -> webob.Response:
+    """``{"versions": [...]}`` at ``/``; ``{"version": ...}``, the same entry, at ``/v1``.
+
+    No ``Cache-Control``: unlike every other answer, it is the same for every
+    caller (no token read), and its links follow the URL a cache keys on.
+    """
+    version = {
         "id": VERSION,
         "status": "CURRENT",
         "links": [{"rel": "self", "href": f"{request.host_url}{request.script_name}/v1/"}],
-    }]}
+    }
+    document: dict[str, Any] = {"version": version} if versioned else {"versions": [version]}
     return webob.Response(status=200, content_type="application/json", charset="UTF-8",
                           body=json.dumps(document).encode())
 
@@ -153,7 +169,8 @@ def _is_api_sig(response: webob.Response) -> bool:
 
 
 class _Dispatch:
-    """``/`` needs no token (clients discover versions first); the rest goes through auth."""
+    """The version documents need no token (clients discover versions first, and
+    keystoneauth asks without one); the rest goes through auth."""
 
     def __init__(self, public: WSGIApp, protected: WSGIApp) -> None:
         self.public = public
@@ -161,7 +178,8 @@ class _Dispatch:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "") in ("", "/"):
+        path = environ.get("PATH_INFO", "")
+        if path in _ROOT_PATHS or path in _VERSION_PATHS:
             return self.public(environ, start_response)
         return self.protected(environ, start_response)
 

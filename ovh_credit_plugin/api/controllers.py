@@ -36,7 +36,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from webob import acceptparse
 from webob import exc as webob_exc
 
-from ovh_credit_plugin import contracts, descriptions, exceptions, i18n, json_syntax, models, money
+from ovh_credit_plugin import (
+    contracts,
+    descriptions,
+    exceptions,
+    i18n,
+    json_syntax,
+    models,
+    money,
+    request_ids,
+)
 from ovh_credit_plugin.api import argspecs, errors, ovh, policy
 from ovh_credit_plugin.api.context import Caller, caller_of
 from ovh_credit_plugin.catalog import base as catalog_base
@@ -399,7 +408,10 @@ def handler(func: _F) -> _F:
             if len(args) != len(positional):
                 raise errors.ApiError("not_found", _("no such resource: %(path)s")
                                       % {"path": errors.request_path(request.environ)})
-            return func(self, *args)
+            # The id the answer carries goes on to the voucher catalog's calls
+            # (X-OpenStack-Request-ID), in CloudKitty's pipeline as in ours.
+            with request_ids.acting_for(request.environ.get(errors.REQUEST_ID_ENV)):
+                return func(self, *args)
         except Exception as error:
             api_error = errors.from_exception(error, throttle_window=self.runtime.throttle_window)
             path = errors.logged_path(request.environ)

@@ -22,6 +22,10 @@ client guarantees, and the module that keeps each promise:
   missing field, a bad amount or currency; ``driver``: an answer about
   another code or project. Either is a :class:`~base.CatalogProtocolError`,
   made like every other error in ``errors``;
+* ``driver``: a call made for a REST API request carries that request's id
+  (``ovh_credit_plugin.request_ids``, set by the API's handlers) as
+  ``X-OpenStack-Request-ID``, the same on every attempt, and only when it is
+  a ``req-<uuid>``;
 * ``redaction``: codes are checked offline before any call and masked in
   every log line (ours and urllib3's); the auth token is never logged nor
   kept in errors, not even when the catalog echoes it back (it is replaced

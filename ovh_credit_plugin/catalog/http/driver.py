@@ -23,11 +23,16 @@ import requests
 from oslo_config import cfg
 from urllib3 import exceptions as urllib3_exceptions
 
-from ovh_credit_plugin import contracts, exceptions, models
+from ovh_credit_plugin import contracts, exceptions, models, request_ids
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import errors, redaction, transport, wire
 from ovh_credit_plugin.catalog.http.deadline import DeadlineTimeout, Operation, running
-from ovh_credit_plugin.catalog.http.wire import API_PREFIX, MAX_BODY_BYTES, REQUEST_ID_HEADER
+from ovh_credit_plugin.catalog.http.wire import (
+    API_PREFIX,
+    MAX_BODY_BYTES,
+    OPENSTACK_REQUEST_ID_HEADER,
+    REQUEST_ID_HEADER,
+)
 from ovh_credit_plugin.i18n import _
 
 # The logger the module had before it became a package: operators' logging
@@ -166,8 +171,12 @@ class HttpVoucherCatalog(base.VoucherCatalog):
         """One operation: urllib3's retries inside, ours for broken bodies, one deadline.
 
         Inside :meth:`deadline` the operation spends what is left of that
-        budget; otherwise it gets a whole ``timeout`` of its own.
+        budget; otherwise it gets a whole ``timeout`` of its own. The request
+        id of the API request it is made for, if any, goes with every attempt.
         """
+        ours = request_ids.current()
+        headers = {OPENSTACK_REQUEST_ID_HEADER: ours} if ours else None
+        for_request = f", for request {ours}" if ours else ""
         with running(seconds=self._timeout) as operation:
             masked_path = path.replace(code, base.mask_code(code))
             started = time.monotonic()
@@ -177,7 +186,8 @@ class HttpVoucherCatalog(base.VoucherCatalog):
             while True:
                 try:
                     with transport.retries_left(self._retries - made):
-                        answer = self._attempt(method, path, payload, operation, code=code)
+                        answer = self._attempt(method, path, payload, operation, code=code,
+                                               headers=headers)
                 except _BodyError as error:
                     made += error.attempts
                     cause = error.__cause__ or error
@@ -187,8 +197,9 @@ class HttpVoucherCatalog(base.VoucherCatalog):
                         ) from None
                     wait = self._backoff_factor * 2 ** (made - 1)
                     wait = min(self._backoff_max, wait) * random.uniform(0.5, 1)  # noqa: S311
-                    LOG.warning("voucher catalog %s %s: answer broken off (%s); retrying",
-                                method, masked_path, errors.describe(cause, code=code))
+                    LOG.warning("voucher catalog %s %s: answer broken off (%s); retrying%s",
+                                method, masked_path, errors.describe(cause, code=code),
+                                for_request)
                     time.sleep(max(0.0, min(wait, operation.remaining())))
                     continue
                 if made:
@@ -198,10 +209,11 @@ class HttpVoucherCatalog(base.VoucherCatalog):
                 # catalog shows in a host's log; urllib3 logs its status
                 # retries at DEBUG only.
                 LOG.log(logging.WARNING if answer.attempts > 1 else logging.DEBUG,
-                        "voucher catalog %s %s -> %d in %.3fs, %d attempt(s)%s",
+                        "voucher catalog %s %s -> %d in %.3fs, %d attempt(s)%s%s",
                         method, masked_path, answer.status, time.monotonic() - started,
                         answer.attempts,
-                        f", request id {answer.request_id}" if answer.request_id else "")
+                        f", request id {answer.request_id}" if answer.request_id else "",
+                        for_request)
                 return answer
 
     def _attempt(
@@ -212,6 +224,7 @@ class HttpVoucherCatalog(base.VoucherCatalog):
         operation: Operation,
         *,
         code: str,
+        headers: dict[str, str] | None = None,
     ) -> wire.Answer:
         if operation.out_of_time():
             raise self._failure(None, operation, code=code)
@@ -223,6 +236,8 @@ class HttpVoucherCatalog(base.VoucherCatalog):
                 method,
                 self._base_url + path,
                 json=payload,
+                # Merged with the session's; urllib3's retries resend them as they are.
+                headers=headers,
                 proxies=self._proxies,
                 # requests hands a urllib3 Timeout through untouched (its stubs
                 # do not say so): that is how each attempt gets its share.

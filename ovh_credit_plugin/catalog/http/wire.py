@@ -20,6 +20,9 @@ from ovh_credit_plugin.i18n import _
 
 API_PREFIX = "/v1/vouchers"
 REQUEST_ID_HEADER = "X-Request-Id"
+# Ours, sent: the id of the API request a call is made for (keystoneauth's
+# ``global_request_id`` header); REQUEST_ID_HEADER is the catalog's, answered.
+OPENSTACK_REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 AUTH_HEADER = "X-Auth-Token"
 # A catalog answer is a few hundred bytes; a megabyte is a broken server.
 MAX_BODY_BYTES = 1 << 20
