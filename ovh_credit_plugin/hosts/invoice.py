@@ -16,6 +16,7 @@ entry-point namespace. A host loads it with stevedore::
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -68,12 +69,17 @@ class InvoiceProcessor:
         register_opts(conf)
         self._conf = conf
         self._service = service
+        self._service_lock = threading.Lock()
 
     @property
     def service(self) -> CreditService:
-        # Built on first use: loading the plugin does no I/O.
+        # Built on first use: loading the plugin does no I/O. Once: a host's
+        # threads bringing their first invoices at once would each build one
+        # (an engine, a pool, a transport), and leave all but one undisposed.
         if self._service is None:
-            self._service = CreditService.from_conf(self._conf)
+            with self._service_lock:
+                if self._service is None:
+                    self._service = CreditService.from_conf(self._conf)
         return self._service
 
     def process(
