@@ -418,6 +418,7 @@ FR = {
     "invalid time %(text)r: use ISO 8601, e.g. 2026-11-27T12:00:00Z":
         "heure %(text)r invalide : utilisez ISO 8601, par exemple 2026-11-27T12:00:00Z",
     "invalid time %(time)s: after %(latest)s": "heure %(time)s invalide : après %(latest)s",
+    "invalid time %(time)s: before %(earliest)s": "heure %(time)s invalide : avant %(earliest)s",
     "invalid time %(value)r: expected a datetime":
         "heure %(value)r invalide : un datetime est attendu",
     "invalid time: %(error)s": "heure invalide : %(error)s",

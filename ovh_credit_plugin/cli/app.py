@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import gc
 import logging
@@ -146,13 +147,28 @@ def _console_filter(record: logging.LogRecord) -> bool:
     return True
 
 
+class _Commands(CommandManager):
+    """cliff's command table, where an empty argument ends the command's words.
+
+    cliff takes each word of a command line for a prefix of a command's word
+    ('cred li' is 'credit list'); the empty word is a prefix of every word, so
+    ``ovh-credit settle "$FILE"`` with the variable unset ran ``settlement show``.
+    """
+
+    def _get_last_possible_command_index(self, argv: list[str]) -> int:
+        for index, arg in enumerate(argv):
+            if arg.startswith("-") or not arg:
+                return index
+        return len(argv)
+
+
 class CreditApp(App):
     CONSOLE_MESSAGE_FORMAT = f"{PROG}: %(message)s"
     # cliff names the program after sys.argv[0] ("app" under python -m).
     NAME = PROG
 
     def __init__(self) -> None:
-        manager = CommandManager("ovh_credit_plugin.cli")
+        manager = _Commands("ovh_credit_plugin.cli")
         from ovh_credit_plugin.cli import commands
 
         for name, command in commands.COMMANDS.items():
@@ -294,7 +310,7 @@ class CreditApp(App):
             if argv[0].startswith("-"):
                 problem = f"unknown option {argv[0]!r}"
             else:
-                words = [a for a in argv[:2] if not a.startswith("-")]
+                words = [a for a in argv[:2] if a and not a.startswith("-")]
                 problem = f"unknown command {' '.join(words)!r}"
                 # cliff's fuzzy matches suggest 'audit' for 'bogus': only the
                 # commands of the same group, or of a near-enough name, help.
@@ -331,6 +347,17 @@ class CreditApp(App):
 _PYDANTIC_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 
 
+#: cliff's exit status when the reader of stdout went away (128 + SIGPIPE).
+_SIGPIPE_EXIT = 141
+
+
+def _drop_stdout() -> None:
+    """Stdout's reader went away (``| head -1``): what is still buffered can never be
+    written, and the interpreter would print the BrokenPipeError of its last flush."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor underneath
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -343,7 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = CreditApp()
         app.start_up = start_up
-        return int(app.run(list(sys.argv[1:] if argv is None else argv)))
+        code = int(app.run(list(sys.argv[1:] if argv is None else argv)))
+        if code == _SIGPIPE_EXIT and argv is None:
+            _drop_stdout()
+        return code
     except SystemExit as exit_:  # argparse's usage errors, already printed on one line
         if exit_.code is None:  # --help (cliff's HelpExit): success, as Python has it
             return 0

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ovh_credit_plugin.hosts import invoice
     from ovh_credit_plugin.ledger import engine as ledger_engine
     from ovh_credit_plugin.ledger import migration
-    from ovh_credit_plugin.service import facade
+    from ovh_credit_plugin.service import facade, inputs
 else:
     # Each command imports what it uses, when it uses it: --help none of
     # these, credit list no voucher catalog, settlement host or alembic
@@ -59,6 +59,7 @@ else:
     ledger_engine = lazy.module("ovh_credit_plugin.ledger.engine")
     migration = lazy.module("ovh_credit_plugin.ledger.migration")
     facade = lazy.module("ovh_credit_plugin.service.facade")
+    inputs = lazy.module("ovh_credit_plugin.service.inputs")
 
 ORDER_FIELDS = (
     "id", "project_id", "amount", "currency", "status", "created_at", "expires_at",
@@ -122,8 +123,14 @@ def _row(data: dict[str, Any], fields: Sequence[str]) -> tuple[Any, ...]:
     return tuple(row)
 
 
+#: The earliest ``--at`` and ``--now``: the service counts windows back from them
+#: (the forecast's days, the voucher throttle's seconds), which year 1 cannot take.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def parse_time(text: str) -> dt.datetime:
-    """``--at`` values: ISO 8601; a time without zone is UTC."""
+    """``--at`` values: ISO 8601; a time without zone is UTC. Checked here, so that
+    argparse's error line names the option."""
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -131,7 +138,20 @@ def parse_time(text: str) -> dt.datetime:
             _("invalid time %(text)r: use ISO 8601, e.g. 2026-11-27T12:00:00Z")
             % {"text": text}
         ) from None
-    return contracts.utc(value)
+    try:
+        found = contracts.utc(value)
+    except ValueError as error:  # 0001-01-01T00:00+01:00: before year 1 in UTC
+        raise argparse.ArgumentTypeError(
+            _("invalid time: %(error)s") % {"error": error}) from None
+    if found < EARLIEST:
+        raise argparse.ArgumentTypeError(
+            _("invalid time %(time)s: before %(earliest)s")
+            % {"time": contracts.isoformat(found), "earliest": contracts.isoformat(EARLIEST)})
+    if found >= inputs.LATEST:  # the service's own bound, named with the option here
+        raise argparse.ArgumentTypeError(
+            _("invalid time %(time)s: after %(latest)s")
+            % {"time": contracts.isoformat(found), "latest": contracts.isoformat(inputs.LATEST)})
+    return found
 
 
 #: The longest ``--lock-timeout`` of ``db upgrade``: a day (the lock's MariaDB
@@ -214,6 +234,9 @@ class _Base:
                 ledger_engine.describe_error(self.app.ledger_url, error)) from error
         except cfg.Error as error:
             raise exceptions.ConfigError(conf.error_message(error)) from error
+        except BrokenPipeError:
+            # The reader went away (``| head -1``): cliff ends quietly, status 141.
+            raise
         except OSError as error:
             if self.app.options.debug:
                 raise
@@ -796,9 +819,9 @@ class Settle(_Base, Lister):
             rows: list[tuple[Any, ...]] = []
             try:
                 rows.extend(_settle_row(r) for r in _ticking(results, progress))
-            except Exception:
-                # The batches settled before the error are committed: the
-                # table says which, above the error line.
+            except BaseException:
+                # The batches settled before the error (or Ctrl-C) are committed:
+                # the table says which, above the error line.
                 if rows:
                     super().produce_output(parsed_args, self.FIELDS, rows)
                 raise

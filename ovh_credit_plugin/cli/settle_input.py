@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -231,23 +231,37 @@ _ENCODING = "utf-8-sig"
 
 def open_source(name: str, stdin: IO[str]) -> Source:
     if name == "-":
-        spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - removed by Source.__exit__
-            "wb", suffix=".jsonl", delete=False
-        )
-        try:
-            with spool:
-                _copy_bytes(stdin, spool)
-        except BaseException as error:
-            # Source.__exit__ never runs for a spool that failed to fill.
-            Path(spool.name).unlink(missing_ok=True)
-            if isinstance(error, UnicodeEncodeError):
-                raise exceptions.InvalidInput(_("the input is not UTF-8")) from None
-            raise
-        return Source(Path(spool.name), temporary=True)
+        return _spooled(lambda spool: _copy_bytes(stdin, spool))
     path = Path(name)
+    if not name or not path.exists():  # "": an unset shell variable (Path("") is ".")
+        raise exceptions.InvalidInput(
+            _("no such invoice file: %(name)s") % {"name": name or "''"})
+    if path.is_dir():
+        # Opened for the system's own words: "Is a directory: PATH".
+        path.open("rb").close()
     if not path.is_file():
-        raise exceptions.InvalidInput(_("no such invoice file: %(name)s") % {"name": name})
+        # A pipe named on the command line (bash's <(zcat invoices.gz), a FIFO):
+        # read once, like standard input.
+        with path.open("rb") as pipe:
+            return _spooled(lambda spool: shutil.copyfileobj(pipe, spool))
     return Source(path)
+
+
+def _spooled(fill: Callable[[IO[bytes]], None]) -> Source:
+    """A temporary copy of an input that can be read only once."""
+    spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 - removed by Source.__exit__
+        "wb", suffix=".jsonl", delete=False
+    )
+    try:
+        with spool:
+            fill(spool)
+    except BaseException as error:
+        # Source.__exit__ never runs for a spool that failed to fill.
+        Path(spool.name).unlink(missing_ok=True)
+        if isinstance(error, UnicodeEncodeError):
+            raise exceptions.InvalidInput(_("the input is not UTF-8")) from None
+        raise
+    return Source(Path(spool.name), temporary=True)
 
 
 def _copy_bytes(stdin: IO[str], spool: IO[bytes]) -> None:
