@@ -356,7 +356,8 @@ cloud_credit_opts: list[cfg.Opt] = [
         "voucher_attempt_window",
         default=3600,
         min=1,
-        help="Seconds over which failed voucher attempts are counted.",
+        max=366 * 86400,
+        help="Seconds over which failed voucher attempts are counted (at most a year).",
     ),
     cfg.IntOpt(
         "forecast_window_days",

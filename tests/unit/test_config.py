@@ -75,6 +75,9 @@ def test_nothing_is_registered_at_import() -> None:
         ("forecast_window_days", "0", "forecast_window_days"),
         ("forecast_warning_days", "30,0", "forecast_warning_days"),
         ("forecast_warning_days", "30,soon", "forecast_warning_days"),
+        # Longer than a year made every voucher activation fail (a window reaching
+        # back before year 1: "date value out of range").
+        ("voucher_attempt_window", "100000000000", "voucher_attempt_window"),
     ],
 )
 def test_bad_option_values_are_config_errors(
