@@ -16,7 +16,7 @@ import trustme
 
 from tests.support import galera
 from tests.support.galera import GaleraLedger, new_galera_ledger
-from tests.support.ledgers import REQUIRE_DATABASES, ServerPool
+from tests.support.ledgers import REQUIRE_DATABASES, Ledger, ServerPool, unmigrated_ledger
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +60,9 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
+
+
+@pytest.fixture
+def unmigrated(backend: str, server_pool: ServerPool, tmp_path: Path) -> Ledger:
+    """An empty database of ``backend``: the migrations tests upgrade it themselves."""
+    return unmigrated_ledger(backend, server_pool, tmp_path)

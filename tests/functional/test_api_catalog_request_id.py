@@ -20,9 +20,8 @@ import pytest
 import requests
 
 from ovh_credit_plugin import request_ids
-from ovh_credit_plugin.api.app import make_app
 from tests.functional.test_catalog_http_server import CODE, SINGLE, TOKEN, VOUCHERS, driver_for
-from tests.support.api import PROJECT, api_conf, call, serving
+from tests.support.api import PROJECT, call, standalone
 from tests.support.catalog_server import CatalogServer, Fault, Recorded, running
 from tests.support.cli import Cli
 from tests.support.ledgers import Ledger
@@ -45,16 +44,10 @@ def catalog() -> Iterator[CatalogServer]:
 @pytest.fixture
 def api(ledger: Ledger, catalog: CatalogServer) -> Iterator[str]:
     """ovh-credit-api (noauth) on ``ledger``, its catalog the real server above."""
-    conf = api_conf(ledger, auth="noauth")
-    for name, value in (("driver", "http"), ("endpoint", catalog.url), ("auth_token", TOKEN),
-                        ("timeout", 5.0), ("retries", 3)):
-        conf.set_override(name, value, "voucher_catalog")
-    app = make_app(conf)
-    try:
-        with serving(app) as url:
-            yield url
-    finally:
-        app.close()
+    with standalone(ledger, voucher_catalog={
+            "driver": "http", "endpoint": catalog.url, "auth_token": TOKEN, "timeout": 5.0,
+            "retries": 3}) as url:
+        yield url
 
 
 def sent_ids(calls: list[Recorded]) -> list[str | None]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.api import OTHER, PROJECT, call, standalone
+from tests.support.api import OTHER, PROJECT, call, exchange_raw, standalone
 from tests.support.ledgers import Ledger
 
 
@@ -127,16 +127,7 @@ def test_a_method_the_path_does_not_serve_is_405_not_404(ledger: Ledger) -> None
 
 def _raw_answer(url: str, request: bytes) -> tuple[int, dict[str, Any]]:
     """Send ``request`` as is, close the sending side; the status and JSON body answered."""
-    import socket
-
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head_part, _, body = received.partition(b"\r\n\r\n")
+    head_part, body = exchange_raw(url, request)
     return int(head_part.split(b" ", 2)[1]), json.loads(body)
 
 

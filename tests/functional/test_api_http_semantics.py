@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +26,7 @@ import requests
 import sqlalchemy as sa
 
 from ovh_credit_plugin.service import inputs
-from tests.support.api import PROJECT, call, standalone
+from tests.support.api import PROJECT, call, exchange_raw, standalone
 from tests.support.ledgers import Ledger
 
 MEMBER = {"X-Project-Id": PROJECT, "X-User-Id": "alice", "X-Roles": "member,reader"}
@@ -163,14 +162,7 @@ def test_the_log_lines_of_failed_requests_name_their_request_id(
 
 def _raw(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
     """``request`` sent as is; the status line, headers and body answered."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
+    head, body = exchange_raw(url, request)
     status, *lines = head.decode("latin-1").split("\r\n")
     headers = {name.lower(): value.strip() for name, _, value in
                (line.partition(":") for line in lines)}

@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,29 +22,14 @@ from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import exceptions, models
 from ovh_credit_plugin.ledger import migration, schema
-from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
-from tests.support.ledgers import Ledger, ServerPool, unmigrated_ledger
+from tests.support.ledgers import Ledger, engine_of
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
 KEYS = "0004_voucher_attempt_keys"
 AMOUNT_TABLES = ("cloud_credit_credits", "cloud_credit_ledger_entries", "cloud_credit_orders",
                  "cloud_credit_settlements")
-
-
-@pytest.fixture
-def unmigrated(backend: str, server_pool: ServerPool, tmp_path: Path) -> Ledger:
-    return unmigrated_ledger(backend, server_pool, tmp_path)
-
-
-@contextmanager
-def engine_of(ledger: Ledger) -> Iterator[Engine]:
-    engine = create_engine(ledger.url)  # the plugin's engine: SQLite foreign keys on
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,15 +17,10 @@ import sqlalchemy as sa
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.ledger.database import create_engine
-from tests.support.ledgers import Ledger, ServerPool, unmigrated_ledger
+from tests.support.ledgers import Ledger
 
 UTC = dt.timezone.utc
 BEFORE_KEYS = "0003_order_idempotency"
-
-
-@pytest.fixture
-def unmigrated(backend: str, server_pool: ServerPool, tmp_path: Path) -> Ledger:
-    return unmigrated_ledger(backend, server_pool, tmp_path)
 
 
 def test_0004_keys_the_attempts_already_recorded_and_keeps_counting_them(

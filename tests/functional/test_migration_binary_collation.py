@@ -15,7 +15,6 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +25,8 @@ from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.ledger import migration, schema
-from ovh_credit_plugin.ledger.database import create_engine
 from ovh_credit_plugin.service import CreditService
-from tests.support.ledgers import Ledger, ServerPool, invoice, unmigrated_ledger
+from tests.support.ledgers import Ledger, engine_of, invoice
 
 pytestmark = pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
 
@@ -44,20 +42,6 @@ TEXT_KEYS = {
     ("cloud_credit_order_keys", "fk_cloud_credit_order_keys_order_id_cloud_credit_orders"),
     ("cloud_credit_voucher_attempts", "fk_cloud_credit_voucher_attempts_unblock_id"),
 }
-
-
-@pytest.fixture
-def unmigrated(backend: str, server_pool: ServerPool, tmp_path: Path) -> Ledger:
-    return unmigrated_ledger(backend, server_pool, tmp_path)
-
-
-@contextmanager
-def engine_of(ledger: Ledger) -> Iterator[Engine]:
-    engine = create_engine(ledger.url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @contextmanager

@@ -10,10 +10,7 @@ what their migration says), the audit passes, the schema is the declared one
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +20,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from ovh_credit_plugin.ledger import migration, schema
-from ovh_credit_plugin.ledger.database import create_engine
-from tests.support.ledgers import Ledger, ServerPool, invoice, unmigrated_ledger
+from tests.support.ledgers import Ledger, engine_of, invoice
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 1, 31, 10, 0, 0, 123456, tzinfo=UTC)
@@ -45,20 +41,6 @@ def test_the_chain_is_the_one_this_test_upgrades_from() -> None:
     script = ScriptDirectory.from_config(migration.alembic_config())
     chain = [r.revision for r in script.walk_revisions()]
     assert list(reversed(chain)) == [*PAST, migration.head()]
-
-
-@pytest.fixture
-def unmigrated(backend: str, server_pool: ServerPool, tmp_path: Path) -> Ledger:
-    return unmigrated_ledger(backend, server_pool, tmp_path)
-
-
-@contextmanager
-def engine_of(ledger: Ledger) -> Iterator[Engine]:
-    engine = create_engine(ledger.url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def at_least(found: str, revision: str) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +82,15 @@ def serving(app: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def standalone(ledger: Ledger, *, auth: str = "noauth", max_body: int | None = None
-               ) -> Iterator[str]:
-    """ovh-credit-api's application on ``ledger``; yields ``http://127.0.0.1:PORT``."""
+def standalone(ledger: Ledger, *, auth: str = "noauth", max_body: int | None = None,
+               voucher_catalog: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """ovh-credit-api's application on ``ledger``; yields ``http://127.0.0.1:PORT``.
+
+    ``voucher_catalog``: option overrides of that group (another driver, its endpoint).
+    """
     conf = api_conf(ledger, auth=auth, max_body=max_body)
+    for name, value in (voucher_catalog or {}).items():
+        conf.set_override(name, value, "voucher_catalog")
     app = make_app(conf)
     try:
         with serving(app) as url:
@@ -139,3 +145,17 @@ def call(method: str, url: str, *, headers: dict[str, str] | None = None,
          ) -> requests.Response:
     return requests.request(method, url, headers=headers, json=json_body, data=data,
                             timeout=timeout)
+
+
+def exchange_raw(url: str, request: bytes) -> tuple[bytes, bytes]:
+    """``request`` sent as is on a new connection (its sending side then closed); the
+    head and the body answered."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body

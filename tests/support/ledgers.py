@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -445,6 +445,16 @@ def new_ledger(backend: str, pool: ServerPool, directory: Path) -> Ledger:
     vouchers.write_text(json.dumps(VOUCHERS))
     config = write_config(directory / "ovh-credit.conf", url, vouchers)
     return Ledger(backend=backend, url=url, config=config, vouchers=vouchers)
+
+
+@contextlib.contextmanager
+def engine_of(ledger: Ledger) -> Iterator[sa.Engine]:
+    """The plugin's engine on ``ledger`` (SQLite foreign keys on), disposed after."""
+    engine = create_engine(ledger.url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def unmigrated_ledger(backend: str, pool: ServerPool, directory: Path) -> Ledger:
