@@ -201,6 +201,10 @@ def _check_allocated_credits(report: AuditReport, row: Any, allocated: dict[int,
             report.violations.append(
                 f"settlement {row.key}: its allocations give credit {credit_id} {said}, "
                 f"its net debits of that credit in the ledger are {debits}")
+        if not (said or debits):
+            # Debited then given back in full (a period re-rated in another
+            # currency, or onto other credits): none of its money is here.
+            continue
         owner = owners.get(credit_id)
         if owner is None:
             if said:
