@@ -70,7 +70,10 @@ LEDGER_RETRY_AFTER = 30
 # Plain HTTP errors (pecan's routing, webob, middlewares) by status.
 _CODE_OF_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
                    404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
-                   411: "length_required", 413: "too_large", 503: "service_unavailable"}
+                   411: "length_required", 413: "too_large", 503: "service_unavailable",
+                   # An HTTP version the standalone server does not speak: the
+                   # client's request, not a server fault.
+                   505: "invalid_request"}
 
 
 class ApiError(Exception):

@@ -175,6 +175,8 @@ def _raw(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
      + b"".join(b"X-Extra-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431),
     (b"GET /v1/credits HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", 431),
     (b"GET /v1/credits HTTP/x\r\nHost: x\r\n\r\n", 400),
+    # A version this server does not speak: the client's request, not a server error.
+    (b"GET /v1/credits HTTP/2.0\r\nHost: x\r\n\r\n", 505),
 ])
 def test_the_servers_own_refusals_are_api_sig_documents(
         ledger: Ledger, request_bytes: bytes, status: int) -> None:
