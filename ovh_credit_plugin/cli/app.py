@@ -310,7 +310,8 @@ class CreditApp(App):
             if argv[0].startswith("-"):
                 problem = f"unknown option {argv[0]!r}"
             else:
-                words = [a for a in argv[:2] if a and not a.startswith("-")]
+                # An empty word (an unset shell variable) is shown as such.
+                words = [a or "''" for a in argv[:2] if not a.startswith("-")]
                 problem = f"unknown command {' '.join(words)!r}"
                 # cliff's fuzzy matches suggest 'audit' for 'bogus': only the
                 # commands of the same group, or of a near-enough name, help.

@@ -124,7 +124,13 @@ def test_db_with_an_empty_word_is_not_db_upgrade(cli: Cli) -> None:
     result = cli("db", "")
     assert result.code == 2
     assert "ledger database at revision" not in result.stdout
-    assert result.stderr.startswith("ovh-credit: error: unknown command 'db'"), result.stderr
+    assert result.stderr.startswith('ovh-credit: error: unknown command "db \'\'"'), (
+        result.stderr)
+    # The empty word named where it stands, not dropped from the message.
+    blank = cli("", "list")
+    assert blank.code == 2
+    assert blank.stderr.startswith('ovh-credit: error: unknown command "\'\' list"'), (
+        blank.stderr)
 
 
 def test_a_reader_that_stops_reading_ends_the_command_quietly(ledger: Ledger) -> None:
