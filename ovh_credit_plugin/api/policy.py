@@ -3,7 +3,8 @@
 Defaults follow the secure-RBAC personas: a project reader reads, a project
 member acts, an admin does anything, the ``service`` role confirms payments.
 ``oslopolicy-sample-generator --namespace cloud_credit`` prints them (entry
-point ``oslo.policy.policies``); a policy file (``[oslo_policy] policy_file``
+point ``oslo.policy.policies``; oslo.policy's other tools find the enforcer
+through ``oslo.policy.enforcer``); a policy file (``[oslo_policy] policy_file``
 of the host's configuration: CloudKitty's, or ovh-credit-api's) overrides
 them. Authorization is only ever decided here, never by looking at roles.
 """
@@ -11,6 +12,7 @@ them. Authorization is only ever decided here, never by looking at roles.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +21,8 @@ from oslo_config import cfg
 from oslo_policy import _checks, policy
 
 from ovh_credit_plugin.api import argspecs
+
+LOG = logging.getLogger(__name__)
 
 ADMIN = "role:admin"
 PROJECT_READER = "role:reader and project_id:%(project_id)s"
@@ -133,6 +137,18 @@ class Enforcer(policy.Enforcer):
         super().load_rules(force_reload)
         self._checked_at = now
 
+    def _load_policy_file(self, path: str, force_reload: bool, overwrite: bool = True
+                          ) -> bool:
+        # oslo.policy's own (the policy file, then each file of policy_dirs):
+        # the only place that knows which file failed, and its error does not
+        # say (a YAML error names "<unicode string>"). The request then fails
+        # (500): a policy that cannot be read lets no one through.
+        try:
+            return bool(super()._load_policy_file(path, force_reload, overwrite))
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            LOG.error("[api] policy file %s cannot be loaded: %s", path, error)
+            raise
+
     def clear(self) -> None:
         super().clear()
         self._checked_at = None
@@ -146,6 +162,16 @@ def make_enforcer(conf: cfg.ConfigOpts) -> policy.Enforcer:
     enforcer = Enforcer(conf)
     enforcer.register_defaults(RULES)
     return enforcer
+
+
+def get_enforcer() -> policy.Enforcer:
+    """Entry point ``oslo.policy.enforcer`` = ``cloud_credit``, for oslo.policy's tools.
+
+    ``oslopolicy-policy-generator``, ``-list-redundant`` and ``-validator``
+    have parsed their ``--config-file`` (the host's) into ``cfg.CONF`` before
+    asking: its ``[oslo_policy]`` names the policy file they read.
+    """
+    return make_enforcer(cfg.CONF)
 
 
 def _credential(credentials: Any, *names: str) -> Any:
