@@ -9,42 +9,19 @@ payment confirmed with them. The same admin's project-scoped token may.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
+from tests.integration.test_keystone_e2e import Stack, stack
 from tests.support import api_stack
 from tests.support.keystone import DOMAIN, PASSWORD, Keystone, v3_admin
 
+__all__ = ["stack"]  # the fixture, shared with test_keystone_e2e.py
+
 _reason = api_stack.api_skip_reason()
 pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
-
-CK_BASE = "/v1/rating/module_config/cloud_credit"
-
-
-@pytest.fixture(scope="module")
-def servers(keystone: Keystone, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[dict[str, str]]:
-    root = tmp_path_factory.mktemp("scopes")
-    ledger = root / "ledger"
-    authtoken = keystone.authtoken_conf()
-    standalone = api_stack.start_standalone(ledger, auth_strategy="keystone",
-                                            authtoken=authtoken)
-    try:
-        cloudkitty = api_stack.start_cloudkitty_api(root / "cloudkitty",
-                                                    ledger_directory=ledger,
-                                                    authtoken=authtoken)
-    except BaseException:
-        standalone.stop()
-        raise
-    try:
-        yield {"standalone": f"{standalone.url}/v1", "cloudkitty": f"{cloudkitty.url}{CK_BASE}"}
-    finally:
-        cloudkitty.stop()
-        standalone.stop()
-
 
 def _admin_token(keystone: Keystone, **scope: Any) -> str:
     from keystoneauth1 import session
@@ -74,14 +51,14 @@ def tokens(keystone: Keystone) -> dict[str, str]:
 @pytest.mark.parametrize("server", ["standalone", "cloudkitty"])
 @pytest.mark.parametrize("scope", ["system", "domain"])
 def test_an_admin_token_without_a_project_is_refused(
-        keystone: Keystone, servers: dict[str, str], tokens: dict[str, str],
+        keystone: Keystone, stack: Stack, tokens: dict[str, str],
         server: str, scope: str) -> None:
     project = keystone.personas["member"].project_id
     headers = {"X-Auth-Token": tokens[scope]}
-    listed = requests.get(f"{servers[server]}/credits", params={"project_id": project},
+    listed = requests.get(stack.url(server, "/credits"), params={"project_id": project},
                           headers=headers, timeout=60)
     assert listed.status_code == 403, listed.text
-    paid = requests.post(f"{servers[server]}/orders/no-such-order/payment",
+    paid = requests.post(stack.url(server, "/orders/no-such-order/payment"),
                          json={"amount": "1.00", "currency": "EUR"}, headers=headers,
                          timeout=60)
     assert paid.status_code == 403, paid.text
@@ -89,9 +66,9 @@ def test_an_admin_token_without_a_project_is_refused(
 
 @pytest.mark.parametrize("server", ["standalone", "cloudkitty"])
 def test_the_same_admin_scoped_to_a_project_may(
-        keystone: Keystone, servers: dict[str, str], tokens: dict[str, str],
+        keystone: Keystone, stack: Stack, tokens: dict[str, str],
         server: str) -> None:
     project = keystone.personas["member"].project_id
-    listed = requests.get(f"{servers[server]}/credits", params={"project_id": project},
+    listed = requests.get(stack.url(server, "/credits"), params={"project_id": project},
                           headers={"X-Auth-Token": tokens["project"]}, timeout=60)
     assert listed.status_code == 200, listed.text
