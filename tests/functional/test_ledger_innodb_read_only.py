@@ -28,19 +28,21 @@ from pathlib import Path
 
 import pymysql  # type: ignore[import-untyped]
 import pytest
-import requests
 from sqlalchemy import exc
 
 from ovh_credit_plugin.ledger import database, migration
 from ovh_credit_plugin.ledger.database import describe_failure, is_canceled, is_retryable
 from ovh_credit_plugin.ledger.engine import create_engine
+from tests.functional.test_ledger_read_only_and_timeouts import (
+    MEMBER,
+    an_order_refused_as_unavailable,
+    set_option,
+)
 from tests.support import dbservers
-from tests.support.api import PERSONAS, call, noauth_headers, standalone
+from tests.support.api import PERSONAS, call, standalone
 from tests.support.ledgers import REQUIRE_DATABASES, VOUCHERS, Ledger, write_config
 
-MEMBER = noauth_headers(PERSONAS["member"])
 PROJECT = PERSONAS["member"].project_id
-API_LOGGER = "ovh_credit_plugin.api.controllers"
 SAID = "error 1036: table is read only (innodb_read_only: until the server restarts without it)"
 
 
@@ -133,20 +135,8 @@ def test_an_innodb_read_only_server_is_retried_on_a_new_connection_then_503(
     finally:
         service.close()
 
-    config = ledger.config.read_text()
-    ledger.config.write_text(config.replace("[cloud_credit]\n",
-                                            "[cloud_credit]\nmax_transaction_attempts = 2\n"))
+    set_option(ledger, max_transaction_attempts=2)
     with standalone(ledger) as api:
         assert call("GET", f"{api}/v1/orders", headers=MEMBER).status_code == 200
-        caplog.clear()
-        answer: requests.Response = call("POST", f"{api}/v1/orders", headers=MEMBER,
-                                          json_body={"amount": "20.00"})
-        assert answer.status_code == 503, answer.text
-        assert answer.headers["Retry-After"] == "30"
-        (body,) = answer.json()["errors"]
-        assert body["code"] == "cloud_credit.ledger_unavailable"
-        (line,) = [r for r in caplog.records
-                   if r.name == API_LOGGER and r.levelno >= logging.ERROR]
-        assert "POST /v1/orders: ledger database" in line.getMessage()
+        line = an_order_refused_as_unavailable(api, caplog)
         assert "is read only" in line.getMessage()
-        assert line.exc_info is None  # an outage, not a bug: no traceback

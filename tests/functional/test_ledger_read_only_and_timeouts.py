@@ -84,6 +84,19 @@ def assert_unavailable(answer: requests.Response) -> None:
     assert error["detail"] == "the credit service is temporarily unavailable; try again later"
 
 
+def an_order_refused_as_unavailable(api: str, caplog: pytest.LogCaptureFixture
+                                    ) -> logging.LogRecord:
+    """POST an order on a ledger that cannot take it: a 503, and the one ERROR line
+    that names the operation, without a traceback (an outage, not a bug)."""
+    caplog.clear()
+    assert_unavailable(call("POST", f"{api}/v1/orders", headers=MEMBER,
+                            json_body={"amount": "20.00"}))
+    (line,) = outage_lines(caplog)
+    assert "POST /v1/orders: ledger database" in line.getMessage()
+    assert line.exc_info is None
+    return line
+
+
 # -- the ledger: a read-only connection is replaced, the write retried ---------------
 
 
@@ -145,14 +158,8 @@ def test_a_postgresql_standby_is_503_and_the_api_reconnects_once_writable(
         with standalone(ledger) as api:
             # A standby serves reads.
             assert call("GET", f"{api}/v1/orders", headers=MEMBER).status_code == 200
-            caplog.clear()
-            answer = call("POST", f"{api}/v1/orders", headers=MEMBER,
-                          json_body={"amount": "20.00"})
-            assert_unavailable(answer)
-            (line,) = outage_lines(caplog)
-            assert "POST /v1/orders: ledger database" in line.getMessage()
+            line = an_order_refused_as_unavailable(api, caplog)
             assert "read-only transaction" in line.getMessage()
-            assert line.exc_info is None  # an outage, not a bug: no traceback
             retried = retry_lines(caplog)
             assert "SQLSTATE 25006: read-only transaction" in retried[0]
             assert "max_transaction_attempts ran out" in retried[-1]
@@ -186,14 +193,8 @@ def test_a_read_only_mariadb_answers_503_and_its_connections_are_replaced(
             with admin.connect() as conn:
                 conn.exec_driver_sql("SET GLOBAL read_only = 1")
             try:
-                caplog.clear()
-                answer = call("POST", f"{api}/v1/orders", headers=MEMBER,
-                              json_body={"amount": "20.00"})
-                assert_unavailable(answer)
-                (line,) = outage_lines(caplog)
-                assert "POST /v1/orders: ledger database" in line.getMessage()
+                line = an_order_refused_as_unavailable(api, caplog)
                 assert "--read-only option" in line.getMessage()
-                assert line.exc_info is None
                 retried = retry_lines(caplog)
                 assert "error 1290: server is read-only" in retried[0]
                 # The connections of before were closed, not kept for the next request.
