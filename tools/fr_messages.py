@@ -142,6 +142,11 @@ FR = {
     "this voucher is in %(currency)s but project %(project)s bills in %(found)s":
         "ce voucher est en %(currency)s, mais le projet %(project)s est facturé en "
         "%(found)s",
+    "voucher %(code)s was redeemed in %(currency)s, but project %(project)s bills in "
+    "%(found)s: it stays pending until support resolves it":
+        "le voucher %(code)s a été utilisé en %(currency)s, mais le projet %(project)s est "
+        "facturé en %(found)s : son activation reste en attente jusqu'à ce que le support "
+        "la règle",
     "the input is not UTF-8 (line %(line)d)": "l'entrée n'est pas en UTF-8 (ligne %(line)d)",
     "the input is not UTF-8": "l'entrée n'est pas en UTF-8",
     "the input is not a JSON array": "l'entrée n'est pas un tableau JSON",

@@ -355,9 +355,10 @@ def test_a_resume_whose_lookup_is_refused_redeems_nothing_the_project_cannot_tak
     # its lookup answered, the resume is refused before anything is redeemed
     # (test_an_order_after_a_crash_before_the_get_makes_the_resumed_voucher_a_mismatch);
     # refused, it sends the key and the catalog redeems a JPY voucher for an
-    # EUR project: left pending, every resume answered "this voucher is in JPY
-    # but project p1 bills in EUR" for as long as the order holds EUR, and for
-    # good once it is paid: the code is used, no credit will ever come of it.
+    # EUR project: left pending, every resume answered "voucher YEN…0 was
+    # redeemed in JPY, but project p1 bills in EUR" for as long as the order
+    # holds EUR, and for good once it is paid: the code is used, no credit
+    # will ever come of it (tests/service/test_voucher_currency_edited.py).
     crash_before_the_get(service, stub, "YEN-1000")
     service.create_order("p1", "10", at=T0)
     stub.on_get = lagging_replica
