@@ -17,7 +17,13 @@ tries that could write it queue on the project's lock. Dropping an intent
 (``_keep_sent``) takes the activation's row alone, and
 ``release_currency`` the project's, each in a transaction of its own
 (``ledger.projects.forget_if_empty`` reads the activations without locking
-them). tests/service/test_voucher_lock_order.py drives each pair.
+them); ``_keep_sent`` takes the project's, then INSERTs, only when the
+intent is gone. Every statement that locks an activation's row locks it
+through ``find(..., lock=True)`` first, then writes it by key: MariaDB locks
+the index entries a statement reads, and a DELETE or UPDATE by key waiting
+for a row a claim held kept the key's entry the claim then needed (a
+deadlock, one of them retried). tests/service/test_voucher_lock_order.py
+and tests/service/test_voucher_sent_mark_review.py drive each pair.
 """
 
 from __future__ import annotations
@@ -210,7 +216,7 @@ class Vouchers:
             )
         except exceptions.TooManyAttempts:
             if held:  # written, then counted over the limit (off SQLite)
-                self._abandon(project_id, key, attempt=None)
+                self._abandon(project_id, code, key, attempt=None)
             raise
         if status == "granted":
             return self.database.read(
@@ -239,7 +245,7 @@ class Vouchers:
                         used_up = error
                 except catalog_base.REFUSALS as error:
                     self._refuse(project_id, masked, error, attempt=attempt, at=at,
-                                 drop_intent=key)
+                                 drop_intent=(code, key))
                 if used_up is not None:
                     # Maybe by this very intent: another try of the code found
                     # it and redeemed under its key (see _resume), after moving
@@ -249,7 +255,7 @@ class Vouchers:
                         lambda conn: projects.currency(conn, project_id)) or held
                     if held != voucher.currency:  # not ours: used up, as the GET said
                         self._refuse(project_id, masked, used_up, attempt=attempt, at=at,
-                                     drop_intent=key)
+                                     drop_intent=(code, key))
                     LOG.info("voucher %s: %s; the redemption decides", masked, used_up)
                 self._hold_currency(project_id, code, key, held=held,
                                     wanted=voucher.currency, at=at)
@@ -266,9 +272,10 @@ class Vouchers:
             if redeeming:  # the catalog may have redeemed: the intent stays
                 if not isinstance(error, exceptions.CurrencyMismatch):  # logged already
                     _left_pending(masked, project_id, error)
-                self._keep_sent(key, attempt=attempt)
+                self._keep_sent(project_id, code, key, currency=voucher.currency,
+                                attempt=attempt, at=at)
             else:
-                self._abandon(project_id, key, attempt=attempt)
+                self._abandon(project_id, code, key, attempt=attempt)
             raise
 
     def _resume(self, project_id: str, code: str, key: str, *, at: dt.datetime
@@ -329,7 +336,7 @@ class Vouchers:
                 # could never be finished. (After it, with the voucher moved to
                 # another currency since, the catalog's redemption is lost to
                 # us: tests/service/test_voucher_currency_edited.py's xfail.)
-                self._abandon(project_id, key, attempt=None)
+                self._abandon(project_id, code, key, attempt=None)
                 raise
             if claimed is None:
                 assert refused is not None
@@ -373,14 +380,14 @@ class Vouchers:
 
         self.database.write(move)
 
-    def _abandon(self, project_id: str, key: str, *, attempt: str | None) -> None:
+    def _abandon(self, project_id: str, code: str, key: str, *, attempt: str | None) -> None:
         """Drop an intent the catalog was never asked to redeem, with the try's reservation.
 
         Best effort, like :meth:`Throttle.drop`: an intent left behind is
         only a pending activation, finished by the next try of the code.
         """
         def drop(conn: Connection) -> None:
-            activations.drop_intent(conn, key)
+            _drop_intent(conn, project_id, code, key)
             if attempt is not None:
                 activations.drop_attempt(conn, attempt)
 
@@ -393,16 +400,40 @@ class Vouchers:
             return
         self.release_currency(project_id)
 
-    def _keep_sent(self, key: str, *, attempt: str) -> None:
+    def _keep_sent(self, project_id: str, code: str, key: str, *, currency: str,
+                   attempt: str, at: dt.datetime) -> None:
         """Mark a first try's intent as sent after its POST failed, and drop its reservation.
 
         A later try then takes the replay's redemption, not its own lookup,
         for the truth (see :meth:`_resume`). Best effort, in one transaction,
         like :meth:`Throttle.drop`: unmarked, the intent is what a crash
         after the POST leaves.
+
+        The intent may be gone: a resume that could not know this POST was on
+        its way dropped it (its lookup in a currency the project cannot take,
+        or its own POST refused). The catalog may have redeemed under the key
+        all the same: the intent is written again, marked, holding the
+        project's currency (``currency``, the voucher's as this try looked it
+        up, for a project whose currency was released meanwhile).
         """
         def keep(conn: Connection) -> None:
-            activations.mark_sent(conn, key)
+            # The row first, through the index every other locking statement
+            # of the activation goes through: MariaDB locks the index entries
+            # an UPDATE by key reads, and a claim holding the row then marking
+            # it by key deadlocked with an UPDATE by key waiting for the row.
+            if activations.find(conn, project_id, code, lock=True) is None:
+                # The project's row, then the intent's INSERT (the module's
+                # lock order). A new try that wrote the intent since the read
+                # above makes the INSERT fail: the ledger retries, and the
+                # read then finds it.
+                if projects.currency(conn, project_id, lock=True) is None:
+                    projects.insert(conn, project_id, currency, at=at)
+                activations.record_intent(conn, project_id=project_id, code=code, key=key,
+                                          at=at)
+                LOG.warning("voucher %s: the activation for project %s, dropped by another "
+                            "try during this one's redemption, is written again: the catalog "
+                            "may have redeemed it", catalog_base.mask_code(code), project_id)
+            activations.mark_sent(conn, key)  # nothing when granted meanwhile
             activations.drop_attempt(conn, attempt)
 
         try:
@@ -452,8 +483,8 @@ class Vouchers:
             # A refusal means nothing is redeemed under this key: the intent
             # goes (with the failed attempt, in one transaction), and the
             # code may be tried again later.
-            self._refuse(project_id, masked, error, attempt=attempt, at=at, drop_intent=key,
-                         sent=True)
+            self._refuse(project_id, masked, error, attempt=attempt, at=at,
+                         drop_intent=(code, key), sent=True)
         # Any other failure above or below leaves the intent pending: the
         # catalog may have committed the redemption (timeout, lost or broken
         # answer), and only a replay with the same key can tell.
@@ -467,12 +498,15 @@ class Vouchers:
                               currency=redemption.currency, at=at)
                 row = activations.find(conn, project_id, code, lock=True)
                 assert row is not None
-            elif currency is None and row.status != "granted" and (
+            elif (currency is None or row.sent) and row.status != "granted" and (
                     projects.currency(conn, project_id, lock=True) != redemption.currency):
                 # A resume whose GET was refused sent the key without knowing
-                # the voucher's currency: the redemption tells it. The intent
-                # moves the project to it, as _hold_currency would have before
-                # the POST, or CurrencyMismatch leaves the intent pending.
+                # the voucher's currency, or replayed it: the redemption tells
+                # it. Or, marked, another try moved the project meanwhile (its
+                # lookup after the voucher was moved to another currency). The
+                # intent moves the project to the redemption's, as
+                # _hold_currency would have before the POST, or
+                # CurrencyMismatch leaves the intent pending.
                 rewrite_intent(conn, project_id=project_id, code=code, key=key,
                                currency=redemption.currency, at=at)
                 row = activations.find(conn, project_id, code, lock=True)
@@ -551,14 +585,14 @@ class Vouchers:
         *,
         attempt: str | None,
         at: dt.datetime,
-        drop_intent: str | None = None,
+        drop_intent: tuple[str, str] | None = None,
         sent: bool = False,
     ) -> NoReturn:
         """Record a failed try and raise: the customer sees one message, the log the reason.
 
         The failure is recorded in one transaction with dropping the intent
-        under ``drop_intent``: one a resumed try may have sent to the catalog
-        only when the catalog refused its key (``sent``).
+        ``drop_intent`` (its code and key): one a resumed try may have sent to
+        the catalog only when the catalog refused its key (``sent``).
         """
         LOG.warning("voucher %s refused for project %s: %s", masked, project_id, error)
         reason = f"{masked}: {error}"
@@ -568,7 +602,7 @@ class Vouchers:
 
         def record(conn: Connection) -> None:
             if drop_intent is not None:
-                activations.drop_intent(conn, drop_intent, sent=sent)
+                _drop_intent(conn, project_id, *drop_intent, sent=sent)
             Throttle.failed(conn, project_id, key, reason=reason, at=at)
 
         self.database.write(record)
@@ -591,6 +625,20 @@ class Vouchers:
         except Exception as error:
             LOG.warning("project %s: its currency could not be released: %s", project_id,
                         describe_failure(error))
+
+
+def _drop_intent(conn: Connection, project_id: str, code: str, key: str, *,
+                 sent: bool = False) -> None:
+    """Drop the pending intent under ``key`` (:func:`activations.drop_intent`), its row
+    locked first the way every locking statement of an activation locks it.
+
+    Through the (project, code) index, then by key: MariaDB locks the index
+    entries a statement reads, and a DELETE by key waiting for the row a
+    resume's claim held kept the key's entry the claim then needed to mark
+    the row as sent (a deadlock, one of them retried by the ledger).
+    """
+    activations.find(conn, project_id, code, lock=True)
+    activations.drop_intent(conn, key, sent=sent)
 
 
 def _left_pending(masked: str, project_id: str, error: BaseException) -> None:
