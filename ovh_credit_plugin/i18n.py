@@ -209,6 +209,38 @@ def _number(text: str, language: str) -> str:
     return str(number).replace("\u202f", NBSP)
 
 
+# What a person types for an amount: ASCII digits, the two marks, the spaces French
+# groups with. Babel alone would also read "1e3", "1_000" and other scripts' digits.
+_TYPED = re.compile("[0-9][0-9.,\u0020\u00a0\u202f]*", re.ASCII)
+_SPACES = re.compile("[\u0020\u00a0\u202f]")
+
+
+def typed_amount(text: str, language: str) -> Decimal | None:
+    """An amount a person typed, as ``language`` writes numbers (``1 000,50`` in
+    French, ``1,000.50`` in English), or in the machine form (``1000.50``) in any;
+    None when it is neither, or ambiguous for that language (``10,5`` in English).
+
+    A comma is never read as a decimal mark where the language groups with it:
+    "1,000" in English is a thousand, not 1.000.
+    """
+    text = text.strip()
+    if _PLAIN_DECIMAL.fullmatch(text):
+        return Decimal(text)
+    if not _TYPED.fullmatch(text):
+        return None
+    from babel.numbers import NumberFormatError, get_group_symbol, parse_decimal
+
+    locale = _pattern(language, 0)[0]
+    group = get_group_symbol(locale)
+    if _SPACES.fullmatch(group):  # typed as a space, a no-break or a narrow one
+        text = _SPACES.sub(group, text)
+    try:
+        found = parse_decimal(text, locale=locale, strict=True)
+    except NumberFormatError:
+        return None
+    return found if found.is_finite() else None
+
+
 @functools.lru_cache(maxsize=64)
 def _pattern(language: str, places: int) -> tuple[Locale, NumberPattern]:
     # Imported on the first amount written: Babel's tables take ~40 ms to load,

@@ -120,6 +120,12 @@ def parse_amount(  # noqa: PLR0912 - one branch per input shape reads best
         try:
             amount = Decimal(text)
         except decimal.InvalidOperation:
+            if _PLAIN_DECIMAL.fullmatch(text.replace(",", ".", 1)):
+                # "10,5" (a French reader's 10.5) or "1,000" (an English one's
+                # thousand): a number to its writer, and either meaning is plausible.
+                raise exceptions.InvalidAmount(
+                    _("%(field)s %(value)r must be written without a comma: a point for "
+                      "decimals, like '1234.50'") % {"field": field, "value": value}) from None
             raise exceptions.InvalidAmount(
                 _("%(field)s %(value)r is not a decimal number")
                 % {"field": field, "value": value}) from None

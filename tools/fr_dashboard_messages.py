@@ -36,7 +36,9 @@ FR = {
     "This voucher code is unknown. Check the code and try again.":
         "Ce code de voucher est inconnu. Vérifiez le code et réessayez.",
     "This voucher has already been used.": "Ce voucher a déjà été utilisé.",
-    "This voucher has expired or was withdrawn.": "Ce voucher a expiré ou a été retiré.",
+    "This voucher cannot be used: it has expired, was withdrawn or is not valid yet.":
+        "Ce voucher n'est pas utilisable : il a expiré, a été retiré ou n'est pas encore "
+        "valable.",
     "This voucher is in another currency than your project's credit.":
         "Ce voucher est dans une autre devise que le crédit de votre projet.",
     "Vouchers cannot be checked right now: try again in a few minutes.":

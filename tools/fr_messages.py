@@ -30,8 +30,8 @@ FR = {
         "la requête a échoué avec le statut HTTP %(status)d",
     "field '%(field)s' is given twice": "le champ « %(field)s » est donné deux fois",
     "%(value)s is not a JSON value here": "%(value)s n'est pas une valeur JSON ici",
-    "the request body is larger than %(limit)d bytes":
-        "le corps de la requête dépasse %(limit)d octets",
+    "the request body is larger than %(limit)s bytes":
+        "le corps de la requête dépasse %(limit)s octets",
     "a JSON object is expected in the body":
         "un objet JSON est attendu dans le corps de la requête",
     "the body must be application/json": "le corps de la requête doit être en application/json",
@@ -78,7 +78,7 @@ FR = {
     "Order not pending": "Bon de commande non en attente de paiement",
     "Invalid state": "État incompatible",
     "Idempotency key reused": "Clé d'idempotence réutilisée",
-    "Voucher expired": "Voucher expiré",
+    "Voucher not valid": "Voucher non valable",
     "Request body too large": "Corps de requête trop volumineux",
     "Too many voucher attempts": "Trop de tentatives de voucher",
     "Internal error": "Erreur interne",
@@ -115,6 +115,10 @@ FR = {
         "%(field)s : un nombre fini est attendu, pas %(value)r",
     "%(field)s %(value)r must be written as plain digits, like '12.50'":
         "%(field)s : %(value)r doit s'écrire en chiffres, comme « 12.50 »",
+    "%(field)s %(value)r must be written without a comma: a point for decimals, like "
+    "'1234.50'":
+        "%(field)s : %(value)r doit s'écrire sans virgule : un point pour les décimales, "
+        "comme « 1234.50 »",
     "%(field)s must not be negative: %(value)s":
         "%(field)s : %(value)s est négatif, ce qui n'est pas permis",
     "%(field)s must be greater than zero": "%(field)s : un montant supérieur à zéro est attendu",
@@ -127,7 +131,7 @@ FR = {
         "le crédit %(id)s est déjà invalidé (%(reason)s)",
     "idempotency key %(key)r was used for another order request":
         "la clé d'idempotence %(key)r a servi pour une autre demande de bon de commande",
-    "payment of %(paid)s does not match order %(id)s (%(amount)s)":
+    "payment of %(paid)s does not match order %(id)s (%(amount)s excluding tax)":
         "le paiement de %(paid)s ne correspond pas au bon de commande %(id)s (%(amount)s HT)",
     "payment in %(paid)s does not match order %(id)s (%(currency)s)":
         "un paiement en %(paid)s ne correspond pas au bon de commande %(id)s (%(currency)s)",
@@ -339,6 +343,12 @@ FR = {
     "%(where)s: %(error)s": "%(where)s : %(error)s",
     "%(where)s: %(problem)s": "%(where)s : %(problem)s",
     "%(where)s: %(reason)s": "%(where)s : %(reason)s",
+    "Unable to establish connection to %(url)s: %(reason)s":
+        "Impossible d'établir la connexion avec %(url)s : %(reason)s",
+    "Request to %(url)s timed out": "La requête vers %(url)s n'a pas reçu de réponse à temps",
+    "TLS error connecting to %(url)s: %(reason)s":
+        "Erreur TLS lors de la connexion à %(url)s : %(reason)s",
+    "TLS error connecting to %(url)s": "Erreur TLS lors de la connexion à %(url)s",
     "%(where)s: expected an invoice object": "%(where)s : un objet facture est attendu",
     "--at %(at)s is in the future (now is %(now)s, clock skew allowed %(skew)d s): a change "
     "is never dated after now":
@@ -388,7 +398,7 @@ FR = {
     "[voucher_catalog] endpoint must not have a query or fragment":
         "[voucher_catalog] endpoint ne doit avoir ni requête ni fragment",
     "[voucher_catalog] key_file needs cert_file": "[voucher_catalog] key_file exige cert_file",
-    "a credit purchase is between %(lowest)s and %(highest)s":
+    "a credit purchase is between %(lowest)s and %(highest)s excluding tax":
         "un achat de crédit cloud est compris entre %(lowest)s et %(highest)s HT",
     "a voucher amount must be positive": "le montant d'un voucher doit être positif",
     "an idempotency key is 1 to 255 printable ASCII characters":

@@ -230,6 +230,13 @@ def _carries_body(request: webob.Request) -> bool:
     return "chunked" in str(request.headers.get("Transfer-Encoding", "")).lower()
 
 
+def _too_large(max_body: int) -> str:
+    # The limit as the reader writes numbers (« 65 536 octets », "65,536 bytes"), as
+    # every number of a sentence.
+    return _("the request body is larger than %(limit)s bytes") % {
+        "limit": i18n.amount(str(max_body))}
+
+
 def _parse_body(request: webob.Request, max_body: int) -> Any:
     length = request.content_length
     if (length is None and "HTTP_TRANSFER_ENCODING" in request.environ
@@ -240,9 +247,7 @@ def _parse_body(request: webob.Request, max_body: int) -> Any:
         # (wsgi.input_terminated), and it is read below up to the limit.
         raise errors.ApiError("length_required", errors.LENGTH_REQUIRED_DETAIL)
     if length is not None and length > max_body:
-        raise errors.ApiError(
-            "too_large", _("the request body is larger than %(limit)d bytes")
-            % {"limit": max_body})
+        raise errors.ApiError("too_large", _too_large(max_body))
     try:
         raw = request.body_file.read(max_body + 1) if length is None else request.body
     except OSError:
@@ -251,9 +256,7 @@ def _parse_body(request: webob.Request, max_body: int) -> Any:
         raise errors.ApiError(
             "invalid_request", _("the request body ended before its Content-Length")) from None
     if len(raw) > max_body:
-        raise errors.ApiError(
-            "too_large", _("the request body is larger than %(limit)d bytes")
-            % {"limit": max_body})
+        raise errors.ApiError("too_large", _too_large(max_body))
     if not raw:
         raise errors.ApiError("invalid_request", _("a JSON object is expected in the body"))
     # Media types are case-insensitive (RFC 9110 8.3.1): "Application/JSON" is JSON.

@@ -44,7 +44,7 @@ CODES: dict[str, tuple[int, str]] = {
     "order_not_pending": (409, deferred("Order not pending")),
     "invalid_state": (409, deferred("Invalid state")),
     "idempotency_conflict": (409, deferred("Idempotency key reused")),
-    "voucher_expired": (410, deferred("Voucher expired")),
+    "voucher_expired": (410, deferred("Voucher not valid")),
     "length_required": (411, deferred("Length required")),
     "too_large": (413, deferred("Request body too large")),
     "voucher_throttled": (429, deferred("Too many voucher attempts")),

@@ -38,6 +38,13 @@ MAX_PAGES = 1000
 # so a command's ``--limit`` above it is fetched in pages of this size.
 MAX_PAGE_SIZE = 1000
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+_TLS_REASON = re.compile(r"\[SSL[^\]]*\][^'\"]*")
+_OPENSSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)\s*$")
+# keystoneauth's words for a request that got no answer (keystoneauth1/session.py),
+# the URL in the first group: the line is ours, in the user's language.
+_REFUSED = re.compile(r"Unable to establish connection to (\S+?): ")
+_TIMED_OUT = re.compile(r"Request to (\S+) timed out")
+_TLS_FAILED = re.compile(r"SSL exception connecting to (\S+?): ")
 _BLANKS = re.compile(r"[ \t\r\n\f\v]+")
 _PAGE_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _MARKUP = re.compile(r"<[^>]*>")
@@ -281,6 +288,36 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
 _TITLE_AND_DETAIL = deferred("%(title)s: %(detail)s")
 
 
+def no_answer(error: Exception) -> CreditAPIError:
+    """One line in the user's language for a request that got no answer: nothing
+    listens, no answer in time, TLS failed (keystoneauth's ConnectFailure,
+    ConnectTimeout, SSLError).
+
+    keystoneauth words them in English around urllib3's whole repr: the URL and
+    the system's reason are what a user can act on, and the words around them are
+    ours. A message of another shape (another keystoneauth) is its first part.
+    """
+    text = str(error)
+    refused, timed_out, tls = (_REFUSED.match(text), _TIMED_OUT.match(text),
+                               _TLS_FAILED.match(text))
+    errno = _ERRNO.findall(text)
+    system = errno[-1] if errno else _("no answer")
+    if refused:
+        return CreditAPIError(_("Unable to establish connection to %(url)s: %(reason)s")
+                              % {"url": refused[1], "reason": system})
+    if timed_out:
+        return CreditAPIError(_("Request to %(url)s timed out") % {"url": timed_out[1]})
+    if tls:
+        found = _TLS_REASON.findall(text)
+        openssl = _OPENSSL_SOURCE.sub("", found[-1]).strip() if found else ""
+        return CreditAPIError(
+            _("TLS error connecting to %(url)s: %(reason)s")
+            % {"url": tls[1], "reason": openssl} if openssl else
+            _("TLS error connecting to %(url)s") % {"url": tls[1]})
+    return CreditAPIError(_("%(where)s: %(reason)s")
+                          % {"where": text.split(": ", 1)[0], "reason": system})
+
+
 def _page_words(text: str) -> str:
     """A web page's (a proxy's 502, a web server's 404) title, else its text without
     markup; any other text as it is."""
@@ -344,18 +381,12 @@ class CreditClient:
             kwargs["json"] = request.body
         try:
             response = self.adapter.request(request.path, request.method, **kwargs)
-        except ks_exceptions.ConnectFailure as error:
-            # keystoneauth's message carries urllib3's whole repr: the URL and
-            # the system's reason are what a user can act on.
-            reason = _ERRNO.findall(str(error))
-            where = str(error).split(": ", 1)[0]
-            raise CreditAPIError(
-                _("%(where)s: %(reason)s")
-                % {"where": where, "reason": reason[-1] if reason else _("no answer")}
-            ) from error
+        except (ks_exceptions.ConnectFailure, ks_exceptions.ConnectTimeout,
+                ks_exceptions.SSLError) as error:
+            raise no_answer(error) from error
         except ks_exceptions.ClientException as error:
-            # No answer (timeout, no rating endpoint in the catalog, bad
-            # credentials for the token request): keystoneauth's own message.
+            # No request sent (no rating endpoint in the catalog, bad credentials
+            # for the token request): keystoneauth's own message.
             raise CreditAPIError(" ".join(str(error).split())) from error
         if response.status_code >= 400:
             raise error_message(response.status_code, response.content, response.headers)

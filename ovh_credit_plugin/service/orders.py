@@ -120,7 +120,7 @@ def create_once(
         lowest, highest = limits
         if checked < lowest or checked > highest:
             raise exceptions.InvalidAmount(
-                _("a credit purchase is between %(lowest)s and %(highest)s")
+                _("a credit purchase is between %(lowest)s and %(highest)s excluding tax")
                 % {"lowest": money.in_sentence(lowest, code, with_currency=False),
                    "highest": money.in_sentence(highest, code)}
             )
@@ -186,7 +186,7 @@ def pay(
         order = orders.get(conn, order_id, lock=True)
         if paid is not None and paid != order.amount:
             raise exceptions.InvalidAmount(
-                _("payment of %(paid)s does not match order %(id)s (%(amount)s)")
+                _("payment of %(paid)s does not match order %(id)s (%(amount)s excluding tax)")
                 % {"paid": i18n.amount(paid), "id": order_id,
                    "amount": money.in_sentence(order.amount, order.currency)}
             )

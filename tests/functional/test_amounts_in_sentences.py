@@ -53,13 +53,13 @@ def detail(response: requests.Response) -> str:
 OUT_OF_BOUNDS = [
     ("EUR", "4.99",
      f"un achat de crédit cloud est compris entre 5,00 et 100{NBSP}000,00{NBSP}EUR HT",
-     f"a credit purchase is between 5.00 and 100,000.00{NBSP}EUR"),
+     f"a credit purchase is between 5.00 and 100,000.00{NBSP}EUR excluding tax"),
     ("KWD", "4.999",
      f"un achat de crédit cloud est compris entre 5,000 et 100{NBSP}000,000{NBSP}KWD HT",
-     f"a credit purchase is between 5.000 and 100,000.000{NBSP}KWD"),
+     f"a credit purchase is between 5.000 and 100,000.000{NBSP}KWD excluding tax"),
     ("JPY", "100001",
      f"un achat de crédit cloud est compris entre 5 et 100{NBSP}000{NBSP}JPY HT",
-     f"a credit purchase is between 5 and 100,000{NBSP}JPY"),
+     f"a credit purchase is between 5 and 100,000{NBSP}JPY excluding tax"),
 ]
 
 
@@ -108,7 +108,7 @@ def test_a_payment_that_does_not_match_its_order_in_both_languages(
             "fr": (f"le paiement de 12{NBSP}000 ne correspond pas au bon de commande "
                    f"{order['id']} (12{NBSP}345,50{NBSP}EUR HT)"),
             "en": (f"payment of 12,000 does not match order {order['id']} "
-                   f"(12,345.50{NBSP}EUR)"),
+                   f"(12,345.50{NBSP}EUR excluding tax)"),
         }
         # The operator's log line quotes the refusal in the machine form.
         refusals = [r.getMessage() for r in caplog.records
@@ -116,7 +116,7 @@ def test_a_payment_that_does_not_match_its_order_in_both_languages(
         assert len(refusals) == 2
         for logged in refusals:
             assert (f"no credit granted: payment of 12000 does not match order {order['id']} "
-                    "(12345.50 EUR); reconcile") in logged
+                    "(12345.50 EUR excluding tax); reconcile") in logged
         for language in ("fr", "en"):
             listed = call("GET", f"{url}/v1/orders", headers=member("big", language)).json()
             assert [o["amount"] for o in listed["orders"]] == ["12345.50"]
@@ -142,7 +142,8 @@ def ovh_credit(ledger: Ledger, language: str, *args: str) -> subprocess.Complete
            f"100{NBSP}000,000{NBSP}KWD HT"),
     ("fr_FR.UTF-8", f"ovh-credit: un achat de crédit cloud est compris entre 5,000 et "
                     f"100{NBSP}000,000{NBSP}KWD HT"),
-    ("en", f"ovh-credit: a credit purchase is between 5.000 and 100,000.000{NBSP}KWD"),
+    ("en", f"ovh-credit: a credit purchase is between 5.000 and 100,000.000{NBSP}KWD "
+           "excluding tax"),
 ])
 def test_the_cli_writes_the_bounds_in_the_language_of_its_locale(
         ledger: Ledger, language: str, expected: str) -> None:

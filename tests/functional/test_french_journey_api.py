@@ -143,7 +143,7 @@ def test_every_refusal_on_the_customer_journey_reads_in_french(ledger: Ledger) -
                     "Voucher déjà utilisé", "ce code de voucher ne peut pas être activé",
                     headers=member("v2"), body={"code": "GPU-ONLY"}),
             Refusal("a voucher expired or revoked", "POST", "/vouchers", 410,
-                    "voucher_expired", "Voucher expiré",
+                    "voucher_expired", "Voucher non valable",
                     "ce code de voucher ne peut pas être activé",
                     headers=member("v3"), body={"code": "REVOKED-1"}),
             Refusal("a voucher in another currency", "POST", "/vouchers", 409,

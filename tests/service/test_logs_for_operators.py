@@ -323,7 +323,8 @@ def test_a_payment_confirmation_refused_is_a_warning_saying_no_credit_exists_for
     hint = "; reconcile it with the payment provider (refund, or a new order)"
     assert logged(caplog) == [
         ("WARNING", f"payment confirmation of order {order.id} refused, no credit granted: "
-                    f"payment of 90 does not match order {order.id} (100.00 EUR){hint}"),
+                    f"payment of 90 does not match order {order.id} (100.00 EUR excluding "
+                    f"tax){hint}"),
         ("WARNING", f"payment confirmation of order {cancelled.id} refused, no credit "
                     f"granted: order {cancelled.id} is cancelled{hint}"),
         ("WARNING", "payment confirmation of order no-such-order refused, no credit "

@@ -53,7 +53,7 @@ def test_each_refusal_of_a_payment_or_a_cancellation_says_why(
     with pytest.raises(exceptions.InvalidInput) as wrong:
         service.pay_order(order.id, amount="9.99", at=T0)
     assert refusal(wrong) == (
-        f"payment of 9.99 does not match order {order.id} (10.00\u00a0EUR)")
+        f"payment of 9.99 does not match order {order.id} (10.00\u00a0EUR excluding tax)")
     with pytest.raises(exceptions.InvalidInput) as wrong:
         service.pay_order(order.id, currency="USD", at=T0)
     assert refusal(wrong) == f"payment in USD does not match order {order.id} (EUR)"
@@ -81,7 +81,8 @@ def test_a_purchase_out_of_bounds_and_a_reused_key_are_refused_in_full(
         service: CreditService) -> None:
     with pytest.raises(exceptions.InvalidAmount) as small:
         service.create_order("p1", "4.99", at=T0)
-    assert refusal(small) == "a credit purchase is between 5.00 and 100,000.00\u00a0EUR"
+    assert refusal(small) == (
+        "a credit purchase is between 5.00 and 100,000.00\u00a0EUR excluding tax")
     service.create_order_once("p1", "10", idempotency_key="k-1", at=T0)
     with pytest.raises(exceptions.IdempotencyConflict) as reused:
         service.create_order_once("p1", "11", idempotency_key="k-1", at=T0)

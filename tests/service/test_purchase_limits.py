@@ -59,7 +59,8 @@ def test_an_order_in_yen_is_bounded_by_the_yen_limits(yen: CreditService) -> Non
     assert yen.create_order("jp", "10000000", currency="JPY", at=T0).amount == Decimal(10000000)
     for amount in ("499", "10000001"):
         with pytest.raises(exceptions.InvalidAmount,
-                           match="a credit purchase is between 500 and 10,000,000\u00a0JPY"):
+                           match="a credit purchase is between 500 and "
+                                 "10,000,000\u00a0JPY excluding tax"):
             yen.create_order("jp", amount, currency="JPY", at=T0)
     # The project bills in JPY now: an order without a currency takes its limits too.
     with pytest.raises(exceptions.InvalidAmount, match="between 500 and 10,000,000\u00a0JPY"):

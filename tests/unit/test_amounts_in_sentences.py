@@ -25,7 +25,7 @@ from ovh_credit_plugin import explained, i18n, money
 from ovh_credit_plugin.i18n import _
 
 NBSP = "\u00a0"
-RANGE = "a credit purchase is between %(lowest)s and %(highest)s"
+RANGE = "a credit purchase is between %(lowest)s and %(highest)s excluding tax"
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_command_line_writes_amounts_in_its_own_language_at_once() -> None:
     assert money.in_sentence(Decimal("5"), "KWD", with_currency=False) == "5.000"
     assert i18n.amount(Decimal("1E+4")) == "10,000"  # a Decimal's own exponent: no places
     assert (_(RANGE) % {"lowest": "5.00", "highest": money.in_sentence(Decimal(10**5), "EUR")}
-            == f"a credit purchase is between 5.00 and 100,000.00{NBSP}EUR")
+            == f"a credit purchase is between 5.00 and 100,000.00{NBSP}EUR excluding tax")
 
 
 @pytest.mark.usefixtures("lazy")
@@ -125,9 +125,9 @@ def test_a_lazy_message_writes_its_amounts_in_the_language_it_is_translated_into
     assert i18n.translate(message, "fr") == (
         f"un achat de crédit cloud est compris entre 5,00 et 100{NBSP}000,00{NBSP}EUR HT")
     assert i18n.translate(message, "en") == (
-        f"a credit purchase is between 5.00 and 100,000.00{NBSP}EUR")
+        f"a credit purchase is between 5.00 and 100,000.00{NBSP}EUR excluding tax")
     # str(): what a log line quotes, the machine form as before.
-    assert str(message) == "a credit purchase is between 5.00 and 100000.00 EUR"
+    assert str(message) == "a credit purchase is between 5.00 and 100000.00 EUR excluding tax"
     # Copied (oslo.i18n snapshots a message's parameters) or pickled, it still knows.
     for again in (copy.deepcopy(message), pickle.loads(pickle.dumps(message))):
         assert i18n.translate(again, "fr") == i18n.translate(message, "fr")

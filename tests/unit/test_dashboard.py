@@ -57,7 +57,8 @@ def test_too_many_tries_says_when_to_try_again() -> None:
 @pytest.mark.parametrize(("code", "words"), [
     ("cloud_credit.voucher_unknown", "This voucher code is unknown"),
     ("cloud_credit.voucher_redeemed", "This voucher has already been used."),
-    ("cloud_credit.voucher_expired", "This voucher has expired or was withdrawn."),
+    ("cloud_credit.voucher_expired",
+     "This voucher cannot be used: it has expired, was withdrawn or is not valid yet."),
 ])
 def test_each_refusal_in_plain_words(code: str, words: str) -> None:
     with translation.override("en"):

@@ -165,7 +165,7 @@ def test_the_panel_speaks_the_guide(english: str, french: str) -> None:
 
 def test_amounts_are_before_tax_where_a_customer_chooses_one() -> None:
     texts = {e: f for _n, e, f in TEXTS}
-    assert texts["a credit purchase is between %(lowest)s and %(highest)s"] \
+    assert texts["a credit purchase is between %(lowest)s and %(highest)s excluding tax"] \
         .endswith("%(highest)s HT")
     assert "(HT)" in texts["The amount of credit to buy, before tax. You pay it on the payment "
                            "page; the credit appears once paid."]

@@ -416,7 +416,11 @@ def test_floor_to_ledger_never_rounds_up(value: Decimal, expected: str) -> None:
     ("0", {}, "amount must be greater than zero"),
     ("1" + "0" * 30, {}, "amount " + "1" + "0" * 30 + " is too large"),
     ("1.005", {"places": 2}, "amount 1.005 has more than 2 decimal places"),
-    ("12,50", {}, "amount '12,50' is not a decimal number"),
+    ("12,50", {}, "amount '12,50' must be written without a comma: a point for decimals, "
+                  "like '1234.50'"),
+    ("1,000", {}, "amount '1,000' must be written without a comma: a point for decimals, "
+                  "like '1234.50'"),
+    ("1,000.50", {}, "amount '1,000.50' is not a decimal number"),
 ])
 def test_each_refusal_of_an_amount_says_what_is_wrong_in_full(
     value: Any, kwargs: dict[str, Any], message: str

@@ -96,7 +96,8 @@ REFUSALS = {
     "cloud_credit.voucher_unknown": _("This voucher code is unknown. Check the code and "
                                       "try again."),
     "cloud_credit.voucher_redeemed": _("This voucher has already been used."),
-    "cloud_credit.voucher_expired": _("This voucher has expired or was withdrawn."),
+    "cloud_credit.voucher_expired": _("This voucher cannot be used: it has expired, was "
+                                      "withdrawn or is not valid yet."),
     "cloud_credit.currency_mismatch": _("This voucher is in another currency than your "
                                         "project's credit."),
     "cloud_credit.catalog_unavailable": _("Vouchers cannot be checked right now: try again "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -11,14 +10,14 @@ from typing import Any
 from django import forms as django_forms
 from django import http
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from horizon import forms, messages
 
+from ovh_credit_plugin import i18n
 from ovh_credit_plugin.dashboard import api
 from ovh_credit_plugin.dashboard.content.credits import common
 from ovh_credit_plugin.money import currency_places
-
-_PLAIN_AMOUNT = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 class AddCreditForm(forms.SelfHandlingForm):
@@ -36,13 +35,14 @@ class AddCreditForm(forms.SelfHandlingForm):
                     "page; the credit appears once paid."))
 
     def clean_amount(self) -> str:
-        text = self.cleaned_data["amount"].strip().replace(",", ".")
-        # Digits and one decimal mark: Decimal would also take "1e100000000" (a
-        # hundred million digits once written out for the API), "1_000", "١٢".
-        if not _PLAIN_AMOUNT.fullmatch(text):
+        # As the user's language writes numbers ("1 000,50", "1,000.50"), or
+        # 1000.50 in any: Decimal would also take "1e100000000" (a hundred million
+        # digits once written out for the API), "1_000", "١٢".
+        amount = i18n.typed_amount(self.cleaned_data["amount"],
+                                   translation.get_language() or i18n.SOURCE_LANGUAGE)
+        if amount is None:
             raise django_forms.ValidationError(
                 _("Write an amount as a number, for example 50.00."))
-        amount = Decimal(text)
         if amount <= 0:
             raise django_forms.ValidationError(_("The amount must be more than zero."))
         currency = (self.data.get("currency") or "").strip()
