@@ -362,7 +362,7 @@ def test_member_activates_vouchers_and_reads_the_refusals(stack: Stack) -> None:
     stack.driver.find_element(By.ID, "credits__action_add_voucher").click()
     stack.wait_for("#id_code")
     refusals = {"NOPE-1234": "This voucher code is unknown",
-                "OLD-2020": "This voucher has expired"}
+                "OLD-2020": "This voucher cannot be used: it has expired"}
     for code, words in refusals.items():
         stack.fill("id_code", code)
         stack.submit()
