@@ -159,21 +159,6 @@ FR = {
     "%(where)s: key %(key)r appears twice in one object":
         "%(where)s : la clé %(key)r apparaît deux fois dans un même objet",
     "%(where)s is not valid JSON: %(error)s": "%(where)s n'est pas du JSON valide : %(error)s",
-    "project %(project)s is not blocked (%(counted)d failed or running voucher attempts "
-    "counted, limit %(limit)d): nothing done":
-        "le projet %(project)s n'est pas bloqué (tentatives de voucher échouées ou en "
-        "cours comptées : %(counted)d, limite : %(limit)d) : rien n'est fait",
-    "%(refused)d of %(total)d invoices refused, the others settled (each refusal's error is "
-    "in the output)":
-        "factures refusées : %(refused)d sur %(total)d, les autres sont réglées (l'erreur "
-        "de chaque refus est dans la sortie)",
-    "%(unsent)d expiry warnings could not be sent (the notification transport failed, see "
-    "the log); they are not recorded as sent, and the run stopped there: the next run sends "
-    "them and the rest":
-        "avertissements d'expiration non envoyés : %(unsent)d (le transport des "
-        "notifications a échoué, voir le journal) ; ils ne sont pas enregistrés comme "
-        "envoyés, et l'exécution s'est arrêtée là : la prochaine les enverra, avec les "
-        "suivants",
     "Bad request": "Requête invalide",
     "Unauthorized: no valid token": "Non authentifié : aucun jeton valide",
     "Conflict": "Conflit",
@@ -229,10 +214,6 @@ FR = {
         "%(where)s n'est pas du JSON valide : un nombre a trop de chiffres",
     "%(where)s is not valid JSON: nested too deeply":
         "%(where)s n'est pas du JSON valide : imbrication trop profonde",
-    "the ledger schema is at revision %(found)s, newer than this code knows (its newest is "
-    "%(head)s): upgrade ovh-credit-plugin":
-        "le schéma du registre est à la révision %(found)s, plus récente que ce que ce code "
-        "connaît (sa plus récente est %(head)s) : mettez à jour ovh-credit-plugin",
     "no such invoice file: %(name)s": "fichier de factures introuvable : %(name)s",
     "invoice %(invoice)s of project %(project)s appears twice with different content":
         "la facture %(invoice)s du projet %(project)s apparaît deux fois avec un contenu "
@@ -354,7 +335,6 @@ FR = {
     "is never dated after now":
         "--at %(at)s est dans le futur (il est %(now)s, décalage d'horloge toléré %(skew)d s) : "
         "une modification n'est jamais datée après maintenant",
-    "--batch-size must be at least 1": "--batch-size doit valoir au moins 1",
     "--project goes with an invoice ID: a settlement key names its project":
         "--project va avec un identifiant de facture : une clé de règlement nomme déjà son projet",
     "--reason must not be empty": "--reason ne doit pas être vide",
@@ -432,7 +412,6 @@ FR = {
         "clé de règlement %(value)r invalide : 1 à 600 caractères",
     "invalid time %(text)r: use ISO 8601, e.g. 2026-11-27T12:00:00Z":
         "heure %(text)r invalide : utilisez ISO 8601, par exemple 2026-11-27T12:00:00Z",
-    "invalid time %(time)s: after %(latest)s": "heure %(time)s invalide : après %(latest)s",
     "invalid time %(time)s: before %(earliest)s": "heure %(time)s invalide : avant %(earliest)s",
     "invalid time %(value)r: expected a datetime":
         "heure %(value)r invalide : un datetime est attendu",
@@ -734,6 +713,50 @@ FR = {
         "la base du registre %(url)s est restée verrouillée par un autre processus (un autre "
         "« db upgrade », ou une écriture) plus de %(seconds)s s (--lock-timeout) : relancez "
         "« ovh-credit db upgrade » une fois qu'il a terminé",
+    # Messages with a count (ngettext): the French forms [0] for 0 and 1, [1] for exact
+    # millions, [2] for the rest (the catalog's Plural-Forms).
+    "%(unsent)d expiry warning could not be sent (%(failure)s); it is not recorded as sent, "
+    "and the run stopped there: the next run sends it and the rest": (
+        "%(unsent)d avertissement d'expiration n'a pas pu être envoyé (%(failure)s) ; il "
+        "n'est pas enregistré comme envoyé, et l'exécution s'est arrêtée là : la prochaine "
+        "l'envoie, avec le reste",
+        *["%(unsent)d avertissements d'expiration n'ont pas pu être envoyés (%(failure)s) ; "
+          "ils ne sont pas enregistrés comme envoyés, et l'exécution s'est arrêtée là : la "
+          "prochaine les envoie, avec le reste"] * 2),
+    "%(total)d invoice refused, none settled (its error is in the output)": (
+        "%(total)d facture refusée, aucune réglée (son erreur est dans la sortie)",
+        *["les %(total)d factures sont refusées, aucune n'est réglée (l'erreur de chaque "
+          "refus est dans la sortie)"] * 2),
+    "%(refused)d of %(total)d invoices refused, the rest settled (its error is in the "
+    "output)": (
+        "%(refused)d facture sur %(total)d refusée, les autres réglées (son erreur est dans "
+        "la sortie)",
+        *["%(refused)d factures sur %(total)d refusées, les autres réglées (l'erreur de "
+          "chaque refus est dans la sortie)"] * 2),
+    "project %(project)s is not blocked (%(counted)d failed or running voucher attempt "
+    "counted, limit %(limit)d): nothing done": (
+        "le projet %(project)s n'est pas bloqué (%(counted)d tentative de voucher échouée ou "
+        "en cours comptée, limite %(limit)d) : rien n'est fait",
+        *["le projet %(project)s n'est pas bloqué (%(counted)d tentatives de voucher "
+          "échouées ou en cours comptées, limite %(limit)d) : rien n'est fait"] * 2),
+    "invalid time %(time)s: at or after %(latest)s":
+        "heure %(time)s invalide : égale ou postérieure à %(latest)s",
+    "invalid batch size %(text)r: use a whole number, at least 1":
+        "taille de lot %(text)r invalide : indiquez un nombre entier, au moins 1",
+    "unblocking a project needs a reason": "débloquer un projet demande un motif",
+    "the notification transport failed": "le transport des notifications a échoué",
+    "the notification transport failed: %(error)s":
+        "le transport des notifications a échoué : %(error)s",
+    "the ledger schema of %(url)s is at revision %(found)s, newer than this code knows (its "
+    "newest is %(head)s): upgrade ovh-credit-plugin":
+        "le schéma du registre de %(url)s est à la révision %(found)s, plus récente que ce "
+        "que ce code connaît (sa plus récente est %(head)s) : mettez à jour ovh-credit-plugin",
+    "the activation is left pending (the catalog may have redeemed %(code)s): running "
+    "'ovh-credit voucher activate %(project)s CODE' again with the same code finishes it "
+    "('ovh-credit voucher pending' lists it)":
+        "l'activation reste en attente (le catalogue a peut-être utilisé %(code)s) : "
+        "relancer « ovh-credit voucher activate %(project)s CODE » avec le même code la "
+        "termine (« ovh-credit voucher pending » la liste)",
 }
 
 FR = french_table(FR)

@@ -28,5 +28,7 @@ def french(text: str) -> str:
     return _BEFORE_CLOSING.sub(NBSP + "»", text)
 
 
-def french_table(table: dict[str, str]) -> dict[str, str]:
-    return {source: french(text) for source, text in table.items()}
+def french_table(table: dict[str, str | tuple[str, ...]]) -> dict[str, str | tuple[str, ...]]:
+    """Every text of ``table`` through :func:`french`; a plural message's forms each."""
+    return {source: french(text) if isinstance(text, str) else tuple(map(french, text))
+            for source, text in table.items()}

@@ -3,7 +3,9 @@
     .venv/bin/python tools/update_catalogs.py
 
 A message with no French text stays untranslated in the catalog, and
-tests/unit/test_translations.py fails until it gets one.
+tests/unit/test_translations.py fails until it gets one. A message with a count
+(``i18n.ngettext``) is keyed by its singular, its French a tuple of the catalog's plural
+forms.
 """
 
 import subprocess
@@ -23,6 +25,7 @@ PYBABEL = str(Path(sys.executable).with_name("pybabel"))
 
 def main() -> None:
     subprocess.run([PYBABEL, "extract", "-F", "babel.cfg", "-k", "_", "-k", "deferred",
+                    "-k", "ngettext:1,2",
                     "--no-default-keywords", "--sort-by-file", "--no-location",
                     "-o", str(POT), "."], cwd=ROOT, check=True)
     subprocess.run([PYBABEL, "update", "--no-fuzzy-matching", "--ignore-obsolete", "-i", str(POT),
@@ -31,8 +34,11 @@ def main() -> None:
     with po_path.open("rb") as handle:
         catalog = pofile.read_po(handle, locale="fr")
     for message in catalog:
-        if message.id and message.id in FR:
-            message.string = FR[message.id]
+        # A message with a count (ngettext) is found by its singular; its French is
+        # the tuple of the catalog's plural forms.
+        source = message.id[0] if isinstance(message.id, tuple) else message.id
+        if source and source in FR:
+            message.string = FR[source]
             message.flags.discard("fuzzy")
     with po_path.open("wb") as handle:
         pofile.write_po(handle, catalog, sort_output=True, width=99)

@@ -530,7 +530,10 @@ class CreditsController(_Resource):
                    _("no credit %(id)s") % {"id": ident})
         language = _language()
         document = descriptions.localized(credit, language).json_ready()
-        document["entries"] = [entry.model_dump(mode="json") for entry in entries]
+        # Written as the credit's own amounts are (the ledger's sub-unit digits kept).
+        written = money.formatter(credit.currency)
+        document["entries"] = [{**entry.model_dump(mode="json"), "amount": written(entry.amount)}
+                               for entry in entries]
         return _json(document, language=language)
 
     @handler

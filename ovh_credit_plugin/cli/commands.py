@@ -7,11 +7,15 @@ output shows money for humans (``1 234.50 EUR``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import getpass
 import json
+import logging
 import math
 import os
+import re
+import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
@@ -25,7 +29,7 @@ from stevedore import driver as stevedore_driver
 from stevedore import named as stevedore_named
 
 from ovh_credit_plugin import exceptions
-from ovh_credit_plugin.i18n import _
+from ovh_credit_plugin.i18n import _, ngettext
 
 if TYPE_CHECKING:
     import pydantic
@@ -149,7 +153,7 @@ def parse_time(text: str) -> dt.datetime:
             % {"time": contracts.isoformat(found), "earliest": contracts.isoformat(EARLIEST)})
     if found >= inputs.LATEST:  # the service's own bound, named with the option here
         raise argparse.ArgumentTypeError(
-            _("invalid time %(time)s: after %(latest)s")
+            _("invalid time %(time)s: at or after %(latest)s")
             % {"time": contracts.isoformat(found), "latest": contracts.isoformat(inputs.LATEST)})
     return found
 
@@ -172,6 +176,29 @@ def parse_lock_timeout(text: str) -> float:
             % {"text": text, "most": MAX_LOCK_TIMEOUT}
         )
     return seconds
+
+
+def parse_batch_size(text: str) -> int:
+    """``--batch-size`` values: a whole number, 1 or more."""
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise argparse.ArgumentTypeError(
+            _("invalid batch size %(text)r: use a whole number, at least 1") % {"text": text})
+    return size
+
+
+def reason_of(refusal: str) -> Any:
+    """``--reason`` values: some text; an empty or blank one is refused with ``refusal``."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(refusal)
+        return text
+
+    return parse
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -492,6 +519,35 @@ class VoucherActivate(_Base, ShowOne):
                                                at=parsed_args.at)
         return self.FIELDS, _row(_credit_data(credit), self.FIELDS)
 
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        try:
+            return super().run(parsed_args)
+        except exceptions.VoucherRefused:
+            raise  # the catalog's answer: nothing left to finish
+        except exceptions.CreditError as error:
+            # A failure once the redemption was asked for (a timeout, a 500 on the
+            # POST) leaves the activation pending: the service logs it, and the
+            # operator reads it here, with what finishes it.
+            code = self._left_pending(parsed_args.project, parsed_args.code)
+            if code is None:
+                raise
+            pending = _("the activation is left pending (the catalog may have redeemed "
+                        "%(code)s): running 'ovh-credit voucher activate %(project)s CODE' "
+                        "again with the same code finishes it ('ovh-credit voucher pending' "
+                        "lists it)") % {"code": catalog_base.mask_code(code),
+                                        "project": shlex.quote(parsed_args.project)}
+            raise exceptions.CreditError(f"{error}; {pending}") from error
+
+    def _left_pending(self, project: str, code: str) -> str | None:
+        """The code, when the ledger holds a pending activation of it for the project."""
+        try:
+            wanted = (project.strip(), catalog_base.normalize_code(code))
+            rows = self.service.pending_activations()
+        except Exception:  # the ledger cannot tell (it failed too): the error as it is
+            return None
+        return next((row["code"] for row in rows
+                     if (row["project_id"], row["code"]) == wanted), None)
+
 
 class VoucherCheck(_Base, ShowOne):
     """Show what a voucher code would grant, without redeeming it.
@@ -576,6 +632,7 @@ class VoucherUnblock(_Base, ShowOne):
         parser = super().get_parser(prog_name)
         parser.add_argument("project", metavar="PROJECT")
         parser.add_argument("--reason", required=True,
+                            type=reason_of(_("unblocking a project needs a reason")),
                             help="Why (recorded with the operator's login name).")
         return parser
 
@@ -583,8 +640,11 @@ class VoucherUnblock(_Base, ShowOne):
         done = self.service.unblock_vouchers(parsed_args.project, reason=parsed_args.reason,
                                              operator=_operator(), at=parsed_args.at)
         if not done.unblocked:
-            nothing = _("project %(project)s is not blocked (%(counted)d failed or running "
-                        "voucher attempts counted, limit %(limit)d): nothing done") % {
+            nothing = ngettext(
+                "project %(project)s is not blocked (%(counted)d failed or running voucher "
+                "attempt counted, limit %(limit)d): nothing done",
+                "project %(project)s is not blocked (%(counted)d failed or running voucher "
+                "attempts counted, limit %(limit)d): nothing done", done.counted) % {
                 "project": done.project_id, "counted": done.counted, "limit": done.limit}
             self.app.stderr.write(f"ovh-credit: {nothing}\n")
         created = contracts.isoformat(done.created_at) if done.created_at else None
@@ -702,7 +762,7 @@ def _compact_row(data: dict[str, Any]) -> tuple[Any, ...]:
 class CreditShow(_Base, ShowOne):
     """Show one credit with its ledger entries."""
 
-    FIELDS = (*CREDIT_FIELDS, "ledger")
+    FIELDS = (*CREDIT_FIELDS, "entries")
 
     takes_at = True
 
@@ -714,7 +774,7 @@ class CreditShow(_Base, ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         credit, entries = self.service.show_credit(parsed_args.credit_id, at=parsed_args.at)
         data = _credit_data(credit)
-        data["ledger"] = [
+        data["entries"] = [
             {**e.model_dump(mode="json"), "amount": money.to_str(e.amount, credit.currency)}
             for e in entries
         ]
@@ -754,7 +814,9 @@ class CreditVoid(_Base, ShowOne):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("credit_id", metavar="CREDIT_ID")
-        parser.add_argument("--reason", required=True, help="Why (kept in the ledger).")
+        parser.add_argument("--reason", required=True,
+                            type=reason_of(_("voiding a credit needs a reason")),
+                            help="Why (kept in the ledger).")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -784,13 +846,11 @@ class Settle(_Base, Lister):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("file", metavar="FILE", help="Invoice file, or '-' for stdin.")
-        parser.add_argument("--batch-size", type=int, default=1000,
+        parser.add_argument("--batch-size", type=parse_batch_size, default=1000,
                             help="Invoices per transaction (default 1000).")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        if parsed_args.batch_size < 1:
-            raise exceptions.InvalidInput(_("--batch-size must be at least 1"))
         processor = cast(invoice.InvoiceProcessor, stevedore_driver.DriverManager(
             namespace=invoice.NAMESPACE,
             name="cloud_credit",
@@ -837,9 +897,18 @@ class Settle(_Base, Lister):
         self._refused, self._total = 0, 0
         result = super().run(parsed_args)
         if result == 0 and self._refused:
-            refused = _("%(refused)d of %(total)d invoices refused, the others settled (each "
-                        "refusal's error is in the output)") % {
-                "refused": self._refused, "total": self._total}
+            counts = {"refused": self._refused, "total": self._total}
+            if self._refused >= self._total:
+                refused = ngettext(
+                    "%(total)d invoice refused, none settled (its error is in the output)",
+                    "all %(total)d invoices refused, none settled (each refusal's error is "
+                    "in the output)", self._total) % counts
+            else:
+                refused = ngettext(
+                    "%(refused)d of %(total)d invoices refused, the rest settled (its error "
+                    "is in the output)",
+                    "%(refused)d of %(total)d invoices refused, the rest settled (each "
+                    "refusal's error is in the output)", self._refused) % counts
             self.app.stderr.write(f"ovh-credit: {refused}\n")
             return SOME_REFUSED
         return result
@@ -976,7 +1045,9 @@ class NotifyExpiring(_Base, ShowOne):
     takes_at = True
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        summary = self.service.notify_expiring(at=parsed_args.at)
+        with _transport_failure() as failure:
+            summary = self.service.notify_expiring(at=parsed_args.at)
+        self._failure = failure.error
         self._unsent = summary.credits_unsent
         counts = {str(days): summary.by_threshold.get(days, 0) for days in summary.thresholds}
         return self.FIELDS, (contracts.isoformat(summary.at), Listing(summary.thresholds),
@@ -984,18 +1055,66 @@ class NotifyExpiring(_Base, ShowOne):
                              _Checked(counts))
 
     def run(self, parsed_args: argparse.Namespace) -> int:
-        self._unsent = 0
+        self._unsent, self._failure = 0, ""
         result = super().run(parsed_args)
         if result == 0 and self._unsent:
             # The run stopped at the first batch it could not send: the count is
-            # that batch's, and projects after it were not looked at.
-            unsent = _("%(unsent)d expiry warnings could not be sent (the notification "
-                       "transport failed, see the log); they are not recorded as sent, and "
-                       "the run stopped there: the next run sends them and the rest"
-                       ) % {"unsent": self._unsent}
+            # that batch's, and projects after it were not looked at. What failed
+            # is said here: without --log-file or -v, no log has it.
+            failure = (_("the notification transport failed: %(error)s")
+                       % {"error": self._failure} if self._failure
+                       else _("the notification transport failed"))
+            unsent = ngettext(
+                "%(unsent)d expiry warning could not be sent (%(failure)s); it is not "
+                "recorded as sent, and the run stopped there: the next run sends it and "
+                "the rest",
+                "%(unsent)d expiry warnings could not be sent (%(failure)s); they are not "
+                "recorded as sent, and the run stopped there: the next run sends them and "
+                "the rest", self._unsent) % {"unsent": self._unsent, "failure": failure}
             self.app.stderr.write(f"ovh-credit: {unsent}\n")
             return 1
         return result
+
+
+#: Where a failed send is logged, never raised: oslo.messaging's notifier and its
+#: messaging driver (the transport's exception as the record's exc_info), and the
+#: plugin's notifier when the transport cannot be built (the exception an argument).
+_SEND_FAILURE_LOGGERS = ("oslo_messaging.notify.messaging", "oslo_messaging.notify.notifier",
+                         "ovh_credit_plugin.service.events")
+# user:password@ in a URL an error may quote (a transport URL).
+_URL_PASSWORD = re.compile(r"(//[^/\s:@]*:)[^/\s@]*@")
+
+
+class _SendFailure(logging.Handler):
+    """The first exception logged by a failed send, as one short line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.error = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.error:
+            return
+        found = record.exc_info[1] if record.exc_info else None
+        if found is None and isinstance(record.args, tuple):
+            found = next((a for a in record.args if isinstance(a, BaseException)), None)
+        if found is not None:
+            first = (str(found).splitlines() or [""])[0].strip()
+            text = f"{type(found).__name__}: {first}" if first else type(found).__name__
+            self.error = _URL_PASSWORD.sub(r"\1***@", text)[:200]
+
+
+@contextlib.contextmanager
+def _transport_failure() -> Iterator[_SendFailure]:
+    failure = _SendFailure()
+    loggers = [logging.getLogger(name) for name in _SEND_FAILURE_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(failure)
+    try:
+        yield failure
+    finally:
+        for logger in loggers:
+            logger.removeHandler(failure)
 
 
 class _Amounts(columns.FormattableColumn[dict[str, str]]):

@@ -140,11 +140,11 @@ def known(revision: str) -> bool:
     return any(found.revision == revision for found in script.walk_revisions())
 
 
-def _newer_than_this_code(found: str) -> exceptions.DatabaseNotReady:
+def _newer_than_this_code(engine: Engine, found: str) -> exceptions.DatabaseNotReady:
     return exceptions.DatabaseNotReady(
-        _("the ledger schema is at revision %(found)s, newer than this code knows (its "
-          "newest is %(head)s): upgrade ovh-credit-plugin")
-        % {"found": found, "head": head()}
+        _("the ledger schema of %(url)s is at revision %(found)s, newer than this code "
+          "knows (its newest is %(head)s): upgrade ovh-credit-plugin")
+        % {"url": shown(engine.url), "found": found, "head": head()}
     )
 
 
@@ -196,7 +196,7 @@ def _alembic_upgrade(engine: Engine, revision: str) -> str | None:
             if not known(stored):
                 # alembic would only say "Can't locate revision": the ledger was
                 # migrated by a newer release, and only upgrading the code helps.
-                raise _newer_than_this_code(stored)
+                raise _newer_than_this_code(engine, stored)
         if not heads and (tables := _ledger_tables(context.connection)):
             raise _no_revision(engine, tables)
         found.append(", ".join(heads) or None)
@@ -331,7 +331,7 @@ def check_current(engine: Engine) -> None:
     if found == head():
         return
     if not known(found):
-        raise _newer_than_this_code(found)
+        raise _newer_than_this_code(engine, found)
     raise exceptions.DatabaseNotReady(
         _("the ledger schema of %(url)s is at revision %(found)s, this code needs "
           "%(head)s: run 'ovh-credit db upgrade'")

@@ -118,11 +118,17 @@ def notify_expiring(
             LOG.warning("expiry warnings at %s: %d could not be sent; not recorded as sent, "
                         "the next run sends them", contracts.isoformat(at), len(unsent))
             break
-    LOG.info("expiry warnings at %s: %d projects forecast, %d sent (%s)",
-             contracts.isoformat(at), summary.projects_forecast, summary.credits_notified,
-             ", ".join(f"{days} days: {count}"
+    LOG.info("expiry warnings at %s: %s forecast, %d sent (%s)",
+             contracts.isoformat(at), _counted(summary.projects_forecast, "project"),
+             summary.credits_notified,
+             ", ".join(f"{_counted(days, 'day')}: {count}"
                        for days, count in sorted(summary.by_threshold.items())) or "none")
     return summary
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 project``, ``2 projects``: a log line's count and its noun (English)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class _New(NamedTuple):

@@ -38,7 +38,7 @@ def moment(at: dt.datetime) -> dt.datetime:
         raise exceptions.InvalidInput(_("invalid time: %(error)s") % {"error": error}) from None
     if found >= LATEST:
         raise exceptions.InvalidInput(
-            _("invalid time %(time)s: after %(latest)s")
+            _("invalid time %(time)s: at or after %(latest)s")
             % {"time": contracts.isoformat(found), "latest": contracts.isoformat(LATEST)})
     return found
 

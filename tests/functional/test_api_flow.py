@@ -79,7 +79,7 @@ def test_versions_and_the_customers_three_actions(ledger: Ledger) -> None:
             ("voucher", "50.00"), ("purchased", "100.00")]
         assert credits["links"] == []
         shown = ok(call("GET", f"{url}/v1/credits/{paid['credit_id']}", headers=member()))
-        assert [(e["type"], e["amount"]) for e in shown["entries"]] == [("grant", "100.000000")]
+        assert [(e["type"], e["amount"]) for e in shown["entries"]] == [("grant", "100.00")]
 
 
 def test_pages_follow_next_links_and_filters(ledger: Ledger) -> None:

@@ -243,7 +243,7 @@ def test_the_cli_shows_errors_and_descriptions_in_the_language_of_the_locale(
         "la ligne 3 n'est pas du JSON valide\u00a0: une valeur est attendue (ligne 3, "
         "colonne 8)")
     assert lines.stderr.strip() == (
-        "ovh-credit: factures refusées\u00a0: 2 sur 2, les autres sont réglées (l'erreur de "
+        "ovh-credit: les 2 factures sont refusées, aucune n'est réglée (l'erreur de "
         "chaque refus est dans la sortie)")
     huge = cli("settle", "-", "-f", "json", stdin='{"id": "I1"}\n{"id": ' + "7" * 5000 + "}\n")
     assert json.loads(huge.stdout)[1]["error"] == (

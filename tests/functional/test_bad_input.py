@@ -337,8 +337,7 @@ def test_a_bad_invoice_is_refused_in_its_place_and_writes_nothing(
         result = seeded_cli("settle", "-", stdin=stdin)
     assert result.code == 3
     assert result.stderr.splitlines() == [
-        "ovh-credit: 1 of 1 invoices refused, the others settled "
-        "(each refusal's error is in the output)"]
+        "ovh-credit: 1 invoice refused, none settled (its error is in the output)"]
     [refused] = result.json()
     assert set(refused) == {"invoice", "project_id", "error"}
     assert fragment in refused["error"] and "\n" not in refused["error"]

@@ -175,7 +175,7 @@ def test_credit_never_covers_more_than_due(cli: Cli) -> None:
     assert (s["credit_applied"], s["amount_due"]) == ("0.000123", "0.00")
     credit = cli.ok("credit", "show", str(order_credit(cli)), "--at", "2026-03-01T00:00:00Z")
     assert credit["available"] == "499.999877"
-    assert [e["type"] for e in credit["ledger"]] == ["grant", "debit"]
+    assert [e["type"] for e in credit["entries"]] == ["grant", "debit"]
 
 
 def test_batch_settlement_of_json_lines_array_and_object(cli: Cli, ledger: Ledger) -> None:
@@ -296,7 +296,7 @@ def test_void_records_the_reason_and_stops_the_credit(cli: Cli) -> None:
     )
     assert (voided["status"], voided["voided"], voided["available"]) == ("voided", "20.00", "0.00")
     shown = cli.ok("credit", "show", str(paid["credit_id"]))
-    assert [(e["type"], e["amount"], e["note"]) for e in shown["ledger"]][-1] == (
+    assert [(e["type"], e["amount"], e["note"]) for e in shown["entries"]][-1] == (
         "void",
         "20.00",
         "charge-back",
@@ -316,8 +316,8 @@ def test_invoice_replay_with_different_content_is_a_conflict(cli: Cli, ledger: L
     [refused] = result.json()
     assert refused["invoice"] == "I" and refused["project_id"] == "p1"
     assert "already settled with different content" in refused["error"]
-    assert result.stderr == ("ovh-credit: 1 of 1 invoices refused, the others settled "
-                             "(each refusal's error is in the output)\n")
+    assert result.stderr == ("ovh-credit: 1 invoice refused, none settled (its error is in "
+                             "the output)\n")
     assert ledger.checksum() == before
 
 
@@ -433,9 +433,9 @@ def test_lists_and_dicts_are_json_text_in_csv_value_and_shell(cli: Cli) -> None:
     ]
     result = cli("audit", "-f", "value", "-c", "checked", json_output=False)
     assert json.loads(result.stdout)["settlements"] == 1
-    result = cli("credit", "show", "1", "-f", "shell", "-c", "ledger", json_output=False)
+    result = cli("credit", "show", "1", "-f", "shell", "-c", "entries", json_output=False)
     name, _, value = shlex.split(result.stdout)[0].partition("=")
-    assert name == "ledger"
+    assert name == "entries"
     assert [e["type"] for e in json.loads(value)] == ["grant", "debit"]
     # JSON keeps the objects themselves.
     assert cli.ok("audit")["checked"]["settlements"] == 1

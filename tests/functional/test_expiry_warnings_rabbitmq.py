@@ -52,9 +52,9 @@ def test_a_warning_lost_by_a_broker_that_is_down_is_sent_by_the_next_run(
     assert down.code == 1, (down.stdout, down.stderr)
     # One line: not the rabbit driver's reconnection attempts before it as well.
     assert down.stderr.splitlines() == [
-        "ovh-credit: 1 expiry warnings could not be sent (the notification transport failed, "
-        "see the log); they are not recorded as sent, and the run stopped there: the next "
-        "run sends them and the rest"]
+        "ovh-credit: 1 expiry warning could not be sent (the notification transport failed: "
+        "OperationalError: [Errno 111] Connection refused); it is not recorded as sent, and "
+        "the run stopped there: the next run sends it and the rest"]
     summary = down.json()
     assert (summary["credits_notified"], summary["by_threshold"]) == (0, {"7": 0, "30": 0})
 

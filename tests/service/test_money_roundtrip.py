@@ -181,7 +181,7 @@ def test_huge_and_sub_cent_amounts_round_trip_through_the_service_and_the_cli(
         "1000000000000000.00",
     )
     shown_json = cli.ok("credit", "show", str(paid.credit_id))
-    assert [e["amount"] for e in shown_json["ledger"]] == ["1000000000000000.00", *lines]
+    assert [e["amount"] for e in shown_json["entries"]] == ["1000000000000000.00", *lines]
     replayed = cli.ok("settle", "-", stdin=invoice.model_dump_json())
     assert [a["amount"] for a in replayed[0]["allocations"]] == lines
     assert replayed[0]["credit_applied"] == "1000000000000000.00"

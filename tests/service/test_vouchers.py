@@ -847,7 +847,7 @@ def test_cli_voucher_unblock_and_attempts(cli: Cli, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["voucher", "unblock", "p1"], 2, "the following arguments are required: --reason"),
-    (["voucher", "unblock", "p1", "--reason", " "], 1, "needs a reason"),
+    (["voucher", "unblock", "p1", "--reason", " "], 2, "needs a reason"),
     (["voucher", "unblock", "bad project", "--reason", "x"], 1, "invalid project id"),
 ])
 def test_cli_voucher_unblock_refusals(cli: Cli, args: list[str], code: int,
