@@ -63,7 +63,7 @@ FR = {
     "policy does not allow %(rule)s on project %(project)s":
         "la politique d'accès n'autorise pas %(rule)s sur le projet %(project)s",
     "policy does not allow %(rule)s": "la politique d'accès n'autorise pas %(rule)s",
-    "no credit %(id)s": "aucun crédit %(id)s",
+    "no credit %(id)s": "crédit %(id)s introuvable",
     "no order %(id)s": "aucun bon de commande %(id)s",
     "Invalid request": "Requête invalide",
     "Invalid amount": "Montant invalide",
@@ -167,7 +167,7 @@ FR = {
     "Server error": "Erreur du serveur",
     "error": "erreur",
     "request %(request_id)s": "requête %(request_id)s",
-    "retry after %(seconds)ss": "réessayer dans %(seconds)s s",
+    "retry after %(seconds)ss": "réessayez dans %(seconds)s s",
     "retry after %(date)s": "réessayer après %(date)s",
     "a void reason must be UTF-8 text without NUL characters":
         "un motif d'invalidation doit être du texte UTF-8 sans caractère NUL",
@@ -425,7 +425,7 @@ FR = {
     "must be 1-255 characters: letters, digits and ._:@/-":
         "doit compter de 1 à 255 caractères : lettres, chiffres et ._:@/-",
     "no answer": "aucune réponse",
-    "no credit %(credit_id)s": "aucun crédit %(credit_id)s",
+    "no credit %(credit_id)s": "crédit %(credit_id)s introuvable",
     "no driver for %(drivername)r: install ovh-credit-plugin[postgresql] or [mysql] "
     "(%(error)s)%(hint)s":
         "aucun pilote pour %(drivername)r : installez ovh-credit-plugin[postgresql] ou [mysql] "

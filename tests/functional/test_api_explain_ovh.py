@@ -209,7 +209,7 @@ def test_another_projects_credit_is_answered_as_a_missing_one(ledger: Ledger) ->
         assert detail(f"{OTHER}/credit/{bought}", admin) == f"no credit {bought}"
         assert detail(f"{OTHER}/credit/{missing}", admin) == f"no credit {missing}"
         assert detail(f"{PROJECT}/credit/{theirs}",
-                      {**reader(), "Accept-Language": "fr"}) == f"aucun crédit {theirs}"
+                      {**reader(), "Accept-Language": "fr"}) == f"crédit {theirs} introuvable"
 
 
 def test_wrong_paths_ids_and_methods(ledger: Ledger) -> None:

@@ -174,7 +174,7 @@ def test_every_refusal_on_the_customer_journey_reads_in_french(ledger: Ledger) -
             Refusal("no credentials", "GET", "/credits", 401, "unauthorized",
                     "Authentification requise", "la requête ne porte aucune authentification"),
             Refusal("an unknown credit", "GET", "/credits/99999", 404, "not_found",
-                    "Introuvable", "aucun crédit 99999", headers=buyer),
+                    "Introuvable", "crédit 99999 introuvable", headers=buyer),
             Refusal("a bad marker (orders)", "GET", "/orders?marker=NOPE", 400,
                     "invalid_request", invalid, "marqueur 'NOPE' inconnu", headers=buyer),
             Refusal("a bad marker (credits)", "GET", "/credits?marker=99999", 400,
