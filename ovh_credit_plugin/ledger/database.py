@@ -124,6 +124,11 @@ _CAUSES: dict[str | int, str] = {
     "57014": "statement canceled (statement_timeout, or an operator)",
     1969: "max_statement_time exceeded", 3024: "max_execution_time exceeded",
     1317: "query interrupted (KILL QUERY)",
+    # PostgreSQL going away under a transaction (retried as a lost connection).
+    "57P01": "server shut down the connection (a restart, a failover, or an operator)",
+    "57P02": "server crashed",
+    "57P03": "server not accepting connections yet (starting up or shutting down)",
+    "08006": "connection failure", "08003": "connection does not exist",
 }
 
 
