@@ -57,7 +57,6 @@ _translators = oslo_i18n.TranslatorFactory(domain=DOMAIN,
 _ = _translators.primary
 
 
-
 def _locale_language() -> str:
     # The catalog gettext picks for the process locale, as oslo.i18n did for
     # ``_`` just above (once, at import): the first of LANGUAGE, LC_ALL,
@@ -144,8 +143,8 @@ def _catalog(language: str) -> gettext.NullTranslations:
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
-    """The form ``language`` takes for ``count`` (French: 0 and 1 singular), then ``%``
-    its parameters: a message with a count, for the command lines.
+    """The form the process's language takes for ``count`` (French: 0 and 1 singular),
+    then ``%`` its parameters: a message with a count, for the command lines.
 
     Translated at once in the process's language, in lazy mode too: oslo.i18n's
     lazy plural message raises ValueError when it is made (a process that
@@ -233,12 +232,16 @@ def typed_amount(text: str, language: str) -> Decimal | None:
     French, ``1,000.50`` in English), or in the machine form (``1000.50``) in any;
     None when it is neither, or ambiguous for that language (``10,5`` in English).
 
-    A comma is never read as a decimal mark where the language groups with it:
-    "1,000" in English is a thousand, not 1.000.
+    A mark is never read as a decimal one where the language groups with it:
+    "1,000" in English is a thousand, not 1.000; "1.000" in German, a thousand to
+    its writer and 1.000 in the machine form, is None (a currency of three
+    decimals would take either). A point that cannot group ("50.00") is read in
+    the machine form in every language.
     """
     text = text.strip()
-    if _PLAIN_DECIMAL.fullmatch(text):
-        return Decimal(text)
+    machine = Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else None
+    if machine is not None and "." not in text:
+        return machine
     if not _TYPED.fullmatch(text):
         return None
     from babel.numbers import NumberFormatError, get_group_symbol, parse_decimal
@@ -250,7 +253,9 @@ def typed_amount(text: str, language: str) -> Decimal | None:
     try:
         found = parse_decimal(text, locale=locale, strict=True)
     except NumberFormatError:
-        return None
+        return machine  # "50.00" in German: a point that cannot group
+    if machine is not None and found != machine:
+        return None  # "1.000" in German: a thousand to its writer, ambiguous here
     return found if found.is_finite() else None
 
 

@@ -27,6 +27,8 @@ ZERO = Decimal(0)
 _QUANTA = tuple(Decimal(1).scaleb(-places) for places in range(LEDGER_PLACES + 1))
 # ASCII digits only: Decimal() also reads other scripts' digits (Arabic-Indic, fullwidth).
 _PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+# Groups of three after a comma, as English writes thousands ("1,000,000.50").
+_COMMA_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?", re.ASCII)
 # What invoices and rated usage almost always hold: below MAX_AMOUNT, unsigned,
 # at most LEDGER_PLACES decimals. Such text passes every check of parse_amount
 # but the zero one (and the places one when fewer places are allowed).
@@ -120,9 +122,11 @@ def parse_amount(  # noqa: PLR0912 - one branch per input shape reads best
         try:
             amount = Decimal(text)
         except decimal.InvalidOperation:
-            if _PLAIN_DECIMAL.fullmatch(text.replace(",", ".", 1)):
-                # "10,5" (a French reader's 10.5) or "1,000" (an English one's
-                # thousand): a number to its writer, and either meaning is plausible.
+            if (_PLAIN_DECIMAL.fullmatch(text.replace(",", ".", 1))
+                    or _COMMA_GROUPED.fullmatch(text)):
+                # "10,5" (a French reader's 10.5) or "1,000" and "1,000.50" (an
+                # English one's thousand): a number to its writer, which we take
+                # in one form only.
                 raise exceptions.InvalidAmount(
                     _("%(field)s %(value)r must be written without a comma: a point for "
                       "decimals, like '1234.50'") % {"field": field, "value": value}) from None

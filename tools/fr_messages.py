@@ -168,7 +168,7 @@ FR = {
     "error": "erreur",
     "request %(request_id)s": "requête %(request_id)s",
     "retry after %(seconds)ss": "réessayez dans %(seconds)s s",
-    "retry after %(date)s": "réessayer après %(date)s",
+    "retry after %(date)s": "réessayez après %(date)s",
     "a void reason must be UTF-8 text without NUL characters":
         "un motif d'invalidation doit être du texte UTF-8 sans caractère NUL",
     "charge %(key)s: line id %(id)r appears twice":

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
@@ -190,7 +190,7 @@ def parse_batch_size(text: str) -> int:
     return size
 
 
-def reason_of(refusal: str) -> Any:
+def reason_of(refusal: str) -> Callable[[str], str]:
     """``--reason`` values: some text; an empty or blank one is refused with ``refusal``."""
 
     def parse(text: str) -> str:
@@ -524,6 +524,11 @@ class VoucherActivate(_Base, ShowOne):
             return super().run(parsed_args)
         except exceptions.VoucherRefused:
             raise  # the catalog's answer: nothing left to finish
+        except exceptions.CurrencyMismatch:
+            # Before the POST nothing was redeemed; after it, the service's words
+            # say what was redeemed and that a rerun cannot finish it (the project
+            # holds its currency): "may have redeemed ... again finishes it" is false.
+            raise
         except exceptions.CreditError as error:
             # A failure once the redemption was asked for (a timeout, a 500 on the
             # POST) leaves the activation pending: the service logs it, and the
@@ -1081,8 +1086,9 @@ class NotifyExpiring(_Base, ShowOne):
 #: plugin's notifier when the transport cannot be built (the exception an argument).
 _SEND_FAILURE_LOGGERS = ("oslo_messaging.notify.messaging", "oslo_messaging.notify.notifier",
                          "ovh_credit_plugin.service.events")
-# user:password@ in a URL an error may quote (a transport URL).
-_URL_PASSWORD = re.compile(r"(//[^/\s:@]*:)[^/\s@]*@")
+# user:password@ in a URL an error may quote (a transport URL): after its "//", and
+# after each "," of a cluster's (rabbit://u:p@host1,u:p@host2/).
+_URL_PASSWORD = re.compile(r"((?://|,)[^/\s:@,]*:)[^/\s@]*@")
 
 
 class _SendFailure(logging.Handler):

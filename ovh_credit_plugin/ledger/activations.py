@@ -27,13 +27,14 @@ class Activation(NamedTuple):
     id: int
     status: str
     credit_id: int | None
-    #: Pending, and a resumed try may have sent its key to the catalog.
+    #: Pending, and its key may have been sent to the catalog (:func:`mark_sent`).
     sent: bool = False
 
 
-#: The ``redemption_id`` of a pending activation whose key a resumed try may
-#: have sent to the catalog (:func:`mark_sent`): the try that wrote the intent
-#: must not drop it when it fails before its own POST.
+#: The ``redemption_id`` of a pending activation whose key may have been sent to
+#: the catalog (:func:`mark_sent`): by a resumed try, and the try that wrote the
+#: intent must not drop it when it fails before its own POST; or by a try whose
+#: POST failed, and the next try replays the key whatever its lookup says.
 SENT = "(redemption sent)"
 
 _ACTIVATION = sa.select(_A.c.id, _A.c.status, _A.c.credit_id, _A.c.redemption_id).where(
@@ -101,7 +102,8 @@ def drop_intent(conn: Connection, key: str, *, sent: bool = False) -> None:
 
 def mark_sent(conn: Connection, key: str) -> bool:
     """Record that the pending intent under ``key`` is about to be sent to the catalog
-    by a try that did not write it (a resume); False when there is no such intent."""
+    by a try that did not write it (a resume), or was sent by a try whose POST failed;
+    False when there is no such intent."""
     return bool(conn.execute(_MARK_SENT, {"key": key}).rowcount)
 
 

@@ -385,8 +385,9 @@ class CreditClient:
                 ks_exceptions.SSLError) as error:
             raise no_answer(error) from error
         except ks_exceptions.ClientException as error:
-            # No request sent (no rating endpoint in the catalog, bad credentials
-            # for the token request): keystoneauth's own message.
+            # Mostly no request sent (no rating endpoint in the catalog, bad
+            # credentials for the token request), or one requests failed otherwise
+            # (UnknownConnectionError): keystoneauth's own message.
             raise CreditAPIError(" ".join(str(error).split())) from error
         if response.status_code >= 400:
             raise error_message(response.status_code, response.content, response.headers)

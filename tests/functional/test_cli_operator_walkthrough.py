@@ -8,7 +8,8 @@
 - counts of one read in the singular;
 - the "schema newer than this code" error names the database, as the "older" one does;
 - a voucher activation that failed after its redemption was asked for says it is pending,
-  and how to finish it.
+  and how to finish it; not when the project cannot take what was redeemed (no rerun
+  finishes that).
 """
 
 from __future__ import annotations
@@ -207,3 +208,24 @@ def test_the_expiry_summary_logged_counts_one_project_in_the_singular(
     (summary,) = [line for line in log.read_text().splitlines()
                   if "expiry warnings at" in line]
     assert "1 project forecast, 1 sent (7 days: 1)" in summary, summary
+
+
+def test_a_redemption_the_project_cannot_take_is_not_told_to_be_finished_by_a_rerun(
+        cli: Cli, catalog: CatalogServer) -> None:
+    """The service's words ("was redeemed in USD ... until support resolves it") stand
+    alone: "the catalog may have redeemed" and "running it again finishes it" are false
+    while the project holds EUR (docs/voucher-catalog.md)."""
+    cli.ok("order", "pay", cli.ok("order", "create", "p1", "10")["id"])  # p1 holds EUR
+    catalog.inject(Fault("status", method="POST", status=500, times=10))
+    assert cli("voucher", "activate", "p1", CODE).code == 1  # pending, marked as sent
+    catalog.clear_faults()
+    catalog.vouchers[CODE]["currency"] = "USD"  # edited at the catalog meanwhile
+
+    failed = cli("voucher", "activate", "p1", CODE)
+    assert failed.code == 1
+    line = failed.stderr.splitlines()[-1]
+    assert "was redeemed in USD, but project p1 bills in EUR" in line, line
+    assert "until support resolves it" in line, line
+    assert "may have redeemed" not in line, line
+    assert "finishes it" not in line, line
+    assert [row["project_id"] for row in cli.ok("voucher", "pending")] == ["p1"]

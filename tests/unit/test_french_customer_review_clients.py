@@ -136,6 +136,31 @@ def test_no_answer_is_one_line_in_the_locales_language(language: str,
 # -- the panel's amount field ------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("language", "typed", "ordered"), [
+    # Where a point groups (German, Spanish, Italian...: languages Horizon offers),
+    # "1.000" is a thousand to its writer and 1.000 in the machine form: either is
+    # plausible, as "10,5" is in English. Only a currency with three decimals (KWD)
+    # takes 1.000; a point that cannot group is a decimal mark in every language.
+    ("de", "1.000", None),
+    ("es", "12.500", None),
+    ("de", "1.000,000", "1000.000"),
+    ("de", "1.5", "1.5"),
+    ("en", "1.000", "1.000"),
+    ("fr", "1.000", "1.000"),
+])
+def test_a_point_grouping_thousands_is_never_read_as_a_decimal_mark(
+        language: str, typed: str, ordered: str | None) -> None:
+    data: dict[str, Any] = {"amount": typed, "currency": "KWD", "request_key": "k"}
+    with translation.override(language):
+        form = credit_forms.AddCreditForm(_request("post", data=data), data=data)
+        valid = form.is_valid()
+    if ordered is None:
+        assert not valid and "amount" in form.errors, form.cleaned_data
+    else:
+        assert valid, form.errors
+        assert form.cleaned_data["amount"] == ordered
+
+
 def test_an_english_thousands_separator_is_never_read_as_a_decimal_mark() -> None:
     data: dict[str, Any] = {"amount": "1,000", "currency": "KWD", "request_key": "k"}
     with translation.override("en"):
@@ -159,6 +184,9 @@ def test_an_english_thousands_separator_is_never_read_as_a_decimal_mark() -> Non
     ("en", "1_000", None),
     ("fr", "\u0661\u0662", None),
     ("en", "-5", None),
+    ("de", "1.000,50", "1000.50"),
+    ("de", "10,5", "10.5"),
+    ("de", "50.00", "50.00"),
 ])
 def test_the_amount_is_read_as_the_users_language_writes_numbers(
         language: str, typed: str, ordered: str | None) -> None:

@@ -420,7 +420,11 @@ def test_floor_to_ledger_never_rounds_up(value: Decimal, expected: str) -> None:
                   "like '1234.50'"),
     ("1,000", {}, "amount '1,000' must be written without a comma: a point for decimals, "
                   "like '1234.50'"),
-    ("1,000.50", {}, "amount '1,000.50' is not a decimal number"),
+    ("1,000.50", {}, "amount '1,000.50' must be written without a comma: a point for "
+                     "decimals, like '1234.50'"),
+    ("1,000,000", {}, "amount '1,000,000' must be written without a comma: a point for "
+                      "decimals, like '1234.50'"),
+    ("1,00,0", {}, "amount '1,00,0' is not a decimal number"),
 ])
 def test_each_refusal_of_an_amount_says_what_is_wrong_in_full(
     value: Any, kwargs: dict[str, Any], message: str
