@@ -148,7 +148,7 @@ class ApiSigErrors:
                           errors.logged_path(environ), environ.get(errors.REQUEST_ID_ENV))
             response = errors.error_response(
                 errors.ApiError("internal_error", errors.INTERNAL_ERROR_DETAIL), request)
-        if response.status_code >= 400 and not _is_api_sig(response):
+        if response.status_code >= 400 and not _is_api_sig(response, environ):
             error = errors.http_error(response.status_code, environ, request.method)
             rewritten = errors.error_response(error, request)
             for name in ("WWW-Authenticate", "Retry-After", "Allow"):
@@ -158,9 +158,12 @@ class ApiSigErrors:
         return response(environ, start_response)  # type: ignore[no-any-return]
 
 
-def _is_api_sig(response: webob.Response) -> bool:
+def _is_api_sig(response: webob.Response, environ: dict[str, Any]) -> bool:
     if response.content_type != "application/json":
         return False
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        # No body to read: whether ours wrote it (with GET's headers).
+        return bool(environ.get(errors.API_SIG_STATUS_ENV) == response.status_code)
     try:
         document = json.loads(response.body)
     except ValueError:

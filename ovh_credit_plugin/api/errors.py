@@ -22,6 +22,9 @@ from ovh_credit_plugin.ledger.database import is_canceled, is_retryable
 
 #: The request id oslo.middleware's RequestId puts in the WSGI environ.
 REQUEST_ID_ENV = "openstack.request_id"
+#: The status of the API-SIG document written for the request (:func:`error_response`):
+#: an answer to HEAD has no body to tell it by.
+API_SIG_STATUS_ENV = "ovh_credit.api_sig_status"
 REQUEST_ID_HEADER = "X-Openstack-Request-Id"
 JSON = "application/json"
 #: The Cache-Control of every answer but the version document's: each depends on
@@ -192,6 +195,7 @@ def error_response(error: ApiError, request: webob.Request) -> webob.Response:
     response.headers["Cache-Control"] = NO_STORE
     for name, value in error.headers.items():
         response.headers[name] = value
+    request.environ[API_SIG_STATUS_ENV] = error.status
     return response
 
 

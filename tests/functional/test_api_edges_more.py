@@ -166,3 +166,19 @@ def test_a_nul_character_in_an_order_id_marker_or_key_is_not_a_500(ledger: Ledge
             answer = call(method, f"{url}/v1/{path}", headers=MEMBER)
             assert answer.status_code == status, (path, answer.text)
             assert answer.json()["errors"][0]["detail"] == detail, path
+
+
+def test_head_on_an_error_answers_gets_headers_too(ledger: Ledger) -> None:
+    # The body left out for HEAD used to look like no API-SIG document to the
+    # layer that rewrites other errors into one: HEAD got another document's
+    # Content-Length (and, behind it, another error: "no such resource").
+    credit, _order = seed(ledger)
+    with standalone(ledger) as url:
+        for path, status in (("credits/999", 404), ("credits?limit=0", 400),
+                             (f"credits/{credit}x", 404)):
+            got = call("GET", f"{url}/v1/{path}", headers=MEMBER)
+            headed = head(f"{url}/v1/{path}", MEMBER)
+            assert (got.status_code, headed.status_code) == (status, status), path
+            assert headed.content == b"", path
+            for name in ("Content-Type", "Content-Length", "Content-Language", "Cache-Control"):
+                assert headed.headers.get(name) == got.headers.get(name), (path, name)
