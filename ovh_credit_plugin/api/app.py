@@ -96,7 +96,7 @@ def _versions(environ: dict[str, Any], start_response: Callable[..., Any]) -> It
         error = errors.http_error(406, environ, request.method)
     elif request.method not in ("GET", "HEAD"):
         error = errors.http_error(405, environ, request.method)
-        error.headers["Allow"] = "GET"
+        error.headers["Allow"] = "GET, HEAD"
     else:
         versioned = environ.get("PATH_INFO", "") in _VERSION_PATHS
         response = version_document(request, versioned=versioned)

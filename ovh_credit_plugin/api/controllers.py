@@ -915,7 +915,7 @@ def allowed_methods(args: list[str]) -> list[str]:
         return []
     resource, rest = segments[0], segments[1:]
     if resource == "ovh":
-        return ["GET"] if OvhController.served(rest) else []
+        return ["GET", "HEAD"] if OvhController.served(rest) else []
     controller = _CONTROLLERS.get(resource)
     if controller is None:
         return []
@@ -928,6 +928,8 @@ def allowed_methods(args: list[str]) -> list[str]:
         found = list(controller._custom_actions.get(rest[1], []))
     else:
         found = []
+    if "GET" in found:
+        found.append("HEAD")  # served wherever GET is (_route)
     return sorted(found)
 
 

@@ -116,7 +116,7 @@ def test_the_version_document_is_only_read(ledger: Ledger, method: str) -> None:
         refused = call(method, f"{url}/", data=b'{"versions": []}',
                        headers={"Content-Type": "application/json"})
         error = api_sig(refused, 405, "method_not_allowed")
-        assert refused.headers["Allow"] == "GET"
+        assert refused.headers["Allow"] == "GET, HEAD"
         assert error["detail"] == f"{method} is not allowed on /"
         assert call("GET", f"{url}/").json()["versions"][0]["id"] == "v1.0"
         headed = call("HEAD", f"{url}/")

@@ -113,7 +113,7 @@ def test_the_versioned_document_is_only_read(ledger: Ledger, method: str) -> Non
             assert error["code"] == "cloud_credit.method_not_allowed"
             assert error["detail"] == f"{method} is not allowed on {path}"
             assert error["request_id"] == refused.headers["X-Openstack-Request-Id"]
-            assert refused.headers["Allow"] == "GET"
+            assert refused.headers["Allow"] == "GET, HEAD"
             assert refused.headers["Cache-Control"] == "no-store"
 
 
