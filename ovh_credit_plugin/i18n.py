@@ -19,6 +19,7 @@ built (``setup.py``) and shipped in the wheel.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import decimal
 import functools
 import gettext
@@ -273,6 +274,53 @@ def _pattern(language: str, places: int) -> tuple[Locale, NumberPattern]:
     pattern = copy.copy(locale.decimal_formats[None])
     pattern.frac_prec = (places, places)
     return locale, pattern
+
+
+def moment(value: dt.datetime, *, now: bool = False) -> str:
+    """``value`` for a message's placeholder, as the reader's language writes a moment,
+    in UTC: ``1 janv. 2035, 12:01:30 UTC`` in French, ``Jan 1, 2035, 12:01:30 PM UTC``
+    in English (CLDR's medium form, through Babel).
+
+    Lazy like :func:`amount` (the REST API): ``str()`` of it is RFC 3339
+    (``2035-01-01T12:01:30Z``), which log lines quote; written at once in the
+    locale's language otherwise, or with ``now``.
+    """
+    at = value.astimezone(dt.timezone.utc)
+    if _lazy.USE_LAZY and not now:
+        return _Moment(at)
+    return written_moment(at, _PROCESS_LANGUAGE)
+
+
+def written_moment(value: dt.datetime, language: str) -> str:
+    """``value`` (UTC) as ``language`` writes it (see :func:`moment`)."""
+    from babel.dates import format_datetime
+
+    locale = _pattern(language, 0)[0]
+    text = format_datetime(value, "medium", tzinfo=dt.timezone.utc, locale=locale)
+    return f"{text}{NBSP}UTC".replace("\u202f", NBSP)
+
+
+def _rfc3339(value: dt.datetime) -> str:
+    text = value.astimezone(dt.timezone.utc).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+class _Moment(_message.Message):
+    """A moment as a lazy message's parameter (see :class:`_Amount`)."""
+
+    _at: dt.datetime
+
+    def __new__(cls, at: dt.datetime) -> _Moment:
+        machine = _rfc3339(at)
+        made = cast("_Moment", super().__new__(cls, machine, msgtext=machine, domain=DOMAIN))
+        made._at = at
+        return made
+
+    def translation(self, desired_locale: str | None = None) -> str:
+        return written_moment(self._at, desired_locale or _PROCESS_LANGUAGE)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Moment, (self._at,))
 
 
 class _Amount(_message.Message):

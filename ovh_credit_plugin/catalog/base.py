@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from ovh_credit_plugin import contracts, exceptions
+from ovh_credit_plugin import contracts, exceptions, i18n
 from ovh_credit_plugin.i18n import _
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def check_usable(
     if voucher.valid_from is not None and at < voucher.valid_from:
         raise VoucherUnavailable(
             _("voucher %(code)s is not valid before %(time)s")
-            % {"code": masked, "time": contracts.isoformat(voucher.valid_from)},
+            % {"code": masked, "time": i18n.moment(voucher.valid_from)},
             status=410,
         )
     if voucher.status == "expired" or (

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import contracts, exceptions
+from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import activations
 from ovh_credit_plugin.ledger.database import Database, describe_failure
@@ -247,7 +247,7 @@ def throttled(at: dt.datetime, retry_after: int | None) -> exceptions.TooManyAtt
         _("too many failed voucher attempts on this project: try again later")
         if retry_after is None else
         _("too many failed voucher attempts on this project: try again after %(when)s")
-        % {"when": contracts.isoformat(_to_the_second(at + dt.timedelta(seconds=retry_after)))})
+        % {"when": i18n.moment(_to_the_second(at + dt.timedelta(seconds=retry_after)))})
     return exceptions.TooManyAttempts(message, retry_after=retry_after)
 
 

@@ -411,7 +411,7 @@ def test_a_voucher_is_not_activated_before_it_is_valid(
     with pytest.raises(exceptions.VoucherRefused) as caught:
         service.activate_voucher("p1", "WELCOME-2026", at=T0)
     assert str(caught.value) == PUBLIC
-    assert "not valid before 2026-04-01" in caught.value.reason
+    assert "not valid before Apr 1, 2026, 10:00:00\u00a0AM\u00a0UTC" in caught.value.reason
     assert stub.redeems == 0 and redemptions(service, "WELCOME-2026") == 0
     assert service.activate_voucher("p1", "WELCOME-2026", at=starts).valid_from == starts
 
@@ -579,8 +579,9 @@ def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditServ
     with pytest.raises(exceptions.TooManyAttempts) as caught:
         service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=30))
     # One of the two counted tries must leave the window: the oldest, at T0.
+    # T0 + 600 s, as English writes a moment.
     assert str(caught.value) == ("too many failed voucher attempts on this project: try again "
-                                 f"after {contracts.isoformat(T0 + dt.timedelta(seconds=600))}")
+                                 "after Jan 31, 2026, 10:10:00\u00a0AM\u00a0UTC")
     assert caught.value.retry_after == 570
     service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=600))
 
@@ -624,7 +625,7 @@ def test_a_try_refused_while_a_place_frees_up_may_try_again_at_once(
     [error] = refused
     assert (str(error), error.retry_after) == (
         "too many failed voucher attempts on this project: try again after "
-        f"{contracts.isoformat(T0 + dt.timedelta(seconds=1))}", 1)
+        "Jan 31, 2026, 10:00:01\u00a0AM\u00a0UTC", 1)
     assert service.activate_voucher("p1", "GPU-ONLY", at=T0).kind == "voucher"
 
 
@@ -1522,7 +1523,7 @@ def test_a_throttled_try_says_when_the_project_may_try_again_or_later_when_unkno
     known = throttled(at, 90)
     assert (str(known), known.retry_after) == (
         "too many failed voucher attempts on this project: try again after "
-        "2035-01-01T12:01:30Z", 90)
+        "Jan 1, 2035, 12:01:30\u00a0PM\u00a0UTC", 90)
     # Tries freed between the count and the computation (a race): no time to give.
     unknown = throttled(at, None)
     assert (str(unknown), unknown.retry_after) == (
