@@ -9,10 +9,13 @@ import pytest
 
 from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.service import CreditService
-from tests.service.test_vouchers import throttled_service
+from tests.service.test_vouchers import eager, throttled_service
+
+__all__ = ["eager"]
 from tests.support.ledgers import T0
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_throttled_try_says_a_whole_second_never_before_it_may_try_again(
         service: CreditService) -> None:
     throttled_service(service, limit=1, window=600)

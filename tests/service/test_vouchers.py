@@ -102,6 +102,15 @@ def stub(service: CreditService) -> Iterator[StubCatalog]:
     service.catalog = original
 
 
+@pytest.fixture
+def eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command line's mode: messages written at once, in the process's language
+    (English here), whatever an in-process REST API left the mode at."""
+    import oslo_i18n
+
+    monkeypatch.setattr(oslo_i18n._lazy, "USE_LAZY", False)
+
+
 def throttled_service(service: CreditService, *, limit: int = 3, window: int = 600) -> None:
     service.settings = replace(service.settings, voucher_max_failed_attempts=limit,
                                voucher_attempt_window=window)
@@ -402,6 +411,7 @@ def test_unknown_used_and_expired_codes_look_the_same_to_the_customer(
     assert "NO-SUCH-CODE" not in logged
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_voucher_is_not_activated_before_it_is_valid(
     service: CreditService, stub: StubCatalog
 ) -> None:
@@ -571,6 +581,7 @@ def test_resuming_a_pending_activation_is_not_throttled(
     assert service.pending_activations() == []
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditService) -> None:
     throttled_service(service, limit=2, window=600)
     for n in range(3):  # the third one at the limit is refused: two counted
@@ -586,6 +597,7 @@ def test_a_throttled_try_says_when_the_project_may_try_again(service: CreditServ
     service.activate_voucher("p1", "WELCOME-2026", at=T0 + dt.timedelta(seconds=600))
 
 
+@pytest.mark.usefixtures("eager")
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "sqlite"], indirect=True)
 def test_a_try_refused_while_a_place_frees_up_may_try_again_at_once(
         service: CreditService, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1516,6 +1528,7 @@ def test_an_unblock_without_a_reason_or_an_operator_is_refused_in_full(
         service.activate_voucher("p1", "WELCOME-2026", at=T0)
 
 
+@pytest.mark.usefixtures("eager")
 def test_a_throttled_try_says_when_the_project_may_try_again_or_later_when_unknown() -> None:
     from ovh_credit_plugin.service.voucher_throttle import throttled
 
