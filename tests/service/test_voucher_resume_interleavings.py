@@ -367,6 +367,42 @@ def test_a_resume_whose_lookup_is_refused_redeems_nothing_the_project_cannot_tak
     assert redemptions(service, "YEN-1000") == 0
 
 
+def race_a_resume_with_a_held_first_try(
+    service: CreditService, ledger: Ledger, server_pool: ServerPool, code: str, *,
+    started: threading.Event, may_fail: threading.Event, holds: Callable[[str], bool],
+) -> tuple[Any, Any]:
+    """Try A of ``code`` for p1 runs in a thread ("first try") until its catalog call
+    sets ``started`` and waits for ``may_fail``; resume B then activates the same
+    code and holds the lock ``holds`` names (tests.support.locks.race) while A is let
+    fail. (B's outcome, A's): each an (credit, created) or the exception raised."""
+    outcome: dict[str, Any] = {}
+
+    def first_try() -> None:
+        try:
+            outcome["a"] = service.activate_voucher_outcome("p1", code, at=T0)
+        except BaseException as error:
+            outcome["a"] = error
+
+    first = threading.Thread(target=first_try, name="first try")
+    first.start()
+    assert started.wait(30)
+
+    def fail_first_try() -> Any:
+        may_fail.set()
+        first.join(60)
+        return outcome["a"]
+
+    engine = service.database.engine
+    try:
+        return race(
+            ledger.backend, server_pool,
+            holder=(engine, lambda: service.activate_voucher_outcome("p1", code, at=T0)),
+            waiter=(engine, fail_first_try), holds=holds)
+    finally:
+        may_fail.set()
+        first.join(60)
+
+
 # -- the claim's lock (PostgreSQL, MariaDB: SQLite writers never race) --------------------
 
 
@@ -394,36 +430,10 @@ def test_a_first_try_failing_at_its_lookup_waits_for_the_resume_claiming_its_int
         return answer
 
     stub.on_get = get
-    outcome: dict[str, Any] = {}
-
-    def first_try() -> None:
-        try:
-            outcome["a"] = service.activate_voucher("p1", "WELCOME-2026", at=T0)
-        except BaseException as error:
-            outcome["a"] = error
-
-    first = threading.Thread(target=first_try, name="first try")
-    first.start()
-    assert a_asking.wait(30)
-
-    def fail_first_try() -> Any:
-        a_may_fail.set()
-        first.join(60)
-        return outcome["a"]
-
     claim = re.compile(r"^SELECT .*FROM cloud_credit_voucher_activations WHERE ")
-    engine = service.database.engine
-    try:
-        resumed, failed = race(
-            ledger.backend, server_pool,
-            holder=(engine,
-                    lambda: service.activate_voucher_outcome("p1", "WELCOME-2026", at=T0)),
-            waiter=(engine, fail_first_try),
-            holds=lambda statement: bool(b_looked) and claim.search(statement) is not None,
-        )
-    finally:
-        a_may_fail.set()
-        first.join(60)
+    resumed, failed = race_a_resume_with_a_held_first_try(
+        service, ledger, server_pool, "WELCOME-2026", started=a_asking, may_fail=a_may_fail,
+        holds=lambda statement: bool(b_looked) and claim.search(statement) is not None)
     assert isinstance(failed, base.CatalogUnavailable), (resumed, failed)
     assert isinstance(resumed, tuple), (resumed, failed)
     credit, created = resumed

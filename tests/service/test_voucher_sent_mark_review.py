@@ -30,7 +30,10 @@ from tests.service.test_voucher_currency_edited import (
     in_usd,
     p1_credits,
 )
-from tests.service.test_voucher_resume_interleavings import events
+from tests.service.test_voucher_resume_interleavings import (
+    events,
+    race_a_resume_with_a_held_first_try,
+)
 from tests.service.test_vouchers import (  # noqa: F401 (backend, stub: fixtures)
     StubCatalog,
     backend,
@@ -39,7 +42,6 @@ from tests.service.test_vouchers import (  # noqa: F401 (backend, stub: fixtures
     stub,
 )
 from tests.support.ledgers import T0, Ledger, ServerPool
-from tests.support.locks import race
 
 KEY = base.idempotency_key("p1", CODE)
 
@@ -330,35 +332,10 @@ def test_the_mark_of_a_failed_post_waits_for_a_resume_holding_the_intent(
         return redemption
 
     stub.on_get, stub.on_redeem = get, redeem
-    outcome: dict[str, Any] = {}
-
-    def first_try() -> None:
-        try:
-            outcome["a"] = service.activate_voucher_outcome("p1", CODE, at=T0)
-        except BaseException as error:
-            outcome["a"] = error
-
-    first = threading.Thread(target=first_try, name="first try")
-    first.start()
-    assert a_sending.wait(30)
-
-    def fail_first_try() -> Any:
-        a_may_fail.set()
-        first.join(60)
-        return outcome["a"]
-
     caplog.set_level(logging.WARNING)
-    try:
-        resumed, failed = race(
-            ledger.backend, server_pool,
-            holder=(service.database.engine,
-                    lambda: service.activate_voucher_outcome("p1", CODE, at=T0)),
-            waiter=(service.database.engine, fail_first_try),
-            holds=lambda statement: bool(b_ready) and bool(LOCKED_ACTIVATION.search(statement)),
-        )
-    finally:
-        a_may_fail.set()
-        first.join(60)
+    resumed, failed = race_a_resume_with_a_held_first_try(
+        service, ledger, server_pool, CODE, started=a_sending, may_fail=a_may_fail,
+        holds=lambda statement: bool(b_ready) and bool(LOCKED_ACTIVATION.search(statement)))
     retried = [r.getMessage() for r in caplog.records
                if r.name == "ovh_credit_plugin.ledger.database"]
     assert retried == [], retried
@@ -399,36 +376,11 @@ def test_a_first_try_dropping_its_intent_waits_for_a_resume_claiming_it(
         return answer
 
     stub.on_get = get
-    outcome: dict[str, Any] = {}
-
-    def first_try() -> None:
-        try:
-            outcome["a"] = service.activate_voucher_outcome("p1", CODE, at=T0)
-        except BaseException as error:
-            outcome["a"] = error
-
-    first = threading.Thread(target=first_try, name="first try")
-    first.start()
-    assert a_asking.wait(30)
-
-    def fail_first_try() -> Any:
-        a_may_fail.set()
-        first.join(60)
-        return outcome["a"]
-
     caplog.set_level(logging.WARNING)
-    try:
-        resumed, failed = race(
-            ledger.backend, server_pool,
-            holder=(service.database.engine,
-                    lambda: service.activate_voucher_outcome("p1", CODE, at=T0)),
-            waiter=(service.database.engine, fail_first_try),
-            holds=lambda statement: bool(b_looked) and bool(
-                LOCKED_ACTIVATION.search(statement)),
-        )
-    finally:
-        a_may_fail.set()
-        first.join(60)
+    resumed, failed = race_a_resume_with_a_held_first_try(
+        service, ledger, server_pool, CODE, started=a_asking, may_fail=a_may_fail,
+        holds=lambda statement: bool(b_looked) and bool(
+            LOCKED_ACTIVATION.search(statement)))
     retried = [r.getMessage() for r in caplog.records
                if r.name == "ovh_credit_plugin.ledger.database"]
     assert retried == [], retried

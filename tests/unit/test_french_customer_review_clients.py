@@ -136,6 +136,20 @@ def test_no_answer_is_one_line_in_the_locales_language(language: str,
 # -- the panel's amount field ------------------------------------------------------------
 
 
+def _assert_read_as(language: str, typed: str, currency: str, ordered: str | None) -> None:
+    """The add-credit form, in ``language``, orders ``ordered`` for ``typed`` (None: the
+    amount is refused)."""
+    data: dict[str, Any] = {"amount": typed, "currency": currency, "request_key": "k"}
+    with translation.override(language):
+        form = credit_forms.AddCreditForm(_request("post", data=data), data=data)
+        valid = form.is_valid()
+    if ordered is None:
+        assert not valid and "amount" in form.errors, form.cleaned_data
+    else:
+        assert valid, form.errors
+        assert form.cleaned_data["amount"] == ordered
+
+
 @pytest.mark.parametrize(("language", "typed", "ordered"), [
     # Where a point groups (German, Spanish, Italian...: languages Horizon offers),
     # "1.000" is a thousand to its writer and 1.000 in the machine form: either is
@@ -150,15 +164,7 @@ def test_no_answer_is_one_line_in_the_locales_language(language: str,
 ])
 def test_a_point_grouping_thousands_is_never_read_as_a_decimal_mark(
         language: str, typed: str, ordered: str | None) -> None:
-    data: dict[str, Any] = {"amount": typed, "currency": "KWD", "request_key": "k"}
-    with translation.override(language):
-        form = credit_forms.AddCreditForm(_request("post", data=data), data=data)
-        valid = form.is_valid()
-    if ordered is None:
-        assert not valid and "amount" in form.errors, form.cleaned_data
-    else:
-        assert valid, form.errors
-        assert form.cleaned_data["amount"] == ordered
+    _assert_read_as(language, typed, "KWD", ordered)
 
 
 def test_an_english_thousands_separator_is_never_read_as_a_decimal_mark() -> None:
@@ -190,12 +196,4 @@ def test_an_english_thousands_separator_is_never_read_as_a_decimal_mark() -> Non
 ])
 def test_the_amount_is_read_as_the_users_language_writes_numbers(
         language: str, typed: str, ordered: str | None) -> None:
-    data: dict[str, Any] = {"amount": typed, "currency": "EUR", "request_key": "k"}
-    with translation.override(language):
-        form = credit_forms.AddCreditForm(_request("post", data=data), data=data)
-        valid = form.is_valid()
-    if ordered is None:
-        assert not valid and "amount" in form.errors, form.cleaned_data
-    else:
-        assert valid, form.errors
-        assert form.cleaned_data["amount"] == ordered
+    _assert_read_as(language, typed, "EUR", ordered)
