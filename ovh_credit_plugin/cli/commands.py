@@ -7,14 +7,11 @@ output shows money for humans (``1 234.50 EUR``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import getpass
 import json
-import logging
 import math
 import os
-import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -1050,9 +1047,8 @@ class NotifyExpiring(_Base, ShowOne):
     takes_at = True
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        with _transport_failure() as failure:
-            summary = self.service.notify_expiring(at=parsed_args.at)
-        self._failure = failure.error
+        summary = self.service.notify_expiring(at=parsed_args.at)
+        self._failure = summary.send_failure
         self._unsent = summary.credits_unsent
         counts = {str(days): summary.by_threshold.get(days, 0) for days in summary.thresholds}
         return self.FIELDS, (contracts.isoformat(summary.at), Listing(summary.thresholds),
@@ -1079,48 +1075,6 @@ class NotifyExpiring(_Base, ShowOne):
             self.app.stderr.write(f"ovh-credit: {unsent}\n")
             return 1
         return result
-
-
-#: Where a failed send is logged, never raised: oslo.messaging's notifier and its
-#: messaging driver (the transport's exception as the record's exc_info), and the
-#: plugin's notifier when the transport cannot be built (the exception an argument).
-_SEND_FAILURE_LOGGERS = ("oslo_messaging.notify.messaging", "oslo_messaging.notify.notifier",
-                         "ovh_credit_plugin.service.events")
-# user:password@ in a URL an error may quote (a transport URL): after its "//", and
-# after each "," of a cluster's (rabbit://u:p@host1,u:p@host2/).
-_URL_PASSWORD = re.compile(r"((?://|,)[^/\s:@,]*:)[^/\s@]*@")
-
-
-class _SendFailure(logging.Handler):
-    """The first exception logged by a failed send, as one short line."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.error = ""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.error:
-            return
-        found = record.exc_info[1] if record.exc_info else None
-        if found is None and isinstance(record.args, tuple):
-            found = next((a for a in record.args if isinstance(a, BaseException)), None)
-        if found is not None:
-            first = (str(found).splitlines() or [""])[0].strip()
-            text = f"{type(found).__name__}: {first}" if first else type(found).__name__
-            self.error = _URL_PASSWORD.sub(r"\1***@", text)[:200]
-
-
-@contextlib.contextmanager
-def _transport_failure() -> Iterator[_SendFailure]:
-    failure = _SendFailure()
-    loggers = [logging.getLogger(name) for name in _SEND_FAILURE_LOGGERS]
-    for logger in loggers:
-        logger.addHandler(failure)
-    try:
-        yield failure
-    finally:
-        for logger in loggers:
-            logger.removeHandler(failure)
 
 
 class _Amounts(columns.FormattableColumn[dict[str, str]]):

@@ -24,13 +24,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 import socket
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from oslo_config import cfg
 
@@ -181,6 +182,15 @@ def credit_voided(
 # -- sending -------------------------------------------------------------------
 
 
+class Delivery(NamedTuple):
+    """What :meth:`Notifier.deliver` did: how many events were sent, and why the next
+    one was not (the transport's error, one line, no password of its URL; "" when
+    every one was sent)."""
+
+    sent: int
+    failure: str = ""
+
+
 class Notifier:
     """Sends events through an ``oslo_messaging.Notifier`` built from the host's options.
 
@@ -219,9 +229,9 @@ class Notifier:
             # an operator's problem to see in the log, not the caller's error.
             _lost(pending, error)
 
-    def deliver(self, events: Iterable[Event]) -> int:
+    def deliver(self, events: Iterable[Event]) -> Delivery:
         """Send ``events`` in order, stopping at the first one that could not be sent;
-        how many were sent. Logs, never raises.
+        how many were sent, and why not the next. Logs, never raises.
 
         For a caller that records what it sent and must not record a lost message
         as sent (the expiry warnings, sent once each): :meth:`emit` cannot tell it.
@@ -232,24 +242,25 @@ class Notifier:
         """
         pending = list(events)
         if not pending:
-            return 0
+            return Delivery(0)
         sent = 0
         with _failures() as failures:
             try:
                 sender = self._get_sender()
                 if sender is None:
-                    return 0
+                    return Delivery(0)
                 for event in pending:
                     send = sender.warn if event.priority == "WARN" else sender.info
                     send({}, event.event_type, event.payload)
                     if failures.seen:
                         LOG.warning("notification %s could not be sent: %s",
                                     about([event]), failures.seen)
-                        break
+                        return Delivery(sent, failures.error or failures.seen)
                     sent += 1
             except Exception as error:
                 _lost(pending[sent:], error)
-        return sent
+                return Delivery(sent, described(error))
+        return Delivery(sent)
 
     def close(self) -> None:
         with self._lock:
@@ -320,20 +331,42 @@ def _lost(events: Sequence[Event], error: Exception) -> None:
 _OSLO_NOTIFY_LOGGERS = ("oslo_messaging.notify.notifier", "oslo_messaging.notify.messaging")
 
 
+# user:password@ in a URL an error may quote (a transport URL): after its "//", and
+# after each "," of a cluster's (rabbit://u:p@host1,u:p@host2/).
+_URL_PASSWORD = re.compile(r"((?://|,)[^/\s:@,]*:)[^/\s@]*@")
+
+
+def described(error: BaseException) -> str:
+    """``error`` in one short line for an operator's console: its class and first
+    line, no password of a URL it quotes."""
+    first = (str(error).splitlines() or [""])[0].strip()
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return _URL_PASSWORD.sub(r"\1***@", text)[:200]
+
+
 class _Failures(logging.Handler):
-    """Sees the ERROR records of the thread that made it (a send it failed)."""
+    """Sees the ERROR records of the thread that made it (a send it failed): the
+    record's first line (``seen``), and the transport's error it carries, if any
+    (``error``, :func:`described`)."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self._thread = threading.get_ident()
         self.seen = ""
+        self.error = ""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self._thread and not self.seen:
-            try:
-                self.seen = record.getMessage().splitlines()[0][:200] or "error"
-            except Exception:
-                self.seen = "error"
+        if record.thread != self._thread or self.seen:
+            return
+        try:
+            self.seen = record.getMessage().splitlines()[0][:200] or "error"
+        except Exception:
+            self.seen = "error"
+        found = record.exc_info[1] if record.exc_info else None
+        if found is None and isinstance(record.args, tuple):
+            found = next((a for a in record.args if isinstance(a, BaseException)), None)
+        if found is not None:
+            self.error = described(found)
 
 
 @contextlib.contextmanager

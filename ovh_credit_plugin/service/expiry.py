@@ -89,7 +89,7 @@ def expire(
         selected, done, lost, expired = database.write(work)
         unsent = expired
         if sending:
-            unsent = expired[notifier.deliver(expired):]
+            unsent = expired[notifier.deliver(expired).sent:]
             sending = not unsent
         if unsent and notifying:
             LOG.error("notifications %s not sent: the notification transport failed; the "

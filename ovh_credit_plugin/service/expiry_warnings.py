@@ -51,6 +51,8 @@ class ExpiringSummary:
     by_threshold: dict[int, int] = field(default_factory=dict)
     # Warnings the transport failed to send: not recorded, the next run sends them.
     credits_unsent: int = 0
+    # Why (events.Delivery.failure): the transport's error, for the operator's console.
+    send_failure: str = ""
 
 
 def notify_expiring(
@@ -100,7 +102,8 @@ def notify_expiring(
             return _record_new(conn, found, thresholds=thresholds, at=at)
 
         recorded = database.write(work)
-        delivered = notifier.deliver(new.event for new in recorded)
+        delivery = notifier.deliver(new.event for new in recorded)
+        delivered = delivery.sent
         for new in recorded[:delivered]:
             summary.credits_notified += 1
             summary.by_threshold[new.warning.threshold] = (
@@ -115,6 +118,7 @@ def notify_expiring(
 
             database.write(forget)
             summary.credits_unsent += len(unsent)
+            summary.send_failure = delivery.failure
             LOG.warning("expiry warnings at %s: %d could not be sent; not recorded as sent, "
                         "the next run sends them", contracts.isoformat(at), len(unsent))
             break

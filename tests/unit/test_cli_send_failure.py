@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from ovh_credit_plugin.cli import commands
+from ovh_credit_plugin.service import events
 
 
 @pytest.mark.parametrize("url", [
@@ -17,7 +17,7 @@ from ovh_credit_plugin.cli import commands
     "rabbit://a:s3cret@h1,b:s3cret@h2,c:s3cret@h3/vhost",
 ])
 def test_a_quoted_transport_url_keeps_no_password(url: str) -> None:
-    with commands._transport_failure() as failure:
+    with events._failures() as failure:
         try:
             raise ConnectionError(f"cannot reach {url}: refused")
         except ConnectionError:
