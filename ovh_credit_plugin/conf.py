@@ -379,6 +379,17 @@ cloud_credit_opts: list[cfg.Opt] = [
         "cloud_credit.credit.expiring notification, once per credit and threshold. "
         "Empty: no warnings.",
     ),
+    cfg.IntOpt(
+        "expiry_warning_send_timeout",
+        default=3600,
+        min=60,
+        max=7 * 86400,
+        help="Seconds a notify-expiring run may take to send the warnings it recorded. "
+        "A warning still unsent after that belongs to a run that died between "
+        "recording and sending it (killed, out of memory, a reboot): the next run "
+        "sends it, if it is still due. Longer than any run takes to send a batch "
+        "(a run still sending after it may see its warnings sent twice).",
+    ),
 ]
 
 api_group = cfg.OptGroup(

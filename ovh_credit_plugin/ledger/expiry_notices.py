@@ -6,6 +6,11 @@ job send each warning once, however often it runs and however many run at
 once: the second of two concurrent jobs fails its insert, and its retried
 transaction finds the row.
 
+A row is written with ``sending_since`` (the wall clock) and cleared by
+:func:`sent` once the transport has taken the warning: a row that keeps it
+belongs to a run that died between its commit and its send, and
+:func:`reclaim` deletes it for a later run to send.
+
 The job's candidates (:func:`projects_due`) are read here too; which of their
 credits have money at risk is the forecast's to say (``service/forecast.py``).
 """
@@ -77,20 +82,50 @@ def recorded(conn: Connection, credit_ids: Iterable[int]) -> set[tuple[int, int]
     }
 
 
-def record(conn: Connection, notices: Iterable[tuple[int, int]], *, at: dt.datetime) -> None:
-    """Record (credit_id, threshold_days) pairs as sent."""
-    rows = [{"credit_id": credit_id, "threshold_days": days, "created_at": at}
+def record(conn: Connection, notices: Iterable[tuple[int, int]], *, at: dt.datetime,
+           now: dt.datetime) -> None:
+    """Record (credit_id, threshold_days) pairs for the warnings about to be sent at
+    ``at`` (the forecast's moment), being sent since ``now`` (the wall clock)."""
+    rows = [{"credit_id": credit_id, "threshold_days": days, "created_at": at,
+             "sending_since": now}
             for credit_id, days in sorted(set(notices))]
     if rows:
         conn.execute(schema.expiry_notices.insert(), rows)
 
 
+def sent(conn: Connection, notices: Iterable[tuple[int, int]]) -> None:
+    """The transport took these pairs' warnings: they are sent."""
+    for days, ids in _by_days(notices):
+        conn.execute(schema.expiry_notices.update().where(
+            _N.threshold_days == days, _N.credit_id.in_(ids)).values(sending_since=None))
+
+
+def reclaim(conn: Connection, *, before: dt.datetime) -> list[tuple[int, int, dt.datetime]]:
+    """Delete the pairs still being sent since before ``before``: their run died
+    between recording and sending them. (credit_id, threshold_days, sending_since)
+    of each, in that order."""
+    found = [
+        (int(row.credit_id), int(row.threshold_days), row.sending_since)
+        for row in conn.execute(
+            sa.select(_N.credit_id, _N.threshold_days, _N.sending_since)
+            .where(_N.sending_since < before)
+            .order_by(_N.credit_id, _N.threshold_days))
+    ]
+    forget(conn, ((credit_id, days) for credit_id, days, _since in found))
+    return found
+
+
 def forget(conn: Connection, notices: Iterable[tuple[int, int]]) -> None:
     """Delete (credit_id, threshold_days) pairs recorded by a run that could not send
     their warning: the next run finds them unsent, and sends them."""
+    for days, ids in _by_days(notices):
+        conn.execute(schema.expiry_notices.delete().where(
+            _N.threshold_days == days, _N.credit_id.in_(ids)))
+
+
+def _by_days(notices: Iterable[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    """(threshold_days, its credit ids) for one statement per threshold, in order."""
     by_days: dict[int, set[int]] = {}
     for credit_id, days in notices:
         by_days.setdefault(days, set()).add(credit_id)
-    for days, ids in sorted(by_days.items()):
-        conn.execute(schema.expiry_notices.delete().where(
-            _N.threshold_days == days, _N.credit_id.in_(sorted(ids))))
+    return [(days, sorted(ids)) for days, ids in sorted(by_days.items())]

@@ -316,4 +316,7 @@ expiry_notices = Table(
            autoincrement=False),
     Column("threshold_days", Integer(), primary_key=True, autoincrement=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Set (the wall clock) while the warning is being sent; cleared once the transport
+    # has taken it. Still set after expiry_warning_send_timeout: its run died.
+    Column("sending_since", UTCDateTime(), nullable=True),
 )

@@ -16,6 +16,13 @@ which are new, and sent after it commits. A warning the notification
 transport fails to send (a broker down past ``retry``) is not left recorded
 as sent: its records are deleted, the run stops there, and the next run sends
 it (``credits_unsent`` says how many were left for it).
+
+A warning is recorded as being sent, and marked sent once the transport has
+taken it. A run killed between the two leaves it being sent: once that is
+older than ``[cloud_credit] expiry_warning_send_timeout``, the next run deletes
+its records and sends it again if it is still due. So a warning is sent at
+least once; a run killed after sending and before marking sends it twice
+(consumers tell them apart by ``credit_id`` and ``threshold_days``).
 """
 
 from __future__ import annotations
@@ -84,6 +91,8 @@ def notify_expiring(
         )
     thresholds = sorted(set(settings.forecast_warning_days))
     summary = ExpiringSummary(at=at, thresholds=thresholds)
+    _reclaim(database, before=times.now() - dt.timedelta(
+        seconds=settings.expiry_warning_send_timeout))
     after: str | None = None
     while thresholds:
         def due(conn: Connection, after: str | None = after) -> list[str]:
@@ -99,11 +108,16 @@ def notify_expiring(
 
         def work(conn: Connection, found: Sequence[ProjectForecast] = found
                  ) -> list[_New]:
-            return _record_new(conn, found, thresholds=thresholds, at=at)
+            return _record_new(conn, found, thresholds=thresholds, at=at, now=times.now())
 
         recorded = database.write(work)
         delivery = notifier.deliver(new.event for new in recorded)
         delivered = delivery.sent
+        if delivered:
+            def mark(conn: Connection, done: Sequence[_New] = recorded[:delivered]) -> None:
+                expiry_notices.sent(conn, (pair for new in done for pair in new.recorded))
+
+            database.write(mark)
         for new in recorded[:delivered]:
             summary.credits_notified += 1
             summary.by_threshold[new.warning.threshold] = (
@@ -130,6 +144,20 @@ def notify_expiring(
     return summary
 
 
+def _reclaim(database: Database, *, before: dt.datetime) -> None:
+    """Forget the warnings recorded by a run that died before it could send them
+    (still being sent since before ``before``): this run sends those still due."""
+    found = database.write(lambda conn: expiry_notices.reclaim(conn, before=before))
+    if found:
+        LOG.warning(
+            "expiry warnings recorded by a run that never said it sent them (it died "
+            "between recording and sending?), being sent since %s: %s; forgotten, so "
+            "that this run sends those still due",
+            contracts.isoformat(min(since for _c, _d, since in found)),
+            ", ".join(f"credit {credit_id} ({_counted(days, 'day')})"
+                      for credit_id, days, _since in found))
+
+
 def _counted(count: int, noun: str) -> str:
     """``1 project``, ``2 projects``: a log line's count and its noun (English)."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
@@ -146,7 +174,7 @@ class _New(NamedTuple):
 
 def _record_new(
     conn: Connection, found: Sequence[ProjectForecast], *, thresholds: Sequence[int],
-    at: dt.datetime,
+    at: dt.datetime, now: dt.datetime,
 ) -> list[_New]:
     """Record the forecasts' warnings not sent before, with the larger thresholds they
     make needless; their events, to send once this transaction commits."""
@@ -165,7 +193,8 @@ def _record_new(
             days_left=warning.days_left, threshold_days=warning.threshold, at=at),
             tuple((warning.credit_id, days) for days in thresholds
                   if days >= warning.threshold and (warning.credit_id, days) not in done)))
-    expiry_notices.record(conn, (pair for new in made for pair in new.recorded), at=at)
+    expiry_notices.record(conn, (pair for new in made for pair in new.recorded), at=at,
+                          now=now)
     return made
 
 

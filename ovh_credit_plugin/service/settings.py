@@ -26,6 +26,7 @@ class Settings:
     clock_skew_allowance: int
     forecast_window_days: int
     forecast_warning_days: tuple[int, ...]
+    expiry_warning_send_timeout: int
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Settings:

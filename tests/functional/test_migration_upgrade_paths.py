@@ -28,7 +28,8 @@ T1 = dt.datetime(2026, 2, 28, 23, 59, 59, 999999, tzinfo=UTC)
 LATER = dt.datetime(2027, 2, 28, 10, 0, tzinfo=UTC)
 # The chain, oldest first; head is upgraded to, never from.
 PAST = ("0001", "0002_catalog_counts", "0003_settlement_note", "0003_order_idempotency",
-        "0004_voucher_attempt_keys", "0005_amount_checks", "0006_expiry_notices")
+        "0004_voucher_attempt_keys", "0005_amount_checks", "0006_expiry_notices",
+        "0007_binary_collation")
 O1, O2, O3, O4, O5 = (f"00000000-0000-4000-8000-00000000000{n}" for n in range(1, 6))
 HUGE = Decimal("999999999999999.99")
 KEY_1 = "invoice/p1/INV-1"
@@ -44,7 +45,8 @@ def test_the_chain_is_the_one_this_test_upgrades_from() -> None:
 
 
 def at_least(found: str, revision: str) -> bool:
-    return PAST.index(found) >= PAST.index(revision)
+    """Whether ``found`` (a past revision) has ``revision``'s change: never head's."""
+    return revision in PAST and PAST.index(found) >= PAST.index(revision)
 
 
 def expected_rows(revision: str) -> dict[str, list[dict[str, Any]]]:
@@ -137,7 +139,8 @@ def expected_rows(revision: str) -> dict[str, list[dict[str, Any]]]:
              "cleared": 1, "created_at": T1}]
     if at_least(revision, "0006_expiry_notices"):
         rows["cloud_credit_expiry_notices"] = [
-            {"credit_id": 1, "threshold_days": 30, "created_at": T1}]
+            # Sent: a row from before 0008 says so without sending_since.
+            {"credit_id": 1, "threshold_days": 30, "created_at": T1, "sending_since": None}]
     return rows
 
 
@@ -188,6 +191,7 @@ _ADDED = {
     "cloud_credit_settlements": {"note": "0003_settlement_note"},
     "cloud_credit_voucher_attempts": {"attempt_key": "0004_voucher_attempt_keys",
                                       "unblock_id": "0004_voucher_attempt_keys"},
+    "cloud_credit_expiry_notices": {"sending_since": "0008_expiry_notice_sending"},
 }
 _TABLE_SINCE = {
     "cloud_credit_catalog_voucher_counts": "0002_catalog_counts",
