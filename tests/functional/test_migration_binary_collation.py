@@ -84,11 +84,18 @@ def seed(service: CreditService) -> None:
 
 
 def rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every ledger table, sorted in Python (the collations sort apart)."""
+    """Every row of every ledger table, sorted in Python (the collations sort apart); the
+    tables as the ledger's revision has them (columns added after 0007 are not read)."""
     with engine.connect() as conn:
-        return {table.name: sorted((tuple(row) for row in conn.execute(sa.select(table))),
+        return {table.name: sorted((tuple(row) for row in conn.execute(sa.select(
+                    *(column for column in table.columns
+                      if (table.name, column.name) not in _ADDED_AFTER_0007)))),
                                    key=repr)
                 for table in schema.metadata.sorted_tables}
+
+
+# Columns of later revisions: a ledger at 0006 or 0007 has none of them.
+_ADDED_AFTER_0007 = {("cloud_credit_expiry_notices", "sending_since")}
 
 
 def text_collations(engine: Engine) -> dict[tuple[str, str], tuple[str, str]]:
