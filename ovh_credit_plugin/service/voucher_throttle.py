@@ -99,7 +99,7 @@ class Throttle:
         # What ``first`` found in a run of the transaction that went on to reserve.
         reserving: list[T] = []
 
-        def begin(conn: Connection) -> tuple[T, str | None, int | None]:
+        def begin(conn: Connection) -> tuple[T, str | None, float | None]:
             if reserving and activations.attempt_exists(conn, key):
                 # This transaction committed once already (its answer was
                 # lost): the try was let through then, and ``then`` wrote what
@@ -137,10 +137,12 @@ class Throttle:
                 )
         # pragma: no mutate end
         if attempt is None:
+            refusal = throttled(at, retry_after)
             LOG.warning("voucher attempt throttled for project %s (at least %d failed or "
                         "running attempts in %d s)%s", project_id, limit, window,
-                        "" if retry_after is None else f"; allowed again in {retry_after} s")
-            raise throttled(at, retry_after)
+                        "" if refusal.retry_after is None
+                        else f"; allowed again in {refusal.retry_after} s")
+            raise refusal
         return found, attempt
 
     def drop(self, attempt: str) -> None:
@@ -241,14 +243,24 @@ class Throttle:
         return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 
-def throttled(at: dt.datetime, retry_after: int | None) -> exceptions.TooManyAttempts:
-    """The error of a throttled try, saying when the project may try again."""
+def throttled(at: dt.datetime, retry_after: float | None) -> exceptions.TooManyAttempts:
+    """The error of a throttled try, saying when the project may try again.
+
+    ``retry_after``: the seconds from ``at`` until the throttle lets a try in,
+    exactly (a fraction of a second included). Each thing said is rounded up
+    once from that moment, never earlier than it: the moment in the message to
+    the whole second, the error's ``retry_after`` (the REST API's Retry-After)
+    to whole seconds, 1 at least. The moment is not ``at`` plus the rounded
+    seconds, rounded up again: that said up to a second later than needed.
+    """
+    if retry_after is None:
+        return exceptions.TooManyAttempts(
+            _("too many failed voucher attempts on this project: try again later"))
+    allowed = at + dt.timedelta(seconds=retry_after)
     message = (
-        _("too many failed voucher attempts on this project: try again later")
-        if retry_after is None else
         _("too many failed voucher attempts on this project: try again after %(when)s")
-        % {"when": i18n.moment(_to_the_second(at + dt.timedelta(seconds=retry_after)))})
-    return exceptions.TooManyAttempts(message, retry_after=retry_after)
+        % {"when": i18n.moment(_to_the_second(allowed))})
+    return exceptions.TooManyAttempts(message, retry_after=max(1, math.ceil(retry_after)))
 
 
 def _to_the_second(moment: dt.datetime) -> dt.datetime:
@@ -259,8 +271,9 @@ def _to_the_second(moment: dt.datetime) -> dt.datetime:
 
 
 def _retry_after(conn: Connection, project_id: str, *, since: dt.datetime, limit: int,
-                 window: int, at: dt.datetime) -> int:
-    """Seconds until enough counted tries leave the window for one more to fit.
+                 window: int, at: dt.datetime) -> float:
+    """Seconds until enough counted tries leave the window for one more to fit,
+    exactly (:func:`throttled` rounds them up, once).
 
     One second when one fits already: a try that ended well or an unblock
     freed a place after the refused try was counted (PostgreSQL and MariaDB
@@ -271,8 +284,7 @@ def _retry_after(conn: Connection, project_id: str, *, since: dt.datetime, limit
               if counted >= limit else None)
     if oldest is None:
         return 1
-    seconds = (oldest + dt.timedelta(seconds=window) - at).total_seconds()
-    return max(1, math.ceil(seconds))
+    return (oldest + dt.timedelta(seconds=window) - at).total_seconds()
 
 
 def _required(value: Any, message: str) -> str:
