@@ -7,9 +7,10 @@ mode: a message stays a :class:`oslo_i18n.Message` until the answer is written,
 then :func:`translate` renders it in the language the request's
 ``Accept-Language`` picked (:func:`best_language`).
 
-An amount inside a message (:func:`amount`) is written as the message's
-language writes numbers (CLDR, through Babel): rendered at once in the
-locale's language, or, in lazy mode, when the message is translated.
+An amount inside a message (:func:`amount`), and a count (:func:`count`), is
+written as the message's language writes numbers (CLDR, through Babel):
+rendered at once in the locale's language, or, in lazy mode, when the message
+is translated.
 
 Catalogs: ``locale/<lang>/LC_MESSAGES/ovh_credit_plugin.po`` in the package
 are the source; the ``.mo`` files are compiled from them when the package is
@@ -195,6 +196,22 @@ def amount(value: Decimal | str, currency: str | None = None, *, now: bool = Fal
     if _lazy.USE_LAZY and not now:
         return _Amount(text, currency)
     return written(text, currency, _PROCESS_LANGUAGE)
+
+
+def count(value: int | str, *, now: bool = False) -> str:
+    """A count (of invoices, attempts, seconds, bytes...) for a message's placeholder,
+    grouped as the reader's language writes numbers: ``1 000 000`` in French (U+00A0),
+    ``1,000,000`` in English. The placeholder is ``%(name)s``.
+
+    :func:`amount` without places or currency: written when and in the language
+    the message is (``str()`` of it in lazy mode, which log lines quote, is the
+    plain digits), or at once with ``now`` (a line a command line prints itself:
+    :func:`ngettext`'s text is made at once, in the process's language). A
+    message with a count still takes its form from the integer:
+    ``ngettext(singular, plural, n) % {"n": count(n, now=True)}``. Text that is
+    no plain number (a Retry-After that is a date) is shown as given.
+    """
+    return amount(str(value), now=now)
 
 
 def written(value: Decimal | str, currency: str | None, language: str) -> str:

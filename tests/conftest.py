@@ -98,6 +98,22 @@ def pytest_report_header() -> str:
     return f"hypothesis profile: {HYPOTHESIS_PROFILE} (derandomize={settings().derandomize})"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _eager_messages_per_module() -> Iterator[None]:
+    """Each module starts in oslo.i18n's eager mode, and leaves it so.
+
+    The REST API turns lazy mode on for the whole process when an app is made
+    (messages wait for the request's language): without this, an in-process API
+    test would change how every later module's messages are written, and a test
+    would pass or fail with the order the files ran in.
+    """
+    import oslo_i18n
+
+    oslo_i18n._lazy.USE_LAZY = False
+    yield
+    oslo_i18n._lazy.USE_LAZY = False
+
+
 @pytest.fixture(scope="session")
 def server_pool() -> Iterator[ServerPool]:
     pool = ServerPool(scratch_root())

@@ -57,7 +57,7 @@ FR = {
     "query parameter '%(name)s' is given twice":
         "le paramètre de requête « %(name)s » est donné deux fois",
     "query parameter '%(name)s' is too long": "le paramètre de requête « %(name)s » est trop long",
-    "limit is an integer from 1 to %(max)d": "limit est un entier de 1 à %(max)d",
+    "limit is an integer from 1 to %(max)s": "limit est un entier de 1 à %(max)s",
     "status is one of %(statuses)s": "status vaut l'une de ces valeurs : %(statuses)s",
     "no credentials came with the request": "la requête ne porte aucune authentification",
     "policy does not allow %(rule)s on project %(project)s":
@@ -199,9 +199,9 @@ FR = {
         "pas un montant utilisable (pas un nombre, infini ou bien trop grand) : non réglée ; "
         "corrigez sa règle de tarification",
     "invoice %(invoice)s of project %(project)s cannot be settled: its settlement key would be "
-    "%(length)d characters long, the ledger holds %(limit)d":
+    "%(length)s characters long, the ledger holds %(limit)s":
         "la facture %(invoice)s du projet %(project)s ne peut pas être réglée : sa clé de "
-        "règlement compterait %(length)d caractères, le registre en accepte %(limit)d",
+        "règlement compterait %(length)s caractères, le registre en accepte %(limit)s",
     "project %(project)s has already activated this voucher":
         "le projet %(project)s a déjà activé ce voucher",
     "the request body ended before its Content-Length":
@@ -331,9 +331,9 @@ FR = {
         "Erreur TLS lors de la connexion à %(url)s : %(reason)s",
     "TLS error connecting to %(url)s": "Erreur TLS lors de la connexion à %(url)s",
     "%(where)s: expected an invoice object": "%(where)s : un objet facture est attendu",
-    "--at %(at)s is in the future (now is %(now)s, clock skew allowed %(skew)d s): a change "
+    "--at %(at)s is in the future (now is %(now)s, clock skew allowed %(skew)s s): a change "
     "is never dated after now":
-        "--at %(at)s est dans le futur (il est %(now)s, décalage d'horloge toléré %(skew)d s) : "
+        "--at %(at)s est dans le futur (il est %(now)s, décalage d'horloge toléré %(skew)s s) : "
         "une modification n'est jamais datée après maintenant",
     "--project goes with an invoice ID: a settlement key names its project":
         "--project va avec un identifiant de facture : une clé de règlement nomme déjà son projet",
@@ -536,13 +536,13 @@ FR = {
     "deadline (last error: %(error)s)":
         "le catalogue des vouchers à l'adresse %(where)s est indisponible : aucune réponse "
         "complète dans le délai de %(seconds)s s (dernière erreur : %(error)s)",
-    "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d attempt(s)":
+    "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)s attempt(s)":
         "le catalogue des vouchers à l'adresse %(where)s est indisponible : HTTP "
-        "%(status)d après %(attempts)d tentative(s)",
-    "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d "
+        "%(status)d après %(attempts)s tentative(s)",
+    "voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)s "
     "attempt(s): %(detail)s":
         "le catalogue des vouchers à l'adresse %(where)s est indisponible : HTTP "
-        "%(status)d après %(attempts)d tentative(s) : %(detail)s",
+        "%(status)d après %(attempts)s tentative(s) : %(detail)s",
     "TLS with the voucher catalog at %(where)s failed: %(error)s; set [voucher_catalog] "
     "ca_file to the CA that signed the catalog's certificate":
         "la connexion TLS au catalogue des vouchers à l'adresse %(where)s a échoué : "
@@ -561,14 +561,14 @@ FR = {
     "check [voucher_catalog] auth_token":
         "le catalogue des vouchers à l'adresse %(where)s a refusé nos identifiants (HTTP "
         "%(status)d : %(detail)s) : vérifiez [voucher_catalog] auth_token",
-    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)d "
+    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)s "
     "attempt(s))":
         "le catalogue des vouchers à l'adresse %(where)s limite nos requêtes (HTTP 429 "
-        "après %(attempts)d tentative(s))",
-    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)d "
+        "après %(attempts)s tentative(s))",
+    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)s "
     "attempt(s), it asks to wait %(wait)s s)":
         "le catalogue des vouchers à l'adresse %(where)s limite nos requêtes (HTTP 429 "
-        "après %(attempts)d tentative(s), il demande d'attendre %(wait)s s)",
+        "après %(attempts)s tentative(s), il demande d'attendre %(wait)s s)",
     "unexpected HTTP %(status)d from the voucher catalog at %(where)s":
         "réponse HTTP %(status)d inattendue du catalogue des vouchers à l'adresse "
         "%(where)s",
@@ -704,8 +704,8 @@ FR = {
     "The user to act as (X-User-Id)": "L'utilisateur au nom duquel agir (X-User-Id)",
     "Comma-separated roles (X-Roles), e.g. admin or service":
         "Rôles séparés par des virgules (X-Roles), par exemple admin ou service",
-    "invalid number of seconds %(text)r: use a positive number, at most %(most)d (a day)":
-        "nombre de secondes %(text)r invalide : indiquez un nombre positif, au plus %(most)d "
+    "invalid number of seconds %(text)r: use a positive number, at most %(most)s (a day)":
+        "nombre de secondes %(text)r invalide : indiquez un nombre positif, au plus %(most)s "
         "(un jour)",
     "the ledger database %(url)s stayed locked by another process (another 'db upgrade', or "
     "a writer) for longer than %(seconds)s s (--lock-timeout): run 'ovh-credit db upgrade' "
@@ -715,30 +715,30 @@ FR = {
         "« ovh-credit db upgrade » une fois qu'il a terminé",
     # Messages with a count (ngettext): the French forms [0] for 0 and 1, [1] for exact
     # millions, [2] for the rest (the catalog's Plural-Forms).
-    "%(unsent)d expiry warning could not be sent (%(failure)s); it is not recorded as sent, "
+    "%(unsent)s expiry warning could not be sent (%(failure)s); it is not recorded as sent, "
     "and the run stopped there: the next run sends it and the rest": (
-        "%(unsent)d avertissement d'expiration n'a pas pu être envoyé (%(failure)s) ; il "
+        "%(unsent)s avertissement d'expiration n'a pas pu être envoyé (%(failure)s) ; il "
         "n'est pas enregistré comme envoyé, et l'exécution s'est arrêtée là : la prochaine "
         "l'envoie, avec le reste",
-        *["%(unsent)d avertissements d'expiration n'ont pas pu être envoyés (%(failure)s) ; "
+        *["%(unsent)s avertissements d'expiration n'ont pas pu être envoyés (%(failure)s) ; "
           "ils ne sont pas enregistrés comme envoyés, et l'exécution s'est arrêtée là : la "
           "prochaine les envoie, avec le reste"] * 2),
-    "%(total)d invoice refused, none settled (its error is in the output)": (
-        "%(total)d facture refusée, aucune réglée (son erreur est dans la sortie)",
-        *["les %(total)d factures sont refusées, aucune n'est réglée (l'erreur de chaque "
+    "%(total)s invoice refused, none settled (its error is in the output)": (
+        "%(total)s facture refusée, aucune réglée (son erreur est dans la sortie)",
+        *["les %(total)s factures sont refusées, aucune n'est réglée (l'erreur de chaque "
           "refus est dans la sortie)"] * 2),
-    "%(refused)d of %(total)d invoices refused, the rest settled (its error is in the "
+    "%(refused)s of %(total)s invoices refused, the rest settled (its error is in the "
     "output)": (
-        "%(refused)d facture sur %(total)d refusée, les autres réglées (son erreur est dans "
+        "%(refused)s facture sur %(total)s refusée, les autres réglées (son erreur est dans "
         "la sortie)",
-        *["%(refused)d factures sur %(total)d refusées, les autres réglées (l'erreur de "
+        *["%(refused)s factures sur %(total)s refusées, les autres réglées (l'erreur de "
           "chaque refus est dans la sortie)"] * 2),
-    "project %(project)s is not blocked (%(counted)d failed or running voucher attempt "
-    "counted, limit %(limit)d): nothing done": (
-        "le projet %(project)s n'est pas bloqué (%(counted)d tentative de voucher échouée ou "
-        "en cours comptée, limite %(limit)d) : rien n'est fait",
-        *["le projet %(project)s n'est pas bloqué (%(counted)d tentatives de voucher "
-          "échouées ou en cours comptées, limite %(limit)d) : rien n'est fait"] * 2),
+    "project %(project)s is not blocked (%(counted)s failed or running voucher attempt "
+    "counted, limit %(limit)s): nothing done": (
+        "le projet %(project)s n'est pas bloqué (%(counted)s tentative de voucher échouée ou "
+        "en cours comptée, limite %(limit)s) : rien n'est fait",
+        *["le projet %(project)s n'est pas bloqué (%(counted)s tentatives de voucher "
+          "échouées ou en cours comptées, limite %(limit)s) : rien n'est fait"] * 2),
     "invalid time %(time)s: at or after %(latest)s":
         "heure %(time)s invalide : égale ou postérieure à %(latest)s",
     "invalid batch size %(text)r: use a whole number, at least 1":

@@ -234,7 +234,7 @@ def _too_large(max_body: int) -> str:
     # The limit as the reader writes numbers (« 65 536 octets », "65,536 bytes"), as
     # every number of a sentence.
     return _("the request body is larger than %(limit)s bytes") % {
-        "limit": i18n.amount(str(max_body))}
+        "limit": i18n.count(max_body)}
 
 
 def _parse_body(request: webob.Request, max_body: int) -> Any:
@@ -335,7 +335,8 @@ def _limit(params: Mapping[str, str]) -> int:
         return DEFAULT_LIMIT
     if not _NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise errors.ApiError(
-            "invalid_request", _("limit is an integer from 1 to %(max)d") % {"max": MAX_LIMIT})
+            "invalid_request",
+            _("limit is an integer from 1 to %(max)s") % {"max": i18n.count(MAX_LIMIT)})
     return int(text)
 
 

@@ -26,7 +26,7 @@ from stevedore import driver as stevedore_driver
 from stevedore import named as stevedore_named
 
 from ovh_credit_plugin import exceptions
-from ovh_credit_plugin.i18n import _, ngettext
+from ovh_credit_plugin.i18n import _, count, ngettext
 
 if TYPE_CHECKING:
     import pydantic
@@ -169,8 +169,8 @@ def parse_lock_timeout(text: str) -> float:
     if not 0 < seconds <= MAX_LOCK_TIMEOUT:  # NaN is neither
         raise argparse.ArgumentTypeError(
             _("invalid number of seconds %(text)r: use a positive number, at most "
-              "%(most)d (a day)")
-            % {"text": text, "most": MAX_LOCK_TIMEOUT}
+              "%(most)s (a day)")
+            % {"text": text, "most": count(MAX_LOCK_TIMEOUT, now=True)}
         )
     return seconds
 
@@ -387,7 +387,8 @@ class DbUpgrade(_Base, Command):
                 _("the ledger database %(url)s stayed locked by another process (another "
                   "'db upgrade', or a writer) for longer than %(seconds)s s "
                   "(--lock-timeout): run 'ovh-credit db upgrade' again once it is done")
-                % {"url": ledger_engine.shown(url), "seconds": math.ceil(lock_timeout)}
+                % {"url": ledger_engine.shown(url),
+                   "seconds": count(math.ceil(lock_timeout), now=True)}
             ) from None
         finally:
             database.dispose()
@@ -643,11 +644,12 @@ class VoucherUnblock(_Base, ShowOne):
                                              operator=_operator(), at=parsed_args.at)
         if not done.unblocked:
             nothing = ngettext(
-                "project %(project)s is not blocked (%(counted)d failed or running voucher "
-                "attempt counted, limit %(limit)d): nothing done",
-                "project %(project)s is not blocked (%(counted)d failed or running voucher "
-                "attempts counted, limit %(limit)d): nothing done", done.counted) % {
-                "project": done.project_id, "counted": done.counted, "limit": done.limit}
+                "project %(project)s is not blocked (%(counted)s failed or running voucher "
+                "attempt counted, limit %(limit)s): nothing done",
+                "project %(project)s is not blocked (%(counted)s failed or running voucher "
+                "attempts counted, limit %(limit)s): nothing done", done.counted) % {
+                "project": done.project_id, "counted": count(done.counted, now=True),
+                "limit": count(done.limit, now=True)}
             self.app.stderr.write(f"ovh-credit: {nothing}\n")
         created = contracts.isoformat(done.created_at) if done.created_at else None
         return self.FIELDS, (done.project_id, done.unblocked, done.counted, done.limit,
@@ -899,17 +901,18 @@ class Settle(_Base, Lister):
         self._refused, self._total = 0, 0
         result = super().run(parsed_args)
         if result == 0 and self._refused:
-            counts = {"refused": self._refused, "total": self._total}
+            counts = {"refused": count(self._refused, now=True),
+                      "total": count(self._total, now=True)}
             if self._refused >= self._total:
                 refused = ngettext(
-                    "%(total)d invoice refused, none settled (its error is in the output)",
-                    "all %(total)d invoices refused, none settled (each refusal's error is "
+                    "%(total)s invoice refused, none settled (its error is in the output)",
+                    "all %(total)s invoices refused, none settled (each refusal's error is "
                     "in the output)", self._total) % counts
             else:
                 refused = ngettext(
-                    "%(refused)d of %(total)d invoices refused, the rest settled (its error "
+                    "%(refused)s of %(total)s invoices refused, the rest settled (its error "
                     "is in the output)",
-                    "%(refused)d of %(total)d invoices refused, the rest settled (each "
+                    "%(refused)s of %(total)s invoices refused, the rest settled (each "
                     "refusal's error is in the output)", self._refused) % counts
             self.app.stderr.write(f"ovh-credit: {refused}\n")
             return SOME_REFUSED
@@ -1066,12 +1069,13 @@ class NotifyExpiring(_Base, ShowOne):
                        % {"error": self._failure} if self._failure
                        else _("the notification transport failed"))
             unsent = ngettext(
-                "%(unsent)d expiry warning could not be sent (%(failure)s); it is not "
+                "%(unsent)s expiry warning could not be sent (%(failure)s); it is not "
                 "recorded as sent, and the run stopped there: the next run sends it and "
                 "the rest",
-                "%(unsent)d expiry warnings could not be sent (%(failure)s); they are not "
+                "%(unsent)s expiry warnings could not be sent (%(failure)s); they are not "
                 "recorded as sent, and the run stopped there: the next run sends them and "
-                "the rest", self._unsent) % {"unsent": self._unsent, "failure": failure}
+                "the rest", self._unsent) % {"unsent": count(self._unsent, now=True),
+                                             "failure": failure}
             self.app.stderr.write(f"ovh-credit: {unsent}\n")
             return 1
         return result

@@ -269,7 +269,8 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
     seconds = int(retry_after) if retry_after.isdigit() else None
     if retry_after and status in (429, 503):
         # Seconds, or an HTTP date (a proxy's), which takes no "s".
-        extra.append(_("retry after %(seconds)ss") % {"seconds": seconds} if seconds is not None
+        extra.append(_("retry after %(seconds)ss") % {"seconds": i18n.count(seconds)}
+                     if seconds is not None
                      else _("retry after %(date)s") % {"date": retry_after})
     # One line, but French's no-break spaces kept (str.split would take them too).
     line = _BLANKS.sub(" ", text).strip()[:300]
@@ -426,4 +427,4 @@ class CreditClient:
             params = dict(request.params, marker=marker)
             request = Request(request.method, request.path, params=params)
         raise CreditAPIError(_("more than %(pages)s pages: use --limit and --marker")
-                             % {"pages": MAX_PAGES})
+                             % {"pages": i18n.count(MAX_PAGES)})

@@ -11,7 +11,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
-from ovh_credit_plugin import contracts, exceptions
+from ovh_credit_plugin import contracts, exceptions, i18n
 from ovh_credit_plugin.i18n import _
 
 # Validity (up to 120 months), order lapses and voucher days (up to 100
@@ -117,9 +117,9 @@ class Times:
         if found > current + skew:
             raise exceptions.InvalidInput(
                 _("--at %(at)s is in the future (now is %(now)s, clock skew allowed "
-                  "%(skew)d s): a change is never dated after now")
+                  "%(skew)s s): a change is never dated after now")
                 % {"at": contracts.isoformat(found), "now": contracts.isoformat(current),
-                   "skew": int(skew.total_seconds())}
+                   "skew": i18n.count(int(skew.total_seconds()))}
             )
         return found
 

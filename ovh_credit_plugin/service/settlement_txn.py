@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy.engine import Connection
 
-from ovh_credit_plugin import allocation, exceptions, models, money
+from ovh_credit_plugin import allocation, exceptions, i18n, models, money
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger import credits, projects, settlements
 from ovh_credit_plugin.service.charges import Charge, invoice_key
@@ -164,10 +164,11 @@ class _Batch:
             # refused here, in its place, before anything of it is changed.
             raise exceptions.InvalidInput(
                 _("invoice %(invoice)s of project %(project)s cannot be settled: its "
-                  "settlement key would be %(length)d characters long, the ledger holds "
-                  "%(limit)d")
+                  "settlement key would be %(length)s characters long, the ledger holds "
+                  "%(limit)s")
                 % {"invoice": charge.invoice_id, "project": charge.project_id,
-                   "length": len(charge.key), "limit": settlements.KEY_LENGTH}
+                   "length": i18n.count(len(charge.key)),
+                   "limit": i18n.count(settlements.KEY_LENGTH)}
             )
         previous = self.done.get(charge.key)
         if previous is not None:

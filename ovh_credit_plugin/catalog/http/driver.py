@@ -33,7 +33,7 @@ from ovh_credit_plugin.catalog.http.wire import (
     OPENSTACK_REQUEST_ID_HEADER,
     REQUEST_ID_HEADER,
 )
-from ovh_credit_plugin.i18n import _
+from ovh_credit_plugin.i18n import _, count
 
 # The logger the module had before it became a package: operators' logging
 # configuration names it.
@@ -295,7 +295,7 @@ class HttpVoucherCatalog(base.VoucherCatalog):
             if len(body) > MAX_BODY_BYTES:
                 raise base.CatalogProtocolError(
                     _("the voucher catalog's answer is larger than %(limit)s bytes")
-                    % {"limit": MAX_BODY_BYTES},
+                    % {"limit": count(MAX_BODY_BYTES)},
                     status=response.status_code,
                     request_id=redaction.safe_header(response.headers, REQUEST_ID_HEADER),
                 )

@@ -24,7 +24,7 @@ from urllib3 import exceptions as urllib3_exceptions
 from ovh_credit_plugin.catalog import base
 from ovh_credit_plugin.catalog.http import redaction, wire
 from ovh_credit_plugin.catalog.http.deadline import Operation
-from ovh_credit_plugin.i18n import _, deferred
+from ovh_credit_plugin.i18n import _, count, deferred
 
 # Our words about a network failure (:func:`describe`): English in a log
 # line, in the reader's language in an error message.
@@ -119,8 +119,9 @@ def from_answer(answer: wire.Answer, *, where: str, code: str) -> base.CatalogEr
     """
     status, request_id = answer.status, answer.request_id
     detail = _error_detail(answer.body, code=code)
-    values = {"where": where, "status": status, "attempts": answer.attempts,
-              "code": base.mask_code(code), "detail": detail, "wait": answer.retry_after}
+    values = {"where": where, "status": status, "attempts": count(answer.attempts),
+              "code": base.mask_code(code), "detail": detail,
+              "wait": count(answer.retry_after) if answer.retry_after else None}
     kwargs: dict[str, Any] = {"status": status, "request_id": request_id,
                               "response": redaction.decoded_body(answer.body)}
     if status in (401, 403):
@@ -144,16 +145,16 @@ def from_answer(answer: wire.Answer, *, where: str, code: str) -> base.CatalogEr
     if status == 429:
         return base.CatalogThrottled(
             (_("the voucher catalog at %(where)s is throttling us (HTTP 429 after "
-               "%(attempts)d attempt(s), it asks to wait %(wait)s s)") if answer.retry_after else
+               "%(attempts)s attempt(s), it asks to wait %(wait)s s)") if answer.retry_after else
              _("the voucher catalog at %(where)s is throttling us (HTTP 429 after "
-               "%(attempts)d attempt(s))")) % values,
+               "%(attempts)s attempt(s))")) % values,
             **kwargs,
         )
     if status >= 500:
         return base.CatalogUnavailable(
-            (_("voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d "
+            (_("voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)s "
                "attempt(s): %(detail)s") if detail else
-             _("voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)d "
+             _("voucher catalog at %(where)s unavailable: HTTP %(status)d after %(attempts)s "
                "attempt(s)")) % values,
             **kwargs,
         )
