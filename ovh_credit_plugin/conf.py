@@ -385,10 +385,11 @@ cloud_credit_opts: list[cfg.Opt] = [
         min=60,
         max=7 * 86400,
         help="Seconds a notify-expiring run may take to send the warnings it recorded. "
-        "A warning still unsent after that belongs to a run that died between "
-        "recording and sending it (killed, out of memory, a reboot): the next run "
-        "sends it, if it is still due. Longer than any run takes to send a batch "
-        "(a run still sending after it may see its warnings sent twice).",
+        "A warning still unsent after that (plus clock_skew_allowance, for another "
+        "node's clock) belongs to a run that died between recording and sending it "
+        "(killed, out of memory, a reboot): the next run sends it, if it is still due. "
+        "Longer than any run takes to send a batch (a run still sending after it may "
+        "see its warnings sent twice).",
     ),
 ]
 

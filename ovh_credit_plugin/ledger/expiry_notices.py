@@ -103,7 +103,13 @@ def sent(conn: Connection, notices: Iterable[tuple[int, int]]) -> None:
 def reclaim(conn: Connection, *, before: dt.datetime) -> list[tuple[int, int, dt.datetime]]:
     """Delete the pairs still being sent since before ``before``: their run died
     between recording and sending them. (credit_id, threshold_days, sending_since)
-    of each, in that order."""
+    of each, in that order.
+
+    Each delete still requires ``sending_since < before``: another run reclaiming at
+    the same time may delete a pair between this read and this delete, record it
+    again and send it (being sent since now, or marked sent): that one is not
+    deleted. (Both runs then name the pair in their log.)
+    """
     found = [
         (int(row.credit_id), int(row.threshold_days), row.sending_since)
         for row in conn.execute(
@@ -111,16 +117,26 @@ def reclaim(conn: Connection, *, before: dt.datetime) -> list[tuple[int, int, dt
             .where(_N.sending_since < before)
             .order_by(_N.credit_id, _N.threshold_days))
     ]
-    forget(conn, ((credit_id, days) for credit_id, days, _since in found))
+    for days, ids in _by_days((credit_id, days) for credit_id, days, _since in found):
+        conn.execute(schema.expiry_notices.delete().where(
+            _N.threshold_days == days, _N.credit_id.in_(ids), _N.sending_since < before))
     return found
 
 
-def forget(conn: Connection, notices: Iterable[tuple[int, int]]) -> None:
-    """Delete (credit_id, threshold_days) pairs recorded by a run that could not send
-    their warning: the next run finds them unsent, and sends them."""
+def forget(conn: Connection, notices: Iterable[tuple[int, int]], *,
+           sending_since: dt.datetime) -> None:
+    """Delete (credit_id, threshold_days) pairs recorded, being sent since
+    ``sending_since``, by a run that could not send their warning: the next run finds
+    them unsent, and sends them.
+
+    Only the run's own records: a run that took longer than the timeout may find its
+    pairs reclaimed by another run meanwhile, recorded again and sent (marked sent,
+    or being sent since another moment); those are the other run's, and stay.
+    """
     for days, ids in _by_days(notices):
         conn.execute(schema.expiry_notices.delete().where(
-            _N.threshold_days == days, _N.credit_id.in_(ids)))
+            _N.threshold_days == days, _N.credit_id.in_(ids),
+            _N.sending_since == sending_since))
 
 
 def _by_days(notices: Iterable[tuple[int, int]]) -> list[tuple[int, list[int]]]:

@@ -19,7 +19,8 @@ it (``credits_unsent`` says how many were left for it).
 
 A warning is recorded as being sent, and marked sent once the transport has
 taken it. A run killed between the two leaves it being sent: once that is
-older than ``[cloud_credit] expiry_warning_send_timeout``, the next run deletes
+older than ``[cloud_credit] expiry_warning_send_timeout`` (plus
+``clock_skew_allowance``, for another node's clock), the next run deletes
 its records and sends it again if it is still due. So a warning is sent at
 least once; a run killed after sending and before marking sends it twice
 (consumers tell them apart by ``credit_id`` and ``threshold_days``).
@@ -91,8 +92,10 @@ def notify_expiring(
         )
     thresholds = sorted(set(settings.forecast_warning_days))
     summary = ExpiringSummary(at=at, thresholds=thresholds)
+    # Another node's clock may be ahead of ours by up to the allowance: a run there,
+    # recording by its clock, is not taken for dead before the whole timeout.
     _reclaim(database, before=times.now() - dt.timedelta(
-        seconds=settings.expiry_warning_send_timeout))
+        seconds=settings.expiry_warning_send_timeout + settings.clock_skew_allowance))
     after: str | None = None
     while thresholds:
         def due(conn: Connection, after: str | None = after) -> list[str]:
@@ -107,10 +110,11 @@ def notify_expiring(
         summary.projects_forecast += len(found)
 
         def work(conn: Connection, found: Sequence[ProjectForecast] = found
-                 ) -> list[_New]:
-            return _record_new(conn, found, thresholds=thresholds, at=at, now=times.now())
+                 ) -> tuple[dt.datetime, list[_New]]:
+            now = times.now()  # each attempt's own: the one committed is returned
+            return now, _record_new(conn, found, thresholds=thresholds, at=at, now=now)
 
-        recorded = database.write(work)
+        since, recorded = database.write(work)
         delivery = notifier.deliver(new.event for new in recorded)
         delivered = delivery.sent
         if delivered:
@@ -127,8 +131,10 @@ def notify_expiring(
             # them. The transport is failing: the next batches would fail as well.
             unsent = recorded[delivered:]
 
-            def forget(conn: Connection, unsent: Sequence[_New] = unsent) -> None:
-                expiry_notices.forget(conn, (pair for new in unsent for pair in new.recorded))
+            def forget(conn: Connection, unsent: Sequence[_New] = unsent,
+                       since: dt.datetime = since) -> None:
+                expiry_notices.forget(conn, (pair for new in unsent for pair in new.recorded),
+                                      sending_since=since)
 
             database.write(forget)
             summary.credits_unsent += len(unsent)
@@ -144,18 +150,30 @@ def notify_expiring(
     return summary
 
 
+#: Of the records a run takes back from a dead run, how many its WARNING line names.
+_RECLAIMED_NAMED = 20
+
+
 def _reclaim(database: Database, *, before: dt.datetime) -> None:
     """Forget the warnings recorded by a run that died before it could send them
-    (still being sent since before ``before``): this run sends those still due."""
+    (still being sent since before ``before``): this run sends those still due.
+
+    One WARNING line: how many records of how many credits, since when, and the
+    first :data:`_RECLAIMED_NAMED` of them (a dead run's batch can hold thousands,
+    and a line of all of them is more than syslog keeps)."""
     found = database.write(lambda conn: expiry_notices.reclaim(conn, before=before))
     if found:
+        named = ", ".join(f"credit {credit_id} ({_counted(days, 'day')})"
+                          for credit_id, days, _since in found[:_RECLAIMED_NAMED])
+        more = len(found) - _RECLAIMED_NAMED
         LOG.warning(
             "expiry warnings recorded by a run that never said it sent them (it died "
-            "between recording and sending?), being sent since %s: %s; forgotten, so "
-            "that this run sends those still due",
+            "between recording and sending?), being sent since %s: %s of %s: %s%s; "
+            "forgotten, so that this run sends those still due",
             contracts.isoformat(min(since for _c, _d, since in found)),
-            ", ".join(f"credit {credit_id} ({_counted(days, 'day')})"
-                      for credit_id, days, _since in found))
+            _counted(len(found), "record"),
+            _counted(len({credit_id for credit_id, _d, _s in found}), "credit"),
+            named, f" and {more} more" if more > 0 else "")
 
 
 def _counted(count: int, noun: str) -> str:

@@ -116,11 +116,12 @@ def test_a_run_killed_while_sending_loses_no_warning(
     assert sending.returncode == -signal.SIGKILL
 
     notifications(ledger, broker.transport_url)
-    # Within the timeout (3600 s by default) the killed run could have been alive.
-    assert run_at(ledger, TEST_NOW + dt.timedelta(minutes=59), "notify-expiring", "--at", AT,
+    # Within the timeout (3600 s by default, plus the clock skew allowed, 300 s) the
+    # killed run could have been alive.
+    assert run_at(ledger, TEST_NOW + dt.timedelta(minutes=64), "notify-expiring", "--at", AT,
                   "-f", "value", "-c", "credits_notified") == 0
     assert capsys.readouterr().out.strip() == "0"
-    assert run_at(ledger, TEST_NOW + dt.timedelta(minutes=61), "notify-expiring", "--at", AT,
+    assert run_at(ledger, TEST_NOW + dt.timedelta(minutes=66), "notify-expiring", "--at", AT,
                   "-f", "value", "-c", "credits_notified") == 0
     assert capsys.readouterr().out.strip() == "1"
     messages = received.wait_for(1)
