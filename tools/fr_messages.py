@@ -569,6 +569,10 @@ FR = {
     "attempt(s), it asks to wait %(wait)s s)":
         "le catalogue des vouchers à l'adresse %(where)s limite nos requêtes (HTTP 429 "
         "après %(attempts)s tentative(s), il demande d'attendre %(wait)s s)",
+    "the voucher catalog at %(where)s is throttling us (HTTP 429 after %(attempts)s "
+    "attempt(s), it asks to wait until %(date)s)":
+        "le catalogue des vouchers à l'adresse %(where)s limite nos requêtes (HTTP 429 "
+        "après %(attempts)s tentative(s), il demande d'attendre jusqu'à %(date)s)",
     "unexpected HTTP %(status)d from the voucher catalog at %(where)s":
         "réponse HTTP %(status)d inattendue du catalogue des vouchers à l'adresse "
         "%(where)s",

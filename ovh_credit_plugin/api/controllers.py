@@ -336,7 +336,8 @@ def _limit(params: Mapping[str, str]) -> int:
     if not _NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise errors.ApiError(
             "invalid_request",
-            _("limit is an integer from 1 to %(max)s") % {"max": i18n.count(MAX_LIMIT)})
+            # As the parameter is written (a grouped 1,000 would be refused).
+            _("limit is an integer from 1 to %(max)s") % {"max": MAX_LIMIT})
     return int(text)
 
 

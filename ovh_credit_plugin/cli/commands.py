@@ -170,7 +170,8 @@ def parse_lock_timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(
             _("invalid number of seconds %(text)r: use a positive number, at most "
               "%(most)s (a day)")
-            % {"text": text, "most": count(MAX_LOCK_TIMEOUT, now=True)}
+            # The most as the option is written (a grouped 86,400 would be refused).
+            % {"text": text, "most": MAX_LOCK_TIMEOUT}
         )
     return seconds
 

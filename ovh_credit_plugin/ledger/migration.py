@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.i18n import _
 from ovh_credit_plugin.ledger.engine import READ_ONLY_OPTION, shown, sqlite_cause
 
@@ -234,7 +234,7 @@ def _lock_timed_out(engine: Engine, timeout: float) -> exceptions.DatabaseNotRea
     return exceptions.DatabaseNotReady(
         _("another 'db upgrade' of the ledger database %(url)s has held the upgrade lock "
           "for longer than %(seconds)s s: run 'ovh-credit db upgrade' again once it is done")
-        % {"url": shown(engine.url), "seconds": f"{timeout:g}"}
+        % {"url": shown(engine.url), "seconds": i18n.count(f"{timeout:g}")}
     )
 
 

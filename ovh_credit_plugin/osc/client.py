@@ -266,7 +266,7 @@ def error_message(status: int, body: bytes, headers: Mapping[str, str]) -> Credi
         if request_id:
             extra.append(_("request %(request_id)s") % {"request_id": request_id})
     retry_after = (headers.get("Retry-After") or "").strip()
-    seconds = int(retry_after) if retry_after.isdigit() else None
+    seconds = int(retry_after) if retry_after.isascii() and retry_after.isdigit() else None
     if retry_after and status in (429, 503):
         # Seconds, or an HTTP date (a proxy's), which takes no "s".
         extra.append(_("retry after %(seconds)ss") % {"seconds": i18n.count(seconds)}

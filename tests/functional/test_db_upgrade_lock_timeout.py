@@ -87,7 +87,7 @@ def test_a_bad_lock_timeout_is_one_line_and_opens_nothing(
 
     assert (code, out) == (2, "")
     assert err == (f"ovh-credit db upgrade: error: argument --lock-timeout: invalid number "
-                   f"of seconds {value!r}: use a positive number, at most 86,400 (a day)\n")
+                   f"of seconds {value!r}: use a positive number, at most 86400 (a day)\n")
     assert not Path(url.removeprefix("sqlite:///")).exists()  # not even created
 
 

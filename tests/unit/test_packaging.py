@@ -105,7 +105,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     (work / "out").mkdir()
     sdist = _backend(tree, "build_sdist", work / "out")
     with tarfile.open(sdist) as archive:
-        archive.extractall(work / "unpacked", filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12, 3.11.4 and later
+            archive.extractall(work / "unpacked", filter="data")
+        else:
+            archive.extractall(work / "unpacked")  # our own sdist, just built
     [unpacked] = (work / "unpacked").iterdir()
     # The wheel a packager builds from the sdist alone.
     wheel = _backend(unpacked, "build_wheel", work / "out")

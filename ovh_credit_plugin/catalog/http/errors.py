@@ -119,9 +119,12 @@ def from_answer(answer: wire.Answer, *, where: str, code: str) -> base.CatalogEr
     """
     status, request_id = answer.status, answer.request_id
     detail = _error_detail(answer.body, code=code)
+    # Retry-After is seconds or an HTTP date (RFC 9110): each has its own words.
+    seconds = answer.retry_after if answer.retry_after and (
+        answer.retry_after.isascii() and answer.retry_after.isdigit()) else None
     values = {"where": where, "status": status, "attempts": count(answer.attempts),
               "code": base.mask_code(code), "detail": detail,
-              "wait": count(answer.retry_after) if answer.retry_after else None}
+              "wait": count(seconds) if seconds else None, "date": answer.retry_after}
     kwargs: dict[str, Any] = {"status": status, "request_id": request_id,
                               "response": redaction.decoded_body(answer.body)}
     if status in (401, 403):
@@ -145,9 +148,11 @@ def from_answer(answer: wire.Answer, *, where: str, code: str) -> base.CatalogEr
     if status == 429:
         return base.CatalogThrottled(
             (_("the voucher catalog at %(where)s is throttling us (HTTP 429 after "
-               "%(attempts)s attempt(s), it asks to wait %(wait)s s)") if answer.retry_after else
+               "%(attempts)s attempt(s), it asks to wait %(wait)s s)") if seconds else
              _("the voucher catalog at %(where)s is throttling us (HTTP 429 after "
-               "%(attempts)s attempt(s))")) % values,
+               "%(attempts)s attempt(s), it asks to wait until %(date)s)") if answer.retry_after
+             else _("the voucher catalog at %(where)s is throttling us (HTTP 429 after "
+                    "%(attempts)s attempt(s))")) % values,
             **kwargs,
         )
     if status >= 500:
