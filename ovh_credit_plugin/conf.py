@@ -300,7 +300,8 @@ cloud_credit_opts: list[cfg.Opt] = [
         min=1,
         max=120,
         help="Calendar months purchased credit stays valid after payment "
-        "(clamped at month end).",
+        "(clamped at month end). The dashboard panel tells customers this from "
+        "Horizon's CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS: set both.",
     ),
     cfg.Opt(
         "purchase_min_amount",

@@ -96,8 +96,11 @@ FR = {
     "in your list once the payment is confirmed.":
         "Acheter du crédit cloud génère un bon de commande. Payez-le sur la page de "
         "paiement : le crédit apparaît dans votre liste une fois le paiement confirmé.",
-    "Purchased credit is valid 13 months. Vouchers are used before purchased credit.":
-        "Le crédit acheté est valable 13 mois. Les vouchers sont utilisés avant le "
+    "Purchased credit is valid 1 month. Vouchers are used before purchased credit.":
+        "Le crédit acheté est valable 1 mois. Les vouchers sont utilisés avant le "
+        "crédit acheté.",
+    "Purchased credit is valid %(months)s months. Vouchers are used before purchased credit.":
+        "Le crédit acheté est valable %(months)s mois. Les vouchers sont utilisés avant le "
         "crédit acheté.",
     "A voucher adds its credit to this project at once. Vouchers are used before "
     "purchased credit.":

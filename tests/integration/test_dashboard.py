@@ -310,6 +310,9 @@ def test_member_buys_credit_and_sees_it_once_paid(stack: Stack) -> None:
 
     stack.driver.find_element(By.ID, "credits__action_add_credit").click()
     stack.wait_for("#id_amount")
+    # The view's words on validity reach the modal (Horizon's default: 13 months).
+    assert ("Purchased credit is valid 13 months. Vouchers are used before purchased "
+            "credit.") in stack.body()
     stack.fill("id_amount", "40.00")
     stack.shot("02-add-credit-form", docs="dashboard-add-credit.png")
     # Finer than the currency's cents: refused on the form, nothing ordered.

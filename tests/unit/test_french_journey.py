@@ -198,8 +198,9 @@ def test_amounts_are_before_tax_where_a_customer_chooses_one() -> None:
 
 # A count right before a noun in the plural reads wrong for 0 and 1 (« 1 décimales »).
 # These counts are never 0 or 1: a body limit in bytes, a key's length over its
-# limit, a number of pages past the client's cap.
-ALWAYS_MANY = {"limit", "length", "pages"}
+# limit, a number of pages past the client's cap, the panel's months of validity (one
+# month has a message of its own).
+ALWAYS_MANY = {"limit", "length", "pages", "months"}
 _COUNT_THEN_NOUN = re.compile(r"%\((\w+)\)[ds] ([^\W\d_]+[sx])\b")
 _NOT_NOUNS = {"dans", "après", "sans", "sous", "plus", "pas"}
 

@@ -29,6 +29,28 @@ STATUSES = {"active": _("Active"), "exhausted": _("Used up"), "expired": _("Expi
 ENDED = frozenset({"expired", "voided"})
 
 
+#: The plugin's ``[cloud_credit] purchased_credit_validity_months`` default: the panel
+#: does not read the plugin's configuration, Horizon's settings tell it otherwise.
+PURCHASED_CREDIT_VALIDITY_MONTHS = 13
+
+
+def purchase_terms() -> str:
+    """What the add-credit form says of purchased credit's validity and of vouchers.
+
+    The months are Horizon's ``CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS``, set
+    to the plugin's ``purchased_credit_validity_months`` where the operator changed it.
+    """
+    from django.conf import settings
+
+    months = int(getattr(settings, "CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS",
+                         PURCHASED_CREDIT_VALIDITY_MONTHS))
+    if months == 1:  # English's only singular; French's « mois » does not change
+        return str(_("Purchased credit is valid 1 month. Vouchers are used before "
+                     "purchased credit."))
+    return str(_("Purchased credit is valid %(months)s months. Vouchers are used before "
+                 "purchased credit.")) % {"months": months}
+
+
 def roles(request: Any) -> set[str]:
     return {str(role.get("name", "")).lower() for role in getattr(request.user, "roles", [])}
 

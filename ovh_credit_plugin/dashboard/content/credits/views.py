@@ -101,6 +101,11 @@ class AddCreditView(_FormView):
     submit_label = _("Create the purchase order")
     submit_url = reverse_lazy("horizon:project:cloud_credit:add_credit")
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)
+        context["purchase_terms"] = common.purchase_terms()
+        return context
+
     def get_initial(self) -> dict[str, Any]:
         initial: dict[str, Any] = super().get_initial()
         initial["request_key"] = uuid.uuid4().hex
