@@ -377,8 +377,10 @@ def test_a_restore_caught_up_as_documented_is_the_ledger_that_was_never_lost(
     paid = ovh.ok("order", "pay", o2, "--amount", "200.00", "--currency", "EUR",
                   "--at", history.paid_at[o2])
     assert (paid["status"], paid["paid_at"]) == ("paid", "2026-02-18T11:00:00Z")
-    # 3. Vouchers: `ovh-credit voucher activate PROJECT CODE`, the same idempotency key.
-    voucher = ovh.ok("voucher", "activate", "p1", "SPRING-2026")
+    # 3. Vouchers: `ovh-credit voucher activate PROJECT CODE --at VALID_FROM`, the same
+    # idempotency key; VALID_FROM the lost credit.granted's valid_from.
+    voucher = ovh.ok("voucher", "activate", "p1", "SPRING-2026",
+                     "--at", "2026-02-17T12:00:00Z")
     assert (voucher["total"], voucher["valid_from"], voucher["valid_until"]) == (
         "500.00", "2026-02-17T12:00:00Z", "2026-03-29T12:00:00Z")
     # 4. Settlements: every invoice of the host's runs again, in the original order.
@@ -386,8 +388,9 @@ def test_a_restore_caught_up_as_documented_is_the_ledger_that_was_never_lost(
     assert [(r["invoice_id"], r["replayed"]) for r in replayed] == [
         ("INV-1", True), ("INV-2", True), ("INV-3", False), ("INV-4", False)]
     assert {r["invoice_id"]: billed(r) for r in replayed} == history.billed
-    # 5. `ovh-credit expire`, `ovh-credit audit`; then the writers start again.
-    assert ovh.ok("expire")["credits_expired"] == 0
+    # 5. The expiry job with the cron's lag (two days), `ovh-credit audit`; then the
+    # writers start again.
+    assert ovh.ok("expire", "--at", "2026-03-02T08:00:00Z")["credits_expired"] == 0
     assert ovh.ok("audit")["ok"] is True
 
     # The notifications of the replays were sent a second time: the ledger that
@@ -415,9 +418,9 @@ def test_a_restore_caught_up_as_documented_is_the_ledger_that_was_never_lost(
 
 def test_an_order_made_after_the_backup_is_made_again_with_its_original_times(
         ovh: Ovh, ledger: Ledger, server_pool: ServerPool, clock: Clock) -> None:
-    """Docs: "Orders *created* after the backup no longer exist: reconcile them with the
-    provider (refund, or create and pay a new order)". A new order made and paid now
-    makes credit valid from now: the invoices it paid are settled again without it."""
+    """The docs before this walk: "Orders *created* after the backup no longer exist: reconcile
+    them with the provider (refund, or create and pay a new order)". A new order made and paid
+    now makes credit valid from now: the invoices it paid are settled again without it."""
     clock.now = when("2026-02-16T03:00:00Z")
     dump = backup(ledger, server_pool, ledger.config.parent)
     clock.now = when("2026-02-17T11:00:00Z")
@@ -444,7 +447,7 @@ def test_an_order_made_after_the_backup_is_made_again_with_its_original_times(
 
 def test_made_and_paid_now_the_new_order_pays_nothing_of_what_the_lost_one_paid(
         ovh: Ovh, ledger: Ledger, server_pool: ServerPool, clock: Clock) -> None:
-    """The docs' words as they stand ("create and pay a new order"): the invoice the lost
+    """The docs' words before this walk ("create and pay a new order"): the invoice the lost
     order's credit paid is settled again with nothing applied, and the customer keeps
     the whole new credit besides."""
     clock.now = when("2026-02-16T03:00:00Z")
@@ -521,10 +524,10 @@ def test_the_expiry_job_after_a_restore_keeps_its_lag(
 
 def test_a_settlement_replayed_before_its_credit_stays_wrong_until_restored_again(
         ovh: Ovh, ledger: Ledger, server_pool: ServerPool, clock: Clock) -> None:
-    """Docs: "compare the new settlements with what was billed". A settlement replayed
-    before the payment whose credit paid it (an invoice run started too early) is
-    recorded without that credit; replaying it after the payment answers the recorded one
-    (`replayed: true`), and the audit passes: only restoring again and replaying in the
+    """The docs before this walk: "compare the new settlements with what was billed". A
+    settlement replayed before the payment whose credit paid it (an invoice run started too
+    early) is recorded without that credit; replaying it after the payment answers the recorded
+    one (`replayed: true`), and the audit passes: only restoring again and replaying in the
     right order gives back what was billed."""
     clock.now = when("2026-02-15T09:00:00Z")
     order = ovh.ok("order", "create", "p1", "200")["id"]
@@ -639,10 +642,10 @@ def test_an_order_the_expiry_job_lapsed_before_its_payment_was_replayed_is_made_
 
 def test_with_the_file_catalog_a_voucher_activated_since_the_backup_is_lost_with_it(
         ovh: Ovh, ledger: Ledger, server_pool: ServerPool, clock: Clock) -> None:
-    """Docs: "With the `file` catalog, redemptions are in the same database and were
-    restored with it". So is the credit: the activation is gone, and the invoices its
-    credit paid are settled again without it. Activated again at its first time, it is
-    the lost credit."""
+    """The docs before this walk: "With the `file` catalog, redemptions are in the same
+    database and were restored with it". So is the credit: the activation is gone, and the
+    invoices its credit paid are settled again without it. Activated again at its first time,
+    it is the lost credit."""
     ledger.config.write_text(
         f"[cloud_credit]\nconnection = {ledger.url}\n[voucher_catalog]\ndriver = file\n"
         f"file_path = {ledger.vouchers}\n")
