@@ -95,9 +95,8 @@ def record(conn: Connection, notices: Iterable[tuple[int, int]], *, at: dt.datet
 
 def sent(conn: Connection, notices: Iterable[tuple[int, int]]) -> None:
     """The transport took these pairs' warnings: they are sent."""
-    for days, ids in _by_days(notices):
-        conn.execute(schema.expiry_notices.update().where(
-            _N.threshold_days == days, _N.credit_id.in_(ids)).values(sending_since=None))
+    for pairs in _per_threshold(notices):
+        conn.execute(schema.expiry_notices.update().where(pairs).values(sending_since=None))
 
 
 def reclaim(conn: Connection, *, before: dt.datetime) -> list[tuple[int, int, dt.datetime]]:
@@ -117,9 +116,8 @@ def reclaim(conn: Connection, *, before: dt.datetime) -> list[tuple[int, int, dt
             .where(_N.sending_since < before)
             .order_by(_N.credit_id, _N.threshold_days))
     ]
-    for days, ids in _by_days((credit_id, days) for credit_id, days, _since in found):
-        conn.execute(schema.expiry_notices.delete().where(
-            _N.threshold_days == days, _N.credit_id.in_(ids), _N.sending_since < before))
+    for pairs in _per_threshold((credit_id, days) for credit_id, days, _since in found):
+        conn.execute(schema.expiry_notices.delete().where(pairs, _N.sending_since < before))
     return found
 
 
@@ -133,15 +131,16 @@ def forget(conn: Connection, notices: Iterable[tuple[int, int]], *,
     pairs reclaimed by another run meanwhile, recorded again and sent (marked sent,
     or being sent since another moment); those are the other run's, and stay.
     """
-    for days, ids in _by_days(notices):
+    for pairs in _per_threshold(notices):
         conn.execute(schema.expiry_notices.delete().where(
-            _N.threshold_days == days, _N.credit_id.in_(ids),
-            _N.sending_since == sending_since))
+            pairs, _N.sending_since == sending_since))
 
 
-def _by_days(notices: Iterable[tuple[int, int]]) -> list[tuple[int, list[int]]]:
-    """(threshold_days, its credit ids) for one statement per threshold, in order."""
+def _per_threshold(notices: Iterable[tuple[int, int]]) -> list[sa.ColumnElement[bool]]:
+    """The (credit_id, threshold_days) pairs as one condition per threshold (its credit
+    ids), in threshold order: one statement each, rows taken in one order by all."""
     by_days: dict[int, set[int]] = {}
     for credit_id, days in notices:
         by_days.setdefault(days, set()).add(credit_id)
-    return [(days, sorted(ids)) for days, ids in sorted(by_days.items())]
+    return [sa.and_(_N.threshold_days == days, _N.credit_id.in_(sorted(ids)))
+            for days, ids in sorted(by_days.items())]
