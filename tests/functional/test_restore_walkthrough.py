@@ -413,6 +413,14 @@ def test_a_restore_caught_up_as_documented_is_the_ledger_that_was_never_lost(
     assert restored == reference
 
 
+def made_again(ovh: Ovh, *, created_at: str, paid_at: str) -> Any:
+    """Step 2 for p1's 200.00 EUR order lost with the ledger: ``order create PROJECT
+    AMOUNT --at CREATED_AT``, then ``order pay NEW_ID ... --at PAID_AT``; the paid order."""
+    again = ovh.ok("order", "create", "p1", "200", "--at", created_at)["id"]
+    return ovh.ok("order", "pay", again, "--amount", "200.00", "--currency", "EUR",
+                  "--at", paid_at)
+
+
 # -- what the documented commands alone do not give back ------------------------------------
 
 
@@ -437,9 +445,7 @@ def test_an_order_made_after_the_backup_is_made_again_with_its_original_times(
                "--at", "2026-02-17T11:05:00Z")
     assert (gone.code, gone.stderr) == (1, f"ovh-credit: no order {lost_order!r}\n")
     # Made again with the lost order's times, its credit pays what the lost one paid.
-    again = ovh.ok("order", "create", "p1", "200", "--at", "2026-02-17T11:00:00Z")["id"]
-    paid = ovh.ok("order", "pay", again, "--amount", "200.00", "--currency", "EUR",
-                  "--at", "2026-02-17T11:05:00Z")
+    paid = made_again(ovh, created_at="2026-02-17T11:00:00Z", paid_at="2026-02-17T11:05:00Z")
     assert paid["paid_at"] == "2026-02-17T11:05:00Z"
     (replayed,) = ovh.settle(invoice("INV-3", "60.00", "2026-02-19T00:00:00Z"))
     assert billed(replayed) == billed(first)
@@ -631,13 +637,11 @@ def test_an_order_the_expiry_job_lapsed_before_its_payment_was_replayed_is_made_
                   "--at", "2026-02-17T11:00:00Z")
     assert (refused.code, refused.stderr) == (1, f"ovh-credit: order {order} has lapsed unpaid\n")
 
-    again = ovh.ok("order", "create", "p1", "200", "--at", "2026-02-15T09:00:00Z")["id"]
-    paid = ovh.ok("order", "pay", again, "--amount", "200.00", "--currency", "EUR",
-                  "--at", "2026-02-17T11:00:00Z")
+    paid = made_again(ovh, created_at="2026-02-15T09:00:00Z", paid_at="2026-02-17T11:00:00Z")
     assert paid["paid_at"] == first["paid_at"]
     (credit,) = ovh.ok("credit", "list", "p1")
     assert (credit["source"], credit["total"], credit["valid_from"]) == (
-        again, "200.00", "2026-02-17T11:00:00Z")
+        paid["id"], "200.00", "2026-02-17T11:00:00Z")
 
 
 def test_with_the_file_catalog_a_voucher_activated_since_the_backup_is_lost_with_it(

@@ -11,7 +11,6 @@ rounded up: up to a second later than needed).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -19,20 +18,24 @@ import pytest
 from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.api import errors
 from ovh_credit_plugin.service import CreditService
+from tests.service.test_vouchers import eager, throttled_service  # noqa: F401 (eager: fixture)
 from tests.support.ledgers import BACKENDS, T0
-
-
-@pytest.fixture
-def eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A command line's mode: the moment is written at once, in English (tests/__init__.py),
-    # whatever an in-process REST API test left oslo.i18n's lazy mode at.
-    import oslo_i18n
-
-    monkeypatch.setattr(oslo_i18n._lazy, "USE_LAZY", False)
 
 
 def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
+
+
+def throttled_after_one_failure(service: CreditService, *, failed: float,
+                                tried: float) -> exceptions.TooManyAttempts:
+    """One failed try allowed in 600 s: a wrong code at ``failed`` s after T0, then the
+    refusal of a good one at ``tried`` s."""
+    throttled_service(service, limit=1, window=600)
+    with pytest.raises(exceptions.VoucherRefused):
+        service.activate_voucher("p1", "WRONG-1", at=at(failed))
+    with pytest.raises(exceptions.TooManyAttempts) as throttled:
+        service.activate_voucher("p1", "WELCOME-2026", at=at(tried))
+    return throttled.value
 
 
 # The throttle's rule reads the database (SQLite counts in the reserving transaction,
@@ -41,14 +44,8 @@ def at(seconds: float) -> dt.datetime:
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_a_throttled_try_is_told_the_first_whole_second_it_may_try_again(
         service: CreditService) -> None:
-    service.settings = replace(service.settings, voucher_max_failed_attempts=1,
-                               voucher_attempt_window=600)
-    with pytest.raises(exceptions.VoucherRefused):
-        service.activate_voucher("p1", "WRONG-1", at=at(0.6))
     # The failure leaves the window at T0 + 600.6 s: 500.1 s after this try.
-    with pytest.raises(exceptions.TooManyAttempts) as throttled:
-        service.activate_voucher("p1", "WELCOME-2026", at=at(100.5))
-    error = throttled.value
+    error = throttled_after_one_failure(service, failed=0.6, tried=100.5)
     # The first whole second at or after T0 + 600.6 s: 10:10:01, not 10:10:02
     # (at + 501 s = 10:10:01.5, rounded up again).
     assert str(error) == ("too many failed voucher attempts on this project: try again "
@@ -68,12 +65,6 @@ def test_a_throttled_try_is_told_the_first_whole_second_it_may_try_again(
 def test_a_wait_of_whole_seconds_is_said_as_it_is(service: CreditService) -> None:
     # Both tries a quarter second past the second: the wait is 590 s exactly, and the
     # moment the first whole second after T0 + 600.25 s.
-    service.settings = replace(service.settings, voucher_max_failed_attempts=1,
-                               voucher_attempt_window=600)
-    with pytest.raises(exceptions.VoucherRefused):
-        service.activate_voucher("p1", "WRONG-1", at=at(0.25))
-    with pytest.raises(exceptions.TooManyAttempts) as throttled:
-        service.activate_voucher("p1", "WELCOME-2026", at=at(10.25))
-    assert throttled.value.retry_after == 590
-    assert str(throttled.value).endswith("try again after Jan 31, 2026, "
-                                         "10:10:01\u00a0AM\u00a0UTC")
+    error = throttled_after_one_failure(service, failed=0.25, tried=10.25)
+    assert error.retry_after == 590
+    assert str(error).endswith("try again after Jan 31, 2026, 10:10:01\u00a0AM\u00a0UTC")
