@@ -332,3 +332,23 @@ def test_the_client_writes_a_wait_and_its_page_cap_as_the_reader_does(
     throttled, capped = done.stdout.splitlines()
     assert throttled.endswith(retry), throttled
     assert capped == pages
+
+
+@pytest.mark.usefixtures("lazy")
+@pytest.mark.parametrize(("seconds", "english", "french"), [
+    (2.5, "2.5", "2,5"),
+    (1500.0, "1,500", f"1{NBSP}500"),
+])
+def test_a_catalog_deadline_is_written_as_the_reader_writes_numbers(
+        seconds: float, english: str, french: str) -> None:
+    from ovh_credit_plugin.catalog.http import deadline
+
+    operation = deadline.Operation(seconds=seconds)
+    operation.deadline = 0.0  # passed
+    message = exceptions.message_of(
+        errors.from_exception(None, operation=operation, where=WHERE, code=CODE))
+    assert i18n.translate(message, "en").endswith(
+        f"no complete answer within the {english} s deadline")
+    assert i18n.translate(message, "fr").endswith(f"dans le délai de {french} s")
+    # A log line quotes the plain digits.
+    assert str(message).endswith(f"within the {seconds:g} s deadline")

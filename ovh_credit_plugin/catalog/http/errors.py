@@ -61,7 +61,7 @@ def from_exception(
                               or _is_tls_file_error(error)):
         return _tls_error(error, where=where, code=code)
     if operation.out_of_time():
-        values = {"where": where, "seconds": f"{operation.seconds:g}"}
+        values = {"where": where, "seconds": count(f"{operation.seconds:g}")}
         if error is None:
             return base.CatalogUnavailable(
                 _("voucher catalog at %(where)s unavailable: no complete answer within the "
