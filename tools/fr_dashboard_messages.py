@@ -102,6 +102,8 @@ FR = {
     "Purchased credit is valid %(months)s months. Vouchers are used before purchased credit.":
         "Le crédit acheté est valable %(months)s mois. Les vouchers sont utilisés avant le "
         "crédit acheté.",
+    "Vouchers are used before purchased credit.":
+        "Les vouchers sont utilisés avant le crédit acheté.",
     "A voucher adds its credit to this project at once. Vouchers are used before "
     "purchased credit.":
         "Un voucher ajoute son crédit à ce projet immédiatement. Les vouchers sont "

@@ -8,6 +8,8 @@ Only Django is needed (the ``dashboard`` extra): skipped without it.
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 pytest.importorskip("django")
@@ -61,3 +63,48 @@ def test_the_form_template_shows_the_terms_it_is_given() -> None:
     assert "<p>Purchased credit is valid 24 months. Vouchers are used before purchased " \
            "credit.</p>" in rendered
     assert "13" not in rendered
+
+
+# -- a setting that is not a number of months ----------------------------------------------
+# Horizon's settings are Python, written by the operator. Horizon itself does not stop
+# for a wrong value of its own settings: it logs an error naming it and goes on without
+# it (HORIZON_CONFIG's extra_tabs and extra_steps, DEFAULT_THEME). The panel does the
+# same: the form still opens, without a validity it cannot vouch for, and the web
+# server's log says which setting is wrong and what it must be.
+
+SETTING = "CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS"
+
+
+@pytest.mark.parametrize("months", [
+    "13",  # a string: Python settings take the number itself
+    13.5, 13.0, 0, -1, 121,
+    True,  # == 1 in Python, but not what an operator writing True meant
+    None, "thirteen", [13],
+])
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_a_wrong_setting_leaves_the_validity_out_and_tells_the_operator(
+        months: object, language: str, caplog: pytest.LogCaptureFixture) -> None:
+    with override_settings(**{SETTING: months}), translation.override(language), \
+            caplog.at_level(logging.ERROR, logger=common.__name__):
+        terms = common.purchase_terms()
+    # No month count the operator did not mean: "valid 13 months" for a "24" that was
+    # written between quotes would be a false term of sale.
+    assert terms == VOUCHERS_FIRST[language]
+    [record] = [r for r in caplog.records if r.name == common.__name__]
+    assert record.levelno == logging.ERROR
+    logged = record.getMessage()
+    assert f"{SETTING} = {months!r}" in logged
+    assert "a whole number of months from 1 to 120" in logged
+    assert "purchased_credit_validity_months" in logged
+
+
+@pytest.mark.parametrize(("months", "said"), [
+    (120, "Purchased credit is valid 120 months."),  # the plugin's own maximum
+    (1, "Purchased credit is valid 1 month."),
+])
+def test_the_bounds_of_the_plugins_setting_are_taken(
+        months: int, said: str, caplog: pytest.LogCaptureFixture) -> None:
+    with override_settings(**{SETTING: months}), translation.override("en"), \
+            caplog.at_level(logging.ERROR, logger=common.__name__):
+        assert common.purchase_terms() == f"{said} {VOUCHERS_FIRST['en']}"
+    assert [r for r in caplog.records if r.name == common.__name__] == []

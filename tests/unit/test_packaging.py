@@ -10,7 +10,9 @@ the tree as a clean checkout has it (no compiled catalogs, no egg-info, no build
 from __future__ import annotations
 
 import gettext
+import importlib.util
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -128,6 +130,52 @@ def test_the_wheel_built_from_the_sdist_ships_the_whole_package(built: Built) ->
                  "dashboard/templates/cloud_credit/index.html",
                  "dashboard/enabled/_32035_cloud_credit_project_panel.py"):
         assert f"{PACKAGE}/{name}" in built.wheel_files
+
+
+# The samples an operator starts from (etc/ovh-credit-plugin/: the configuration and
+# policy samples, the voucher file, the generator's configuration), installed as
+# OpenStack projects install theirs (pbr's data_files, keystone's and pycadf's wheels):
+# under the installation prefix, in etc/ovh-credit-plugin/.
+SAMPLES = "etc/ovh-credit-plugin"
+
+
+def _wheel_data(built: Built) -> str:
+    """The wheel's folder for files installed under the prefix (PEP 427's .data/data/)."""
+    [dist_info] = {name.split("/")[0] for name in built.wheel_files
+                   if name.split("/")[0].endswith(".dist-info")}
+    return dist_info.removesuffix(".dist-info") + ".data/data"
+
+
+def test_the_wheel_carries_the_samples(built: Built) -> None:
+    samples = _files_under(built.tree, SAMPLES)
+    assert {f"{SAMPLES}/vouchers.json", f"{SAMPLES}/ovh-credit-plugin.conf.sample",
+            f"{SAMPLES}/policy.yaml.sample"} <= samples
+    for sample in samples:
+        name = f"{_wheel_data(built)}/{sample}"
+        assert name in built.wheel_files, sample
+        assert built.read(name) == (built.tree / sample).read_bytes(), sample
+
+
+def test_installing_the_wheel_puts_the_samples_in_the_prefix_etc(
+        built: Built, tmp_path: Path) -> None:
+    # As pip installs the wheel for an operator (into a venv, /usr/local or --prefix):
+    # the samples land in <prefix>/etc/ovh-credit-plugin/, where docs tell them to look.
+    if importlib.util.find_spec("pip") is None:  # a packager's build root may have none
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("pip is not installed: the wheel cannot be installed")
+        pytest.skip("pip is not installed: the wheel cannot be installed")
+    prefix = tmp_path / "prefix"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--no-compile", "--disable-pip-version-check", "--prefix", str(prefix),
+         str(built.wheel)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    installed = prefix / SAMPLES
+    assert _files_under(prefix, SAMPLES) == _files_under(built.tree, SAMPLES)
+    catalog = json.loads((installed / "vouchers.json").read_text(encoding="utf-8"))
+    assert catalog == json.loads((built.tree / SAMPLES / "vouchers.json").read_text(
+        encoding="utf-8"))
 
 
 def test_the_wheel_carries_the_licence_text(built: Built) -> None:

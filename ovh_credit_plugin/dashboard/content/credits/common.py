@@ -32,6 +32,34 @@ ENDED = frozenset({"expired", "voided"})
 #: The plugin's ``[cloud_credit] purchased_credit_validity_months`` default: the panel
 #: does not read the plugin's configuration, Horizon's settings tell it otherwise.
 PURCHASED_CREDIT_VALIDITY_MONTHS = 13
+#: The bounds of the plugin's option (ovh_credit_plugin/conf.py): a Horizon setting
+#: outside them cannot be the plugin's.
+_VALIDITY_MONTHS_BOUNDS = (1, 120)
+_VALIDITY_MONTHS_SETTING = "CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS"
+
+
+def _validity_months() -> int | None:
+    """Horizon's ``CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS``; None where it is not a
+    whole number of months the plugin could have (logged as an error).
+
+    Horizon's settings are Python, written by the operator. Horizon logs a wrong value
+    of its own and goes on without it (``HORIZON_CONFIG``'s extra tabs and steps,
+    ``DEFAULT_THEME``), rather than stopping the dashboard: so does the panel. Strict
+    on the type: ``"24"`` or ``24.5`` is not guessed at, and ``True`` (1 to Python) is
+    not a month count anyone means.
+    """
+    from django.conf import settings
+
+    months = getattr(settings, _VALIDITY_MONTHS_SETTING, PURCHASED_CREDIT_VALIDITY_MONTHS)
+    low, high = _VALIDITY_MONTHS_BOUNDS
+    if isinstance(months, int) and not isinstance(months, bool) and low <= months <= high:
+        return months
+    LOG.error("Horizon's setting %s = %r is wrong: it must be a whole number of months "
+              "from %d to %d (a Python int, no quotes), the plugin's [cloud_credit] "
+              "purchased_credit_validity_months. The Add credit form does not say how "
+              "long purchased credit is valid until it is fixed.",
+              _VALIDITY_MONTHS_SETTING, months, low, high)
+    return None
 
 
 def purchase_terms() -> str:
@@ -39,11 +67,12 @@ def purchase_terms() -> str:
 
     The months are Horizon's ``CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS``, set
     to the plugin's ``purchased_credit_validity_months`` where the operator changed it.
+    A wrong setting leaves the months out: a count the operator did not mean (13 for a
+    ``"24"`` between quotes) would be a false term of sale.
     """
-    from django.conf import settings
-
-    months = int(getattr(settings, "CLOUD_CREDIT_PURCHASED_CREDIT_VALIDITY_MONTHS",
-                         PURCHASED_CREDIT_VALIDITY_MONTHS))
+    months = _validity_months()
+    if months is None:
+        return str(_("Vouchers are used before purchased credit."))
     if months == 1:  # English's only singular; French's « mois » does not change
         return str(_("Purchased credit is valid 1 month. Vouchers are used before "
                      "purchased credit."))
