@@ -17,6 +17,8 @@ texts come in it too.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
 from typing import Any
 
 from ovh_credit_plugin.osc.client import (
@@ -28,11 +30,31 @@ from ovh_credit_plugin.osc.client import (
 
 __all__ = ["CreditAPIError", "UnexpectedAnswer", "client", "credits", "forecast", "orders"]
 
+LOG = logging.getLogger(__name__)
+
 SERVICE_TYPE = "rating"
 #: Seconds a request of the panel waits for the API (``CLOUD_CREDIT_API_TIMEOUT``):
 #: without one, an API that accepts the connection and never answers would hold
 #: the page, and the web server's worker, for ever.
 DEFAULT_TIMEOUT = 30
+
+
+def _timeout(setting: Any) -> float:
+    """``CLOUD_CREDIT_API_TIMEOUT``, or the default where it is unset or wrong (logged).
+
+    Horizon's settings are Python the operator writes; a ``"30"`` between quotes reached
+    urllib3, which refused it on every page. Horizon logs its own wrong settings and
+    goes on: so does the panel, with the default (a wait, not a term shown to anyone).
+    """
+    if setting is None:
+        return DEFAULT_TIMEOUT
+    if (isinstance(setting, (int, float)) and not isinstance(setting, bool)
+            and math.isfinite(setting) and setting > 0):
+        return setting
+    LOG.error("Horizon's setting CLOUD_CREDIT_API_TIMEOUT = %r is wrong: it must be a "
+              "number of seconds above 0 (a Python int or float, no quotes); the panel "
+              "waits %s s for the API until it is fixed.", setting, DEFAULT_TIMEOUT)
+    return DEFAULT_TIMEOUT
 
 
 class PageClient(CreditClient):
@@ -74,7 +96,7 @@ def client(request: Any) -> CreditClient:
     cacert = getattr(settings, "OPENSTACK_SSL_CACERT", None)
     if verify and cacert:
         verify = cacert
-    timeout = getattr(settings, "CLOUD_CREDIT_API_TIMEOUT", None) or DEFAULT_TIMEOUT
+    timeout = _timeout(getattr(settings, "CLOUD_CREDIT_API_TIMEOUT", None))
     ks_adapter = adapter.Adapter(
         session.Session(auth=token_endpoint.Token(endpoint, request.user.token.id),
                         verify=verify, timeout=timeout),

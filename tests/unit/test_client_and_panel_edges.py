@@ -313,3 +313,42 @@ def test_an_http_date_retry_after_is_not_given_seconds() -> None:
     assert "GMTs" not in message
     assert "Wed, 21 Oct 2035 07:28:00 GMT" in message
     assert str(error_message(503, b"", {"Retry-After": "30"})).endswith("retry after 30s)")
+
+
+@pytest.mark.parametrize("timeout", ["30", True, 0, -5, float("nan"), float("inf"), [30]])
+def test_a_wrong_api_timeout_setting_is_logged_and_the_panel_still_lists(
+        catalog: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        timeout: Any) -> None:
+    # Horizon's settings are Python the operator writes: "30" between quotes reached
+    # urllib3, which refused it (ValueError) on every page of the panel. As Horizon does
+    # with its own wrong settings, the panel logs it and goes on, with the default.
+    import http.server
+
+    class Credits(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"credits": [], "links": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Credits)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    sys.modules["openstack_dashboard.api.base"].url_for = (  # type: ignore[attr-defined]
+        lambda request, service_type: url)
+    monkeypatch.setattr(settings, "CLOUD_CREDIT_API_TIMEOUT", timeout, raising=False)
+    try:
+        with caplog.at_level("ERROR", logger="ovh_credit_plugin.dashboard.api"):
+            assert dashboard_api.credits(dashboard_api.client(_request())) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, errors
+    assert "CLOUD_CREDIT_API_TIMEOUT" in errors[0] and repr(timeout) in errors[0]
+    assert f"{dashboard_api.DEFAULT_TIMEOUT} s" in errors[0]
