@@ -156,6 +156,14 @@ def test_the_wheel_carries_the_samples(built: Built) -> None:
         assert built.read(name) == (built.tree / sample).read_bytes(), sample
 
 
+def _installed_here(cwd: Path) -> str:
+    """Where this venv imports the package from, asked outside the source tree."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import ovh_credit_plugin; print(ovh_credit_plugin.__file__)"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
+    return found.stdout.strip() or found.stderr.strip().splitlines()[-1]
+
+
 def test_installing_the_wheel_puts_the_samples_in_the_prefix_etc(
         built: Built, tmp_path: Path) -> None:
     # As pip installs the wheel for an operator (into a venv, /usr/local or --prefix):
@@ -165,12 +173,16 @@ def test_installing_the_wheel_puts_the_samples_in_the_prefix_etc(
             pytest.fail("pip is not installed: the wheel cannot be installed")
         pytest.skip("pip is not installed: the wheel cannot be installed")
     prefix = tmp_path / "prefix"
+    before = _installed_here(tmp_path)
+    # --ignore-installed: without it pip, seeing this venv's own (editable) install,
+    # uninstalls it first, and every test after this one runs without the package.
     done = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-compile", "--disable-pip-version-check", "--prefix", str(prefix),
-         str(built.wheel)],
+         "--no-compile", "--disable-pip-version-check", "--ignore-installed",
+         "--prefix", str(prefix), str(built.wheel)],
         capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _installed_here(tmp_path) == before
     installed = prefix / SAMPLES
     assert _files_under(prefix, SAMPLES) == _files_under(built.tree, SAMPLES)
     catalog = json.loads((installed / "vouchers.json").read_text(encoding="utf-8"))
