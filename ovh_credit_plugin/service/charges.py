@@ -53,8 +53,21 @@ class Charge:
         """
         lines = [Line(line.id, line.product, money.ledger_if_exact(line.amount))
                  for line in lines]
+        # An invoice holds each line id once: the same lines in another order (a
+        # host's query without ORDER BY) are the same charge, a replay. Allocation
+        # still follows the order they came in.
+        by_id = sorted(lines, key=_line_id)
         return cls(key=key, project_id=project_id, invoice_id=invoice_id, currency=currency,
-                   at=at, lines=lines, fingerprint=fingerprint(currency, at, lines))
+                   at=at, lines=lines, fingerprint=fingerprint(currency, at, by_id))
+
+    def same_as(self, recorded: str) -> bool:
+        """Whether ``recorded``, a settlement's fingerprint, is this charge's.
+
+        Earlier versions fingerprinted the lines in the order they came: their
+        record still matches the same lines in that order.
+        """
+        return recorded == self.fingerprint or (
+            recorded == fingerprint(self.currency, self.at, self.lines))
 
     @classmethod
     def from_invoice(cls, invoice: models.Invoice) -> Charge:
@@ -66,6 +79,10 @@ class Charge:
             at=invoice.issued_at,
             lines=[Line(line.id, line.product, line.amount) for line in invoice.lines],
         )
+
+
+def _line_id(line: Line) -> str:
+    return line.id
 
 
 def invoice_key(project_id: str, invoice_id: str) -> str:

@@ -136,7 +136,7 @@ class _Batch:
         # Reversals may touch credits that no longer hold a balance: load them too.
         reversed_ids = {
             credit_id for c in charges
-            if c.key in recorded and recorded[c.key].fingerprint != c.fingerprint
+            if c.key in recorded and not c.same_as(recorded[c.key].fingerprint)
             for _line, credit_id, _kind, _amount in settlements.decode_allocations(
                 recorded[c.key].allocations)
         }
@@ -228,7 +228,7 @@ class _Batch:
     def _same(self, charge: Charge, row: Any) -> bool:
         """True for a replay of ``row``; a re-rating reverses it (or is refused)."""
         self._owned(charge, row)
-        if row.fingerprint == charge.fingerprint:
+        if charge.same_as(row.fingerprint):
             return True
         if self.on_change == "conflict":
             raise exceptions.SettlementConflict(
