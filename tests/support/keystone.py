@@ -286,8 +286,12 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def start_keystone(directory: Path) -> Keystone:
-    """A Keystone of its own in ``directory`` (copied from the cached template)."""
+def start_keystone(directory: Path, *, extra_conf: str = "") -> Keystone:
+    """A Keystone of its own in ``directory`` (copied from the cached template).
+
+    ``extra_conf``: more keystone.conf, appended (e.g. a ``[resource]`` section);
+    the template, built without it, is the same.
+    """
     template = _cache_root() / "template"
     with _locked(_cache_root() / "lock"):
         if not (template / "personas.json").exists():
@@ -300,7 +304,7 @@ def start_keystone(directory: Path) -> Keystone:
             shutil.copytree(source, directory / name)
         else:
             shutil.copy2(source, directory / name)
-    (directory / "keystone.conf").write_text(_conf(directory))
+    (directory / "keystone.conf").write_text(_conf(directory) + extra_conf)
     # fernet keys must not be readable by others, or keystone refuses them.
     for repository in ("fernet-keys", "fernet-receipts", "credential-keys"):
         os.chmod(directory / repository, 0o700)
