@@ -5,8 +5,9 @@ own database (CloudKitty's) without clashing. Ledger entries are
 append-only; the balance columns of a credit are a cache of its entries,
 updated in the same transaction (``ovh-credit audit`` proves it).
 Amounts are :class:`~ovh_credit_plugin.ledger.types.Money`, never floats.
-Text is :class:`ExactString` or :class:`ExactText`: compared byte by byte on
-every backend (ids that differ only by case are two ids).
+Text is :class:`ExactString` or :class:`ExactText`: compared and ordered byte by
+byte on every backend (ids that differ only by case are two ids; keys sort as the
+code sorts them), whatever the database's default collation.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def mysql_binary_collation(dialect: Dialect) -> str:
 
     Their default collations (utf8mb4_general_ci, ..._0900_ai_ci, ...) ignore
     case and accents: "acme" would find project "ACME"'s rows, "inv-a" be taken
-    for invoice "INV-a". PostgreSQL and SQLite compare text byte by byte, and
-    so does the Python code. Binary, and NO PAD too: utf8mb4_bin, the one name
-    both servers know, pads with spaces ('k' = 'k '), which would make two
+    for invoice "INV-a". SQLite compares text byte by byte, and so does the
+    Python code; PostgreSQL too for equality (its order is that of
+    :data:`POSTGRESQL_COLLATION`). Binary, and NO PAD too: utf8mb4_bin, the one
+    name both servers know, pads with spaces ('k' = 'k '), which would make two
     Idempotency-Keys one. MariaDB (10.2 on) calls it utf8mb4_nopad_bin, MySQL
     (8.0.17 on) utf8mb4_0900_bin; an older MySQL only has utf8mb4_bin.
     Migration 0007_binary_collation converts the tables to it.
@@ -58,13 +60,23 @@ def mysql_binary_collation(dialect: Dialect) -> str:
     return "utf8mb4_bin"
 
 
+#: The collation of the ledger's text on PostgreSQL: byte order, which is code-point
+#: order in UTF-8 (Python's). The database's default may be linguistic (Debian's
+#: cluster takes the system locale, en_US.UTF-8; ICU locales): "acme" sorted next to
+#: "ACME", punctuation weighed apart, and a range of settlement keys (CloudKitty's
+#: overlap check) held other scopes' keys. Migration 0009_postgresql_c_collation
+#: converts the tables to it; the indexes are then in this order too.
+POSTGRESQL_COLLATION = "C"
+
+
 class ExactString(String):
-    """A ``VARCHAR`` compared byte by byte: utf8mb4 with :func:`mysql_binary_collation`
-    on MySQL and MariaDB, plain ``VARCHAR`` elsewhere (already exact there)."""
+    """A ``VARCHAR`` compared and ordered byte by byte: utf8mb4 with
+    :func:`mysql_binary_collation` on MySQL and MariaDB, :data:`POSTGRESQL_COLLATION`
+    on PostgreSQL, plain ``VARCHAR`` on SQLite (already exact there)."""
 
 
 class ExactText(Text):
-    """A ``TEXT`` compared byte by byte, as :class:`ExactString`."""
+    """A ``TEXT`` compared and ordered byte by byte, as :class:`ExactString`."""
 
 
 @compiles(ExactString, "mysql")
@@ -84,6 +96,16 @@ def _exact_text(type_: ExactText, compiler: TypeCompiler, **kw: Any) -> str:
 
     exact = mysql.TEXT(charset="utf8mb4", collation=mysql_binary_collation(compiler.dialect))
     return compiler.process(exact, **kw)
+
+
+@compiles(ExactString, "postgresql")
+def _exact_string_postgresql(type_: ExactString, compiler: TypeCompiler, **kw: Any) -> str:
+    return compiler.process(String(type_.length, collation=POSTGRESQL_COLLATION), **kw)
+
+
+@compiles(ExactText, "postgresql")
+def _exact_text_postgresql(type_: ExactText, compiler: TypeCompiler, **kw: Any) -> str:
+    return compiler.process(Text(collation=POSTGRESQL_COLLATION), **kw)
 
 
 metadata = MetaData(

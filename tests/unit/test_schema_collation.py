@@ -1,5 +1,6 @@
 """The declared text columns compare byte by byte: a binary NO PAD collation on MySQL and
-MariaDB (each names its own), nothing added on PostgreSQL and SQLite (exact already)."""
+MariaDB (each names its own), "C" on PostgreSQL (whose equality is exact already, but
+whose order is the database's collation's), nothing added on SQLite (exact already)."""
 
 from __future__ import annotations
 
@@ -62,9 +63,17 @@ def test_every_text_column_is_binary_on_mysql_and_mariadb(
         assert rest.startswith(f"CHARACTER SET utf8mb4 COLLATE {collation}"), (place, rest)
 
 
-@pytest.mark.parametrize("dialect", [postgresql.dialect(), sqlite.dialect()],
-                         ids=["postgresql", "sqlite"])
-def test_nothing_is_added_on_postgresql_and_sqlite(dialect: Dialect) -> None:
+def test_every_text_column_is_in_the_c_collation_on_postgresql() -> None:
+    # A database created in a linguistic locale (en_US.UTF-8, ICU) orders text apart
+    # from the code: tests/functional/test_postgresql_linguistic_collation.py.
+    columns = text_columns(postgresql.dialect())
+    assert set(columns) == declared_text_columns()
+    for place, rest in columns.items():
+        assert rest.startswith('COLLATE "C"'), (place, rest)
+
+
+def test_nothing_is_added_on_sqlite() -> None:
+    dialect = sqlite.dialect()
     ddl = "\n".join(str(CreateTable(table).compile(dialect=dialect))
                     for table in schema.metadata.sorted_tables)
     assert "COLLATE" not in ddl and "CHARACTER SET" not in ddl
