@@ -78,18 +78,26 @@ def _convert(bind: Connection, collation: str) -> None:
     table that has a column in another one)."""
     wanted = "C" if collation == _C else None  # information_schema's name for it
     columns: dict[str, list[str]] = {}
+    # The tables the ledger's unqualified names reach (search_path), which need not be
+    # in current_schema(): with the default "$user", public, a schema named after
+    # the role, created later, is current_schema() and holds none of them.
     for table, column, kind, found in bind.execute(sa.text(
         "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
         "CASE WHEN a.attcollation = 100 THEN NULL ELSE l.collname END "  # 100: "default"
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
         "JOIN pg_collation l ON l.oid = a.attcollation "
-        "WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind = 'r' "
+        "WHERE pg_table_is_visible(c.oid) AND c.relkind = 'r' "
         "AND c.relname IN :tables AND a.attnum > 0 AND NOT a.attisdropped "
         "ORDER BY c.relname, a.attnum"
     ).bindparams(sa.bindparam("tables", expanding=True)), {"tables": list(_TABLES)}):
         if found != wanted:
             columns.setdefault(table, []).append(
                 f'ALTER COLUMN "{column}" TYPE {kind} COLLATE {collation}')
+    missing = [table for table in _TABLES
+               if bind.execute(sa.text("SELECT to_regclass(:t)"), {"t": table}).scalar() is None]
+    if missing:
+        # Never a revision stamped over tables it did not convert.
+        raise RuntimeError(f"ledger tables not found on the search_path: {', '.join(missing)}")
     for table in _TABLES:
         if table in columns:
             op.execute(f"ALTER TABLE {table} " + ", ".join(columns[table]))
