@@ -35,6 +35,12 @@ __all__ = ["READ_ONLY_OPTION", "Database", "create_engine", "describe_failure",
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Seconds a process works on the ledger revision it read before reading it again: a
+#: long-running one (a CloudKitty processor, an API worker) left running across a
+#: later release's ``db upgrade`` stops writing within that time, refused as its start
+#: would have been. One read a minute, not one per transaction (online settlement).
+SCHEMA_RECHECK_SECONDS = 60.0
+
 # PostgreSQL: serialization_failure, deadlock_detected, lock_not_available (an
 # operator's lock_timeout ran out: as MariaDB's 1205 lock wait timeout).
 _PG_RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
@@ -164,7 +170,7 @@ class Database:
     def __init__(self, engine: Engine, *, max_attempts: int = 8) -> None:
         self.engine = engine
         self.max_attempts = max_attempts
-        self._schema_checked = False
+        self._schema_checked_until = float("-inf")
 
     @property
     def dialect(self) -> str:
@@ -267,10 +273,11 @@ class Database:
                 yield conn
 
     def ensure_schema(self) -> None:
-        if self._schema_checked:
+        now = time.monotonic()
+        if now < self._schema_checked_until:
             return
         migration.check_current(self.engine)
-        self._schema_checked = True
+        self._schema_checked_until = now + SCHEMA_RECHECK_SECONDS
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -43,7 +43,7 @@ def _postgresql(sqlstate: str) -> exc.DBAPIError:
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     engine = create_engine(f"sqlite:///{tmp_path / 'retry.sqlite'}")
     made = Database(engine, max_attempts=3)
-    made._schema_checked = True  # no ledger schema: the retry loop is under test
+    made._schema_checked_until = float("inf")  # no ledger schema: the retry loop is under test
     monkeypatch.setattr(database.time, "sleep", lambda seconds: None)
     yield made
     engine.dispose()

@@ -34,7 +34,8 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
     db = Database(engine, max_attempts=10)
-    db._schema_checked = True  # a bare table: the policy is under test, not the schema
+    # A bare table: the policy is under test, not the schema.
+    db._schema_checked_until = float("inf")
     waits: list[float] = []
     # The highest wait each retry may draw: the bound the jitter is drawn under.
     monkeypatch.setattr(database.random, "uniform", lambda low, high: high)

@@ -1,0 +1,83 @@
+"""A long-running process (a CloudKitty processor, an API worker) reads the ledger's
+revision again at most once a minute: one left running across a later ``db upgrade``
+stops writing, with the error its start would have given, instead of writing to a
+schema it does not know until it is restarted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from ovh_credit_plugin import exceptions, models
+from ovh_credit_plugin.ledger import database, migration
+from ovh_credit_plugin.service import CreditService
+from tests.support.ledgers import Ledger
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+AT = T0 + dt.timedelta(days=1)
+NEWER = "0099_from_a_later_release"
+
+
+def invoice(invoice_id: str) -> models.Invoice:
+    return models.Invoice.model_validate({
+        "id": invoice_id, "project_id": "p1", "currency": "EUR", "issued_at": AT.isoformat(),
+        "lines": [{"id": "1", "product": "compute", "amount": "1.00"}],
+    })
+
+
+@pytest.fixture
+def upgraded_later(ledger: Ledger) -> Iterator[None]:
+    """What a later release's ``db upgrade`` leaves: its revision in the version table."""
+    def stamp(revision: str) -> None:
+        engine = sa.create_engine(ledger.url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"UPDATE {migration.VERSION_TABLE} SET version_num = :r"),
+                             {"r": revision})
+        finally:
+            engine.dispose()
+
+    stamp(NEWER)
+    yield
+    stamp(migration.head())
+
+
+def settled(ledger: Ledger) -> int:
+    engine = sa.create_engine(ledger.url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT COUNT(*) FROM cloud_credit_settlements"))
+                       .scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_process_left_running_across_a_later_upgrade_stops_writing(
+        ledger: Ledger, service: CreditService, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    order = service.create_order("p1", "10", at=T0)
+    service.pay_order(order.id, at=T0)
+    service.settle_invoice(invoice("I1"), at=AT)
+    request.getfixturevalue("upgraded_later")
+    # A minute later (the clock the check keeps, moved on):
+    later = database.time.monotonic() + database.SCHEMA_RECHECK_SECONDS + 1
+    monkeypatch.setattr(database.time, "monotonic", lambda: later)
+    with pytest.raises(exceptions.DatabaseNotReady, match=f"at revision {NEWER}, newer than"):
+        service.settle_invoice(invoice("I2"), at=AT)
+    assert settled(ledger) == 1
+
+
+def test_the_revision_is_not_read_again_within_the_minute(
+        ledger: Ledger, service: CreditService, request: pytest.FixtureRequest) -> None:
+    # The check is no cost per transaction (online settlement, issue 15): the process
+    # started on this revision goes on until the minute is over.
+    order = service.create_order("p1", "10", at=T0)
+    service.pay_order(order.id, at=T0)
+    request.getfixturevalue("upgraded_later")
+    service.settle_invoice(invoice("I1"), at=AT)
+    assert settled(ledger) == 1
