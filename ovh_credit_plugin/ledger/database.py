@@ -236,10 +236,15 @@ class Database:
         the error re-raised as it is, full-jitter exponential backoff from
         10 ms, at most 2 s.
         """
-        self.ensure_schema()
+        if self._schema_checked_until == float("-inf"):
+            # The first read: a ledger that is not there, or not at this code's
+            # revision, fails at once (a command line says so in one line).
+            self.ensure_schema()
         attempt = 1
         while True:
             try:
+                # Later reads, once a minute, are retried as the transaction is.
+                self.ensure_schema()
                 return run_once()
             except Exception as error:
                 if not is_retryable(error):

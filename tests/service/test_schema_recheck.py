@@ -81,3 +81,32 @@ def test_the_revision_is_not_read_again_within_the_minute(
     request.getfixturevalue("upgraded_later")
     service.settle_invoice(invoice("I1"), at=AT)
     assert settled(ledger) == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_recheck_that_meets_a_passing_failure_is_retried_as_the_transaction_is(
+        ledger: Ledger, service: CreditService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Galera node restarting, a SQLite writer holding the lock: the minute's read of
+    # the revision is retried with the transaction it comes before, not an error at once.
+    import sqlite3
+
+    from sqlalchemy import exc
+
+    order = service.create_order("p1", "10", at=T0)
+    service.pay_order(order.id, at=T0)
+    later = database.time.monotonic() + database.SCHEMA_RECHECK_SECONDS + 1
+    monkeypatch.setattr(database.time, "monotonic", lambda: later)
+    monkeypatch.setattr(database.time, "sleep", lambda seconds: None)
+    check, failures = migration.check_current, [
+        exc.OperationalError("SELECT version_num", {}, sqlite3.OperationalError(
+            "database is locked"))]
+
+    def once_locked(engine: sa.Engine) -> None:
+        if failures:
+            raise failures.pop()
+        check(engine)
+
+    monkeypatch.setattr(migration, "check_current", once_locked)
+    settlement = service.settle_invoice(invoice("I1"), at=AT)
+    assert settlement.credit_applied == 1 and not failures
+    assert settled(ledger) == 1
