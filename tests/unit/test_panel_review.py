@@ -187,3 +187,28 @@ def test_a_silent_api_holds_the_page_for_one_timeout(catalog: dict[str, Any],
     assert connections_made(silent_api) == 1
     shown = _shown(request)
     assert shown and all("in time" in text for text in shown), shown
+
+
+@responses.activate
+@pytest.mark.parametrize(("amount", "currency", "language", "said"), [
+    # 100.00 at 2.333333 a day for 15 days: the rate is rounded down to 6 places.
+    ("65.000005", "EUR", "en", "65.00\u00a0EUR of your credit"),
+    ("65.000005", "EUR", "fr", "Votre crédit perdra 65,00\u00a0EUR à son expiration"),
+    ("1234.994999", "EUR", "en", "1,234.99\u00a0EUR of your credit"),
+    ("70.00", "EUR", "en", "70.00\u00a0EUR of your credit"),
+    ("12.999999", "JPY", "en", "13\u00a0JPY of your credit"),
+])
+def test_the_forecast_warning_says_an_amount_in_the_currencys_units(
+        catalog: dict[str, Any], amount: str, currency: str, language: str,
+        said: str) -> None:
+    # The forecast's amounts are exact, so they carry the burn rate's sub-cent digits
+    # (docs/api.md); a customer reads an estimate in cents: "65.00 EUR", not
+    # "65.000005 EUR".
+    responses.get(f"{CK}/forecast", json={
+        "currency": currency, "credits": [{"credit_id": 3,
+                                           "valid_until": "2027-02-01T10:00:00Z"}],
+        "warnings": [{"credit_id": 3, "days_left": 20, "amount": amount}]})
+    _, view = _index(roles=("member",))
+    with translation.override(language):
+        [warning] = view._warnings()
+    assert warning.startswith(said), warning

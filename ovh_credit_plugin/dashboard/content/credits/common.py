@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from ovh_credit_plugin import i18n
+from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.dashboard import api
+from ovh_credit_plugin.money import currency_places
 
 LOG = logging.getLogger(__name__)
 # Which forms and actions the page offers. The API's policy decides (a reader's
@@ -125,6 +126,21 @@ def money(amount: str | None, currency: str | None) -> str:
                                      force_grouping=True))
     # A no-break space: "15.00 EUR" never wraps between the number and its currency.
     return f"{text}\u00a0{currency}" if currency else text
+
+
+def estimate(amount: str | None, currency: str | None) -> str | None:
+    """A forecast's amount to the currency's units (half to even), as a customer reads
+    an estimate: the API's figures are exact, with the burn rate's sub-cent digits
+    (``65.000005`` EUR is ``65.00`` EUR). What is not a number, or in no ISO 4217
+    currency, is left as given."""
+    try:
+        value = Decimal(amount) if amount is not None else None
+        places = currency_places(currency or "")
+    except (InvalidOperation, exceptions.InvalidCurrency):
+        return amount
+    if value is None or not value.is_finite():
+        return amount
+    return str(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN))
 
 
 def day(value: str | dt.datetime | None) -> str:

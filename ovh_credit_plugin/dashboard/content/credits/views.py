@@ -67,7 +67,7 @@ class IndexView(tables.MultiTableView):
         currency = forecast.get("currency")
         return [str(_("%(amount)s of your credit will expire unused on %(date)s: at your "
                       "current usage it will not be spent before then."))
-                % {"amount": common.money(w.get("amount"), currency),
+                % {"amount": common.money(common.estimate(w.get("amount"), currency), currency),
                    "date": common.day(ends.get(w.get("credit_id")))}
                 for w in forecast.get("warnings", [])]
 
