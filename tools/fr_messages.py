@@ -481,6 +481,12 @@ FR = {
     "'ovh-credit db upgrade'":
         "le schéma du registre %(url)s est à la révision %(found)s, ce code attend %(head)s : "
         "lancez « ovh-credit db upgrade »",
+    "the ledger schema of %(url)s changed while this process ran: it is at revision "
+    "%(found)s, this process runs %(head)s; restart it (with a release that knows "
+    "%(found)s)":
+        "le schéma du registre %(url)s a changé pendant que ce processus tournait : il est à "
+        "la révision %(found)s, ce processus tourne en %(head)s ; redémarrez-le (avec une "
+        "version qui connaît %(found)s)",
     "the lines add up to more than the largest amount":
         "la somme des lignes dépasse le plus grand montant possible",
     "the server answered HTTP %(status_code)s with a body that is not JSON (is "

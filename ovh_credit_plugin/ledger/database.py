@@ -281,7 +281,10 @@ class Database:
         now = time.monotonic()
         if now < self._schema_checked_until:
             return
-        migration.check_current(self.engine)
+        if self._schema_checked_until == float("-inf"):
+            migration.check_current(self.engine)
+        else:
+            migration.check_unchanged(self.engine)
         self._schema_checked_until = now + SCHEMA_RECHECK_SECONDS
 
     def dispose(self) -> None:

@@ -301,6 +301,28 @@ def _sqlite_lock_timeout_said(engine: Engine, run: Any) -> None:
         ) from None
 
 
+def check_unchanged(engine: Engine) -> None:
+    """For a process that started on a ledger at head: refuse once it is not any more.
+
+    A later release's ``db upgrade`` (or a restore of an older ledger) while the
+    process runs: whatever the revision, a restart is what helps. Not
+    :func:`check_current`'s advice: the package may have been upgraded in place,
+    and the migration files on disk are then the next release's, which know the
+    new revision, while this process still runs the old code.
+    """
+    found = None if missing_sqlite_file(engine) else current(engine)
+    if found == head():
+        return
+    if found is None:
+        check_current(engine)  # the file or the tables gone: said as at start
+    raise exceptions.DatabaseNotReady(
+        _("the ledger schema of %(url)s changed while this process ran: it is at revision "
+          "%(found)s, this process runs %(head)s; restart it (with a release that knows "
+          "%(found)s)")
+        % {"url": shown(engine.url), "found": found, "head": head()}
+    )
+
+
 def missing_sqlite_file(engine: Engine) -> bool:
     """True for a SQLite ledger whose file does not exist (yet)."""
     url = engine.url

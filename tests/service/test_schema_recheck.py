@@ -67,7 +67,9 @@ def test_a_process_left_running_across_a_later_upgrade_stops_writing(
     # A minute later (the clock the check keeps, moved on):
     later = database.time.monotonic() + database.SCHEMA_RECHECK_SECONDS + 1
     monkeypatch.setattr(database.time, "monotonic", lambda: later)
-    with pytest.raises(exceptions.DatabaseNotReady, match=f"at revision {NEWER}, newer than"):
+    with pytest.raises(exceptions.DatabaseNotReady,
+                       match=f"changed while this process ran: it is at revision {NEWER}, "
+                             f"this process runs {migration.head()}; restart it"):
         service.settle_invoice(invoice("I2"), at=AT)
     assert settled(ledger) == 1
 
@@ -97,16 +99,16 @@ def test_a_recheck_that_meets_a_passing_failure_is_retried_as_the_transaction_is
     later = database.time.monotonic() + database.SCHEMA_RECHECK_SECONDS + 1
     monkeypatch.setattr(database.time, "monotonic", lambda: later)
     monkeypatch.setattr(database.time, "sleep", lambda seconds: None)
-    check, failures = migration.check_current, [
+    read, failures = migration.current, [
         exc.OperationalError("SELECT version_num", {}, sqlite3.OperationalError(
             "database is locked"))]
 
-    def once_locked(engine: sa.Engine) -> None:
+    def once_locked(engine: sa.Engine) -> str | None:
         if failures:
             raise failures.pop()
-        check(engine)
+        return read(engine)
 
-    monkeypatch.setattr(migration, "check_current", once_locked)
+    monkeypatch.setattr(migration, "current", once_locked)
     settlement = service.settle_invoice(invoice("I1"), at=AT)
     assert settlement.credit_applied == 1 and not failures
     assert settled(ledger) == 1
