@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from typing import Any
 
 from ovh_credit_plugin.osc.client import (
@@ -37,6 +36,9 @@ SERVICE_TYPE = "rating"
 #: without one, an API that accepts the connection and never answers would hold
 #: the page, and the web server's worker, for ever.
 DEFAULT_TIMEOUT = 30
+#: The most ``CLOUD_CREDIT_API_TIMEOUT`` may be: no page waits an hour, and far larger
+#: numbers overflow the socket's clock (every page an error).
+MAX_TIMEOUT = 3600
 
 
 def _timeout(setting: Any) -> float:
@@ -49,11 +51,12 @@ def _timeout(setting: Any) -> float:
     if setting is None:
         return DEFAULT_TIMEOUT
     if (isinstance(setting, (int, float)) and not isinstance(setting, bool)
-            and math.isfinite(setting) and setting > 0):
+            and 0 < setting <= MAX_TIMEOUT):  # nan compares false, and so is refused
         return setting
     LOG.error("Horizon's setting CLOUD_CREDIT_API_TIMEOUT = %r is wrong: it must be a "
-              "number of seconds above 0 (a Python int or float, no quotes); the panel "
-              "waits %s s for the API until it is fixed.", setting, DEFAULT_TIMEOUT)
+              "number of seconds above 0 and at most %s (a Python int or float, no "
+              "quotes); the panel waits %s s for the API until it is fixed.",
+              setting, MAX_TIMEOUT, DEFAULT_TIMEOUT)
     return DEFAULT_TIMEOUT
 
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ovh_credit_plugin import exceptions, i18n
 from ovh_credit_plugin.dashboard import api
-from ovh_credit_plugin.money import currency_places
+from ovh_credit_plugin.money import held_places
 
 LOG = logging.getLogger(__name__)
 # Which forms and actions the page offers. The API's policy decides (a reader's
@@ -131,11 +131,12 @@ def money(amount: str | None, currency: str | None) -> str:
 def estimate(amount: str | None, currency: str | None) -> str | None:
     """A forecast's amount to the currency's units (half to even), as a customer reads
     an estimate: the API's figures are exact, with the burn rate's sub-cent digits
-    (``65.000005`` EUR is ``65.00`` EUR). What is not a number, or in no ISO 4217
-    currency, is left as given."""
+    (``65.000005`` EUR is ``65.00`` EUR). A currency ISO 4217 withdrew, which a ledger
+    may still hold, has its last places; what is not a number, or in no currency, is
+    left as given."""
     try:
         value = Decimal(amount) if amount is not None else None
-        places = currency_places(currency or "")
+        places = held_places(currency or "")
     except (InvalidOperation, exceptions.InvalidCurrency):
         return amount
     if value is None or not value.is_finite():
