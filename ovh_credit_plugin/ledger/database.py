@@ -37,8 +37,9 @@ T = TypeVar("T")
 
 #: Seconds a process works on the ledger revision it read before reading it again: a
 #: long-running one (a CloudKitty processor, an API worker) left running across a
-#: later release's ``db upgrade`` stops writing within that time, refused as its start
-#: would have been. One read a minute, not one per transaction (online settlement).
+#: later release's ``db upgrade`` stops writing within that time, told to restart
+#: (:func:`migration.check_unchanged`). One read a minute, not one per transaction
+#: (online settlement).
 SCHEMA_RECHECK_SECONDS = 60.0
 
 # PostgreSQL: serialization_failure, deadlock_detected, lock_not_available (an
