@@ -7,7 +7,9 @@ schema it does not know until it is restarted.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -30,21 +32,22 @@ def invoice(invoice_id: str) -> models.Invoice:
     })
 
 
+def stamp(ledger: Ledger, revision: str) -> None:
+    engine = sa.create_engine(ledger.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {migration.VERSION_TABLE} SET version_num = :r"),
+                         {"r": revision})
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def upgraded_later(ledger: Ledger) -> Iterator[None]:
     """What a later release's ``db upgrade`` leaves: its revision in the version table."""
-    def stamp(revision: str) -> None:
-        engine = sa.create_engine(ledger.url)
-        try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"UPDATE {migration.VERSION_TABLE} SET version_num = :r"),
-                             {"r": revision})
-        finally:
-            engine.dispose()
-
-    stamp(NEWER)
+    stamp(ledger, NEWER)
     yield
-    stamp(migration.head())
+    stamp(ledger, migration.head())
 
 
 def settled(ledger: Ledger) -> int:
@@ -112,3 +115,36 @@ def test_a_recheck_that_meets_a_passing_failure_is_retried_as_the_transaction_is
     settlement = service.settle_invoice(invoice("I1"), at=AT)
     assert settlement.credit_applied == 1 and not failures
     assert settled(ledger) == 1
+
+
+# A process whose package was upgraded in place (pip, a distro package: the files on
+# disk are the next release's, the process still runs the old code), then the next
+# release's 'db upgrade': the migration files on disk know the new revision, and
+# "run 'ovh-credit db upgrade'" cannot help. Restarting the process does.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_process_whose_package_was_upgraded_in_place_is_not_told_to_run_db_upgrade(
+        ledger: Ledger, service: CreditService, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    order = service.create_order("p1", "10", at=T0)  # the process started: its head read
+    service.pay_order(order.id, at=T0)
+    running_head = migration.head()
+    # The package upgraded in place: the migration files on disk are the next release's.
+    installed = tmp_path / "migrations"
+    shutil.copytree(migration.SCRIPT_LOCATION, installed)
+    (installed / "versions" / f"{NEWER}.py").write_text(
+        f'revision = "{NEWER}"\ndown_revision = "{running_head}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        "def upgrade() -> None:\n    pass\n\n\n"
+        "def downgrade() -> None:\n    pass\n", encoding="utf-8")
+    monkeypatch.setattr(migration, "SCRIPT_LOCATION", str(installed))
+    stamp(ledger, NEWER)  # the next release's 'db upgrade'
+    try:
+        later = database.time.monotonic() + database.SCHEMA_RECHECK_SECONDS + 1
+        monkeypatch.setattr(database.time, "monotonic", lambda: later)
+        with pytest.raises(exceptions.DatabaseNotReady) as refused:
+            service.settle_invoice(invoice("I1"), at=AT)
+    finally:
+        stamp(ledger, running_head)
+    assert "run 'ovh-credit db upgrade'" not in str(refused.value)
+    assert f"it is at revision {NEWER}, this process runs {running_head}; restart it" in str(
+        refused.value)

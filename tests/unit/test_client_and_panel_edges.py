@@ -315,7 +315,11 @@ def test_an_http_date_retry_after_is_not_given_seconds() -> None:
     assert str(error_message(503, b"", {"Retry-After": "30"})).endswith("retry after 30s)")
 
 
-@pytest.mark.parametrize("timeout", ["30", True, 0, -5, float("nan"), float("inf"), [30]])
+@pytest.mark.parametrize("timeout", [
+    "30", True, 0, -5, float("nan"), float("inf"), [30],
+    # Past an hour: 1e10 s overflowed the socket's clock, 10**400 keystoneauth's float().
+    3601, 10**10, 1e10, 10**400,
+], ids=lambda value: repr(value)[:20])
 def test_a_wrong_api_timeout_setting_is_logged_and_the_panel_still_lists(
         catalog: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         timeout: Any) -> None:
