@@ -31,7 +31,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import types
 import uuid
@@ -47,7 +46,15 @@ from ovh_credit_plugin.cli.app import main
 from tests.support import catalog_server, dbservers
 from tests.support.catalog_server import CatalogServer
 from tests.support.cli import Result
-from tests.support.ledgers import PURCHASE_LIMITS, Ledger, ServerPool, drop_ledger, new_ledger
+from tests.support.ledgers import (
+    PURCHASE_LIMITS,
+    Ledger,
+    ServerPool,
+    drop_ledger,
+    new_ledger,
+    sqlite_backup,
+    sqlite_restore,
+)
 
 with warnings.catch_warnings():  # oslo.service's about eventlet: not ours
     warnings.simplefilter("ignore")
@@ -215,18 +222,7 @@ def backup(ledger: Ledger, pool: ServerPool, directory: Path) -> Path:
         _mariadb(pool.get("mariadb"), "mariadb-dump", "--single-transaction", name,
                  stdout=target)
         return target
-    target = directory / "ledger-2026-02-16.sqlite"
-    if shutil.which("sqlite3"):
-        done = subprocess.run(["sqlite3", str(ledger.path), f"VACUUM INTO '{target}'"],
-                              capture_output=True, text=True, check=False)
-        assert (done.returncode, done.stdout, done.stderr) == (0, "", ""), done
-    else:  # the same statement, through Python's sqlite3
-        source = sqlite3.connect(ledger.path)
-        try:
-            source.execute("VACUUM INTO ?", (str(target),))
-        finally:
-            source.close()
-    return target
+    return sqlite_backup(ledger.path, directory / "ledger-2026-02-16.sqlite")
 
 
 def restore_copy(ledger: Ledger, pool: ServerPool, dump: Path, directory: Path) -> str:
@@ -271,9 +267,7 @@ def lose_and_restore(ledger: Ledger, pool: ServerPool, dump: Path) -> None:
         dbservers.create_database(server, name)  # CHARACTER SET utf8mb4, granted
         _mariadb(server, "mariadb", name, stdin=dump)
         return
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{ledger.path}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(dump, ledger.path)
+    sqlite_restore(ledger.path, dump)
 
 
 # -- the walkthrough --------------------------------------------------------------------------

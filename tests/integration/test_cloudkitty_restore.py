@@ -22,9 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-import sqlite3
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,7 +39,7 @@ from tests.integration.conftest import (
     CloudKitty,
 )
 from tests.support.cli import Result
-from tests.support.ledgers import Ledger
+from tests.support.ledgers import Ledger, sqlite_backup, sqlite_restore
 
 if not HAVE_CLOUDKITTY and not REQUIRE_CLOUDKITTY:
     pytest.skip("cloudkitty is not installed", allow_module_level=True)
@@ -162,28 +159,11 @@ def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 # -- backup and restore, as docs/operations.md says for SQLite ------------------------------
 
 
-def backup(ledger: Ledger, target: Path) -> Path:
-    """``sqlite3 /var/lib/ovh-credit/ledger.sqlite "VACUUM INTO '/backups/...'"``."""
-    if shutil.which("sqlite3"):
-        done = subprocess.run(["sqlite3", str(ledger.path), f"VACUUM INTO '{target}'"],
-                              capture_output=True, text=True, check=False)
-        assert (done.returncode, done.stdout, done.stderr) == (0, "", ""), done
-    else:  # the same statement, through Python's sqlite3
-        source = sqlite3.connect(ledger.path)
-        try:
-            source.execute("VACUUM INTO ?", (str(target),))
-        finally:
-            source.close()
-    return target
-
-
 def lose_and_restore(ledger: Ledger, dump: Path) -> None:
     """Every writer stopped (CloudKitty's processor: its connections closed), the
     ``-wal`` and ``-shm`` deleted, the backup copied back."""
     ck_host.close_services()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{ledger.path}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(dump, ledger.path)
+    sqlite_restore(ledger.path, dump)
 
 
 # -- the history ----------------------------------------------------------------------------
@@ -222,7 +202,7 @@ def walk(cloudkitty: CloudKitty, ledger: Ledger, service: CreditService, tmp_pat
                                  at=day_before(cloudkitty) + dt.timedelta(minutes=1)).id
     caplog.set_level(logging.INFO, logger=ck_host.LOG.name)
     rate(cloudkitty, 2)
-    dump = backup(ledger, tmp_path / "ledger-backup.sqlite")
+    dump = sqlite_backup(ledger.path, tmp_path / "ledger-backup.sqlite")
     paid_at = utc(hours[2] - dt.timedelta(minutes=10))
     service.pay_order(order, amount="5.00", currency="EUR", at=paid_at)
     rate(cloudkitty, 2)

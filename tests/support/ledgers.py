@@ -12,7 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
 import tempfile
 import uuid
 import warnings
@@ -135,6 +137,31 @@ def _copy_sqlite(source: Path, target: Path) -> None:
     finally:
         copy.close()
         original.close()
+
+
+def sqlite_backup(ledger: Path, target: Path) -> Path:
+    """docs/operations.md's SQLite backup: ``sqlite3 LEDGER "VACUUM INTO 'TARGET'"``
+    (through Python's sqlite3 where the shell is not installed); ``target``."""
+    if shutil.which("sqlite3"):
+        done = subprocess.run(["sqlite3", str(ledger), f"VACUUM INTO '{target}'"],
+                              capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", ""), done
+    else:  # the same statement
+        source = sqlite3.connect(ledger)
+        try:
+            source.execute("VACUUM INTO ?", (str(target),))
+        finally:
+            source.close()
+    return target
+
+
+def sqlite_restore(ledger: Path, backup: Path) -> None:
+    """docs/operations.md's SQLite restore, no process holding the ledger: its ``-wal``
+    and ``-shm`` deleted (SQLite would replay a stale ``-wal`` into the restored file),
+    the backup copied to it."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{ledger}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, ledger)
 
 
 class LedgerTemplate:
