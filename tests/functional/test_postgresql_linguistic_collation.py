@@ -158,6 +158,17 @@ def an_hour_of_one_vm(scope: str, start: dt.datetime) -> Any:
     })
 
 
+def rated_acme_and_ACME(cloudkitty: Any, service: CreditService,
+                        hour: dt.datetime) -> tuple[int, int]:
+    """Projects "acme" and "ACME" each bought 100.00 a day before ``hour`` and had it
+    rated by CloudKitty; their credits' ids."""
+    acme = buy_credit(service, "acme", "100.00", hour - 24 * HOUR)
+    other = buy_credit(service, "ACME", "100.00", hour - 24 * HOUR)
+    cloudkitty.CloudCreditProcessor("acme").process(an_hour_of_one_vm("acme", hour))
+    cloudkitty.CloudCreditProcessor("ACME").process(an_hour_of_one_vm("ACME", hour))
+    return acme, other
+
+
 @pytest.mark.parametrize("unmigrated", list(LOCALES), indirect=True)
 def test_a_window_across_a_settled_hour_is_refused_whatever_the_database_collation(
     cloudkitty: Any, ledger: Ledger
@@ -170,10 +181,7 @@ def test_a_window_across_a_settled_hour_is_refused_whatever_the_database_collati
     hour = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 3 * HOUR
     service = ledger.service()
     try:
-        acme = buy_credit(service, "acme", "100.00", hour - 24 * HOUR)
-        other = buy_credit(service, "ACME", "100.00", hour - 24 * HOUR)
-        cloudkitty.CloudCreditProcessor("acme").process(an_hour_of_one_vm("acme", hour))
-        cloudkitty.CloudCreditProcessor("ACME").process(an_hour_of_one_vm("ACME", hour))
+        acme, other = rated_acme_and_ACME(cloudkitty, service, hour)
         assert (used(service, acme), used(service, other)) == (D("3"), D("3"))
 
         window = hour + HOUR / 2

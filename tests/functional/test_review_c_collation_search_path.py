@@ -27,7 +27,7 @@ from tests.functional.test_postgresql_linguistic_collation import (
     REVISION,
     D,
     an_hour_of_one_vm,
-    buy_credit,
+    rated_acme_and_ACME,
     used,
 )
 from tests.support import dbservers
@@ -77,10 +77,7 @@ def test_review_a_window_across_a_settled_hour_is_refused_after_0009_with_a_role
     hour = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 3 * HOUR
     service = ledger.service()
     try:
-        acme = buy_credit(service, "acme", "100.00", hour - 24 * HOUR)
-        buy_credit(service, "ACME", "100.00", hour - 24 * HOUR)
-        cloudkitty.CloudCreditProcessor("acme").process(an_hour_of_one_vm("acme", hour))
-        cloudkitty.CloudCreditProcessor("ACME").process(an_hour_of_one_vm("ACME", hour))
+        acme, _ = rated_acme_and_ACME(cloudkitty, service, hour)
         with pytest.raises(exceptions.SettlementConflict, match="overlaps"):
             cloudkitty.CloudCreditProcessor("acme").process(
                 an_hour_of_one_vm("acme", hour + HOUR / 2))
