@@ -275,17 +275,24 @@ def void(server: Server, token: str, credit: str) -> requests.Response:
     return server.call("POST", f"/credits/{credit}/void", token, {"reason": "charge-back"})
 
 
+def pay_and_void(server: Server, callers: Callers, token: str) -> tuple[str, requests.Response]:
+    """``token`` pays a new order of ``alpha`` and voids its credit, both allowed (200);
+    the credit's id and the void's answer."""
+    response = pay(server, token, an_order(server, callers))
+    assert response.status_code == 200, response.text
+    credit = str(response.json()["credit_id"])
+    response = void(server, token, credit)
+    assert response.status_code == 200, response.text
+    return credit, response
+
+
 @pytest.mark.parametrize("name", ["override-standalone", "override-cloudkitty"])
 def test_with_the_override_the_admin_projects_admin_may(
         servers: dict[str, Server], with_admin_project: Callers, name: str) -> None:
     server, callers = servers[name], with_admin_project
     admin = callers.token("admin")
-    response = pay(server, admin, an_order(server, callers))
-    assert response.status_code == 200, response.text
-    credit = str(response.json()["credit_id"])
-    response = void(server, admin, credit)
-    assert response.status_code == 200, response.text
-    assert response.json()["status"] == "voided"
+    credit, voided = pay_and_void(server, callers, admin)
+    assert voided.json()["status"] == "voided"
     alpha = callers.keystone.personas["member"].project_id
     listed = server.call("GET", "/credits", admin, project_id=alpha)
     assert listed.status_code == 200, listed.text
@@ -322,10 +329,7 @@ def test_by_default_a_customer_projects_admin_may(
     # role:admin is global: an admin of any project is an admin of every one.
     server, callers = servers["defaults-standalone"], with_admin_project
     customer_admin = callers.token(CUSTOMER_ADMIN)
-    response = pay(server, customer_admin, an_order(server, callers))
-    assert response.status_code == 200, response.text
-    response = void(server, customer_admin, str(response.json()["credit_id"]))
-    assert response.status_code == 200, response.text
+    pay_and_void(server, callers, customer_admin)
     beta = callers.keystone.personas["other"].project_id
     assert server.call("GET", "/credits", customer_admin,
                        project_id=beta).status_code == 200
@@ -335,7 +339,4 @@ def test_without_an_admin_project_the_override_changes_nothing(
         servers: dict[str, Server], without_admin_project: Callers) -> None:
     server, callers = servers["no-admin-project"], without_admin_project
     customer_admin = callers.token(CUSTOMER_ADMIN)
-    response = pay(server, customer_admin, an_order(server, callers))
-    assert response.status_code == 200, response.text
-    response = void(server, customer_admin, str(response.json()["credit_id"]))
-    assert response.status_code == 200, response.text
+    pay_and_void(server, callers, customer_admin)
