@@ -114,6 +114,18 @@ def _eager_messages_per_module() -> Iterator[None]:
     oslo_i18n._lazy.USE_LAZY = False
 
 
+@pytest.fixture(autouse=True)
+def _wrong_horizon_settings_logged_anew() -> None:
+    """Each test logs a wrong panel setting as a new process would: once, its first time.
+
+    The panel logs a wrong setting once per process (dashboard/wrong_settings.py);
+    without this, a test would find it logged or not with the order the tests ran in.
+    """
+    from ovh_credit_plugin.dashboard import wrong_settings
+
+    wrong_settings.forget()
+
+
 @pytest.fixture(scope="session")
 def server_pool() -> Iterator[ServerPool]:
     pool = ServerPool(scratch_root())

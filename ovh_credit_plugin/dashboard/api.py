@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from ovh_credit_plugin.dashboard import wrong_settings
 from ovh_credit_plugin.osc.client import (
     CreditAPIError,
     CreditClient,
@@ -53,10 +54,12 @@ def _timeout(setting: Any) -> float:
     if (isinstance(setting, (int, float)) and not isinstance(setting, bool)
             and 0 < setting <= MAX_TIMEOUT):  # nan compares false, and so is refused
         return setting
-    LOG.error("Horizon's setting CLOUD_CREDIT_API_TIMEOUT = %r is wrong: it must be a "
-              "number of seconds above 0 and at most %s (a Python int or float, no "
-              "quotes); the panel waits %s s for the API until it is fixed.",
-              setting, MAX_TIMEOUT, DEFAULT_TIMEOUT)
+    wrong_settings.report(
+        LOG, "CLOUD_CREDIT_API_TIMEOUT", setting,
+        "Horizon's setting CLOUD_CREDIT_API_TIMEOUT = %r is wrong: it must be a number of "
+        "seconds above 0 and at most %s (a Python int or float, no quotes); the panel "
+        "waits %s s for the API until it is fixed.",
+        setting, MAX_TIMEOUT, DEFAULT_TIMEOUT)
     return DEFAULT_TIMEOUT
 
 

@@ -108,3 +108,23 @@ def test_the_bounds_of_the_plugins_setting_are_taken(
             caplog.at_level(logging.ERROR, logger=common.__name__):
         assert common.purchase_terms() == f"{said} {VOUCHERS_FIRST['en']}"
     assert [r for r in caplog.records if r.name == common.__name__] == []
+
+
+def test_a_wrong_setting_is_logged_once_per_process_not_on_every_page(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Every page view and form render reads the setting: one ERROR each buried the web
+    server's log. Once per wrong value: a second wrong value (the settings edited, the
+    workers not restarted) is logged too, and the form keeps leaving the months out."""
+    with caplog.at_level(logging.ERROR, logger=common.__name__), translation.override("en"):
+        with override_settings(**{SETTING: "24"}):
+            for _ in range(5):
+                assert common.purchase_terms() == VOUCHERS_FIRST["en"]
+        with override_settings(**{SETTING: 24.0}):
+            assert common.purchase_terms() == VOUCHERS_FIRST["en"]
+            assert common.purchase_terms() == VOUCHERS_FIRST["en"]
+        with override_settings(**{SETTING: 24}):
+            assert common.purchase_terms().startswith("Purchased credit is valid 24 months.")
+    logged = [r.getMessage() for r in caplog.records if r.name == common.__name__]
+    assert len(logged) == 2, logged
+    assert f"{SETTING} = '24' is wrong" in logged[0]
+    assert f"{SETTING} = 24.0 is wrong" in logged[1]

@@ -13,7 +13,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from ovh_credit_plugin import exceptions, i18n
-from ovh_credit_plugin.dashboard import api
+from ovh_credit_plugin.dashboard import api, wrong_settings
 from ovh_credit_plugin.money import held_places
 
 LOG = logging.getLogger(__name__)
@@ -55,11 +55,13 @@ def _validity_months() -> int | None:
     low, high = _VALIDITY_MONTHS_BOUNDS
     if isinstance(months, int) and not isinstance(months, bool) and low <= months <= high:
         return months
-    LOG.error("Horizon's setting %s = %r is wrong: it must be a whole number of months "
-              "from %d to %d (a Python int, no quotes), the plugin's [cloud_credit] "
-              "purchased_credit_validity_months. The Add credit form does not say how "
-              "long purchased credit is valid until it is fixed.",
-              _VALIDITY_MONTHS_SETTING, months, low, high)
+    wrong_settings.report(
+        LOG, _VALIDITY_MONTHS_SETTING, months,
+        "Horizon's setting %s = %r is wrong: it must be a whole number of months from %d "
+        "to %d (a Python int, no quotes), the plugin's [cloud_credit] "
+        "purchased_credit_validity_months. The Add credit form does not say how long "
+        "purchased credit is valid until it is fixed.",
+        _VALIDITY_MONTHS_SETTING, months, low, high)
     return None
 
 
