@@ -176,6 +176,11 @@ class _ReadOnlyAwarePool(QueuePool):
     behaviour.
     """
 
+    # SQLAlchemy names a pool's logger after its class: under our module's name, its
+    # DEBUG lines (four per checkout) escaped the "sqlalchemy" logger's WARNING level
+    # that hosts set (oslo.log's sqlalchemy=WARN) and flooded a debug log.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Threads of the API, CloudKitty's workers: one decision at a time, so

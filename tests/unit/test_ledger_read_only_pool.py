@@ -9,6 +9,7 @@ On real servers: tests/functional/test_ledger_read_only_pool_churn.py.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -115,3 +116,15 @@ def test_refusals_at_once_in_many_threads_close_only_their_connections(pool: Poo
     assert not any(c.is_valid for c in fresh)
     assert not replaced(pool, bystander)
     assert bystander.is_valid
+
+
+def test_the_pool_logs_under_sqlalchemys_name_so_a_debug_log_stays_readable(
+        pool: Pool, caplog: pytest.LogCaptureFixture) -> None:
+    """A process logging at DEBUG (oslo.log's ``debug = True`` in cloudkitty.conf) keeps
+    SQLAlchemy's loggers at WARNING (``sqlalchemy=WARN``, and SQLAlchemy's own default).
+    Named after its own module, the pool's checkout lines escaped that: four DEBUG
+    lines for every transaction of the CloudKitty processor."""
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            pool.connect().close()
+    assert [r for r in caplog.records if "pool" in r.name.lower()] == []
