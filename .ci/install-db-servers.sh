@@ -3,8 +3,9 @@
 # (its state transfer) for the clustered-ledger tier, and RabbitMQ (the real transport of
 # the notification tests, tests/support/rabbitmq.py), and Debian's chromium with its
 # chromedriver (the dashboard's real-browser tier, tests/support/horizon.py: selenium
-# drives them, nothing is downloaded at test time), for the test suite (Debian 12, run
-# as root).
+# drives them, nothing is downloaded at test time), and Prometheus with promtool (the
+# collector's real server for the cloudkitty-processor daemon's walk,
+# tests/support/prometheus.py), for the test suite (Debian 12, run as root).
 #
 # The tests start their own throwaway servers on loopback (see tests/support/dbservers.py);
 # this script only makes the binaries available. It is idempotent: when the
@@ -47,6 +48,9 @@ command -v rsync >/dev/null 2>&1 || pkgs+=(rsync)
 command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
 [ -d /usr/share/fonts/truetype/liberation ] || pkgs+=(fonts-liberation)
+# The cloudkitty-processor daemon's walk: a real Prometheus serving backfilled metrics.
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } \
+    || pkgs+=(prometheus)
 # ... and one of ss/lsof to see its rsync daemon listen (wsrep_sst_common).
 { command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || pkgs+=(iproute2)
 
@@ -91,6 +95,7 @@ if command -v service >/dev/null 2>&1; then
     service postgresql stop >/dev/null 2>&1 || true
     service mariadb stop >/dev/null 2>&1 || true
     service rabbitmq-server stop >/dev/null 2>&1 || true
+    service prometheus stop >/dev/null 2>&1 || true
 fi
 # rabbitmq-server's postinst leaves Erlang's port mapper running (port 4369); the tests
 # start one of their own. It only stops when no node uses it.
