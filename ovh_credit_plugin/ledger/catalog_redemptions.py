@@ -85,16 +85,17 @@ def _claim(conn: Connection, code: str, limit: int | None) -> bool:
     condition = _COUNTS.c.code == code
     if limit is not None:
         condition = condition & (_COUNTS.c.redemptions < limit)
-    updated = conn.execute(
-        _COUNTS.update().where(condition).values(redemptions=_COUNTS.c.redemptions + 1)
-    ).rowcount
-    if updated == 1:
+    one_more = _COUNTS.update().where(condition).values(redemptions=_COUNTS.c.redemptions + 1)
+    if conn.execute(one_more).rowcount == 1:
         return True
     exists = conn.execute(
         sa.select(_COUNTS.c.code).where(_COUNTS.c.code == code)
     ).first()
     if exists is not None:
-        return False  # the limit is reached
+        # Either the limit is reached, or the row is another project's first
+        # redemption, committed since the UPDATE above found nothing (READ
+        # COMMITTED): only the condition, asked again of that row, tells.
+        return conn.execute(one_more).rowcount == 1
     conn.execute(_COUNTS.insert().values(code=code, redemptions=1))
     return True
 
