@@ -41,7 +41,7 @@ from oslo_config import cfg
 from oslo_middleware import http_proxy_to_wsgi
 from oslo_middleware import request_id as request_id_middleware
 
-from ovh_credit_plugin import exceptions
+from ovh_credit_plugin import exceptions, request_ids
 from ovh_credit_plugin.api import errors
 from ovh_credit_plugin.api.controllers import CreditRootController, Runtime, accepts_json
 from ovh_credit_plugin.conf import (
@@ -135,6 +135,13 @@ class ApiSigErrors:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
+        # Every line logged while this request is served carries its id (the log
+        # format's [req-...]), the middleware's and this layer's as the controllers'.
+        with request_ids.acting_for(environ.get(errors.REQUEST_ID_ENV)):
+            return self._answer(environ, start_response)
+
+    def _answer(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                ) -> Iterable[bytes]:
         request = webob.Request(environ)
         unreadable = errors.undecodable(environ)
         if unreadable is not None:
@@ -453,11 +460,49 @@ def check_conf(conf: cfg.ConfigOpts) -> None:
                                      % {"name": driver})
 
 
+#: oslo.log's default shape, as every OpenStack service's lines: time, process id (the
+#: worker, under a pre-forking server), level, logger, the request id (``-`` outside a
+#: request), message.
+LOG_FORMAT = ("%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [%(request_id)s] "
+              "%(message)s")
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class _RequestId(logging.Filter):
+    """Gives each record the id of the request it was logged for (``-``: none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_ids.current() or "-"
+        return True
+
+
+def log_to_stderr() -> None:
+    """The application's lines, INFO and above, on standard error in :data:`LOG_FORMAT`.
+
+    Unless the root logger has a handler already: the operator's logging
+    configuration (a ``wsgi.py`` that ran ``logging.config.fileConfig``), or the
+    WSGI server's, is left as it is. Without any, Python writes only WARNING and
+    above, bare (no time, level or logger), and the INFO lines are lost.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    handler.addFilter(_RequestId())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def load_app(argv: Sequence[str] | None = None) -> CreditApi:
     """For WSGI servers (uWSGI, gunicorn, mod_wsgi): ``application = load_app([...])``.
 
     A configuration every request would fail on is refused here (``check_conf``).
+    The log goes to standard error, which the server writes in its log
+    (:func:`log_to_stderr`: unless logging is configured already).
     """
+    log_to_stderr()
     conf = load_conf(argv)
     check_conf(conf)
     return make_app(conf)
@@ -476,6 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     requests in flight finish (``SHUTDOWN_GRACE`` seconds at most; a second
     signal stops waiting), then exits 0.
     """
+    log_to_stderr()  # first: check_conf's warnings are lines of the log too
     try:
         conf = load_conf(argv)
         check_conf(conf)
@@ -483,8 +529,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error_message(error))
     except exceptions.ConfigError as error:
         return _fail(str(error))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
     try:  # before the application: its start-up lines would come before this error's
         server = _bind(conf.api.bind_host, conf.api.bind_port)
     except OSError as error:
