@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,47 @@ def test_a_good_file_broken_later_never_falls_back_to_the_defaults(
     # The operator's last good rules, not the (more generous) defaults.
     assert _credits(url, "reader") == 403
     assert _credits(url, "admin") == 200
+
+
+def test_a_broken_file_added_while_serving_fails_one_request_and_the_defaults_stay(
+        with_policy: tuple[Path, str], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """As a good file broken later: the request that finds it fails, then the rules in
+    force before it (here the defaults, there was no file) stay, and the log says so.
+    A broken file there at start fails every request instead (the test above)."""
+    policy_file, url = with_policy
+    clock = [time.monotonic()]
+    monkeypatch.setattr(policy, "_now", lambda: clock[0])
+    assert _credits(url, "reader") == 200
+    policy_file.write_text('"cloud_credit:credit:list": [role:admin\n')
+    clock[0] += policy.RECHECK_SECONDS
+    with caplog.at_level(logging.ERROR):
+        assert _credits(url, "reader") == 500
+    assert f"policy file {policy_file} cannot be loaded" in caplog.text
+    for _ in range(2):
+        clock[0] += policy.RECHECK_SECONDS
+        assert _credits(url, "reader") == 200
+
+
+def test_a_broken_file_there_at_start_fails_every_request_until_fixed(
+        ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text('"cloud_credit:credit:list": [role:admin\n')
+    conf = api_conf(ledger, auth="noauth")
+    policy.make_enforcer(conf)
+    conf.set_override("policy_file", str(policy_file), "oslo_policy")
+    clock = [time.monotonic()]
+    monkeypatch.setattr(policy, "_now", lambda: clock[0])
+    app = make_app(conf)
+    try:
+        with serving(app) as url:
+            for _ in range(3):
+                assert _credits(url, "reader") == 500
+                clock[0] += policy.RECHECK_SECONDS
+            policy_file.write_text('"cloud_credit:credit:list": "role:admin"\n')
+            stat = policy_file.stat()
+            os.utime(policy_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+            assert _credits(url, "reader") == 403
+            assert _credits(url, "admin") == 200
+    finally:
+        app.close()
