@@ -56,10 +56,10 @@ def _timeout(setting: Any) -> float:
         return setting
     wrong_settings.report(
         LOG, "CLOUD_CREDIT_API_TIMEOUT", setting,
-        "Horizon's setting CLOUD_CREDIT_API_TIMEOUT = %r is wrong: it must be a number of "
+        "Horizon's setting CLOUD_CREDIT_API_TIMEOUT = %s is wrong: it must be a number of "
         "seconds above 0 and at most %s (a Python int or float, no quotes); the panel "
         "waits %s s for the API until it is fixed.",
-        setting, MAX_TIMEOUT, DEFAULT_TIMEOUT)
+        wrong_settings.shown(setting), MAX_TIMEOUT, DEFAULT_TIMEOUT)
     return DEFAULT_TIMEOUT
 
 

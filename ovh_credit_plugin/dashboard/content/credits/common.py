@@ -57,11 +57,11 @@ def _validity_months() -> int | None:
         return months
     wrong_settings.report(
         LOG, _VALIDITY_MONTHS_SETTING, months,
-        "Horizon's setting %s = %r is wrong: it must be a whole number of months from %d "
+        "Horizon's setting %s = %s is wrong: it must be a whole number of months from %d "
         "to %d (a Python int, no quotes), the plugin's [cloud_credit] "
         "purchased_credit_validity_months. The Add credit form does not say how long "
         "purchased credit is valid until it is fixed.",
-        _VALIDITY_MONTHS_SETTING, months, low, high)
+        _VALIDITY_MONTHS_SETTING, wrong_settings.shown(months), low, high)
     return None
 
 
