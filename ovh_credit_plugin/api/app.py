@@ -480,19 +480,22 @@ class _RequestId(logging.Filter):
 def log_to_stderr() -> None:
     """The application's lines, INFO and above, on standard error in :data:`LOG_FORMAT`.
 
-    Unless the root logger has a handler already: the operator's logging
-    configuration (a ``wsgi.py`` that ran ``logging.config.fileConfig``), or the
-    WSGI server's, is left as it is. Without any, Python writes only WARNING and
-    above, bare (no time, level or logger), and the INFO lines are lost.
+    Unless the root logger, or the plugin's own (``ovh_credit_plugin``), has a
+    handler already: the operator's logging configuration (a ``wsgi.py`` that ran
+    ``logging.config.fileConfig``), or the WSGI server's, is left as it is, and no
+    line is written twice. Without any, Python writes only WARNING and above, bare
+    (no time, level or logger), and the INFO lines are lost. A root level the
+    operator set below INFO (DEBUG) is kept.
     """
     root = logging.getLogger()
-    if root.handlers:
+    if root.handlers or logging.getLogger("ovh_credit_plugin").handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
     handler.addFilter(_RequestId())
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
 
 
 def load_app(argv: Sequence[str] | None = None) -> CreditApi:

@@ -546,3 +546,30 @@ def test_a_logging_configuration_of_the_operators_own_is_left_alone(tmp_path: Pa
     assert done.stderr.splitlines() == [
         "operator: WARNING [api] auth_strategy = noauth: callers are whoever the X-Project-Id "
         "and X-Roles headers say; for development only, never expose this server"]
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    # A handler on the plugin's own logger only: its lines once, by that handler.
+    ("h = logging.StreamHandler(); h.setFormatter(logging.Formatter('plugin: %(message)s'))\n"
+     "logging.getLogger('ovh_credit_plugin').addHandler(h)\n", ["plugin: "]),
+    # The root level set to DEBUG, no handler: kept (our handler writes the DEBUG lines).
+    ("logging.getLogger().setLevel(logging.DEBUG)\n", ["DEBUG"]),
+], ids=["plugin handler", "root at DEBUG"])
+def test_a_partial_logging_setup_of_the_operators_is_kept(
+        tmp_path: Path, setup: str, expected: list[str]) -> None:
+    config = tmp_path / "ovh-credit-plugin.conf"
+    config.write_text("[api]\nauth_strategy = noauth\n[cloud_credit]\n"
+                      f"connection = sqlite:///{tmp_path}/ledger.sqlite\n")
+    write_wsgi_py(tmp_path, config)
+    wsgi_py = tmp_path / "wsgi.py"
+    wsgi_py.write_text("import logging\n" + setup + wsgi_py.read_text()
+                       + "print(logging.getLevelName(logging.getLogger().level))\n")
+    done = subprocess.run([sys.executable, str(wsgi_py)], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    noauth = [line for line in done.stderr.splitlines() if "auth_strategy = noauth" in line]
+    assert len(noauth) == 1, done.stderr  # written once, not by two handlers
+    if expected == ["DEBUG"]:
+        assert done.stdout == "DEBUG\n"
+    else:
+        assert noauth[0].startswith(expected[0]), noauth
