@@ -156,16 +156,31 @@ def _ledger_connections(url: str) -> int:
 
 
 @contextmanager
-def credits_locked(url: str) -> Iterator[None]:
+def credits_locked(url: str) -> Iterator[Callable[[int], None]]:
     """The credits table locked by another session: requests that read it wait in the
-    server (in flight) until the block ends."""
+    server (in flight) until the block ends. Yields ``in_flight(count)``, which returns
+    once ``count`` requests wait on that lock (not a sleep: a loaded machine is slow)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    def waiting() -> int:
+        # A new transaction each time: pg_stat_activity is read once per transaction.
+        with engine.connect() as watcher:
+            return int(watcher.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one())
+
+    def in_flight(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while waiting() < count:
+            assert time.monotonic() < deadline, f"{count} requests never reached the lock"
+            time.sleep(0.02)
+
     try:
         with engine.connect() as conn:
             transaction = conn.begin()
             conn.execute(sa.text("LOCK TABLE cloud_credit_credits IN ACCESS EXCLUSIVE MODE"))
             try:
-                yield
+                yield in_flight
             finally:
                 transaction.rollback()
     finally:
@@ -442,9 +457,9 @@ def test_a_graceful_reload_fails_no_request(deployment: Deployment) -> None:
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         try:
-            with credits_locked(deployment.url):
+            with credits_locked(deployment.url) as in_flight:
                 customers = [pool.submit(customer) for _ in range(6)]
-                time.sleep(0.5)  # requests wait on the lock: in flight
+                in_flight(6)
                 server.signal(signal.SIGHUP)
                 time.sleep(1.0)
             new = server.wait_for_new_workers(old, WORKERS)
@@ -481,10 +496,10 @@ def test_sigterm_lets_the_requests_in_flight_finish(deployment: Deployment) -> N
     project = new_project()
     workers = server.workers()
     with ThreadPoolExecutor(max_workers=6) as pool:
-        with credits_locked(deployment.url):
+        with credits_locked(deployment.url) as in_flight:
             flights = [pool.submit(call, "GET", f"{api}/credits", member(project))
                        for _ in range(6)]
-            time.sleep(0.3)  # requests wait on the lock: in flight
+            in_flight(6)
             server.signal(signal.SIGTERM)  # systemd's stop
             time.sleep(0.5)
         answers = [flight.result(timeout=60) for flight in flights]
