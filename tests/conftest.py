@@ -149,8 +149,10 @@ def ledger(
     yield made
     try:
         # Whatever a test did through the plugin, the ledger still balances.
-        # Tests that break it on purpose (to prove the audit sees it) say so.
-        if request.node.get_closest_marker("tampers_ledger") is None:
+        # Tests that break it on purpose (to prove the audit sees it) say so, and
+        # so do those that end with the same audit of their own (a million entries).
+        if (request.node.get_closest_marker("tampers_ledger") is None
+                and request.node.get_closest_marker("audits_ledger") is None):
             service = made.service()
             try:
                 report = service.audit()
