@@ -260,3 +260,31 @@ def test_the_migrated_schema_is_the_declared_one(unmigrated: Ledger) -> None:
             diff = compare_metadata(context, schema.metadata)
         assert [(d[0][0], d[0][2], d[0][3]) for d in diff] == [
             ("modify_type", "cloud_credit_settlements", "invoice_id")], diff
+
+
+def test_a_refused_downgrade_from_head_leaves_the_revision_of_what_was_done(
+        unmigrated: Ledger) -> None:
+    """MariaDB commits each ALTER TABLE by itself: going down from head to 0006, the
+    revisions after 0007 are undone (0008's column dropped, committed), then 0007
+    refuses. The stored revision must say 0007, what the schema is: it said 0008 (its
+    stamp rolled back with 0007's refusal, the column gone), and the next upgrade
+    skipped 0008, leaving a ledger without the column it adds."""
+    with engine_of(unmigrated) as engine:
+        migration.upgrade(engine)
+        service = unmigrated.service()
+        try:
+            for project in ("ACME", "acme"):  # two projects to 0007, one to 0006
+                service.create_order(project, "10", at=T0)
+        finally:
+            service.close()
+        with pytest.raises(RuntimeError, match=r"cloud_credit_projects \(PRIMARY: 'ACME'"):
+            migration.downgrade(engine, BEFORE)
+        assert migration.current(engine) == "0007_binary_collation"
+        columns = {c["name"] for c in sa.inspect(engine).get_columns(
+            "cloud_credit_expiry_notices")}
+        assert "sending_since" not in columns  # 0008's, undone and committed
+        migration.upgrade(engine)
+        assert migration.current(engine) == migration.head()
+        assert "sending_since" in {c["name"] for c in sa.inspect(engine).get_columns(
+            "cloud_credit_expiry_notices")}
+        assert_exact(engine)
