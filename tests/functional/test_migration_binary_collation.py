@@ -178,8 +178,8 @@ def test_0007_converts_a_ledger_with_data_and_then_ids_that_differ_by_case_are_t
             service.close()
 
         # Back to 0006 would make "ACME" and "acme" one project again: refused, with
-        # nothing changed. (From 0007: MariaDB commits each ALTER of the revisions
-        # after it, whose downgrades would stay done.)
+        # nothing of 0007 changed. (From head, the revisions after 0007 are undone
+        # first: test_a_refused_downgrade_from_head_leaves_the_revision_of_what_was_done.)
         migration.downgrade(engine, "0007_binary_collation")
         with pytest.raises(RuntimeError, match=r"cloud_credit_projects \(PRIMARY: 'ACME'"):
             migration.downgrade(engine, BEFORE)
