@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -129,13 +130,26 @@ class Enforcer(policy.Enforcer):
 
     _checked_at: float | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # oslo.policy rebuilds the rules in place (the file's, then the registered
+        # defaults one by one): a check made meanwhile by another thread found no
+        # rule for its action, fell to the "default" rule and refused an allowed
+        # caller (403). Reloads and checks take turns (a check costs microseconds).
+        self._turns = threading.RLock()
+        super().__init__(*args, **kwargs)
+
     def load_rules(self, force_reload: bool = False) -> None:
-        now = _now()
-        if (not force_reload and self._checked_at is not None
-                and now - self._checked_at < RECHECK_SECONDS):
-            return
-        super().load_rules(force_reload)
-        self._checked_at = now
+        with self._turns:
+            now = _now()
+            if (not force_reload and self._checked_at is not None
+                    and now - self._checked_at < RECHECK_SECONDS):
+                return
+            super().load_rules(force_reload)
+            self._checked_at = now
+
+    def enforce(self, *args: Any, **kwargs: Any) -> Any:
+        with self._turns:  # authorize() is enforce() with the rule registered
+            return super().enforce(*args, **kwargs)
 
     def _load_policy_file(self, path: str, force_reload: bool, overwrite: bool = True
                           ) -> bool:
