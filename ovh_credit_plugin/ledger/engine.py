@@ -102,6 +102,7 @@ def create_engine(
             hide_parameters=True,
         )
         _configure_sqlite(engine, busy_timeout=sqlite_busy_timeout)
+        _one_process_per_connection(engine)
         return engine
     try:
         engine = sa.create_engine(
@@ -142,7 +143,33 @@ def create_engine(
             % {"drivername": parsed.drivername, "error": error, "hint": hint}
         ) from None
     _read_only_is_a_lost_connection(engine)
+    _one_process_per_connection(engine)
     return engine
+
+
+def _one_process_per_connection(engine: Engine) -> None:
+    """A pooled connection is used only by the process that opened it.
+
+    A process forked with connections in the pool (uWSGI loads the application
+    in its master, then forks its workers, and runs no ``os.register_at_fork``
+    hook in them) would share their sockets with its parent and siblings: one
+    would read another's answers. Nothing of ours opens a connection before a
+    host forks today; this keeps it so if anything ever does. At checkout, a
+    connection another process opened is let go without closing it (closing
+    would end the parent's session) and a new one is opened: oslo.db's process
+    guard, SQLAlchemy's recipe for os.fork().
+    """
+    @event.listens_for(engine, "connect")
+    def _opened_by(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _only_by_its_process(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        opened_by = record.info.setdefault("pid", os.getpid())
+        if opened_by != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise exc.DisconnectionError(
+                f"connection opened by process {opened_by}, checked out by {os.getpid()}")
 
 
 #: Seconds during which a connection refused as read-only, opened since the pool
