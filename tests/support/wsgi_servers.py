@@ -24,11 +24,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
+import sqlalchemy as sa
 
 from tests.support.api_stack import REQUIRE_API, free_port
 from tests.support.process import ROOT
@@ -329,3 +333,75 @@ def log_lines(text: str) -> list[LogLine]:
             found.append(LogLine(int(match["pid"]), match["level"], match["logger"],
                                  match["request_id"], match["message"], following))
     return found
+
+
+# -- the walks' clients: customers and the payment system, as noauth headers ----------------
+
+VOUCHERS: dict[str, Any] = {"vouchers": [
+    {"code": "WELCOME-2026", "amount": "50.00", "currency": "EUR", "status": "active",
+     "valid_from": None, "valid_until": None, "validity_days": 90, "products": [],
+     "max_redemptions": None, "redemptions": 0, "description": "Welcome voucher"},
+    {"code": "ONLY-ONE", "amount": "5.00", "currency": "EUR", "status": "active",
+     "valid_from": None, "valid_until": None, "validity_days": 30, "products": [],
+     "max_redemptions": 1, "redemptions": 0, "description": "One project only"},
+]}
+
+PAYMENTS = {"X-Project-Id": "payments", "X-User-Id": "psp", "X-Roles": "service"}
+
+
+def member(project: str) -> dict[str, str]:
+    return {"X-Project-Id": project, "X-User-Id": f"user-{project}", "X-Roles": "member,reader"}
+
+
+def new_project() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    request_id: str
+
+
+def call(method: str, url: str, headers: dict[str, str], body: Any = None) -> Answer:
+    response = requests.request(method, url, headers=headers, json=body, timeout=60)
+    assert response.headers["Content-Type"].startswith("application/json"), response.text
+    return Answer(response.status_code, response.json(),
+                  response.headers["X-Openstack-Request-Id"])
+
+
+def error_code(answer: Answer) -> str:
+    return str(answer.body["errors"][0]["code"])
+
+
+@contextmanager
+def credits_locked(url: str) -> Iterator[Callable[[int], None]]:
+    """The credits table locked by another session: requests that read it wait in the
+    server (in flight) until the block ends. Yields ``in_flight(count)``, which returns
+    once ``count`` requests wait on that lock (not a sleep: a loaded machine is slow)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    def waiting() -> int:
+        # A new transaction each time: pg_stat_activity is read once per transaction.
+        with engine.connect() as watcher:
+            return int(watcher.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one())
+
+    def in_flight(count: int) -> None:
+        deadline = time.monotonic() + 60
+        while waiting() < count:
+            assert time.monotonic() < deadline, f"{count} requests never reached the lock"
+            time.sleep(0.02)
+
+    try:
+        with engine.connect() as conn:
+            transaction = conn.begin()
+            conn.execute(sa.text("LOCK TABLE cloud_credit_credits IN ACCESS EXCLUSIVE MODE"))
+            try:
+                yield in_flight
+            finally:
+                transaction.rollback()
+    finally:
+        engine.dispose()
