@@ -58,6 +58,7 @@ from tests.support.wsgi_servers import (
     Answer,
     Server,
     call,
+    check_customer,
     children,
     connections_to,
     credits_locked,
@@ -355,40 +356,11 @@ def test_customers_and_the_payment_system_at_once_through_cloudkittys_api(stack:
         by_project.setdefault(project, []).append(answers)
     winners = []
     for project, (one, other) in by_project.items():
-        orders, payments, welcomes, only_ones, credits, listed, modules = zip(
-            one, other, strict=True)
-        # One order, made once (201) and found once (200) by its Idempotency-Key.
-        assert sorted(a.status for a in orders) == [200, 201], [a.body for a in orders]
-        assert orders[0].body == orders[1].body
-        order = orders[0].body
-        assert (order["project_id"], order["amount"], order["currency"], order["status"]) == (
-            project, "20.00", "EUR", "pending")
-        assert order["payment_url"] == f"https://pay.example/orders/{order['id']}"
-        # Two deliveries of one payment: one credit.
-        assert [a.status for a in payments] == [200, 200], [a.body for a in payments]
-        assert payments[0].body["credit_id"] == payments[1].body["credit_id"] is not None
-        purchased = payments[0].body["credit_id"]
-        # One activation (201), then that credit again (200).
-        assert sorted(a.status for a in welcomes) == [200, 201], [a.body for a in welcomes]
-        assert welcomes[0].body == welcomes[1].body
-        welcome = welcomes[0].body
-        assert (welcome["kind"], welcome["total"], welcome["project_id"]) == (
-            "voucher", "50.00", project)
-        # A single-use code, raced by twelve requests of six projects.
-        if {a.status for a in only_ones} == {409}:
-            assert {error_code(a) for a in only_ones} == {"cloud_credit.voucher_redeemed"}
-            expected = [welcome["id"], purchased]
-        else:
-            assert sorted(a.status for a in only_ones) == [200, 201], [a.body for a in only_ones]
-            assert only_ones[0].body == only_ones[1].body
+        *walked, listed, modules = zip(one, other, strict=True)
+        if check_customer(project, *walked):
             winners.append(project)
-            expected = [only_ones[0].body["id"], welcome["id"], purchased]
-        # Listed once each, nothing twice: vouchers first, the sooner end first.
-        assert [a.status for a in credits] == [200, 200]
-        assert credits[0].body == credits[1].body
-        assert [c["id"] for c in credits[0].body["credits"]] == expected
-        assert all(c["available"] == c["total"] for c in credits[0].body["credits"])
-        assert [[o["id"] for o in a.body["orders"]] for a in listed] == [[order["id"]]] * 2
+        order_id = walked[0][0].body["id"]
+        assert [[o["id"] for o in a.body["orders"]] for a in listed] == [[order_id]] * 2
         assert {(a.status, a.body["module_id"]) for a in modules} == {(200, "cloud_credit")}
     assert len(winners) == 1
 

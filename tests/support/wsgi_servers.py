@@ -405,3 +405,44 @@ def credits_locked(url: str) -> Iterator[Callable[[int], None]]:
                 transaction.rollback()
     finally:
         engine.dispose()
+
+
+def check_customer(project: str, orders: tuple[Answer, Answer],
+                   payments: tuple[Answer, Answer], welcomes: tuple[Answer, Answer],
+                   only_ones: tuple[Answer, Answer], lists: tuple[Answer, Answer]) -> bool:
+    """What a walk's customer (two tabs at once) and the payment system (two deliveries of
+    one webhook) were answered, step by step; whether this project won ONLY-ONE."""
+    # The same Idempotency-Key and body: one order, made once (201), found once (200).
+    assert sorted(a.status for a in orders) == [200, 201], [a.body for a in orders]
+    assert orders[0].body == orders[1].body
+    order = orders[0].body
+    assert (order["project_id"], order["amount"], order["currency"], order["status"]) == (
+        project, "20.00", "EUR", "pending")
+    assert order["payment_url"] == f"https://pay.example/orders/{order['id']}"
+    # Two deliveries of one payment: one credit.
+    assert [a.status for a in payments] == [200, 200], [a.body for a in payments]
+    assert payments[0].body["credit_id"] == payments[1].body["credit_id"] is not None
+    assert {a.body["status"] for a in payments} == {"paid"}
+    purchased = payments[0].body["credit_id"]
+    # The same code twice: one activation (201), then that credit (200).
+    assert sorted(a.status for a in welcomes) == [200, 201], [a.body for a in welcomes]
+    assert welcomes[0].body == welcomes[1].body
+    welcome = welcomes[0].body
+    assert (welcome["kind"], welcome["total"], welcome["project_id"]) == (
+        "voucher", "50.00", project)
+    # A single-use code, raced by every project's two tabs.
+    won = {a.status for a in only_ones} != {409}
+    if won:
+        assert sorted(a.status for a in only_ones) == [200, 201], [a.body for a in only_ones]
+        assert only_ones[0].body == only_ones[1].body
+        # Vouchers first, the sooner end first (30 days, then 90).
+        expected = [only_ones[0].body["id"], welcome["id"], purchased]
+    else:
+        assert {error_code(a) for a in only_ones} == {"cloud_credit.voucher_redeemed"}
+        expected = [welcome["id"], purchased]
+    # Listed once each, nothing twice.
+    assert [a.status for a in lists] == [200, 200]
+    assert lists[0].body == lists[1].body
+    assert [c["id"] for c in lists[0].body["credits"]] == expected
+    assert all(c["available"] == c["total"] for c in lists[0].body["credits"])
+    return won
