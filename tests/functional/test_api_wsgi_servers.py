@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,9 +51,11 @@ from tests.support.wsgi_servers import (
     credits_locked,
     doc_wsgi_py,
     error_code,
+    ledger_sessions,
     log_lines,
     member,
     new_project,
+    reload_while_customers_order,
     server_for,
     skip_reason,
 )
@@ -101,7 +102,7 @@ class Deployment:
             # master loads it before forking its workers.
             self.server.wait_until_loaded(WORKERS, NOAUTH_WARNING,
                                           in_workers=self.name == "gunicorn")
-            self.connections_at_load.append(_ledger_connections(self.url))
+            self.connections_at_load.append(ledger_sessions(self.url))
             self.held_at_load.append(connections_to(
                 self.database_port, {self.server.pid} | self.server.workers()))
         return self.server
@@ -111,17 +112,6 @@ class Deployment:
         return subprocess.run([str(BIN / "ovh-credit"), "--config-file", str(self.config),
                                *args], input=stdin, capture_output=True, text=True,
                               timeout=120, check=False)
-
-
-def _ledger_connections(url: str) -> int:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one())
-    finally:
-        engine.dispose()
 
 
 def write_wsgi_py(site: Path, config: Path) -> None:
@@ -343,43 +333,7 @@ def test_the_log_tells_the_on_call_engineer_what_happened(deployment: Deployment
 @pytest.mark.parametrize("deployment", DOCUMENTED, indirect=True)
 def test_a_graceful_reload_fails_no_request(deployment: Deployment) -> None:
     server = deployment.running()
-    api = f"{server.url}/v1"
-    project = new_project()
-    old = server.workers()
-    stop = threading.Event()
-    failures: list[str] = []
-
-    def customer() -> list[Answer]:
-        seen = []
-        while not stop.is_set():
-            try:
-                seen.append(call("POST", f"{api}/orders", member(project), {"amount": "5.00"}))
-                seen.append(call("GET", f"{api}/credits", member(project)))
-            except (requests.RequestException, ValueError, KeyError) as error:
-                failures.append(repr(error))
-        return seen
-
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        try:
-            with credits_locked(deployment.url) as in_flight:
-                customers = [pool.submit(customer) for _ in range(6)]
-                in_flight(6)
-                server.signal(signal.SIGHUP)
-                time.sleep(1.0)
-            new = server.wait_for_new_workers(old, WORKERS)
-            time.sleep(0.3)  # served by the new workers too
-        finally:
-            stop.set()
-        answers = [answer for each in customers for answer in each.result(timeout=120)]
-    assert failures == []
-    assert server.running()
-    assert len(new) == WORKERS
-    statuses = Counter(a.status for a in answers)
-    assert set(statuses) <= {200, 201}, [a.body for a in answers if a.status >= 300]
-    made = {a.body["id"] for a in answers if a.status == 201}
-    assert statuses[201] == len(made) > 0
-    listed = call("GET", f"{api}/orders?limit=1000", member(project)).body["orders"]
-    assert sorted(order["id"] for order in listed) == sorted(made)
+    reload_while_customers_order(server, f"{server.url}/v1", deployment.url, WORKERS)
     audit = deployment.cli("audit")
     assert audit.returncode == 0, audit.stdout + audit.stderr
 

@@ -32,12 +32,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,12 +58,13 @@ from tests.support.wsgi_servers import (
     check_customer,
     children,
     connections_to,
-    credits_locked,
     doc_pyuwsgi_option,
     error_code,
     is_pyuwsgi,
+    ledger_sessions,
     member,
     new_project,
+    reload_while_customers_order,
 )
 
 BIN = Path(sys.executable).parent
@@ -141,7 +139,7 @@ class Stack:
             threads={pid: _threads(pid) for pid in pids},
             files={pid: _files(pid) for pid in pids},
             ledger_held=connections_to(self.ledger_port, pids),
-            ledger_sessions=_ledger_sessions(self.ledger_url),
+            ledger_sessions=ledger_sessions(self.ledger_url),
         ))
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -166,17 +164,6 @@ def _files(pid: int) -> set[str]:
         if target.startswith("/") and not target.startswith("/dev/"):
             found.add(target)
     return found
-
-
-def _ledger_sessions(url: str) -> int:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one())
-    finally:
-        engine.dispose()
 
 
 def _cloudkitty_script() -> str:
@@ -406,43 +393,7 @@ def test_our_log_lines_are_in_cloudkittys_log_with_the_answers_request_id(stack:
 
 def test_a_graceful_reload_fails_no_request(stack: Stack) -> None:
     server = stack.server
-    base = stack.base
-    project = new_project()
-    old = server.workers()
-    stop = threading.Event()
-    failures: list[str] = []
-
-    def customer() -> list[Answer]:
-        seen = []
-        while not stop.is_set():
-            try:
-                seen.append(call("POST", f"{base}/orders", member(project), {"amount": "5.00"}))
-                seen.append(call("GET", f"{base}/credits", member(project)))
-            except Exception as error:
-                failures.append(repr(error))
-        return seen
-
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        try:
-            with credits_locked(stack.ledger_url) as in_flight:
-                customers = [pool.submit(customer) for _ in range(6)]
-                in_flight(6)  # six requests in the workers, waiting on the ledger
-                server.signal(signal.SIGHUP)
-                time.sleep(0.5)
-            new = server.wait_for_new_workers(old, WORKERS)
-            time.sleep(0.3)  # served by the new workers too
-        finally:
-            stop.set()
-        answers = [answer for each in customers for answer in each.result(timeout=120)]
-    assert failures == []
-    assert server.running()
-    assert len(new) == WORKERS
-    statuses = Counter(a.status for a in answers)
-    assert set(statuses) <= {200, 201}, [a.body for a in answers if a.status >= 300]
-    made = {a.body["id"] for a in answers if a.status == 201}
-    assert statuses[201] == len(made) > 0
-    listed = call("GET", f"{base}/orders?limit=1000", member(project)).body["orders"]
-    assert sorted(order["id"] for order in listed) == sorted(made)
+    reload_while_customers_order(server, stack.base, stack.ledger_url, WORKERS)
     # The master loaded CloudKitty's application again: still none of ours in it.
     held = connections_to(stack.ledger_port, {server.pid} | children(server.pid))
     assert server.pid not in {pid for pids in held.values() for pid in pids}

@@ -23,9 +23,12 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +307,18 @@ def connections_to(port: int, pids: set[int]) -> dict[int, set[int]]:
     return held
 
 
+def ledger_sessions(url: str) -> int:
+    """The sessions the ledger's PostgreSQL database has, but the one asking."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 # -- the application's log lines ------------------------------------------------------------
 
 
@@ -446,3 +461,46 @@ def check_customer(project: str, orders: tuple[Answer, Answer],
     assert [c["id"] for c in lists[0].body["credits"]] == expected
     assert all(c["available"] == c["total"] for c in lists[0].body["credits"])
     return won
+
+
+def reload_while_customers_order(server: Server, base: str, ledger_url: str,
+                                 workers: int) -> None:
+    """SIGHUP while six customers order and list credits in a loop, six requests in flight
+    (waiting on the ledger's lock): no request fails, ``workers`` new workers serve, and
+    every order answered 201 is in the ledger, once."""
+    project = new_project()
+    old = server.workers()
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def customer() -> list[Answer]:
+        seen = []
+        while not stop.is_set():
+            try:
+                seen.append(call("POST", f"{base}/orders", member(project), {"amount": "5.00"}))
+                seen.append(call("GET", f"{base}/credits", member(project)))
+            except Exception as error:  # any failure of a request is the test's finding
+                failures.append(repr(error))
+        return seen
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        try:
+            with credits_locked(ledger_url) as in_flight:
+                customers = [pool.submit(customer) for _ in range(6)]
+                in_flight(6)
+                server.signal(signal.SIGHUP)
+                time.sleep(1.0)
+            new = server.wait_for_new_workers(old, workers)
+            time.sleep(0.3)  # served by the new workers too
+        finally:
+            stop.set()
+        answers = [answer for each in customers for answer in each.result(timeout=120)]
+    assert failures == []
+    assert server.running()
+    assert len(new) == workers
+    statuses = Counter(a.status for a in answers)
+    assert set(statuses) <= {200, 201}, [a.body for a in answers if a.status >= 300]
+    made = {a.body["id"] for a in answers if a.status == 201}
+    assert statuses[201] == len(made) > 0
+    listed = call("GET", f"{base}/orders?limit=1000", member(project)).body["orders"]
+    assert sorted(order["id"] for order in listed) == sorted(made)
