@@ -32,6 +32,7 @@ from ovh_credit_plugin import exceptions
 from ovh_credit_plugin.ledger import migration, schema
 from ovh_credit_plugin.service import CreditService
 from tests.support import dbservers
+from tests.support.global_conf import unregister_plugin_opts
 from tests.support.ledgers import VOUCHERS, Ledger, ServerPool, engine_of, write_config
 
 UTC = dt.timezone.utc
@@ -142,10 +143,7 @@ def cloudkitty(ledger: Ledger, monkeypatch: pytest.MonkeyPatch,
         ck_host.close_services()
         cfg.CONF.clear_override("metrics_conf", "collect")
         cfg.CONF.clear_override("connection", "cloud_credit")
-        for group, opts in list_opts():
-            if group.name not in registered and group.name in cfg.CONF:
-                cfg.CONF.unregister_opts(opts, group=group.name)
-                cfg.CONF._groups.pop(group.name, None)  # no public call removes a group
+        unregister_plugin_opts(cfg.CONF, keep=registered)
 
 
 def an_hour_of_one_vm(scope: str, start: dt.datetime) -> Any:

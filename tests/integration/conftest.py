@@ -265,13 +265,9 @@ def _restore_global_conf() -> Iterator[None]:
     yield
     if not HAVE_CLOUDKITTY:
         return
-    from ovh_credit_plugin.conf import list_opts
+    from tests.support.global_conf import unregister_plugin_opts
 
-    for group, opts in list_opts():
-        if group.name in cfg.CONF:
-            cfg.CONF.unregister_opts(opts, group=group.name)
-            # oslo.config has no public call that removes a group.
-            cfg.CONF._groups.pop(group.name, None)
+    unregister_plugin_opts(cfg.CONF)
 
 
 @pytest.fixture(params=["sqlite"])

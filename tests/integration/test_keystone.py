@@ -31,9 +31,7 @@ def whoami(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def protected(keystone: Keystone) -> Any:
-    from keystonemiddleware import auth_token
-
-    app = auth_token.AuthProtocol(whoami, dict(keystone.authtoken_conf()))
+    app = keystone.protect(whoami)
     with serving(app) as url:
         yield url
 

@@ -162,9 +162,7 @@ def whoami(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 def is_admin_project_header(callers: Callers, who: str) -> str:
     """``X-Is-Admin-Project`` as keystonemiddleware passes it on for the caller's token."""
-    from keystonemiddleware import auth_token
-
-    app = auth_token.AuthProtocol(whoami, dict(callers.keystone.authtoken_conf()))
+    app = callers.keystone.protect(whoami)
     with serving(app) as url:
         response = requests.get(url, headers={"X-Auth-Token": callers.token(who)},
                                 timeout=30)

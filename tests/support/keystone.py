@@ -139,6 +139,20 @@ class Keystone:
             "memcached_servers": "",
         }
 
+    def protect(self, app: Any) -> Any:
+        """``app`` behind keystonemiddleware, in this process, for this Keystone.
+
+        On a configuration of its own: keystonemiddleware registers the auth
+        plugin's options (``auth_url`` required) on its ConfigOpts, by default the
+        process-wide ``cfg.CONF``, where a later ``cfg.CONF([])`` (CloudKitty's API
+        tests) would find a required option without a value.
+        """
+        from keystonemiddleware import auth_token
+        from oslo_config import cfg
+
+        return auth_token.AuthProtocol(
+            app, {**self.authtoken_conf(), "oslo_config_config": cfg.ConfigOpts()})
+
     def stop(self) -> None:
         self.server.stop()
 
