@@ -5,7 +5,9 @@
 # chromedriver (the dashboard's real-browser tier, tests/support/horizon.py: selenium
 # drives them, nothing is downloaded at test time), and Prometheus with promtool (the
 # collector's real server for the cloudkitty-processor daemon's walk,
-# tests/support/prometheus.py), for the test suite (Debian 12, run as root).
+# tests/support/prometheus.py), and Debian's Apache httpd with its mod_wsgi (the panel
+# as operators deploy Horizon, tests/support/apache.py), for the test suite (Debian 12,
+# run as root).
 #
 # The tests start their own throwaway servers on loopback (see tests/support/dbservers.py);
 # this script only makes the binaries available. It is idempotent: when the
@@ -51,6 +53,10 @@ command -v chromedriver >/dev/null 2>&1 || pkgs+=(chromium-driver)
 # The cloudkitty-processor daemon's walk: a real Prometheus serving backfilled metrics.
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } \
     || pkgs+=(prometheus)
+# The panel under Apache + mod_wsgi (daemon mode, offline-compressed static files):
+# Debian's apache2 and libapache2-mod-wsgi-py3, run with the tests' own configuration.
+[ -x /usr/sbin/apache2 ] || pkgs+=(apache2)
+[ -e /usr/lib/apache2/modules/mod_wsgi.so ] || pkgs+=(libapache2-mod-wsgi-py3)
 # ... and one of ss/lsof to see its rsync daemon listen (wsrep_sst_common).
 { command -v ss >/dev/null 2>&1 || command -v lsof >/dev/null 2>&1; } || pkgs+=(iproute2)
 
@@ -96,6 +102,7 @@ if command -v service >/dev/null 2>&1; then
     service mariadb stop >/dev/null 2>&1 || true
     service rabbitmq-server stop >/dev/null 2>&1 || true
     service prometheus stop >/dev/null 2>&1 || true
+    service apache2 stop >/dev/null 2>&1 || true
 fi
 # rabbitmq-server's postinst leaves Erlang's port mapper running (port 4369); the tests
 # start one of their own. It only stops when no node uses it.

@@ -67,6 +67,9 @@ class Stack:
     docs_images: Path | None
     ledger: Path
 
+    #: Horizon's WEBROOT without its last slash ("" at the root).
+    webroot = ""
+
     def get(self, path: str) -> None:
         self.driver.get(self.horizon.url + path)
 
@@ -88,9 +91,10 @@ class Stack:
         if csrf:
             self.driver.execute_async_script(
                 "const done = arguments[arguments.length - 1];"
-                "fetch('/auth/logout/', {method: 'POST', credentials: 'same-origin',"
+                "fetch(arguments[1], {method: 'POST', credentials: 'same-origin',"
                 " headers: {'X-CSRFToken': arguments[0]}})"
-                ".then(r => done(r.status), e => done(String(e)));", csrf["value"])
+                ".then(r => done(r.status), e => done(String(e)));",
+                csrf["value"], f"{self.webroot}/auth/logout/")
         self.driver.delete_all_cookies()
         self.get("/auth/login/")
         self.wait_for("#id_username")

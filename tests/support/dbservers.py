@@ -269,7 +269,7 @@ def start_postgresql(base_dir: Path) -> DatabaseServer:
             run_as = pwd.getpwnam("postgres")
         except KeyError as exc:
             raise DatabaseServerError("running as root but there is no 'postgres' user") from exc
-        _make_traversable(base_dir)
+        make_traversable(base_dir)
         os.chown(socket_dir, run_as.pw_uid, run_as.pw_gid)
 
     if data_dir.exists():
@@ -665,8 +665,8 @@ def _socket_dir(base_dir: Path, socket_name: str) -> tuple[Path, list[Path]]:
     return short, [short]
 
 
-def _make_traversable(path: Path) -> None:
-    """Let other users (the ``postgres`` user) traverse every ancestor of ``path``.
+def make_traversable(path: Path) -> None:
+    """Let other users (``postgres``, Apache's ``www-data``) traverse every ancestor of ``path``.
 
     Only adds the search bit for "others" where it is missing (read is not
     granted, so directory listings stay private).

@@ -336,7 +336,7 @@ def start_cluster(base_dir: Path) -> GaleraCluster:
             run_as = pwd.getpwnam("mysql")
         except KeyError as exc:
             raise DatabaseServerError("running as root but there is no 'mysql' user") from exc
-        dbservers._make_traversable(base_dir)
+        dbservers.make_traversable(base_dir)
 
     used: set[int] = set()
 

@@ -27,7 +27,6 @@ Skipped when keystone is not installed, unless ``OVH_CREDIT_REQUIRE_KEYSTONE=1``
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -35,13 +34,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tests.support.process import ServerProcess
+from tests.support.process import ServerProcess, exclusive
 
 REQUIRE_KEYSTONE = os.environ.get("OVH_CREDIT_REQUIRE_KEYSTONE") == "1"
 PASSWORD = "secret-test-password"
@@ -288,18 +286,6 @@ def _build_template(template: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    # Two test runs on one machine (two worktrees) build the template once.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def start_keystone(directory: Path, *, extra_conf: str = "") -> Keystone:
     """A Keystone of its own in ``directory`` (copied from the cached template).
 
@@ -307,7 +293,7 @@ def start_keystone(directory: Path, *, extra_conf: str = "") -> Keystone:
     the template, built without it, is the same.
     """
     template = _cache_root() / "template"
-    with _locked(_cache_root() / "lock"):
+    with exclusive(_cache_root() / "lock"):
         if not (template / "personas.json").exists():
             shutil.rmtree(template, ignore_errors=True)
             _build_template(template)
