@@ -12,7 +12,9 @@ to copy them: nothing is written into the installed Horizon.
 
 Horizon's stylesheets are SCSS compiled on the first page (tens of seconds on
 two cores): the compiled files and django-compressor's cache are kept in
-``~/.cache/ovh-credit-plugin/horizon-<version>``, so later runs serve them at once.
+``~/.cache/ovh-credit-plugin/horizon-<version>``, so later runs serve them at once;
+one Horizon at a time loads its first page (a file lock), so that two pytest workers
+do not compile them both.
 
 The browser is Debian's ``chromium`` driven through Debian's ``chromium-driver``
 by selenium: nothing is downloaded at test time. Without Horizon, selenium,
@@ -27,11 +29,12 @@ import os
 import shutil
 import sys
 import types
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tests.support.process import ROOT, ServerProcess
+from tests.support.process import ROOT, ServerProcess, exclusive
 
 REQUIRE_BROWSER = os.environ.get("OVH_CREDIT_REQUIRE_BROWSER") == "1"
 CHROMIUM = ("chromium", "chromium-browser")
@@ -102,9 +105,19 @@ def start_horizon(directory: Path, *, keystone_url: str, api_mode: str,
         "keystone_url": keystone_url, "api_mode": api_mode, "enabled": str(enabled),
         "static_root": str(cache / "static"), "cache": str(cache / "compress-cache"),
         "local_path": str(directory)}))
-    return ServerProcess.wsgi("tests.support.horizon:application",
-                              env={_CONFIG_VARIABLE: str(config)},
-                              log_path=directory / "horizon.log", timeout=180)
+    server = ServerProcess.wsgi("tests.support.horizon:application",
+                                env={_CONFIG_VARIABLE: str(config)},
+                                log_path=directory / "horizon.log", timeout=180)
+    # The first page compiles Horizon's stylesheets into the cache (tens of seconds on
+    # a new machine): one Horizon at a time, so that another one on the same cache (a
+    # second pytest worker's) finds them compiled instead of compiling them too.
+    try:
+        with exclusive(cache / "first-page.lock"):
+            urllib.request.urlopen(f"{server.url}/auth/login/", timeout=600).close()
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def _local_settings(config: dict[str, Any]) -> types.ModuleType:
